@@ -1,0 +1,34 @@
+"""fastgd: when does gradient descent converge, how fast, and where does it blow up?
+
+Fast, exact answers for the linear unit of LeCun's lecture "The Convergence of
+Gradient Descent" (and scalar chain networks), from Numba kernels that run thousands
+of learning rates as SIMD lanes.
+
+Convention: squared-error losses carry a 1/2, E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, so
+that H = X^T X / P exactly and batch GD diverges above eta_max = 2/lambda_max.
+"""
+
+from ._core import Status
+from ._validate import FastGDTypeError, FastGDValueError
+from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
+from .run import Run, gd, sgd
+from .spectrum import Spectrum, hessian, spectrum
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "FastGDTypeError",
+    "FastGDValueError",
+    "Run",
+    "Spectrum",
+    "Status",
+    "gaussian_data",
+    "gd",
+    "hessian",
+    "lecture_data",
+    "normalize",
+    "sgd",
+    "spectrum",
+    "whiten",
+]

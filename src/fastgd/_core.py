@@ -1,0 +1,230 @@
+"""Shared machinery of the API layer: status codes, problem preparation (the
+sufficient statistics the kernels need), seeds, threads, and the batched grid
+execution that gives progress and clean Ctrl-C between chunks."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels as K
+from . import _validate as V
+
+ORDERS = {"cyclic": K.ORDER_CYCLIC, "shuffle": K.ORDER_SHUFFLE,
+          "replacement": K.ORDER_REPLACEMENT}
+
+
+class Status(enum.IntEnum):
+    """Outcome of a run (the integer codes stored in result arrays).
+
+    * ``BOUNDED`` (0): neither converged nor diverged within the budget (slow
+      convergence, SGD's stationary fluctuation, or a bounded oscillation).
+    * ``CONVERGED`` (1): excess loss <= tol x initial excess loss.
+    * ``DIVERGED`` (2): loss non-finite or > blowup x max(initial loss, loss at w = 0).
+    * ``NOT_RUN`` (-1): a sweep cell that was not computed (interrupted sweep).
+    """
+
+    NOT_RUN = -1
+    BOUNDED = K.BOUNDED
+    CONVERGED = K.CONVERGED
+    DIVERGED = K.DIVERGED
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A linear-unit problem reduced to what the kernels need.
+
+    X : (P, d) float64, with the constant column appended when ``bias``.
+    H = X^T X / P; wstar: min-norm least-squares minimiser; estar = E(w*);
+    c0 = E(0) = y.y / (2P) (the divergence scale's floor).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    H: np.ndarray
+    wstar: np.ndarray
+    estar: float
+    c0: float
+    bias: bool
+
+    @property
+    def P(self):
+        return self.X.shape[0]
+
+    @property
+    def d(self):
+        return self.X.shape[1]
+
+
+def prepare(func, X, y, bias=False, *, xname="X", yname="y") -> Problem:
+    """Validate (X, y) and compute H, w*, E*, E(0) once, in float64."""
+    X, y = V.data(func, X, y, xname=xname, yname=yname)
+    bias = V.boolean(func, "bias", bias)
+    if bias:
+        X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
+    P = X.shape[0]
+    H = X.T @ X / P
+    wstar = np.linalg.lstsq(X, y, rcond=None)[0]
+    res = y - X @ wstar
+    estar = 0.5 * float(res @ res) / P
+    c0 = 0.5 * float(y @ y) / P
+    return Problem(X, y, np.ascontiguousarray(H), np.ascontiguousarray(wstar), estar, c0, bias)
+
+
+def initial_weights(func, w0, prob: Problem, d_in: int):
+    """w0=None -> zeros; a length-d vector gets bias 0 appended when bias=True."""
+    if w0 is None:
+        return np.zeros(prob.d)
+    w0 = V.as_float_array(func, "w0", np.atleast_1d(w0), 1)
+    if prob.bias and w0.size == d_in:
+        w0 = np.append(w0, 0.0)
+    if w0.size != prob.d:
+        want = f"{d_in} or {d_in + 1} (with the bias last)" if prob.bias else f"{d_in}"
+        raise V.fail(func, "w0", f"of length {want}", f"length {w0.size}")
+    return np.ascontiguousarray(w0)
+
+
+def seed_key(seed: int) -> np.ndarray:
+    """Two 32-bit words from ``numpy.random.SeedSequence(seed)`` (as int64)."""
+    return np.random.SeedSequence(int(seed)).generate_state(2, np.uint32).astype(np.int64)
+
+
+def max_threads() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+@contextlib.contextmanager
+def using_threads(func, threads):
+    """Apply a thread count for the duration of a call (``numba.set_num_threads``).
+
+    ``NUMBA_NUM_THREADS`` (the maximum) must be set before numba is imported.
+    """
+    import numba
+
+    if threads is None:
+        yield numba.get_num_threads()
+        return
+    n = V.integer(func, "threads", threads, minimum=1, maximum=max_threads())
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(old)
+
+
+class Outputs:
+    """Per-cell output arrays, indexed [data, seed, lr] (kernel layout)."""
+
+    def __init__(self, n_data, n_seed, n_lr, d, n_rec=0, rec_w=False):
+        shape = (n_data, n_seed, n_lr)
+        self.status = np.full(shape, Status.NOT_RUN, dtype=np.int8)
+        self.w = np.zeros(shape + (d,))
+        self.loss = np.full(shape, np.inf)
+        self.excess = np.full(shape, np.inf)
+        self.tol_at = np.full(shape, -1, dtype=np.int64)
+        self.div_at = np.full(shape, -1, dtype=np.int64)
+        self.logg = np.zeros(shape)
+        self.rec_loss = np.full(shape + (n_rec,), np.inf)
+        self.rec_w = np.zeros(shape + ((n_rec, d) if rec_w else (0, d)))
+
+    def kernel_args(self):
+        return (self.status, self.w, self.loss, self.excess, self.tol_at, self.div_at,
+                self.logg, self.rec_loss, self.rec_w)
+
+    @staticmethod
+    def bytes_per_cell(d, n_rec=0, rec_w=False):
+        return 1 + 8 * (d + 5) + 8 * n_rec * (1 + (d if rec_w else 0))
+
+
+def check_memory(func, n_cells, per_cell, limit=None):
+    """Refuse up front a result that would not fit in memory."""
+    total = n_cells * per_cell
+    if limit is None:
+        try:
+            limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        except (ValueError, OSError, AttributeError):  # pragma: no cover
+            limit = 8 << 30
+    if total > limit:
+        raise V.fail(func, "grid", f"small enough for its outputs to fit in memory "
+                     f"(limit {limit / 2**30:.1f} GiB)",
+                     f"{n_cells:,} cells needing {total / 2**30:.1f} GiB; reduce the grid, "
+                     "the curve length, or split the sweep")
+
+
+def make_chunks(n_data, n_seed, n_lr, lanes):
+    """Chunk table rows (data, seed, lr_start, lr_stop), lanes consecutive learning rates."""
+    starts = np.arange(0, n_lr, lanes)
+    rows = [(di, si, a, min(a + lanes, n_lr)) for di in range(n_data) for si in range(n_seed)
+            for a in starts]
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: raised between chunks; ``.done`` chunks finished."""
+
+    def __init__(self, done, total):
+        super().__init__(f"interrupted after {done} of {total} chunks")
+        self.done = done
+        self.total = total
+
+
+def execute(call, chunks, nworkers, *, progress=None, desc="fastgd"):
+    """Run ``call(chunk_rows, nworkers)`` over the chunk table in batches.
+
+    Batches are sized to about 0.25 s after a small first batch, so a progress bar
+    (tqdm, optional) advances and Ctrl-C is honoured between batches.  ``progress``:
+    None = automatic (a bar when stderr is a terminal and the work takes > 1 s),
+    True / False to force.
+    """
+    n = chunks.shape[0]
+    done = 0
+    bar = None
+    batch = max(nworkers, min(n, 2 * nworkers))
+    t_start = time.perf_counter()
+    try:
+        while done < n:
+            stop = min(n, done + batch)
+            t0 = time.perf_counter()
+            call(np.ascontiguousarray(chunks[done:stop]), nworkers)
+            per_chunk = (time.perf_counter() - t0) / (stop - done)
+            done = stop
+            batch = int(min(max(nworkers, 0.25 / max(per_chunk, 1e-9)), n))
+            batch = max(nworkers, (batch // nworkers) * nworkers)
+            if bar is None and done < n and progress is not False:
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / done * (n - done)
+                if progress or (progress is None and eta + elapsed > 1.0 and _isatty()):
+                    bar = _make_bar(n, desc)
+            if bar is not None:
+                bar.update(done - bar.n)
+    except KeyboardInterrupt:
+        raise Interrupted(done, n) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
+
+
+def _isatty():
+    import sys
+
+    try:
+        return sys.stderr.isatty()
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _make_bar(total, desc):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # optional dependency
+        return None
+    return tqdm(total=total, desc=desc, unit="chunk", leave=False)

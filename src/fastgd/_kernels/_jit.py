@@ -1,0 +1,35 @@
+"""The one place that decides Numba's options for every fastgd kernel.
+
+* ``cache=True``: compiled code is cached on disk (``NUMBA_CACHE_DIR`` to move it).
+* ``nogil=True``: kernels release the GIL.
+* ``error_model="numpy"``: x/0 gives inf (a divergence study wants that), no exception.
+* fastmath is **off** by default: the full set lets LLVM delete NaN/inf checks, which
+  breaks divergence detection.  ``FASTGD_CONTRACT=1`` (read once, at import) turns on
+  ``fastmath={'contract'}`` (FMA contraction only), which keeps NaN/inf semantics but
+  changes rounding in the last bit; the tests compare against references at 1e-12 and
+  pass either way.
+"""
+
+import os
+
+import numba
+
+_CONTRACT = os.environ.get("FASTGD_CONTRACT", "0") not in ("", "0", "false", "False")
+
+OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+if _CONTRACT:
+    OPTIONS["fastmath"] = {"contract"}
+
+
+def jit(fn=None, *, parallel=False):
+    """``numba.njit`` with fastgd's policy (see module docstring)."""
+
+    def wrap(f):
+        return numba.njit(parallel=parallel, **OPTIONS)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def options():
+    """The njit options in force (for ``fastgd info`` and benchmarks)."""
+    return dict(OPTIONS)

@@ -1,0 +1,471 @@
+"""Kernels for the linear unit E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
+
+Layout (DESIGN.md): a *chunk* is up to L runs (lanes) that share one dataset and one
+sample order and differ in learning rate (and momentum).  Per-lane state is stored
+``[field][lane]`` so that the innermost loop runs over lanes and compiles to SIMD code.
+Divergence and convergence are detected without branches in the vector loops: a flag
+is or-reduced and a scalar handler runs only on the (rare) steps where a lane changes
+state.  Finished lanes are frozen (their learning rate set to 0) and a chunk ends as
+soon as all of its lanes are finished.
+
+Only the grid drivers (``grid_gd_linear``, ``grid_sgd_linear``) are called from Python;
+a single run is a grid of one cell.
+
+Losses: ``loss = E* + excess`` with ``excess = (w - w*)^T H (w - w*) / 2`` (exact for a
+quadratic), H = X^T X / P, w* a least-squares minimiser and E* = E(w*).
+Batch GD works in error coordinates e = w - w* (sufficient statistics H, w*, E*: the
+gradient is H e), so its excess loss stays accurate down to the last bit.
+
+Output arrays are indexed ``[data, seed, lr]``; recordings ``[data, seed, lr, k]``
+(loss) and ``[data, seed, lr, k, i]`` (weights); pass arrays with a zero-length
+record axis to switch recording off.
+"""
+
+import numpy as np
+from numba import prange
+
+from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from ._jit import jit
+from .rng import hash4, permutation, randbelow
+
+_SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
+
+
+@jit
+def _quad(H, di, e, g, ex, nl):
+    """g = H e and ex = e.g / 2 for every lane (H is H[di])."""
+    d = e.shape[0]
+    for l in range(nl):
+        ex[l] = 0.0
+    for i in range(d):
+        for l in range(nl):
+            g[i, l] = 0.0
+        for j in range(d):
+            hij = H[di, i, j]
+            for l in range(nl):
+                g[i, l] += hij * e[j, l]
+    for i in range(d):
+        for l in range(nl):
+            ex[l] += e[i, l] * g[i, l]
+    for l in range(nl):
+        ex[l] *= 0.5
+
+
+@jit
+def _finish(l, lane, di, si, t, status, w_fin, loss, excess, out_status, out_w, out_loss,
+            out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w):
+    """Write lane ``l`` (global lr index ``lane``) and fill its remaining recordings."""
+    d = w_fin.shape[0]
+    out_status[di, si, lane] = status
+    for i in range(d):
+        out_w[di, si, lane, i] = w_fin[i, l]
+    out_loss[di, si, lane] = loss
+    out_excess[di, si, lane] = excess
+    if status == CONVERGED:
+        out_tol_at[di, si, lane] = t
+    elif status == DIVERGED:
+        out_div_at[di, si, lane] = t
+    nrec = rec_loss.shape[3]
+    if nrec > 0:
+        k0 = (t + rec_every - 1) // rec_every
+        for k in range(k0, nrec):
+            rec_loss[di, si, lane, k] = loss
+        if rec_w.shape[3] > 0:
+            for k in range(k0, nrec):
+                for i in range(d):
+                    rec_w[di, si, lane, k, i] = w_fin[i, l]
+
+
+@jit
+def _renorm(l, x, buf, logg):
+    """Scale lane l of (x, buf) to unit norm; return False when it is 0 or non-finite."""
+    d = x.shape[0]
+    s = 0.0
+    for i in range(d):
+        s += x[i, l] * x[i, l] + buf[i, l] * buf[i, l]
+    nrm = np.sqrt(s)
+    if nrm > 0.0 and nrm < np.inf:
+        logg[l] += np.log(nrm)
+        inv = 1.0 / nrm
+        for i in range(d):
+            x[i, l] *= inv
+            buf[i, l] *= inv
+        return True
+    if nrm == 0.0:
+        logg[l] = -np.inf
+    else:
+        logg[l] = np.inf
+    return False
+
+
+@jit
+def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+              di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+              out_div_at, out_logg, rec_loss, rec_w):
+    """Batch GD (plain / heavy-ball / Nesterov, PyTorch form) for lanes lr[a:b], data di.
+
+    Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
+    step = g + beta*buf (Nesterov) or buf, e <- e - lr*step.  beta = 0 is plain GD.
+    ``renorm > 0`` rescales (e, buf) to unit norm every ``renorm`` steps and accumulates
+    the log growth in ``out_logg`` (for the long-run growth rate; use with blowup=inf).
+    """
+    d = H.shape[1]
+    nl = b - a
+    si = 0
+    e = np.empty((d, nl))
+    g = np.empty((d, nl))
+    buf = np.zeros((d, nl))
+    eok = np.empty((d, nl))
+    wfin = np.empty((d, nl))
+    ex = np.empty(nl)
+    lre = np.empty(nl)
+    bet = np.empty(nl)
+    thc = np.empty(nl)
+    thd = np.empty(nl)
+    logg = np.zeros(nl)
+    active = np.ones(nl, dtype=np.bool_)
+    mom = False
+    for l in range(nl):
+        lre[l] = lr[a + l]
+        bet[l] = beta[a + l]
+        if bet[l] != 0.0:
+            mom = True
+    for i in range(d):
+        for l in range(nl):
+            e[i, l] = w0[i] - wstar[di, i]
+            eok[i, l] = e[i, l]
+    _quad(H, di, e, g, ex, nl)
+    es = estar[di]
+    for l in range(nl):
+        scale = max(es + ex[l], c0[di])
+        thc[l] = tol * ex[l]
+        thd[l] = blowup * scale - es
+    nact = nl
+    nrec = rec_loss.shape[3]
+    t = 0
+    for t in range(steps + 1):
+        if t > 0:
+            _quad(H, di, e, g, ex, nl)
+        if renorm > 0 and t > 0 and t % renorm == 0:
+            for l in range(nl):
+                if active[l]:
+                    if _renorm(l, e, buf, logg):
+                        pass
+                    else:
+                        active[l] = False
+                        lre[l] = 0.0
+                        nact -= 1
+                        st = CONVERGED if logg[l] < 0 else DIVERGED
+                        for i in range(d):
+                            wfin[i, l] = wstar[di, i] + eok[i, l]
+                        _finish(l, a + l, di, si, t, st, wfin, np.inf if st == DIVERGED else es,
+                                np.inf if st == DIVERGED else 0.0, out_status, out_w, out_loss,
+                                out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                        out_logg[di, si, a + l] = logg[l]
+            _quad(H, di, e, g, ex, nl)
+        # branch-free event detection
+        ev = False
+        for l in range(nl):
+            bad = not (ex[l] <= thd[l])
+            ev |= active[l] & (bad | (ex[l] <= thc[l]))
+        if ev:
+            for l in range(nl):
+                if not active[l]:
+                    continue
+                if not (ex[l] <= thd[l]):
+                    st = DIVERGED
+                    lossv = np.inf
+                    exv = np.inf
+                    src = e if ex[l] < np.inf else eok
+                elif ex[l] <= thc[l]:
+                    st = CONVERGED
+                    lossv = es + ex[l]
+                    exv = ex[l]
+                    src = e
+                else:
+                    continue
+                for i in range(d):
+                    wfin[i, l] = wstar[di, i] + src[i, l]
+                active[l] = False
+                lre[l] = 0.0
+                nact -= 1
+                _finish(l, a + l, di, si, t, st, wfin, lossv, exv, out_status, out_w, out_loss,
+                        out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                out_logg[di, si, a + l] = logg[l]
+        if nact == 0:
+            break
+        if nrec > 0 and t % rec_every == 0:
+            k = t // rec_every
+            for l in range(nl):
+                if active[l]:
+                    rec_loss[di, si, a + l, k] = es + ex[l]
+                    if rec_w.shape[3] > 0:
+                        for i in range(d):
+                            rec_w[di, si, a + l, k, i] = wstar[di, i] + e[i, l]
+        if t == steps:
+            break
+        if t % _SNAPSHOT == 0:
+            for l in range(nl):
+                if ex[l] < np.inf:
+                    for i in range(d):
+                        eok[i, l] = e[i, l]
+        if mom:
+            if nesterov:
+                for i in range(d):
+                    for l in range(nl):
+                        bf = bet[l] * buf[i, l] + g[i, l]
+                        buf[i, l] = bf
+                        e[i, l] -= lre[l] * (g[i, l] + bet[l] * bf)
+            else:
+                for i in range(d):
+                    for l in range(nl):
+                        bf = bet[l] * buf[i, l] + g[i, l]
+                        buf[i, l] = bf
+                        e[i, l] -= lre[l] * bf
+        else:
+            for i in range(d):
+                for l in range(nl):
+                    e[i, l] -= lre[l] * g[i, l]
+    for l in range(nl):
+        if active[l]:
+            if renorm > 0:
+                s = 0.0
+                for i in range(d):
+                    s += e[i, l] * e[i, l] + buf[i, l] * buf[i, l]
+                logg[l] += 0.5 * np.log(s)
+            for i in range(d):
+                wfin[i, l] = wstar[di, i] + e[i, l]
+            _finish(l, a + l, di, si, t, BOUNDED, wfin, es + ex[l], ex[l], out_status, out_w,
+                    out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+            out_logg[di, si, a + l] = logg[l]
+
+
+@jit
+def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+               k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+               out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """Per-sample / minibatch SGD for lanes lr[a:b] on data di (first P rows), seed si.
+
+    Each epoch visits P samples in batches of ``batch`` (the last one smaller when B
+    does not divide P), in the order ``order`` (cyclic / shuffle / replacement) drawn
+    from the counter-based hash keyed by (k0, k1): every lane of the chunk sees the
+    same samples.  Per batch: g = (1/nb) sum_p (w.x_p - y_p) x_p, then the momentum
+    update of ``gd_linear``.  Status is checked once per epoch (time unit: epochs).
+    ``renorm > 0`` rescales (w - w*, buf) to unit norm every ``renorm`` epochs (use
+    with noise-free labels y = X w* and blowup = inf: the growth rate of the linear
+    random product).
+    """
+    d = X.shape[2]
+    nl = b - a
+    w = np.empty((d, nl))
+    e = np.empty((d, nl))
+    g = np.empty((d, nl))
+    buf = np.zeros((d, nl))
+    wok = np.empty((d, nl))
+    r = np.empty(nl)
+    ex = np.empty(nl)
+    lre = np.empty(nl)
+    bet = np.empty(nl)
+    thc = np.empty(nl)
+    thd = np.empty(nl)
+    logg = np.zeros(nl)
+    active = np.ones(nl, dtype=np.bool_)
+    perm = np.empty(P, dtype=np.int64)
+    x = np.empty(d)
+    mom = False
+    for l in range(nl):
+        lre[l] = lr[a + l]
+        bet[l] = beta[a + l]
+        if bet[l] != 0.0:
+            mom = True
+    for i in range(d):
+        for l in range(nl):
+            w[i, l] = w0[i]
+            wok[i, l] = w0[i]
+            e[i, l] = w0[i] - wstar[di, i]
+    _quad(H, di, e, g, ex, nl)
+    es = estar[di]
+    for l in range(nl):
+        scale = max(es + ex[l], c0[di])
+        thc[l] = tol * ex[l]
+        thd[l] = blowup * scale - es
+    nact = nl
+    nrec = rec_loss.shape[3]
+    ep = 0
+    for ep in range(epochs + 1):
+        if ep > 0:
+            for i in range(d):
+                for l in range(nl):
+                    e[i, l] = w[i, l] - wstar[di, i]
+            _quad(H, di, e, g, ex, nl)
+            if renorm > 0 and ep % renorm == 0:
+                for l in range(nl):
+                    if active[l]:
+                        if _renorm(l, e, buf, logg):
+                            for i in range(d):
+                                w[i, l] = wstar[di, i] + e[i, l]
+                        else:
+                            active[l] = False
+                            lre[l] = 0.0
+                            nact -= 1
+                            st = CONVERGED if logg[l] < 0 else DIVERGED
+                            _finish(l, a + l, di, si, ep, st, wok,
+                                    np.inf if st == DIVERGED else es,
+                                    np.inf if st == DIVERGED else 0.0, out_status, out_w,
+                                    out_loss, out_excess, out_tol_at, out_div_at, rec_every,
+                                    rec_loss, rec_w)
+                            out_logg[di, si, a + l] = logg[l]
+                _quad(H, di, e, g, ex, nl)
+        ev = False
+        for l in range(nl):
+            bad = not (ex[l] <= thd[l])
+            ev |= active[l] & (bad | (ex[l] <= thc[l]))
+        if ev:
+            for l in range(nl):
+                if not active[l]:
+                    continue
+                if not (ex[l] <= thd[l]):
+                    st = DIVERGED
+                    lossv = np.inf
+                    exv = np.inf
+                    src = w if ex[l] < np.inf else wok
+                elif ex[l] <= thc[l]:
+                    st = CONVERGED
+                    lossv = es + ex[l]
+                    exv = ex[l]
+                    src = w
+                else:
+                    continue
+                active[l] = False
+                lre[l] = 0.0
+                nact -= 1
+                _finish(l, a + l, di, si, ep, st, src, lossv, exv, out_status, out_w, out_loss,
+                        out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                out_logg[di, si, a + l] = logg[l]
+        if nact == 0:
+            break
+        if nrec > 0 and ep % rec_every == 0:
+            k = ep // rec_every
+            for l in range(nl):
+                if active[l]:
+                    rec_loss[di, si, a + l, k] = es + ex[l]
+                    if rec_w.shape[3] > 0:
+                        for i in range(d):
+                            rec_w[di, si, a + l, k, i] = w[i, l]
+        if ep == epochs:
+            break
+        for l in range(nl):
+            if ex[l] < np.inf:
+                for i in range(d):
+                    wok[i, l] = w[i, l]
+        if order == ORDER_SHUFFLE:
+            permutation(k0, k1, ep, perm)
+        pos = 0
+        while pos < P:
+            nb = min(batch, P - pos)
+            if nb == 1 and not mom:
+                if order == ORDER_SHUFFLE:
+                    p = perm[pos]
+                elif order == ORDER_REPLACEMENT:
+                    p = randbelow(hash4(k0, k1, ep, pos), P)
+                else:
+                    p = pos
+                for i in range(d):
+                    x[i] = X[di, p, i]
+                yp = y[di, p]
+                for l in range(nl):
+                    r[l] = 0.0
+                for i in range(d):
+                    xi = x[i]
+                    for l in range(nl):
+                        r[l] += w[i, l] * xi
+                for l in range(nl):
+                    r[l] = lre[l] * (r[l] - yp)
+                for i in range(d):
+                    xi = x[i]
+                    for l in range(nl):
+                        w[i, l] -= r[l] * xi
+            else:
+                for i in range(d):
+                    for l in range(nl):
+                        g[i, l] = 0.0
+                for q in range(nb):
+                    if order == ORDER_SHUFFLE:
+                        p = perm[pos + q]
+                    elif order == ORDER_REPLACEMENT:
+                        p = randbelow(hash4(k0, k1, ep, pos + q), P)
+                    else:
+                        p = pos + q
+                    for i in range(d):
+                        x[i] = X[di, p, i]
+                    yp = y[di, p]
+                    for l in range(nl):
+                        r[l] = 0.0
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            r[l] += w[i, l] * xi
+                    for l in range(nl):
+                        r[l] = r[l] - yp
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            g[i, l] += r[l] * xi
+                inv = 1.0 / nb
+                if mom:
+                    for i in range(d):
+                        for l in range(nl):
+                            gi = g[i, l] * inv
+                            bf = bet[l] * buf[i, l] + gi
+                            buf[i, l] = bf
+                            if nesterov:
+                                w[i, l] -= lre[l] * (gi + bet[l] * bf)
+                            else:
+                                w[i, l] -= lre[l] * bf
+                else:
+                    for i in range(d):
+                        for l in range(nl):
+                            w[i, l] -= lre[l] * (g[i, l] * inv)
+            pos += nb
+    for l in range(nl):
+        if active[l]:
+            if renorm > 0:
+                s = 0.0
+                for i in range(d):
+                    s += e[i, l] * e[i, l] + buf[i, l] * buf[i, l]
+                logg[l] += 0.5 * np.log(s)
+            _finish(l, a + l, di, si, ep, BOUNDED, w, es + ex[l], ex[l], out_status, out_w,
+                    out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+            out_logg[di, si, a + l] = logg[l]
+
+
+@jit(parallel=True)
+def grid_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+                   chunks, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
+                   out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """Run the GD chunks listed in ``chunks`` (rows: data, seed, lr_start, lr_stop),
+    interleaved over ``nworkers`` threads (chunk k goes to worker k % nworkers)."""
+    n = chunks.shape[0]
+    for wk in prange(nworkers):
+        for k in range(wk, n, nworkers):
+            gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+                      chunks[k, 0], chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w,
+                      out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+
+
+@jit(parallel=True)
+def grid_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+                    order, keys, tol, blowup, renorm, chunks, nworkers, rec_every, out_status,
+                    out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss,
+                    rec_w):
+    """Run the SGD chunks listed in ``chunks`` (rows: data, seed, lr_start, lr_stop);
+    ``keys[s]`` holds the two 32-bit words of seed s's key."""
+    n = chunks.shape[0]
+    for wk in prange(nworkers):
+        for k in range(wk, n, nworkers):
+            di = chunks[k, 0]
+            si = chunks[k, 1]
+            sgd_linear(X, y, Ps[di], H, wstar, estar, c0, lr, beta, nesterov, w0, epochs,
+                       batch, order, keys[si, 0], keys[si, 1], tol, blowup, renorm, di, si,
+                       chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w, out_loss,
+                       out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)

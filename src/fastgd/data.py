@@ -1,0 +1,184 @@
+"""Datasets: the lecture's two-class example, Gaussian inputs with a prescribed Hessian
+spectrum, and the input transformations Efficient BackProp recommends.
+
+Convention (everywhere in fastgd): E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, so the
+Hessian is H = X^T X / P exactly and batch GD diverges above eta_max = 2/lambda_max.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as V
+
+LECTURE_MEAN = (0.4, 0.8)
+LECTURE_EIGENVALUES = (0.84, 0.036)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs ``X`` (P, d), targets ``y`` (P,), and a one-line description.
+
+    Unpacks like a tuple: ``X, y = fastgd.lecture_data()``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    description: str = ""
+
+    def __iter__(self):
+        yield self.X
+        yield self.y
+
+    @property
+    def P(self) -> int:
+        """Number of samples."""
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        """Number of inputs."""
+        return self.X.shape[1]
+
+
+def _whiten_exact(Z):
+    """Centre Z and make Z^T Z / n = I exactly (up to rounding)."""
+    Z = Z - Z.mean(axis=0)
+    S = Z.T @ Z / Z.shape[0]
+    lam, U = np.linalg.eigh(S)
+    return Z @ (U / np.sqrt(lam)) @ U.T
+
+
+def _rotation(d, angle, rng):
+    if d == 1:
+        return np.ones((1, 1))
+    if d == 2:
+        c, s = np.cos(angle), np.sin(angle)
+        return np.array([[c, -s], [s, c]])
+    Q, R = np.linalg.qr(rng.standard_normal((d, d)))
+    return Q * np.sign(np.diag(R))
+
+
+def lecture_data() -> Dataset:
+    """The lecture's dataset (Efficient BackProp, sec. 5.2; LeCun's slides).
+
+    100 points in two classes of 50 (``y = -1`` and ``y = +1``) whose sample means are
+    exactly -(0.4, 0.8) and +(0.4, 0.8), so the inputs have zero mean.  The Hessian of
+    E(w) = 1/(2P) sum (y - w.x)^2, H = X^T X / P, has eigenvalues exactly 0.84 (along
+    (1, 2)/sqrt(5)) and 0.036: lambda_max = 0.84, eta_opt = 1/0.84 = 1.19,
+    eta_max = 2/0.84 = 2.38.  The class means contribute 0.8 along (1, 2)/sqrt(5); the
+    within-class scatter supplies 0.04 along it and 0.036 across it.  Deterministic.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> X.shape, sorted(set(y))
+    ((100, 2), [-1.0, 1.0])
+    >>> [round(v, 12) for v in fg.spectrum(X).eigenvalues]
+    [0.036, 0.84]
+    """
+    rng = np.random.default_rng(19981)
+    P2 = 50
+    mu = np.array(LECTURE_MEAN)
+    u = mu / np.linalg.norm(mu)
+    v = np.array([-u[1], u[0]])
+    lam_max, lam_min = LECTURE_EIGENVALUES
+    within_u = lam_max - mu @ mu  # 0.04
+    A = np.sqrt(within_u) * np.outer(u, u) + np.sqrt(lam_min) * np.outer(v, v)
+    Z = rng.standard_normal((2 * P2, 2))
+    Z[:P2] -= Z[:P2].mean(axis=0)
+    Z[P2:] -= Z[P2:].mean(axis=0)
+    S = Z.T @ Z / Z.shape[0]
+    lam, U = np.linalg.eigh(S)
+    Z = Z @ (U / np.sqrt(lam)) @ U.T @ A  # pooled within-class scatter = A A^T
+    Z[:P2] -= Z[:P2].mean(axis=0)
+    Z[P2:] -= Z[P2:].mean(axis=0)
+    X = np.empty((2 * P2, 2))
+    X[:P2] = -mu + Z[:P2]
+    X[P2:] = mu + Z[P2:]
+    y = np.concatenate([-np.ones(P2), np.ones(P2)])
+    return Dataset(np.ascontiguousarray(X), y, "LeCun's lecture: 2 classes at ±(0.4, 0.8)")
+
+
+def gaussian_data(n, eigenvalues, *, angle=0.0, seed=0, labels="classes", noise=0.1) -> Dataset:
+    """Zero-mean Gaussian inputs whose Hessian H = X^T X / n has a prescribed spectrum.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples (>= d + 1).
+    eigenvalues : sequence of float, length d >= 1
+        The eigenvalues of H (>= 0).  They hold exactly (to rounding): the sample is
+        centred and whitened before being scaled.
+    angle : float
+        For d = 2, the angle (radians) of the first eigenvector from the x-axis.  For
+        d > 2 the eigenbasis is a random orthogonal matrix drawn from ``seed``.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    labels : {"classes", "teacher"}
+        ``"classes"``: y = sign(x.w_t) in {-1, +1} for a random teacher w_t.
+        ``"teacher"``: y = x.w_t + noise * N(0, 1).
+    noise : float
+        Label noise of the ``"teacher"`` labels (>= 0).
+
+    Returns
+    -------
+    Dataset
+    """
+    f = "gaussian_data"
+    lam = V.as_float_array(f, "eigenvalues", np.atleast_1d(eigenvalues), 1)
+    if np.any(lam < 0):
+        raise V.fail(f, "eigenvalues", ">= 0", f"min {lam.min():g}")
+    d = lam.size
+    n = V.integer(f, "n", n, minimum=d + 1)
+    angle = V.real(f, "angle", angle)
+    seed = V.integer(f, "seed", seed, minimum=0)
+    V.choice(f, "labels", labels, ("classes", "teacher"))
+    noise = V.real(f, "noise", noise, nonneg=True)
+    rng = np.random.default_rng(seed)
+    Q = _rotation(d, angle, rng)
+    Z = _whiten_exact(rng.standard_normal((n, d)))
+    X = np.ascontiguousarray((Z * np.sqrt(lam)) @ Q.T)
+    wt = rng.standard_normal(d)
+    wt /= np.linalg.norm(wt)
+    s = X @ wt
+    if labels == "classes":
+        y = np.where(s >= 0, 1.0, -1.0)
+    else:
+        y = s + noise * rng.standard_normal(n)
+    desc = f"gaussian_data(n={n}, eigenvalues={list(np.round(lam, 6))}, seed={seed})"
+    return Dataset(X, np.ascontiguousarray(y), desc)
+
+
+def normalize(X):
+    """Zero mean and unit variance per input (column), as Efficient BackProp recommends.
+
+    Variance uses 1/P, so the normalized inputs have diag(H) = 1 exactly.
+    Raises if a column is constant.
+    """
+    f = "normalize"
+    X = V.as_float_array(f, "X", X, 2)
+    Xc = X - X.mean(axis=0)
+    sd = np.sqrt((Xc ** 2).mean(axis=0))
+    if np.any(sd == 0):
+        raise V.fail(f, "X", "free of constant columns", f"column(s) {np.flatnonzero(sd == 0).tolist()} constant")
+    return Xc / sd
+
+
+def whiten(X):
+    """Decorrelate and equalise the inputs (PCA whitening): centred, H = I exactly.
+
+    The columns of the result are the principal components, each scaled to unit
+    variance (1/P convention).  Raises if the inputs are linearly dependent.
+    """
+    f = "whiten"
+    X = V.as_float_array(f, "X", X, 2)
+    Xc = X - X.mean(axis=0)
+    lam, U = np.linalg.eigh(Xc.T @ Xc / X.shape[0])
+    if lam[0] <= 1e-12 * max(lam[-1], 1e-300):
+        raise V.fail(f, "X", "linearly independent columns (a full-rank covariance)",
+                     f"smallest covariance eigenvalue {lam[0]:.3g}")
+    return Xc @ (U / np.sqrt(lam))

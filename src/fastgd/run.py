@@ -1,0 +1,224 @@
+"""Single runs of batch GD and SGD on the linear unit, with trajectories.
+
+A single run is a sweep of one cell with recording switched on: it goes through the
+same grid kernels as :func:`fastgd.sweep`, so a sweep cell and the matching run are
+bit-identical.
+
+Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2 (note the 1/2), H = X^T X / P, and
+batch GD converges iff lr < 2/lambda_max (LeCun et al., Efficient BackProp, 1998).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core as C
+from . import _validate as V
+from ._core import Status
+
+
+@dataclass(frozen=True)
+class Run:
+    """Result of one run.
+
+    Attributes
+    ----------
+    w : (d,) array
+        Final weights (bias last when ``bias=True``).  For a diverged run: the last
+        finite iterate that was checked (the iterate at detection when finite).
+    loss : float
+        E(w) at the end (``inf`` when diverged).
+    losses : (n,) array
+        E(w) per step (``gd``) or per epoch (``sgd``), starting with the initial loss.
+        The run stops when it converges or diverges: ``n - 1`` is then that step; the
+        entry of a diverged step is ``inf``.
+    status : Status
+    diverged_at : int
+        Step (gd) or epoch (sgd) at which divergence was detected, -1 if none.
+    steps_to_tol : int
+        Step / epoch at which the excess loss first reached tol x its initial value, -1 if never.
+    trajectory : (n, d) array or None
+        Weights per step / epoch (``record=True``), aligned with ``losses``.
+    lr : float
+    method : str
+        ``"gd"`` or ``"sgd"``.
+    unit : str
+        ``"step"`` or ``"epoch"``: the time unit of ``losses``, ``diverged_at``, ``steps_to_tol``.
+    excess : float
+        E(w) - E(w*) at the end.
+    """
+
+    w: np.ndarray
+    loss: float
+    losses: np.ndarray
+    status: Status
+    diverged_at: int
+    steps_to_tol: int
+    trajectory: np.ndarray | None
+    lr: float
+    method: str
+    unit: str
+    excess: float
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == Status.DIVERGED
+
+    @property
+    def converged(self) -> bool:
+        return self.status == Status.CONVERGED
+
+
+def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
+    lr = V.real(f, "lr", lr, positive=True)
+    steps = V.integer(f, stepname, steps, minimum=0)
+    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    nesterov = V.boolean(f, "nesterov", nesterov)
+    tol = V.real(f, "tol", tol, nonneg=True)
+    blowup = V.real(f, "blowup", blowup, positive=True, finite=False)
+    if blowup < 1:
+        raise V.fail(f, "blowup", ">= 1", blowup)
+    record = V.boolean(f, "record", record)
+    return lr, steps, momentum, nesterov, tol, blowup, record
+
+
+def _stack(prob):
+    return (prob.H[None], prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]))
+
+
+def _to_run(out, n, record, lr, method, unit):
+    st = Status(int(out.status[0, 0, 0]))
+    end = n
+    if st == Status.CONVERGED:
+        end = int(out.tol_at[0, 0, 0])
+    elif st == Status.DIVERGED:
+        end = int(out.div_at[0, 0, 0])
+    losses = out.rec_loss[0, 0, 0, : end + 1].copy()
+    traj = out.rec_w[0, 0, 0, : end + 1].copy() if record else None
+    return Run(w=out.w[0, 0, 0].copy(), loss=float(out.loss[0, 0, 0]), losses=losses,
+               status=st, diverged_at=int(out.div_at[0, 0, 0]),
+               steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
+               unit=unit, excess=float(out.excess[0, 0, 0]))
+
+
+def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
+       tol=1e-10, blowup=1e12) -> Run:
+    """Batch gradient descent on E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
+
+    Parameters
+    ----------
+    X : array (P, d)
+        Inputs.  y : array (P,) targets.
+    lr : float
+        Learning rate eta (> 0).  Converges iff eta < 2/lambda_max (with momentum beta:
+        eta < 2(1 + beta)/lambda_max; Nesterov: (2 + 2 beta)/((1 + 2 beta) lambda_max)).
+    steps : int
+        Number of steps (>= 0).
+    w0 : array (d,) or (d + 1,), optional
+        Initial weights (default zeros).  With ``bias=True`` a length-(d + 1) vector
+        sets the initial bias (last entry).
+    momentum : float in [0, 1)
+        Heavy-ball coefficient beta in PyTorch's form: buf <- beta buf + g, w <- w - eta buf.
+    nesterov : bool
+        Nesterov momentum, PyTorch's form: w <- w - eta (g + beta buf).
+    bias : bool
+        Append a constant input 1 (the unit's bias); H becomes the augmented
+        second-moment matrix.
+    record : bool
+        Keep the weight trajectory.
+    tol : float
+        Converged when E(w) - E* <= tol * (E(w0) - E*); the run then stops.
+    blowup : float
+        Diverged when E(w) > blowup * max(E(w0), E(0)) or E(w) is not finite.
+
+    Returns
+    -------
+    Run
+
+    Notes
+    -----
+    The kernel runs in error coordinates e = w - w* from the sufficient statistics
+    (H, w*, E*): a step costs O(d^2), not O(P d).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> fg.gd(X, y, lr=1.5, steps=500).status.name, fg.gd(X, y, lr=2.5, steps=500).status.name
+    ('CONVERGED', 'DIVERGED')
+    """
+    f = "gd"
+    prob = C.prepare(f, X, y, bias)
+    d_in = prob.d - int(prob.bias)
+    lr, steps, momentum, nesterov, tol, blowup, record = _common(
+        f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
+    w0 = C.initial_weights(f, w0, prob, d_in)
+    from ._kernels.linear import grid_gd_linear
+
+    out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record)
+    chunks = C.make_chunks(1, 1, 1, 1)
+    with np.errstate(all="ignore"):
+        grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
+                       tol, blowup, 0, chunks, 1, 1, *out.kernel_args())
+    return _to_run(out, steps, record, lr, "gd", "step")
+
+
+def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, momentum=0.0,
+        nesterov=False, bias=False, record=False, tol=1e-10, blowup=1e12) -> Run:
+    """Stochastic (per-sample or minibatch) gradient descent on the linear unit.
+
+    Each epoch presents P samples in batches of ``batch_size`` (the last batch is
+    smaller when it does not divide P); each batch takes one step on its mean
+    gradient (1/B) sum_p (w.x_p - y_p) x_p, so ``batch_size=P`` with ``order="cyclic"``
+    is batch GD.  Per-sample SGD with rate eta moves about as far per epoch as batch
+    GD with rate P*eta (the lecture: eta = 0.2 per sample ~ batch rate 20 on 100 samples).
+
+    Parameters
+    ----------
+    X, y, lr, w0, momentum, nesterov, bias, tol, blowup, record
+        As in :func:`gd` (status is checked once per epoch).
+    epochs : int
+        Number of passes (>= 0).
+    batch_size : int in [1, P]
+    order : {"cyclic", "shuffle", "replacement"}
+        ``cyclic``: 0..P-1 every epoch (equals scikit-learn's ``SGDRegressor`` with
+        ``shuffle=False``, constant rate, no penalty); ``shuffle``: a fresh permutation
+        every epoch; ``replacement``: i.i.d. draws.
+    seed : int
+        Key of the counter-based sample order (the same seed gives bit-identical
+        results for any thread count).
+
+    Returns
+    -------
+    Run
+        Losses and trajectory per epoch; ``diverged_at`` / ``steps_to_tol`` in epochs.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> r = fg.sgd(X, y, lr=0.2, epochs=100)
+    >>> r.status.name, 0 < r.excess < 0.01
+    ('BOUNDED', True)
+    """
+    f = "sgd"
+    prob = C.prepare(f, X, y, bias)
+    d_in = prob.d - int(prob.bias)
+    lr, epochs, momentum, nesterov, tol, blowup, record = _common(
+        f, lr, epochs, "epochs", momentum, nesterov, tol, blowup, record)
+    batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
+    code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+    seed = V.integer(f, "seed", seed, minimum=0)
+    w0 = C.initial_weights(f, w0, prob, d_in)
+    from ._kernels.linear import grid_sgd_linear
+
+    out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record)
+    chunks = C.make_chunks(1, 1, 1, 1)
+    with np.errstate(all="ignore"):
+        grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), *_stack(prob),
+                        np.array([lr]), np.array([momentum]), nesterov, w0, epochs, batch_size,
+                        code, C.seed_key(seed)[None], tol, blowup, 0, chunks, 1, 1,
+                        *out.kernel_args())
+    return _to_run(out, epochs, record, lr, "sgd", "epoch")
