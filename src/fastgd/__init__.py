@@ -13,22 +13,29 @@ from ._validate import FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
+from .sweep import Boundary, SweepInterrupted, SweepResult, critical_lr, load, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Boundary",
     "Dataset",
     "FastGDTypeError",
     "FastGDValueError",
     "Run",
     "Spectrum",
     "Status",
+    "SweepInterrupted",
+    "SweepResult",
+    "critical_lr",
     "gaussian_data",
     "gd",
     "hessian",
     "lecture_data",
+    "load",
     "normalize",
     "sgd",
     "spectrum",
+    "sweep",
     "whiten",
 ]

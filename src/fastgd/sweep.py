@@ -1,0 +1,693 @@
+"""Sweeps: grids of learning rate x dataset (conditioning) x seed, run in parallel on
+Numba threads, and the divergence boundary.
+
+Each dataset's learning rates are split into chunks of ``lanes`` consecutive rates that
+run as SIMD lanes sharing the dataset (and, for SGD, the sample order of the seed:
+common random numbers across the learning-rate axis).  Chunks are interleaved over
+threads and executed in batches, so a progress bar advances and Ctrl-C stops cleanly
+between batches (:class:`SweepInterrupted` carries what finished).  Results are
+bit-identical for any thread count, lane count or batch size.
+
+Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, H = X^T X / P, batch GD diverges
+above 2/lambda_max.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core as C
+from . import _validate as V
+from ._core import Status
+
+_FIELDS = ("status", "final_loss", "steps_to_tol", "diverged_at")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`sweep`; ``.result`` holds the finished cells
+    (unfinished ones have status ``NOT_RUN``)."""
+
+    def __init__(self, result):
+        super().__init__("sweep interrupted; finished cells are in .result")
+        self.result = result
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Outcome of a sweep: arrays shaped (n_data, n_lr, n_seed).
+
+    Attributes
+    ----------
+    method : str
+        ``"gd"`` or ``"sgd"``.
+    unit : str
+        Time unit of ``steps_to_tol`` / ``diverged_at``: ``"step"`` or ``"epoch"``.
+    lr : (n_lr,) learning rates.
+    seeds : (n_seed,) seeds of the sample order (a single 0 for GD).
+    lambda_max, lambda_min, condition : (n_data,) spectrum of each dataset's H.
+    status : int8 array, codes of :class:`fastgd.Status`.
+    final_loss : excess loss E(w) - E(w*) at the end (inf for diverged cells).
+    steps_to_tol : first step / epoch with excess <= tol * initial excess (-1: never).
+    diverged_at : step / epoch of divergence (-1: none).
+    curves : (n_data, n_lr, n_seed, n_t) loss E(w) at ``curve_t``, or None.
+    curve_t : (n_t,) steps / epochs of the curve points, or None.
+    gd_limit : (n_data,) 2/lambda_max (the batch-GD limit; Efficient BackProp eq. 38).
+    momentum_limit : (n_data,) largest stable rate with the sweep's momentum (NaN without).
+    sgd_ms_limit, sgd_as_limit : (n_data,) SGD mean-square and almost-sure (typical
+        run) limits when computed (NaN otherwise); see :mod:`fastgd.theory`.
+    meta : dict
+        Versions, spec, threads, seeds: what is needed to reproduce the sweep.
+    """
+
+    method: str
+    unit: str
+    lr: np.ndarray
+    seeds: np.ndarray
+    lambda_max: np.ndarray
+    lambda_min: np.ndarray
+    condition: np.ndarray
+    status: np.ndarray
+    final_loss: np.ndarray
+    steps_to_tol: np.ndarray
+    diverged_at: np.ndarray
+    gd_limit: np.ndarray
+    momentum_limit: np.ndarray
+    sgd_ms_limit: np.ndarray
+    sgd_as_limit: np.ndarray
+    curves: np.ndarray | None = None
+    curve_t: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    # -- derived views -------------------------------------------------------
+    @property
+    def shape(self):
+        return self.status.shape
+
+    @property
+    def diverged(self):
+        return self.status == Status.DIVERGED
+
+    @property
+    def converged(self):
+        return self.status == Status.CONVERGED
+
+    @property
+    def bounded(self):
+        return self.status == Status.BOUNDED
+
+    @property
+    def complete(self) -> bool:
+        """False when the sweep was interrupted (some cells NOT_RUN)."""
+        return bool(np.all(self.status != Status.NOT_RUN))
+
+    def diverged_fraction(self):
+        """(n_data, n_lr) fraction of seeds that diverged."""
+        return self.diverged.mean(axis=2)
+
+    def observed_boundary(self):
+        """(n_data,) smallest learning rate on the grid at which any run diverged (NaN: none)."""
+        out = np.full(self.status.shape[0], np.nan)
+        div = self.diverged.any(axis=2)
+        for i in range(out.size):
+            if div[i].any():
+                out[i] = self.lr[div[i]].min()
+        return out
+
+    def critical_lr(self, fraction=0.5):
+        """(n_data,) rate at which the diverged fraction first reaches ``fraction``,
+        interpolated linearly in log(lr) between grid points (NaN when never reached).
+        For GD (one seed) this is the boundary between the last non-diverged and the
+        first diverged rate (geometric mean)."""
+        fraction = V.real("SweepResult.critical_lr", "fraction", fraction, positive=True,
+                          below=1.0, inclusive_below=True)
+        order = np.argsort(self.lr)
+        lr = self.lr[order]
+        frac = self.diverged_fraction()[:, order]
+        out = np.full(frac.shape[0], np.nan)
+        for i in range(frac.shape[0]):
+            hit = np.flatnonzero(frac[i] >= fraction)
+            if hit.size == 0:
+                continue
+            k = hit[0]
+            if k == 0:
+                out[i] = lr[0]
+                continue
+            f0, f1 = frac[i, k - 1], frac[i, k]
+            a = (fraction - f0) / (f1 - f0) if f1 > f0 else 1.0
+            if self.status.shape[2] == 1:
+                a = 0.5
+            out[i] = math.exp((1 - a) * math.log(lr[k - 1]) + a * math.log(lr[k]))
+        return out
+
+    def summary(self) -> str:
+        """A short table per dataset: limits and the observed boundary."""
+        rows = ["  kappa      lambda_max   2/lambda_max  observed   "
+                + ("momentum   " if np.isfinite(self.momentum_limit).any() else "")
+                + ("sgd_ms     sgd_as" if self.method == "sgd" else "")]
+        obs = self.critical_lr()
+        for i in range(self.status.shape[0]):
+            r = (f"  {self.condition[i]:<10.4g} {self.lambda_max[i]:<12.5g} "
+                 f"{self.gd_limit[i]:<13.6g} {obs[i]:<10.5g} ")
+            if np.isfinite(self.momentum_limit).any():
+                r += f"{self.momentum_limit[i]:<10.5g} "
+            if self.method == "sgd":
+                r += f"{self.sgd_ms_limit[i]:<10.5g} {self.sgd_as_limit[i]:<10.5g}"
+            rows.append(r)
+        counts = {s.name.lower(): int((self.status == s).sum()) for s in Status}
+        head = (f"fastgd sweep ({self.method}): {self.status.shape[0]} datasets x "
+                f"{self.lr.size} rates x {self.seeds.size} seeds; "
+                + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+        return "\n".join([head] + rows)
+
+    def __repr__(self):
+        return f"<SweepResult {self.method} shape={self.shape}>\n{self.summary()}"
+
+    # -- files ---------------------------------------------------------------
+    def save(self, path):
+        """Write ``.npz`` (arrays) with the metadata as JSON inside; ``fastgd.load`` reads it."""
+        arrays = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                arrays[f.name] = v
+        scalars = {"method": self.method, "unit": self.unit, "meta": self.meta,
+                   "format": "fastgd-sweep-1"}
+        arrays["_json"] = np.array(json.dumps(scalars, default=_json_default))
+        path = str(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        np.savez_compressed(path, **arrays)
+        return path
+
+    def equals(self, other) -> bool:
+        """True when every array is identical (bit for bit, NaN == NaN)."""
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if a is None or b is None or a.shape != b.shape or a.dtype != b.dtype:
+                    return False
+                if not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+                    return False
+            elif f.name != "meta" and a != b:
+                return False
+        return True
+
+    def to_pandas(self):
+        """Long-format ``pandas.DataFrame``, one row per cell (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas() needs pandas: pip install 'fastgd[pandas]'") from exc
+        nd, nl, ns = self.shape
+        di, li, si = np.meshgrid(np.arange(nd), np.arange(nl), np.arange(ns), indexing="ij")
+        return pd.DataFrame({
+            "data": di.ravel(), "condition": self.condition[di.ravel()],
+            "lambda_max": self.lambda_max[di.ravel()], "lr": self.lr[li.ravel()],
+            "seed": self.seeds[si.ravel()],
+            "status": pd.Categorical.from_codes(self.status.ravel() + 1,
+                                                [s.name.lower() for s in Status]),
+            "final_loss": self.final_loss.ravel(), "steps_to_tol": self.steps_to_tol.ravel(),
+            "diverged_at": self.diverged_at.ravel()})
+
+    def to_xarray(self):
+        """``xarray.Dataset`` with dims (data, lr, seed) (needs xarray)."""
+        try:
+            import xarray as xr
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_xarray() needs xarray: pip install 'fastgd[xarray]'") from exc
+        dims = ("data", "lr", "seed")
+        coords = {"data": np.arange(self.shape[0]), "lr": self.lr, "seed": self.seeds,
+                  "condition": ("data", self.condition), "lambda_max": ("data", self.lambda_max)}
+        dv = {k: (dims, getattr(self, k)) for k in _FIELDS}
+        dv["gd_limit"] = ("data", self.gd_limit)
+        if self.curves is not None:
+            coords["t"] = self.curve_t
+            dv["curves"] = (dims + ("t",), self.curves)
+        attrs = {"method": self.method, "unit": self.unit,
+                 "meta": json.dumps(self.meta, default=_json_default)}
+        return xr.Dataset(dv, coords=coords, attrs=attrs)
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def load(path) -> SweepResult:
+    """Read a result written by :meth:`SweepResult.save`."""
+    with np.load(str(path), allow_pickle=False) as z:
+        scal = json.loads(str(z["_json"]))
+        if scal.get("format") != "fastgd-sweep-1":
+            raise V.fail("load", "path", "a file written by SweepResult.save", str(path))
+        kw = {f.name: z[f.name] for f in dataclasses.fields(SweepResult)
+              if f.name in z.files}
+    kw.setdefault("curves", None)
+    kw.setdefault("curve_t", None)
+    return SweepResult(method=scal["method"], unit=scal["unit"], meta=scal["meta"], **kw)
+
+
+# ---------------------------------------------------------------------------
+def momentum_limit(lam_max, beta, nesterov=False):
+    """Largest stable batch-GD rate with momentum beta (PyTorch form), per eigenvalue
+    lam_max: heavy ball 2(1 + beta)/lam, Nesterov (2 + 2 beta)/((1 + 2 beta) lam)."""
+    lam_max = np.asarray(lam_max, dtype=float)
+    with np.errstate(divide="ignore"):
+        if nesterov:
+            return (2 + 2 * beta) / ((1 + 2 * beta) * lam_max)
+        return 2 * (1 + beta) / lam_max
+
+
+def _datasets(f, data, condition, n, d, fix, data_seed):
+    if (data is None) == (condition is None):
+        raise V.fail(f, "data", "given, or 'condition' given (exactly one of them)",
+                     "both" if data is not None else "neither")
+    if data is not None:
+        if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 1:
+            data = [data]
+        try:
+            items = list(data)
+        except TypeError as exc:
+            raise V.fail_type(f, "data", "a list of (X, y) pairs", data) from exc
+        if not items:
+            raise V.fail(f, "data", "a non-empty list of (X, y) pairs", "an empty list")
+        out = []
+        for k, item in enumerate(items):
+            try:
+                X, y = item
+            except (TypeError, ValueError) as exc:
+                raise V.fail_type(f, f"data[{k}]", "an (X, y) pair", item) from exc
+            out.append(V.data(f, X, y, xname=f"data[{k}][0]", yname=f"data[{k}][1]"))
+        ds = {x.shape[1] for x, _ in out}
+        if len(ds) > 1:
+            raise V.fail(f, "data", "datasets with the same number of inputs d",
+                         f"d in {sorted(ds)}")
+        return out, None
+    from .data import gaussian_data
+
+    kappa = V.as_float_array(f, "condition", np.atleast_1d(condition), 1)
+    if np.any(kappa < 1):
+        raise V.fail(f, "condition", "condition numbers >= 1", f"min {kappa.min():g}")
+    d = V.integer(f, "d", d, minimum=1)
+    if d == 1 and np.any(kappa != 1):
+        raise V.fail(f, "d", ">= 2 when a condition number > 1 is asked for", d)
+    n = V.integer(f, "n", n, minimum=d + 1)
+    V.choice(f, "fix", fix, ("lambda_max", "lambda_min"))
+    out = []
+    for k in kappa:
+        lam = np.geomspace(1.0 / k, 1.0, d) if d > 1 else np.ones(1)
+        if fix == "lambda_min":
+            lam = lam * k
+        ds = gaussian_data(n, lam, seed=data_seed)
+        out.append((ds.X, ds.y))
+    return out, kappa
+
+
+def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None, batch_size=1,
+          order="shuffle", seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None, tol=1e-8,
+          blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0, curve_points=0, lanes=64,
+          threads=None, progress=None, max_bytes=None) -> SweepResult:
+    """Run a grid of learning rates x datasets (x seeds for SGD) and classify each run.
+
+    Parameters
+    ----------
+    method : {"gd", "sgd"}
+        Batch gradient descent (``steps`` steps) or stochastic (``epochs`` epochs).
+    lr : float or 1-D array
+        Learning rates (finite, > 0).
+    data : list of (X, y)
+        Datasets with the same number of inputs d (P may differ).  Or:
+    condition : float or 1-D array
+        Condition numbers kappa >= 1: one dataset each from :func:`fastgd.gaussian_data`
+        (``n`` samples, ``d`` inputs, eigenvalues geometrically spaced between 1/kappa
+        and 1, so that lambda_max = 1 and lr reads as lr * lambda_max; ``fix="lambda_min"``
+        fixes lambda_min = 1 instead), drawn with ``data_seed``.
+    steps, epochs : int
+        Budget (GD: steps; SGD: epochs; default 1000 steps / 100 epochs).
+    batch_size, order, momentum, nesterov, bias, w0, tol, blowup
+        As in :func:`fastgd.gd` / :func:`fastgd.sgd`.
+    seeds : int or sequence of int
+        SGD only: a count n (seeds 0..n-1) or a list of seeds for the sample order.
+    curve_points : int
+        Keep the loss curve at about this many evenly spaced steps / epochs (0: none).
+    lanes : int
+        Learning rates per chunk (SIMD lanes sharing one dataset; 64 by default).
+    threads : int, optional
+        Numba threads for this call (default: numba's current setting).
+    progress : bool, optional
+        Progress bar (tqdm) between chunks; default: on for a terminal when > 1 s.
+    max_bytes : int, optional
+        Memory limit for the outputs (default: half of physical memory).
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    SweepInterrupted
+        On Ctrl-C, between chunks; ``.result`` holds the finished cells.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> res = fg.sweep("gd", lr=[1.0, 1.9, 2.1], condition=[1, 10, 100], steps=2000)
+    >>> res.status.shape
+    (3, 3, 1)
+    >>> bool(res.diverged[:, 2].all()), bool(res.diverged[:, :2].any())
+    (True, False)
+    """
+    f = "sweep"
+    V.choice(f, "method", method, ("gd", "sgd"))
+    lrs = V.rates(f, "lr", lr)
+    datasets, kappa_given = _datasets(f, data, condition, n, d, fix, data_seed)
+    bias = V.boolean(f, "bias", bias)
+    probs = [C.prepare(f, X, y, bias) for X, y in datasets]
+    d_in = datasets[0][0].shape[1]
+    w0v = C.initial_weights(f, w0, probs[0], d_in)
+    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    nesterov = V.boolean(f, "nesterov", nesterov)
+    tol = V.real(f, "tol", tol, nonneg=True)
+    blowup = V.real(f, "blowup", blowup, positive=True, finite=False)
+    if blowup < 1:
+        raise V.fail(f, "blowup", ">= 1", blowup)
+    lanes = V.integer(f, "lanes", lanes, minimum=1, maximum=4096)
+    curve_points = V.integer(f, "curve_points", curve_points, minimum=0)
+    if method == "gd":
+        if epochs is not None:
+            raise V.fail(f, "epochs", "None for method='gd' (use steps)", epochs)
+        T = V.integer(f, "steps", 1000 if steps is None else steps, minimum=0)
+        seed_list = np.zeros(1, dtype=np.int64)
+    else:
+        if steps is not None:
+            raise V.fail(f, "steps", "None for method='sgd' (use epochs)", steps)
+        T = V.integer(f, "epochs", 100 if epochs is None else epochs, minimum=0)
+        Pmin = min(p.P for p in probs)
+        batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=Pmin)
+        order_code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+        if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+            seed_list = np.arange(V.integer(f, "seeds", seeds, minimum=1), dtype=np.int64)
+        else:
+            sl = np.asarray(seeds)
+            if sl.ndim != 1 or sl.size == 0 or sl.dtype.kind not in "iu":
+                raise V.fail(f, "seeds", "a count >= 1 or a non-empty 1-D list of integers",
+                             repr(seeds))
+            if np.any(sl < 0):
+                raise V.fail(f, "seeds", "non-negative", f"min {sl.min()}")
+            seed_list = sl.astype(np.int64)
+    n_data, n_lr, n_seed = len(probs), lrs.size, seed_list.size
+    rec_every, n_rec = 1, 0
+    if curve_points > 0:
+        rec_every = max(1, T // max(curve_points - 1, 1))
+        n_rec = T // rec_every + 1
+    C.check_memory(f, n_data * n_lr * n_seed,
+                   C.Outputs.bytes_per_cell(probs[0].d, n_rec), max_bytes)
+
+    H = np.ascontiguousarray(np.stack([p.H for p in probs]))
+    wstar = np.ascontiguousarray(np.stack([p.wstar for p in probs]))
+    estar = np.array([p.estar for p in probs])
+    c0 = np.array([p.c0 for p in probs])
+    beta = np.full(n_lr, momentum)
+    out = C.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec)
+    chunks = C.make_chunks(n_data, n_seed, n_lr, lanes)
+
+    if method == "gd":
+        from ._kernels.linear import grid_gd_linear
+
+        def call(rows, nw):
+            grid_gd_linear(H, wstar, estar, c0, lrs, beta, nesterov, w0v, T, tol, blowup, 0,
+                           rows, nw, rec_every, *out.kernel_args())
+    else:
+        from ._kernels.linear import grid_sgd_linear
+
+        Pmax = max(p.P for p in probs)
+        Xs = np.zeros((n_data, Pmax, probs[0].d))
+        ys = np.zeros((n_data, Pmax))
+        for k, p in enumerate(probs):
+            Xs[k, : p.P] = p.X
+            ys[k, : p.P] = p.y
+        Ps = np.array([p.P for p in probs], dtype=np.int64)
+        keys = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seed_list]))
+
+        def call(rows, nw):
+            grid_sgd_linear(Xs, ys, Ps, H, wstar, estar, c0, lrs, beta, nesterov, w0v, T,
+                            batch_size, order_code, keys, tol, blowup, 0, rows, nw, rec_every,
+                            *out.kernel_args())
+
+    interrupted = None
+    with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+        try:
+            C.execute(call, chunks, nthreads, progress=progress, desc=f"sweep {method}")
+        except C.Interrupted as exc:
+            interrupted = exc
+
+    spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
+            "batch_size": batch_size if method == "sgd" else None,
+            "order": order if method == "sgd" else None, "seeds": seed_list,
+            "momentum": momentum, "nesterov": nesterov, "bias": bias, "w0": w0v, "tol": tol,
+            "blowup": blowup, "condition": kappa_given, "n": n, "d": d, "fix": fix,
+            "data_seed": data_seed, "curve_points": curve_points, "lanes": lanes}
+    res = _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov,
+                    spec, nthreads)
+    if interrupted is not None:
+        raise SweepInterrupted(res)
+    return res
+
+
+def _versions():
+    import numba
+
+    from . import __version__
+
+    return {"fastgd": __version__, "numba": numba.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov, spec,
+              nthreads):
+    lam = [np.linalg.eigvalsh(p.H) for p in probs]
+    lam_max = np.array([max(l[-1], 0.0) for l in lam])
+    lam_min = np.array([max(l[0], 0.0) for l in lam])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = np.where(lam_min > 0, lam_max / np.where(lam_min > 0, lam_min, 1), np.inf)
+        gd_lim = 2.0 / lam_max
+    mom_lim = (momentum_limit(lam_max, momentum, nesterov) if momentum > 0 or nesterov
+               else np.full(len(probs), np.nan))
+    tr = (0, 2, 1)
+    curves = curve_t = None
+    if n_rec:
+        curves = np.ascontiguousarray(out.rec_loss.transpose(0, 2, 1, 3))
+        curve_t = np.arange(n_rec) * rec_every
+    meta = {"versions": _versions(), "threads": int(nthreads), "spec": spec}
+    return SweepResult(
+        method=method, unit="step" if method == "gd" else "epoch", lr=lrs, seeds=seed_list,
+        lambda_max=lam_max, lambda_min=lam_min, condition=cond,
+        status=np.ascontiguousarray(out.status.transpose(tr)),
+        final_loss=np.ascontiguousarray(out.excess.transpose(tr)),
+        steps_to_tol=np.ascontiguousarray(out.tol_at.transpose(tr)),
+        diverged_at=np.ascontiguousarray(out.div_at.transpose(tr)),
+        gd_limit=gd_lim, momentum_limit=mom_lim,
+        sgd_ms_limit=np.full(len(probs), np.nan), sgd_as_limit=np.full(len(probs), np.nan),
+        curves=curves, curve_t=curve_t, meta=meta)
+
+
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Boundary:
+    """The divergence boundary of one dataset and method (see :func:`critical_lr`).
+
+    Attributes
+    ----------
+    lr : float
+        The critical learning rate.
+    lo, hi : float
+        Final bracket (``lo`` stable / below half, ``hi`` unstable / above half).
+    method : str
+    criterion : str
+        ``"growth"`` (GD: the sign of the long-run growth rate of the error) or
+        ``"half-diverged"`` (SGD: half of the seeds diverge within the budget).
+    lrs, fraction : arrays
+        SGD: the final grid and its diverged fraction (the fraction curve); GD: the
+        final grid and its growth rate per step (``growth``).
+    growth : array or None
+        GD: log growth rate of ||(e, buf)|| per step on ``lrs``.
+    """
+
+    lr: float
+    lo: float
+    hi: float
+    method: str
+    criterion: str
+    lrs: np.ndarray
+    fraction: np.ndarray | None = None
+    growth: np.ndarray | None = None
+
+
+def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=12345):
+    """Long-run growth rate per step of the GD error map at each rate (difference of the
+    accumulated log norms at T2 and T1 from the same random start: transients cancel)."""
+    from ._kernels.linear import grid_gd_linear
+
+    d = prob.d
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal(d)
+    w0 /= np.linalg.norm(w0)
+    H = prob.H[None]
+    zeros = np.zeros((1, d))
+    logs = []
+    for T in (T1, T2):
+        out = C.Outputs(1, 1, lrs.size, d)
+        chunks = C.make_chunks(1, 1, lrs.size, 64)
+        grid_gd_linear(H, zeros, np.zeros(1), np.ones(1), lrs, np.full(lrs.size, beta),
+                       nesterov, w0, T, 0.0, np.inf, renorm, chunks, nthreads, 1,
+                       *out.kernel_args())
+        logs.append(out.logg[0, 0].copy())
+    with np.errstate(invalid="ignore"):
+        g = (logs[1] - logs[0]) / (T2 - T1)
+    # a lane that hit exactly zero (e.g. eta = 1/lambda with kappa = 1) is stable
+    g = np.where(np.isnan(g), np.where(logs[1] > 0, np.inf, -np.inf), g)
+    return g
+
+
+def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
+                steps=None, epochs=100, batch_size=1, order="shuffle", seeds=64, blowup=1e12,
+                lr_range=None, threads=None) -> Boundary:
+    """The divergence boundary in the learning rate for one dataset, by simulation.
+
+    GD (``method="gd"``): the long-run boundary, where the growth rate of the error
+    crosses zero, by multisection on a grid of 64 rates per round (each rate a SIMD
+    lane); the growth rate is measured from blockwise renormalised runs, never from
+    "diverged within T steps" (biased by about ln(blowup)/(4T)).  Lands on
+    2/lambda_max (or the momentum limit) to ``rtol`` (default 1e-6).
+
+    SGD (``method="sgd"``): the rate at which half of the ``seeds`` runs diverge within
+    ``epochs`` epochs, by successive grids refined around the crossing; returns the
+    fraction curve of the final grid.  Default ``rtol`` 1e-3.  Note that this
+    budget-based boundary lies between the mean-square and the almost-sure (typical
+    run) limits of :mod:`fastgd.theory`.
+
+    Parameters
+    ----------
+    X, y : data.  momentum, nesterov, bias: as in :func:`fastgd.gd`.
+    rtol : float
+        Relative width of the final bracket.
+    steps : int
+        GD: steps per growth measurement (default chosen from the spectrum).
+    epochs, batch_size, order, seeds, blowup
+        SGD budget and options.
+    lr_range : (lo, hi), optional
+        Initial search range (default from the trace of H).
+
+    Returns
+    -------
+    Boundary
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> round(fg.critical_lr(X, y).lr, 5)      # 2/0.84
+    2.38095
+    """
+    f = "critical_lr"
+    V.choice(f, "method", method, ("gd", "sgd"))
+    prob = C.prepare(f, X, y, bias)
+    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    nesterov = V.boolean(f, "nesterov", nesterov)
+    if rtol is None:
+        rtol = 1e-6 if method == "gd" else 1e-3
+    rtol = V.real(f, "rtol", rtol, positive=True)
+    trH = float(np.trace(prob.H))
+    if trH <= 0:
+        raise V.fail(f, "X", "not identically zero", "H = 0 (no boundary exists)")
+    if lr_range is None:
+        lo, hi = 0.1 / trH, 1e3 / trH
+    else:
+        lo, hi = (V.real(f, "lr_range", v, positive=True) for v in lr_range)
+        if not lo < hi:
+            raise V.fail(f, "lr_range", "(lo, hi) with lo < hi", lr_range)
+    with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+        if method == "gd":
+            return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)
+        return _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order,
+                             seeds, blowup, lo, hi, nthreads, threads)
+
+
+def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
+    lam = np.linalg.eigvalsh(prob.H)
+    if steps is None:
+        # transients along other directions decay like (1 - 2 lambda_min/lambda_max)^t:
+        # run long enough for them to vanish, and for the top rate to be resolved
+        pos = lam[lam > 1e-12 * lam[-1]]
+        gap = max(pos[0] / lam[-1], 1e-6)
+        steps = int(min(max(20.0 / gap, 0.2 / rtol, 2000), 4e6))
+    else:
+        steps = V.integer(f, "steps", steps, minimum=100)
+    grid = np.geomspace(lo, hi, 64)
+    for _ in range(8):
+        g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        unstable = np.flatnonzero(g > 0)
+        if unstable.size == 0:
+            grid = np.geomspace(grid[-1], grid[-1] * 1e3, 64)
+            continue
+        k = unstable[0]
+        if k == 0:
+            grid = np.geomspace(grid[0] * 1e-3, grid[0], 64)
+            continue
+        lo, hi = grid[k - 1], grid[k]
+        break
+    else:
+        raise V.fail(f, "X", "data with a finite divergence boundary",
+                     "no diverging rate found")
+    while (hi - lo) / lo > rtol:
+        grid = np.linspace(lo, hi, 66)[1:-1]
+        g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        unstable = np.flatnonzero(g > 0)
+        if unstable.size == 0:
+            lo = grid[-1]
+        else:
+            k = unstable[0]
+            hi = grid[k]
+            if k > 0:
+                lo = grid[k - 1]
+    return Boundary(lr=0.5 * (lo + hi), lo=lo, hi=hi, method="gd", criterion="growth",
+                    lrs=grid, growth=g)
+
+
+def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, seeds, blowup,
+                  lo, hi, nthreads, threads):
+    data = [(prob.X[:, :-1] if prob.bias else prob.X, prob.y)]
+    kw = dict(method="sgd", data=data, epochs=epochs, batch_size=batch_size, order=order,
+              seeds=seeds, momentum=momentum, nesterov=nesterov, bias=prob.bias, tol=0.0,
+              blowup=blowup, threads=threads, progress=False)
+    grid = np.geomspace(lo, hi, 64)
+    for _ in range(40):
+        res = sweep(lr=grid, **kw)
+        frac = res.diverged_fraction()[0]
+        k = np.flatnonzero(frac >= 0.5)
+        if k.size == 0:
+            grid = np.geomspace(grid[-1], grid[-1] * 100, 64)
+            continue
+        k = k[0]
+        if k == 0:
+            grid = np.geomspace(grid[0] / 100, grid[0], 64)
+            continue
+        lo, hi = grid[k - 1], grid[k]
+        if (hi - lo) / lo <= rtol:
+            break
+        grid = np.geomspace(lo, hi, 64)
+    else:
+        raise V.fail(f, "X", "data with a finite divergence boundary", "none found")
+    lr = float(res.critical_lr(0.5)[0])
+    return Boundary(lr=lr, lo=lo, hi=hi, method="sgd", criterion="half-diverged", lrs=grid,
+                    fraction=frac)
