@@ -26,6 +26,7 @@ from numba import prange
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
+from .fpenv import fpenv_restore, ftz_on
 from .rng import hash4, permutation, randbelow
 
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
@@ -99,13 +100,63 @@ def _renorm(l, x, buf, logg):
 
 
 @jit
-def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+def _gd_pass(H, di, e, en, g, buf, ex, lre, bet, thd, thc, nl, mom, nesterov):
+    """One GD step for all lanes: excess loss of e (into ex), the updated iterate (into
+    en, double-buffered so that a lane that stops at this step keeps e), and the
+    number of lanes whose state changes (diverged: not ex <= thd; converged: ex <= thc).
+    A fused path serves d = 2 without momentum (the lecture's case)."""
+    d = e.shape[0]
+    cnt = 0
+    if d == 2 and not mom:
+        h00 = H[di, 0, 0]
+        h01 = H[di, 0, 1]
+        h10 = H[di, 1, 0]
+        h11 = H[di, 1, 1]
+        for l in range(nl):
+            u = e[0, l]
+            v = e[1, l]
+            g0 = h00 * u + h01 * v
+            g1 = h10 * u + h11 * v
+            x = 0.5 * (u * g0 + v * g1)
+            ex[l] = x
+            cnt += (not (x <= thd[l])) | (x <= thc[l])
+            en[0, l] = u - lre[l] * g0
+            en[1, l] = v - lre[l] * g1
+        return cnt
+    _quad(H, di, e, g, ex, nl)
+    for l in range(nl):
+        x = ex[l]
+        cnt += (not (x <= thd[l])) | (x <= thc[l])
+    if mom:
+        if nesterov:
+            for i in range(d):
+                for l in range(nl):
+                    bf = bet[l] * buf[i, l] + g[i, l]
+                    buf[i, l] = bf
+                    en[i, l] = e[i, l] - lre[l] * (g[i, l] + bet[l] * bf)
+        else:
+            for i in range(d):
+                for l in range(nl):
+                    bf = bet[l] * buf[i, l] + g[i, l]
+                    buf[i, l] = bf
+                    en[i, l] = e[i, l] - lre[l] * bf
+    else:
+        for i in range(d):
+            for l in range(nl):
+                en[i, l] = e[i, l] - lre[l] * g[i, l]
+    return cnt
+
+
+@jit
+def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
               di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
               out_div_at, out_logg, rec_loss, rec_w):
     """Batch GD (plain / heavy-ball / Nesterov, PyTorch form) for lanes lr[a:b], data di.
 
     Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
     step = g + beta*buf (Nesterov) or buf, e <- e - lr*step.  beta = 0 is plain GD.
+    Status is checked at every step.  A finished lane is frozen: learning rate 0,
+    thresholds that can no longer fire, and (diverged) state reset to 0.
     ``renorm > 0`` rescales (e, buf) to unit norm every ``renorm`` steps and accumulates
     the log growth in ``out_logg`` (for the long-run growth rate; use with blowup=inf).
     """
@@ -113,6 +164,7 @@ def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, r
     nl = b - a
     si = 0
     e = np.empty((d, nl))
+    en = np.empty((d, nl))
     g = np.empty((d, nl))
     buf = np.zeros((d, nl))
     eok = np.empty((d, nl))
@@ -144,31 +196,25 @@ def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, r
     nrec = rec_loss.shape[3]
     t = 0
     for t in range(steps + 1):
-        if t > 0:
-            _quad(H, di, e, g, ex, nl)
         if renorm > 0 and t > 0 and t % renorm == 0:
             for l in range(nl):
-                if active[l]:
-                    if _renorm(l, e, buf, logg):
-                        pass
-                    else:
-                        active[l] = False
-                        lre[l] = 0.0
-                        nact -= 1
-                        st = CONVERGED if logg[l] < 0 else DIVERGED
-                        for i in range(d):
-                            wfin[i, l] = wstar[di, i] + eok[i, l]
-                        _finish(l, a + l, di, si, t, st, wfin, np.inf if st == DIVERGED else es,
-                                np.inf if st == DIVERGED else 0.0, out_status, out_w, out_loss,
-                                out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
-                        out_logg[di, si, a + l] = logg[l]
-            _quad(H, di, e, g, ex, nl)
-        # branch-free event detection
-        ev = False
-        for l in range(nl):
-            bad = not (ex[l] <= thd[l])
-            ev |= active[l] & (bad | (ex[l] <= thc[l]))
-        if ev:
+                if active[l] and not _renorm(l, e, buf, logg):
+                    st = CONVERGED if logg[l] < 0 else DIVERGED
+                    for i in range(d):
+                        wfin[i, l] = wstar[di, i] + eok[i, l]
+                        e[i, l] = 0.0
+                        buf[i, l] = 0.0
+                    _finish(l, a + l, di, si, t, st, wfin, np.inf if st == DIVERGED else es,
+                            np.inf if st == DIVERGED else 0.0, out_status, out_w, out_loss,
+                            out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                    out_logg[di, si, a + l] = logg[l]
+                    active[l] = False
+                    lre[l] = 0.0
+                    thd[l] = np.inf
+                    thc[l] = -np.inf
+                    nact -= 1
+        cnt = _gd_pass(H, di, e, en, g, buf, ex, lre, bet, thd, thc, nl, mom, nesterov)
+        if cnt > 0:
             for l in range(nl):
                 if not active[l]:
                     continue
@@ -186,12 +232,19 @@ def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, r
                     continue
                 for i in range(d):
                     wfin[i, l] = wstar[di, i] + src[i, l]
-                active[l] = False
-                lre[l] = 0.0
-                nact -= 1
                 _finish(l, a + l, di, si, t, st, wfin, lossv, exv, out_status, out_w, out_loss,
                         out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
                 out_logg[di, si, a + l] = logg[l]
+                for i in range(d):
+                    if st == DIVERGED:
+                        e[i, l] = 0.0
+                        buf[i, l] = 0.0
+                    en[i, l] = e[i, l]
+                active[l] = False
+                lre[l] = 0.0
+                thd[l] = np.inf
+                thc[l] = -np.inf
+                nact -= 1
         if nact == 0:
             break
         if nrec > 0 and t % rec_every == 0:
@@ -209,23 +262,9 @@ def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, r
                 if ex[l] < np.inf:
                     for i in range(d):
                         eok[i, l] = e[i, l]
-        if mom:
-            if nesterov:
-                for i in range(d):
-                    for l in range(nl):
-                        bf = bet[l] * buf[i, l] + g[i, l]
-                        buf[i, l] = bf
-                        e[i, l] -= lre[l] * (g[i, l] + bet[l] * bf)
-            else:
-                for i in range(d):
-                    for l in range(nl):
-                        bf = bet[l] * buf[i, l] + g[i, l]
-                        buf[i, l] = bf
-                        e[i, l] -= lre[l] * bf
-        else:
-            for i in range(d):
-                for l in range(nl):
-                    e[i, l] -= lre[l] * g[i, l]
+        tmp = e
+        e = en
+        en = tmp
     for l in range(nl):
         if active[l]:
             if renorm > 0:
@@ -241,7 +280,7 @@ def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, r
 
 
 @jit
-def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
                k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
                out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
     """Per-sample / minibatch SGD for lanes lr[a:b] on data di (first P rows), seed si.
@@ -342,6 +381,10 @@ def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, bat
                 _finish(l, a + l, di, si, ep, st, src, lossv, exv, out_status, out_w, out_loss,
                         out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
                 out_logg[di, si, a + l] = logg[l]
+                if st == DIVERGED:  # park the lane at w* so no inf/NaN is carried along
+                    for i in range(d):
+                        w[i, l] = wstar[di, i]
+                        buf[i, l] = 0.0
         if nact == 0:
             break
         if nrec > 0 and ep % rec_every == 0:
@@ -370,21 +413,32 @@ def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, bat
                     p = randbelow(hash4(k0, k1, ep, pos), P)
                 else:
                     p = pos
-                for i in range(d):
-                    x[i] = X[di, p, i]
                 yp = y[di, p]
-                for l in range(nl):
-                    r[l] = 0.0
-                for i in range(d):
-                    xi = x[i]
+                if d == 2:
+                    # fused path (the lecture's case): r = w.x - y; w -= lr r x
+                    x0 = X[di, p, 0]
+                    x1 = X[di, p, 1]
                     for l in range(nl):
-                        r[l] += w[i, l] * xi
-                for l in range(nl):
-                    r[l] = lre[l] * (r[l] - yp)
-                for i in range(d):
-                    xi = x[i]
+                        u = w[0, l]
+                        v = w[1, l]
+                        c = lre[l] * ((u * x0 + v * x1) - yp)
+                        w[0, l] = u - c * x0
+                        w[1, l] = v - c * x1
+                else:
+                    for i in range(d):
+                        x[i] = X[di, p, i]
                     for l in range(nl):
-                        w[i, l] -= r[l] * xi
+                        r[l] = 0.0
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            r[l] += w[i, l] * xi
+                    for l in range(nl):
+                        r[l] = lre[l] * (r[l] - yp)
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            w[i, l] -= r[l] * xi
             else:
                 for i in range(d):
                     for l in range(nl):
@@ -437,6 +491,30 @@ def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, bat
             _finish(l, a + l, di, si, ep, BOUNDED, w, es + ex[l], ex[l], out_status, out_w,
                     out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
             out_logg[di, si, a + l] = logg[l]
+
+
+@jit
+def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+              di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+              out_div_at, out_logg, rec_loss, rec_w):
+    """GD chunk with flush-to-zero on (see :mod:`.fpenv`); arguments as ``_gd_linear``."""
+    old = ftz_on()
+    _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+               di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+               out_div_at, out_logg, rec_loss, rec_w)
+    fpenv_restore(old)
+
+
+@jit
+def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+               k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+               out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """SGD chunk with flush-to-zero on (see :mod:`.fpenv`); arguments as ``_sgd_linear``."""
+    old = ftz_on()
+    _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+                k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+                out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+    fpenv_restore(old)
 
 
 @jit(parallel=True)

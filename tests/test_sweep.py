@@ -1,0 +1,248 @@
+"""sweep(), SweepResult and critical_lr(): agreement with single runs, the 2/lambda_max
+boundary, determinism across threads and chunk sizes, files, and bad grids."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+import fastgd._core as C
+from fastgd import Status
+
+JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+
+
+def _datasets():
+    return [tuple(fg.gaussian_data(40, [0.05, 1.0], angle=0.3, seed=1)),
+            tuple(fg.gaussian_data(30, [0.2, 2.0], angle=1.1, seed=2, labels="teacher"))]
+
+
+def test_gd_sweep_equals_single_runs_cell_for_cell():
+    data = _datasets()
+    lrs = np.array([0.05, 0.5, 0.9, 0.99, 1.01, 1.5])
+    res = fg.sweep("gd", lr=lrs, data=data, steps=300, tol=1e-9, lanes=4)
+    assert res.shape == (2, lrs.size, 1)
+    for i, (X, y) in enumerate(data):
+        for j, lr in enumerate(lrs):
+            r = fg.gd(X, y, lr, 300, tol=1e-9)
+            assert res.status[i, j, 0] == r.status
+            assert res.diverged_at[i, j, 0] == r.diverged_at
+            assert res.steps_to_tol[i, j, 0] == r.steps_to_tol
+            assert res.final_loss[i, j, 0] == r.excess  # bit-identical: same kernel
+
+
+@pytest.mark.parametrize("order", ["cyclic", "shuffle", "replacement"])
+def test_sgd_sweep_equals_single_runs(order):
+    data = _datasets()
+    lrs = np.array([0.01, 0.3, 1.0, 3.0])
+    res = fg.sweep("sgd", lr=lrs, data=data, epochs=20, order=order, seeds=[3, 7],
+                   batch_size=3, momentum=0.5, lanes=3)
+    assert res.shape == (2, 4, 2)
+    for i, (X, y) in enumerate(data):
+        for j, lr in enumerate(lrs):
+            for k, s in enumerate([3, 7]):
+                r = fg.sgd(X, y, lr, 20, order=order, seed=s, batch_size=3, momentum=0.5)
+                assert res.status[i, j, k] == r.status
+                assert res.final_loss[i, j, k] == r.excess
+                assert res.diverged_at[i, j, k] == r.diverged_at
+
+
+def test_curves_match_run_losses():
+    X, y = fg.lecture_data()
+    res = fg.sweep("gd", lr=[0.5, 1.5, 2.5], data=[(X, y)], steps=200, tol=0.0,
+                   curve_points=11)
+    assert res.curve_t.tolist() == list(range(0, 201, 20))
+    for j, lr in enumerate([0.5, 1.5, 2.5]):
+        r = fg.gd(X, y, lr, 200, tol=0.0)
+        n = len(r.losses)
+        for k, t in enumerate(res.curve_t):
+            if t < n and np.isfinite(r.losses[t]):
+                assert res.curves[0, j, 0, k] == r.losses[t]
+    # the diverged run's curve is inf after divergence, never NaN
+    assert not np.isnan(res.curves).any()
+    assert np.isinf(res.curves[0, 2, 0, -1])
+
+
+def _random_problem(d, kappa, seed):
+    lam = np.geomspace(1.0 / kappa, 1.0, d) * (0.5 + seed)
+    return fg.gaussian_data(max(4 * d, 30), lam, seed=seed, angle=0.7)
+
+
+@pytest.mark.parametrize("d,kappa,seed", [(2, 1.0, 0), (2, 30.0, 1), (2, 1e4, 2),
+                                          (10, 100.0, 3), (10, 1e4, 4)])
+def test_critical_lr_gd_is_two_over_lambda_max(d, kappa, seed):
+    X, y = _random_problem(d, kappa, seed)
+    lam_max = fg.spectrum(X).lambda_max
+    b = fg.critical_lr(X, y)
+    assert b.lr == pytest.approx(2 / lam_max, rel=1e-6)
+    assert b.lo < 2 / lam_max * (1 + 1e-6) and b.hi > 2 / lam_max * (1 - 1e-6)
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.5, False), (0.9, False), (0.5, True)])
+def test_critical_lr_gd_momentum_limits(momentum, nesterov):
+    X, y = fg.lecture_data()
+    b = fg.critical_lr(X, y, momentum=momentum, nesterov=nesterov)
+    want = fg.sweep.__globals__["momentum_limit"](0.84, momentum, nesterov)
+    assert b.lr == pytest.approx(want, rel=1e-6)
+
+
+def test_grid_classification_on_both_sides_of_the_boundary():
+    kappas = [1.0, 10.0, 1e2, 1e3, 1e4]
+    for d in (2, 10):
+        res = fg.sweep("gd", lr=np.concatenate([np.linspace(0.1, 0.99, 20) * 2,
+                                                np.linspace(1.01, 3, 20) * 2]),
+                       condition=kappas, d=d, steps=3000)
+        below = res.lr[None, :] < 0.99 * res.gd_limit[:, None]
+        above = res.lr[None, :] > 1.01 * res.gd_limit[:, None]
+        st = res.status[..., 0]
+        assert np.all(st[below] != Status.DIVERGED)
+        assert np.all(st[above] == Status.DIVERGED)
+        assert np.allclose(res.lambda_max, 1.0)
+        assert np.allclose(res.condition, kappas, rtol=1e-9)
+
+
+def test_condition_fix_lambda_min():
+    res = fg.sweep("gd", lr=[0.1], condition=[1, 10], fix="lambda_min", steps=10)
+    assert np.allclose(res.lambda_min, 1.0) and np.allclose(res.lambda_max, [1, 10])
+
+
+@pytest.mark.skipif(JITLESS, reason="thread count is meaningless without the JIT")
+def test_identical_across_threads_and_chunk_sizes():
+    kw = dict(lr=np.geomspace(0.01, 4, 37), condition=[1, 30, 1e3], epochs=15, seeds=3,
+              order="shuffle")
+    a = fg.sweep("sgd", threads=1, lanes=64, **kw)
+    b = fg.sweep("sgd", threads=2, lanes=5, **kw)
+    c = fg.sweep("sgd", threads=2, lanes=64, **kw)
+    assert a.equals(b) and a.equals(c)
+    g1 = fg.sweep("gd", lr=kw["lr"], condition=kw["condition"], threads=1, lanes=8)
+    g2 = fg.sweep("gd", lr=kw["lr"], condition=kw["condition"], threads=2, lanes=64)
+    assert g1.equals(g2)
+
+
+def test_save_load_round_trip(tmp_path):
+    res = fg.sweep("sgd", lr=[0.1, 1.0, 5.0], condition=[1, 10], epochs=5, seeds=2,
+                   curve_points=3)
+    path = res.save(tmp_path / "r")
+    back = fg.load(path)
+    assert back.equals(res)
+    assert back.meta["spec"]["epochs"] == 5
+    assert back.meta["versions"]["fastgd"] == fg.__version__
+    assert back.method == "sgd" and back.unit == "epoch"
+
+
+def test_observed_boundary_and_summary():
+    res = fg.sweep("gd", lr=np.linspace(1.5, 2.5, 11), condition=[1, 10], steps=2000)
+    ob = res.observed_boundary()
+    assert np.allclose(ob, 2.1)
+    crit = res.critical_lr()
+    assert np.all((crit > 2.0) & (crit < 2.1))
+    text = res.summary()
+    assert "2/lambda_max" in text and "diverged" in text
+
+
+def test_sgd_critical_lr_half_diverged():
+    X, y = fg.lecture_data()
+    b = fg.critical_lr(X, y, method="sgd", seeds=16, epochs=30, rtol=1e-2)
+    assert b.lo <= b.lr <= b.hi
+    assert b.fraction.shape == b.lrs.shape
+    frac_lo = fg.sweep("sgd", lr=[b.lo * 0.8], data=[(X, y)], seeds=16, epochs=30,
+                       tol=0.0).diverged_fraction()[0, 0]
+    frac_hi = fg.sweep("sgd", lr=[b.hi * 1.25], data=[(X, y)], seeds=16, epochs=30,
+                       tol=0.0).diverged_fraction()[0, 0]
+    assert frac_lo < 0.5 < frac_hi
+
+
+def test_interrupt_returns_finished_cells(monkeypatch):
+    import fastgd._kernels.linear as L
+
+    real = L.grid_gd_linear
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(L, "grid_gd_linear", flaky)
+    with pytest.raises(fg.SweepInterrupted) as info:
+        fg.sweep("gd", lr=np.linspace(0.1, 3, 40), condition=[1, 10, 100, 1000], lanes=4,
+                 threads=1, steps=50)
+    part = info.value.result
+    assert not part.complete
+    done = part.status != Status.NOT_RUN
+    assert done.any() and (~done).any()
+    full = fg.sweep("gd", lr=np.linspace(0.1, 3, 40), condition=[1, 10, 100, 1000], steps=50)
+    assert np.array_equal(part.status[done], full.status[done])
+
+
+def test_progress_bar_runs():
+    pytest.importorskip("tqdm")
+    res = fg.sweep("gd", lr=np.linspace(0.1, 3, 30), condition=[1, 10], progress=True,
+                   lanes=4, steps=20)
+    assert res.complete
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=[]), "'lr' must be non-empty"),
+    (dict(lr=[0.1, np.nan]), "'lr' must be finite"),
+    (dict(lr=[0.1, -1.0]), "'lr' must be finite and > 0"),
+    (dict(lr="fast"), "'lr' must be"),
+    (dict(lr=[0.1], condition=[0.5]), "'condition' must be condition numbers >= 1"),
+    (dict(lr=[0.1], condition=[np.inf]), "'condition' must be finite"),
+    (dict(lr=[0.1], condition=None), "'data' must be given"),
+    (dict(lr=[0.1], data=[]), "'data' must be a non-empty list"),
+    (dict(lr=[0.1], data=[(np.ones((5, 2)), np.ones(5)), (np.ones((5, 3)), np.ones(5))]),
+     "datasets with the same number of inputs"),
+    (dict(lr=[0.1], data=[(np.ones((5, 2)), np.ones(4))]), r"'data\[0\]\[1\]' must be of length"),
+    (dict(lr=np.linspace(0.1, 1, 1000), condition=np.arange(1, 1001), max_bytes=1 << 20),
+     "fit in memory"),
+    (dict(lr=[0.1], condition=[1], steps=-1), "'steps' must be an integer >= 0"),
+    (dict(lr=[0.1], condition=[1], lanes=0), "'lanes' must be an integer >= 1"),
+    (dict(lr=[0.1], condition=[1], epochs=3), "'epochs' must be None"),
+    (dict(lr=[0.1], condition=[1], threads=0), "'threads' must be an integer >= 1"),
+])
+def test_bad_grids(kwargs, match):
+    kw = dict(condition=[1.0])
+    kw.update(kwargs)
+    if "data" in kwargs:
+        kw.pop("condition")
+    with pytest.raises((ValueError, TypeError), match=match):
+        fg.sweep("gd", **kw)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(seeds=0), "'seeds' must be an integer >= 1"),
+    (dict(seeds=[1.5]), "'seeds' must be"),
+    (dict(seeds=[-1]), "'seeds' must be non-negative"),
+    (dict(batch_size=500), "'batch_size' must be an integer <= 100"),
+    (dict(order="random"), "'order' must be one of"),
+    (dict(steps=10), "'steps' must be None"),
+])
+def test_bad_sgd_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        fg.sweep("sgd", lr=[0.1], condition=[1.0], **kwargs)
+
+
+def test_bad_method_and_critical_lr_arguments():
+    X, y = fg.lecture_data()
+    with pytest.raises(ValueError, match="'method' must be one of"):
+        fg.sweep("adam", lr=[0.1], condition=[1])
+    with pytest.raises(ValueError, match="'rtol' must be > 0"):
+        fg.critical_lr(X, y, rtol=0)
+    with pytest.raises(ValueError, match="'lr_range' must be"):
+        fg.critical_lr(X, y, lr_range=(2.0, 1.0))
+
+
+def test_execute_converts_keyboard_interrupt():
+    seen = []
+
+    def call(rows, nw):
+        seen.append(len(rows))
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(C.Interrupted) as info:
+        C.execute(call, C.make_chunks(1, 1, 100, 1), 1, progress=False)
+    assert info.value.done == seen[0] and 0 < seen[0] < 100
