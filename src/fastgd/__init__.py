@@ -13,6 +13,8 @@ from ._validate import FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
+from . import chain
+from .chain import chain_gd
 from .sweep import Boundary, SweepInterrupted, SweepResult, critical_lr, load, sweep
 
 __version__ = "0.1.0"
@@ -25,6 +27,8 @@ __all__ = [
     "Run",
     "Spectrum",
     "Status",
+    "chain",
+    "chain_gd",
     "SweepInterrupted",
     "SweepResult",
     "critical_lr",

@@ -60,9 +60,17 @@ def as_float_array(func, name, value, ndim, *, allow_empty=False):
     return arr
 
 
+def ndim_of(value) -> int:
+    """``np.ndim`` that returns -1 instead of raising (ragged nested lists)."""
+    try:
+        return np.ndim(value)
+    except Exception:
+        return -1
+
+
 def data(func, X, y, *, xname="X", yname="y"):
     """Validate a dataset: X (P, d) or (P,) for d = 1, y (P,)."""
-    if np.ndim(X) == 1:
+    if ndim_of(X) == 1:
         X = np.asarray(X)[:, None]
     X = as_float_array(func, xname, X, 2)
     y = as_float_array(func, yname, y, 1)

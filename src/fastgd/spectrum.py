@@ -32,8 +32,12 @@ def hessian(X, *, bias=False):
         Append a constant input (the unit's bias).  H is then the augmented
         second-moment matrix, of shape (d + 1, d + 1).
     """
-    f = "hessian"
-    if np.ndim(X) == 1:
+    return _hessian("hessian", X, bias)
+
+
+def _hessian(f, X, bias):
+    """hessian() with errors named after the public function ``f``."""
+    if V.ndim_of(X) == 1:
         X = np.asarray(X)[:, None]
     X = _augment(V.as_float_array(f, "X", X, 2), V.boolean(f, "bias", bias))
     return X.T @ X / X.shape[0]
@@ -123,7 +127,7 @@ def spectrum(X, *, bias=False) -> Spectrum:
     >>> round(s.lambda_max, 12), round(s.eta_max, 4)
     (0.84, 2.381)
     """
-    H = hessian(X, bias=bias)
+    H = _hessian("spectrum", X, bias)
     lam, vec = scipy.linalg.eigh(H)
     lam = np.maximum(lam, 0.0)  # H is PSD: clip rounding below 0
     return Spectrum(lam, vec)

@@ -1,0 +1,144 @@
+"""Same seed => bit-identical results for any thread count and chunking; one compiled
+signature per kernel whatever the caller passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+import naive
+from fastgd import _core as C
+from fastgd._kernels import linear
+
+THREADS = sorted({1, min(2, C.max_threads())})
+
+
+def run_fields(r):
+    return (r.w, r.losses, r.trajectory, r.status, r.diverged_at, r.steps_to_tol, r.loss)
+
+
+def assert_identical(a, b):
+    for x, y in zip(run_fields(a), run_fields(b), strict=True):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+        else:
+            assert x == y
+
+
+@pytest.mark.parametrize("order", ["cyclic", "shuffle", "replacement"])
+def test_sgd_same_seed_identical_across_threads(lecture, order):
+    X, y = lecture
+    runs = []
+    for n in THREADS:
+        with C.using_threads("test", n):
+            runs.append(fg.sgd(X, y, 0.2, 20, order=order, seed=3, record=True, batch_size=3,
+                               momentum=0.3))
+        runs.append(fg.sgd(X, y, 0.2, 20, order=order, seed=3, record=True, batch_size=3,
+                           momentum=0.3))
+    for r in runs[1:]:
+        assert_identical(runs[0], r)
+
+
+def test_gd_identical_across_threads(lecture):
+    X, y = lecture
+    runs = []
+    for n in THREADS:
+        with C.using_threads("test", n):
+            runs.append(fg.gd(X, y, 2.3, 300, momentum=0.1, record=True))
+    assert_identical(runs[0], runs[-1])
+
+
+# ------------------------------------------------- grid kernels: many chunks, threads
+
+
+def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=fg._core.ORDERS["shuffle"]):
+    prob = C.prepare("test", X, y)
+    n_lr, n_seed = len(lrs), len(seeds)
+    out = C.Outputs(1, n_seed, n_lr, prob.d, n_rec=epochs + 1, rec_w=True)
+    chunks = C.make_chunks(1, n_seed, n_lr, lanes)
+    keys = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seeds]))
+    with np.errstate(all="ignore"):
+        linear.grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.H[None],
+                               prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]),
+                               np.asarray(lrs, dtype=np.float64), np.zeros(n_lr), False,
+                               np.zeros(prob.d), epochs, 2, order, keys, 0.0, 1e12, 0, chunks,
+                               nworkers, 1, *out.kernel_args())
+    return out
+
+
+def grid_gd(X, y, lrs, lanes, nworkers, steps=200):
+    prob = C.prepare("test", X, y)
+    n_lr = len(lrs)
+    out = C.Outputs(1, 1, n_lr, prob.d, n_rec=steps + 1, rec_w=True)
+    chunks = C.make_chunks(1, 1, n_lr, lanes)
+    with np.errstate(all="ignore"):
+        linear.grid_gd_linear(prob.H[None], prob.wstar[None], np.array([prob.estar]),
+                              np.array([prob.c0]), np.asarray(lrs, dtype=np.float64),
+                              np.full(n_lr, 0.2), False, np.zeros(prob.d), steps, 1e-10, 1e12,
+                              0, chunks, nworkers, 1, *out.kernel_args())
+    return out
+
+
+def assert_outputs_identical(a, b):
+    for x, y in zip(a.kernel_args(), b.kernel_args(), strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_grid_sgd_invariant_to_threads_and_chunking(lecture):
+    """Lanes of a chunk share the sample order; the order is keyed by seed, not by chunk."""
+    X, y = lecture
+    lrs = np.linspace(0.05, 3.0, 11)  # some diverge: chunks finish at different times
+    ref = grid_sgd(X, y, lrs, [0, 7], lanes=1, nworkers=1)
+    assert set(np.unique(ref.status)) >= {fg.Status.BOUNDED, fg.Status.DIVERGED}
+    for lanes in (1, 4, 11):
+        for n in THREADS:
+            with C.using_threads("test", n):
+                assert_outputs_identical(ref, grid_sgd(X, y, lrs, [0, 7], lanes, nworkers=n))
+    # each cell equals the matching single run
+    r = fg.sgd(X, y, lrs[3], 5, order="shuffle", seed=7, batch_size=2, tol=0.0, record=True)
+    np.testing.assert_array_equal(r.w, ref.w[0, 1, 3])
+    np.testing.assert_array_equal(r.trajectory, ref.rec_w[0, 1, 3])
+
+
+def test_grid_gd_invariant_to_threads_and_chunking(lecture):
+    X, y = lecture
+    lrs = np.linspace(0.1, 3.0, 9)
+    ref = grid_gd(X, y, lrs, lanes=1, nworkers=1)
+    assert set(np.unique(ref.status)) == {fg.Status.CONVERGED, fg.Status.DIVERGED}
+    for lanes in (2, 9):
+        for n in THREADS:
+            with C.using_threads("test", n):
+                assert_outputs_identical(ref, grid_gd(X, y, lrs, lanes, nworkers=n))
+
+
+# ------------------------------------------------------------- one signature per kernel
+
+
+def test_one_signature_per_kernel(lecture):
+    """Lists, ints, float32 and strided views are converted once, in Python."""
+    X, y = lecture
+    Xf32, yf32 = X.astype(np.float32), y.astype(np.float32)
+    Xbig = np.zeros((200, 4))
+    Xbig[::2, ::2] = X
+    Xs, ys = Xbig[::2, ::2], np.repeat(y, 2)[::2]  # strided views
+    assert not Xs.flags.c_contiguous and not ys.flags.c_contiguous
+    Xi = np.round(X * 10).astype(np.int64)
+    calls = [
+        (X.tolist(), y.tolist()), (Xf32, yf32), (Xs, ys), (Xi, y.astype(np.int32)),
+        (np.asfortranarray(X), y),
+    ]
+    for Xc, yc in calls:
+        fg.gd(Xc, yc, 1, 5, w0=[0, 0])
+        fg.gd(Xc, yc, np.float32(1.5), np.int32(5), w0=np.zeros(2, np.float32),
+              momentum=0, nesterov=np.bool_(True), tol=0, blowup=10**6, record=True)
+        fg.gd(Xc, yc, 1.0, 5, bias=True, w0=(0, 0, 1))
+        fg.sgd(Xc, yc, 1, 2, w0=[1, 2], batch_size=np.int64(3), seed=np.uint8(2))
+        fg.sgd(Xc, yc, np.float32(0.1), np.int16(2), order="replacement", momentum=0.5,
+               nesterov=True, bias=True, record=True, tol=0, blowup=1e3)
+    fg.gd(X[:, :1].ravel(), y, 0.5, 3)  # d = 1 from a 1-D vector
+    fg.sgd(X[:, 0], y, 0.5, 2, order="shuffle")
+    if naive.JITLESS:
+        pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no signatures)")
+    for kernel in (linear.grid_gd_linear, linear.grid_sgd_linear):
+        assert len(kernel.signatures) == 1, kernel.signatures
