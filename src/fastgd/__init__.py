@@ -13,7 +13,7 @@ from ._validate import FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
-from . import chain
+from . import chain, theory
 from .chain import chain_gd
 from .sweep import Boundary, SweepInterrupted, SweepResult, critical_lr, load, sweep
 
@@ -29,6 +29,7 @@ __all__ = [
     "Status",
     "chain",
     "chain_gd",
+    "theory",
     "SweepInterrupted",
     "SweepResult",
     "critical_lr",

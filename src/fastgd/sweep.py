@@ -259,13 +259,12 @@ def load(path) -> SweepResult:
 
 # ---------------------------------------------------------------------------
 def momentum_limit(lam_max, beta, nesterov=False):
-    """Largest stable batch-GD rate with momentum beta (PyTorch form), per eigenvalue
-    lam_max: heavy ball 2(1 + beta)/lam, Nesterov (2 + 2 beta)/((1 + 2 beta) lam)."""
-    lam_max = np.asarray(lam_max, dtype=float)
-    with np.errstate(divide="ignore"):
-        if nesterov:
-            return (2 + 2 * beta) / ((1 + 2 * beta) * lam_max)
-        return 2 * (1 + beta) / lam_max
+    """Largest stable batch-GD rate with momentum beta (PyTorch form) for each lam_max:
+    heavy ball 2(1 + beta)/lam, Nesterov (2 + 2 beta)/((1 + 2 beta) lam)
+    (:func:`fastgd.theory.momentum_lr_max`)."""
+    from .theory import momentum_lr_max
+
+    return np.array([momentum_lr_max(float(l), beta, nesterov) for l in np.atleast_1d(lam_max)])
 
 
 def _datasets(f, data, condition, n, d, fix, data_seed):
@@ -316,7 +315,7 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
 def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None, batch_size=1,
           order="shuffle", seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None, tol=1e-8,
           blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0, curve_points=0, lanes=64,
-          threads=None, progress=None, max_bytes=None) -> SweepResult:
+          threads=None, progress=None, max_bytes=None, almost_sure=False) -> SweepResult:
     """Run a grid of learning rates x datasets (x seeds for SGD) and classify each run.
 
     Parameters
@@ -348,6 +347,10 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
         Progress bar (tqdm) between chunks; default: on for a terminal when > 1 s.
     max_bytes : int, optional
         Memory limit for the outputs (default: half of physical memory).
+    almost_sure : bool
+        SGD: also estimate the almost-sure (typical-run) limit of every dataset by
+        simulation (:func:`fastgd.theory.sgd_as_critical_lr`; seconds per dataset).
+        The mean-square limit is always reported (closed form).
 
     Returns
     -------
@@ -457,11 +460,31 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
             "momentum": momentum, "nesterov": nesterov, "bias": bias, "w0": w0v, "tol": tol,
             "blowup": blowup, "condition": kappa_given, "n": n, "d": d, "fix": fix,
             "data_seed": data_seed, "curve_points": curve_points, "lanes": lanes}
+    almost_sure = V.boolean(f, "almost_sure", almost_sure)
     res = _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov,
                     spec, nthreads)
+    if method == "sgd":
+        _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
+                    threads)
     if interrupted is not None:
         raise SweepInterrupted(res)
     return res
+
+
+def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
+                threads):
+    """Fill the SGD mean-square (and, on request, almost-sure) limits of each dataset."""
+    from .theory import limits
+
+    for k, (X, _) in enumerate(datasets):
+        try:
+            lim = limits(X, bias=bias, momentum=momentum, nesterov=nesterov,
+                         batch_size=batch_size, order=order, almost_sure=almost_sure,
+                         threads=threads)
+        except ValueError:  # e.g. too many directions for the dense operator
+            continue
+        res.sgd_ms_limit[k] = lim["sgd_ms"]
+        res.sgd_as_limit[k] = lim["sgd_as"]
 
 
 def _versions():
