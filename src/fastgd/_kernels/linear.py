@@ -100,74 +100,102 @@ def _renorm(l, x, buf, logg):
 
 
 @jit
-def _gd_pass(H, di, e, en, g, buf, ex, lre, bet, thd, thc, nl, mom, nesterov):
-    """One GD step for all lanes: excess loss of e (into ex), the updated iterate (into
-    en, double-buffered so that a lane that stops at this step keeps e), and the
-    number of lanes whose state changes (diverged: not ex <= thd; converged: ex <= thc).
-    A fused path serves d = 2 without momentum (the lecture's case)."""
-    d = e.shape[0]
+def _gd_pass(lam, z, zn, buf, ex, mult, lre, bet, thd, thc, nl, mom, nesterov):
+    """One GD step for all lanes in the eigenbasis of H: excess loss of z (into ex),
+    the next iterate (into zn, double-buffered so that a lane that stops at this step
+    keeps z), and the number of lanes whose state changes (diverged: not ex <= thd;
+    converged: ex <= thc).  Plain GD multiplies coordinate i by mult[i, l] =
+    1 - lr_l * lambda_i; momentum (PyTorch form) runs per coordinate with g_i =
+    lambda_i z_i.  A fused loop serves d = 2 without momentum (the lecture's case)."""
+    d = z.shape[0]
     cnt = 0
     if d == 2 and not mom:
-        h00 = H[di, 0, 0]
-        h01 = H[di, 0, 1]
-        h10 = H[di, 1, 0]
-        h11 = H[di, 1, 1]
+        l0 = 0.5 * lam[0]
+        l1 = 0.5 * lam[1]
         for l in range(nl):
-            u = e[0, l]
-            v = e[1, l]
-            g0 = h00 * u + h01 * v
-            g1 = h10 * u + h11 * v
-            x = 0.5 * (u * g0 + v * g1)
+            u = z[0, l]
+            v = z[1, l]
+            x = l0 * (u * u) + l1 * (v * v)
             ex[l] = x
             cnt += (not (x <= thd[l])) | (x <= thc[l])
-            en[0, l] = u - lre[l] * g0
-            en[1, l] = v - lre[l] * g1
+            zn[0, l] = mult[0, l] * u
+            zn[1, l] = mult[1, l] * v
         return cnt
-    _quad(H, di, e, g, ex, nl)
+    for l in range(nl):
+        ex[l] = 0.0
+    for i in range(d):
+        hl = 0.5 * lam[i]
+        for l in range(nl):
+            ex[l] += hl * (z[i, l] * z[i, l])
     for l in range(nl):
         x = ex[l]
         cnt += (not (x <= thd[l])) | (x <= thc[l])
-    if mom:
-        if nesterov:
-            for i in range(d):
-                for l in range(nl):
-                    bf = bet[l] * buf[i, l] + g[i, l]
-                    buf[i, l] = bf
-                    en[i, l] = e[i, l] - lre[l] * (g[i, l] + bet[l] * bf)
-        else:
-            for i in range(d):
-                for l in range(nl):
-                    bf = bet[l] * buf[i, l] + g[i, l]
-                    buf[i, l] = bf
-                    en[i, l] = e[i, l] - lre[l] * bf
-    else:
+    if not mom:
         for i in range(d):
             for l in range(nl):
-                en[i, l] = e[i, l] - lre[l] * g[i, l]
+                zn[i, l] = mult[i, l] * z[i, l]
+    elif nesterov:
+        for i in range(d):
+            li = lam[i]
+            for l in range(nl):
+                gi = li * z[i, l]
+                bf = bet[l] * buf[i, l] + gi
+                buf[i, l] = bf
+                zn[i, l] = z[i, l] - lre[l] * (gi + bet[l] * bf)
+    else:
+        for i in range(d):
+            li = lam[i]
+            for l in range(nl):
+                bf = bet[l] * buf[i, l] + li * z[i, l]
+                buf[i, l] = bf
+                zn[i, l] = z[i, l] - lre[l] * bf
     return cnt
 
 
 @jit
+def _to_w(V, wstar, di, z, l, wfin, t, w0):
+    """wfin[:, l] = w* + V z[:, l] (back from the eigenbasis); w0 itself at t = 0."""
+    d = z.shape[0]
+    if t == 0:
+        for i in range(d):
+            wfin[i, l] = w0[i]
+        return
+    for i in range(d):
+        s = wstar[di, i]
+        for j in range(d):
+            s += V[i, j] * z[j, l]
+        wfin[i, l] = s
+
+
+@jit
 def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
-              di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
-              out_div_at, out_logg, rec_loss, rec_w):
+               di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+               out_div_at, out_logg, rec_loss, rec_w):
     """Batch GD (plain / heavy-ball / Nesterov, PyTorch form) for lanes lr[a:b], data di.
 
     Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
-    step = g + beta*buf (Nesterov) or buf, e <- e - lr*step.  beta = 0 is plain GD.
-    Status is checked at every step.  A finished lane is frozen: learning rate 0,
-    thresholds that can no longer fire, and (diverged) state reset to 0.
-    ``renorm > 0`` rescales (e, buf) to unit norm every ``renorm`` steps and accumulates
-    the log growth in ``out_logg`` (for the long-run growth rate; use with blowup=inf).
+    step = g + beta*buf (Nesterov) or buf, e <- e - lr*step, e = w - w*.  beta = 0
+    is plain GD.  The iteration runs in the eigenbasis of H (e = V z, one ``eigh`` per
+    chunk), where H is diagonal: a step costs O(d) per lane instead of O(d^2), the
+    excess loss is sum_i lambda_i z_i^2 / 2 exactly, and the iterate is the same as in
+    the original basis up to rounding.  Status is checked at every step.  A finished
+    lane is frozen: learning rate 0, thresholds that can no longer fire, and
+    (diverged) state reset to 0.  ``renorm > 0`` rescales (z, buf) to unit norm every
+    ``renorm`` steps and accumulates the log growth in ``out_logg`` (for the long-run
+    growth rate; use with blowup=inf).
     """
     d = H.shape[1]
     nl = b - a
     si = 0
-    e = np.empty((d, nl))
-    en = np.empty((d, nl))
-    g = np.empty((d, nl))
+    lam, V = np.linalg.eigh(np.ascontiguousarray(H[di]))
+    for i in range(d):
+        if lam[i] < 0.0:  # H is PSD: rounding below 0 means a flat direction
+            lam[i] = 0.0
+    z = np.zeros((d, nl))
+    zn = np.empty((d, nl))
     buf = np.zeros((d, nl))
-    eok = np.empty((d, nl))
+    zok = np.empty((d, nl))
+    mult = np.empty((d, nl))
     wfin = np.empty((d, nl))
     ex = np.empty(nl)
     lre = np.empty(nl)
@@ -182,15 +210,21 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
         bet[l] = beta[a + l]
         if bet[l] != 0.0:
             mom = True
-    for i in range(d):
+    for j in range(d):
+        zj = 0.0
+        for i in range(d):
+            zj += V[i, j] * (w0[i] - wstar[di, i])
         for l in range(nl):
-            e[i, l] = w0[i] - wstar[di, i]
-            eok[i, l] = e[i, l]
-    _quad(H, di, e, g, ex, nl)
+            z[j, l] = zj
+            zok[j, l] = zj
+            mult[j, l] = 1.0 - lre[l] * lam[j]
     es = estar[di]
     for l in range(nl):
-        scale = max(es + ex[l], c0[di])
-        thc[l] = tol * ex[l]
+        x = 0.0
+        for i in range(d):
+            x += 0.5 * lam[i] * (z[i, l] * z[i, l])
+        scale = max(es + x, c0[di])
+        thc[l] = tol * x
         thd[l] = blowup * scale - es
     nact = nl
     nrec = rec_loss.shape[3]
@@ -198,12 +232,13 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
     for t in range(steps + 1):
         if renorm > 0 and t > 0 and t % renorm == 0:
             for l in range(nl):
-                if active[l] and not _renorm(l, e, buf, logg):
+                if active[l] and not _renorm(l, z, buf, logg):
                     st = CONVERGED if logg[l] < 0 else DIVERGED
+                    _to_w(V, wstar, di, zok, l, wfin, t, w0)
                     for i in range(d):
-                        wfin[i, l] = wstar[di, i] + eok[i, l]
-                        e[i, l] = 0.0
+                        z[i, l] = 0.0
                         buf[i, l] = 0.0
+                        mult[i, l] = 1.0
                     _finish(l, a + l, di, si, t, st, wfin, np.inf if st == DIVERGED else es,
                             np.inf if st == DIVERGED else 0.0, out_status, out_w, out_loss,
                             out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
@@ -213,7 +248,7 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
                     thd[l] = np.inf
                     thc[l] = -np.inf
                     nact -= 1
-        cnt = _gd_pass(H, di, e, en, g, buf, ex, lre, bet, thd, thc, nl, mom, nesterov)
+        cnt = _gd_pass(lam, z, zn, buf, ex, mult, lre, bet, thd, thc, nl, mom, nesterov)
         if cnt > 0:
             for l in range(nl):
                 if not active[l]:
@@ -222,24 +257,23 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
                     st = DIVERGED
                     lossv = np.inf
                     exv = np.inf
-                    src = e if ex[l] < np.inf else eok
+                    _to_w(V, wstar, di, z if ex[l] < np.inf else zok, l, wfin, t, w0)
                 elif ex[l] <= thc[l]:
                     st = CONVERGED
                     lossv = es + ex[l]
                     exv = ex[l]
-                    src = e
+                    _to_w(V, wstar, di, z, l, wfin, t, w0)
                 else:
                     continue
-                for i in range(d):
-                    wfin[i, l] = wstar[di, i] + src[i, l]
                 _finish(l, a + l, di, si, t, st, wfin, lossv, exv, out_status, out_w, out_loss,
                         out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
                 out_logg[di, si, a + l] = logg[l]
                 for i in range(d):
                     if st == DIVERGED:
-                        e[i, l] = 0.0
+                        z[i, l] = 0.0
                         buf[i, l] = 0.0
-                    en[i, l] = e[i, l]
+                    mult[i, l] = 1.0
+                    zn[i, l] = z[i, l]
                 active[l] = False
                 lre[l] = 0.0
                 thd[l] = np.inf
@@ -253,27 +287,27 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
                 if active[l]:
                     rec_loss[di, si, a + l, k] = es + ex[l]
                     if rec_w.shape[3] > 0:
+                        _to_w(V, wstar, di, z, l, wfin, t, w0)
                         for i in range(d):
-                            rec_w[di, si, a + l, k, i] = wstar[di, i] + e[i, l]
+                            rec_w[di, si, a + l, k, i] = wfin[i, l]
         if t == steps:
             break
         if t % _SNAPSHOT == 0:
             for l in range(nl):
                 if ex[l] < np.inf:
                     for i in range(d):
-                        eok[i, l] = e[i, l]
-        tmp = e
-        e = en
-        en = tmp
+                        zok[i, l] = z[i, l]
+        tmp = z
+        z = zn
+        zn = tmp
     for l in range(nl):
         if active[l]:
             if renorm > 0:
                 s = 0.0
                 for i in range(d):
-                    s += e[i, l] * e[i, l] + buf[i, l] * buf[i, l]
+                    s += z[i, l] * z[i, l] + buf[i, l] * buf[i, l]
                 logg[l] += 0.5 * np.log(s)
-            for i in range(d):
-                wfin[i, l] = wstar[di, i] + e[i, l]
+            _to_w(V, wstar, di, z, l, wfin, t, w0)
             _finish(l, a + l, di, si, t, BOUNDED, wfin, es + ex[l], ex[l], out_status, out_w,
                     out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
             out_logg[di, si, a + l] = logg[l]
@@ -547,3 +581,4 @@ def grid_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                        batch, order, keys[si, 0], keys[si, 1], tol, blowup, renorm, di, si,
                        chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w, out_loss,
                        out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+
