@@ -256,3 +256,19 @@ def test_execute_converts_keyboard_interrupt():
     with pytest.raises(C.Interrupted) as info:
         C.execute(call, C.make_chunks(1, 1, 100, 1), 1, progress=False)
     assert info.value.done == seen[0] and 0 < seen[0] < 100
+
+
+def test_to_pandas_and_to_xarray():
+    res = fg.sweep("sgd", lr=[0.1, 1.0, 5.0], condition=[1, 10], epochs=5, seeds=2,
+                   curve_points=3)
+    pd = pytest.importorskip("pandas")
+    df = res.to_pandas()
+    assert isinstance(df, pd.DataFrame) and len(df) == 2 * 3 * 2
+    row = df[(df["data"] == 1) & (df["lr"] == 5.0) & (df["seed"] == 1)].iloc[0]
+    assert row["status"] == Status(res.status[1, 2, 1]).name.lower()
+    assert row["final_loss"] == res.final_loss[1, 2, 1]
+    pytest.importorskip("xarray")
+    xa = res.to_xarray()
+    assert xa["status"].shape == res.shape
+    assert np.array_equal(xa["final_loss"].values, res.final_loss, equal_nan=True)
+    assert xa["curves"].shape == res.curves.shape and xa.attrs["method"] == "sgd"

@@ -8,7 +8,11 @@ Convention: squared-error losses carry a 1/2, E(w) = 1/(2P) sum_p (y_p - w.x_p)^
 that H = X^T X / P exactly and batch GD diverges above eta_max = 2/lambda_max.
 """
 
-from ._core import Status
+from ._vector import apply_opt_in as _apply_opt_in
+
+_apply_opt_in()  # FASTGD_AVX512=1: 512-bit vectors, must happen before numba is imported
+
+from ._core import Status  # noqa: E402
 from ._validate import FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
@@ -16,6 +20,7 @@ from .spectrum import Spectrum, hessian, spectrum
 from . import chain, theory
 from .chain import chain_gd
 from .sweep import Boundary, SweepInterrupted, SweepResult, critical_lr, load, sweep
+from ._engine import warmup
 
 __version__ = "0.1.0"
 
@@ -42,5 +47,6 @@ __all__ = [
     "sgd",
     "spectrum",
     "sweep",
+    "warmup",
     "whiten",
 ]

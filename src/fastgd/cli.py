@@ -40,6 +40,8 @@ SPEC_KEYS = {
     "d": "inputs per Gaussian dataset", "fix": "lambda_max or lambda_min",
     "curve_points": "loss-curve points kept per cell", "lanes": "SIMD lanes per chunk",
     "threads": "numba threads", "theory": "compute SGD theory limits (bool)",
+    "checkpoint": "directory that makes the sweep resumable (rerun to resume)",
+    "dtype": "float64 or float32", "backend": "cpu or cuda",
 }
 PHASE_DEFAULTS = {
     "gd": {"lr": "0.01:10:128", "condition": "1:1e4:48", "steps": 1000},
@@ -227,6 +229,13 @@ def _sweep_flags(p, defaults_note):
                    help="SGD: compute the mean-square limit per dataset (default on) ")
     g.add_argument("--almost-sure", action="store_true",
                    help="SGD: also estimate the almost-sure (typical-run) limit (slower)")
+    g.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="write finished chunks to DIR; the same command run again resumes "
+                        "(Ctrl-C / SIGTERM stop cleanly, exit 130)")
+    g.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="arithmetic of the runs (float32: faster, boundaries to ~1e-5)")
+    g.add_argument("--backend", choices=("cpu", "cuda"), default=None,
+                   help="cuda: one run per GPU thread (needs fastgd[cuda] and a GPU)")
 
 
 def build_parser():
@@ -369,7 +378,8 @@ def _merge(args, spec):
     """Spec values overridden by the flags that were given -> a plain dict."""
     cfg = dict(spec)
     for key in ("method", "lr", "condition", "data", "steps", "epochs", "batch_size", "order",
-                "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads"):
+                "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads",
+                "checkpoint", "dtype", "backend"):
         v = getattr(args, key, None)
         if v is not None:
             cfg[key] = v
@@ -397,7 +407,8 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
                              ("nesterov", bool, "true or false"), ("bias", bool, "true or false"),
                              ("theory", bool, "true or false"), ("order", str, "a string"),
                              ("fix", str, "a string"), ("curve_points", int, "an integer"),
-                             ("lanes", int, "an integer")):
+                             ("lanes", int, "an integer"), ("checkpoint", str, "a string"),
+                             ("dtype", str, "a string"), ("backend", str, "a string")):
         _check_type(cfg, key, types if isinstance(types, tuple) else (types,), what)
     if "lr" in cfg:
         lr = _spec_grid(cfg["lr"], "lr")
@@ -438,7 +449,7 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
     kw = dict(lr=np.asarray(lr), data=datasets, momentum=float(cfg.get("momentum", 0.0)),
               nesterov=bool(cfg.get("nesterov", False)), bias=bool(cfg.get("bias", False)),
               threads=cfg.get("threads"), progress=progress)
-    for key in ("tol", "blowup", "curve_points", "lanes"):
+    for key in ("tol", "blowup", "curve_points", "lanes", "checkpoint", "dtype", "backend"):
         if key in cfg:
             kw[key] = cfg[key]
     if method == "gd":

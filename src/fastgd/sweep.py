@@ -6,7 +6,11 @@ run as SIMD lanes sharing the dataset (and, for SGD, the sample order of the see
 common random numbers across the learning-rate axis).  Chunks are interleaved over
 threads and executed in batches, so a progress bar advances and Ctrl-C stops cleanly
 between batches (:class:`SweepInterrupted` carries what finished).  Results are
-bit-identical for any thread count, lane count or batch size.
+bit-identical for any thread count, lane count or batch size, and for any engine
+(``engine=``: a ``concurrent.futures.Executor``, e.g. Dask's ``client.get_executor()``;
+see :mod:`fastgd._engine`).  ``checkpoint=DIR`` makes a sweep resumable
+(:mod:`fastgd.checkpoint`); ``dtype="float32"`` and ``backend="cuda"`` (:mod:`fastgd.gpu`)
+trade precision or hardware for speed.
 
 Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, H = X^T X / P, batch GD diverges
 above 2/lambda_max.
@@ -292,7 +296,7 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
             raise V.fail(f, "data", "datasets with the same number of inputs d",
                          f"d in {sorted(ds)}")
         return out, None
-    from .data import gaussian_data
+    from .data import _gaussian_family
 
     kappa = V.as_float_array(f, "condition", np.atleast_1d(condition), 1)
     if np.any(kappa < 1):
@@ -302,20 +306,20 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
         raise V.fail(f, "d", ">= 2 when a condition number > 1 is asked for", d)
     n = V.integer(f, "n", n, minimum=d + 1)
     V.choice(f, "fix", fix, ("lambda_max", "lambda_min"))
-    out = []
+    rows = []
     for k in kappa:
         lam = np.geomspace(1.0 / k, 1.0, d) if d > 1 else np.ones(1)
-        if fix == "lambda_min":
-            lam = lam * k
-        ds = gaussian_data(n, lam, seed=data_seed)
-        out.append((ds.X, ds.y))
-    return out, kappa
+        rows.append(lam * k if fix == "lambda_min" else lam)
+    data_seed = V.integer(f, "data_seed", data_seed, minimum=0)
+    # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
+    return [(ds.X, ds.y) for ds in _gaussian_family(n, rows, seed=data_seed)], kappa
 
 
 def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None, batch_size=1,
           order="shuffle", seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None, tol=1e-8,
           blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0, curve_points=0, lanes=64,
-          threads=None, progress=None, max_bytes=None, almost_sure=False) -> SweepResult:
+          threads=None, progress=None, max_bytes=None, almost_sure=False, dtype="float64",
+          backend="cpu", engine=None, checkpoint=None) -> SweepResult:
     """Run a grid of learning rates x datasets (x seeds for SGD) and classify each run.
 
     Parameters
@@ -350,7 +354,35 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     almost_sure : bool
         SGD: also estimate the almost-sure (typical-run) limit of every dataset by
         simulation (:func:`fastgd.theory.sgd_as_critical_lr`; seconds per dataset).
-        The mean-square limit is always reported (closed form).
+        The mean-square limit is reported for the random orders (closed form); for
+        ``order="cyclic"`` the exact (deterministic) limit only with ``almost_sure``.
+    dtype : {"float64", "float32"}
+        Arithmetic of the runs.  ``"float32"`` converts the data once and runs float32
+        twins of the same kernels (about twice the SIMD lanes per register); results
+        are still returned as float64 arrays.  Divergence flags stay exact (no
+        fastmath); boundaries agree with float64 to within one grid step on fine grids
+        (relative 1e-5 for a rate found by bisection), losses to float32 precision.
+    backend : {"cpu", "cuda"}
+        ``"cuda"`` runs one run per CUDA thread on an NVIDIA GPU (optional extra
+        ``fastgd[cuda]``, numba-cuda; :mod:`fastgd.gpu`); the simulator
+        (``NUMBA_ENABLE_CUDASIM=1``) works without a GPU.  Not with ``engine``.
+    engine : concurrent.futures.Executor, optional
+        Run the chunks on an executor instead of this process's Numba threads: a
+        ``ProcessPoolExecutor`` (use the "spawn" or "forkserver" context), a
+        ``ThreadPoolExecutor``, or a Dask cluster through
+        ``distributed.Client("tcp://scheduler:8786").get_executor()`` (extra
+        ``fastgd[dask]``).  ``threads`` is then the Numba thread count of each task
+        (default 1).  Call :func:`fastgd.warmup` first so that workers load compiled
+        kernels from the cache instead of compiling them.  Results are bit-identical
+        to the local engine.  Give the sweep 4-10 times more chunks than workers
+        (lower ``lanes`` for more chunks): diverging chunks finish early.
+    checkpoint : str or os.PathLike, optional
+        A directory that makes the sweep resumable (:mod:`fastgd.checkpoint`): finished
+        chunks are written there as they complete (atomic renames), and the same call
+        run again computes only the missing chunks and returns a result bit-identical
+        to an uninterrupted run (``meta["chunks_resumed"]``, ``meta["chunks_computed"]``
+        count them).  A directory holding a different sweep is refused.  While the
+        sweep runs (main thread), SIGTERM is turned into the same clean stop as Ctrl-C.
 
     Returns
     -------
@@ -416,41 +448,44 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     C.check_memory(f, n_data * n_lr * n_seed,
                    C.Outputs.bytes_per_cell(probs[0].d, n_rec), max_bytes)
 
-    H = np.ascontiguousarray(np.stack([p.H for p in probs]))
-    wstar = np.ascontiguousarray(np.stack([p.wstar for p in probs]))
-    estar = np.array([p.estar for p in probs])
-    c0 = np.array([p.c0 for p in probs])
-    beta = np.full(n_lr, momentum)
+    if not isinstance(dtype, str):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            pass
+    dtype = V.choice(f, "dtype", dtype, ("float64", "float32"))
+    backend = V.choice(f, "backend", backend, ("cpu", "cuda"))
+    if engine is not None:
+        import concurrent.futures as cf
+
+        if not isinstance(engine, cf.Executor):
+            raise V.fail_type(f, "engine", "a concurrent.futures.Executor (e.g. "
+                              "ProcessPoolExecutor, or a Dask client.get_executor())", engine)
+        if backend != "cpu":
+            raise V.fail(f, "engine", "None with backend='cuda'", type(engine).__name__)
+    kspec = _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup,
+                         rec_every, n_rec, dtype, backend, lanes,
+                         batch_size if method == "sgd" else 0,
+                         order_code if method == "sgd" else 0, seed_list)
     out = C.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec)
     chunks = C.make_chunks(n_data, n_seed, n_lr, lanes)
+    if backend == "cuda":
+        from . import gpu
 
-    if method == "gd":
-        from ._kernels.linear import grid_gd_linear
-
-        def call(rows, nw):
-            grid_gd_linear(H, wstar, estar, c0, lrs, beta, nesterov, w0v, T, tol, blowup, 0,
-                           rows, nw, rec_every, *out.kernel_args())
-    else:
-        from ._kernels.linear import grid_sgd_linear
-
-        Pmax = max(p.P for p in probs)
-        Xs = np.zeros((n_data, Pmax, probs[0].d))
-        ys = np.zeros((n_data, Pmax))
-        for k, p in enumerate(probs):
-            Xs[k, : p.P] = p.X
-            ys[k, : p.P] = p.y
-        Ps = np.array([p.P for p in probs], dtype=np.int64)
-        keys = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seed_list]))
-
-        def call(rows, nw):
-            grid_sgd_linear(Xs, ys, Ps, H, wstar, estar, c0, lrs, beta, nesterov, w0v, T,
-                            batch_size, order_code, keys, tol, blowup, 0, rows, nw, rec_every,
-                            *out.kernel_args())
+        gpu.require(f)
 
     interrupted = None
-    with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+    counts = {"chunks_total": int(chunks.shape[0]), "chunks_resumed": 0,
+              "chunks_computed": 0, "seconds_run": 0.0}
+    with C.using_threads(f, None if engine is not None else threads) as nthreads, \
+            np.errstate(all="ignore"):
+        if engine is not None:
+            nthreads = 1 if threads is None else V.integer(f, "threads", threads, minimum=1)
         try:
-            C.execute(call, chunks, nthreads, progress=progress, desc=f"sweep {method}")
+            _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress,
+                     f"sweep {method}", counts, dict(method=method, lanes=lanes, dtype=dtype,
+                                                     backend=backend, n_data=n_data,
+                                                     n_lr=n_lr, n_seed=n_seed))
         except C.Interrupted as exc:
             interrupted = exc
 
@@ -459,10 +494,13 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
             "order": order if method == "sgd" else None, "seeds": seed_list,
             "momentum": momentum, "nesterov": nesterov, "bias": bias, "w0": w0v, "tol": tol,
             "blowup": blowup, "condition": kappa_given, "n": n, "d": d, "fix": fix,
-            "data_seed": data_seed, "curve_points": curve_points, "lanes": lanes}
+            "data_seed": data_seed, "curve_points": curve_points, "lanes": lanes,
+            "dtype": dtype, "backend": backend}
     almost_sure = V.boolean(f, "almost_sure", almost_sure)
     res = _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov,
                     spec, nthreads)
+    res.meta.update(counts)
+    res.meta["engine"] = "local" if engine is None else type(engine).__name__
     if method == "sgd":
         _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
                     threads)
@@ -471,11 +509,142 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     return res
 
 
+def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, rec_every,
+                 n_rec, dtype, backend, lanes, batch, order_code, seed_list):
+    """Everything the grid kernels need, as NumPy arrays and scalars (picklable: the
+    engines ship it to workers; its hash keys a checkpoint directory)."""
+    ft = np.float32 if dtype == "float32" else np.float64
+
+    def a(x):
+        return np.ascontiguousarray(np.asarray(x, dtype=ft))
+
+    spec = {"method": method, "dtype": dtype, "backend": backend, "lanes": int(lanes),
+            "d": int(probs[0].d), "T": int(T), "tol": float(tol), "blowup": float(blowup),
+            "nesterov": bool(nesterov), "rec_every": int(rec_every), "n_rec": int(n_rec),
+            "H": a(np.stack([p.H for p in probs])), "wstar": a(np.stack([p.wstar for p in probs])),
+            "estar": a([p.estar for p in probs]), "c0": a([p.c0 for p in probs]),
+            "lr": a(lrs), "beta": a(np.full(lrs.size, momentum)), "w0": a(w0v)}
+    if method == "sgd":
+        Pmax = max(p.P for p in probs)
+        Xs = np.zeros((len(probs), Pmax, probs[0].d))
+        ys = np.zeros((len(probs), Pmax))
+        for k, p in enumerate(probs):
+            Xs[k, : p.P] = p.X
+            ys[k, : p.P] = p.y
+        spec.update(X=a(Xs), y=a(ys), P=np.array([p.P for p in probs], dtype=np.int64),
+                    batch=int(batch), order=int(order_code),
+                    keys=np.ascontiguousarray(np.stack([C.seed_key(s) for s in seed_list])))
+    return spec
+
+
+def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc, counts,
+             summary):
+    """Run the chunk table on the chosen engine / backend, through a checkpoint
+    directory when one is given (resume first, then write blocks as they finish)."""
+    import time
+
+    from . import _engine as E
+
+    ck = None
+    todo = chunks
+    if checkpoint is not None:
+        from .checkpoint import Checkpoint
+
+        ck = Checkpoint(checkpoint, kspec, chunks, summary=summary, func=f)
+        done = set()
+        for blk in ck.load():
+            E.scatter(out, blk)
+            done.update(map(tuple, blk["rows"].tolist()))
+        if done:
+            keep = np.array([tuple(r) not in done for r in chunks.tolist()], dtype=bool)
+            todo = np.ascontiguousarray(chunks[keep])
+        counts["chunks_resumed"] = int(chunks.shape[0] - todo.shape[0])
+    if todo.shape[0] == 0:
+        return
+    buf = []
+    state = {"flushed": time.perf_counter()}
+
+    def flush():
+        if buf:
+            rows = np.concatenate(buf)
+            buf.clear()
+            ck.write(E.gather(out, rows))
+        state["flushed"] = time.perf_counter()
+
+    def on_done(rows):  # local engines: rows finished in place in `out`
+        counts["chunks_computed"] += int(rows.shape[0])
+        if ck is not None:
+            buf.append(np.array(rows))
+            if time.perf_counter() - state["flushed"] >= 1.0:
+                flush()
+
+    def on_result(res):  # executor: one file per finished task
+        counts["chunks_computed"] += int(res["rows"].shape[0])
+        if ck is not None:
+            ck.write(res)
+
+    t0 = time.perf_counter()
+    with _sigterm_as_interrupt(ck is not None):
+        try:
+            if kspec["backend"] == "cuda":
+                from . import gpu
+
+                def call(rows):
+                    gpu.call_kernel(kspec, rows, out)
+                    on_done(rows)
+
+                # a launch of ~2^17 runs fills a GPU; progress and Ctrl-C between launches
+                per = 4 if gpu.simulated() else max(1, (1 << 17) // kspec["lanes"])
+                E.run_blocks(call, todo, per, progress=progress, desc=desc)
+            elif engine is None:
+                E.run_local(kspec, todo, out, nthreads, progress=progress, desc=desc,
+                            on_done=on_done)
+            else:
+                E.run_executor(kspec, todo, out, engine, nthreads, progress=progress,
+                               desc=desc, on_result=on_result)
+        finally:
+            counts["seconds_run"] = time.perf_counter() - t0
+            if ck is not None:
+                flush()
+
+
+class _sigterm_as_interrupt:
+    """While active (main thread only), SIGTERM raises KeyboardInterrupt, so that a
+    checkpointed sweep stops between chunks and saves what finished."""
+
+    def __init__(self, active):
+        self.active = active
+        self.old = None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if self.active and threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                raise KeyboardInterrupt
+
+            try:
+                self.old = signal.signal(signal.SIGTERM, handler)
+            except (ValueError, OSError):  # pragma: no cover - not allowed here
+                self.old = None
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
+
+
 def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
                 threads):
     """Fill the SGD mean-square (and, on request, almost-sure) limits of each dataset."""
     from .theory import limits
 
+    if order == "cyclic" and not almost_sure:
+        return  # the exact cyclic limit needs an epoch-product root search (~0.2 s each)
     for k, (X, _) in enumerate(datasets):
         try:
             lim = limits(X, bias=bias, momentum=momentum, nesterov=nesterov,
@@ -683,7 +852,8 @@ def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
             hi = grid[k]
             if k > 0:
                 lo = grid[k - 1]
-    return Boundary(lr=0.5 * (lo + hi), lo=lo, hi=hi, method="gd", criterion="growth",
+    return Boundary(lr=float(0.5 * (lo + hi)), lo=float(lo), hi=float(hi), method="gd",
+                    criterion="growth",
                     lrs=grid, growth=g)
 
 
@@ -712,5 +882,6 @@ def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, 
     else:
         raise V.fail(f, "X", "data with a finite divergence boundary", "none found")
     lr = float(res.critical_lr(0.5)[0])
-    return Boundary(lr=lr, lo=lo, hi=hi, method="sgd", criterion="half-diverged", lrs=grid,
+    return Boundary(lr=lr, lo=float(lo), hi=float(hi), method="sgd", criterion="half-diverged",
+                    lrs=grid,
                     fraction=frac)

@@ -582,3 +582,15 @@ def grid_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                        chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w, out_loss,
                        out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
 
+# ---------------------------------------------------------------------------
+# float32 twins (``sweep(..., dtype="float32")``): the same Python functions compiled
+# with float32 per-lane state (see :mod:`._retype`); separate dispatchers, so the
+# float64 kernels above keep exactly one signature each.
+from ._retype import float32_twin as _f32  # noqa: E402
+
+_gd_linear_f32 = _f32(_gd_linear)
+_sgd_linear_f32 = _f32(_sgd_linear)
+gd_linear_f32 = _f32(gd_linear, _gd_linear=_gd_linear_f32)
+sgd_linear_f32 = _f32(sgd_linear, _sgd_linear=_sgd_linear_f32)
+grid_gd_linear_f32 = _f32(grid_gd_linear, gd_linear=gd_linear_f32)
+grid_sgd_linear_f32 = _f32(grid_sgd_linear, sgd_linear=sgd_linear_f32)

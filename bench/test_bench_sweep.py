@@ -1,0 +1,166 @@
+"""Sweep throughput (issue 3): per-sample SGD and batch GD over 64 condition numbers x
+256 learning rates (P = 100, d = 2), a NumPy reference vectorised across runs timed in
+the same session, compile latency in fresh processes, and thread scaling.
+
+Run:      pytest bench --benchmark-enable --benchmark-autosave
+Compare:  pytest bench --benchmark-enable --benchmark-compare --benchmark-compare-fail=min:15%
+In the default test run (``--benchmark-disable``) each benchmark runs once on a small
+grid, as a smoke test.  Throughput is printed with ``-s`` and stored in extra_info.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+from fastgd import Status
+
+from ._machine import record
+
+N_KAPPA, N_LR, EPOCHS, STEPS = 64, 256, 100, 1000
+SMOKE = dict(n_kappa=4, n_lr=32, epochs=3, steps=20)
+RESULTS = {}
+
+
+def _sizes(benchmark):
+    if benchmark.disabled:
+        return SMOKE["n_kappa"], SMOKE["n_lr"], SMOKE["epochs"], SMOKE["steps"]
+    return N_KAPPA, N_LR, EPOCHS, STEPS
+
+
+def _grid(nk, nl):
+    return np.geomspace(1, 1e4, nk), np.geomspace(0.01, 4.0, nl)
+
+
+def _sgd_updates(res, epochs, P=100):
+    """Per-sample updates actually performed (finished lanes stop)."""
+    stop = np.where(res.diverged, res.diverged_at,
+                    np.where(res.converged, res.steps_to_tol, epochs))
+    return int(stop.sum()) * P
+
+
+def _gd_steps(res, steps):
+    stop = np.where(res.diverged, res.diverged_at,
+                    np.where(res.converged, res.steps_to_tol, steps))
+    return int(stop.sum())
+
+
+def _report(name, rate, extra=""):
+    if rate is not None:
+        RESULTS[name] = rate
+        print(f"\n[{name}] {rate / 1e9:.2f} G updates/s {extra}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bench_sgd_sweep(benchmark, threads):
+    """(a) + (e): per-sample SGD, cyclic order, float64, end to end through sweep()."""
+    if threads > fg._core.max_threads():
+        pytest.skip("needs 2 threads")
+    nk, nl, ep, _ = _sizes(benchmark)
+    kappa, lrs = _grid(nk, nl)
+    kw = dict(lr=lrs, condition=kappa, epochs=ep, order="cyclic", threads=threads,
+              progress=False)
+    res = fg.sweep("sgd", **kw)  # warm-up: compile / cache load
+    benchmark.group = "sweep: per-sample SGD, 64 kappa x 256 lr, P=100, d=2"
+    out = benchmark.pedantic(fg.sweep, args=("sgd",), kwargs=kw, rounds=3, iterations=1,
+                             warmup_rounds=0)
+    assert out.equals(res)
+    rate = record(benchmark, _sgd_updates(out, ep), 5, threads)
+    _report(f"sgd threads={threads}", rate,
+            f"({benchmark.extra_info['fraction_of_ceiling']:.0%} of the FMA ceiling)"
+            if rate else "")
+
+
+def test_bench_sgd_numpy_reference(benchmark):
+    """(c) the same SGD sweep in plain NumPy vectorised across runs (one pass per sample)."""
+    nk, nl, ep, _ = _sizes(benchmark)
+    ep_ref = max(1, ep // 10)  # NumPy is slow: time 1/10 of the epochs, same per-update cost
+    kappa, lrs = _grid(nk, nl)
+    data = [fg.gaussian_data(100, [1 / k, 1.0]) for k in kappa]
+    X = np.stack([d.X for d in data])  # (nk, P, 2)
+    y = np.stack([d.y for d in data])
+    LR = np.broadcast_to(lrs, (nk, nl))[..., None]
+
+    def numpy_sweep():
+        W = np.zeros((nk, nl, 2))
+        with np.errstate(all="ignore"):
+            for _ in range(ep_ref):
+                for p in range(100):
+                    x = X[:, p, :][:, None, :]
+                    r = np.einsum("kld,kld->kl", W, np.broadcast_to(x, W.shape)) - y[:, p, None]
+                    W -= LR * r[..., None] * x
+        return W
+
+    benchmark.group = "sweep: per-sample SGD, 64 kappa x 256 lr, P=100, d=2"
+    benchmark.pedantic(numpy_sweep, rounds=1, iterations=1)
+    rate = record(benchmark, nk * nl * ep_ref * 100, 5, 1)
+    _report("numpy reference", rate)
+    if rate and "sgd threads=2" in RESULTS:
+        benchmark.extra_info["fastgd_over_numpy"] = RESULTS["sgd threads=2"] / rate
+        print(f"fastgd / NumPy = {RESULTS['sgd threads=2'] / rate:.0f}x")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bench_gd_sweep(benchmark, threads):
+    """(b) + (e): batch GD, 1000 steps, tol=1e-8 (finished lanes freeze)."""
+    if threads > fg._core.max_threads():
+        pytest.skip("needs 2 threads")
+    nk, nl, _, st = _sizes(benchmark)
+    kappa, lrs = _grid(nk, nl)
+    kw = dict(lr=lrs, condition=kappa, steps=st, threads=threads, progress=False)
+    res = fg.sweep("gd", **kw)
+    benchmark.group = "sweep: batch GD, 64 kappa x 256 lr, d=2, 1000 steps"
+    out = benchmark.pedantic(fg.sweep, args=("gd",), kwargs=kw, rounds=5, iterations=1)
+    assert out.equals(res)
+    assert (out.status != Status.NOT_RUN).all()
+    rate = record(benchmark, _gd_steps(out, st), 8, threads)
+    _report(f"gd threads={threads} (steps actually run)", rate)
+
+
+@pytest.mark.parametrize("n_lr", [4096, 1 << 20])
+def test_bench_sgd_scaling_in_cells(benchmark, n_lr):
+    """Throughput flat from 4 K to 1 M cells (one dataset, 10 epochs)."""
+    if benchmark.disabled:
+        n_lr = 256
+    kw = dict(lr=np.geomspace(1e-3, 0.5, n_lr), condition=[10.0], epochs=10 if not
+              benchmark.disabled else 2, order="cyclic", progress=False)
+    fg.sweep("sgd", lr=kw["lr"][:64], condition=[10.0], epochs=1)
+    benchmark.group = "sweep: cells scaling"
+    out = benchmark.pedantic(fg.sweep, args=("sgd",), kwargs=kw, rounds=1, iterations=1)
+    rate = record(benchmark, _sgd_updates(out, kw["epochs"]), 5)
+    _report(f"sgd cells={n_lr}", rate)
+
+
+_SNIPPET = ("import time; t=time.perf_counter(); import fastgd as fg; "
+            "fg.sweep('sgd', lr=[0.1, 0.2], condition=[1, 10], epochs=2); "
+            "fg.sweep('gd', lr=[0.1, 0.2], condition=[1, 10], steps=2); "
+            "print(time.perf_counter()-t)")
+
+
+def _first_sweep_seconds(cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    out = subprocess.run([sys.executable, "-c", _SNIPPET], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_bench_compile_latency(benchmark, tmp_path):
+    """(d) a first sweep (GD + SGD) in a fresh process, import included: empty cache
+    (cold) and then warm cache."""
+    if benchmark.disabled:
+        pytest.skip("compile latency is measured only with --benchmark-enable")
+    benchmark.group = "compile latency"
+    t0 = time.perf_counter()
+    cold = _first_sweep_seconds(tmp_path / "cache")
+    warm = benchmark.pedantic(_first_sweep_seconds, args=(tmp_path / "cache",), rounds=3,
+                              iterations=1)
+    benchmark.extra_info["cold_s"] = cold
+    benchmark.extra_info["warm_s"] = warm
+    print(f"\n[compile] cold {cold:.2f} s, warm {warm:.2f} s "
+          f"(wall incl. interpreter {time.perf_counter() - t0:.1f} s)")

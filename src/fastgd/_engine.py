@@ -1,0 +1,351 @@
+"""Where the chunks of a sweep run: in this process on Numba threads (the default), or on
+any :class:`concurrent.futures.Executor` (processes, threads, a Dask cluster), with an
+optional checkpoint directory.
+
+The unit of work is :func:`run_chunks`, a plain module-level function: it takes the
+*kernel spec* (a dict of NumPy arrays and scalars: everything the grid kernels need,
+already validated and converted), a block of rows of the chunk table
+``(data, seed, lr_start, lr_stop)`` and a Numba thread count; it imports the kernels on
+the worker (no Numba dispatcher is ever pickled), runs the rows and returns their
+results as small arrays.  Each chunk is independent of every other chunk and of how
+the table is cut, so the result of a cell is bit-identical on every engine.
+
+Sizing for a cluster: the table has ``n_data x n_seed x ceil(n_lr / lanes)`` chunks and
+they are sent as about 8 tasks per worker; give the sweep at least 4-10 times more
+chunks than workers (smaller ``lanes`` gives more chunks), since chunks whose runs all
+diverge finish early and a worker that has nothing left to take sits idle.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from . import _core as C
+
+#: result fields of a chunk block, per cell (in row order, lanes concatenated)
+FIELDS = ("status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
+
+_LOCK = threading.Lock()  # one kernel call at a time per process (see run_chunks)
+
+
+def _kernels(spec):
+    from ._kernels import linear as L
+
+    f32 = spec["dtype"] == "float32"
+    if spec["method"] == "gd":
+        return L.grid_gd_linear_f32 if f32 else L.grid_gd_linear
+    return L.grid_sgd_linear_f32 if f32 else L.grid_sgd_linear
+
+
+def call_kernel(spec, rows, nworkers, out):
+    """Run ``rows`` of the chunk table with the spec's full-size inputs into ``out``
+    (a :class:`fastgd._core.Outputs` indexed by the spec's global [data, seed, lr])."""
+    return _call(spec, spec, rows, nworkers, out)
+
+
+def _call(spec, arr, rows, nworkers, out):
+    kern = _kernels(spec)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if spec["method"] == "gd":
+        kern(arr["H"], arr["wstar"], arr["estar"], arr["c0"], arr["lr"], arr["beta"],
+             spec["nesterov"], spec["w0"], spec["T"], spec["tol"], spec["blowup"], 0, rows,
+             nworkers, spec["rec_every"], *out.kernel_args())
+    else:
+        kern(arr["X"], arr["y"], arr["P"], arr["H"], arr["wstar"], arr["estar"], arr["c0"],
+             arr["lr"], arr["beta"], spec["nesterov"], spec["w0"], spec["T"], spec["batch"],
+             spec["order"], arr["keys"], spec["tol"], spec["blowup"], 0, rows, nworkers,
+             spec["rec_every"], *out.kernel_args())
+
+
+def _sub(spec, di, si, lr_idx):
+    """Inputs restricted to one dataset, one seed and the learning rates ``lr_idx``."""
+    s = {k: spec[k][di:di + 1] for k in ("H", "wstar", "estar", "c0")}
+    s["lr"] = np.ascontiguousarray(spec["lr"][lr_idx])
+    s["beta"] = np.ascontiguousarray(spec["beta"][lr_idx])
+    if spec["method"] == "sgd":
+        s["X"] = spec["X"][di:di + 1]
+        s["y"] = spec["y"][di:di + 1]
+        s["P"] = spec["P"][di:di + 1]
+        s["keys"] = spec["keys"][si:si + 1]
+    return s
+
+
+def run_chunks(spec, rows, threads=1):
+    """Run a block of chunk-table rows; return their results (the engine's task).
+
+    Parameters
+    ----------
+    spec : dict
+        The kernel spec built by :func:`fastgd.sweep` (arrays and scalars only).
+    rows : (n, 4) int64
+        Rows ``(data, seed, lr_start, lr_stop)`` of the chunk table.
+    threads : int
+        Numba threads for this call on the worker (``numba.set_num_threads``, which is
+        per calling thread).
+
+    Returns
+    -------
+    dict
+        ``rows`` and, per cell in row order (the lanes of row 0, then row 1, ...),
+        ``status`` (int8), ``w`` (n_cells, d), ``loss``, ``excess``, ``tol_at``,
+        ``div_at`` and ``rec_loss`` (n_cells, n_rec).
+
+    Notes
+    -----
+    Rows that share a dataset and a seed run as one kernel call on inputs restricted to
+    them (outputs are allocated for these cells only); a chunk's arithmetic does not
+    depend on which other chunks run with it, so every cell equals the one computed in
+    place by the local engine, bit for bit.  Kernel calls are serialised within a
+    process (Numba's workqueue threading layer aborts on concurrent parallel calls).
+    """
+    import numba
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 4)
+    # arrays deserialised from a buffer (Dask) can be read-only: a read-only array is
+    # another Numba type, i.e. another compiled signature; copy them once
+    spec = {k: (np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v)
+            for k, v in spec.items()}
+    threads = max(1, min(int(threads), int(numba.config.NUMBA_NUM_THREADS)))
+    d, n_rec = int(spec["d"]), int(spec["n_rec"])
+    n_cells = int((rows[:, 3] - rows[:, 2]).sum())
+    res = {"rows": rows, "status": np.empty(n_cells, np.int8), "w": np.empty((n_cells, d)),
+           "loss": np.empty(n_cells), "excess": np.empty(n_cells),
+           "tol_at": np.empty(n_cells, np.int64), "div_at": np.empty(n_cells, np.int64),
+           "rec_loss": np.empty((n_cells, n_rec))}
+    pos = 0
+    k = 0
+    with _LOCK, np.errstate(all="ignore"):
+        old = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            while k < rows.shape[0]:
+                di, si = rows[k, 0], rows[k, 1]
+                j = k
+                while j < rows.shape[0] and rows[j, 0] == di and rows[j, 1] == si:
+                    j += 1
+                grp = rows[k:j]
+                idx = np.concatenate([np.arange(a, b) for a, b in grp[:, 2:]])
+                nl = idx.size
+                local = np.zeros((j - k, 4), dtype=np.int64)
+                ends = np.cumsum(grp[:, 3] - grp[:, 2])
+                local[:, 2] = ends - (grp[:, 3] - grp[:, 2])
+                local[:, 3] = ends
+                out = C.Outputs(1, 1, nl, d, n_rec=n_rec)
+                _call(spec, _sub(spec, di, si, idx), local, min(threads, j - k), out)
+                sl = slice(pos, pos + nl)
+                res["status"][sl] = out.status[0, 0]
+                res["w"][sl] = out.w[0, 0]
+                res["loss"][sl] = out.loss[0, 0]
+                res["excess"][sl] = out.excess[0, 0]
+                res["tol_at"][sl] = out.tol_at[0, 0]
+                res["div_at"][sl] = out.div_at[0, 0]
+                res["rec_loss"][sl] = out.rec_loss[0, 0]
+                pos += nl
+                k = j
+        finally:
+            numba.set_num_threads(old)
+    return res
+
+
+def gather(out, rows):
+    """The results of ``rows`` read from full-size outputs (the local engine)."""
+    parts = {f: [] for f in FIELDS}
+    src = {"status": out.status, "w": out.w, "loss": out.loss, "excess": out.excess,
+           "tol_at": out.tol_at, "div_at": out.div_at, "rec_loss": out.rec_loss}
+    for di, si, a, b in rows:
+        for f in FIELDS:
+            parts[f].append(src[f][di, si, a:b])
+    d, n_rec = out.w.shape[3], out.rec_loss.shape[3]
+    empty = {"status": (0,), "w": (0, d), "loss": (0,), "excess": (0,), "tol_at": (0,),
+             "div_at": (0,), "rec_loss": (0, n_rec)}
+    res = {"rows": np.asarray(rows, dtype=np.int64).reshape(-1, 4)}
+    for f in FIELDS:
+        res[f] = (np.ascontiguousarray(np.concatenate(parts[f])) if parts[f]
+                  else np.empty(empty[f], dtype=src[f].dtype))
+    return res
+
+
+def scatter(out, res):
+    """Write a block of results into full-size outputs."""
+    pos = 0
+    for di, si, a, b in res["rows"]:
+        sl = slice(pos, pos + (b - a))
+        out.status[di, si, a:b] = res["status"][sl]
+        out.w[di, si, a:b] = res["w"][sl]
+        out.loss[di, si, a:b] = res["loss"][sl]
+        out.excess[di, si, a:b] = res["excess"][sl]
+        out.tol_at[di, si, a:b] = res["tol_at"][sl]
+        out.div_at[di, si, a:b] = res["div_at"][sl]
+        out.rec_loss[di, si, a:b] = res["rec_loss"][sl]
+        pos += b - a
+
+
+# ---------------------------------------------------------------------------
+def executor_workers(engine):
+    """Best guess of the number of workers behind an executor (for task sizing)."""
+    n = getattr(engine, "_max_workers", None)
+    if n:
+        return int(n)
+    client = getattr(engine, "_client", None)  # dask.distributed ClientExecutor
+    if client is not None:
+        try:
+            return max(1, int(sum(client.nthreads().values())))
+        except Exception:  # pragma: no cover - depends on the cluster
+            pass
+    return os.cpu_count() or 1
+
+
+def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None):
+    """The default engine: Numba threads in this process, full-size outputs in place.
+
+    ``on_done(rows)`` is called after each finished batch (used for checkpoints).
+    Returns the number of rows finished; raises :class:`fastgd._core.Interrupted`.
+    """
+    state = {"done": 0}
+
+    def call(rows, nw):
+        call_kernel(spec, rows, nw, out)
+        state["done"] += rows.shape[0]
+        if on_done is not None:
+            on_done(rows)
+
+    try:
+        C.execute(call, chunks, nthreads, progress=progress, desc=desc)
+    except C.Interrupted as exc:
+        raise C.Interrupted(state["done"], chunks.shape[0]) from exc
+    return state["done"]
+
+
+def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_result=None,
+                 tasks_per_worker=8):
+    """Run the chunk table on ``engine`` (a ``concurrent.futures.Executor``).
+
+    Rows are cut into blocks of consecutive rows, about ``tasks_per_worker`` blocks per
+    worker, and at most ``2 x workers`` blocks are in flight; each finished block is
+    scattered into ``out`` and handed to ``on_result`` (checkpoint).  Ctrl-C cancels
+    the blocks not yet started and raises :class:`fastgd._core.Interrupted`.
+    """
+    import concurrent.futures as cf
+
+    n = chunks.shape[0]
+    workers = executor_workers(engine)
+    per = max(1, math.ceil(n / (tasks_per_worker * workers)))
+    blocks = [chunks[i:i + per] for i in range(0, n, per)]
+    window = max(2, 2 * workers)
+    done = 0
+    bar = None
+    t_start = time.perf_counter()
+    pending = set()
+    it = iter(blocks)
+    try:
+        for blk in it:
+            pending.add(engine.submit(run_chunks, spec, blk, threads))
+            if len(pending) >= window:
+                break
+        while pending:
+            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                res = fut.result()
+                scatter(out, res)
+                done += res["rows"].shape[0]
+                if on_result is not None:
+                    on_result(res)
+            for blk in it:
+                pending.add(engine.submit(run_chunks, spec, blk, threads))
+                if len(pending) >= window:
+                    break
+            if bar is None and done < n and progress is not False:
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / max(done, 1) * (n - done)
+                if progress or (progress is None and eta + elapsed > 1.0 and C._isatty()):
+                    bar = C._make_bar(n, desc)
+            if bar is not None:
+                bar.update(done - bar.n)
+    except KeyboardInterrupt:
+        for fut in pending:
+            fut.cancel()
+        raise C.Interrupted(done, n) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
+
+
+def warmup(*, float32=True, chain=True, threads=None):
+    """Compile, or load from Numba's on-disk cache, every kernel the API runs.
+
+    Call it once in the parent process before handing a sweep to an engine (process
+    pool, Dask workers): the workers then load the compiled kernels from the cache
+    instead of compiling them, and never race to write the same cache entry.  On a
+    cluster whose workers do not share this file system, run it on each worker once
+    (``client.run(fastgd.warmup)``) or point ``NUMBA_CACHE_DIR`` at a shared directory.
+
+    Parameters
+    ----------
+    float32 : bool
+        Also the float32 twins (``sweep(..., dtype="float32")``).
+    chain : bool
+        Also the scalar-chain kernels (:mod:`fastgd.chain`).
+    threads : int, optional
+        Numba threads for the calls.
+
+    Returns
+    -------
+    float
+        Seconds taken (about 0.3 s per kernel from a warm cache, 2-15 s cold).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> fg.warmup() >= 0
+    True
+    """
+    from . import chain as _chain
+    from .data import lecture_data
+    from .sweep import sweep
+
+    t0 = time.perf_counter()
+    X, y = lecture_data()
+    dtypes = ("float64", "float32") if float32 else ("float64",)
+    for dt in dtypes:
+        sweep("gd", lr=[0.5, 3.0], data=[(X, y)], steps=3, dtype=dt, threads=threads,
+              progress=False)
+        sweep("sgd", lr=[0.1, 3.0], data=[(X, y)], epochs=2, dtype=dt, threads=threads,
+              progress=False)
+    if chain:
+        w = np.array([[0.5, 0.5]])
+        _chain.chain_sweep(w, [0.1], 2, threads=threads, progress=False)
+        _chain.chain_sweep(w, [0.1], 2, method="sgd", threads=threads, progress=False)
+    return time.perf_counter() - t0
+
+
+def run_blocks(call, chunks, per, *, progress, desc):
+    """Run ``call(rows)`` over the chunk table in blocks of ``per`` rows (the GPU
+    backend: one launch per block), with a progress bar and Ctrl-C between blocks."""
+    n = chunks.shape[0]
+    done = 0
+    bar = None
+    t_start = time.perf_counter()
+    try:
+        while done < n:
+            stop = min(n, done + per)
+            call(np.ascontiguousarray(chunks[done:stop]))
+            done = stop
+            if bar is None and done < n and progress is not False:
+                elapsed = time.perf_counter() - t_start
+                eta = elapsed / done * (n - done)
+                if progress or (progress is None and eta + elapsed > 1.0 and C._isatty()):
+                    bar = C._make_bar(n, desc)
+            if bar is not None:
+                bar.update(done - bar.n)
+    except KeyboardInterrupt:
+        raise C.Interrupted(done, n) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return done

@@ -1,0 +1,203 @@
+"""Checkpoint directories for resumable sweeps (``fastgd.sweep(..., checkpoint=DIR)``).
+
+Layout of DIR::
+
+    manifest.json          format, fastgd version, the spec's hash, a readable summary
+    chunk-<hash>-<k>.npz   one block of finished chunks each (rows of the chunk table
+                           and their results), written to a temporary name and renamed
+                           atomically (os.replace) once complete
+
+Every chunk file carries the spec's hash and a SHA-256 checksum of its arrays: a file
+that is truncated, corrupt or from another spec is detected, ignored and recomputed,
+never used.  A rerun of the same call reads the finished chunks, computes only the
+missing ones and returns a result bit-identical to an uninterrupted run; a different
+spec in the same directory is refused with :class:`fastgd.FastGDValueError`.  A process
+killed at any moment (SIGKILL included) leaves a resumable directory: only the chunks
+whose files had not yet been renamed are lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+
+from . import _validate as V
+
+FORMAT = "fastgd-checkpoint-1"
+_ARRAYS = ("rows", "status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
+
+
+def _canon(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (tuple, list)):
+        return [_canon(x) for x in v]
+    return v
+
+
+def spec_hash(spec, chunks) -> str:
+    """SHA-256 of a canonical form of the kernel spec and the chunk table: scalars as
+    sorted JSON, each array by name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    scal = {k: _canon(v) for k, v in sorted(spec.items()) if not isinstance(v, np.ndarray)}
+    h.update(json.dumps(scal, sort_keys=True, default=str).encode())
+    for k in sorted(k for k, v in spec.items() if isinstance(v, np.ndarray)):
+        a = np.ascontiguousarray(spec[k])
+        h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    c = np.ascontiguousarray(chunks, dtype=np.int64)
+    h.update(f"|chunks|{c.shape}|".encode())
+    h.update(c.tobytes())
+    return h.hexdigest()
+
+
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for k in _ARRAYS:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class Checkpoint:
+    """An open checkpoint directory for one sweep spec.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The directory (created if missing).
+    spec : dict
+        Kernel spec (arrays and scalars) of the sweep.
+    chunks : (n, 4) int64
+        The sweep's chunk table.
+    summary : dict
+        A JSON-able description written into the manifest for people.
+    func : str
+        Name used in error messages.
+    """
+
+    def __init__(self, path, spec, chunks, summary=None, func="sweep"):
+        from . import __version__
+
+        self.path = os.fspath(path)
+        self.func = func
+        self.chunks = np.asarray(chunks, dtype=np.int64)
+        self.hash = spec_hash(spec, self.chunks)
+        self.version = __version__
+        self._count = 0
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise V.fail(func, "checkpoint", "a directory that can be created",
+                         f"{self.path!r} ({exc.strerror})") from exc
+        man = os.path.join(self.path, "manifest.json")
+        if os.path.exists(man):
+            try:
+                with open(man) as fh:
+                    m = json.load(fh)
+            except (OSError, ValueError) as exc:
+                raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
+                             f"{self.path!r} with an unreadable manifest.json") from exc
+            if m.get("format") != FORMAT:
+                raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
+                             f"{self.path!r} (manifest format {m.get('format')!r})")
+            if m.get("spec_hash") != self.hash:
+                raise V.fail(func, "checkpoint",
+                             "a directory written by the same sweep (same data, grid and "
+                             "options) or a new directory",
+                             f"{self.path!r}, which holds a different sweep (spec hash "
+                             f"{str(m.get('spec_hash'))[:12]}..., this sweep "
+                             f"{self.hash[:12]}...); use another directory or delete it")
+            if m.get("fastgd") != self.version:
+                raise V.fail(func, "checkpoint", f"a directory written by fastgd "
+                             f"{self.version}", f"{self.path!r}, written by fastgd "
+                             f"{m.get('fastgd')}; use a new directory")
+        else:
+            m = {"format": FORMAT, "fastgd": self.version, "spec_hash": self.hash,
+                 "n_chunks": int(self.chunks.shape[0]), "created": time.time(),
+                 "spec": summary or {}}
+            _atomic_write_text(man, json.dumps(m, indent=1, default=str, sort_keys=True))
+
+    # -- reading ---------------------------------------------------------------
+    def files(self):
+        return sorted(f for f in os.listdir(self.path)
+                      if f.startswith("chunk-") and f.endswith(".npz"))
+
+    def load(self):
+        """Valid finished blocks as a list of result dicts; invalid files are deleted."""
+        table = {tuple(r) for r in self.chunks.tolist()}
+        blocks, seen = [], set()
+        for name in self.files():
+            full = os.path.join(self.path, name)
+            res = self._read(full, table)
+            if res is None:
+                _remove(full)
+                continue
+            key = [tuple(r) for r in res["rows"].tolist()]
+            if seen.intersection(key):  # a duplicate (e.g. two runs raced): keep one
+                continue
+            seen.update(key)
+            blocks.append(res)
+        for name in os.listdir(self.path):  # temporaries of interrupted writes
+            if name.startswith(".tmp-"):
+                _remove(os.path.join(self.path, name))
+        return blocks
+
+    def _read(self, full, table):
+        try:
+            with np.load(full, allow_pickle=False) as z:
+                head = json.loads(str(z["_json"]))
+                res = {k: z[k] for k in _ARRAYS}
+        except Exception:  # truncated, not a zip, missing keys, bad JSON...
+            return None
+        if head.get("spec_hash") != self.hash or head.get("sha256") != _digest(res):
+            return None
+        rows = res["rows"]
+        if rows.ndim != 2 or rows.shape[1] != 4:
+            return None
+        n = int((rows[:, 3] - rows[:, 2]).sum())
+        if any(res[k].shape[0] != n for k in _ARRAYS[1:]):
+            return None
+        if not all(tuple(r) in table for r in rows.tolist()):
+            return None
+        return res
+
+    # -- writing ---------------------------------------------------------------
+    def write(self, res):
+        """Write one block of results atomically (temporary file, then os.replace)."""
+        if res["rows"].shape[0] == 0:
+            return None
+        arrays = {k: np.ascontiguousarray(res[k]) for k in _ARRAYS}
+        head = {"spec_hash": self.hash, "sha256": _digest(arrays), "fastgd": self.version}
+        self._count += 1
+        r0 = arrays["rows"][0]
+        name = (f"chunk-{self.hash[:12]}-{int(r0[0]):06d}-{int(r0[1]):06d}-{int(r0[2]):08d}"
+                f"-{os.getpid()}-{self._count:06d}.npz")
+        tmp = os.path.join(self.path, f".tmp-{name}")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, _json=np.array(json.dumps(head)), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, os.path.join(self.path, name))
+        return name
+
+
+def _atomic_write_text(path, text):
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:  # pragma: no cover - already gone / read-only
+        pass

@@ -1,0 +1,128 @@
+"""Engines (issue 7): the same sweep on the local Numba threads, a thread pool, a
+process pool and a Dask cluster returns bit-identical results; the chunk function is
+independent of how the chunk table is cut; warmup() compiles every kernel."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+import naive
+from fastgd import _core as C
+from fastgd import _engine as E
+
+
+def _data():
+    return [tuple(fg.gaussian_data(40, [0.05, 1.0], angle=0.3, seed=1)),
+            tuple(fg.gaussian_data(30, [0.2, 2.0], angle=1.1, seed=2, labels="teacher"))]
+
+
+CASES = {
+    "gd": dict(method="gd", lr=np.geomspace(0.05, 1.6, 13), steps=300, tol=1e-9,
+               momentum=0.2, curve_points=5),
+    "sgd": dict(method="sgd", lr=np.geomspace(0.01, 3.0, 11), epochs=15, seeds=[3, 7],
+                batch_size=3, order="shuffle", curve_points=4),
+}
+
+
+def _sweep(case, **kw):
+    spec = dict(CASES[case])
+    return fg.sweep(spec.pop("method"), data=_data(), lanes=3, progress=False, **spec, **kw)
+
+
+@pytest.fixture(scope="module")
+def process_pool():
+    fg.warmup(chain=False)  # workers load from the cache, never compile concurrently
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        yield ex
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_thread_and_process_pools_match_local(case, process_pool):
+    ref = _sweep(case)
+    assert set(np.unique(ref.status)) >= {fg.Status.DIVERGED}
+    assert ref.meta["engine"] == "local"
+    with cf.ThreadPoolExecutor(2) as ex:
+        thr = _sweep(case, engine=ex)
+    pro = _sweep(case, engine=process_pool, threads=1)
+    for r in (thr, pro):
+        assert r.equals(ref)
+        assert r.complete and r.meta["chunks_computed"] == ref.meta["chunks_total"]
+    assert pro.meta["engine"] == "ProcessPoolExecutor"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_run_chunks_independent_of_cutting(case):
+    """Any block of rows, in any order, gives the cells of the in-place local run."""
+    ref = _sweep(case)
+    import importlib
+
+    S = importlib.import_module("fastgd.sweep")
+    captured = {}
+    real = E.run_local
+
+    def spy(spec, chunks, out, nthreads, **kw):
+        captured["spec"], captured["chunks"] = spec, chunks
+        return real(spec, chunks, out, nthreads, **kw)
+
+    E.run_local = spy
+    try:
+        _sweep(case)
+    finally:
+        E.run_local = real
+    spec, chunks = captured["spec"], captured["chunks"]
+    spec = pickle.loads(pickle.dumps(spec))  # what a worker receives
+    rng = np.random.default_rng(0)
+    rows = chunks[rng.permutation(chunks.shape[0])]
+    n_data, n_lr, n_seed = ref.shape
+    out = C.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
+    for blk in np.array_split(rows, 5):
+        E.scatter(out, E.run_chunks(spec, blk, threads=2))
+    got = S._assemble(ref.method, ref.lr, ref.seeds, [C.prepare("t", X, y) for X, y in _data()],
+                      out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
+                      spec["n_rec"], 0.0, False, {}, 1)
+    for name in ("status", "final_loss", "steps_to_tol", "diverged_at", "curves"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+
+
+def test_engine_errors(no_kernels):
+    X, y = fg.lecture_data()
+    with pytest.raises(fg.FastGDTypeError, match=r"sweep: 'engine' must be a concurrent"):
+        fg.sweep("gd", lr=[1.0], data=[(X, y)], engine="dask")
+    with cf.ThreadPoolExecutor(1) as ex:
+        with pytest.raises(fg.FastGDValueError, match="'engine' must be None with backend"):
+            fg.sweep("gd", lr=[1.0], data=[(X, y)], engine=ex, backend="cuda")
+        with pytest.raises(fg.FastGDValueError, match="'threads' must be"):
+            fg.sweep("gd", lr=[1.0], data=[(X, y)], engine=ex, threads=0)
+
+
+def test_warmup_keeps_one_signature_per_kernel():
+    assert fg.warmup(chain=False) >= 0
+    if naive.JITLESS:
+        pytest.skip("NUMBA_DISABLE_JIT=1: no signatures")
+    from fastgd._kernels import linear as L
+
+    for k in (L.grid_gd_linear, L.grid_sgd_linear, L.grid_gd_linear_f32,
+              L.grid_sgd_linear_f32):
+        assert len(k.signatures) == 1, (k, k.signatures)
+
+
+@pytest.mark.dask
+def test_dask_local_cluster_matches_local():
+    distributed = pytest.importorskip("distributed")
+    fg.warmup(chain=False)
+    ref = [_sweep(c) for c in sorted(CASES)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        ex = client.get_executor()
+        assert E.executor_workers(ex) == 2
+        got = [_sweep(c, engine=ex) for c in sorted(CASES)]
+    for a, b in zip(ref, got, strict=True):
+        assert b.equals(a)
+        assert b.meta["engine"] == "ClientExecutor"
