@@ -87,15 +87,22 @@ def test_bench_sgd_numpy_reference(benchmark):
     y = np.stack([d.y for d in data])
     LR = np.broadcast_to(lrs, (nk, nl))[..., None]
 
+    x0, x1 = X[:, :, 0].copy(), X[:, :, 1].copy()
+
     def numpy_sweep():
-        W = np.zeros((nk, nl, 2))
+        # the same arithmetic as the fused kernel, one whole-array operation per term
+        W0 = np.zeros((nk, nl))
+        W1 = np.zeros((nk, nl))
+        lr2 = LR[..., 0]
         with np.errstate(all="ignore"):
             for _ in range(ep_ref):
                 for p in range(100):
-                    x = X[:, p, :][:, None, :]
-                    r = np.einsum("kld,kld->kl", W, np.broadcast_to(x, W.shape)) - y[:, p, None]
-                    W -= LR * r[..., None] * x
-        return W
+                    a = x0[:, p, None]
+                    b = x1[:, p, None]
+                    c = lr2 * ((W0 * a + W1 * b) - y[:, p, None])
+                    W0 -= c * a
+                    W1 -= c * b
+        return W0, W1
 
     benchmark.group = "sweep: per-sample SGD, 64 kappa x 256 lr, P=100, d=2"
     benchmark.pedantic(numpy_sweep, rounds=1, iterations=1)

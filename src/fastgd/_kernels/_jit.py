@@ -21,10 +21,19 @@ if _CONTRACT:
     OPTIONS["fastmath"] = {"contract"}
 
 
-def jit(fn=None, *, parallel=False):
-    """``numba.njit`` with fastgd's policy (see module docstring)."""
+def jit(fn=None, *, parallel=False, inline=False):
+    """``numba.njit`` with fastgd's policy (see module docstring).
+
+    ``inline=True`` inlines the function into its callers at Numba-IR level.  Use it for
+    helpers called once per step: a cached kernel reaches another kernel only as object
+    code (no LLVM inlining across cached functions), and each call then pays a
+    reference-count update per array argument.  Measured on the GD step helper
+    (13 arguments, 9 arrays), both from a warm cache: 237 -> 19 ns per call.
+    """
 
     def wrap(f):
+        if inline:
+            return numba.njit(parallel=parallel, inline="always", **OPTIONS)(f)
         return numba.njit(parallel=parallel, **OPTIONS)(f)
 
     return wrap(fn) if fn is not None else wrap
