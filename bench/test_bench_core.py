@@ -1,11 +1,11 @@
 """Benchmarks of one batch-GD run and one per-sample SGD run on the lecture's data.
 
-Not part of the default test run (``testpaths = ["tests"]``).  Run with
+In the default test run they run once as a smoke test (``--benchmark-disable`` is in
+the pytest options).  Time them with
 
-    pytest bench/test_bench_core.py                        # timings
-    pytest bench/test_bench_core.py --benchmark-autosave   # save, then later:
-    pytest bench/test_bench_core.py --benchmark-compare --benchmark-compare-fail=min:15%
-    pytest bench/test_bench_core.py --benchmark-disable    # smoke test (CI)
+    pytest bench/test_bench_core.py --benchmark-enable     # timings
+    pytest bench/test_bench_core.py --benchmark-enable --benchmark-autosave   # save, later:
+    pytest bench/test_bench_core.py --benchmark-enable --benchmark-compare --benchmark-compare-fail=min:15%
 
 Each benchmark calls the function once before ``benchmark(...)`` so Numba's compile
 (or cache load) is not timed.  ``extra_info`` records the update count and the

@@ -171,3 +171,31 @@ def test_bench_compile_latency(benchmark, tmp_path):
     benchmark.extra_info["warm_s"] = warm
     print(f"\n[compile] cold {cold:.2f} s, warm {warm:.2f} s "
           f"(wall incl. interpreter {time.perf_counter() - t0:.1f} s)")
+
+
+def test_bench_gd_kernel_alone(benchmark):
+    """The GD chunk kernel by itself: 64 lanes of one d = 2 dataset that neither converge
+    nor diverge (eta = 2/lambda: a marginal oscillation), 1 thread: the kernel's
+    throughput without Python overhead or frozen lanes."""
+    import fastgd._core as C
+    from fastgd._kernels.linear import grid_gd_linear
+
+    steps = 200 if benchmark.disabled else 200_000
+    p = C.prepare("bench", *fg.gaussian_data(100, [0.5, 1.0], seed=0))
+    lrs = np.full(64, 2.0)
+    args = (p.H[None], p.wstar[None], np.array([p.estar]), np.array([p.c0]), lrs,
+            np.zeros(64), False, np.ones(2) * 3.0)
+    chunks = C.make_chunks(1, 1, 64, 64)
+
+    def run():
+        out = C.Outputs(1, 1, 64, 2)
+        with C.using_threads("bench", 1):
+            grid_gd_linear(*args, steps, 0.0, np.inf, 0, chunks, 1, 1, *out.kernel_args())
+        return out
+
+    run()
+    benchmark.group = "GD kernel alone, 64 lanes, d=2"
+    out = benchmark.pedantic(run, rounds=5, iterations=1)
+    assert (out.status == Status.BOUNDED).all()
+    rate = record(benchmark, 64 * steps, 8, 1)
+    _report("gd kernel alone, 64 lanes, 1 thread", rate)
