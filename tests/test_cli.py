@@ -16,6 +16,10 @@ COMMANDS = ("phase", "lecture", "sweep", "plot", "boundary", "info")
 
 def run(*args, cwd=None, check=None):
     env = dict(os.environ, MPLBACKEND="Agg")
+    # The command is tested as users run it, compiled: under NUMBA_DISABLE_JIT=1 (the
+    # jitless coverage run) `boundary` and `lecture` would take hours in plain Python,
+    # and the kernels' Python paths are covered by the other test files.
+    env.pop("NUMBA_DISABLE_JIT", None)
     out = subprocess.run([sys.executable, "-m", "fastgd", *map(str, args)], cwd=cwd,
                          capture_output=True, text=True, env=env, timeout=600)
     if check is not None:
