@@ -1,11 +1,16 @@
 """README.md: the quick tour runs, and the test command is the one .ci/run uses."""
 
+import os
 import pathlib
 import re
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1",
+                    reason="a 16 K-cell sweep and critical_lr take minutes as plain Python")
 def test_quick_tour_runs(tmp_path, monkeypatch):
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## Quick tour\s+```python\n(.*?)```", text, re.S).group(1)
