@@ -306,10 +306,13 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
         raise V.fail(f, "d", ">= 2 when a condition number > 1 is asked for", d)
     n = V.integer(f, "n", n, minimum=d + 1)
     V.choice(f, "fix", fix, ("lambda_max", "lambda_min"))
-    rows = []
-    for k in kappa:
-        lam = np.geomspace(1.0 / k, 1.0, d) if d > 1 else np.ones(1)
-        rows.append(lam * k if fix == "lambda_min" else lam)
+    # eigenvalues geometrically spaced from 1/kappa to 1 (one row per kappa), all at once
+    frac = np.linspace(-1.0, 0.0, d) if d > 1 else np.zeros(1)
+    rows = np.exp(np.log(kappa)[:, None] * frac[None, :])
+    if d > 1:
+        rows[:, 0], rows[:, -1] = 1.0 / kappa, 1.0
+    if fix == "lambda_min":
+        rows = rows * kappa[:, None]
     data_seed = V.integer(f, "data_seed", data_seed, minimum=0)
     # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
     return [(ds.X, ds.y) for ds in _gaussian_family(n, rows, seed=data_seed)], kappa
