@@ -1,8 +1,8 @@
 """Flush-to-zero for the duration of a chunk (x86-64).
 
 Converging runs drive errors towards zero; once a component reaches the subnormal
-range (|x| < 2.2e-308) every operation on it costs ~100x more on x86 (measured: a
-GD sweep with tol=0 ran 25x slower).  Each chunk kernel therefore sets the FTZ and
+range (|x| < 2.2e-308) every operation on it costs far more on x86 (measured on a
+loop whose values stay subnormal: 1.57 s without FTZ, 0.061 s with it, 25x).  Each chunk kernel therefore sets the FTZ and
 DAZ bits of its own thread's MXCSR on entry and restores the caller's value on exit.
 Results differ from strict IEEE arithmetic only for values below 2.2e-308 (flushed to
 0).  Elsewhere (other CPUs, ``NUMBA_DISABLE_JIT=1``) these are no-ops.
