@@ -138,3 +138,16 @@ def boolean(func, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise fail_type(func, name, "True or False", value)
     return bool(value)
+
+
+def momentum(func, value):
+    """Momentum coefficient beta in [0, 1)."""
+    return real(func, "momentum", value, nonneg=True, below=1.0)
+
+
+def blowup(func, value):
+    """Divergence factor: a real number >= 1 (inf allowed: never flag a finite loss)."""
+    v = real(func, "blowup", value, positive=True, finite=False)
+    if v < 1:
+        raise fail(func, "blowup", ">= 1", v)
+    return v

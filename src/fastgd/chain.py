@@ -373,9 +373,7 @@ class _Out:
 def _common(f, steps, stepname, tol, blowup):
     steps = V.integer(f, stepname, steps, minimum=0)
     tol = V.real(f, "tol", tol, nonneg=True)
-    blowup = V.real(f, "blowup", blowup, positive=True, finite=False)
-    if blowup < 1:
-        raise V.fail(f, "blowup", ">= 1", blowup)
+    blowup = V.blowup(f, blowup)
     return steps, tol, blowup
 
 

@@ -74,12 +74,10 @@ class Run:
 def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
     lr = V.real(f, "lr", lr, positive=True)
     steps = V.integer(f, stepname, steps, minimum=0)
-    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    momentum = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     tol = V.real(f, "tol", tol, nonneg=True)
-    blowup = V.real(f, "blowup", blowup, positive=True, finite=False)
-    if blowup < 1:
-        raise V.fail(f, "blowup", ">= 1", blowup)
+    blowup = V.blowup(f, blowup)
     record = V.boolean(f, "record", record)
     return lr, steps, momentum, nesterov, tol, blowup, record
 

@@ -413,12 +413,10 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     probs = [C.prepare(f, X, y, bias) for X, y in datasets]
     d_in = datasets[0][0].shape[1]
     w0v = C.initial_weights(f, w0, probs[0], d_in)
-    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    momentum = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     tol = V.real(f, "tol", tol, nonneg=True)
-    blowup = V.real(f, "blowup", blowup, positive=True, finite=False)
-    if blowup < 1:
-        raise V.fail(f, "blowup", ">= 1", blowup)
+    blowup = V.blowup(f, blowup)
     lanes = V.integer(f, "lanes", lanes, minimum=1, maximum=4096)
     curve_points = V.integer(f, "curve_points", curve_points, minimum=0)
     if method == "gd":
@@ -797,7 +795,7 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     f = "critical_lr"
     V.choice(f, "method", method, ("gd", "sgd"))
     prob = C.prepare(f, X, y, bias)
-    momentum = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    momentum = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     if rtol is None:
         rtol = 1e-6 if method == "gd" else 1e-3

@@ -669,7 +669,7 @@ def sgd_ms_operator(X, lr, batch_size=1, replacement=True, bias=False, *, moment
     Xa, H = _x_only(f, X, bias)
     lr = _lr(f, lr)
     _, c = _batch_c(f, Xa.shape[0], batch_size, replacement)
-    beta = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     _dense_guard(f, Xa.shape[1], beta)
     return _ms_matrix(Xa, H, lr, c, beta, nesterov)
@@ -769,7 +769,7 @@ def sgd_ms_critical_lr(X, batch_size=1, replacement=True, bias=False, *, momentu
     f = "sgd_ms_critical_lr"
     Xa, H = _x_only(f, X, bias)
     _, c = _batch_c(f, Xa.shape[0], batch_size, replacement)
-    beta = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     V.choice(f, "method", method, ("auto", "closed", "brentq"))
     if method == "closed" and beta > 0:
@@ -1102,7 +1102,7 @@ def sgd_as_critical_lr(X, y=None, *, batch_size=1, order="replacement", momentum
             raise V.fail(f, "y", f"of length P = {P} (rows of X)", f"length {y.shape[0]}")
     B = V.integer(f, "batch_size", batch_size, minimum=1, maximum=P)
     V.choice(f, "order", order, tuple(C.ORDERS))
-    beta = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     seeds = V.integer(f, "seeds", seeds, minimum=2)
     epochs = V.integer(f, "epochs", epochs, minimum=1)
@@ -1408,7 +1408,7 @@ def limits(X, *, bias=False, momentum=0.0, nesterov=False, batch_size=None, orde
     f = "limits"
     Xa, H = _x_only(f, X, bias)
     P = Xa.shape[0]
-    beta = V.real(f, "momentum", momentum, nonneg=True, below=1.0)
+    beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     almost_sure = V.boolean(f, "almost_sure", almost_sure)
     if order is not None:
