@@ -339,7 +339,7 @@ def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, ba
     thd = np.empty(nl)
     logg = np.zeros(nl)
     active = np.ones(nl, dtype=np.bool_)
-    perm = np.empty(P, dtype=np.int64)
+    perm = np.arange(P)  # the epoch's sample order (cyclic: 0..P-1 throughout)
     x = np.empty(d)
     mom = False
     for l in range(nl):
@@ -361,8 +361,32 @@ def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, ba
     nact = nl
     nrec = rec_loss.shape[3]
     ep = 0
+    fused = d == 2 and renorm == 0
     for ep in range(epochs + 1):
-        if ep > 0:
+        if fused:
+            # d = 2 without renormalisation: excess loss, event flag and the snapshot of
+            # the last finite iterate in one branch-free pass (the arithmetic of _quad)
+            ws0 = wstar[di, 0]
+            ws1 = wstar[di, 1]
+            h00 = H[di, 0, 0]
+            h01 = H[di, 0, 1]
+            h10 = H[di, 1, 0]
+            h11 = H[di, 1, 1]
+            ev = False
+            for l in range(nl):
+                u = w[0, l]
+                v = w[1, l]
+                e0 = u - ws0
+                e1 = v - ws1
+                g0 = (0.0 + h00 * e0) + h01 * e1
+                g1 = (0.0 + h10 * e0) + h11 * e1
+                xl = ((0.0 + e0 * g0) + e1 * g1) * 0.5
+                ex[l] = xl
+                ev |= active[l] & ((not (xl <= thd[l])) | (xl <= thc[l]))
+                fin = xl < np.inf
+                wok[0, l] = u if fin else wok[0, l]
+                wok[1, l] = v if fin else wok[1, l]
+        elif ep > 0:
             for i in range(d):
                 for l in range(nl):
                     e[i, l] = w[i, l] - wstar[di, i]
@@ -385,10 +409,11 @@ def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, ba
                                     rec_loss, rec_w)
                             out_logg[di, si, a + l] = logg[l]
                 _quad(H, di, e, g, ex, nl)
-        ev = False
-        for l in range(nl):
-            bad = not (ex[l] <= thd[l])
-            ev |= active[l] & (bad | (ex[l] <= thc[l]))
+        if not fused:
+            ev = False
+            for l in range(nl):
+                bad = not (ex[l] <= thd[l])
+                ev |= active[l] & (bad | (ex[l] <= thc[l]))
         if ev:
             for l in range(nl):
                 if not active[l]:
@@ -427,59 +452,56 @@ def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, ba
                             rec_w[di, si, a + l, k, i] = w[i, l]
         if ep == epochs:
             break
-        for l in range(nl):
-            if ex[l] < np.inf:
-                for i in range(d):
-                    wok[i, l] = w[i, l]
+        if not fused:
+            for l in range(nl):
+                if ex[l] < np.inf:
+                    for i in range(d):
+                        wok[i, l] = w[i, l]
         if order == ORDER_SHUFFLE:
             permutation(k0, k1, ep, perm)
+        elif order == ORDER_REPLACEMENT:
+            for q in range(P):
+                perm[q] = randbelow(hash4(k0, k1, ep, q), P)
+        if batch == 1 and not mom and d == 2:
+            # fused per-sample path (the lecture's case): r = w.x - y; w -= lr r x
+            for q in range(P):
+                p = perm[q]
+                x0 = X[di, p, 0]
+                x1 = X[di, p, 1]
+                yp = y[di, p]
+                for l in range(nl):
+                    u = w[0, l]
+                    v = w[1, l]
+                    c = lre[l] * ((u * x0 + v * x1) - yp)
+                    w[0, l] = u - c * x0
+                    w[1, l] = v - c * x1
+            continue
         pos = 0
         while pos < P:
             nb = min(batch, P - pos)
             if nb == 1 and not mom:
-                if order == ORDER_SHUFFLE:
-                    p = perm[pos]
-                elif order == ORDER_REPLACEMENT:
-                    p = randbelow(hash4(k0, k1, ep, pos), P)
-                else:
-                    p = pos
+                p = perm[pos]
                 yp = y[di, p]
-                if d == 2:
-                    # fused path (the lecture's case): r = w.x - y; w -= lr r x
-                    x0 = X[di, p, 0]
-                    x1 = X[di, p, 1]
+                for i in range(d):
+                    x[i] = X[di, p, i]
+                for l in range(nl):
+                    r[l] = 0.0
+                for i in range(d):
+                    xi = x[i]
                     for l in range(nl):
-                        u = w[0, l]
-                        v = w[1, l]
-                        c = lre[l] * ((u * x0 + v * x1) - yp)
-                        w[0, l] = u - c * x0
-                        w[1, l] = v - c * x1
-                else:
-                    for i in range(d):
-                        x[i] = X[di, p, i]
+                        r[l] += w[i, l] * xi
+                for l in range(nl):
+                    r[l] = lre[l] * (r[l] - yp)
+                for i in range(d):
+                    xi = x[i]
                     for l in range(nl):
-                        r[l] = 0.0
-                    for i in range(d):
-                        xi = x[i]
-                        for l in range(nl):
-                            r[l] += w[i, l] * xi
-                    for l in range(nl):
-                        r[l] = lre[l] * (r[l] - yp)
-                    for i in range(d):
-                        xi = x[i]
-                        for l in range(nl):
-                            w[i, l] -= r[l] * xi
+                        w[i, l] -= r[l] * xi
             else:
                 for i in range(d):
                     for l in range(nl):
                         g[i, l] = 0.0
                 for q in range(nb):
-                    if order == ORDER_SHUFFLE:
-                        p = perm[pos + q]
-                    elif order == ORDER_REPLACEMENT:
-                        p = randbelow(hash4(k0, k1, ep, pos + q), P)
-                    else:
-                        p = pos + q
+                    p = perm[pos + q]
                     for i in range(d):
                         x[i] = X[di, p, i]
                     yp = y[di, p]
