@@ -142,3 +142,26 @@ def test_one_signature_per_kernel(lecture):
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no signatures)")
     for kernel in (linear.grid_gd_linear, linear.grid_sgd_linear):
         assert len(kernel.signatures) == 1, kernel.signatures
+
+
+@pytest.mark.parametrize("value, contract, suffix", [("0", False, "_nofma"),
+                                                      ("1", True, "_fma")])
+def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
+    """FASTGD_CONTRACT is read at import and is part of every kernel's cache name (Numba
+    does not key its disk cache by fastmath flags): the two modes never share code."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from fastgd._kernels import _jit, linear as L, chain as K\n"
+            "print(_jit.contract(), _jit.options().get('fastmath'))\n"
+            "print(L._sgd_linear.py_func.__qualname__, L.grid_gd_linear_f32.py_func."
+            "__qualname__, K.grid_gd_chain.py_func.__qualname__)")
+    env = dict(os.environ, FASTGD_CONTRACT=value)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    assert out[0] == ("True {'contract'}" if contract else "False None")
+    names = out[1].split()
+    assert names[0] == "_sgd_linear" + suffix
+    assert names[1].startswith("grid_gd_linear" + suffix) and names[1].endswith(suffix)
+    assert names[2] == "grid_gd_chain" + suffix
