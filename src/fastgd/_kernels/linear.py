@@ -30,6 +30,7 @@ from .fpenv import fpenv_restore, ftz_on
 from .rng import hash4, permutation, randbelow
 
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
+_BLOCK = 8  # GD: steps per register-resident block (divides _SNAPSHOT)
 
 
 @jit(inline=True)
@@ -181,8 +182,41 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
         thd[l] = blowup * scale - es
     nact = nl
     nrec = rec_loss.shape[3]
+    # blocks of _BLOCK steps with each lane's state in registers (d = 2, no momentum,
+    # no renormalisation, no recording): if no lane changes state within the block it
+    # is kept; otherwise the block is run again step by step below, so every status,
+    # step count and iterate is the one of the step-by-step loop
+    blocked = fused and renorm == 0 and nrec == 0
     t = 0
-    for t in range(steps + 1):
+    while t <= steps:
+        if blocked and t % _BLOCK == 0 and t + _BLOCK <= steps:
+            hit = False
+            for l in range(nl):
+                u = z[0, l]
+                v = z[1, l]
+                m0 = mult[0, l]
+                m1 = mult[1, l]
+                hd = thd[l]
+                hc = thc[l]
+                f = False
+                for _ in range(_BLOCK):
+                    x = hl0 * (u * u) + hl1 * (v * v)
+                    f |= (not (x <= hd)) | (x <= hc)
+                    u = m0 * u
+                    v = m1 * v
+                zn[0, l] = u
+                zn[1, l] = v
+                hit |= f
+            if not hit:
+                if t % _SNAPSHOT == 0:  # every lane is finite here
+                    for i in range(d):
+                        for l in range(nl):
+                            zok[i, l] = z[i, l]
+                tmp = z
+                z = zn
+                zn = tmp
+                t += _BLOCK
+                continue
         if renorm > 0 and t > 0 and t % renorm == 0:
             for l in range(nl):
                 if active[l] and not _renorm(l, z, buf, logg):
@@ -296,6 +330,7 @@ def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, 
         tmp = z
         z = zn
         zn = tmp
+        t += 1
     for l in range(nl):
         if active[l]:
             if renorm > 0:
