@@ -272,3 +272,21 @@ def test_to_pandas_and_to_xarray():
     assert xa["status"].shape == res.shape
     assert np.array_equal(xa["final_loss"].values, res.final_loss, equal_nan=True)
     assert xa["curves"].shape == res.curves.shape and xa.attrs["method"] == "sgd"
+
+
+@pytest.mark.parametrize("method, n_data, n_seed, n_lr, want", [
+    ("sgd", 64, 1, 256, 256), ("gd", 64, 1, 256, 64), ("sgd", 1, 1, 256, 16),
+    ("sgd", 2, 4, 1000, 256), ("sgd", 1, 4, 100, 32), ("gd", 1, 1, 3, 8), ("sgd", 1, 1, 1 << 20, 256)])
+def test_default_lanes_depend_on_the_grid_only(method, n_data, n_seed, n_lr, want):
+    from fastgd.sweep import auto_lanes
+
+    assert auto_lanes(method, n_data, n_seed, n_lr) == want
+
+
+def test_default_lanes_give_the_same_cells_as_explicit_lanes():
+    data = _datasets()
+    lrs = np.geomspace(0.01, 3.0, 40)
+    for method, kw in (("gd", dict(steps=200)), ("sgd", dict(epochs=10, seeds=2))):
+        auto = fg.sweep(method, lr=lrs, data=data, progress=False, **kw)
+        assert auto.meta["spec"]["lanes"] == 8  # 2 data x (1 or 2 seeds) x 40 lr
+        assert auto.equals(fg.sweep(method, lr=lrs, data=data, lanes=3, progress=False, **kw))
