@@ -140,7 +140,7 @@ def test_one_signature_per_kernel(lecture):
     fg.sgd(X[:, 0], y, 0.5, 2, order="shuffle")
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no signatures)")
-    for kernel in (linear.grid_gd_linear, linear.grid_sgd_linear):
+    for kernel in (linear.rows_gd_linear, linear.rows_sgd_linear):
         assert len(kernel.signatures) == 1, kernel.signatures
 
 
@@ -155,13 +155,13 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
 
     code = ("from fastgd._kernels import _jit, linear as L, chain as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
-            "print(L._sgd_linear.py_func.__qualname__, L.grid_gd_linear_f32.py_func."
+            "print(L.rows_sgd_linear.py_func.__qualname__, L.rows_gd_linear_f32.py_func."
             "__qualname__, K.grid_gd_chain.py_func.__qualname__)")
     env = dict(os.environ, FASTGD_CONTRACT=value)
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout.split("\n")
     assert out[0] == ("True {'contract'}" if contract else "False None")
     names = out[1].split()
-    assert names[0] == "_sgd_linear" + suffix
-    assert names[1].startswith("grid_gd_linear" + suffix) and names[1].endswith(suffix)
+    assert names[0] == "rows_sgd_linear" + suffix
+    assert names[1].startswith("rows_gd_linear" + suffix) and names[1].endswith(suffix)
     assert names[2] == "grid_gd_chain" + suffix

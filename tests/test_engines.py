@@ -107,8 +107,8 @@ def test_warmup_keeps_one_signature_per_kernel():
         pytest.skip("NUMBA_DISABLE_JIT=1: no signatures")
     from fastgd._kernels import linear as L
 
-    for k in (L.grid_gd_linear, L.grid_sgd_linear, L.grid_gd_linear_f32,
-              L.grid_sgd_linear_f32):
+    for k in (L.rows_gd_linear, L.rows_sgd_linear, L.rows_gd_linear_f32,
+              L.rows_sgd_linear_f32):
         assert len(k.signatures) == 1, (k, k.signatures)
 
 

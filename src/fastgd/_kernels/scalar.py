@@ -42,7 +42,7 @@ def _quad_run(H, di, e, g, k, d):
 
 def eig_basis(H, lam, V):
     """lam[di], V[di] = eigh(H[di]) with rounding below 0 clamped to 0: the eigenbasis
-    in which ``linear._gd_linear`` iterates (same LAPACK call, hence the same bits).
+    in which ``linear.rows_gd_linear`` iterates (same LAPACK call, hence the same bits).
     Compiled for the CPU as :data:`eig_basis_cpu` (the host side of the GPU)."""
     for di in range(H.shape[0]):
         lv, vv = np.linalg.eigh(np.ascontiguousarray(H[di]))
@@ -70,7 +70,7 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
            out_div_at, rec_loss):
     """Batch GD (plain / heavy ball / Nesterov) for run k: dataset di, rate index j, in
     the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`eig_basis`), as
-    ``linear._gd_linear``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
+    ``linear.rows_gd_linear``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
     excess loss is sum_i lambda_i z_i^2 / 2."""
     d = lam.shape[1]
     lre = lr[j]

@@ -1,0 +1,649 @@
+"""Kernels for the linear unit E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
+
+Layout (DESIGN.md): a *chunk* is up to L runs (lanes) that share one dataset and one
+sample order and differ in learning rate (and momentum).  Per-lane state is stored
+``[field][lane]`` so that the innermost loop runs over lanes and compiles to SIMD code.
+Divergence and convergence are detected without branches in the vector loops: a flag
+is or-reduced and a scalar handler runs only on the (rare) steps where a lane changes
+state.  Finished lanes are frozen (their learning rate set to 0) and a chunk ends as
+soon as all of its lanes are finished.
+
+Only the grid drivers (``grid_gd_linear``, ``grid_sgd_linear``) are called from Python;
+a single run is a grid of one cell.
+
+Losses: ``loss = E* + excess`` with ``excess = (w - w*)^T H (w - w*) / 2`` (exact for a
+quadratic), H = X^T X / P, w* a least-squares minimiser and E* = E(w*).
+Batch GD works in error coordinates e = w - w* (sufficient statistics H, w*, E*: the
+gradient is H e), so its excess loss stays accurate down to the last bit.
+
+Output arrays are indexed ``[data, seed, lr]``; recordings ``[data, seed, lr, k]``
+(loss) and ``[data, seed, lr, k, i]`` (weights); pass arrays with a zero-length
+record axis to switch recording off.
+"""
+
+import numpy as np
+from numba import prange
+
+from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from ._jit import jit
+from .fpenv import fpenv_restore, ftz_on
+from .rng import hash4, permutation, randbelow
+
+_SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
+_BLOCK = 8  # GD: steps per register-resident block (divides _SNAPSHOT)
+
+
+@jit(inline=True)
+def _quad(H, di, e, g, ex, nl):
+    """g = H e and ex = e.g / 2 for every lane (H is H[di])."""
+    d = e.shape[0]
+    for l in range(nl):
+        ex[l] = 0.0
+    for i in range(d):
+        for l in range(nl):
+            g[i, l] = 0.0
+        for j in range(d):
+            hij = H[di, i, j]
+            for l in range(nl):
+                g[i, l] += hij * e[j, l]
+    for i in range(d):
+        for l in range(nl):
+            ex[l] += e[i, l] * g[i, l]
+    for l in range(nl):
+        ex[l] *= 0.5
+
+
+@jit
+def _finish(l, lane, di, si, t, status, w_fin, loss, excess, out_status, out_w, out_loss,
+            out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w):
+    """Write lane ``l`` (global lr index ``lane``) and fill its remaining recordings."""
+    d = w_fin.shape[0]
+    out_status[di, si, lane] = status
+    for i in range(d):
+        out_w[di, si, lane, i] = w_fin[i, l]
+    out_loss[di, si, lane] = loss
+    out_excess[di, si, lane] = excess
+    if status == CONVERGED:
+        out_tol_at[di, si, lane] = t
+    elif status == DIVERGED:
+        out_div_at[di, si, lane] = t
+    nrec = rec_loss.shape[3]
+    if nrec > 0:
+        k0 = (t + rec_every - 1) // rec_every
+        for k in range(k0, nrec):
+            rec_loss[di, si, lane, k] = loss
+        if rec_w.shape[3] > 0:
+            for k in range(k0, nrec):
+                for i in range(d):
+                    rec_w[di, si, lane, k, i] = w_fin[i, l]
+
+
+@jit
+def _renorm(l, x, buf, logg):
+    """Scale lane l of (x, buf) to unit norm; return False when it is 0 or non-finite."""
+    d = x.shape[0]
+    s = 0.0
+    for i in range(d):
+        s += x[i, l] * x[i, l] + buf[i, l] * buf[i, l]
+    nrm = np.sqrt(s)
+    if nrm > 0.0 and nrm < np.inf:
+        logg[l] += np.log(nrm)
+        inv = 1.0 / nrm
+        for i in range(d):
+            x[i, l] *= inv
+            buf[i, l] *= inv
+        return True
+    if nrm == 0.0:
+        logg[l] = -np.inf
+    else:
+        logg[l] = np.inf
+    return False
+
+
+@jit
+def _to_w(V, wstar, di, z, l, wfin, t, w0):
+    """wfin[:, l] = w* + V z[:, l] (back from the eigenbasis); w0 itself at t = 0."""
+    d = z.shape[0]
+    if t == 0:
+        for i in range(d):
+            wfin[i, l] = w0[i]
+        return
+    for i in range(d):
+        s = wstar[di, i]
+        for j in range(d):
+            s += V[i, j] * z[j, l]
+        wfin[i, l] = s
+
+
+@jit
+def _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+               di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+               out_div_at, out_logg, rec_loss, rec_w):
+    """Batch GD (plain / heavy-ball / Nesterov, PyTorch form) for lanes lr[a:b], data di.
+
+    Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
+    step = g + beta*buf (Nesterov) or buf, e <- e - lr*step, e = w - w*.  beta = 0
+    is plain GD.  The iteration runs in the eigenbasis of H (e = V z, one ``eigh`` per
+    chunk), where H is diagonal: a step costs O(d) per lane instead of O(d^2), the
+    excess loss is sum_i lambda_i z_i^2 / 2 exactly, and the iterate is the same as in
+    the original basis up to rounding.  Status is checked at every step.  A finished
+    lane is frozen: learning rate 0, thresholds that can no longer fire, and
+    (diverged) state reset to 0.  ``renorm > 0`` rescales (z, buf) to unit norm every
+    ``renorm`` steps and accumulates the log growth in ``out_logg`` (for the long-run
+    growth rate; use with blowup=inf).
+    """
+    d = H.shape[1]
+    nl = b - a
+    si = 0
+    lam, V = np.linalg.eigh(np.ascontiguousarray(H[di]))
+    for i in range(d):
+        if lam[i] < 0.0:  # H is PSD: rounding below 0 means a flat direction
+            lam[i] = 0.0
+    z = np.zeros((d, nl))
+    zn = np.empty((d, nl))
+    buf = np.zeros((d, nl))
+    zok = np.empty((d, nl))
+    mult = np.empty((d, nl))
+    wfin = np.empty((d, nl))
+    ex = np.empty(nl)
+    lre = np.empty(nl)
+    bet = np.empty(nl)
+    thc = np.empty(nl)
+    thd = np.empty(nl)
+    logg = np.zeros(nl)
+    active = np.ones(nl, dtype=np.bool_)
+    mom = False
+    for l in range(nl):
+        lre[l] = lr[a + l]
+        bet[l] = beta[a + l]
+        if bet[l] != 0.0:
+            mom = True
+    for j in range(d):
+        zj = 0.0
+        for i in range(d):
+            zj += V[i, j] * (w0[i] - wstar[di, i])
+        for l in range(nl):
+            z[j, l] = zj
+            zok[j, l] = zj
+            mult[j, l] = 1.0 - lre[l] * lam[j]
+    # plain GD: z_i <- mult[i, l] z_i with mult = 1 - lr lambda_i; momentum (PyTorch
+    # form) per coordinate with g_i = lambda_i z_i.  A fused loop serves d = 2 without
+    # momentum (the lecture's case).
+    fused = d == 2 and not mom
+    hl0 = 0.5 * lam[0]
+    hl1 = 0.5 * lam[1] if d > 1 else 0.0
+    es = estar[di]
+    for l in range(nl):
+        x = 0.0
+        for i in range(d):
+            x += 0.5 * lam[i] * (z[i, l] * z[i, l])
+        scale = max(es + x, c0[di])
+        thc[l] = tol * x
+        thd[l] = blowup * scale - es
+    nact = nl
+    nrec = rec_loss.shape[3]
+    # blocks of _BLOCK steps with each lane's state in registers (d = 2, no momentum,
+    # no renormalisation, no recording): if no lane changes state within the block it
+    # is kept; otherwise the block is run again step by step below, so every status,
+    # step count and iterate is the one of the step-by-step loop
+    blocked = fused and renorm == 0 and nrec == 0
+    t = 0
+    while t <= steps:
+        if blocked and t % _BLOCK == 0 and t + _BLOCK <= steps:
+            hit = False
+            for l in range(nl):
+                u = z[0, l]
+                v = z[1, l]
+                m0 = mult[0, l]
+                m1 = mult[1, l]
+                hd = thd[l]
+                hc = thc[l]
+                f = False
+                for _ in range(_BLOCK):
+                    x = hl0 * (u * u) + hl1 * (v * v)
+                    f |= (not (x <= hd)) | (x <= hc)
+                    u = m0 * u
+                    v = m1 * v
+                zn[0, l] = u
+                zn[1, l] = v
+                hit |= f
+            if not hit:
+                if t % _SNAPSHOT == 0:  # every lane is finite here
+                    for i in range(d):
+                        for l in range(nl):
+                            zok[i, l] = z[i, l]
+                tmp = z
+                z = zn
+                zn = tmp
+                t += _BLOCK
+                continue
+        if renorm > 0 and t > 0 and t % renorm == 0:
+            for l in range(nl):
+                if active[l] and not _renorm(l, z, buf, logg):
+                    st = CONVERGED if logg[l] < 0 else DIVERGED
+                    _to_w(V, wstar, di, zok, l, wfin, t, w0)
+                    for i in range(d):
+                        z[i, l] = 0.0
+                        buf[i, l] = 0.0
+                        mult[i, l] = 1.0
+                    _finish(l, a + l, di, si, t, st, wfin, np.inf if st == DIVERGED else es,
+                            np.inf if st == DIVERGED else 0.0, out_status, out_w, out_loss,
+                            out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                    out_logg[di, si, a + l] = logg[l]
+                    active[l] = False
+                    lre[l] = 0.0
+                    thd[l] = np.inf
+                    thc[l] = -np.inf
+                    nact -= 1
+        # one step for all lanes: excess loss of z (into ex), the next iterate (into zn,
+        # double-buffered so that a lane that stops at this step keeps z), and the count
+        # of lanes whose state changes.  Written out here rather than in a helper: a
+        # call per step with this many arrays costs more than the step (measured
+        # 100-200 ns per call even with Numba-IR inlining, refcounts on each array).
+        cnt = 0
+        if fused:
+            for l in range(nl):
+                u = z[0, l]
+                v = z[1, l]
+                x = hl0 * (u * u) + hl1 * (v * v)
+                ex[l] = x
+                cnt += (not (x <= thd[l])) | (x <= thc[l])
+                zn[0, l] = mult[0, l] * u
+                zn[1, l] = mult[1, l] * v
+        else:
+            for l in range(nl):
+                ex[l] = 0.0
+            for i in range(d):
+                hl = 0.5 * lam[i]
+                for l in range(nl):
+                    ex[l] += hl * (z[i, l] * z[i, l])
+            for l in range(nl):
+                x = ex[l]
+                cnt += (not (x <= thd[l])) | (x <= thc[l])
+            if not mom:
+                for i in range(d):
+                    for l in range(nl):
+                        zn[i, l] = mult[i, l] * z[i, l]
+            elif nesterov:
+                for i in range(d):
+                    li = lam[i]
+                    for l in range(nl):
+                        gi = li * z[i, l]
+                        bf = bet[l] * buf[i, l] + gi
+                        buf[i, l] = bf
+                        zn[i, l] = z[i, l] - lre[l] * (gi + bet[l] * bf)
+            else:
+                for i in range(d):
+                    li = lam[i]
+                    for l in range(nl):
+                        bf = bet[l] * buf[i, l] + li * z[i, l]
+                        buf[i, l] = bf
+                        zn[i, l] = z[i, l] - lre[l] * bf
+        if cnt > 0:
+            for l in range(nl):
+                if not active[l]:
+                    continue
+                if not (ex[l] <= thd[l]):
+                    st = DIVERGED
+                    lossv = np.inf
+                    exv = np.inf
+                    _to_w(V, wstar, di, z if ex[l] < np.inf else zok, l, wfin, t, w0)
+                elif ex[l] <= thc[l]:
+                    st = CONVERGED
+                    lossv = es + ex[l]
+                    exv = ex[l]
+                    _to_w(V, wstar, di, z, l, wfin, t, w0)
+                else:
+                    continue
+                _finish(l, a + l, di, si, t, st, wfin, lossv, exv, out_status, out_w, out_loss,
+                        out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                out_logg[di, si, a + l] = logg[l]
+                for i in range(d):
+                    if st == DIVERGED:
+                        z[i, l] = 0.0
+                        buf[i, l] = 0.0
+                    mult[i, l] = 1.0
+                    zn[i, l] = z[i, l]
+                active[l] = False
+                lre[l] = 0.0
+                thd[l] = np.inf
+                thc[l] = -np.inf
+                nact -= 1
+        if nact == 0:
+            break
+        if nrec > 0 and t % rec_every == 0:
+            k = t // rec_every
+            for l in range(nl):
+                if active[l]:
+                    rec_loss[di, si, a + l, k] = es + ex[l]
+                    if rec_w.shape[3] > 0:
+                        _to_w(V, wstar, di, z, l, wfin, t, w0)
+                        for i in range(d):
+                            rec_w[di, si, a + l, k, i] = wfin[i, l]
+        if t == steps:
+            break
+        if t % _SNAPSHOT == 0:
+            for l in range(nl):
+                if ex[l] < np.inf:
+                    for i in range(d):
+                        zok[i, l] = z[i, l]
+        tmp = z
+        z = zn
+        zn = tmp
+        t += 1
+    for l in range(nl):
+        if active[l]:
+            if renorm > 0:
+                s = 0.0
+                for i in range(d):
+                    s += z[i, l] * z[i, l] + buf[i, l] * buf[i, l]
+                logg[l] += 0.5 * np.log(s)
+            _to_w(V, wstar, di, z, l, wfin, t, w0)
+            _finish(l, a + l, di, si, t, BOUNDED, wfin, es + ex[l], ex[l], out_status, out_w,
+                    out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+            out_logg[di, si, a + l] = logg[l]
+
+
+@jit
+def _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+               k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+               out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """Per-sample / minibatch SGD for lanes lr[a:b] on data di (first P rows), seed si.
+
+    Each epoch visits P samples in batches of ``batch`` (the last one smaller when B
+    does not divide P), in the order ``order`` (cyclic / shuffle / replacement) drawn
+    from the counter-based hash keyed by (k0, k1): every lane of the chunk sees the
+    same samples.  Per batch: g = (1/nb) sum_p (w.x_p - y_p) x_p, then the momentum
+    update of ``gd_linear``.  Status is checked once per epoch (time unit: epochs).
+    ``renorm > 0`` rescales (w - w*, buf) to unit norm every ``renorm`` epochs (use
+    with noise-free labels y = X w* and blowup = inf: the growth rate of the linear
+    random product).
+    """
+    d = X.shape[2]
+    nl = b - a
+    w = np.empty((d, nl))
+    e = np.empty((d, nl))
+    g = np.empty((d, nl))
+    buf = np.zeros((d, nl))
+    wok = np.empty((d, nl))
+    r = np.empty(nl)
+    ex = np.empty(nl)
+    lre = np.empty(nl)
+    bet = np.empty(nl)
+    thc = np.empty(nl)
+    thd = np.empty(nl)
+    logg = np.zeros(nl)
+    active = np.ones(nl, dtype=np.bool_)
+    perm = np.arange(P)  # the epoch's sample order (cyclic: 0..P-1 throughout)
+    x = np.empty(d)
+    mom = False
+    for l in range(nl):
+        lre[l] = lr[a + l]
+        bet[l] = beta[a + l]
+        if bet[l] != 0.0:
+            mom = True
+    for i in range(d):
+        for l in range(nl):
+            w[i, l] = w0[i]
+            wok[i, l] = w0[i]
+            e[i, l] = w0[i] - wstar[di, i]
+    _quad(H, di, e, g, ex, nl)
+    es = estar[di]
+    for l in range(nl):
+        scale = max(es + ex[l], c0[di])
+        thc[l] = tol * ex[l]
+        thd[l] = blowup * scale - es
+    nact = nl
+    nrec = rec_loss.shape[3]
+    ep = 0
+    fused = d == 2 and renorm == 0
+    for ep in range(epochs + 1):
+        if fused:
+            # d = 2 without renormalisation: excess loss, event flag and the snapshot of
+            # the last finite iterate in one branch-free pass (the arithmetic of _quad)
+            ws0 = wstar[di, 0]
+            ws1 = wstar[di, 1]
+            h00 = H[di, 0, 0]
+            h01 = H[di, 0, 1]
+            h10 = H[di, 1, 0]
+            h11 = H[di, 1, 1]
+            ev = False
+            for l in range(nl):
+                u = w[0, l]
+                v = w[1, l]
+                e0 = u - ws0
+                e1 = v - ws1
+                g0 = (0.0 + h00 * e0) + h01 * e1
+                g1 = (0.0 + h10 * e0) + h11 * e1
+                xl = ((0.0 + e0 * g0) + e1 * g1) * 0.5
+                ex[l] = xl
+                ev |= active[l] & ((not (xl <= thd[l])) | (xl <= thc[l]))
+                fin = xl < np.inf
+                wok[0, l] = u if fin else wok[0, l]
+                wok[1, l] = v if fin else wok[1, l]
+        elif ep > 0:
+            for i in range(d):
+                for l in range(nl):
+                    e[i, l] = w[i, l] - wstar[di, i]
+            _quad(H, di, e, g, ex, nl)
+            if renorm > 0 and ep % renorm == 0:
+                for l in range(nl):
+                    if active[l]:
+                        if _renorm(l, e, buf, logg):
+                            for i in range(d):
+                                w[i, l] = wstar[di, i] + e[i, l]
+                        else:
+                            active[l] = False
+                            lre[l] = 0.0
+                            nact -= 1
+                            st = CONVERGED if logg[l] < 0 else DIVERGED
+                            _finish(l, a + l, di, si, ep, st, wok,
+                                    np.inf if st == DIVERGED else es,
+                                    np.inf if st == DIVERGED else 0.0, out_status, out_w,
+                                    out_loss, out_excess, out_tol_at, out_div_at, rec_every,
+                                    rec_loss, rec_w)
+                            out_logg[di, si, a + l] = logg[l]
+                _quad(H, di, e, g, ex, nl)
+        if not fused:
+            ev = False
+            for l in range(nl):
+                bad = not (ex[l] <= thd[l])
+                ev |= active[l] & (bad | (ex[l] <= thc[l]))
+        if ev:
+            for l in range(nl):
+                if not active[l]:
+                    continue
+                if not (ex[l] <= thd[l]):
+                    st = DIVERGED
+                    lossv = np.inf
+                    exv = np.inf
+                    src = w if ex[l] < np.inf else wok
+                elif ex[l] <= thc[l]:
+                    st = CONVERGED
+                    lossv = es + ex[l]
+                    exv = ex[l]
+                    src = w
+                else:
+                    continue
+                active[l] = False
+                lre[l] = 0.0
+                nact -= 1
+                _finish(l, a + l, di, si, ep, st, src, lossv, exv, out_status, out_w, out_loss,
+                        out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+                out_logg[di, si, a + l] = logg[l]
+                if st == DIVERGED:  # park the lane at w* so no inf/NaN is carried along
+                    for i in range(d):
+                        w[i, l] = wstar[di, i]
+                        buf[i, l] = 0.0
+        if nact == 0:
+            break
+        if nrec > 0 and ep % rec_every == 0:
+            k = ep // rec_every
+            for l in range(nl):
+                if active[l]:
+                    rec_loss[di, si, a + l, k] = es + ex[l]
+                    if rec_w.shape[3] > 0:
+                        for i in range(d):
+                            rec_w[di, si, a + l, k, i] = w[i, l]
+        if ep == epochs:
+            break
+        if not fused:
+            for l in range(nl):
+                if ex[l] < np.inf:
+                    for i in range(d):
+                        wok[i, l] = w[i, l]
+        if order == ORDER_SHUFFLE:
+            permutation(k0, k1, ep, perm)
+        elif order == ORDER_REPLACEMENT:
+            for q in range(P):
+                perm[q] = randbelow(hash4(k0, k1, ep, q), P)
+        if batch == 1 and not mom and d == 2:
+            # fused per-sample path (the lecture's case): r = w.x - y; w -= lr r x
+            for q in range(P):
+                p = perm[q]
+                x0 = X[di, p, 0]
+                x1 = X[di, p, 1]
+                yp = y[di, p]
+                for l in range(nl):
+                    u = w[0, l]
+                    v = w[1, l]
+                    c = lre[l] * ((u * x0 + v * x1) - yp)
+                    w[0, l] = u - c * x0
+                    w[1, l] = v - c * x1
+            continue
+        pos = 0
+        while pos < P:
+            nb = min(batch, P - pos)
+            if nb == 1 and not mom:
+                p = perm[pos]
+                yp = y[di, p]
+                for i in range(d):
+                    x[i] = X[di, p, i]
+                for l in range(nl):
+                    r[l] = 0.0
+                for i in range(d):
+                    xi = x[i]
+                    for l in range(nl):
+                        r[l] += w[i, l] * xi
+                for l in range(nl):
+                    r[l] = lre[l] * (r[l] - yp)
+                for i in range(d):
+                    xi = x[i]
+                    for l in range(nl):
+                        w[i, l] -= r[l] * xi
+            else:
+                for i in range(d):
+                    for l in range(nl):
+                        g[i, l] = 0.0
+                for q in range(nb):
+                    p = perm[pos + q]
+                    for i in range(d):
+                        x[i] = X[di, p, i]
+                    yp = y[di, p]
+                    for l in range(nl):
+                        r[l] = 0.0
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            r[l] += w[i, l] * xi
+                    for l in range(nl):
+                        r[l] = r[l] - yp
+                    for i in range(d):
+                        xi = x[i]
+                        for l in range(nl):
+                            g[i, l] += r[l] * xi
+                inv = 1.0 / nb
+                if mom:
+                    for i in range(d):
+                        for l in range(nl):
+                            gi = g[i, l] * inv
+                            bf = bet[l] * buf[i, l] + gi
+                            buf[i, l] = bf
+                            if nesterov:
+                                w[i, l] -= lre[l] * (gi + bet[l] * bf)
+                            else:
+                                w[i, l] -= lre[l] * bf
+                else:
+                    for i in range(d):
+                        for l in range(nl):
+                            w[i, l] -= lre[l] * (g[i, l] * inv)
+            pos += nb
+    for l in range(nl):
+        if active[l]:
+            if renorm > 0:
+                s = 0.0
+                for i in range(d):
+                    s += e[i, l] * e[i, l] + buf[i, l] * buf[i, l]
+                logg[l] += 0.5 * np.log(s)
+            _finish(l, a + l, di, si, ep, BOUNDED, w, es + ex[l], ex[l], out_status, out_w,
+                    out_loss, out_excess, out_tol_at, out_div_at, rec_every, rec_loss, rec_w)
+            out_logg[di, si, a + l] = logg[l]
+
+
+@jit
+def gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+              di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+              out_div_at, out_logg, rec_loss, rec_w):
+    """GD chunk with flush-to-zero on (see :mod:`.fpenv`); arguments as ``_gd_linear``."""
+    old = ftz_on()
+    _gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+               di, a, b, rec_every, out_status, out_w, out_loss, out_excess, out_tol_at,
+               out_div_at, out_logg, rec_loss, rec_w)
+    fpenv_restore(old)
+
+
+@jit
+def sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+               k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+               out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """SGD chunk with flush-to-zero on (see :mod:`.fpenv`); arguments as ``_sgd_linear``."""
+    old = ftz_on()
+    _sgd_linear(X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch, order,
+                k0, k1, tol, blowup, renorm, di, si, a, b, rec_every, out_status, out_w,
+                out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+    fpenv_restore(old)
+
+
+@jit(parallel=True)
+def grid_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+                   chunks, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
+                   out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+    """Run the GD chunks listed in ``chunks`` (rows: data, seed, lr_start, lr_stop),
+    interleaved over ``nworkers`` threads (chunk k goes to worker k % nworkers)."""
+    n = chunks.shape[0]
+    for wk in prange(nworkers):
+        for k in range(wk, n, nworkers):
+            gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+                      chunks[k, 0], chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w,
+                      out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+
+
+@jit(parallel=True)
+def grid_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+                    order, keys, tol, blowup, renorm, chunks, nworkers, rec_every, out_status,
+                    out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss,
+                    rec_w):
+    """Run the SGD chunks listed in ``chunks`` (rows: data, seed, lr_start, lr_stop);
+    ``keys[s]`` holds the two 32-bit words of seed s's key."""
+    n = chunks.shape[0]
+    for wk in prange(nworkers):
+        for k in range(wk, n, nworkers):
+            di = chunks[k, 0]
+            si = chunks[k, 1]
+            sgd_linear(X, y, Ps[di], H, wstar, estar, c0, lr, beta, nesterov, w0, epochs,
+                       batch, order, keys[si, 0], keys[si, 1], tol, blowup, renorm, di, si,
+                       chunks[k, 2], chunks[k, 3], rec_every, out_status, out_w, out_loss,
+                       out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w)
+
+# ---------------------------------------------------------------------------
+# float32 twins (``sweep(..., dtype="float32")``): the same Python functions compiled
+# with float32 per-lane state (see :mod:`._retype`); separate dispatchers, so the
+# float64 kernels above keep exactly one signature each.
+from ._retype import float32_twin as _f32  # noqa: E402
+
+_gd_linear_f32 = _f32(_gd_linear)
+_sgd_linear_f32 = _f32(_sgd_linear)
+gd_linear_f32 = _f32(gd_linear, _gd_linear=_gd_linear_f32)
+sgd_linear_f32 = _f32(sgd_linear, _sgd_linear=_sgd_linear_f32)
+grid_gd_linear_f32 = _f32(grid_gd_linear, gd_linear=gd_linear_f32)
+grid_sgd_linear_f32 = _f32(grid_sgd_linear, sgd_linear=sgd_linear_f32)
