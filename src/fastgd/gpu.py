@@ -188,12 +188,9 @@ def _device_inputs(spec):
         names += ["X", "y", "P"]
     dev = {k: cuda.to_device(np.ascontiguousarray(spec[k])) for k in names}
     if spec["method"] == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
-        from ._kernels.scalar import eig_basis_cpu
+        from ._kernels.linear import eig_basis
 
-        H = spec["H"]
-        lam = np.empty(H.shape[:2], H.dtype)
-        V = np.empty(H.shape, H.dtype)
-        eig_basis_cpu(H, lam, V)
+        lam, V = eig_basis(spec["H"])
         dev["lam"], dev["V"] = cuda.to_device(lam), cuda.to_device(V)
     if spec["method"] == "sgd":
         idx, pair = sample_orders(spec)

@@ -42,23 +42,19 @@ def _tagged(f):
     return g
 
 
-def jit(fn=None, *, parallel=False, inline=False):
+def jit(fn=None, *, parallel=False):
     """``numba.njit`` with fastgd's policy (see module docstring).
 
-    ``inline=True`` inlines the function into its callers at Numba-IR level (used for
-    the scalar hash helpers called once per sample).  A cached kernel reaches another
-    kernel only as object code, and each call pays a reference-count update per array
-    argument.  Measured on a copy of the GD step helper (13 arguments, 9 arrays), warm
-    cache, in a small driver loop: 237 ns per call plain, 19 ns inlined; inside the full
-    GD kernel, inlining it did not remove the cost (0.21 vs 0.23 G steps/s), so that
-    step is written out in the kernel's loop instead (1.5 G steps/s).
+    Nothing is inlined at Numba-IR level (``inline="always"``): each inlined call site is
+    typed again, and on a cold cache that cost more compile time (first sweep 14.7 ->
+    12.9 s without it) than it saved at run time (the hash helpers now run once per
+    sample per epoch, not per lane; no measurable change).  A call to another kernel
+    with array arguments costs ~100-200 ns (a reference-count update per array), so
+    per-step and per-lane code is written out in the kernels' loops instead.
     """
 
     def wrap(f):
-        f = _tagged(f)
-        if inline:
-            return numba.njit(parallel=parallel, inline="always", **OPTIONS)(f)
-        return numba.njit(parallel=parallel, **OPTIONS)(f)
+        return numba.njit(parallel=parallel, **OPTIONS)(_tagged(f))
 
     return wrap(fn) if fn is not None else wrap
 

@@ -35,7 +35,7 @@ _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
 _BLOCK = 8  # GD: steps per register-resident block (divides _SNAPSHOT)
 
 
-@jit(inline=True)
+@jit
 def _quad(H, di, e, g, ex, nl):
     """g = H e and ex = e.g / 2 for every lane (H is H[di])."""
     d = e.shape[0]
@@ -125,21 +125,32 @@ def _to_w(V, wstar, di, z, ft, w0, wout):
             wout[i, l] = s
 
 
+def eig_basis(H):
+    """``lam[di], V[di] = eigh(H[di])`` for a stack of Hessians (NumPy's LAPACK call,
+    once per sweep), with eigenvalues that rounding put below 0 set to 0 (H is PSD: a
+    flat direction).  The basis in which :func:`rows_gd_linear` (and the GPU's scalar
+    GD) iterate.  Kept out of the kernels: Numba's ``eigh`` cost 0.7 s of compile time
+    on a cold cache."""
+    lam, V = np.linalg.eigh(H)
+    return np.ascontiguousarray(np.where(lam < 0.0, 0.0, lam)), np.ascontiguousarray(V)
+
+
 @jit
-def rows_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
-                   chunks, wk, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
+def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
+                   blowup, renorm, chunks, wk, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
                    out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
     """Batch GD (plain / heavy-ball / Nesterov, PyTorch form): worker ``wk`` of
     ``nworkers`` runs chunks k = wk, wk + nworkers, ... of ``chunks`` (rows: data di,
-    seed, lr_start a, lr_stop b), each the lanes lr[a:b] on dataset di, with
+    seed, lr_start a, lr_stop b), each the lanes lr[a:b] on dataset di (whose H has
+    the eigenbasis lam_all[di], V_all[di] from :func:`eig_basis`), with
     flush-to-zero on for the call (see :mod:`.fpenv`).  The chunk loop lives in the
     kernel itself: a separate driver would compile the kernel a second time (Numba
     re-optimises a callee linked into its caller: +2-2.5 s on a cold cache).
 
     Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
     step = g + beta*buf (Nesterov) or buf, e <- e - lr*step, e = w - w*.  beta = 0
-    is plain GD.  The iteration runs in the eigenbasis of H (e = V z, one ``eigh`` per
-    chunk), where H is diagonal: a step costs O(d) per lane instead of O(d^2), the
+    is plain GD.  The iteration runs in the eigenbasis of H (e = V z), where H is
+    diagonal: a step costs O(d) per lane instead of O(d^2), the
     excess loss is sum_i lambda_i z_i^2 / 2 exactly, and the iterate is the same as in
     the original basis up to rounding.  Status is checked at every step.  A finished
     lane is frozen: learning rate 0, thresholds that can no longer fire, and
@@ -152,13 +163,11 @@ def rows_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blow
         di = chunks[k, 0]
         a = chunks[k, 2]
         b = chunks[k, 3]
-        d = H.shape[1]
+        d = lam_all.shape[1]
         nl = b - a
-        si = 0
-        lam, V = np.linalg.eigh(np.ascontiguousarray(H[di]))
-        for i in range(d):
-            if lam[i] < 0.0:  # H is PSD: rounding below 0 means a flat direction
-                lam[i] = 0.0
+        si = chunks[k, 1]  # 0 for GD (an int64, like SGD's: one signature of _flush)
+        lam = lam_all[di]
+        V = V_all[di]
         z = np.zeros((d, nl))
         zn = np.empty((d, nl))
         buf = np.zeros((d, nl))
@@ -654,7 +663,8 @@ def grid_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blow
                    out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
     """Run the GD chunks listed in ``chunks``, interleaved over ``nworkers`` threads
     (chunk k goes to worker k % nworkers; see :func:`.threads.fan_out`)."""
-    fan_out(rows_gd_linear, (H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
+    lam, V = eig_basis(H)
+    fan_out(rows_gd_linear, (lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
                              blowup, renorm, chunks), nworkers,
             (rec_every, out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at,
              out_logg, rec_loss, rec_w))
@@ -683,7 +693,8 @@ rows_sgd_linear_f32 = _f32(rows_sgd_linear)
 
 def grid_gd_linear_f32(*args):
     """float32 twin of :func:`grid_gd_linear` (same arguments)."""
-    fan_out(rows_gd_linear_f32, args[:13], args[13], args[14:])
+    lam, V = eig_basis(args[0])
+    fan_out(rows_gd_linear_f32, (lam, V) + args[1:13], args[13], args[14:])
 
 
 def grid_sgd_linear_f32(*args):

@@ -11,7 +11,7 @@ from ._jit import jit
 M32 = 0xFFFFFFFF
 
 
-@jit(inline=True)
+@jit
 def mix32(x):
     """Bijective 32-bit mixer; ``x`` is an integer in [0, 2**32)."""
     x = x & M32
@@ -23,7 +23,7 @@ def mix32(x):
     return x
 
 
-@jit(inline=True)
+@jit
 def hash4(k0, k1, epoch, pos):
     """32-bit hash of a 64-bit key (two 32-bit words), an epoch and a position."""
     h = mix32(k0 ^ 0x2545F491)
@@ -33,7 +33,7 @@ def hash4(k0, k1, epoch, pos):
     return h
 
 
-@jit(inline=True)
+@jit
 def randbelow(h, n):
     """Map a 32-bit hash to an integer in [0, n) (Lemire's multiply-shift), n < 2**31."""
     return (h * n) >> 32

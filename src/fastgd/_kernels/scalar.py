@@ -1,7 +1,7 @@
 """One run per call: the scalar form of the linear-unit GD and SGD kernels.
 
 These are plain Python functions over arrays and scalars only (no allocation, no
-NumPy calls beyond indexing; :func:`eig_basis` is the host-side exception), so that the
+NumPy calls beyond indexing; the eigenbasis comes from :func:`.linear.eig_basis`), so that the
 *same* source compiles for two targets:
 ``numba.cuda.jit(device=True)`` (one run per CUDA thread, :mod:`fastgd.gpu`) and the
 CPU ``jit`` (:data:`gd_run_cpu`, :data:`sgd_run_cpu`; tests compare them with the lane
@@ -19,8 +19,6 @@ from :mod:`.rng`, see :func:`fastgd.gpu.sample_orders`); ``cyclic`` passes an em
 """
 
 import math
-
-import numpy as np
 
 from . import BOUNDED, CONVERGED, DIVERGED
 from ._jit import jit
@@ -40,18 +38,6 @@ def _quad_run(H, di, e, g, k, d):
     return ex * 0.5
 
 
-def eig_basis(H, lam, V):
-    """lam[di], V[di] = eigh(H[di]) with rounding below 0 clamped to 0: the eigenbasis
-    in which ``linear.rows_gd_linear`` iterates (same LAPACK call, hence the same bits).
-    Compiled for the CPU as :data:`eig_basis_cpu` (the host side of the GPU)."""
-    for di in range(H.shape[0]):
-        lv, vv = np.linalg.eigh(np.ascontiguousarray(H[di]))
-        for i in range(lv.shape[0]):
-            lam[di, i] = lv[i] if lv[i] >= 0.0 else 0.0
-            for j in range(lv.shape[0]):
-                V[di, i, j] = vv[i, j]
-
-
 def _to_w_run(V, wstar, w0, di, z, k, t, out_w):
     """out_w[k] = w* + V z (back from the eigenbasis); w0 itself at t = 0."""
     d = z.shape[0]
@@ -69,7 +55,7 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
            rec_every, z, buf, zok, out_status, out_w, out_loss, out_excess, out_tol_at,
            out_div_at, rec_loss):
     """Batch GD (plain / heavy ball / Nesterov) for run k: dataset di, rate index j, in
-    the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`eig_basis`), as
+    the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`.linear.eig_basis`), as
     ``linear.rows_gd_linear``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
     excess loss is sum_i lambda_i z_i^2 / 2."""
     d = lam.shape[1]
@@ -430,4 +416,3 @@ gd_run_cpu = _CPU["gd_run"]
 sgd_run_cpu = _CPU["sgd_run"]
 chain_gd_run_cpu = _CPU["chain_gd_run"]
 chain_sgd_run_cpu = _CPU["chain_sgd_run"]
-eig_basis_cpu = jit(eig_basis)
