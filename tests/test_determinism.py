@@ -153,6 +153,8 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
     import subprocess
     import sys
 
+    if naive.JITLESS:
+        pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no cache)")
     code = ("from fastgd._kernels import _jit, linear as L, chain as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
             "print(L.rows_sgd_linear.py_func.__qualname__, L.rows_gd_linear_f32.py_func."

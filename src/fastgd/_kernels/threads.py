@@ -18,6 +18,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 
+import numpy as np
+
 _POOL: cf.ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -44,7 +46,13 @@ def fan_out(driver, head, nworkers, tail):
         driver(*head, 0, 1, *tail)
         return
     pool = _pool(n - 1)
-    futures = [pool.submit(driver, *head, wk, n, *tail) for wk in range(1, n)]
+    err = np.geterr()  # NumPy's error state is per thread (matters with NUMBA_DISABLE_JIT=1)
+
+    def work(wk):
+        with np.errstate(**err):
+            driver(*head, wk, n, *tail)
+
+    futures = [pool.submit(work, wk) for wk in range(1, n)]
     interrupted = False
     try:
         driver(*head, 0, n, *tail)
