@@ -425,7 +425,7 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     lrs = V.rates(f, "lr", lr)
     datasets, kappa_given = _datasets(f, data, condition, n, d, fix, data_seed)
     bias = V.boolean(f, "bias", bias)
-    probs = [C.prepare(f, X, y, bias) for X, y in datasets]
+    probs = [C.prepare(f, X, y, bias, checked=True) for X, y in datasets]
     d_in = datasets[0][0].shape[1]
     w0v = C.initial_weights(f, w0, probs[0], d_in)
     momentum = V.momentum(f, momentum)
@@ -686,7 +686,7 @@ def _versions():
 
 def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov, spec,
               nthreads):
-    lam = [np.linalg.eigvalsh(p.H) for p in probs]
+    lam = np.linalg.eigvalsh(np.stack([p.H for p in probs]))  # one LAPACK call per H
     lam_max = np.array([max(l[-1], 0.0) for l in lam])
     lam_min = np.array([max(l[0], 0.0) for l in lam])
     with np.errstate(divide="ignore", invalid="ignore"):
