@@ -706,15 +706,18 @@ def cmd_info(args):
     env_threads = os.environ.get("NUMBA_NUM_THREADS")
     print(f"numba threads {numba.config.NUMBA_NUM_THREADS} (max; NUMBA_NUM_THREADS="
           f"{env_threads or 'unset'}), using {numba.get_num_threads()}")
-    # the threading layer is chosen when the first parallel kernel runs: run a tiny one
-    layer = "unknown"
+    # linear-unit sweeps run nogil kernels on Python worker threads; numba's threading
+    # layer (chosen when the first parallel kernel runs) serves the chain kernels
     try:
-        fg.sweep("gd", lr=[0.5], condition=[1.0], steps=2, progress=False)
         layer = numba.threading_layer()
-    except Exception as exc:  # pragma: no cover - depends on the installation
-        layer = f"unavailable ({exc})"
-    print(f"threading     {layer} (NUMBA_THREADING_LAYER="
-          f"{os.environ.get('NUMBA_THREADING_LAYER', 'default')})")
+    except ValueError:
+        layer = "not started yet (used by the chain kernels)"
+    print(f"threading     linear sweeps: worker threads (nogil kernels); numba layer {layer} "
+          f"(NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', 'default')})")
+    from fastgd._kernels import _jit
+
+    print(f"FMA contract  {'on' if _jit.contract() else 'off'} (FASTGD_CONTRACT="
+          f"{os.environ.get('FASTGD_CONTRACT', 'unset')})")
     try:
         import llvmlite.binding as ll
 
