@@ -149,8 +149,13 @@ def gaussian_data(n, eigenvalues, *, angle=0.0, seed=0, labels="classes", noise=
         y = np.where(s >= 0, 1.0, -1.0)
     else:
         y = s + noise * rng.standard_normal(n)
-    desc = f"gaussian_data(n={n}, eigenvalues={list(np.round(lam, 6))}, seed={seed})"
+    desc = f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
     return Dataset(X, np.ascontiguousarray(y), desc)
+
+
+def _rounded(values):
+    """``[0.1, 1.0]`` (plain floats, 6 decimals) for a description string."""
+    return [round(float(v), 6) for v in values]
 
 
 def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1):
@@ -174,7 +179,7 @@ def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes",
         X = np.ascontiguousarray((Z * np.sqrt(lam)) @ Q.T)
         s = X @ wt
         y = np.where(s >= 0, 1.0, -1.0) if labels == "classes" else s + noise * eps
-        desc = f"gaussian_data(n={n}, eigenvalues={list(np.round(lam, 6))}, seed={seed})"
+        desc = f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
         out.append(Dataset(X, np.ascontiguousarray(y), desc))
     return out
 
