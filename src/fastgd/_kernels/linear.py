@@ -137,10 +137,10 @@ def eig_basis(H):
 
 @jit
 def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
-                   blowup, renorm, chunks, wk, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
-                   out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+                   blowup, renorm, chunks, wk, nworkers, rec_every, out_status, out_w,
+                   out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
     """Batch GD (plain / heavy-ball / Nesterov, PyTorch form): worker ``wk`` of
-    ``nworkers`` runs chunks k = wk, wk + nworkers, ... of ``chunks`` (rows: data di,
+    ``nworkers`` runs chunks wk, wk + nworkers, ... of ``chunks`` (rows: data di,
     seed, lr_start a, lr_stop b), each the lanes lr[a:b] on dataset di (whose H has
     the eigenbasis lam_all[di], V_all[di] from :func:`eig_basis`), with
     flush-to-zero on for the call (see :mod:`.fpenv`).  The chunk loop lives in the
@@ -150,22 +150,22 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
     Update (PyTorch ``SGD`` with ``dampening=0``): g = H e, buf <- beta*buf + g,
     step = g + beta*buf (Nesterov) or buf, e <- e - lr*step, e = w - w*.  beta = 0
     is plain GD.  The iteration runs in the eigenbasis of H (e = V z), where H is
-    diagonal: a step costs O(d) per lane instead of O(d^2), the
-    excess loss is sum_i lambda_i z_i^2 / 2 exactly, and the iterate is the same as in
-    the original basis up to rounding.  Status is checked at every step.  A finished
+    diagonal: a step costs O(d) per lane instead of O(d^2), the excess loss is
+    sum_i lambda_i z_i^2 / 2 exactly, and the iterate is the same as in the original
+    basis up to rounding.  Status is checked at every step.  A finished
     lane is frozen: learning rate 0, thresholds that can no longer fire, and
     (diverged) state reset to 0.  ``renorm > 0`` rescales (z, buf) to unit norm every
     ``renorm`` steps and accumulates the log growth in ``out_logg`` (for the long-run
     growth rate; use with blowup=inf).
     """
     old = ftz_on()
-    for k in range(wk, chunks.shape[0], nworkers):
-        di = chunks[k, 0]
-        a = chunks[k, 2]
-        b = chunks[k, 3]
+    for ck in range(wk, chunks.shape[0], nworkers):
+        di = chunks[ck, 0]
+        a = chunks[ck, 2]
+        b = chunks[ck, 3]
         d = lam_all.shape[1]
         nl = b - a
-        si = chunks[k, 1]  # 0 for GD (an int64, like SGD's: one signature of _flush)
+        si = chunks[ck, 1]  # 0 for GD (an int64, like SGD's: one signature of _flush)
         lam = lam_all[di]
         V = V_all[di]
         z = np.zeros((d, nl))
@@ -217,10 +217,11 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
         nact = nl
         nrec = rec_loss.shape[3]
         # blocks of _BLOCK steps with each lane's state in registers (d = 2, no momentum,
-        # no renormalisation, no recording): if no lane changes state within the block it
-        # is kept; otherwise the block is run again step by step below, so every status,
-        # step count and iterate is the one of the step-by-step loop
-        blocked = fused and renorm == 0 and nrec == 0
+        # no renormalisation, no recording, finite blowup): if no lane changes state
+        # within the block it is kept; otherwise the block is run again step by step
+        # below, so every status, step count and iterate is the one of the step-by-step
+        # loop (a finite blowup makes every state of a kept block finite)
+        blocked = fused and renorm == 0 and nrec == 0 and blowup < np.inf
         t = 0
         while t <= steps:
             if blocked and t % _BLOCK == 0 and t + _BLOCK <= steps:
@@ -397,29 +398,29 @@ def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                     order, keys, tol, blowup, renorm, chunks, wk, nworkers, rec_every,
                     out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg,
                     rec_loss, rec_w):
-    """Per-sample / minibatch SGD: worker ``wk`` of ``nworkers`` runs chunks k = wk,
+    """Per-sample / minibatch SGD: worker ``wk`` of ``nworkers`` runs chunks wk,
     wk + nworkers, ... (rows: data di, seed si, lr_start a, lr_stop b), each the lanes
     lr[a:b] on the first P = Ps[di] rows of dataset di with the key ``keys[si]``;
     flush-to-zero and chunk loop as in :func:`rows_gd_linear`.
 
     Each epoch visits P samples in batches of ``batch`` (the last one smaller when B
     does not divide P), in the order ``order`` (cyclic / shuffle / replacement) drawn
-    from the counter-based hash keyed by keys[si] = (k0, k1): every lane of the chunk sees the
-    same samples.  Per batch: g = (1/nb) sum_p (w.x_p - y_p) x_p, then the momentum
+    from the counter-based hash keyed by keys[si] = (k0, k1): every lane of the chunk
+    sees the same samples.  Per batch: g = (1/nb) sum_p (w.x_p - y_p) x_p, then the momentum
     update of ``rows_gd_linear``.  Status is checked once per epoch (time unit: epochs).
     ``renorm > 0`` rescales (w - w*, buf) to unit norm every ``renorm`` epochs (use
     with noise-free labels y = X w* and blowup = inf: the growth rate of the linear
     random product).
     """
     old = ftz_on()
-    for k in range(wk, chunks.shape[0], nworkers):
-        di = chunks[k, 0]
-        si = chunks[k, 1]
+    for ck in range(wk, chunks.shape[0], nworkers):
+        di = chunks[ck, 0]
+        si = chunks[ck, 1]
         P = Ps[di]
         k0 = keys[si, 0]
         k1 = keys[si, 1]
-        a = chunks[k, 2]
-        b = chunks[k, 3]
+        a = chunks[ck, 2]
+        b = chunks[ck, 3]
         d = X.shape[2]
         nl = b - a
         w = np.empty((d, nl))
