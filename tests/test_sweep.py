@@ -290,3 +290,27 @@ def test_default_lanes_give_the_same_cells_as_explicit_lanes():
         auto = fg.sweep(method, lr=lrs, data=data, progress=False, **kw)
         assert auto.meta["spec"]["lanes"] == 8  # 2 data x (1 or 2 seeds) x 40 lr
         assert auto.equals(fg.sweep(method, lr=lrs, data=data, lanes=3, progress=False, **kw))
+
+
+@pytest.mark.parametrize("blowup", [1e12, 1e3, np.inf])
+def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
+    """Plain GD at d = 2 runs blocks of 8 steps in registers and re-runs a block step by
+    step when a lane changes state in it; recording a curve forces the step-by-step
+    loop throughout.  Both give the same cells, bit for bit, including lanes that stop
+    inside a block, at step 0, or (blowup = inf) run into inf / NaN."""
+    data = _datasets()
+    lrs = np.concatenate([np.geomspace(0.01, 3.5, 45), [1e3, 1e200]])
+    kw = dict(lr=lrs, data=data, steps=301, tol=1e-9, blowup=blowup, progress=False)
+    fast = fg.sweep("gd", **kw)
+    slow = fg.sweep("gd", curve_points=302, **kw)
+    for f in ("status", "steps_to_tol", "diverged_at", "final_loss"):
+        a, b = getattr(fast, f), getattr(slow, f)
+        assert np.array_equal(a, b, equal_nan=True), f
+    assert len(np.unique(fast.status)) == (3 if blowup < np.inf else 2)
+    stops = np.where(fast.converged, fast.steps_to_tol, fast.diverged_at)
+    assert (stops[~fast.bounded] % 8 != 0).any()  # some lanes stop inside a block
+    X, y = data[0]
+    for lr in lrs[::4]:  # the final weights too (a single run records unless told not to)
+        a = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=False)
+        b = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=True)
+        assert a.status == b.status and np.array_equal(a.w, b.w, equal_nan=True)
