@@ -165,10 +165,12 @@ def check_memory(func, n_cells, per_cell, limit=None):
 
 def make_chunks(n_data, n_seed, n_lr, lanes):
     """Chunk table rows (data, seed, lr_start, lr_stop), lanes consecutive learning rates."""
-    starts = np.arange(0, n_lr, lanes)
-    rows = [(di, si, a, min(a + lanes, n_lr)) for di in range(n_data) for si in range(n_seed)
-            for a in starts]
-    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+    starts = np.arange(0, n_lr, lanes, dtype=np.int64)
+    di, si, a = np.meshgrid(np.arange(n_data, dtype=np.int64),
+                            np.arange(n_seed, dtype=np.int64), starts, indexing="ij")
+    a = a.ravel()
+    return np.ascontiguousarray(np.stack([di.ravel(), si.ravel(), a,
+                                          np.minimum(a + lanes, n_lr)], axis=1))
 
 
 class Interrupted(KeyboardInterrupt):
