@@ -85,8 +85,8 @@ def run_chunks(spec, rows, threads=1):
     rows : (n, 4) int64
         Rows ``(data, seed, lr_start, lr_stop)`` of the chunk table.
     threads : int
-        Numba threads for this call on the worker (``numba.set_num_threads``, which is
-        per calling thread).
+        Worker threads for this call on the worker (the kernels' own threads; also
+        applied with ``numba.set_num_threads``, which is per calling thread).
 
     Returns
     -------
@@ -201,7 +201,7 @@ def executor_workers(engine):
 
 
 def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None):
-    """The default engine: Numba threads in this process, full-size outputs in place.
+    """The default engine: worker threads in this process, full-size outputs in place.
 
     ``on_done(rows)`` is called after each finished batch (used for checkpoints).
     Returns the number of rows finished; raises :class:`fastgd._core.Interrupted`.

@@ -364,7 +364,8 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
         1 thread): SGD 2.6 (64 lanes) -> 3.0 G updates/s (256); GD 0.82 (64) vs
         0.63 G useful steps/s (256).
     threads : int, optional
-        Numba threads for this call (default: numba's current setting).
+        Worker threads for this call (chunk k runs on worker k mod threads; at most
+        ``NUMBA_NUM_THREADS``; default: ``numba.get_num_threads()``).
     progress : bool, optional
         Progress bar (tqdm) between chunks; default: on for a terminal when > 1 s.
     max_bytes : int, optional
