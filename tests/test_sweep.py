@@ -314,3 +314,23 @@ def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
         a = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=False)
         b = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=True)
         assert a.status == b.status and np.array_equal(a.w, b.w, equal_nan=True)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_prepare_many_equals_prepare_bit_for_bit(bias):
+    """Sweeps solve the least squares of all their datasets in one stacked LAPACK call;
+    the Problems are the ones prepare() builds one by one (rank-deficient included)."""
+    from fastgd import _core as C
+
+    rng = np.random.default_rng(5)
+    same = [(rng.normal(size=(30, 3)), rng.normal(size=30)) for _ in range(5)]
+    X = same[2][0].copy()
+    X[:, 2] = X[:, 0] - X[:, 1]  # rank 2
+    same[2] = (X, same[2][1])
+    mixed = same[:2] + [(rng.normal(size=(20, 3)), rng.normal(size=20))]
+    for datasets in (same, mixed):
+        many = C.prepare_many("test", datasets, bias)
+        for p, (X, y) in zip(many, datasets, strict=True):
+            q = C.prepare("test", X, y, bias)
+            assert np.array_equal(p.wstar, q.wstar) and np.array_equal(p.H, q.H)
+            assert p.estar == q.estar and p.c0 == q.c0 and np.array_equal(p.X, q.X)

@@ -158,13 +158,14 @@ def _rounded(values):
     return [round(float(v), 6) for v in values]
 
 
-def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1):
+def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1,
+                     describe=True):
     """``[gaussian_data(n, row, angle=angle, seed=seed, ...) for row in rows]``, fast.
 
     Every member draws the same basis, whitened sample, teacher and noise from ``seed``
     (only the eigenvalues differ), so these are computed once; the results are
     identical to the one-by-one calls (a test checks it).  Used by sweeps over
-    condition numbers.
+    condition numbers (with ``describe=False``: no description strings).
     """
     rows = np.asarray(eigenvalue_rows, dtype=float)
     d = rows.shape[1]
@@ -179,7 +180,8 @@ def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes",
         X = np.ascontiguousarray((Z * np.sqrt(lam)) @ Q.T)
         s = X @ wt
         y = np.where(s >= 0, 1.0, -1.0) if labels == "classes" else s + noise * eps
-        desc = f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
+        desc = (f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
+                if describe else "")
         out.append(Dataset(X, np.ascontiguousarray(y), desc))
     return out
 

@@ -315,7 +315,8 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
         rows = rows * kappa[:, None]
     data_seed = V.integer(f, "data_seed", data_seed, minimum=0)
     # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
-    return [(ds.X, ds.y) for ds in _gaussian_family(n, rows, seed=data_seed)], kappa
+    family = _gaussian_family(n, rows, seed=data_seed, describe=False)
+    return [(ds.X, ds.y) for ds in family], kappa
 
 
 def auto_lanes(method, n_data, n_seed, n_lr, *, min_chunks=16):
@@ -426,7 +427,7 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     lrs = V.rates(f, "lr", lr)
     datasets, kappa_given = _datasets(f, data, condition, n, d, fix, data_seed)
     bias = V.boolean(f, "bias", bias)
-    probs = [C.prepare(f, X, y, bias, checked=True) for X, y in datasets]
+    probs = C.prepare_many(f, datasets, bias)
     d_in = datasets[0][0].shape[1]
     w0v = C.initial_weights(f, w0, probs[0], d_in)
     momentum = V.momentum(f, momentum)
