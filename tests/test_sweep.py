@@ -294,7 +294,7 @@ def test_default_lanes_give_the_same_cells_as_explicit_lanes():
 
 @pytest.mark.parametrize("blowup", [1e12, 1e3, np.inf])
 def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
-    """Plain GD at d = 2 runs blocks of 8 steps in registers and re-runs a block step by
+    """Plain GD at d = 2 runs blocks of 16 steps in registers and re-runs a block step by
     step when a lane changes state in it; recording a curve forces the step-by-step
     loop throughout.  Both give the same cells, bit for bit, including lanes that stop
     inside a block, at step 0, or (blowup = inf) run into inf / NaN."""
@@ -308,7 +308,7 @@ def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
         assert np.array_equal(a, b, equal_nan=True), f
     assert len(np.unique(fast.status)) == (3 if blowup < np.inf else 2)
     stops = np.where(fast.converged, fast.steps_to_tol, fast.diverged_at)
-    assert (stops[~fast.bounded] % 8 != 0).any()  # some lanes stop inside a block
+    assert (stops[~fast.bounded] % 16 != 0).any()  # some lanes stop inside a block
     X, y = data[0]
     for lr in lrs[::4]:  # the final weights too (a single run records unless told not to)
         a = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=False)

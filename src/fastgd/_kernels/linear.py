@@ -32,7 +32,7 @@ from .rng import hash4, permutation, randbelow
 from .threads import fan_out
 
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
-_BLOCK = 8  # GD: steps per register-resident block (divides _SNAPSHOT)
+_BLOCK = 16  # GD: steps per register-resident block (divides _SNAPSHOT)
 _MARGIN_LO = 1.0 + 1e-9  # GD blocks: relative safety margins of the excess-loss bounds
 _MARGIN_HI = 1.0 - 1e-9
 
