@@ -1,11 +1,11 @@
 """Fan a chunk table out over threads.
 
-Worker ``wk`` of ``n`` runs chunks ``wk, wk + n, wk + 2n, ...`` of the table in one call
-of a serial kernel that loops over its chunks (compiled with ``nogil=True``, so the
-workers run in parallel).  Worker 0 runs on the calling thread, the others on a small pool that
-is kept for the life of the process.  The static interleave spreads early-finishing
-(diverging) chunks evenly, and the result of every chunk is independent of which
-worker ran it: results are bit-identical for any thread count.
+Worker ``wk`` of ``n`` runs chunks ``wk, wk + n, wk + 2n, ...`` of the table in one
+call of a serial kernel that loops over its chunks (compiled with ``nogil=True``, so
+the workers run in parallel).  Worker 0 runs on the calling thread, the others on a
+small pool that is kept for the life of the process.  The static interleave spreads
+early-finishing (diverging) chunks evenly, and the result of every chunk is independent
+of which worker ran it: results are bit-identical for any thread count.
 
 Why threads and not ``numba.prange``: a ``parallel=True`` driver compiles the whole
 kernel again inside a parfor; on a cold cache that cost 8-12 s per kernel family on
