@@ -1,4 +1,4 @@
-"""Where the chunks of a sweep run: in this process on Numba threads (the default), or on
+"""Where the chunks of a sweep run: in this process on worker threads (the default), or on
 any :class:`concurrent.futures.Executor` (processes, threads, a Dask cluster), with an
 optional checkpoint directory.
 

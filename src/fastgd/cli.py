@@ -39,7 +39,7 @@ SPEC_KEYS = {
     "blowup": "divergence threshold factor", "n": "samples per Gaussian dataset",
     "d": "inputs per Gaussian dataset", "fix": "lambda_max or lambda_min",
     "curve_points": "loss-curve points kept per cell", "lanes": "SIMD lanes per chunk",
-    "threads": "numba threads", "theory": "compute SGD theory limits (bool)",
+    "threads": "worker threads", "theory": "compute SGD theory limits (bool)",
     "checkpoint": "directory that makes the sweep resumable (rerun to resume)",
     "dtype": "float64 or float32", "backend": "cpu or cuda",
 }
@@ -194,7 +194,7 @@ def _common(p):
                    help="first seed: SGD sample orders (seeds SEED..SEED+n-1) and the "
                         "Gaussian datasets (default 0)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="numba threads (default: all cores)")
+                   help="worker threads (default: all cores)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on for a terminal when the work is long)")
     g.add_argument("--format", choices=FORMATS, default=None,
