@@ -177,6 +177,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
         mult = np.empty((d, nl))
         wfin = np.empty((d, nl))
         zfin = np.empty((d, nl))  # each lane's last iterate (eigenbasis), written at its end
+        flag = np.zeros(nl, dtype=np.bool_)  # lanes that may change state in a block
         fst = np.empty(nl, dtype=np.int64)
         ft = np.empty(nl, dtype=np.int64)
         floss = np.empty(nl)
@@ -234,7 +235,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                 # (with a relative margin of 1e-9, far above rounding), so a block costs
                 # two multiplies per step; a bound that could cross a threshold sends the
                 # block to the step-by-step loop.
-                hit = False
+                nhit = 0
                 for l in range(nl):
                     u = z[0, l]
                     v = z[1, l]
@@ -251,12 +252,65 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                     b1 = v * v
                     lo = hl0 * min(a0, b0) + hl1 * min(a1, b1)
                     hi = hl0 * max(a0, b0) + hl1 * max(a1, b1)
-                    hit |= (not (lo > thc[l] * _MARGIN_LO)) | (not (hi <= thd[l] * _MARGIN_HI))
-                if not hit:
-                    if t % _SNAPSHOT == 0:  # every lane is finite here
-                        for i in range(d):
-                            for l in range(nl):
-                                zok[i, l] = z[i, l]
+                    h = (not (lo > thc[l] * _MARGIN_LO)) | (not (hi <= thd[l] * _MARGIN_HI))
+                    flag[l] = h
+                    nhit += h
+                if 4 * nhit <= nl:
+                    # no lane, or a few, may change state in this block: those few are run
+                    # again alone, step by step, with the step loop's arithmetic and rules
+                    # (same expression for the excess loss, same order of checks); the
+                    # others keep the block.  Snapshot first, as the step loop takes it at
+                    # step t before any later step of the block.
+                    if t % _SNAPSHOT == 0:
+                        for l in range(nl):
+                            u = z[0, l]
+                            v = z[1, l]
+                            if not flag[l] or hl0 * (u * u) + hl1 * (v * v) < np.inf:
+                                zok[0, l] = u
+                                zok[1, l] = v
+                    if nhit > 0:
+                        for l in range(nl):
+                            if not flag[l]:
+                                continue
+                            u = z[0, l]
+                            v = z[1, l]
+                            m0 = mult[0, l]
+                            m1 = mult[1, l]
+                            for s in range(_BLOCK):
+                                x = hl0 * (u * u) + hl1 * (v * v)
+                                if (not (x <= thd[l])) | (x <= thc[l]):
+                                    if not (x <= thd[l]):
+                                        fst[l] = DIVERGED
+                                        floss[l] = np.inf
+                                        fex[l] = np.inf
+                                        zfin[0, l] = u if x < np.inf else zok[0, l]
+                                        zfin[1, l] = v if x < np.inf else zok[1, l]
+                                        u = 0.0
+                                        v = 0.0
+                                        buf[0, l] = 0.0
+                                        buf[1, l] = 0.0
+                                    else:
+                                        fst[l] = CONVERGED
+                                        floss[l] = es + x
+                                        fex[l] = x
+                                        zfin[0, l] = u
+                                        zfin[1, l] = v
+                                    ft[l] = t + s
+                                    out_logg[di, si, a + l] = logg[l]
+                                    zn[0, l] = u  # frozen where it stopped (0 if diverged)
+                                    zn[1, l] = v
+                                    mult[0, l] = 1.0
+                                    mult[1, l] = 1.0
+                                    active[l] = False
+                                    lre[l] = 0.0
+                                    thd[l] = np.inf
+                                    thc[l] = -np.inf
+                                    nact -= 1
+                                    break
+                                u = m0 * u
+                                v = m1 * v
+                        if nact == 0:
+                            break
                     tmp = z
                     z = zn
                     zn = tmp
