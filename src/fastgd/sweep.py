@@ -358,12 +358,11 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
         Keep the loss curve at about this many evenly spaced steps / epochs (0: none).
     lanes : int, optional
         Learning rates per chunk (SIMD lanes sharing one dataset).  Results do not
-        depend on it.  Default (None): 256 for SGD, 64 for GD (a GD chunk runs until
-        its slowest lane finishes, and GD lanes finish at very different steps),
-        halved, down to 8, while the grid would make fewer than 16 chunks, so that
-        threads have work.  Measured on the bench grid (64 kappa x 256 lr, d = 2,
-        1 thread): SGD 2.6 (64 lanes) -> 3.0 G updates/s (256); GD 0.82 (64) vs
-        0.63 G useful steps/s (256).
+        depend on it.  Default (None): 256 for SGD, 64 for GD, halved, down to 8, while
+        the grid would make fewer than 16 chunks, so that threads have work.  Measured
+        on the bench grid (64 kappa x 256 lr, d = 2, 1 thread): SGD 2.6 (64 lanes) ->
+        3.0 G updates/s (256); GD about flat from 32 to 256 lanes (0.95-1.03 G useful
+        steps/s; 64 leaves more chunks for threads).
     threads : int, optional
         Worker threads for this call (chunk k runs on worker k mod threads; at most
         ``NUMBA_NUM_THREADS``; default: ``numba.get_num_threads()``).
