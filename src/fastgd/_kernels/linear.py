@@ -233,8 +233,9 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                 # every step's excess lies between the excess of the smaller and of the
                 # larger end of each coordinate.  Only those two bounds are checked
                 # (with a relative margin of 1e-9, far above rounding), so a block costs
-                # two multiplies per step; a bound that could cross a threshold sends the
-                # block to the step-by-step loop.
+                # two multiplies per step; a lane whose bounds could cross a threshold is
+                # re-run alone below, or, when more than a quarter of the lanes are, the
+                # whole block goes to the step-by-step loop.
                 nhit = 0
                 for l in range(nl):
                     u = z[0, l]
