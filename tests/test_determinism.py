@@ -136,11 +136,16 @@ def test_one_signature_per_kernel(lecture):
         fg.sgd(Xc, yc, 1, 2, w0=[1, 2], batch_size=np.int64(3), seed=np.uint8(2))
         fg.sgd(Xc, yc, np.float32(0.1), np.int16(2), order="replacement", momentum=0.5,
                nesterov=True, bias=True, record=True, tol=0, blowup=1e3)
+        # sweeps without recording, d = 2, plain steps: the lean kernels
+        fg.sweep("gd", lr=[1, np.float32(0.5)], data=[(Xc, yc)], steps=np.int16(5),
+                 progress=False)
+        fg.sweep("sgd", lr=[0.1], data=[(Xc, yc)], epochs=2, w0=(1, 2), progress=False)
     fg.gd(X[:, :1].ravel(), y, 0.5, 3)  # d = 1 from a 1-D vector
     fg.sgd(X[:, 0], y, 0.5, 2, order="shuffle")
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no signatures)")
-    for kernel in (linear.rows_gd_linear, linear.rows_sgd_linear):
+    for kernel in (linear.rows_gd_linear, linear.rows_sgd_linear, linear.rows_gd_linear_lean,
+                   linear.rows_sgd_linear_lean):
         assert len(kernel.signatures) == 1, kernel.signatures
 
 

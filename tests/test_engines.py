@@ -108,7 +108,8 @@ def test_warmup_keeps_one_signature_per_kernel():
     from fastgd._kernels import linear as L
 
     for k in (L.rows_gd_linear, L.rows_sgd_linear, L.rows_gd_linear_f32,
-              L.rows_sgd_linear_f32):
+              L.rows_sgd_linear_f32, L.rows_gd_linear_lean, L.rows_sgd_linear_lean,
+              L.rows_gd_linear_lean_f32, L.rows_sgd_linear_lean_f32):
         assert len(k.signatures) == 1, (k, k.signatures)
 
 

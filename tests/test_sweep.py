@@ -363,3 +363,63 @@ def test_gd_blocks_with_lanes_re_run_alone_equal_the_step_by_step_loop(lanes):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
     assert set(np.unique(fast.status)) == {0, 1, 2}
     assert np.isfinite(fast.w).all()  # lanes that overflowed report their last finite w
+
+
+@pytest.mark.parametrize("order", ["cyclic", "shuffle", "replacement"])
+@pytest.mark.parametrize("lanes", [64, 7])
+def test_lean_kernels_equal_the_full_kernels(order, lanes):
+    """d = 2 plain runs without recording go to the lean kernels (the full kernels'
+    source with the general branches pruned); recording forces the full kernels.  Both
+    give the same outputs bit for bit, final weights included, for GD and per-sample
+    SGD, with lanes that converge, stay bounded and diverge (to inf too)."""
+    from fastgd import _core as C
+    from fastgd._kernels import linear
+
+    data = _datasets()
+    lrs = np.concatenate([np.geomspace(0.005, 4.0, 70), [1e3, 1e200]])
+    probs = C.prepare_many("test", data, False)
+    P = max(p.P for p in probs)
+    X = np.zeros((2, P, 2))
+    y = np.zeros((2, P))
+    for i, p in enumerate(probs):
+        X[i, :p.P], y[i, :p.P] = p.X, p.y
+    H = np.stack([p.H for p in probs])
+    ws = np.stack([p.wstar for p in probs])
+    es = np.array([p.estar for p in probs])
+    c0 = np.array([p.c0 for p in probs])
+    Ps = np.array([p.P for p in probs])
+    keys = np.stack([C.seed_key(s) for s in (3, 11)])
+    w0 = np.array([0.3, -0.2])
+    beta = np.zeros(lrs.size)
+    for method, n in (("gd", 301), ("sgd", 40)):
+        nseed = 1 if method == "gd" else 2
+        chunks = C.make_chunks(2, nseed, lrs.size, lanes)
+        outs = []
+        for n_rec in (0, n + 1):
+            rec = C.Outputs(1, 1, 1, 2, n_rec=n_rec).rec_loss
+            if method == "gd":
+                assert (linear.gd_rows_kernel(2, beta, 0, rec) is linear.rows_gd_linear_lean) \
+                    == (n_rec == 0)
+            else:
+                assert (linear.sgd_rows_kernel(2, beta, 1, 0, rec)
+                        is linear.rows_sgd_linear_lean) == (n_rec == 0)
+            out = C.Outputs(2, nseed, lrs.size, 2, n_rec=n_rec)
+            with np.errstate(all="ignore"):
+                if method == "gd":
+                    linear.grid_gd_linear(H, ws, es, c0, lrs, beta, False, w0, n, 1e-9,
+                                          1e12, 0, chunks, 2, 1, *out.kernel_args())
+                else:
+                    linear.grid_sgd_linear(X, y, Ps, H, ws, es, c0, lrs, beta, False, w0, n,
+                                           1, C.ORDERS[order], keys, 1e-3, 1e12, 0, chunks,
+                                           2, 1, *out.kernel_args())
+            outs.append(out)
+        lean, full = outs
+        for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
+            assert np.array_equal(getattr(lean, f), getattr(full, f)), (method, f)
+        assert set(np.unique(lean.status)) == {0, 1, 2}, method
+    # float32 twins: lean (no curves) and full (curves) through sweep()
+    kw = dict(lr=lrs[:70], data=data, order=order, epochs=30, seeds=[3], lanes=lanes,
+              dtype="float32", progress=False)
+    a, b = fg.sweep("sgd", **kw), fg.sweep("sgd", curve_points=31, **kw)
+    for f in ("status", "steps_to_tol", "diverged_at", "final_loss"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f

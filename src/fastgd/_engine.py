@@ -313,10 +313,12 @@ def warmup(*, float32=True, chain=True, threads=None):
     X, y = lecture_data()
     dtypes = ("float64", "float32") if float32 else ("float64",)
     for dt in dtypes:
-        sweep("gd", lr=[0.5, 3.0], data=[(X, y)], steps=3, dtype=dt, threads=threads,
-              progress=False)
-        sweep("sgd", lr=[0.1, 3.0], data=[(X, y)], epochs=2, dtype=dt, threads=threads,
-              progress=False)
+        # each kernel twice: the lean variant (d = 2, plain, unrecorded) and the full one
+        kw = dict(lr=[0.5, 3.0], data=[(X, y)], dtype=dt, threads=threads, progress=False)
+        sweep("gd", steps=3, **kw)
+        sweep("gd", steps=3, momentum=0.5, **kw)
+        sweep("sgd", epochs=2, **kw)
+        sweep("sgd", epochs=2, batch_size=2, **kw)
     if chain:
         w = np.array([[0.5, 0.5]])
         _chain.chain_sweep(w, [0.1], 2, threads=threads, progress=False)
