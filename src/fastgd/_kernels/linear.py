@@ -196,11 +196,13 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
         thc = np.empty(nl)
         thd = np.empty(nl)
         logg = np.empty(nl)
-        active = np.empty(nl, dtype=np.bool_)
+        # np.ones, not np.empty + a loop: with the loop the block loop below ran 3.5x
+        # slower (GD kernel alone 4.8 -> 1.4 G steps/s, A/B in one process; LLVM's
+        # code for it changes, the reason not found)
+        active = np.ones(nl, dtype=np.bool_)
         mom = False
         for l in range(nl):
             logg[l] = 0.0
-            active[l] = True
             flag[l] = False
             lre[l] = lr[a + l]
             bet[l] = beta[a + l]
