@@ -146,32 +146,35 @@ def test_bench_sgd_scaling_in_cells(benchmark, n_lr):
     _report(f"sgd cells={n_lr}", rate)
 
 
-_SNIPPET = ("import time; t=time.perf_counter(); import fastgd as fg; "
-            "fg.sweep('sgd', lr=[0.1, 0.2], condition=[1, 10], epochs=2); "
-            "fg.sweep('gd', lr=[0.1, 0.2], condition=[1, 10], steps=2); "
-            "print(time.perf_counter()-t)")
+_FIRST = {"sgd": "fg.sweep('sgd', lr=[0.1, 0.2], condition=[1, 10], epochs=2); ",
+          "gd": "fg.sweep('gd', lr=[0.1, 0.2], condition=[1, 10], steps=2); "}
 
 
-def _first_sweep_seconds(cache_dir):
+def _first_sweep_seconds(cache_dir, methods):
+    code = ("import time; t=time.perf_counter(); import fastgd as fg; "
+            + "".join(_FIRST[m] for m in methods) + "print(time.perf_counter()-t)")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", _SNIPPET], env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def test_bench_compile_latency(benchmark, tmp_path):
-    """(d) a first sweep (GD + SGD) in a fresh process, import included: empty cache
-    (cold) and then warm cache."""
+@pytest.mark.parametrize("methods", ["gd", "sgd", "sgd+gd"])
+def test_bench_compile_latency(benchmark, tmp_path, methods):
+    """(d) a first sweep in a fresh process, import included: empty cache (cold) and
+    then warm cache.  One GD sweep, one SGD sweep, and both in one process (each
+    method has its own kernel; the second compiles faster, Numba's set-up is paid)."""
     if benchmark.disabled:
         pytest.skip("compile latency is measured only with --benchmark-enable")
     benchmark.group = "compile latency"
     t0 = time.perf_counter()
-    cold = _first_sweep_seconds(tmp_path / "cache")
-    warm = benchmark.pedantic(_first_sweep_seconds, args=(tmp_path / "cache",), rounds=3,
-                              iterations=1)
+    ms = methods.split("+")
+    cold = _first_sweep_seconds(tmp_path / "cache", ms)
+    warm = benchmark.pedantic(_first_sweep_seconds, args=(tmp_path / "cache", ms),
+                              rounds=3, iterations=1)
     benchmark.extra_info["cold_s"] = cold
     benchmark.extra_info["warm_s"] = warm
-    print(f"\n[compile] cold {cold:.2f} s, warm {warm:.2f} s "
+    print(f"\n[compile {methods}] cold {cold:.2f} s, warm {warm:.2f} s "
           f"(wall incl. interpreter {time.perf_counter() - t0:.1f} s)")
 
 
