@@ -371,7 +371,9 @@ def test_lean_kernels_equal_the_full_kernels(order, lanes):
     """d = 2 plain runs without recording go to the lean kernels (the full kernels'
     source with the general branches pruned); recording forces the full kernels.  Both
     give the same outputs bit for bit, final weights included, for GD and per-sample
-    SGD, with lanes that converge, stay bounded and diverge (to inf too)."""
+    SGD, with lanes that converge, stay bounded and diverge (to inf too).  So do chunks
+    of one lane each: the SGD lane loops skip finished lanes at the ends of a chunk's
+    lane range, which a one-lane chunk never does."""
     from fastgd import _core as C
     from fastgd._kernels import linear
 
@@ -394,8 +396,9 @@ def test_lean_kernels_equal_the_full_kernels(order, lanes):
     for method, n in (("gd", 301), ("sgd", 40)):
         nseed = 1 if method == "gd" else 2
         chunks = C.make_chunks(2, nseed, lrs.size, lanes)
+        single = C.make_chunks(2, nseed, lrs.size, 1)
         outs = []
-        for n_rec in (0, n + 1):
+        for n_rec, ck in ((0, chunks), (n + 1, chunks), (0, single)):
             rec = C.Outputs(1, 1, 1, 2, n_rec=n_rec).rec_loss
             if method == "gd":
                 assert (linear.gd_rows_kernel(2, beta, 0, rec) is linear.rows_gd_linear_lean) \
@@ -407,15 +410,16 @@ def test_lean_kernels_equal_the_full_kernels(order, lanes):
             with np.errstate(all="ignore"):
                 if method == "gd":
                     linear.grid_gd_linear(H, ws, es, c0, lrs, beta, False, w0, n, 1e-9,
-                                          1e12, 0, chunks, 2, 1, *out.kernel_args())
+                                          1e12, 0, ck, 2, 1, *out.kernel_args())
                 else:
                     linear.grid_sgd_linear(X, y, Ps, H, ws, es, c0, lrs, beta, False, w0, n,
-                                           1, C.ORDERS[order], keys, 1e-3, 1e12, 0, chunks,
-                                           2, 1, *out.kernel_args())
+                                           1, C.ORDERS[order], keys, 1e-3, 1e12, 0, ck, 2,
+                                           1, *out.kernel_args())
             outs.append(out)
-        lean, full = outs
+        lean, full, single = outs
         for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
             assert np.array_equal(getattr(lean, f), getattr(full, f)), (method, f)
+            assert np.array_equal(getattr(lean, f), getattr(single, f)), (method, f)
         assert set(np.unique(lean.status)) == {0, 1, 2}, method
     # float32 twins: lean (no curves) and full (curves) through sweep()
     kw = dict(lr=lrs[:70], data=data, order=order, epochs=30, seeds=[3], lanes=lanes,
