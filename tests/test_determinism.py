@@ -172,3 +172,21 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
     assert names[0] == "rows_sgd_linear" + suffix
     assert names[1].startswith("rows_gd_linear" + suffix) and names[1].endswith(suffix)
     assert names[2] == "grid_gd_chain" + suffix
+
+
+def test_muladd_rounds_once_with_contraction_and_twice_without():
+    """The kernels' pinned multiply-add: fused (one rounding) exactly when the kernels
+    are compiled with contraction, so two code paths that use it round alike."""
+    import numba
+
+    from fastgd._kernels import _jit
+
+    a, b, c = 1.0 + 2.0**-30, 1.0 - 2.0**-30, -1.0  # a*b = 1 - 2^-60 exactly
+    assert _jit.muladd(a, b, c) == 0.0  # plain Python: two roundings
+    if naive.JITLESS:
+        pytest.skip("NUMBA_DISABLE_JIT=1: no compiled muladd")
+    f = numba.njit(lambda a, b, c: _jit.muladd(a, b, c))
+    want = -(2.0**-60) if _jit.contract() else 0.0
+    assert f(a, b, c) == want
+    assert f(np.float32(a), np.float32(2.0), np.float32(-1.0)) == np.float32(a) * 2 - 1
+    assert f(np.float32(1.5), 2.0, 0.25) == 3.25  # mixed types: float64

@@ -22,6 +22,10 @@ import os
 import types as _pytypes
 
 import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 
 _CONTRACT = os.environ.get("FASTGD_CONTRACT", "1") not in ("0", "false", "False", "no")
 
@@ -67,3 +71,40 @@ def contract() -> bool:
 def options():
     """The njit options in force (for ``fastgd info`` and benchmarks)."""
     return dict(OPTIONS)
+
+
+def muladd(a, b, c):
+    """``a * b + c`` with one rounding (a fused multiply-add) when the kernels are
+    compiled with contraction, two roundings when not (``FASTGD_CONTRACT=0``).
+
+    For an expression that two code paths must round identically: with contraction
+    left to LLVM, ``p * q + r * s`` may be fused as ``fma(p, q, r*s)`` in one loop and
+    ``fma(r, s, p*q)`` in another (it was, once: the scalar re-run of a GD register
+    block against the vector step loop).  Called from Python (``NUMBA_DISABLE_JIT=1``)
+    it rounds twice."""
+    return a * b + c
+
+
+@intrinsic
+def _muladd_llvm(typingctx, a, b, c):
+    if not all(isinstance(t, types.Float) for t in (a, b, c)) or len({a, b, c}) != 1:
+        return None
+
+    def codegen(context, builder, signature, args):
+        if _CONTRACT:
+            ty = context.get_value_type(signature.return_type)
+            fma = builder.module.declare_intrinsic("llvm.fma", [ty],
+                                                   ir.FunctionType(ty, [ty, ty, ty]))
+            return builder.call(fma, args)
+        return builder.fadd(builder.fmul(args[0], args[1]), args[2])
+
+    return a(a, b, c), codegen
+
+
+@overload(muladd)  # not cached by itself: compiled into each (mode-tagged) kernel
+def _muladd_ol(a, b, c):
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+    if len({a, b, c}) == 1:
+        return lambda a, b, c: _muladd_llvm(a, b, c)
+    return lambda a, b, c: _muladd_llvm(np.float64(a), np.float64(b), np.float64(c))

@@ -28,7 +28,7 @@ import types as _pytypes
 import numpy as np
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
-from ._jit import jit
+from ._jit import jit, muladd
 from .fpenv import fpenv_restore, ftz_on
 from .rng import hash4, permutation, randbelow
 from .threads import fan_out
@@ -273,14 +273,15 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                 if 4 * nhit <= nl:
                     # no lane, or a few, may change state in this block: those few are run
                     # again alone, step by step, with the step loop's arithmetic and rules
-                    # (same expression for the excess loss, same order of checks); the
+                    # (the excess loss through the same ``muladd``, so that both round it
+                    # alike, and the same order of checks); the
                     # others keep the block.  Snapshot first, as the step loop takes it at
                     # step t before any later step of the block.
                     if t % _SNAPSHOT == 0:
                         for l in range(nl):
                             u = z[0, l]
                             v = z[1, l]
-                            if not flag[l] or hl0 * (u * u) + hl1 * (v * v) < np.inf:
+                            if not flag[l] or muladd(hl0, u * u, hl1 * (v * v)) < np.inf:
                                 zok[0, l] = u
                                 zok[1, l] = v
                     if nhit > 0:
@@ -292,7 +293,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                             m0 = mult[0, l]
                             m1 = mult[1, l]
                             for s in range(_BLOCK):
-                                x = hl0 * (u * u) + hl1 * (v * v)
+                                x = muladd(hl0, u * u, hl1 * (v * v))
                                 if (not (x <= thd[l])) | (x <= thc[l]):
                                     if not (x <= thd[l]):
                                         fst[l] = DIVERGED
@@ -360,7 +361,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                 for l in range(nl):
                     u = z[0, l]
                     v = z[1, l]
-                    x = hl0 * (u * u) + hl1 * (v * v)
+                    x = muladd(hl0, u * u, hl1 * (v * v))
                     ex[l] = x
                     cnt += (not (x <= thd[l])) | (x <= thc[l])
                     zn[0, l] = mult[0, l] * u
