@@ -138,17 +138,8 @@ def gaussian_data(n, eigenvalues, *, angle=0.0, seed=0, labels="classes", noise=
     seed = V.integer(f, "seed", seed, minimum=0)
     V.choice(f, "labels", labels, ("classes", "teacher"))
     noise = V.real(f, "noise", noise, nonneg=True)
-    rng = np.random.default_rng(seed)
-    Q = _rotation(d, angle, rng)
-    Z = _whiten_exact(rng.standard_normal((n, d)))
-    X = np.ascontiguousarray((Z * np.sqrt(lam)) @ Q.T)
-    wt = rng.standard_normal(d)
-    wt /= np.linalg.norm(wt)
-    s = X @ wt
-    if labels == "classes":
-        y = np.where(s >= 0, 1.0, -1.0)
-    else:
-        y = s + noise * rng.standard_normal(n)
+    Xs, ys = _gaussian_stack(n, lam[None], angle, seed, labels, noise)
+    X, y = Xs[0], ys[0]
     desc = f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
     return Dataset(X, np.ascontiguousarray(y), desc)
 
@@ -158,32 +149,39 @@ def _rounded(values):
     return [round(float(v), 6) for v in values]
 
 
-def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1,
-                     describe=True):
-    """``[gaussian_data(n, row, angle=angle, seed=seed, ...) for row in rows]``, fast.
-
-    Every member draws the same basis, whitened sample, teacher and noise from ``seed``
-    (only the eigenvalues differ), so these are computed once; the results are
-    identical to the one-by-one calls (a test checks it).  Used by sweeps over
-    condition numbers (with ``describe=False``: no description strings).
-    """
-    rows = np.asarray(eigenvalue_rows, dtype=float)
+def _gaussian_stack(n, rows, angle, seed, labels, noise):
+    """The inputs and labels of ``gaussian_data(n, row, ...)`` for every row of
+    eigenvalues, as stacks Xs (k, n, d) and ys (k, n).  All members share the basis,
+    whitened sample, teacher and noise drawn from ``seed`` (only the eigenvalues
+    differ), so these are drawn once and each stacked operation runs once;
+    :func:`gaussian_data` is this with one row, so the two agree bit for bit."""
     d = rows.shape[1]
     rng = np.random.default_rng(seed)
     Q = _rotation(d, angle, rng)
     Z = _whiten_exact(rng.standard_normal((n, d)))
     wt = rng.standard_normal(d)
     wt /= np.linalg.norm(wt)
-    eps = rng.standard_normal(n) if labels == "teacher" else None
-    out = []
-    for lam in rows:
-        X = np.ascontiguousarray((Z * np.sqrt(lam)) @ Q.T)
-        s = X @ wt
-        y = np.where(s >= 0, 1.0, -1.0) if labels == "classes" else s + noise * eps
-        desc = (f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
-                if describe else "")
-        out.append(Dataset(X, np.ascontiguousarray(y), desc))
-    return out
+    Xs = np.ascontiguousarray((Z[None] * np.sqrt(rows)[:, None, :]) @ Q.T)
+    s = Xs @ wt
+    if labels == "classes":
+        ys = np.where(s >= 0, 1.0, -1.0)
+    else:
+        ys = s + noise * rng.standard_normal(n)
+    return Xs, np.ascontiguousarray(ys)
+
+
+def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1,
+                     describe=True):
+    """``[gaussian_data(n, row, angle=angle, seed=seed, ...) for row in rows]``, fast
+    (:func:`_gaussian_stack`; a test checks that the results are identical).  Used by
+    sweeps over condition numbers (with ``describe=False``: no description strings).
+    """
+    rows = np.asarray(eigenvalue_rows, dtype=float)
+    Xs, ys = _gaussian_stack(n, rows, angle, seed, labels, noise)
+    return [Dataset(Xs[k], ys[k],
+                    f"gaussian_data(n={n}, eigenvalues={_rounded(lam)}, seed={seed})"
+                    if describe else "")
+            for k, lam in enumerate(rows)]
 
 
 def normalize(X):
