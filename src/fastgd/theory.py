@@ -66,7 +66,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 
 from . import _core as C
 from . import _validate as V
@@ -106,6 +105,14 @@ _DENSE_MAX = 40  # dense d^2 x d^2 mean-square operators up to this d (non-flat)
 
 # =========================================================================== helpers
 
+
+
+def _brentq(*args, **kwargs):
+    """``scipy.optimize.brentq``, imported on first use (scipy.optimize adds ~0.15 s to
+    ``import fastgd``, and only the momentum and almost-sure limits need it)."""
+    import scipy.optimize
+
+    return scipy.optimize.brentq(*args, **kwargs)
 
 def _x_only(func, X, bias):
     """Validate X alone (no labels) and append the bias column; returns (X, H)."""
@@ -727,7 +734,7 @@ def _ms_crit_brentq(Xr, H, c, beta, nesterov, upper, rtol):
             break
     else:  # pragma: no cover
         return float("nan")
-    return float(scipy.optimize.brentq(g, lo, hi, rtol=rtol, xtol=1e-300, maxiter=500))
+    return float(_brentq(g, lo, hi, rtol=rtol, xtol=1e-300, maxiter=500))
 
 
 def sgd_ms_critical_lr(X, batch_size=1, replacement=True, bias=False, *, momentum=0.0,
@@ -1183,7 +1190,7 @@ def _as_cyclic(f, Xr, B, beta, nesterov, gd_lim, spe, confidence, seeds):
     if k.size == 0:  # pragma: no cover
         raise V.fail(f, "X", "data with a finite cyclic-order boundary", "none found")
     k = k[0]
-    lr = float(scipy.optimize.brentq(g, grid[k], grid[k + 1], rtol=1e-12, xtol=1e-300))
+    lr = float(_brentq(g, grid[k], grid[k + 1], rtol=1e-12, xtol=1e-300))
     return ASBoundary(lr=lr, lr_low=lr, lr_high=lr, confidence=confidence, lrs=grid,
                       exponent=vals, stderr=np.zeros_like(vals), ms_lr=lr, order="cyclic",
                       batch_size=B, momentum=beta, nesterov=nesterov, seeds=1, steps=spe)
