@@ -51,9 +51,15 @@ def _gd_steps(res, steps):
     return int(stop.sum())
 
 
-def _report(name, rate, extra=""):
+def _report(name, rate, extra="", benchmark=None):
+    """Print a throughput; with ``benchmark``: also its share of the FMA ceiling at the
+    clock measured in this run."""
     if rate is not None:
         RESULTS[name] = rate
+        if benchmark is not None:
+            info = benchmark.extra_info
+            extra = (f"({info['fraction_of_ceiling']:.0%} of the FMA ceiling at "
+                     f"{info['clock_ghz']:.2f} GHz) {extra}")
         print(f"\n[{name}] {rate / 1e9:.2f} G updates/s {extra}")
 
 
@@ -72,9 +78,7 @@ def test_bench_sgd_sweep(benchmark, threads):
                              warmup_rounds=0)
     assert out.equals(res)
     rate = record(benchmark, _sgd_updates(out, ep), 5, threads)
-    _report(f"sgd threads={threads}", rate,
-            f"({benchmark.extra_info['fraction_of_ceiling']:.0%} of the FMA ceiling)"
-            if rate else "")
+    _report(f"sgd threads={threads}", rate, benchmark=benchmark)
 
 
 def test_bench_sgd_numpy_reference(benchmark):
@@ -129,7 +133,7 @@ def test_bench_gd_sweep(benchmark, threads):
     rate = record(benchmark, _gd_steps(out, st), 8, threads)
     if rate:
         RESULTS[f"gd threads={threads}"] = rate
-    _report(f"gd threads={threads} (steps actually run)", rate)
+    _report(f"gd threads={threads} (steps actually run)", rate, benchmark=benchmark)
 
 
 @pytest.mark.parametrize("n_lr", [4096, 1 << 20])
@@ -202,7 +206,7 @@ def test_bench_gd_kernel_alone(benchmark):
     out = benchmark.pedantic(run, rounds=5, iterations=1)
     assert (out.status == Status.BOUNDED).all()
     rate = record(benchmark, 64 * steps, 8, 1)
-    _report("gd kernel alone, 64 lanes, 1 thread", rate)
+    _report("gd kernel alone, 64 lanes, 1 thread", rate, benchmark=benchmark)
 
 
 def test_bench_sgd_kernel_alone(benchmark):
@@ -233,9 +237,7 @@ def test_bench_sgd_kernel_alone(benchmark):
     out = benchmark.pedantic(run, rounds=5, iterations=1)
     assert (out.status == Status.BOUNDED).all()
     rate = record(benchmark, nl * 100 * epochs, 5, 1)
-    _report("sgd kernel alone, 256 lanes, 1 thread", rate,
-            f"({benchmark.extra_info['fraction_of_ceiling']:.0%} of one core's FMA ceiling)"
-            if rate else "")
+    _report("sgd kernel alone, 256 lanes, 1 thread", rate, "(one core)", benchmark=benchmark)
 
 
 def test_bench_thread_scaling_control(benchmark):
