@@ -14,8 +14,10 @@ lanes: 8 doubles when the CPU has AVX-512F (4 for AVX2).  This is the ceiling of
 hardware; Numba compiles for 256-bit vectors by default even on AVX-512 machines, so
 the default build can reach at most half of it (see README: 512-bit vectors).
 Per-sample SGD on d inputs costs d FMAs for w.x and d for the update, plus one
-multiply: 5 for d = 2 (the figure DESIGN.md uses); a GD step from the sufficient
-statistics costs d^2 + 2d (8 for d = 2).
+multiply: 5 for d = 2 (the figure DESIGN.md uses).  A plain GD step in the eigenbasis
+of H (what the GD kernel runs) costs d multiplies, z_i <- (1 - eta lambda_i) z_i: 2 for
+d = 2 (from H in the original basis it would cost d^2 + 2d = 8, and the GD figures
+would read 4x higher as a share of the ceiling).
 """
 
 from __future__ import annotations
