@@ -113,9 +113,22 @@ def test_bench_sgd_numpy_reference(benchmark):
     benchmark.pedantic(numpy_sweep, rounds=1, iterations=1)
     rate = record(benchmark, nk * nl * ep_ref * 100, 5, 1)
     _report("numpy reference", rate)
-    if rate and "sgd threads=2" in RESULTS:
-        benchmark.extra_info["fastgd_over_numpy"] = RESULTS["sgd threads=2"] / rate
-        print(f"fastgd / NumPy = {RESULTS['sgd threads=2'] / rate:.0f}x")
+    if rate and fg._core.max_threads() >= 2:
+        # the ratio from runs of the two alternating (the VM's speed drifts between tests)
+        kw = dict(lr=lrs, condition=kappa, epochs=ep, order="cyclic", threads=2,
+                  progress=False)
+        best_np = best_fg = float("inf")
+        res = None
+        for _ in range(3):
+            t = time.perf_counter()
+            numpy_sweep()
+            best_np = min(best_np, time.perf_counter() - t)
+            t = time.perf_counter()
+            res = fg.sweep("sgd", **kw)
+            best_fg = min(best_fg, time.perf_counter() - t)
+        ratio = (_sgd_updates(res, ep) / best_fg) / (nk * nl * ep_ref * 100 / best_np)
+        benchmark.extra_info["fastgd_over_numpy"] = ratio
+        print(f"fastgd (2 threads) / NumPy = {ratio:.0f}x (alternating runs)")
 
 
 @pytest.mark.parametrize("threads", [1, 2])
