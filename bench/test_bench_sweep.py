@@ -258,10 +258,10 @@ def test_bench_thread_scaling_control(benchmark):
     """(e) thread scaling of the SGD and GD sweeps (1 and 2 threads alternating), and a
     control: a trivially parallel, FMA-bound loop (64 independent multiply-adds per
     iteration) on 1 and then 2 threads, run the way fastgd runs chunks (nogil Numba
-    calls on Python threads).  Its 1 -> 2 scaling is what this
-    machine allows for FMA-bound work at that moment: on the development VM it varied
-    from 1.2x to 2.0x between runs (the two vCPUs share FMA units with other tenants at
-    times), so fastgd's own scaling should be read against it."""
+    calls on Python threads).  The control's 1 -> 2 scaling is what this machine allows
+    for FMA-bound work at that moment: on the development VM it varied from 1.2x to 2.0x
+    between runs (the two vCPUs share FMA units with other tenants at times), so
+    fastgd's own scaling should be read against it."""
     import threading
 
     import numba

@@ -106,13 +106,13 @@ _DENSE_MAX = 40  # dense d^2 x d^2 mean-square operators up to this d (non-flat)
 # =========================================================================== helpers
 
 
-
 def _brentq(*args, **kwargs):
     """``scipy.optimize.brentq``, imported on first use (scipy.optimize adds ~0.15 s to
     ``import fastgd``, and only the momentum and almost-sure limits need it)."""
     import scipy.optimize
 
     return scipy.optimize.brentq(*args, **kwargs)
+
 
 def _x_only(func, X, bias):
     """Validate X alone (no labels) and append the bias column; returns (X, H)."""
