@@ -63,6 +63,25 @@ def jit(fn=None, *, parallel=False):
     return wrap(fn) if fn is not None else wrap
 
 
+def variant(kernel, suffix, **overrides):
+    """A new dispatcher compiled (with these options) from ``kernel``'s Python function,
+    with the module globals named in ``overrides`` replaced, and ``suffix`` appended to
+    its name (hence to its cache entry).  Numba freezes globals at compile time, so an
+    override acts like a compile-time constant: the float32 twins swap ``np`` (see
+    :mod:`._retype`), the lean kernels set ``_GENERAL = False`` (see
+    :func:`.linear._lean`)."""
+    py = getattr(kernel, "py_func", kernel)
+    parallel = bool(getattr(kernel, "targetoptions", {}).get("parallel", False))
+    glb = dict(py.__globals__)
+    glb.update(overrides)
+    fn = _pytypes.FunctionType(py.__code__, glb, py.__name__ + suffix, py.__defaults__,
+                               py.__closure__)
+    fn.__qualname__ = py.__name__ + suffix
+    fn.__doc__ = py.__doc__
+    fn.__module__ = py.__module__
+    return jit(fn, parallel=parallel)
+
+
 def contract() -> bool:
     """Whether the kernels were compiled with FMA contraction (``FASTGD_CONTRACT``)."""
     return _CONTRACT

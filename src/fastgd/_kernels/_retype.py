@@ -19,7 +19,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import jit
+from ._jit import variant
 
 
 def _allocator(fill, name):
@@ -48,14 +48,4 @@ np32.__getattr__ = lambda name: getattr(np, name)
 def float32_twin(kernel, **replace):
     """A new dispatcher compiled from ``kernel``'s Python function with ``np`` -> np32
     and the globals named in ``replace`` swapped (e.g. ``gd_linear=gd_linear_f32``)."""
-    py = getattr(kernel, "py_func", kernel)
-    parallel = bool(getattr(kernel, "targetoptions", {}).get("parallel", False))
-    glb = dict(py.__globals__)
-    glb["np"] = np32
-    glb.update(replace)
-    fn = _pytypes.FunctionType(py.__code__, glb, py.__name__ + "_f32", py.__defaults__,
-                               py.__closure__)
-    fn.__qualname__ = py.__qualname__ + "_f32"
-    fn.__doc__ = py.__doc__
-    fn.__module__ = py.__module__
-    return jit(fn, parallel=parallel)
+    return variant(kernel, "_f32", np=np32, **replace)
