@@ -26,7 +26,6 @@ from ._machine import record
 N_KAPPA, N_LR, EPOCHS, STEPS = 64, 256, 100, 1000
 GD_OPS = 2  # multiplies per plain GD step at d = 2 in the eigenbasis (bench/_machine.py)
 SMOKE = dict(n_kappa=4, n_lr=32, epochs=3, steps=20)
-RESULTS = {}
 
 
 def _sizes(benchmark):
@@ -56,7 +55,6 @@ def _report(name, rate, extra="", benchmark=None):
     """Print a throughput; with ``benchmark``: also its share of the FMA ceiling at the
     clock measured in this run."""
     if rate is not None:
-        RESULTS[name] = rate
         if benchmark is not None:
             info = benchmark.extra_info
             extra = (f"({info['fraction_of_ceiling']:.0%} of the FMA ceiling at "
@@ -145,8 +143,6 @@ def test_bench_gd_sweep(benchmark, threads):
     assert out.equals(res)
     assert (out.status != Status.NOT_RUN).all()
     rate = record(benchmark, _gd_steps(out, st), GD_OPS, threads)
-    if rate:
-        RESULTS[f"gd threads={threads}"] = rate
     _report(f"gd threads={threads} (steps actually run)", rate, benchmark=benchmark)
 
 

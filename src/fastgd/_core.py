@@ -61,21 +61,18 @@ class Problem:
         return self.X.shape[1]
 
 
-def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False,
-            wstar=None) -> Problem:
+def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> Problem:
     """Validate (X, y) and compute H, w*, E*, E(0) once, in float64.
 
     ``checked=True``: (X, y) already passed :func:`fastgd._validate.data` (sweep's
-    datasets are validated, or generated, before this; it saves ~20 us per dataset).
-    ``wstar``: the least-squares solution when already known."""
+    datasets are validated, or generated, before this; it saves ~20 us per dataset)."""
     if not checked:
         X, y = V.data(func, X, y, xname=xname, yname=yname)
     bias = V.boolean(func, "bias", bias)
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
-    if wstar is None:
-        wstar = np.linalg.lstsq(X, y, rcond=None)[0]
-    H, estar, c0 = _statistics(X[None], y[None], np.asarray(wstar)[None])
+    wstar = np.linalg.lstsq(X, y, rcond=None)[0]
+    H, estar, c0 = _statistics(X[None], y[None], wstar[None])
     return Problem(X, y, H[0], np.ascontiguousarray(wstar), float(estar[0]), float(c0[0]),
                    bias)
 
