@@ -202,7 +202,7 @@ def test_bench_gd_kernel_alone(benchmark):
     steps = 200 if benchmark.disabled else 200_000
     p = C.prepare("bench", *fg.gaussian_data(100, [0.5, 1.0], seed=0))
     lrs = np.full(64, 2.0)
-    args = (p.H[None], p.wstar[None], np.array([p.estar]), np.array([p.c0]), lrs,
+    args = (p.R[None], p.wstar[None], np.array([p.estar]), np.array([p.c0]), lrs,
             np.zeros(64), False, np.ones(2) * 3.0)
     chunks = C.make_chunks(1, 1, 64, 64)
 
@@ -230,7 +230,7 @@ def test_bench_sgd_kernel_alone(benchmark):
     epochs = 2 if benchmark.disabled else 2000
     D = fg.gaussian_data(100, [0.5, 1.0], seed=0)
     p = C.prepare("bench", D.X, D.y)
-    args = (p.X[None], p.y[None], np.array([p.P]), p.H[None], p.wstar[None],
+    args = (p.X[None], p.y[None], np.array([p.P]), p.R[None], p.wstar[None],
             np.array([p.estar]), np.array([p.c0]), np.geomspace(1e-3, 0.1, nl), np.zeros(nl),
             False, np.zeros(2))
     chunks = C.make_chunks(1, 1, nl, nl)

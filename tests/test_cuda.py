@@ -83,7 +83,7 @@ def test_scalar_run_functions_equal_lane_kernels(case):
     if method == "gd":
         from fastgd._kernels.linear import eig_basis
 
-        lam, V = eig_basis(spec["H"])
+        lam, V = eig_basis(spec["R"])
     with np.errstate(all="ignore"):
         for k, (di, si, j) in enumerate(cells):
             if method == "gd":
@@ -94,7 +94,7 @@ def test_scalar_run_functions_equal_lane_kernels(case):
                                   div_at, rec)
             else:
                 scalar.sgd_run_cpu(k, di, si, j, spec["X"], spec["y"], spec["P"][di],
-                                   spec["H"], spec["wstar"], spec["estar"], spec["c0"],
+                                   spec["R"], spec["wstar"], spec["estar"], spec["c0"],
                                    spec["lr"], spec["beta"], spec["nesterov"], spec["w0"],
                                    spec["T"], spec["batch"], idx, pair[di, si], spec["tol"],
                                    spec["blowup"], spec["rec_every"], *scratch, st, w, loss,

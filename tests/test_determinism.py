@@ -59,7 +59,7 @@ def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=fg._core.ORDERS[
     chunks = C.make_chunks(1, n_seed, n_lr, lanes)
     keys = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seeds]))
     with np.errstate(all="ignore"):
-        linear.grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.H[None],
+        linear.grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.R[None],
                                prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]),
                                np.asarray(lrs, dtype=np.float64), np.zeros(n_lr), False,
                                np.zeros(prob.d), epochs, 2, order, keys, 0.0, 1e12, 0, chunks,
@@ -73,7 +73,7 @@ def grid_gd(X, y, lrs, lanes, nworkers, steps=200):
     out = C.Outputs(1, 1, n_lr, prob.d, n_rec=steps + 1, rec_w=True)
     chunks = C.make_chunks(1, 1, n_lr, lanes)
     with np.errstate(all="ignore"):
-        linear.grid_gd_linear(prob.H[None], prob.wstar[None], np.array([prob.estar]),
+        linear.grid_gd_linear(prob.R[None], prob.wstar[None], np.array([prob.estar]),
                               np.array([prob.c0]), np.asarray(lrs, dtype=np.float64),
                               np.full(n_lr, 0.2), False, np.zeros(prob.d), steps, 1e-10, 1e12,
                               0, chunks, nworkers, 1, *out.kernel_args())

@@ -83,7 +83,9 @@ def test_run_chunks_independent_of_cutting(case):
     out = C.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
     for blk in np.array_split(rows, 5):
         E.scatter(out, E.run_chunks(spec, blk, threads=2))
-    got = S._assemble(ref.method, ref.lr, ref.seeds, [C.prepare("t", X, y) for X, y in _data()],
+    probs = [C.prepare("t", X, y) for X, y in _data()]
+    C.finalize(probs, out, spec["w0"], spec["tol"], spec["T"])  # as sweep() does
+    got = S._assemble(ref.method, ref.lr, ref.seeds, probs,
                       out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
                       spec["n_rec"], 0.0, False, {}, 1)
     for name in ("status", "final_loss", "steps_to_tol", "diverged_at", "curves"):

@@ -150,3 +150,107 @@ def test_batch_size_limits_are_inclusive(batch_size):
 def test_exception_classes():
     assert issubclass(VE, ValueError) and issubclass(TE, TypeError)
     assert fg.FastGDValueError is not fg.FastGDTypeError
+
+
+# --------------------------------------------------------------------------------------
+# The hardening issue's examples: each is refused in the one message shape, naming the
+# function and the argument, before any kernel runs, allocating almost nothing (checked
+# with tracemalloc, not with a clock), and without a warning.
+_BIGX = np.ones((5, 100_000))  # H would be 100000 x 100000 (80 GB)
+_T = fg.theory
+_CH = fg.chain
+
+
+def _plot(name, *args, **kw):
+    def call():
+        import fastgd.plot as P
+
+        return getattr(P, name)(*args, **kw)
+    return call
+
+
+HARDENING = [
+    # integers a kernel cannot hold
+    ("sweep", lambda: fg.sweep("gd", lr=[0.5], condition=[1], steps=2**70), "steps"),
+    ("sweep", lambda: fg.sweep("sgd", lr=[0.5], condition=[1], epochs=2**70), "epochs"),
+    ("critical_lr", lambda: fg.critical_lr(_X, _Y, method="sgd", epochs=2**70), "epochs"),
+    ("sgd_as_critical_lr", lambda: _T.sgd_as_critical_lr(_X, epochs=2**70), "epochs"),
+    ("limits", lambda: _T.limits(_X, epochs=2**70), "epochs"),
+    ("chain_sweep", lambda: _CH.chain_sweep([[0.5, 0.5]], [0.1], steps=2**70), "steps"),
+    # memory and work: refused with the figure, before anything is allocated
+    ("gd", lambda: fg.gd(_BIGX, np.ones(5), 0.1, 10), "X"),
+    ("spectrum", lambda: fg.spectrum(_BIGX), "X"),
+    ("hessian", lambda: fg.hessian(_BIGX), "X"),
+    ("whiten", lambda: fg.whiten(_BIGX), "X"),
+    ("eta_max", lambda: _T.eta_max(_BIGX), "X"),
+    ("limits", lambda: _T.limits(_BIGX), "X"),
+    ("critical_lr", lambda: fg.critical_lr(_BIGX, np.ones(5)), "X"),
+    ("gd", lambda: fg.gd(_X, _Y, 1.0, 10**12), "steps"),
+    ("gd", lambda: fg.gd(_X, _Y, 1.0, 10**9), "steps"),
+    ("sweep", lambda: fg.sweep("sgd", lr=[0.1], condition=[1], seeds=10**12), "seeds"),
+    ("sweep", lambda: fg.sweep("gd", lr=np.full(10**6, 0.5), condition=np.ones(10**6)), "lr"),
+    ("limits", lambda: _T.limits(_X, batch_size=1, almost_sure=True, seeds=10**12), "seeds"),
+    ("lsp_lambda_max", lambda: _T.lsp_lambda_max(_X, _Y, presentations=10**12),
+     "presentations"),
+    ("critical_lr", lambda: fg.critical_lr(_X, _Y, method="sgd", epochs=10**12), "epochs"),
+    # validated before the work, not after
+    ("sweep", lambda: fg.sweep("sgd", lr=[0.05], condition=[1], epochs=2, almost_sure="yes"),
+     "almost_sure"),
+    # raw NumPy / Python errors
+    ("eta_max", lambda: _T.eta_max([[1.0, 2.0], [3.0]]), "X"),
+    ("limits", lambda: _T.limits([[1.0, 2.0], [3.0]]), "X"),
+    ("spectrum", lambda: fg.spectrum(_X * 1e200), "X"),
+    ("critical_lr", lambda: fg.critical_lr(_X * 1e200, _Y), "X"),
+    ("critical_lr", lambda: fg.critical_lr(_X, _Y, lr_range=5.0), "lr_range"),
+    # overflow instead of warnings / NaN
+    ("whiten", lambda: fg.whiten(_X * 1e200), "X"),
+    ("gd", lambda: fg.gd(_X * 1e200, _Y, 0.5, 10), "X"),
+    ("gd_trajectory", lambda: _T.gd_trajectory(_X, _Y, 1e6, 100), "steps"),
+    ("gd_loss", lambda: _T.gd_loss(_X, _Y, 1e300, 5), "lr"),
+    ("sgd_ms_error", lambda: _T.sgd_ms_error(_X, _Y, 5.0, 2000), "steps"),
+    # accepted before, refused now
+    ("sweep", lambda: fg.sweep("gd", lr=[0.5], condition=[1], progress="yes"), "progress"),
+    ("sweep", lambda: fg.sweep("gd", lr=[0.5], condition=[1], dtype=None), "dtype"),
+    ("warmup", lambda: fg.warmup(float32="yes"), "float32"),
+    ("limits", lambda: _T.limits(_X, threads="x"), "threads"),
+    ("limits", lambda: _T.limits(_X, threads=1000), "threads"),
+    ("plot_data", _plot("plot_data", _X, _Y, legend="False"), "legend"),
+    ("plot_regimes", _plot("plot_regimes", fg.spectrum(_X), lr_max=0), "lr_max"),
+    ("plot_phase_diagram", _plot("plot_phase_diagram", fg.spectrum(_X)), "result"),
+]
+
+
+@pytest.mark.parametrize("func_name, call, name", HARDENING,
+                         ids=[f"{c[0]}-{c[2]}-{k}" for k, c in enumerate(HARDENING)])
+def test_hardening_examples(no_kernels, func_name, call, name):
+    import tracemalloc
+    import warnings
+
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises((VE, TE)) as info:
+                call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(info.value)
+    assert msg.startswith(f"{func_name}: '{name}' must be "), msg
+    assert "; got " in msg and msg.endswith("."), msg
+    assert not caught, [str(w.message) for w in caught]
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+def test_size_refusals_say_how_to_go_ahead():
+    with pytest.raises(VE, match=r"1,000,000,000,001 recorded steps .* TiB; use fewer steps, "
+                                 r"or set FASTGD_MAX_BYTES to go ahead\.$"):
+        fg.gd(_X, _Y, 1.0, 10**12)
+    with pytest.raises(VE, match=r"raise max_bytes= to go ahead\.$"):
+        fg.sweep("gd", lr=[0.5] * 4, condition=[1.0], max_bytes=100)
+
+
+def test_zero_inputs_have_infinite_rates():
+    """H = 0: no rate diverges (documented on Spectrum)."""
+    s = fg.spectrum(np.zeros((10, 2)))
+    assert (s.eta_max, s.eta_opt, s.eta_minimax) == (np.inf, np.inf, np.inf)

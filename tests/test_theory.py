@@ -49,7 +49,7 @@ def _kernel_sgd_final(X, y, lrs, epochs, w0, seeds, *, batch=1, order="replaceme
     out = C.Outputs(1, len(seeds), lrs.size, prob.d, n_rec=n_rec)
     chunks = C.make_chunks(1, len(seeds), lrs.size, lrs.size)
     with np.errstate(all="ignore"):
-        grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.H[None],
+        grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.R[None],
                         prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]), lrs,
                         np.zeros(lrs.size), False, np.asarray(w0, dtype=np.float64), epochs,
                         batch, C.ORDERS[order], keys, 0.0, np.inf, 0, chunks, 2,
@@ -94,7 +94,10 @@ def test_gd_trajectory_lecture_values(lecture):
 @pytest.mark.parametrize("bias", [False, True])
 def test_gd_loss_matches_kernel_and_formula(lecture, bias):
     X, y = lecture
-    for lr in (0.6, 1.5, 2.3):
+    # with the bias 2/lambda_max = 2: at 2.3 the unstable direction starts from rounding
+    # noise (w0 - w* has no component there), which the run and the formula amplify alike
+    # but from different bits; 1.9 stays on the stable side
+    for lr in (0.6, 1.5, 1.9 if bias else 2.3):
         run = fg.gd(X, y, lr, 400, bias=bias, tol=0.0, blowup=np.inf)
         ts = np.arange(run.losses.size)
         np.testing.assert_allclose(theory.gd_loss(X, y, lr, ts, bias=bias), run.losses,

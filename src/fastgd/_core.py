@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import time
 from dataclasses import dataclass
 
@@ -24,8 +23,14 @@ class Status(enum.IntEnum):
 
     * ``BOUNDED`` (0): neither converged nor diverged within the budget (slow
       convergence, SGD's stationary fluctuation, or a bounded oscillation).
-    * ``CONVERGED`` (1): excess loss <= tol x initial excess loss.
-    * ``DIVERGED`` (2): loss non-finite or > blowup x max(initial loss, loss at w = 0).
+    * ``CONVERGED`` (1): the excess loss *of the weights returned* (from residuals, on
+      the float64 data) <= tol x initial excess loss.
+    * ``DIVERGED`` (2): a weight or the loss is non-finite, or the loss > blowup x
+      max(initial loss, loss at w = 0); ``blowup=inf`` still counts non-finite values.
+
+    Statuses are exact up to a relative ~d eps kappa(X) in the excess compared with the
+    tolerance (kappa(X) = sqrt(kappa(H))): guaranteed for kappa(H) up to 1e16 in
+    float64; float32 sweeps are checked on the float64 data as well.
     * ``NOT_RUN`` (-1): a sweep cell that was not computed (interrupted sweep).
     """
 
@@ -40,13 +45,17 @@ class Problem:
     """A linear-unit problem reduced to what the kernels need.
 
     X : (P, d) float64, with the constant column appended when ``bias``.
-    H = X^T X / P; wstar: min-norm least-squares minimiser; estar = E(w*);
-    c0 = E(0) = y.y / (2P) (the divergence scale's floor).
+    H = X^T X / P; R = diag(s) V^T / sqrt(P) (d x d, zero rows past rank P) from the
+    SVD X = U diag(s) V^T, so that R^T R = H and the excess loss is |R (w - w*)|^2 / 2
+    (the kernels' form: R keeps the small singular values that a formed H loses);
+    wstar: min-norm least-squares minimiser; estar = E(w*); c0 = E(0) = y.y / (2P)
+    (the divergence scale's floor).
     """
 
     X: np.ndarray
     y: np.ndarray
     H: np.ndarray
+    R: np.ndarray
     wstar: np.ndarray
     estar: float
     c0: float
@@ -72,22 +81,33 @@ def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> P
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
     wstar = np.linalg.lstsq(X, y, rcond=None)[0]
-    H, estar, c0 = _statistics(X[None], y[None], wstar[None])
-    return Problem(X, y, H[0], np.ascontiguousarray(wstar), float(estar[0]), float(c0[0]),
-                   bias)
+    H, R, estar, c0 = _statistics(X[None], y[None], wstar[None])
+    return Problem(X, y, H[0], R[0], np.ascontiguousarray(wstar), float(estar[0]),
+                   float(c0[0]), bias)
 
 
 def _statistics(Xs, ys, ws):
-    """H = X^T X / P, E* = |y - X w*|^2 / (2P) and E(0) = |y|^2 / (2P) for a stack of
-    same-shape problems, each by one stacked NumPy call.  :func:`prepare` calls it with
-    a stack of one, so a problem's statistics do not depend on the company it is
-    prepared in (bit for bit; tested)."""
-    P = Xs.shape[1]
+    """H = X^T X / P, its square root R (see :class:`Problem`), E* = |y - X w*|^2 / (2P)
+    and E(0) = |y|^2 / (2P) for a stack of same-shape problems, each by one stacked
+    NumPy call.  :func:`prepare` calls it with a stack of one, so a problem's statistics
+    do not depend on the company it is prepared in (bit for bit; tested)."""
+    n, P, d = Xs.shape
     H = np.ascontiguousarray(np.matmul(Xs.transpose(0, 2, 1), Xs) / P)
+    R = hessian_roots(Xs)
     res = ys - np.matmul(Xs, ws[:, :, None])[:, :, 0]
     estar = 0.5 * np.matmul(res[:, None, :], res[:, :, None])[:, 0, 0] / P
     c0 = 0.5 * np.matmul(ys[:, None, :], ys[:, :, None])[:, 0, 0] / P
-    return H, estar, c0
+    return H, R, estar, c0
+
+
+def hessian_roots(Xs):
+    """R = diag(s) V^T / sqrt(P) for each X = U diag(s) V^T of a stack (n, P, d): the
+    (d, d) square roots of H = X^T X / P with R^T R = H (rows past min(P, d) are 0)."""
+    n, P, d = Xs.shape
+    _, s, Vt = np.linalg.svd(Xs, full_matrices=False)
+    R = np.zeros((n, d, d))
+    R[:, : s.shape[1]] = (s / np.sqrt(P))[:, :, None] * Vt
+    return R
 
 
 def prepare_many(func, datasets, bias=False) -> list[Problem]:
@@ -119,22 +139,86 @@ def prepare_many(func, datasets, bias=False) -> list[Problem]:
             W = None
         if W is not None:
             W = np.ascontiguousarray(W)
-            H, estar, c0 = _statistics(Xs, ys, W)
-            return [Problem(Xs[k], ys[k], H[k], W[k], float(estar[k]), float(c0[k]), bias)
+            H, R, estar, c0 = _statistics(Xs, ys, W)
+            return [Problem(Xs[k], ys[k], H[k], R[k], W[k], float(estar[k]), float(c0[k]),
+                            bias)
                     for k in range(len(datasets))]
     return [prepare(func, X, y, bias, checked=True) for X, y in datasets]
 
 
-def initial_weights(func, w0, prob: Problem, d_in: int):
-    """w0=None -> zeros; a length-d vector gets bias 0 appended when bias=True."""
+_BLOCK_ELEMS = 1 << 20  # residual blocks of finalize(): cells x samples per NumPy pass
+#: relative slack of the CONVERGED check on the returned weights: the kernels' excess
+#: (from R) and the residuals' agree to ~d * eps * kappa(X), 6e-7 at d = 64, kappa(H) = 1e16
+CONVERGED_SLACK = 1e-6
+
+
+def true_losses(prob: Problem, W):
+    """E(w) and E(w) - E* of weights ``W`` (m, d), from the data: the loss from the
+    residuals y - X w, the excess as |X (w - w*)|^2 / (2P) (not as a difference of two
+    losses, which cancels).  Never negative; inf where a weight is huge or non-finite.
+
+    Per-cell arithmetic does not depend on m (elementwise passes and a sum along the
+    samples), so a sweep cell and the matching single run agree bit for bit."""
+    X, y, P = prob.X, prob.y, prob.P
+    m = W.shape[0]
+    loss = np.empty(m)
+    excess = np.empty(m)
+    step = max(1, _BLOCK_ELEMS // max(P, 1))
+    with np.errstate(all="ignore"):
+        for a in range(0, m, step):
+            Wb = W[a:a + step]
+            Eb = Wb - prob.wstar
+            r = np.broadcast_to(y, (Wb.shape[0], P)).copy()
+            q = np.zeros((Wb.shape[0], P))
+            for i in range(prob.d):
+                xi = X[:, i]
+                r -= Wb[:, i, None] * xi
+                q += Eb[:, i, None] * xi
+            loss[a:a + step] = 0.5 * (r * r).sum(axis=1) / P
+            excess[a:a + step] = 0.5 * (q * q).sum(axis=1) / P
+    bad = ~(np.isfinite(loss) & np.isfinite(excess))
+    loss[bad] = np.inf
+    excess[bad] = np.inf
+    return loss, excess
+
+
+def finalize(probs, out, w0, tol, T):
+    """Check every finished cell of ``out`` against the truth of the weights it returns
+    (in place): loss and excess recomputed from residuals (:func:`true_losses`), so the
+    reported loss is the loss of the reported weights on the float64 data, whatever the
+    kernel's precision or kappa; a BOUNDED cell whose loss is not finite becomes
+    DIVERGED (at the end of its budget ``T``); a CONVERGED cell whose excess exceeds
+    ``tol`` x its initial excess (up to :data:`CONVERGED_SLACK`) becomes BOUNDED -- the
+    tolerance was met in the kernel's arithmetic, not by the weights returned."""
+    for di, prob in enumerate(probs):
+        st = out.status[di]
+        idx = np.nonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
+        if idx[0].size == 0:
+            continue
+        loss, excess = true_losses(prob, out.w[di][idx])
+        ex0 = true_losses(prob, np.asarray(w0, dtype=np.float64)[None])[1][0]
+        s = st[idx]
+        diverged = ~np.isfinite(loss)
+        unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
+        s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
+        st[idx] = s
+        out.loss[di][idx] = loss
+        out.excess[di][idx] = excess
+        out.div_at[di][idx] = np.where(diverged, T, out.div_at[di][idx])
+        out.tol_at[di][idx] = np.where(s == Status.CONVERGED, out.tol_at[di][idx], -1)
+
+
+def initial_weights(func, w0, prob: Problem, d_in: int, name="w0"):
+    """w0=None -> zeros; a length-d vector gets bias 0 appended when bias=True.
+    ``name``: the argument's name in error messages."""
     if w0 is None:
         return np.zeros(prob.d)
-    w0 = V.as_float_array(func, "w0", np.atleast_1d(w0), 1)
+    w0 = V.as_float_array(func, name, V.atleast_1d(func, name, w0), 1)
     if prob.bias and w0.size == d_in:
         w0 = np.append(w0, 0.0)
     if w0.size != prob.d:
         want = f"{d_in} or {d_in + 1} (with the bias last)" if prob.bias else f"{d_in}"
-        raise V.fail(func, "w0", f"of length {want}", f"length {w0.size}")
+        raise V.fail(func, name, f"of length {want}", f"length {w0.size}")
     return np.ascontiguousarray(w0)
 
 
@@ -194,18 +278,13 @@ class Outputs:
 
 
 def check_memory(func, n_cells, per_cell, limit=None):
-    """Refuse up front a result that would not fit in memory."""
-    total = n_cells * per_cell
-    if limit is None:
-        try:
-            limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-        except (ValueError, OSError, AttributeError):  # pragma: no cover
-            limit = 8 << 30
-    if total > limit:
-        raise V.fail(func, "grid", f"small enough for its outputs to fit in memory "
-                     f"(limit {limit / 2**30:.1f} GiB)",
-                     f"{n_cells:,} cells needing {total / 2**30:.1f} GiB; reduce the grid, "
-                     "the curve length, or split the sweep")
+    """Refuse up front a result that would not fit in memory (the limit: ``limit``,
+    else ``FASTGD_MAX_BYTES``, else half of physical memory; :mod:`fastgd._cost`)."""
+    from . import _cost
+
+    _cost.check(func, "grid", nbytes=float(n_cells) * per_cell,
+                what=f"{n_cells:,} cells x {per_cell:,} B", max_bytes=limit,
+                hint="reduce the grid or the curve length, or split the sweep")
 
 
 def make_chunks(n_data, n_seed, n_lr, lanes):

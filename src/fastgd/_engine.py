@@ -52,11 +52,11 @@ def _call(spec, arr, rows, nworkers, out):
     kern = _kernels(spec)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if spec["method"] == "gd":
-        kern(arr["H"], arr["wstar"], arr["estar"], arr["c0"], arr["lr"], arr["beta"],
+        kern(arr["R"], arr["wstar"], arr["estar"], arr["c0"], arr["lr"], arr["beta"],
              spec["nesterov"], spec["w0"], spec["T"], spec["tol"], spec["blowup"], 0, rows,
              nworkers, spec["rec_every"], *out.kernel_args())
     else:
-        kern(arr["X"], arr["y"], arr["P"], arr["H"], arr["wstar"], arr["estar"], arr["c0"],
+        kern(arr["X"], arr["y"], arr["P"], arr["R"], arr["wstar"], arr["estar"], arr["c0"],
              arr["lr"], arr["beta"], spec["nesterov"], spec["w0"], spec["T"], spec["batch"],
              spec["order"], arr["keys"], spec["tol"], spec["blowup"], 0, rows, nworkers,
              spec["rec_every"], *out.kernel_args())
@@ -64,7 +64,7 @@ def _call(spec, arr, rows, nworkers, out):
 
 def _sub(spec, di, si, lr_idx):
     """Inputs restricted to one dataset, one seed and the learning rates ``lr_idx``."""
-    s = {k: spec[k][di:di + 1] for k in ("H", "wstar", "estar", "c0")}
+    s = {k: spec[k][di:di + 1] for k in ("R", "wstar", "estar", "c0")}
     s["lr"] = np.ascontiguousarray(spec["lr"][lr_idx])
     s["beta"] = np.ascontiguousarray(spec["beta"][lr_idx])
     if spec["method"] == "sgd":
@@ -306,10 +306,14 @@ def warmup(*, float32=True, chain=True, threads=None):
     >>> fg.warmup() >= 0
     True
     """
+    from . import _validate as V
     from . import chain as _chain
     from .data import lecture_data
     from .sweep import sweep
 
+    float32 = V.boolean("warmup", "float32", float32)
+    chain = V.boolean("warmup", "chain", chain)
+    V.threads("warmup", threads)
     t0 = time.perf_counter()
     X, y = lecture_data()
     dtypes = ("float64", "float32") if float32 else ("float64",)

@@ -6,6 +6,7 @@ Python, before any kernel runs.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 
@@ -60,6 +61,13 @@ def as_float_array(func, name, value, ndim, *, allow_empty=False):
     return arr
 
 
+def atleast_1d(func, name, value):
+    """``np.atleast_1d`` that refuses ragged nested lists with a fastgd error."""
+    if ndim_of(value) == -1:
+        raise fail_type(func, name, "a 1-D array of numbers", value)
+    return np.atleast_1d(value)
+
+
 def ndim_of(value) -> int:
     """``np.ndim`` that returns -1 instead of raising (ragged nested lists)."""
     try:
@@ -68,27 +76,70 @@ def ndim_of(value) -> int:
         return -1
 
 
+#: Largest |value|^2 x count accepted in data: sums of squares (H = X^T X / P, losses)
+#: must stay finite in float64 with room for a few more products.
+SQUARE_LIMIT = 1e300
+
+
+def magnitude(func, name, arr, count):
+    """Refuse values whose sums of ``count`` squares would overflow float64."""
+    if arr.size == 0:
+        return arr
+    m = float(np.max(np.abs(arr)))
+    if m > 0 and m * m * float(max(count, 1)) > SQUARE_LIMIT:
+        raise fail(func, name, f"small enough for its sums of squares to be finite "
+                   f"(|{name}|max^2 x {count} < {SQUARE_LIMIT:g}); rescale the data",
+                   f"|{name}|max = {m:.3g}")
+    return arr
+
+
+def design(func, X, *, name="X", forms_h=True):
+    """Validate inputs X: (P, d), or (P,) for d = 1; finite, with finite squares
+    (|X|max^2 x P x d < 1e300); when ``forms_h``, H (d x d) must fit in memory."""
+    nd = ndim_of(X)
+    if nd == -1:
+        raise fail_type(func, name, "a 2-D array of numbers", X)
+    if nd == 1 and not isinstance(X, (str, bytes)):
+        X = np.asarray(X)[:, None]
+    X = as_float_array(func, name, X, 2)
+    if X.shape[1] == 0:
+        raise fail(func, name, "of shape (P, d) with d >= 1", f"shape {X.shape}")
+    if forms_h:
+        from . import _cost
+
+        _cost.check(func, name, nbytes=_cost.matrix_bytes(X.shape[1]),
+                    what=f"H = X^T X / P of {X.shape[1]} x {X.shape[1]}",
+                    hint="use fewer inputs d")
+    return magnitude(func, name, X, X.shape[0] * X.shape[1])
+
+
 def data(func, X, y, *, xname="X", yname="y"):
     """Validate a dataset: X (P, d) or (P,) for d = 1, y (P,)."""
-    if ndim_of(X) == 1:
-        X = np.asarray(X)[:, None]
-    X = as_float_array(func, xname, X, 2)
-    y = as_float_array(func, yname, y, 1)
-    if X.shape[1] == 0:
-        raise fail(func, xname, "of shape (P, d) with d >= 1", f"shape {X.shape}")
+    X = design(func, X, name=xname)
+    if ndim_of(y) == -1:
+        raise fail_type(func, yname, "a 1-D array of numbers", y)
+    y = magnitude(func, yname, as_float_array(func, yname, y, 1), np.size(y))
     if X.shape[0] != y.shape[0]:
         raise fail(func, yname, f"of length P = {X.shape[0]} (rows of {xname})",
                    f"length {y.shape[0]}")
     return X, y
 
 
-def integer(func, name, value, *, minimum=None, maximum=None):
+#: Default largest integer argument: kernels count in int64, with room for t + 1.
+INT_MAX = 2**62
+
+
+def integer(func, name, value, *, minimum=None, maximum=INT_MAX):
+    """An integer (int, NumPy integer, or an integral float) in [minimum, maximum];
+    ``maximum`` defaults to :data:`INT_MAX` (kernels count in int64)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and float(value).is_integer():
             value = int(value)
         else:
             raise fail_type(func, name, "an integer", value)
     value = operator.index(value)
+    if maximum is None:
+        maximum = INT_MAX
     if minimum is not None and value < minimum:
         raise fail(func, name, f"an integer >= {minimum}", value)
     if maximum is not None and value > maximum:
@@ -119,7 +170,7 @@ def rates(func, name, value):
     """A scalar or 1-D sequence of learning rates: finite and > 0 (returns a 1-D array)."""
     if isinstance(value, (str, bytes)) or value is None:
         raise fail_type(func, name, "a number or a 1-D array of numbers", value)
-    arr = as_float_array(func, name, np.atleast_1d(value), 1)
+    arr = as_float_array(func, name, atleast_1d(func, name, value), 1)
     if not np.all(arr > 0):
         raise fail(func, name, "finite and > 0", f"min {arr.min():g}")
     return arr
@@ -134,10 +185,38 @@ def choice(func, name, value, options):
     return value
 
 
-def boolean(func, name, value):
+def boolean(func, name, value, *, allow_none=False):
+    """True or False (a NumPy bool too); never a string such as 'False' or an int.
+    ``allow_none``: None passes through (an automatic default)."""
+    if value is None and allow_none:
+        return None
     if not isinstance(value, (bool, np.bool_)):
-        raise fail_type(func, name, "True or False", value)
+        raise fail_type(func, name, "True or False" + (" or None" if allow_none else ""),
+                        value)
     return bool(value)
+
+
+def threads(func, value, name="threads"):
+    """A thread count: None or an integer in [1, NUMBA_NUM_THREADS]."""
+    if value is None:
+        return None
+    import numba
+
+    return integer(func, name, value, minimum=1,
+                   maximum=int(numba.config.NUMBA_NUM_THREADS))
+
+
+def pair(func, name, value, *, positive=True, increasing=True):
+    """A (lo, hi) pair of finite reals (lo < hi when ``increasing``)."""
+    if isinstance(value, (str, bytes)) or value is None or ndim_of(value) != 1:
+        raise fail_type(func, name, "a (lo, hi) pair of numbers", value)
+    items = list(value)
+    if len(items) != 2:
+        raise fail(func, name, "a (lo, hi) pair", f"{len(items)} values")
+    lo, hi = (real(func, name, v, positive=positive) for v in items)
+    if increasing and not lo < hi:
+        raise fail(func, name, "(lo, hi) with lo < hi", f"({lo:g}, {hi:g})")
+    return lo, hi
 
 
 def momentum(func, value):
@@ -151,3 +230,44 @@ def blowup(func, value):
     if v < 1:
         raise fail(func, "blowup", ">= 1", v)
     return v
+
+
+def trajectory_steps(func, steps, lr, lam, cmax, wmax=0.0):
+    """Refuse ``steps`` beyond which a closed-form GD trajectory
+    w_t = w* + U diag((1 - lr lambda)^t) c overflows float64 (its entries would be
+    inf or NaN): t <= (log 1e300 - log(d max|c|)) / log max|1 - lr lambda|."""
+    with np.errstate(all="ignore"):
+        g = float(np.max(np.abs(1.0 - lr * np.asarray(lam)), initial=0.0))
+    scale = max(float(cmax) * max(np.size(lam), 1), float(wmax), 1.0)
+    return growth_steps(func, steps, lr, g, scale, "|1 - lr*lambda|max")
+
+
+def growth_steps(func, steps, lr, g, scale, what, limit=1e300):
+    """Refuse ``steps`` past the step where ``scale x g^t`` exceeds ``limit`` (a
+    closed-form or moment recursion that grows by ``g`` per step would overflow)."""
+    if not g > 1.0:
+        return steps
+    t_max = int(max(0.0, (math.log(limit) - math.log(scale)) / math.log(g))) \
+        if np.isfinite(g) else 0
+    if steps > t_max:
+        raise fail(func, "steps", f"<= {t_max:,} at lr = {lr:g} ({what} = {g:.3g} per step:"
+                   " later values overflow float64); use fewer steps or a smaller lr",
+                   steps)
+    return steps
+
+
+
+#: Largest lr x curvature accepted where a closed form squares it (gd_loss, the SGD
+#: mean-square operator): far beyond any boundary (2), still finite when squared twice.
+RATE_CAP = 1e100
+
+
+def rate_cap(func, lr, curvature, name="lr"):
+    """Refuse a rate whose products with the curvature overflow float64 in a closed form
+    (``lr x curvature <= 1e100``: every rate past about 2/curvature diverges anyway)."""
+    curvature = float(curvature)
+    if curvature > 0 and not lr * curvature <= RATE_CAP:
+        raise fail(func, name, f"<= {RATE_CAP:g} / {curvature:.3g} = {RATE_CAP / curvature:.3g} "
+                   "(larger rates overflow float64; every rate above 2/lambda_max diverges)",
+                   lr)
+    return lr

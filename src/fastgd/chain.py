@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core as C
+from . import _cost
 from . import _validate as V
 from ._core import Status
 
@@ -87,10 +88,10 @@ class _Stats:
 
 def _stats(func, x, y, loss_scale) -> _Stats:
     c = V.real(func, "loss_scale", loss_scale, positive=True)
-    xs = np.isscalar(x) or np.ndim(x) == 0
-    ys = np.isscalar(y) or np.ndim(y) == 0
-    X = V.as_float_array(func, "x", np.atleast_1d(x) if xs else x, 1)
-    Y = V.as_float_array(func, "y", np.atleast_1d(y) if ys else y, 1)
+    xs = np.isscalar(x) or V.ndim_of(x) == 0
+    ys = np.isscalar(y) or V.ndim_of(y) == 0
+    X = V.as_float_array(func, "x", V.atleast_1d(func, "x", x), 1)
+    Y = V.as_float_array(func, "y", V.atleast_1d(func, "y", y), 1)
     if xs and not ys:
         X = np.full(Y.shape, X[0])
     elif ys and not xs:
@@ -117,6 +118,8 @@ def _stats(func, x, y, loss_scale) -> _Stats:
 def _weights(func, name, w, *, batch=True):
     """w as float64 (..., L) with L >= 2 (only (L,) when ``batch`` is False)."""
     if isinstance(w, (str, bytes)) or w is None:
+        raise V.fail_type(func, name, "an array of weights with the depth L >= 2 last", w)
+    if V.ndim_of(w) == -1:
         raise V.fail_type(func, name, "an array of weights with the depth L >= 2 last", w)
     arr = np.asarray(w)
     if arr.ndim == 0:
@@ -485,6 +488,8 @@ def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd
         batch, code, seed = _sgd_opts(f, s, *sgd_opts)
         sgd = (batch, code, C.seed_key(seed))
     L = w0.shape[0]
+    _cost.run(f, "steps" if method == "gd" else "epochs", steps, L,
+              L * (s.X.shape[0] if method == "sgd" else 1), record)
     out = _Out(1, L, n_rec=steps + 1, rec_w=record)
     chunks = C.make_chunks(1, 1, 1, 1)
     _launch(method, s, w0[None], np.array([lr]), steps, tol, blowup, out, chunks, 1, sgd)
@@ -733,12 +738,18 @@ def chain_sweep(inits, lr, steps=1000, x=1.0, y=1.0, *, loss_scale=1.0, method="
     method = V.choice(f, "method", method, ("gd", "sgd"))
     steps, tol, blowup = _common(f, steps, "steps", tol, blowup)
     sgd = None
+    batch, code, seed = _sgd_opts(f, s, batch_size, order, seed)  # checked for GD too
     if method == "sgd":
-        batch, code, seed = _sgd_opts(f, s, batch_size, order, seed)
         sgd = (batch, code, C.seed_key(seed))
+    progress = V.boolean(f, "progress", progress, allow_none=True)
+    V.threads(f, threads)
     n_init, L = inits.shape
     n = n_init * lrs.shape[0]
-    C.check_memory(f, n, 1 + 8 * (L + 8))
+    C.check_memory(f, n, 2 * (1 + 8 * (L + 8)))
+    per = L * (s.X.shape[0] if method == "sgd" else 1)
+    _cost.check(f, "steps", work=float(n) * steps * per,
+                work_what=f"{n:,} cells x {steps:,} steps x {per:,}",
+                hint="use fewer cells or steps")
     out = _Out(n, L)
     chunks = C.make_chunks(1, 1, n, LANES)
 

@@ -14,6 +14,15 @@ missing ones and returns a result bit-identical to an uninterrupted run; a diffe
 spec in the same directory is refused with :class:`fastgd.FastGDValueError`.  A process
 killed at any moment (SIGKILL included) leaves a resumable directory: only the chunks
 whose files had not yet been renamed are lost.
+
+Several processes may run the same sweep on one directory at once (each computes its
+missing chunks; duplicates are harmless, every process returns the same result).  Each
+holds a shared ``fcntl.flock`` on ``DIR/.lock`` while it works; temporaries
+(``.tmp-*``, named per process) are deleted only by a process that could take the lock
+exclusively, i.e. when no other process is writing.  A directory is refused, before any
+computation, when it cannot be written, when it holds chunk files or other files but no
+manifest (never emptied: they may belong to another sweep), or when it holds chunk files
+of another spec.
 """
 
 from __future__ import annotations
@@ -25,9 +34,15 @@ import time
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no locking, temporaries never cleaned
+    fcntl = None
+
 from . import _validate as V
 
 FORMAT = "fastgd-checkpoint-1"
+LOCK = ".lock"
 _ARRAYS = ("rows", "status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
 
 
@@ -90,38 +105,99 @@ class Checkpoint:
         self.hash = spec_hash(spec, self.chunks)
         self.version = __version__
         self._count = 0
+        self._lock = None
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as exc:
             raise V.fail(func, "checkpoint", "a directory that can be created",
                          f"{self.path!r} ({exc.strerror})") from exc
+        _probe_writable(self.path, func)
+        alone = self._acquire()
+        try:
+            self._open_manifest(summary)
+            if alone:  # nobody else is writing: temporaries are leftovers of dead processes
+                for name in os.listdir(self.path):
+                    if name.startswith(".tmp-"):
+                        _remove(os.path.join(self.path, name))
+            if self._lock is not None and alone:
+                fcntl.flock(self._lock, fcntl.LOCK_SH)  # let other processes join
+        except BaseException:
+            self.close()
+            raise
+
+    def _acquire(self):
+        """Open DIR/.lock; return True when this process has it exclusively (no other
+        process is working in the directory), else hold it shared."""
+        if fcntl is None:  # pragma: no cover - not POSIX
+            return False
+        self._lock = open(os.path.join(self.path, LOCK), "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)  # waits only for another's start-up
+            return False
+
+    def _open_manifest(self, summary):
+        func = self.func
         man = os.path.join(self.path, "manifest.json")
-        if os.path.exists(man):
-            try:
-                with open(man) as fh:
-                    m = json.load(fh)
-            except (OSError, ValueError) as exc:
-                raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
-                             f"{self.path!r} with an unreadable manifest.json") from exc
-            if m.get("format") != FORMAT:
-                raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
-                             f"{self.path!r} (manifest format {m.get('format')!r})")
-            if m.get("spec_hash") != self.hash:
-                raise V.fail(func, "checkpoint",
-                             "a directory written by the same sweep (same data, grid and "
-                             "options) or a new directory",
-                             f"{self.path!r}, which holds a different sweep (spec hash "
-                             f"{str(m.get('spec_hash'))[:12]}..., this sweep "
-                             f"{self.hash[:12]}...); use another directory or delete it")
-            if m.get("fastgd") != self.version:
-                raise V.fail(func, "checkpoint", f"a directory written by fastgd "
-                             f"{self.version}", f"{self.path!r}, written by fastgd "
-                             f"{m.get('fastgd')}; use a new directory")
-        else:
+        names = os.listdir(self.path)
+        ours = f"chunk-{self.hash[:12]}-"
+        foreign = sorted(n for n in names if n.startswith("chunk-") and n.endswith(".npz")
+                         and not n.startswith(ours))
+        if not os.path.exists(man):
+            other = sorted(n for n in names if n != LOCK and not n.startswith(".tmp-"))
+            if other:
+                raise V.fail(func, "checkpoint", "a new or empty directory, or one with a "
+                             "fastgd manifest.json",
+                             f"{self.path!r}, which holds {len(other)} file(s) (e.g. "
+                             f"{other[0]!r}) but no manifest.json; it is left untouched: use "
+                             "another directory")
             m = {"format": FORMAT, "fastgd": self.version, "spec_hash": self.hash,
                  "n_chunks": int(self.chunks.shape[0]), "created": time.time(),
                  "spec": summary or {}}
             _atomic_write_text(man, json.dumps(m, indent=1, default=str, sort_keys=True))
+            return
+        try:
+            with open(man) as fh:
+                m = json.load(fh)
+            if not isinstance(m, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError, RecursionError) as exc:
+            raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
+                         f"{self.path!r} with an unreadable manifest.json") from exc
+        if m.get("format") != FORMAT:
+            raise V.fail(func, "checkpoint", "a fastgd checkpoint directory",
+                         f"{self.path!r} (manifest format {m.get('format')!r})")
+        if m.get("spec_hash") != self.hash:
+            raise V.fail(func, "checkpoint",
+                         "a directory written by the same sweep (same data, grid and "
+                         "options) or a new directory",
+                         f"{self.path!r}, which holds a different sweep (spec hash "
+                         f"{str(m.get('spec_hash'))[:12]}..., this sweep "
+                         f"{self.hash[:12]}...); use another directory or delete it")
+        if m.get("fastgd") != self.version:
+            raise V.fail(func, "checkpoint", f"a directory written by fastgd "
+                         f"{self.version}", f"{self.path!r}, written by fastgd "
+                         f"{m.get('fastgd')}; use a new directory")
+        if foreign:
+            raise V.fail(func, "checkpoint", "a directory holding the chunk files of one "
+                         "sweep", f"{self.path!r}, which also holds {len(foreign)} chunk "
+                         f"file(s) of another sweep (e.g. {foreign[0]!r}); it is left "
+                         "untouched: use another directory")
+
+    def close(self):
+        """Release the directory lock (the sweep calls it when it ends)."""
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     # -- reading ---------------------------------------------------------------
     def files(self):
@@ -129,7 +205,9 @@ class Checkpoint:
                       if f.startswith("chunk-") and f.endswith(".npz"))
 
     def load(self):
-        """Valid finished blocks as a list of result dicts; invalid files are deleted."""
+        """Valid finished blocks as a list of result dicts; invalid files of this spec
+        (truncated, corrupt) are deleted.  Files appear only by atomic rename, so a file
+        another process is writing is never seen here."""
         table = {tuple(r) for r in self.chunks.tolist()}
         blocks, seen = [], set()
         for name in self.files():
@@ -143,9 +221,6 @@ class Checkpoint:
                 continue
             seen.update(key)
             blocks.append(res)
-        for name in os.listdir(self.path):  # temporaries of interrupted writes
-            if name.startswith(".tmp-"):
-                _remove(os.path.join(self.path, name))
         return blocks
 
     def _read(self, full, table):
@@ -155,7 +230,8 @@ class Checkpoint:
                 res = {k: z[k] for k in _ARRAYS}
         except Exception:  # truncated, not a zip, missing keys, bad JSON...
             return None
-        if head.get("spec_hash") != self.hash or head.get("sha256") != _digest(res):
+        if not isinstance(head, dict) or head.get("spec_hash") != self.hash \
+                or head.get("sha256") != _digest(res):
             return None
         rows = res["rows"]
         if rows.ndim != 2 or rows.shape[1] != 4:
@@ -177,7 +253,7 @@ class Checkpoint:
         self._count += 1
         r0 = arrays["rows"][0]
         name = (f"chunk-{self.hash[:12]}-{int(r0[0]):06d}-{int(r0[1]):06d}-{int(r0[2]):08d}"
-                f"-{os.getpid()}-{self._count:06d}.npz")
+                f"-{os.getpid()}-{os.urandom(3).hex()}-{self._count:06d}.npz")
         tmp = os.path.join(self.path, f".tmp-{name}")
         with open(tmp, "wb") as fh:
             np.savez(fh, _json=np.array(json.dumps(head)), **arrays)
@@ -187,8 +263,22 @@ class Checkpoint:
         return name
 
 
+def _probe_writable(path, func):
+    """Refuse, before any computation, a directory this process cannot write in (read-only
+    permissions, a read-only mount): create and delete a temporary file there."""
+    probe = os.path.join(path, f".tmp-probe-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise V.fail(func, "checkpoint", "a directory this process can write in",
+                     f"{path!r} ({exc.strerror or exc}); use a writable directory") from exc
+    os.close(fd)
+    _remove(probe)
+
+
 def _atomic_write_text(path, text):
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-{os.getpid()}")
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-"
+                       f"{os.getpid()}-{os.urandom(4).hex()}")
     with open(tmp, "w") as fh:
         fh.write(text)
         fh.flush()

@@ -49,6 +49,10 @@ PHASE_DEFAULTS = {
 }
 
 
+#: Most points in one grid axis given on the command line or in a spec.
+GRID_MAX = 10**7
+
+
 class UsageError(Exception):
     """Bad usage or a bad spec: exit 2 with a one-line message."""
 
@@ -92,6 +96,9 @@ def _grid(lo, hi, num, scale, name):
         raise UsageError(f"'{name}' scale must be 'log' or 'lin'; got {scale!r}")
     if not (math.isfinite(lo) and math.isfinite(hi)) or num < 1:
         raise UsageError(f"'{name}' must have finite ends and N >= 1; got {lo}:{hi}:{num}")
+    if num > GRID_MAX:
+        raise UsageError(f"'{name}' must have N <= {GRID_MAX:,} points; got N = {num:,} "
+                         "(split the sweep, or pass the grid to fastgd.sweep from Python)")
     if scale == "log" and (lo <= 0 or hi <= 0):
         raise UsageError(f"'{name}' geometric grid needs LO, HI > 0; got {lo}:{hi}")
     if num == 1:
@@ -100,6 +107,24 @@ def _grid(lo, hi, num, scale, name):
         a, b = math.log(lo), math.log(hi)
         return [math.exp(a + (b - a) * k / (num - 1)) for k in range(num)]
     return [lo + (hi - lo) * k / (num - 1) for k in range(num)]
+
+
+def _int_arg(flag, minimum=None, maximum=None):
+    """argparse type: an integer in [minimum, maximum] (one-line error naming ``flag``)."""
+    def conv(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be an integer; got {text!r}") \
+                from None
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be >= {minimum}; got {v}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be <= {maximum}; got {v}")
+        return v
+
+    conv.__name__ = flag.lstrip("-")
+    return conv
 
 
 def _grid_arg(name):
@@ -169,8 +194,42 @@ def _check_type(spec, key, types, what):
             raise UsageError(f"spec: '{key}' must be {what}; got {v!r}")
 
 
+def _writable_target(p, flag="--out"):
+    """Refuse, before any work, an output whose directory cannot be created or written:
+    the nearest existing ancestor must be a writable directory."""
+    import os
+
+    if p.exists() and p.is_dir():
+        raise UsageError(f"'{flag}' must be a file name; got the directory {str(p)!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    anc = parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UsageError(f"'{flag}' must be in a directory; got {str(p)!r} "
+                         f"({str(anc)!r} is not a directory)")
+    ok = os.access(anc, os.W_OK | os.X_OK) and (not p.exists() or os.access(p, os.W_OK))
+    if ok:  # os.access trusts permission bits (root, read-only mounts): try for real
+        import tempfile
+
+        try:
+            with tempfile.TemporaryFile(dir=anc):
+                pass
+        except OSError:
+            ok = False
+    if not ok:
+        raise UsageError(f"'{flag}' must be writable; got {str(p)!r} "
+                         f"({str(anc if not p.exists() else p)!r} is not writable)")
+    return p
+
+
 def _out_path(out, fmt, default_stem):
-    """The output file: --format wins; else the suffix of --out; else png."""
+    """The output file: --format wins; else the suffix of --out; else png.  Its
+    directory must exist (or be creatable) and be writable: checked before any work."""
+    return _writable_target(_out_name(out, fmt, default_stem))
+
+
+def _out_name(out, fmt, default_stem):
     if out is None:
         return Path(f"{default_stem}.{fmt or 'png'}")
     p = Path(out)
@@ -193,13 +252,14 @@ def _common(p):
     g.add_argument("--seed", type=int, default=None, metavar="INT",
                    help="first seed: SGD sample orders (seeds SEED..SEED+n-1) and the "
                         "Gaussian datasets (default 0)")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
+    g.add_argument("--threads", type=_int_arg("--threads", 1), default=None, metavar="N",
                    help="worker threads (default: all cores)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on for a terminal when the work is long)")
     g.add_argument("--format", choices=FORMATS, default=None,
                    help="figure format (default: from --out, else png)")
-    g.add_argument("--dpi", type=int, default=150, help="figure resolution (default 150)")
+    g.add_argument("--dpi", type=_int_arg("--dpi", 1, 10000), default=150,
+                   help="figure resolution (default 150)")
 
 
 def _sweep_flags(p, defaults_note):
@@ -394,6 +454,8 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
 
     import fastgd as fg
 
+    from . import _cost
+
     method = cfg.get("method", "gd")
     if method not in ("gd", "sgd"):
         raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
@@ -438,6 +500,11 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
             raise UsageError(f"'condition' must be >= 1; got min {min(kappa):g}")
         if d < 2 or n < d + 1:
             raise UsageError(f"'d' must be >= 2 and 'n' >= d + 1; got d = {d}, n = {n}")
+        T = cfg.get("steps", dflt.get("steps")) if method == "gd" else None
+        E = cfg.get("epochs", dflt.get("epochs")) if method == "sgd" else None
+        _cost.sweep_grid("sweep", method, len(lr), None, kappa, T, E,
+                         int(cfg.get("seeds", dflt.get("seeds", 1))), n, d,
+                         cfg.get("curve_points", 0), None)
         datasets = []
         for k in kappa:
             lam = np.geomspace(1.0 / k, 1.0, d)
@@ -466,12 +533,17 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
         if nseeds < 1:
             raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
+        _cost.sweep_grid("sweep", "sgd", len(lr), datasets, None, None, kw["epochs"],
+                         nseeds, 100, 2, kw.get("curve_points", 0), None)
         kw["seeds"] = list(range(seed, seed + nseeds))
     res = fg.sweep(method, **kw)
     res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
     if method == "sgd" and cfg.get("theory", True):
-        res = _add_sgd_theory(res, datasets, kw, bool(cfg.get("almost_sure", False)),
-                              cfg.get("threads"))
+        try:
+            res = _add_sgd_theory(res, datasets, kw, bool(cfg.get("almost_sure", False)),
+                                  cfg.get("threads"))
+        except KeyboardInterrupt:  # Ctrl-C in the theory stage: save / draw the sweep
+            raise _interrupted()(res) from None
     return res, datasets
 
 
@@ -524,6 +596,8 @@ def cmd_phase(args):
     spec = load_spec(args.config) if args.config else {}
     cfg = _merge(args, spec)
     out = _out_path(args.out, args.format, "phase")
+    if args.save:
+        _writable_target(Path(args.save), "--save")
     t0 = time.perf_counter()
     try:
         res, _ = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress)
@@ -559,6 +633,7 @@ def cmd_sweep(args):
     out = Path(args.out)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
+    _writable_target(out)
     plot_out = _out_path(args.plot, args.format, out.stem) if args.plot else None
     t0 = time.perf_counter()
     try:
@@ -612,6 +687,8 @@ def cmd_boundary(args):
     method = cfg.get("method", "gd")
     if method not in ("gd", "sgd"):
         raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
+    if args.out:
+        _out_path(args.out, args.format, "boundary")  # refuse a bad --out before the work
     if "condition" in cfg and cfg.get("data") is None:
         kappa = _spec_grid(cfg["condition"], "condition")
         n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
@@ -804,6 +881,7 @@ def cmd_lecture(args):
     fmt = args.format or "png"
     outdir = Path(args.out)
     if plots:
+        _writable_target(outdir / f"figure.{fmt}")
         plt = _pyplot()
         outdir.mkdir(parents=True, exist_ok=True)
     seed = args.seed or 0
@@ -993,8 +1071,30 @@ def cmd_lecture(args):
 
 
 # --------------------------------------------------------------------------- main
+def _max_threads():
+    """Most worker threads a call may use: numba's NUMBA_NUM_THREADS once numba is
+    imported (or when set), else the number of cores."""
+    if "numba" in sys.modules:
+        return int(sys.modules["numba"].config.NUMBA_NUM_THREADS)
+    env = os.environ.get("NUMBA_NUM_THREADS", "")
+    return int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``fastgd`` command; returns the exit code."""
+    """Entry point of the ``fastgd`` command; returns the exit code.
+
+    Ctrl-C (or SIGTERM during a checkpointed sweep) anywhere in a command, parsing and
+    the heavy imports included, exits 130 with one line on stderr; a command that was
+    sweeping saves / draws what finished first.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
+        print("fastgd: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -1008,8 +1108,10 @@ def main(argv=None) -> int:
     cmd = f"fastgd {args.command}"
     threads = getattr(args, "threads", None)
     if threads is not None:
-        if threads < 1:
-            print(f"{cmd}: error: '--threads' must be >= 1; got {threads}", file=sys.stderr)
+        top = _max_threads()
+        if threads < 1 or threads > top:
+            print(f"{cmd}: error: '--threads' must be between 1 and {top} (NUMBA_NUM_THREADS "
+                  f"or the cores); got {threads}", file=sys.stderr)
             return 2
         if "numba" not in sys.modules and "NUMBA_NUM_THREADS" not in os.environ:
             os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))

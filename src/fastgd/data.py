@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _cost
 from . import _validate as V
 
 LECTURE_MEAN = (0.4, 0.8)
@@ -129,11 +130,16 @@ def gaussian_data(n, eigenvalues, *, angle=0.0, seed=0, labels="classes", noise=
     Dataset
     """
     f = "gaussian_data"
-    lam = V.as_float_array(f, "eigenvalues", np.atleast_1d(eigenvalues), 1)
+    lam = V.as_float_array(f, "eigenvalues", V.atleast_1d(f, "eigenvalues", eigenvalues), 1)
     if np.any(lam < 0):
         raise V.fail(f, "eigenvalues", ">= 0", f"min {lam.min():g}")
     d = lam.size
     n = V.integer(f, "n", n, minimum=d + 1)
+    if float(lam.max()) * n * d * 100 > V.SQUARE_LIMIT:
+        raise V.fail(f, "eigenvalues", f"small enough for the data's sums of squares to be "
+                     f"finite (max x n x d x 100 < {V.SQUARE_LIMIT:g})", f"max {lam.max():g}")
+    _cost.check(f, "n", nbytes=6.0 * 8 * n * (d + 1) + _cost.matrix_bytes(d),
+                what=f"{n:,} samples x {d} inputs x 8 B x 6", hint="use a smaller n")
     angle = V.real(f, "angle", angle)
     seed = V.integer(f, "seed", seed, minimum=0)
     V.choice(f, "labels", labels, ("classes", "teacher"))
@@ -192,6 +198,7 @@ def normalize(X):
     """
     f = "normalize"
     X = V.as_float_array(f, "X", X, 2)
+    V.magnitude(f, "X", X, X.size)
     Xc = X - X.mean(axis=0)
     sd = np.sqrt((Xc ** 2).mean(axis=0))
     if np.any(sd == 0):
@@ -207,6 +214,9 @@ def whiten(X):
     """
     f = "whiten"
     X = V.as_float_array(f, "X", X, 2)
+    V.magnitude(f, "X", X, X.size)
+    _cost.check(f, "X", nbytes=_cost.matrix_bytes(X.shape[1]),
+                what=f"the {X.shape[1]} x {X.shape[1]} covariance", hint="use fewer inputs")
     Xc = X - X.mean(axis=0)
     lam, U = np.linalg.eigh(Xc.T @ Xc / X.shape[0])
     if lam[0] <= 1e-12 * max(lam[-1], 1e-300):

@@ -81,14 +81,14 @@ def _gpu_grid_gd_linear(run_di, run_lane, lam, V, wstar, estar, c0, lr, beta, ne
                out_w, out_loss, out_excess, out_tol_at, out_div_at, rec_loss)
 
 
-def _gpu_grid_sgd_linear(run_di, run_si, run_lane, run_oi, X, y, Ps, H, wstar, estar, c0,
+def _gpu_grid_sgd_linear(run_di, run_si, run_lane, run_oi, X, y, Ps, R, wstar, estar, c0,
                          lr, beta, nesterov, w0, epochs, batch, order_idx, tol, blowup,
                          rec_every, w, e, g, buf, wok, out_status, out_w, out_loss,
                          out_excess, out_tol_at, out_div_at, rec_loss):
     k = cuda.grid(1)  # noqa: F821
     if k < run_di.shape[0]:
         di = run_di[k]
-        sgd_run(k, di, run_si[k], run_lane[k], X, y, Ps[di], H, wstar, estar,  # noqa: F821
+        sgd_run(k, di, run_si[k], run_lane[k], X, y, Ps[di], R, wstar, estar,  # noqa: F821
                 c0, lr, beta, nesterov, w0, epochs, batch, order_idx, run_oi[k], tol,
                 blowup, rec_every, w, e, g, buf, wok, out_status, out_w, out_loss,
                 out_excess, out_tol_at, out_div_at, rec_loss)
@@ -183,14 +183,14 @@ def _device_inputs(spec):
     if _STATE.get("spec") is spec:
         return _STATE["inputs"]
     cuda = _cuda()
-    names = ["H", "wstar", "estar", "c0", "lr", "beta", "w0"]
+    names = ["R", "wstar", "estar", "c0", "lr", "beta", "w0"]
     if spec["method"] == "sgd":
         names += ["X", "y", "P"]
     dev = {k: cuda.to_device(np.ascontiguousarray(spec[k])) for k in names}
     if spec["method"] == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
         from ._kernels.linear import eig_basis
 
-        lam, V = eig_basis(spec["H"])
+        lam, V = eig_basis(spec["R"])
         dev["lam"], dev["V"] = cuda.to_device(lam), cuda.to_device(V)
     if spec["method"] == "sgd":
         idx, pair = sample_orders(spec)
@@ -212,7 +212,7 @@ def run_rows(spec, rows):
     lane = np.concatenate([np.arange(a, b) for _, _, a, b in rows])
     n = lane.size
     d, n_rec = int(spec["d"]), int(spec["n_rec"])
-    ft = spec["H"].dtype
+    ft = spec["R"].dtype
     dev = _device_inputs(spec)
     res = {"rows": rows, "status": np.empty(n, np.int8), "w": np.empty((n, d)),
            "loss": np.empty(n), "excess": np.empty(n), "tol_at": np.empty(n, np.int64),
@@ -232,7 +232,7 @@ def run_rows(spec, rows):
         oi = dev["pair"][di, si]
         sgd_k[grid, tpb](cuda.to_device(di), cuda.to_device(si), cuda.to_device(lane),
                          cuda.to_device(np.ascontiguousarray(oi)), dev["X"], dev["y"],
-                         dev["P"], dev["H"], dev["wstar"], dev["estar"], dev["c0"], dev["lr"],
+                         dev["P"], dev["R"], dev["wstar"], dev["estar"], dev["c0"], dev["lr"],
                          dev["beta"], spec["nesterov"], dev["w0"], spec["T"], spec["batch"],
                          dev["order_idx"], spec["tol"], spec["blowup"], spec["rec_every"],
                          *scratch, *o)

@@ -73,6 +73,56 @@ def _halo(lw=3.5, color="black"):
     return [pe.Stroke(linewidth=lw, foreground=color, alpha=0.6), pe.Normal()]
 
 
+# ----------------------------------------------------------------- argument checks
+def _check(f, *, ax=None, title=None, colors=None, **flags):
+    """Common options: ``ax`` a matplotlib Axes or None, ``title`` a str or None,
+    ``colors`` a list of colours or None, each flag True or False (never 'False')."""
+    if ax is not None:
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):
+            raise V.fail_type(f, "ax", "a matplotlib Axes or None", ax)
+    if title is not None and not isinstance(title, str):
+        raise V.fail_type(f, "title", "a str or None", title)
+    if colors is not None:
+        if isinstance(colors, (str, bytes)) or not isinstance(colors, (list, tuple)) \
+                or not colors:
+            raise V.fail_type(f, "colors", "a non-empty list of colours or None", colors)
+        from matplotlib.colors import is_color_like
+
+        bad = [c for c in colors if not is_color_like(c)]
+        if bad:
+            raise V.fail(f, "colors", "matplotlib colours", repr(bad[0]))
+    for name, value in flags.items():
+        V.boolean(f, name, value)
+
+
+def _instance(f, name, value, cls, what):
+    if not isinstance(value, cls):
+        raise V.fail_type(f, name, what, value)
+    return value
+
+
+def _sweep_result(f, result):
+    from .sweep import SweepResult
+
+    return _instance(f, "result", result, SweepResult, "a SweepResult (from fastgd.sweep)")
+
+
+def _run_list(f, runs, attr):
+    """Validate runs (see :func:`_run_items`): each needs ``attr`` or is an array."""
+    if runs is not None and not isinstance(runs, (dict, list, tuple, np.ndarray)) \
+            and not hasattr(runs, attr):
+        raise V.fail_type(f, "runs", f"a run (with .{attr}), a list of runs, or a dict", runs)
+    items = _run_items(runs, f)
+    for lab, r in items:
+        if lab is not None and not isinstance(lab, str):
+            raise V.fail_type(f, "runs", "labels that are str", lab)
+        if not hasattr(r, attr) and not isinstance(r, (np.ndarray, list)):
+            raise V.fail_type(f, "runs", f"runs (with .{attr}) or arrays", r)
+    return items
+
+
 def log_edges(centres):
     """Cell edges for ``pcolormesh`` from sorted positive centres, midpoints in log space."""
     c = np.log(np.asarray(centres, dtype=float))
@@ -159,7 +209,10 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     are masked.
     """
     f = "plot_phase_diagram"
+    _sweep_result(f, result)
+    _check(f, ax=ax, title=title, theory=theory, legend=legend, colorbar=colorbar)
     V.choice(f, "color", color, ("status", "steps"))
+    cell_status(result, seed)  # validates seed before anything is drawn
     ax = _axes(ax)
     lr_order = np.argsort(result.lr)
     lr = np.asarray(result.lr, dtype=float)[lr_order]
@@ -241,7 +294,12 @@ def _trajectory(run, func, name):
     if traj is None:
         raise V.fail(func, name, "runs recorded with record=True (a trajectory)",
                      "a run without trajectory")
-    traj = np.asarray(traj, dtype=float)
+    if isinstance(traj, (str, bytes)) or V.ndim_of(traj) != 2:
+        raise V.fail_type(func, name, "runs or trajectories of shape (n, 2)", traj)
+    try:
+        traj = np.asarray(traj, dtype=float)
+    except (TypeError, ValueError):
+        raise V.fail_type(func, name, "trajectories of numbers", traj) from None
     if traj.ndim != 2 or traj.shape[1] != 2:
         raise V.fail(func, name, "trajectories of shape (n, 2) (two weights)",
                      f"shape {traj.shape}")
@@ -303,6 +361,15 @@ def plot_weight_space(X, y, runs=(), *, ax=None, eigen_axes=True, max_points=60,
     matplotlib Axes
     """
     f = "plot_weight_space"
+    _check(f, ax=ax, title=title, colors=colors, eigen_axes=eigen_axes, legend=legend,
+           markers=markers)
+    if extent is not None:
+        ext = V.as_float_array(f, "extent", extent, 1) if not isinstance(
+            extent, (str, bytes)) else None
+        if ext is None or ext.size != 4 or not (ext[0] < ext[1] and ext[2] < ext[3]):
+            raise V.fail(f, "extent", "(w1_lo, w1_hi, w2_lo, w2_hi) with lo < hi",
+                         repr(extent))
+    _run_list(f, runs, "trajectory")
     X, y = V.data(f, X, y)
     if X.shape[1] != 2:
         raise V.fail(f, "X", "of shape (P, 2) (a two-input unit, no bias)", f"shape {X.shape}")
@@ -390,8 +457,16 @@ def plot_losses(runs, *, per="epoch", ax=None, minimum=None, updates_per_epoch=N
     matplotlib Axes
     """
     f = "plot_losses"
+    _check(f, ax=ax, title=title, colors=colors, logy=logy, legend=legend)
     V.choice(f, "per", per, ("epoch", "update"))
-    items = _run_items(runs, f)
+    if minimum is not None:
+        minimum = V.real(f, "minimum", minimum)
+    if updates_per_epoch is not None:
+        updates_per_epoch = V.integer(f, "updates_per_epoch", updates_per_epoch, minimum=1)
+    items = _run_list(f, runs, "losses")
+    for _, r in items:
+        if not hasattr(r, "losses"):
+            raise V.fail_type(f, "runs", "runs with .losses (from gd, sgd, chain_gd)", r)
     ax = _axes(ax)
     cyc = list(colors) if colors else CYCLE
     for k, (lab, r) in enumerate(items):
@@ -441,6 +516,25 @@ def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, l
         x: condition number κ (or the dataset index), y: critical η (log).  Lines: the
         theoretical limits the result carries; markers: the observed boundary.
     """
+    f = "plot_boundary"
+    need = ("condition",) + tuple(attr for attr, _, _ in _LIMITS)
+    if observed is None or not all(hasattr(result, k) for k in need):
+        _sweep_result(f, result)  # the observed boundary comes from a SweepResult
+    _check(f, ax=ax, title=title, legend=legend)
+    fraction = V.real(f, "fraction", fraction, positive=True, below=1.0, inclusive_below=True)
+    if observed is not None:
+        n = np.size(result.condition)
+        if isinstance(observed, (str, bytes)) or V.ndim_of(observed) not in (0, 1):
+            raise V.fail_type(f, "observed", f"an array of {n} rates", observed)
+        try:
+            observed = np.atleast_1d(np.asarray(observed, dtype=float))
+        except (TypeError, ValueError):
+            raise V.fail_type(f, "observed", f"an array of {n} rates", observed) from None
+        if observed.shape != (n,):
+            raise V.fail(f, "observed", f"of length n_data = {n}", f"shape {observed.shape}")
+        if np.any(observed[~np.isnan(observed)] <= 0) or np.any(np.isinf(observed)):
+            raise V.fail(f, "observed", "finite and > 0 (NaN: none observed)",
+                         repr(observed.tolist())[:40])
     ax = _axes(ax)
     xc, _, xlabel, xlog, order = _data_axis(result)
     obs = result.critical_lr(fraction) if observed is None else np.asarray(observed, float)
@@ -473,6 +567,7 @@ def plot_data(X, y, *, ax=None, eigen=True, title=None, legend=True):
     """Scatter of a two-input dataset by class, with the eigenvectors of H = XᵀX/P
     drawn from the origin with length sqrt(λ)."""
     f = "plot_data"
+    _check(f, ax=ax, title=title, eigen=eigen, legend=legend)
     X, y = V.data(f, X, y)
     if X.shape[1] != 2:
         raise V.fail(f, "X", "of shape (P, 2)", f"shape {X.shape}")
@@ -525,6 +620,20 @@ def plot_regimes(spectrum, *, ax=None, lr_max=None, marks=(), title=None, legend
     marks : sequence of float
         Further rates to mark (e.g. the lecture's 1.5 and 2.5).
     """
+    f = "plot_regimes"
+    from .spectrum import Spectrum
+
+    _instance(f, "spectrum", spectrum, Spectrum, "a Spectrum (from fastgd.spectrum)")
+    _check(f, ax=ax, title=title, legend=legend)
+    if lr_max is not None:
+        lr_max = V.real(f, "lr_max", lr_max, positive=True)
+    if marks is None or isinstance(marks, (str, bytes)) or V.ndim_of(marks) not in (0, 1):
+        raise V.fail_type(f, "marks", "a sequence of rates", marks)
+    marks = V.rates(f, "marks", marks) if np.size(marks) else ()
+    if not spectrum.lambda_max > 0:
+        raise V.fail(f, "spectrum", "of a non-zero H (lambda_max > 0)", "lambda_max = 0")
+    if lr_max is not None and not lr_max * spectrum.lambda_max < 1e300:
+        raise V.fail(f, "lr_max", "small enough that lr_max x lambda_max < 1e300", lr_max)
     ax = _axes(ax)
     lam = np.asarray(spectrum.eigenvalues, dtype=float)
     top = float(lam[-1])
@@ -594,7 +703,16 @@ def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=
     matplotlib Axes
     """
     f = "plot_chain_landscape"
+    _check(f, ax=ax, title=title, legend=legend)
     lim = V.real(f, "lim", lim, positive=True)
+    if lim > 1e50:
+        raise V.fail(f, "lim", "<= 1e50 (the landscape's squares must stay finite)", lim)
+    levels = V.integer(f, "levels", levels, minimum=2)
+    max_points = V.integer(f, "max_points", max_points, minimum=2)
+    from .chain import _stats
+
+    _stats(f, x, y, loss_scale)
+    _run_list(f, runs, "trajectory")
     ax = _axes(ax, figsize=(5.6, 5.4))
     g = np.linspace(-lim, lim, 301)
     W1, W2 = np.meshgrid(g, g)
@@ -677,6 +795,12 @@ def plot_chain_phase(result, *, ax=None, y="imbalance", spike=1.0, title=None, l
     from matplotlib.patches import Patch
 
     f = "plot_chain_phase"
+    from .chain import ChainSweepResult
+
+    _instance(f, "result", result, ChainSweepResult,
+              "a ChainSweepResult (from fastgd.chain.chain_sweep)")
+    _check(f, ax=ax, title=title, legend=legend, guides=guides)
+    spike = V.real(f, "spike", spike, positive=True)
     V.choice(f, "y", y, ("imbalance", "scale", "index"))
     ax = _axes(ax)
     inits = np.asarray(result.inits, float)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core as C
+from . import _cost
 from . import _validate as V
 from ._core import Status
 
@@ -83,7 +84,7 @@ def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
 
 
 def _stack(prob):
-    return (prob.H[None], prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]))
+    return (prob.R[None], prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]))
 
 
 def _to_run(out, n, record, lr, method, unit):
@@ -94,6 +95,8 @@ def _to_run(out, n, record, lr, method, unit):
     elif st == Status.DIVERGED:
         end = int(out.div_at[0, 0, 0])
     losses = out.rec_loss[0, 0, 0, : end + 1].copy()
+    if losses.size:
+        losses[-1] = out.loss[0, 0, 0]  # the loss of the weights returned (from residuals)
     traj = out.rec_w[0, 0, 0, : end + 1].copy() if record else None
     return Run(w=out.w[0, 0, 0].copy(), loss=float(out.loss[0, 0, 0]), losses=losses,
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
@@ -137,8 +140,10 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
 
     Notes
     -----
-    The kernel runs in error coordinates e = w - w* from the sufficient statistics
-    (H, w*, E*): a step costs O(d^2), not O(P d).
+    The kernel runs in error coordinates e = w - w* in the eigenbasis of H, taken from
+    the SVD of X (not from a formed X^T X / P, which loses the small eigenvalues once
+    kappa(H) passes ~1e8): a step costs O(d), not O(P d).  The reported ``loss`` and
+    ``excess`` are recomputed from the data for the weights returned.
 
     Examples
     --------
@@ -152,6 +157,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     d_in = prob.d - int(prob.bias)
     lr, steps, momentum, nesterov, tol, blowup, record = _common(
         f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
+    _cost.run(f, "steps", steps, prob.d, prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
     from ._kernels.linear import grid_gd_linear
 
@@ -160,6 +166,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     with np.errstate(all="ignore"):
         grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
                        tol, blowup, 0, chunks, 1, 1, *out.kernel_args())
+    C.finalize([prob], out, w0, tol, steps)
     return _to_run(out, steps, record, lr, "gd", "step")
 
 
@@ -209,6 +216,7 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, mome
     batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
     code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
     seed = V.integer(f, "seed", seed, minimum=0)
+    _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
     from ._kernels.linear import grid_sgd_linear
 
@@ -219,4 +227,5 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, mome
                         np.array([lr]), np.array([momentum]), nesterov, w0, epochs, batch_size,
                         code, C.seed_key(seed)[None], tol, blowup, 0, chunks, 1, 1,
                         *out.kernel_args())
+    C.finalize([prob], out, w0, tol, epochs)
     return _to_run(out, epochs, record, lr, "sgd", "epoch")

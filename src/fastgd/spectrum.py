@@ -37,9 +37,7 @@ def hessian(X, *, bias=False):
 
 def _hessian(f, X, bias):
     """hessian() with errors named after the public function ``f``."""
-    if V.ndim_of(X) == 1:
-        X = np.asarray(X)[:, None]
-    X = _augment(V.as_float_array(f, "X", X, 2), V.boolean(f, "bias", bias))
+    X = _augment(V.design(f, X), V.boolean(f, "bias", bias))
     return X.T @ X / X.shape[0]
 
 
@@ -64,6 +62,9 @@ class Spectrum:
         2/lambda_max: batch GD diverges above it (eq. 38).
     eta_minimax : float
         2/(lambda_max + lambda_min): minimises the worst contraction max_i |1 - eta lambda_i|.
+
+    When H = 0 (X all zeros) the loss does not depend on w: no rate diverges and
+    ``eta_opt``, ``eta_max`` and ``eta_minimax`` are ``inf``.
     """
 
     eigenvalues: np.ndarray
@@ -84,20 +85,24 @@ class Spectrum:
 
     @property
     def eta_opt(self) -> float:
-        return 1.0 / self.lambda_max
+        lam = self.lambda_max
+        return 1.0 / lam if lam > 0 else float("inf")
 
     @property
     def eta_max(self) -> float:
-        return 2.0 / self.lambda_max
+        lam = self.lambda_max
+        return 2.0 / lam if lam > 0 else float("inf")
 
     @property
     def eta_minimax(self) -> float:
-        return 2.0 / (self.lambda_max + self.lambda_min)
+        lam = self.lambda_max + self.lambda_min
+        return 2.0 / lam if lam > 0 else float("inf")
 
     def multipliers(self, lr):
         """Per-direction error multipliers 1 - lr*lambda_i of one batch GD step."""
         lr = V.real("Spectrum.multipliers", "lr", lr, positive=True)
-        return 1.0 - lr * self.eigenvalues
+        with np.errstate(over="ignore"):  # -inf for a rate whose product overflows
+            return 1.0 - lr * self.eigenvalues
 
     def regime(self, lr, *, rtol=1e-9):
         """Per-direction regime of batch GD at rate ``lr`` (array of str, ascending lambda).
@@ -108,7 +113,9 @@ class Spectrum:
         Equalities hold to relative tolerance ``rtol``.
         """
         lr = V.real("Spectrum.regime", "lr", lr, positive=True)
-        z = lr * self.eigenvalues
+        rtol = V.real("Spectrum.regime", "rtol", rtol, nonneg=True)
+        with np.errstate(over="ignore"):
+            z = lr * self.eigenvalues
         tiny = 1e-14 * max(self.lambda_max, 1e-300)
         code = np.where(self.eigenvalues <= tiny, 0,
                np.where(np.abs(z - 1) <= rtol, 2,

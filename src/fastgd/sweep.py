@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core as C
+from . import _cost
 from . import _validate as V
 from ._core import Status
 
@@ -174,23 +175,32 @@ class SweepResult:
 
     # -- files ---------------------------------------------------------------
     def save(self, path):
-        """Write ``.npz`` (arrays) with the metadata as JSON inside; ``fastgd.load`` reads it."""
+        """Write ``.npz`` (arrays) with the metadata as JSON inside; ``fastgd.load`` reads it.
+
+        ``.npz`` is appended to ``path`` when it lacks it (``load`` finds the file under
+        the same name).  Returns the path written.  Raises :class:`fastgd.FastGDTypeError`
+        when ``path`` is not a str or os.PathLike (None included).
+        """
+        from ._fileio import FORMAT, npz_path
+
+        path = npz_path("SweepResult.save", path)
         arrays = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 arrays[f.name] = v
         scalars = {"method": self.method, "unit": self.unit, "meta": self.meta,
-                   "format": "fastgd-sweep-1"}
+                   "format": FORMAT}
         arrays["_json"] = np.array(json.dumps(scalars, default=_json_default))
-        path = str(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
         np.savez_compressed(path, **arrays)
         return path
 
     def equals(self, other) -> bool:
-        """True when every array is identical (bit for bit, NaN == NaN)."""
+        """True when every array is identical (bit for bit, NaN == NaN) and so are
+        ``method`` and ``unit`` (``meta`` is not compared).  Anything that is not a
+        :class:`SweepResult` (None included) is not equal: False, never an error."""
+        if not isinstance(other, SweepResult):
+            return False
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -248,14 +258,33 @@ def _json_default(o):
     return str(o)
 
 
-def load(path) -> SweepResult:
-    """Read a result written by :meth:`SweepResult.save`."""
-    with np.load(str(path), allow_pickle=False) as z:
-        scal = json.loads(str(z["_json"]))
-        if scal.get("format") != "fastgd-sweep-1":
-            raise V.fail("load", "path", "a file written by SweepResult.save", str(path))
-        kw = {f.name: z[f.name] for f in dataclasses.fields(SweepResult)
-              if f.name in z.files}
+def load(path, *, max_bytes=None) -> SweepResult:
+    """Read a result written by :meth:`SweepResult.save`, bit for bit.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; ``load("r")`` reads ``r.npz`` when ``r`` itself does not exist (the
+        name ``save("r")`` writes).
+    max_bytes : float, optional
+        Refuse a file whose arrays declare more than this many bytes uncompressed
+        (default: half of physical memory), before decompressing anything.
+
+    Raises
+    ------
+    FastGDValueError
+        Naming ``path`` and what is wrong, for any file that is not a complete, valid
+        result: not a zip, a damaged member, missing or unexpected arrays, shapes that
+        disagree, status codes outside :class:`fastgd.Status`, bad learning rates or
+        spectra, bad JSON metadata, sizes over ``max_bytes``.  Nothing is unpickled.
+    FastGDTypeError
+        When ``path`` is not a str or os.PathLike (None included).
+    """
+    from ._fileio import read_result
+
+    fields = [f.name for f in dataclasses.fields(SweepResult)
+              if f.name not in ("method", "unit", "meta")]
+    kw, scal = read_result(path, fields, ("curves", "curve_t"), max_bytes=max_bytes)
     kw.setdefault("curves", None)
     kw.setdefault("curve_t", None)
     return SweepResult(method=scal["method"], unit=scal["unit"], meta=scal["meta"], **kw)
@@ -410,7 +439,11 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     Raises
     ------
     SweepInterrupted
-        On Ctrl-C, between chunks; ``.result`` holds the finished cells.
+        On Ctrl-C, between chunks; ``.result`` holds the finished cells.  A Ctrl-C
+        during the SGD theory stage (``almost_sure=True`` can take seconds per dataset),
+        after every cell ran, carries the complete sweep: ``sgd_ms_limit`` and
+        ``sgd_as_limit`` are NaN for the datasets not reached and
+        ``meta["theory_interrupted"]`` is True.
 
     Examples
     --------
@@ -424,6 +457,17 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     f = "sweep"
     V.choice(f, "method", method, ("gd", "sgd"))
     lrs = V.rates(f, "lr", lr)
+    # everything that can be checked from the arguments alone, before any work
+    progress = V.boolean(f, "progress", progress, allow_none=True)
+    almost_sure = V.boolean(f, "almost_sure", almost_sure)
+    if max_bytes is not None:
+        max_bytes = V.real(f, "max_bytes", max_bytes, positive=True, finite=False)
+    if engine is None:
+        V.threads(f, threads)
+    elif threads is not None:
+        V.integer(f, "threads", threads, minimum=1, maximum=4096)
+    _cost.sweep_grid(f, method, lrs.size, data, condition, steps, epochs, seeds, n, d,
+                     curve_points, max_bytes)
     datasets, kappa_given = _datasets(f, data, condition, n, d, fix, data_seed)
     bias = V.boolean(f, "bias", bias)
     probs = C.prepare_many(f, datasets, bias)
@@ -457,6 +501,8 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
                              repr(seeds))
             if np.any(sl < 0):
                 raise V.fail(f, "seeds", "non-negative", f"min {sl.min()}")
+            if np.any(sl > V.INT_MAX):
+                raise V.fail(f, "seeds", f"<= {V.INT_MAX}", f"max {sl.max()}")
             seed_list = sl.astype(np.int64)
     n_data, n_lr, n_seed = len(probs), lrs.size, seed_list.size
     if lanes is None:
@@ -468,7 +514,7 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     C.check_memory(f, n_data * n_lr * n_seed,
                    C.Outputs.bytes_per_cell(probs[0].d, n_rec), max_bytes)
 
-    if not isinstance(dtype, str):
+    if not isinstance(dtype, str) and dtype is not None:
         try:
             dtype = np.dtype(dtype).name
         except TypeError:
@@ -508,6 +554,7 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
                                                      n_lr=n_lr, n_seed=n_seed))
         except C.Interrupted as exc:
             interrupted = exc
+    C.finalize(probs, out, w0v, tol, T)
 
     spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
             "batch_size": batch_size if method == "sgd" else None,
@@ -522,8 +569,12 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     res.meta.update(counts)
     res.meta["engine"] = "local" if engine is None else type(engine).__name__
     if method == "sgd":
-        _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
-                    threads)
+        try:
+            _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov,
+                        almost_sure, threads)
+        except KeyboardInterrupt:  # Ctrl-C in the theory stage: keep the finished sweep
+            res.meta["theory_interrupted"] = True
+            raise SweepInterrupted(res) from None
     if interrupted is not None:
         raise SweepInterrupted(res)
     return res
@@ -541,7 +592,7 @@ def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, re
     spec = {"method": method, "dtype": dtype, "backend": backend, "lanes": int(lanes),
             "d": int(probs[0].d), "T": int(T), "tol": float(tol), "blowup": float(blowup),
             "nesterov": bool(nesterov), "rec_every": int(rec_every), "n_rec": int(n_rec),
-            "H": a(np.stack([p.H for p in probs])), "wstar": a(np.stack([p.wstar for p in probs])),
+            "R": a(np.stack([p.R for p in probs])), "wstar": a(np.stack([p.wstar for p in probs])),
             "estar": a([p.estar for p in probs]), "c0": a([p.c0 for p in probs]),
             "lr": a(lrs), "beta": a(np.full(lrs.size, momentum)), "w0": a(w0v)}
     if method == "sgd":
@@ -560,35 +611,47 @@ def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, re
 def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc, counts,
              summary):
     """Run the chunk table on the chosen engine / backend, through a checkpoint
-    directory when one is given (resume first, then write blocks as they finish)."""
-    import time
-
+    directory when one is given (resume first, then write blocks as they finish).
+    The directory's lock is released however the run ends."""
     from . import _engine as E
 
-    ck = None
     todo = chunks
     if checkpoint is not None:
         from .checkpoint import Checkpoint
 
         ck = Checkpoint(checkpoint, kspec, chunks, summary=summary, func=f)
-        done = set()
-        for blk in ck.load():
-            E.scatter(out, blk)
-            done.update(map(tuple, blk["rows"].tolist()))
-        if done:
-            keep = np.array([tuple(r) not in done for r in chunks.tolist()], dtype=bool)
-            todo = np.ascontiguousarray(chunks[keep])
-        counts["chunks_resumed"] = int(chunks.shape[0] - todo.shape[0])
-    if todo.shape[0] == 0:
-        return
+        try:
+            done = set()
+            for blk in ck.load():
+                E.scatter(out, blk)
+                done.update(map(tuple, blk["rows"].tolist()))
+            if done:
+                keep = np.array([tuple(r) not in done for r in chunks.tolist()], dtype=bool)
+                todo = np.ascontiguousarray(chunks[keep])
+            counts["chunks_resumed"] = int(chunks.shape[0] - todo.shape[0])
+            if todo.shape[0]:
+                _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts)
+        finally:
+            ck.close()  # releases the directory lock
+    elif todo.shape[0]:
+        _run_chunks(kspec, todo, out, nthreads, engine, None, progress, desc, counts)
+
+
+def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts):
+    """Run ``todo`` into ``out``, writing finished rows to the checkpoint ``ck``."""
+    import time
+
+    from . import _engine as E
+
     buf = []
-    state = {"flushed": time.perf_counter()}
+    # the first finished batch is written at once, later ones about once a second
+    state = {"flushed": -math.inf}
 
     def flush():
         if buf:
             rows = np.concatenate(buf)
-            buf.clear()
             ck.write(E.gather(out, rows))
+            buf.clear()  # after the write: a write cut by Ctrl-C is retried at the end
         state["flushed"] = time.perf_counter()
 
     def on_done(rows):  # local engines: rows finished in place in `out`
@@ -754,18 +817,20 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
     rng = np.random.default_rng(seed)
     w0 = rng.standard_normal(d)
     w0 /= np.linalg.norm(w0)
-    H = prob.H[None]
+    R = prob.R[None]
     zeros = np.zeros((1, d))
-    logs = []
+    logs, over = [], np.zeros(lrs.size, dtype=bool)
     for T in (T1, T2):
         out = C.Outputs(1, 1, lrs.size, d)
         chunks = C.make_chunks(1, 1, lrs.size, 64)
-        grid_gd_linear(H, zeros, np.zeros(1), np.ones(1), lrs, np.full(lrs.size, beta),
+        grid_gd_linear(R, zeros, np.zeros(1), np.ones(1), lrs, np.full(lrs.size, beta),
                        nesterov, w0, T, 0.0, np.inf, renorm, chunks, nthreads, 1,
                        *out.kernel_args())
         logs.append(out.logg[0, 0].copy())
+        # a lane that overflowed between renormalisations stopped there: unstable
+        over |= out.status[0, 0] == C.Status.DIVERGED
     with np.errstate(invalid="ignore"):
-        g = (logs[1] - logs[0]) / (T2 - T1)
+        g = np.where(over, np.inf, (logs[1] - logs[0]) / (T2 - T1))
     # a lane that hit exactly zero (e.g. eta = 1/lambda with kappa = 1) is stable
     g = np.where(np.isnan(g), np.where(logs[1] > 0, np.inf, -np.inf), g)
     return g
@@ -819,15 +884,19 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     if rtol is None:
         rtol = 1e-6 if method == "gd" else 1e-3
     rtol = V.real(f, "rtol", rtol, positive=True)
+    V.threads(f, threads)
+    if method == "sgd":
+        V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
+        V.choice(f, "order", order, tuple(C.ORDERS))
+        V.blowup(f, blowup)
+    steps = _cost.critical(f, method, steps, epochs, seeds, prob.P, prob.d)
     trH = float(np.trace(prob.H))
     if trH <= 0:
         raise V.fail(f, "X", "not identically zero", "H = 0 (no boundary exists)")
     if lr_range is None:
         lo, hi = 0.1 / trH, 1e3 / trH
     else:
-        lo, hi = (V.real(f, "lr_range", v, positive=True) for v in lr_range)
-        if not lo < hi:
-            raise V.fail(f, "lr_range", "(lo, hi) with lo < hi", lr_range)
+        lo, hi = V.pair(f, "lr_range", lr_range)
     with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
         if method == "gd":
             return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)

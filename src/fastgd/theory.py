@@ -68,6 +68,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _core as C
+from . import _cost
 from . import _validate as V
 
 __all__ = [
@@ -116,11 +117,7 @@ def _brentq(*args, **kwargs):
 
 def _x_only(func, X, bias):
     """Validate X alone (no labels) and append the bias column; returns (X, H)."""
-    if np.ndim(X) == 1:
-        X = np.asarray(X)[:, None]
-    X = V.as_float_array(func, "X", X, 2)
-    if X.shape[1] == 0:
-        raise V.fail(func, "X", "of shape (P, d) with d >= 1", f"shape {X.shape}")
+    X = V.design(func, X)
     bias = V.boolean(func, "bias", bias)
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
@@ -218,6 +215,10 @@ def gd_trajectory(X, y, lr, steps, *, w0=None, bias=False):
     w0 = C.initial_weights(f, w0, prob, prob.d - int(prob.bias))
     lr = _lr(f, lr)
     steps = V.integer(f, "steps", steps, minimum=0)
+    _cost.check(f, "steps", nbytes=3.0 * (steps + 1) * prob.d * 8,
+                what=f"{steps + 1:,} rows x {prob.d} x 8 B x 3", hint="use fewer steps")
+    V.trajectory_steps(f, steps, lr, lam, np.abs(c).max(initial=0.0),
+                       np.abs(prob.wstar).max(initial=0.0))
     t = np.arange(steps + 1, dtype=np.float64)[:, None]
     with np.errstate(all="ignore"):
         m = np.power(1.0 - lr * lam, t)  # (steps + 1, d)
@@ -227,6 +228,8 @@ def gd_trajectory(X, y, lr, steps, *, w0=None, bias=False):
 
 
 def _times(func, t):
+    if isinstance(t, (str, bytes)) or t is None or V.ndim_of(t) == -1:
+        raise V.fail_type(func, "t", "an integer or an array of integers", t)
     arr = np.asarray(t)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise V.fail_type(func, "t", "an integer or an array of integers", t)
@@ -260,7 +263,7 @@ def gd_loss(X, y, lr, t, *, w0=None, bias=False, excess=False):
     """
     f = "gd_loss"
     prob, lam, U, c = _gd_modes(f, X, y, w0, bias)
-    lr = _lr(f, lr)
+    lr = V.rate_cap(f, _lr(f, lr), lam[-1])
     tt = _times(f, t)
     excess = V.boolean(f, "excess", excess)
     a = 0.5 * lam * c * c
@@ -289,7 +292,7 @@ def gd_steps_to_tol(X, y, lr, tol, *, w0=None, bias=False, max_steps=10**9):
     """
     f = "gd_steps_to_tol"
     prob, lam, U, c = _gd_modes(f, X, y, w0, bias)
-    lr = _lr(f, lr)
+    lr = V.rate_cap(f, _lr(f, lr), lam[-1])
     tol = V.real(f, "tol", tol, nonneg=True)
     max_steps = V.integer(f, "max_steps", max_steps, minimum=1)
     a = 0.5 * lam * c * c
@@ -377,6 +380,7 @@ def regime(lr, lam, *, rtol=1e-9):
     lr = _lr(f, lr)
     lam = V.real(f, "lam", lam, nonneg=True)
     rtol = V.real(f, "rtol", rtol, nonneg=True)
+    V.rate_cap(f, lr, lam)
     lam_a = np.array([lam])
     return str(_REGIME_NAMES[_regime_codes(lr * lam_a, lam_a, lam, rtol)][0])
 
@@ -547,7 +551,7 @@ def momentum_rate(lr, eigenvalues, beta, nesterov=False) -> float:
     """
     f = "momentum_rate"
     lr = _lr(f, lr)
-    lam = V.as_float_array(f, "eigenvalues", np.atleast_1d(eigenvalues), 1)
+    lam = V.as_float_array(f, "eigenvalues", V.atleast_1d(f, "eigenvalues", eigenvalues), 1)
     if np.any(lam < 0):
         raise V.fail(f, "eigenvalues", ">= 0", f"min {lam.min():g}")
     beta = _beta(f, beta)
@@ -591,6 +595,8 @@ def optimal_heavy_ball(lam_min, lam_max) -> HeavyBall:
     L = V.real(f, "lam_max", lam_max, positive=True)
     if mu > L:
         raise V.fail(f, "lam_min", f"<= lam_max = {L:g}", mu)
+    if not L / mu < 1e300:
+        raise V.fail(f, "lam_min", "> lam_max / 1e300 (a finite condition number)", mu)
     sk = math.sqrt(L / mu)
     rate = (sk - 1.0) / (sk + 1.0)
     return HeavyBall(lr=4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2, beta=rate * rate, rate=rate)
@@ -674,7 +680,7 @@ def sgd_ms_operator(X, lr, batch_size=1, replacement=True, bias=False, *, moment
     """
     f = "sgd_ms_operator"
     Xa, H = _x_only(f, X, bias)
-    lr = _lr(f, lr)
+    lr = V.rate_cap(f, _lr(f, lr), np.max(np.einsum("pi,pi->p", Xa, Xa)))
     _, c = _batch_c(f, Xa.shape[0], batch_size, replacement)
     beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
@@ -835,8 +841,16 @@ def sgd_ms_error(X, y, lr, steps, *, w0=None, batch_size=1, replacement=True, bi
     prob = C.prepare(f, X, y, bias)
     lr = _lr(f, lr)
     steps = V.integer(f, "steps", steps, minimum=0)
+    _cost.python_loop(f, "steps", steps + 1, 8 * (prob.d + 2), 4.0 * prob.P * prob.d ** 2)
     B, c = _batch_c(f, prob.P, batch_size, replacement)
     w0 = C.initial_weights(f, w0, prob, prob.d - int(prob.bias))
+    V.rate_cap(f, lr, np.max(np.einsum("pi,pi->p", prob.X, prob.X)))
+    Xr_, lam_, _ = _reduce(prob.X, prob.H)
+    if 0 < lam_.size <= _DENSE_MAX:  # the second moment grows by rho(T) per step
+        with np.errstate(all="ignore"):
+            rho_ = _rho(_ms_matrix(Xr_, np.diag(lam_), lr, c))
+        m2 = float(np.sum((w0 - prob.wstar) ** 2)) + float(np.max(np.abs(prob.X))) ** 2
+        V.growth_steps(f, steps, lr, rho_, max(m2, 1.0) * 1e20, "mean-square growth rho")
     Xa, H, P = prob.X, prob.H, prob.P
     res = prob.y - Xa @ prob.wstar
     Q = (Xa * (res * res)[:, None]).T @ Xa / P
@@ -896,7 +910,7 @@ def sgd_stationary_loss(X, y, lr, *, batch_size=1, replacement=True, bias=False)
     """
     f = "sgd_stationary_loss"
     prob = C.prepare(f, X, y, bias)
-    lr = _lr(f, lr)
+    lr = V.rate_cap(f, _lr(f, lr), np.max(np.einsum("pi,pi->p", prob.X, prob.X)))
     _, c = _batch_c(f, prob.P, batch_size, replacement)
     Xa = prob.X
     lam_all = scipy.linalg.eigvalsh(prob.H)
@@ -971,7 +985,7 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     from ._kernels.linear import grid_sgd_linear
 
     P, r = Xr.shape
-    H = np.ascontiguousarray((Xr.T @ Xr / P)[None])
+    R = C.hessian_roots(Xr[None])
     X3 = np.ascontiguousarray(Xr[None])
     y3 = np.zeros((1, P))
     rng = np.random.default_rng(20240601)
@@ -983,7 +997,7 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     logs, stats = [], []
     for E in ((burn, burn + epochs) if burn > 0 else (burn + epochs,)):
         out = C.Outputs(1, n_seed, n_lr, r)
-        grid_sgd_linear(X3, y3, np.array([P]), H, np.zeros((1, r)), np.zeros(1), np.zeros(1),
+        grid_sgd_linear(X3, y3, np.array([P]), R, np.zeros((1, r)), np.zeros(1), np.zeros(1),
                         lrs, np.full(n_lr, beta), nesterov, w0, E, batch, order_code, keys, 0.0,
                         np.inf, 1, chunks, nthreads, 1, *out.kernel_args())
         logs.append(out.logg[0].copy())
@@ -1116,6 +1130,9 @@ def sgd_as_critical_lr(X, y=None, *, batch_size=1, order="replacement", momentum
     burn = epochs // 10 if burn_in is None else V.integer(f, "burn_in", burn_in, minimum=0)
     confidence = V.real(f, "confidence", confidence, positive=True, below=1.0)
     lanes = V.integer(f, "lanes", lanes, minimum=4, maximum=256)
+    V.threads(f, threads)
+    if order != "cyclic":
+        _cost.lyapunov(f, seeds, epochs, burn, lanes, P, Xa.shape[1])
     lam_all = scipy.linalg.eigvalsh(H)
     _nonzero(f, lam_all)
     Xr, lam, _ = _reduce(Xa, H)
@@ -1277,10 +1294,11 @@ def lsp_lambda_max(X, y, *, presentations=5000, leak=0.01, alpha=0.01, window=10
     presentations = V.integer(f, "presentations", presentations, minimum=1)
     leak = V.real(f, "leak", leak, positive=True, below=1.0)
     alpha = V.real(f, "alpha", alpha, positive=True)
+    _cost.python_loop(f, "presentations", presentations, 16, 4 * prob.d)
     window = V.integer(f, "window", window, minimum=1, maximum=presentations)
     V.choice(f, "order", order, ("shuffle", "replacement", "cyclic"))
     seed = V.integer(f, "seed", seed, minimum=0)
-    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias))
+    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
     Xa, ya, P = prob.X, prob.y, prob.P
     rng = np.random.default_rng(seed)
     psi = rng.standard_normal(prob.d)
@@ -1354,15 +1372,15 @@ def power_lambda_max(X, y=None, *, tol=1e-12, max_iter=100000, alpha=1.0, w=None
     """
     f = "power_lambda_max"
     if y is None:
-        if np.ndim(X) == 1:
-            X = np.asarray(X)[:, None]
-        y = np.zeros(np.shape(X)[0] if np.ndim(X) >= 1 else 0)
+        X = V.design(f, X)
+        y = np.zeros(X.shape[0])
     prob = C.prepare(f, X, y, bias)
     tol = V.real(f, "tol", tol, positive=True)
     max_iter = V.integer(f, "max_iter", max_iter, minimum=1)
+    _cost.python_loop(f, "max_iter", max_iter, 32, 4 * prob.P * prob.d)
     alpha = V.real(f, "alpha", alpha, positive=True)
     seed = V.integer(f, "seed", seed, minimum=0)
-    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias))
+    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
     Xa, ya, P = prob.X, prob.y, prob.P
 
     def grad(v):
@@ -1422,6 +1440,11 @@ def limits(X, *, bias=False, momentum=0.0, nesterov=False, batch_size=None, orde
         V.choice(f, "order", order, tuple(C.ORDERS))
     if batch_size is not None:
         batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=P)
+    V.threads(f, threads)
+    seeds = V.integer(f, "seeds", seeds, minimum=2)
+    epochs = V.integer(f, "epochs", epochs, minimum=1)
+    if almost_sure and batch_size is not None and order != "cyclic":
+        _cost.lyapunov(f, seeds, epochs, epochs // 10, 32, P, Xa.shape[1])
     lam = scipy.linalg.eigvalsh(H)
     _nonzero(f, lam)
     pos = lam[lam > _FLAT * lam[-1]]

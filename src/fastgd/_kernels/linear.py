@@ -13,10 +13,17 @@ a single run is a grid of one cell.  They are plain Python: each of ``nworkers``
 runs one call of the serial kernel (``rows_*``) on its share of the chunk table
 (:mod:`.threads`).
 
-Losses: ``loss = E* + excess`` with ``excess = (w - w*)^T H (w - w*) / 2`` (exact for a
-quadratic), H = X^T X / P, w* a least-squares minimiser and E* = E(w*).
-Batch GD works in error coordinates e = w - w* (sufficient statistics H, w*, E*: the
-gradient is H e), so its excess loss stays accurate down to the last bit.
+Losses: ``loss = E* + excess`` with ``excess = |R (w - w*)|^2 / 2`` (exact for a
+quadratic), R = diag(s) V^T / sqrt(P) from the SVD of X (so R^T R = H = X^T X / P), w* a
+least-squares minimiser and E* = E(w*).  A sum of squares is never negative, and R keeps
+the small singular values of X where a formed H loses them (its excess would be
+wrong once kappa(H) passes ~1e8).  Batch GD works in error coordinates e = w - w* in the
+eigenbasis of H (lam = s^2 / P), where the excess is sum_i lam_i z_i^2 / 2.
+
+Divergence: the excess is non-finite (a weight is non-finite or the loss overflowed) or
+above the blowup threshold; an infinite ``blowup`` still counts non-finite values.
+The API layer recomputes the loss and excess of the returned weights from residuals
+and checks every status against them (:func:`fastgd._core.finalize`).
 
 Output arrays are indexed ``[data, seed, lr]``; recordings ``[data, seed, lr, k]``
 (loss) and ``[data, seed, lr, k, i]`` (weights); pass arrays with a zero-length
@@ -42,8 +49,10 @@ _GENERAL = True
 
 
 @jit
-def _quad(H, di, e, g, ex, nl):
-    """g = H e and ex = e.g / 2 for every lane (H is H[di])."""
+def _quad(R, di, e, g, ex, nl):
+    """g = R e and ex = |g|^2 / 2 for every lane (R is R[di], R^T R = H): the excess
+    loss as a sum of squares, never negative, and accurate where e^T H e is not (R keeps
+    the small singular values of X; H = X^T X / P squares the condition number)."""
     d = e.shape[0]
     for l in range(nl):
         ex[l] = 0.0
@@ -51,12 +60,11 @@ def _quad(H, di, e, g, ex, nl):
         for l in range(nl):
             g[i, l] = 0.0
         for j in range(d):
-            hij = H[di, i, j]
+            rij = R[di, i, j]
             for l in range(nl):
-                g[i, l] += hij * e[j, l]
-    for i in range(d):
+                g[i, l] += rij * e[j, l]
         for l in range(nl):
-            ex[l] += e[i, l] * g[i, l]
+            ex[l] += g[i, l] * g[i, l]
     for l in range(nl):
         ex[l] *= 0.5
 
@@ -131,14 +139,17 @@ def _to_w(V, wstar, di, z, ft, w0, wout):
             wout[i, l] = s
 
 
-def eig_basis(H):
-    """``lam[di], V[di] = eigh(H[di])`` for a stack of Hessians (NumPy's LAPACK call,
-    once per sweep), with eigenvalues that rounding put below 0 set to 0 (H is PSD: a
-    flat direction).  The basis in which :func:`rows_gd_linear` (and the GPU's scalar
-    GD) iterate.  Kept out of the kernels: Numba's ``eigh`` cost 0.7 s of compile time
-    on a cold cache."""
-    lam, V = np.linalg.eigh(H)
-    return np.ascontiguousarray(np.where(lam < 0.0, 0.0, lam)), np.ascontiguousarray(V)
+def eig_basis(R):
+    """``lam[di], V[di]``: the eigenvalues and eigenvectors of H = R^T R for a stack of
+    square roots R (:func:`fastgd._core.prepare`: R = diag(s) V^T / sqrt(P) from the SVD
+    of X), from the SVD of each R (one LAPACK call per sweep): lam = s^2 keeps the small
+    eigenvalues to the precision of the singular values of X, which ``eigh`` of a formed
+    X^T X / P loses once kappa(H) passes ~1e8.  The basis in which :func:`rows_gd_linear`
+    (and the GPU's scalar GD) iterate.  Kept out of the kernels: Numba's linear algebra
+    costs compile time on a cold cache."""
+    _, s, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))  # float64 for float32 R too
+    return (np.ascontiguousarray(s * s, dtype=R.dtype),
+            np.ascontiguousarray(Vt.transpose(0, 2, 1), dtype=R.dtype))
 
 
 @jit
@@ -292,8 +303,8 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                             m1 = mult[1, l]
                             for s in range(_BLOCK):
                                 x = muladd(hl0, u * u, hl1 * (v * v))
-                                if (not (x <= thd[l])) | (x <= thc[l]):
-                                    if not (x <= thd[l]):
+                                if (not (x <= thd[l])) | (x == np.inf) | (x <= thc[l]):
+                                    if (not (x <= thd[l])) | (x == np.inf):
                                         fst[l] = DIVERGED
                                         floss[l] = np.inf
                                         fex[l] = np.inf
@@ -361,7 +372,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                     v = z[1, l]
                     x = muladd(hl0, u * u, hl1 * (v * v))
                     ex[l] = x
-                    cnt += (not (x <= thd[l])) | (x <= thc[l])
+                    cnt += (not (x <= thd[l])) | (x == np.inf) | (x <= thc[l])
                     zn[0, l] = mult[0, l] * u
                     zn[1, l] = mult[1, l] * v
             elif _GENERAL:
@@ -373,7 +384,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                         ex[l] += hl * (z[i, l] * z[i, l])
                 for l in range(nl):
                     x = ex[l]
-                    cnt += (not (x <= thd[l])) | (x <= thc[l])
+                    cnt += (not (x <= thd[l])) | (x == np.inf) | (x <= thc[l])
                 if not mom:
                     for i in range(d):
                         for l in range(nl):
@@ -397,7 +408,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
                 for l in range(nl):
                     if not active[l]:
                         continue
-                    if not (ex[l] <= thd[l]):
+                    if (not (ex[l] <= thd[l])) | (ex[l] == np.inf):
                         st = DIVERGED
                         lossv = np.inf
                         exv = np.inf
@@ -472,7 +483,7 @@ def rows_gd_linear(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, ste
 
 
 @jit
-def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+def rows_sgd_linear(X, y, Ps, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
                     order, keys, tol, blowup, renorm, chunks, wk, nworkers, rec_every,
                     out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg,
                     rec_loss, rec_w):
@@ -537,7 +548,7 @@ def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                 wok[i, l] = w0[i]
                 buf[i, l] = 0.0
                 e[i, l] = w0[i] - wstar[di, i]
-        _quad(H, di, e, g, ex, nl)
+        _quad(R, di, e, g, ex, nl)
         es = estar[di]
         for l in range(nl):
             scale = max(es + ex[l], c0[di])
@@ -563,21 +574,21 @@ def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                 # the last finite iterate in one branch-free pass (the arithmetic of _quad)
                 ws0 = wstar[di, 0]
                 ws1 = wstar[di, 1]
-                h00 = H[di, 0, 0]
-                h01 = H[di, 0, 1]
-                h10 = H[di, 1, 0]
-                h11 = H[di, 1, 1]
+                r00 = R[di, 0, 0]
+                r01 = R[di, 0, 1]
+                r10 = R[di, 1, 0]
+                r11 = R[di, 1, 1]
                 ev = False
                 for l in range(np.uint64(llo4), np.uint64(lhi)):
                     u = w[0, l]
                     v = w[1, l]
                     e0 = u - ws0
                     e1 = v - ws1
-                    g0 = (0.0 + h00 * e0) + h01 * e1
-                    g1 = (0.0 + h10 * e0) + h11 * e1
-                    xl = ((0.0 + e0 * g0) + e1 * g1) * 0.5
+                    g0 = (0.0 + r00 * e0) + r01 * e1
+                    g1 = (0.0 + r10 * e0) + r11 * e1
+                    xl = ((0.0 + g0 * g0) + g1 * g1) * 0.5
                     ex[l] = xl
-                    ev |= active[l] & ((not (xl <= thd[l])) | (xl <= thc[l]))
+                    ev |= active[l] & ((not (xl <= thd[l])) | (xl == np.inf) | (xl <= thc[l]))
                     fin = xl < np.inf
                     wok[0, l] = u if fin else wok[0, l]
                     wok[1, l] = v if fin else wok[1, l]
@@ -585,7 +596,7 @@ def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                 for i in range(d):
                     for l in range(nl):
                         e[i, l] = w[i, l] - wstar[di, i]
-                _quad(H, di, e, g, ex, nl)
+                _quad(R, di, e, g, ex, nl)
                 if renorm > 0 and ep % renorm == 0:
                     for l in range(nl):
                         if active[l]:
@@ -604,17 +615,17 @@ def rows_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epoch
                                 floss[l] = np.inf if st == DIVERGED else es
                                 fex[l] = np.inf if st == DIVERGED else 0.0
                                 out_logg[di, si, a + l] = logg[l]
-                    _quad(H, di, e, g, ex, nl)
+                    _quad(R, di, e, g, ex, nl)
             if _GENERAL and not fused:
                 ev = False
                 for l in range(nl):
-                    bad = not (ex[l] <= thd[l])
+                    bad = (not (ex[l] <= thd[l])) | (ex[l] == np.inf)
                     ev |= active[l] & (bad | (ex[l] <= thc[l]))
             if ev:
                 for l in range(nl):
                     if not active[l]:
                         continue
-                    if not (ex[l] <= thd[l]):
+                    if (not (ex[l] <= thd[l])) | (ex[l] == np.inf):
                         st = DIVERGED
                         lossv = np.inf
                         exv = np.inf
@@ -802,28 +813,28 @@ def sgd_rows_kernel(d, beta, batch, renorm, rec_loss, f32=False):
     return rows_sgd_linear_lean if lean else rows_sgd_linear
 
 
-def grid_gd_linear(H, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
+def grid_gd_linear(R, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup, renorm,
                    chunks, nworkers, rec_every, out_status, out_w, out_loss, out_excess,
                    out_tol_at, out_div_at, out_logg, rec_loss, rec_w, f32=False):
     """Run the GD chunks listed in ``chunks``, interleaved over ``nworkers`` threads
     (chunk k goes to worker k % nworkers; see :func:`.threads.fan_out`), with the lean
     or the full kernel (:func:`gd_rows_kernel`); ``f32``: the float32 twin."""
-    lam, V = eig_basis(H)
-    rows = gd_rows_kernel(H.shape[1], beta, renorm, rec_loss, f32)
+    lam, V = eig_basis(R)
+    rows = gd_rows_kernel(R.shape[1], beta, renorm, rec_loss, f32)
     fan_out(rows, (lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol, blowup,
                    renorm, chunks), nworkers,
             (rec_every, out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at,
              out_logg, rec_loss, rec_w))
 
 
-def grid_sgd_linear(X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+def grid_sgd_linear(X, y, Ps, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
                     order, keys, tol, blowup, renorm, chunks, nworkers, rec_every, out_status,
                     out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss,
                     rec_w, f32=False):
     """Run the SGD chunks listed in ``chunks``, interleaved over ``nworkers`` threads,
     with the lean or the full kernel (:func:`sgd_rows_kernel`)."""
     rows = sgd_rows_kernel(X.shape[2], beta, batch, renorm, rec_loss, f32)
-    fan_out(rows, (X, y, Ps, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+    fan_out(rows, (X, y, Ps, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
                    order, keys, tol, blowup, renorm, chunks), nworkers,
             (rec_every, out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at,
              out_logg, rec_loss, rec_w))

@@ -26,15 +26,15 @@ from ._jit import jit
 SNAPSHOT = 32  # as linear._SNAPSHOT
 
 
-def _quad_run(H, di, e, g, k, d):
+def _quad_run(R, di, e, g, k, d):
+    """|R e|^2 / 2 for run k (R^T R = H; as ``linear._quad``: a sum of squares)."""
     ex = 0.0
     for i in range(d):
         gi = 0.0
         for j in range(d):
-            gi += H[di, i, j] * e[j, k]
+            gi += R[di, i, j] * e[j, k]
         g[i, k] = gi
-    for i in range(d):
-        ex += e[i, k] * g[i, k]
+        ex += gi * gi
     return ex * 0.5
 
 
@@ -83,7 +83,7 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
         ex = 0.0
         for i in range(d):
             ex += (0.5 * lam[di, i]) * (z[i, k] * z[i, k])
-        if not (ex <= thd):
+        if (not (ex <= thd)) or (not (ex < math.inf)):
             st = DIVERGED
             break
         if ex <= thc:
@@ -134,7 +134,7 @@ def _write(k, t, st, lossv, exv, rec_every, out_status, out_loss, out_excess, ou
         rec_loss[k, r] = lossv
 
 
-def sgd_run(k, di, si, j, X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, epochs,
+def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs,
             batch, order_idx, oi, tol, blowup, rec_every, w, e, g, buf, wok, out_status,
             out_w, out_loss, out_excess, out_tol_at, out_div_at, rec_loss):
     """Per-sample / minibatch SGD for run k: dataset di (first P rows), seed si, rate j.
@@ -154,7 +154,7 @@ def sgd_run(k, di, si, j, X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, 
         e[i, k] = w0[i] - wstar[di, i]
         buf[i, k] = 0.0
     es = estar[di]
-    ex = _quad_run(H, di, e, g, k, d)
+    ex = _quad_run(R, di, e, g, k, d)
     scale = max(es + ex, c0[di])
     thc = tol * ex
     thd = blowup * scale - es
@@ -165,8 +165,8 @@ def sgd_run(k, di, si, j, X, y, P, H, wstar, estar, c0, lr, beta, nesterov, w0, 
         if ep > 0:
             for i in range(d):
                 e[i, k] = w[i, k] - wstar[di, i]
-            ex = _quad_run(H, di, e, g, k, d)
-        if not (ex <= thd):
+            ex = _quad_run(R, di, e, g, k, d)
+        if (not (ex <= thd)) or (not (ex < math.inf)):
             st = DIVERGED
             break
         if ex <= thc:

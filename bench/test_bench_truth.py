@@ -1,0 +1,92 @@
+"""What the truth checks cost (the truth issue): per-sample SGD sweeps at d = 2, 10, 30.
+
+Two costs, each measured against the sweep it belongs to, in the same run:
+
+* the per-epoch status check: the excess |R (w - w*)|^2 / 2 of every lane (O(d^2) per
+  lane, the kernels' ``_quad``; before, e^T H e at the same O(d^2)), timed alone on the
+  sweep's lane block and reported per epoch as a share of one epoch of the sweep;
+* ``finalize``: the loss and excess of every cell's returned weights from residuals
+  (O(P d) per cell, once), as a share of the whole sweep.
+
+    python -m pytest bench/test_bench_truth.py --benchmark-enable -s
+
+In the normal test run these run once on small grids (smoke test).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+from fastgd import _core as C
+from fastgd._kernels.linear import _quad
+
+P = 100
+LANES = 256
+
+
+def _data(d, n_data):
+    return [tuple(fg.gaussian_data(P, np.geomspace(1.0, 1.0 / k, d), seed=i))
+            for i, k in enumerate(np.geomspace(1, 1e3, n_data))]
+
+
+def _best(f, repeats):
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.parametrize("d", [2, 10, 30])
+def test_bench_truth_checks(benchmark, request, d):
+    enabled = not request.config.getoption("benchmark_disable")
+    n_data, epochs = (8, 50) if enabled else (2, 3)
+    data = _data(d, n_data)
+    lrs = np.geomspace(1e-4, 0.05, LANES) / d
+    kw = dict(lr=lrs, data=data, epochs=epochs, order="cyclic", seeds=1, tol=0.0,
+              progress=False, threads=1)
+    fg.sweep("sgd", **kw)  # compile / load the cache outside the timing
+    captured = {}
+    real = C.finalize
+
+    def spy(probs, out, *a):
+        captured["args"] = (probs, out) + a
+        real(probs, out, *a)
+
+    C.finalize = spy
+    try:
+        res = benchmark(lambda: fg.sweep("sgd", **kw))
+    finally:
+        C.finalize = real
+    assert res.shape == (n_data, LANES, 1)
+    repeats = 5 if enabled else 1
+    t_sweep = _best(lambda: fg.sweep("sgd", **kw), repeats)
+    probs, out, *rest = captured["args"]
+    t_final = _best(lambda: real(probs, out, *rest), repeats)
+    # the per-epoch check alone, on one lane block of this sweep's shape
+    R = probs[0].R[None]
+    e = np.random.default_rng(0).standard_normal((d, LANES))
+    g = np.empty((d, LANES))
+    ex = np.empty(LANES)
+    _quad(R, 0, e, g, ex, LANES)
+    reps = 2000 if enabled else 2
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        _quad(R, 0, e, g, ex, LANES)
+    t_check = (time.perf_counter() - t0) / reps  # one epoch's check of one chunk
+    t_epoch = t_sweep / (epochs * n_data)  # one epoch of one chunk (all lanes)
+    info = {"d": d, "check_share_of_epoch": t_check / t_epoch,
+            "finalize_share_of_sweep": t_final / t_sweep,
+            "sweep_s": t_sweep, "finalize_s": t_final, "check_s_per_chunk_epoch": t_check}
+    benchmark.group = "truth: cost of the checks"
+    benchmark.extra_info.update(info)
+    if enabled:
+        print(f"\nd = {d}: per-epoch check {t_check * 1e6:.2f} us per {LANES}-lane chunk = "
+              f"{100 * t_check / t_epoch:.1f} % of an epoch; finalize {t_final * 1e3:.2f} ms"
+              f" = {100 * t_final / t_sweep:.2f} % of the sweep ({t_sweep * 1e3:.1f} ms, "
+              f"{n_data} x {LANES} cells, P = {P}, {epochs} epochs)")
