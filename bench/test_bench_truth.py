@@ -43,8 +43,8 @@ def _best(f, repeats):
 
 
 @pytest.mark.parametrize("d", [2, 10, 30])
-def test_bench_truth_checks(benchmark, request, d):
-    enabled = not request.config.getoption("benchmark_disable")
+def test_bench_truth_checks(benchmark, d):
+    enabled = not benchmark.disabled
     n_data, epochs = (8, 50) if enabled else (2, 3)
     data = _data(d, n_data)
     lrs = np.geomspace(1e-4, 0.05, LANES) / d

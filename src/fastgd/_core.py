@@ -146,7 +146,6 @@ def prepare_many(func, datasets, bias=False) -> list[Problem]:
     return [prepare(func, X, y, bias, checked=True) for X, y in datasets]
 
 
-_BLOCK_ELEMS = 1 << 20  # residual blocks of finalize(): cells x samples per NumPy pass
 #: relative slack of the CONVERGED check on the returned weights: the kernels' excess
 #: (from R) and the residuals' agree to ~d * eps * kappa(X), 6e-7 at d = 64, kappa(H) = 1e16
 CONVERGED_SLACK = 1e-6
@@ -157,25 +156,16 @@ def true_losses(prob: Problem, W):
     residuals y - X w, the excess as |X (w - w*)|^2 / (2P) (not as a difference of two
     losses, which cancels).  Never negative; inf where a weight is huge or non-finite.
 
-    Per-cell arithmetic does not depend on m (elementwise passes and a sum along the
-    samples), so a sweep cell and the matching single run agree bit for bit."""
-    X, y, P = prob.X, prob.y, prob.P
-    m = W.shape[0]
-    loss = np.empty(m)
-    excess = np.empty(m)
-    step = max(1, _BLOCK_ELEMS // max(P, 1))
-    with np.errstate(all="ignore"):
-        for a in range(0, m, step):
-            Wb = W[a:a + step]
-            Eb = Wb - prob.wstar
-            r = np.broadcast_to(y, (Wb.shape[0], P)).copy()
-            q = np.zeros((Wb.shape[0], P))
-            for i in range(prob.d):
-                xi = X[:, i]
-                r -= Wb[:, i, None] * xi
-                q += Eb[:, i, None] * xi
-            loss[a:a + step] = 0.5 * (r * r).sum(axis=1) / P
-            excess[a:a + step] = 0.5 * (q * q).sum(axis=1) / P
+    Per-row arithmetic does not depend on the other rows (a Numba loop), so a sweep
+    cell and the matching single run agree bit for bit."""
+    from ._kernels.linear import residual_losses
+
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    loss = np.empty(W.shape[0])
+    excess = np.empty(W.shape[0])
+    with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
+        residual_losses(np.ascontiguousarray(prob.X), np.ascontiguousarray(prob.y),
+                        np.ascontiguousarray(prob.wstar), W, loss, excess)
     bad = ~(np.isfinite(loss) & np.isfinite(excess))
     loss[bad] = np.inf
     excess[bad] = np.inf

@@ -848,3 +848,25 @@ def grid_gd_linear_f32(*args):
 def grid_sgd_linear_f32(*args):
     """float32 twin of :func:`grid_sgd_linear` (same arguments)."""
     grid_sgd_linear(*args, f32=True)
+
+
+@jit
+def residual_losses(X, y, wstar, W, loss, excess):
+    """loss[c] = |y - X W[c]|^2 / (2P) and excess[c] = |X (W[c] - w*)|^2 / (2P) for every
+    row c of W: the loss of returned weights from residuals, and the excess without the
+    cancellation of a difference of losses.  One pass over the samples per row, the same
+    arithmetic for a row whatever the other rows (a sweep cell equals its single run)."""
+    P, d = X.shape
+    for c in range(W.shape[0]):
+        s = 0.0
+        q = 0.0
+        for p in range(P):
+            r = y[p]
+            u = 0.0
+            for i in range(d):
+                r -= W[c, i] * X[p, i]
+                u += (W[c, i] - wstar[i]) * X[p, i]
+            s += r * r
+            q += u * u
+        loss[c] = 0.5 * s / P
+        excess[c] = 0.5 * q / P
