@@ -95,8 +95,6 @@ def _to_run(out, n, record, lr, method, unit):
     elif st == Status.DIVERGED:
         end = int(out.div_at[0, 0, 0])
     losses = out.rec_loss[0, 0, 0, : end + 1].copy()
-    if losses.size:
-        losses[-1] = out.loss[0, 0, 0]  # the loss of the weights returned (from residuals)
     traj = out.rec_w[0, 0, 0, : end + 1].copy() if record else None
     return Run(w=out.w[0, 0, 0].copy(), loss=float(out.loss[0, 0, 0]), losses=losses,
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
