@@ -246,7 +246,15 @@ def using_threads(func, threads):
 class Outputs:
     """Per-cell output arrays, indexed [data, seed, lr] (kernel layout)."""
 
-    def __init__(self, n_data, n_seed, n_lr, d, n_rec=0, rec_w=False):
+    def __init__(self, n_data, n_seed, n_lr, d, n_rec=0, rec_w=False, lazy=False,
+                 keep_w=True):
+        """``lazy``: recordings allocated with ``np.empty`` (a single run: the kernel
+        writes them up to the step where the run stopped and the run reads no further,
+        so a budget of 10**9 steps that converges in 10 touches a few pages, not 8 GB).
+        Otherwise they start at inf and :func:`fill_records` completes them.
+        ``keep_w=False``: no final weights (``w`` is None): outputs that blocks of
+        results are scattered into, never handed to a kernel (a sweep that does not
+        return weights; :func:`fastgd._engine.run_block`)."""
         shape = (n_data, n_seed, n_lr)
         self.status = np.full(shape, Status.NOT_RUN, dtype=np.int8)
         self.w = np.zeros(shape + (d,))
@@ -255,8 +263,9 @@ class Outputs:
         self.tol_at = np.full(shape, -1, dtype=np.int64)
         self.div_at = np.full(shape, -1, dtype=np.int64)
         self.logg = np.zeros(shape)
-        self.rec_loss = np.full(shape + (n_rec,), np.inf)
-        self.rec_w = np.zeros(shape + ((n_rec, d) if rec_w else (0, d)))
+        alloc = np.empty if lazy else np.zeros
+        self.rec_loss = np.empty(shape + (n_rec,)) if lazy else np.full(shape + (n_rec,), np.inf)
+        self.rec_w = alloc(shape + ((n_rec, d) if rec_w else (0, d)))
 
     def kernel_args(self):
         return (self.status, self.w, self.loss, self.excess, self.tol_at, self.div_at,
@@ -265,6 +274,65 @@ class Outputs:
     @staticmethod
     def bytes_per_cell(d, n_rec=0, rec_w=False):
         return 1 + 8 * (d + 5) + 8 * n_rec * (1 + (d if rec_w else 0))
+
+
+def fill_records(out, T, rec_every):
+    """Recordings after each finished cell's last step hold its final value (the kernels
+    write the record at the last step only): curves of a sweep stay flat after a run
+    converged or diverged."""
+    n_rec = out.rec_loss.shape[-1]
+    if n_rec == 0:
+        return
+    st = out.status
+    end = np.where(st == Status.CONVERGED, out.tol_at,
+                   np.where(st == Status.DIVERGED, out.div_at, T))
+    k0 = -(-end // rec_every)  # the first record at or after the end
+    k = np.arange(n_rec)
+    after = (k > k0[..., None]) & (st != Status.NOT_RUN)[..., None]
+    last = np.take_along_axis(out.rec_loss, np.minimum(k0, n_rec - 1)[..., None], axis=-1)
+    out.rec_loss[...] = np.where(after, last, out.rec_loss)
+    if out.rec_w.shape[-2] > 0:
+        lw = np.take_along_axis(out.rec_w, np.minimum(k0, n_rec - 1)[..., None, None], axis=-2)
+        out.rec_w[...] = np.where(after[..., None], lw, out.rec_w)
+
+
+def finalize_block(probs, res, w0, tol, T):
+    """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
+    :func:`fastgd._engine.run_block`), in place.  Idempotent: a block that was already
+    checked (e.g. read back from a checkpoint) comes out unchanged."""
+    rows = res["rows"]
+    n = rows[:, 3] - rows[:, 2]
+    cell_data = np.repeat(rows[:, 0], n)
+    w0 = np.asarray(w0, dtype=np.float64)
+    for di in np.unique(cell_data):
+        sel = np.flatnonzero(cell_data == di)
+        st = res["status"][sel]
+        keep = (st == Status.BOUNDED) | (st == Status.CONVERGED)
+        if not keep.any():
+            continue
+        idx = sel[keep]
+        prob = probs[int(di)]
+        loss, excess = true_losses(prob, res["w"][idx])
+        ex0 = true_losses(prob, w0[None])[1][0]
+        s = res["status"][idx]
+        diverged = ~np.isfinite(loss)
+        unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
+        s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
+        res["status"][idx] = s
+        res["loss"][idx] = loss
+        res["excess"][idx] = excess
+        res["div_at"][idx] = np.where(diverged, T, res["div_at"][idx])
+        res["tol_at"][idx] = np.where(s == Status.CONVERGED, res["tol_at"][idx], -1)
+
+
+def growing(probs, out, w0):
+    """(n_data, n_seed, n_lr) bool: BOUNDED cells whose final loss exceeds
+    :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0)."""
+    w0 = np.asarray(w0, dtype=np.float64)
+    scale = np.array([max(true_losses(p, w0[None])[0][0], p.c0) for p in probs])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (out.status == Status.BOUNDED) & \
+            (out.loss > GROWING_FACTOR * scale[:, None, None])
 
 
 def check_memory(func, n_cells, per_cell, limit=None):

@@ -138,12 +138,13 @@ def matrix_bytes(d, copies=3):
 
 def run(func, name, steps, d, per_step, record):
     """A single run of ``steps`` steps / epochs: its per-step loss recording (and the
-    trajectory with ``record``), twice (the buffer and the returned copy), and its work
+    trajectory with ``record``) if it runs to the end (the buffer is allocated lazily and
+    returned as a view: a run that stops early touches only what it used), and its work
     ``steps x per_step``."""
     n = float(steps) + 1
     per = 8.0 * (1 + (d if record else 0))
-    check(func, name, nbytes=2 * n * per, work=n * per_step,
-          what=f"{n:,.0f} recorded {name} x {per:.0f} B x 2",
+    check(func, name, nbytes=n * per, work=n * per_step,
+          what=f"{n:,.0f} recorded {name} x {per:.0f} B",
           work_what=f"{n:,.0f} {name} x {per_step:,.0f}", hint=f"use fewer {name}")
 
 

@@ -94,8 +94,9 @@ def _to_run(out, n, record, lr, method, unit):
         end = int(out.tol_at[0, 0, 0])
     elif st == Status.DIVERGED:
         end = int(out.div_at[0, 0, 0])
-    losses = out.rec_loss[0, 0, 0, : end + 1].copy()
-    traj = out.rec_w[0, 0, 0, : end + 1].copy() if record else None
+    # views of the lazily allocated records: only the pages up to the end were touched
+    losses = out.rec_loss[0, 0, 0, : end + 1]
+    traj = out.rec_w[0, 0, 0, : end + 1] if record else None
     return Run(w=out.w[0, 0, 0].copy(), loss=float(out.loss[0, 0, 0]), losses=losses,
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
                steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
@@ -159,7 +160,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     w0 = C.initial_weights(f, w0, prob, d_in)
     from ._kernels.linear import grid_gd_linear
 
-    out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record)
+    out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
     chunks = C.make_chunks(1, 1, 1, 1)
     with np.errstate(all="ignore"):
         grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
@@ -218,7 +219,7 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, mome
     w0 = C.initial_weights(f, w0, prob, d_in)
     from ._kernels.linear import grid_sgd_linear
 
-    out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record)
+    out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
     chunks = C.make_chunks(1, 1, 1, 1)
     with np.errstate(all="ignore"):
         grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), *_stack(prob),

@@ -555,6 +555,7 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
         except C.Interrupted as exc:
             interrupted = exc
     C.finalize(probs, out, w0v, tol, T)
+    C.fill_records(out, T, rec_every)
 
     spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
             "batch_size": batch_size if method == "sgd" else None,

@@ -130,7 +130,8 @@ def _write(k, t, st, lossv, exv, rec_every, out_status, out_loss, out_excess, ou
     out_tol_at[k] = t if st == CONVERGED else -1
     out_div_at[k] = t if st == DIVERGED else -1
     nrec = rec_loss.shape[1]
-    for r in range((t + rec_every - 1) // rec_every, nrec):
+    r = (t + rec_every - 1) // rec_every  # later records: fastgd._core.fill_records
+    if r < nrec:
         rec_loss[k, r] = lossv
 
 
