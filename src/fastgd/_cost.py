@@ -60,25 +60,24 @@ def physical_memory() -> int:
         return 16 << 30
 
 
+def _limit(func, arg, value, env, default):
+    """A limit from the argument ``arg`` (when given), else the environment variable
+    ``env``, else ``default`` (a (value, source phrase) pair); returns (value, source)."""
+    if value is not None:
+        return V.real(func, arg, value, positive=True, finite=False), arg
+    v = _env_limit(env)
+    return (v, env) if v is not None else default
+
+
 def memory_limit(max_bytes=None, func="fastgd"):
     """The memory limit in bytes and a phrase saying where it comes from."""
-    if max_bytes is not None:
-        v = V.real(func, "max_bytes", max_bytes, positive=True, finite=False)
-        return v, "max_bytes"
-    env = _env_limit(_ENV_BYTES)
-    if env is not None:
-        return env, _ENV_BYTES
-    return physical_memory() / 2, "half of physical memory"
+    return _limit(func, "max_bytes", max_bytes, _ENV_BYTES,
+                  (physical_memory() / 2, "half of physical memory"))
 
 
 def work_limit(max_work=None, func="fastgd"):
-    if max_work is not None:
-        v = V.real(func, "max_work", max_work, positive=True, finite=False)
-        return v, "max_work"
-    env = _env_limit(_ENV_WORK)
-    if env is not None:
-        return env, _ENV_WORK
-    return MAX_WORK, "the default"
+    """The work limit (multiply-adds) and a phrase saying where it comes from."""
+    return _limit(func, "max_work", max_work, _ENV_WORK, (MAX_WORK, "the default"))
 
 
 def fmt_bytes(n) -> str:
