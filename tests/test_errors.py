@@ -40,7 +40,7 @@ CASES = [
     # shapes
     ("gd-y-short", gd, {"y": _Y[:99]}, VE, r"^gd: 'y' must be of length P = 100 .*; got length 99\.$"),
     ("sgd-y-long", sgd, {"y": np.append(_Y, 1.0)}, VE, r"^sgd: 'y' must be of length P = 100"),
-    ("gd-y-2d", gd, {"y": _Y[:, None]}, VE, r"^gd: 'y' must be a 1-D array; got 2-D"),
+    ("gd-y-2d", gd, {"y": np.c_[_Y, _Y]}, VE, r"^gd: 'y' must be a 1-D array; got 2-D"),
     ("sgd-y-2d", sgd, {"y": np.stack([_Y, _Y])}, VE, r"^sgd: 'y' must be a 1-D array"),
     ("gd-y-scalar", gd, {"y": 1.0}, VE, r"^gd: 'y' must be a 1-D array; got 0-D"),
     ("gd-X-3d", gd, {"X": _X[None]}, VE, r"^gd: 'X' must be a 2-D array; got 3-D"),

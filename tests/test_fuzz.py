@@ -65,7 +65,7 @@ BAD = {
           np.zeros((0, 2)), _X + 0j, _X.astype(object), 3.0, np.zeros((100, 0)),
           np.array(["a"] * 200).reshape(100, 2)],
     "X:H": [np.ones((5, 100_000))],  # H would be 100000 x 100000: refused by size
-    "y": [_Y[:-1], _Y[:, None], _nan(_Y), None, "abc", [[1.0], [2.0, 3.0]], _Y * 1e200,
+    "y": [_Y[:-1], np.column_stack([_Y, _Y]), _nan(_Y), None, "abc", [[1.0], [2.0, 3.0]], _Y * 1e200,
           np.append(_Y, 1.0), 1.0],
     "w0": [[0.0, 0.0, 0.0], [0.0, np.nan], "ab", [[0.0, 0.0]], [0.0, np.inf], [], None],
     "ax": [5, "ax", object(), [None]],

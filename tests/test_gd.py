@@ -39,7 +39,7 @@ def assert_clean(run):
 
 def test_lecture_eta_1_5_converges(lecture):
     X, y = lecture
-    r = fg.gd(X, y, 1.5, 1000)
+    r = fg.gd(X, y, 1.5, 1000, tol=1e-10)
     assert r.status == fg.Status.CONVERGED and r.converged and not r.diverged
     assert r.diverged_at == -1
     assert 0 < r.steps_to_tol < 1000
@@ -89,7 +89,7 @@ def test_lecture_bias_limit_is_2(lecture):
     # excited: the run converges although eta > eta_max (why the lecture needs w0 != 0)
     assert fg.gd(X, y, 2.2, 3000, bias=True).converged
     # below the limit a non-zero initial bias decays
-    r = fg.gd(X, y, 1.9, 3000, bias=True, w0=[0.0, 0.0, 1.0])
+    r = fg.gd(X, y, 1.9, 3000, bias=True, w0=[0.0, 0.0, 1.0], tol=1e-10)
     assert r.converged and abs(r.w[2]) < 1e-4
 
 

@@ -112,7 +112,16 @@ def test_phase_diagram_interrupted_and_seeds():
     codes = np.asarray(ax.collections[0].get_array()).reshape(2, 8)
     assert np.all(codes[1] == Status.NOT_RUN)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "not run" in labels
+    assert "not run (interrupted)" in labels
+    # a cell where only some seeds ran is grey (NOT_RUN), never "bounded"
+    st = res.status.copy()
+    st[0, 3, 1:] = Status.NOT_RUN
+    st[0, 4, 0] = Status.NOT_RUN
+    ax = P.plot_phase_diagram(dataclasses.replace(res, status=st))
+    codes = np.asarray(ax.collections[0].get_array()).reshape(2, 8)
+    assert codes[0, 3] == Status.NOT_RUN and codes[0, 4] == Status.NOT_RUN
+    full = P.cell_status(res)
+    np.testing.assert_array_equal(np.delete(codes[0], [3, 4]), np.delete(full[0], [3, 4]))
     ax = P.plot_phase_diagram(res, seed=2)
     np.testing.assert_array_equal(np.asarray(ax.collections[0].get_array()).reshape(2, 8),
                                   res.status[:, :, 2])
@@ -167,11 +176,13 @@ def test_losses(lecture):
 
 
 def test_boundary(gd_result):
+    """The boundary plot shows observed/predicted - 1 (percent), the prediction at 0."""
     ax = P.plot_boundary(gd_result)
-    np.testing.assert_allclose(_line(ax, "gd_limit").get_ydata(), 2.0 / gd_result.lambda_max)
+    np.testing.assert_array_equal(_line(ax, "gd_limit").get_ydata(), [0, 0])
     obs = _line(ax, "observed").get_ydata()
-    np.testing.assert_allclose(obs, gd_result.critical_lr())
-    assert np.all(np.abs(obs / 2.0 - 1) < 0.25)
+    np.testing.assert_allclose(obs, gd_result.critical_lr() * gd_result.lambda_max / 2 - 1)
+    assert np.all(np.abs(obs) < 0.25)
+    assert ax.get_xscale() == "log" and "κ" in ax.get_xlabel()  # a condition grid
 
 
 def test_regimes_and_data(lecture):

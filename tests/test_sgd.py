@@ -73,7 +73,7 @@ def test_lecture_cyclic_cycle_is_not_the_minimum(lecture):
     """Cyclic order converges to a limit cycle: inside an epoch the loss moves, and the
     epoch-end point is not w* (its excess is the floor the fixed rate leaves)."""
     X, y = lecture
-    r = fg.sgd(X, y, 0.2, 100, record=True)
+    r = fg.sgd(X, y, 0.2, 100, record=True, order="cyclic")
     # within-epoch fluctuation, from the reference one sample at a time
     _, estar = naive.minimiser(X, y)
     w = r.trajectory[-1].copy()
@@ -100,7 +100,7 @@ def test_lecture_large_rate_diverges_cleanly(lecture):
 
 def test_noise_free_teacher_converges():
     ds = fg.gaussian_data(30, [1.0, 0.3], seed=2, labels="teacher", noise=0.0)
-    r = fg.sgd(ds.X, ds.y, 0.3, 2000)
+    r = fg.sgd(ds.X, ds.y, 0.3, 2000, tol=1e-10)
     assert r.status == fg.Status.CONVERGED and r.steps_to_tol >= 1
     assert len(r.losses) == r.steps_to_tol + 1
     assert r.excess <= 1e-10 * (r.losses[0] - naive.minimiser(ds.X, ds.y)[1])
@@ -165,7 +165,7 @@ def test_orders_differ_and_seed_matters():
         other = fg.sgd(X, y, lr, 3, order=o, seed=6, tol=0.0).w
         assert not np.array_equal(ws[o], other)
     # the seed is irrelevant for the cyclic order
-    assert np.array_equal(ws["cyclic"], fg.sgd(X, y, lr, 3, seed=6, tol=0.0).w)
+    assert np.array_equal(ws["cyclic"], fg.sgd(X, y, lr, 3, order="cyclic", seed=6, tol=0.0).w)
 
 
 # ------------------------------------------------------------- the sample orders
@@ -248,7 +248,7 @@ def test_cyclic_equals_sklearn(lecture, d, lr, epochs):
                                       shuffle=False, tol=None, max_iter=epochs)
     init = w0.copy()  # scikit-learn overwrites coef_init in place
     model.fit(X, y, coef_init=init)
-    r = fg.sgd(X, y, lr, epochs, w0=w0, tol=0.0)
+    r = fg.sgd(X, y, lr, epochs, w0=w0, tol=0.0, order="cyclic")
     np.testing.assert_allclose(r.w, model.coef_, rtol=1e-12, atol=0)
     if not contract():
         assert np.array_equal(r.w, model.coef_)  # measured: bit-identical

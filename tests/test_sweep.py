@@ -276,8 +276,9 @@ def test_to_pandas_and_to_xarray():
 
 
 @pytest.mark.parametrize("method, n_data, n_seed, n_lr, want", [
-    ("sgd", 64, 1, 256, 256), ("gd", 64, 1, 256, 64), ("sgd", 1, 1, 256, 16),
-    ("sgd", 2, 4, 1000, 256), ("sgd", 1, 4, 100, 32), ("gd", 1, 1, 3, 8), ("sgd", 1, 1, 1 << 20, 256)])
+    ("sgd", 64, 1, 256, 256), ("gd", 64, 1, 256, 64), ("sgd", 1, 1, 256, 32),
+    ("sgd", 2, 4, 1000, 256), ("sgd", 1, 4, 100, 32), ("gd", 1, 1, 3, 32), ("sgd", 1, 1, 1 << 20, 256),
+    ("sgd", 1, 1, 128, 32), ("gd", 1, 1, 128, 32)])  # never below MIN_LANES = 32
 def test_default_lanes_depend_on_the_grid_only(method, n_data, n_seed, n_lr, want):
     from fastgd.sweep import auto_lanes
 
@@ -289,7 +290,7 @@ def test_default_lanes_give_the_same_cells_as_explicit_lanes():
     lrs = np.geomspace(0.01, 3.0, 40)
     for method, kw in (("gd", dict(steps=200)), ("sgd", dict(epochs=10, seeds=2))):
         auto = fg.sweep(method, lr=lrs, data=data, progress=False, **kw)
-        assert auto.meta["spec"]["lanes"] == 8  # 2 data x (1 or 2 seeds) x 40 lr
+        assert auto.meta["spec"]["lanes"] == 32  # 2 data x (1 or 2 seeds) x 40 lr: MIN_LANES
         assert auto.equals(fg.sweep(method, lr=lrs, data=data, lanes=3, progress=False, **kw))
 
 

@@ -142,7 +142,23 @@ def spy_outputs(monkeypatch):
         real(probs, out, *a)
         seen.append(out)
 
-    monkeypatch.setattr(C, "finalize", spy)
+    monkeypatch.setattr(C, "finalize", spy)  # runs
+    # sweeps check each block as it finishes and keep no weights unless asked: keep
+    # them here, and capture the checked outputs where the result is assembled
+    import sys
+
+    S = sys.modules["fastgd.sweep"]
+    real_init, real_assemble = C.Outputs.__init__, S._assemble
+
+    def init(self, *a, keep_w=True, **k):
+        real_init(self, *a, keep_w=True, **k)
+
+    def assemble(method, lrs, seed_list, probs, out, *a, **k):
+        seen.append(out)
+        return real_assemble(method, lrs, seed_list, probs, out, *a, **k)
+
+    monkeypatch.setattr(C.Outputs, "__init__", init)
+    monkeypatch.setattr(S, "_assemble", assemble)
     return seen
 
 
@@ -322,14 +338,8 @@ def test_float32_sweeps_tell_the_truth(method, blowup, data):
     """float32 kernels: every status is checked on the float64 data (the claim is about
     the user's problem, not its float32 rounding)."""
     method, X, y, lrs, T, kw = data.draw(cases(method, blowup))
-    seen = []
-    real = C.finalize
-
-    def spy(probs, out, *a):
-        real(probs, out, *a)
-        seen.append(out)
-
-    C.finalize = spy
+    mp = pytest.MonkeyPatch()
+    seen = spy_outputs(mp)
     try:
         skw = {k: v for k, v in kw.items() if k != "seed"}
         if method == "sgd":
@@ -337,7 +347,7 @@ def test_float32_sweeps_tell_the_truth(method, blowup, data):
         res = fg.sweep(method, lr=lrs, data=[(X, y)], progress=False, dtype="float32",
                        **({"steps": T} if method == "gd" else {"epochs": T}), **skw)
     finally:
-        C.finalize = real
+        mp.undo()
     out = seen[-1]
     Xa = naive.augment(X, kw["bias"])
     w0 = kw.get("w0")

@@ -12,8 +12,8 @@ from ._vector import apply_opt_in as _apply_opt_in
 
 _apply_opt_in()  # FASTGD_AVX512=1: 512-bit vectors, must happen before numba is imported
 
-from ._core import Status  # noqa: E402
-from ._validate import FastGDTypeError, FastGDValueError
+from ._core import DEFAULT_ORDER, DEFAULT_TOL, GROWING_FACTOR, Status  # noqa: E402
+from ._validate import DataConversionWarning, FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
@@ -25,7 +25,11 @@ from ._engine import warmup
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_ORDER",
+    "DEFAULT_TOL",
+    "GROWING_FACTOR",
     "Boundary",
+    "DataConversionWarning",
     "Dataset",
     "FastGDTypeError",
     "FastGDValueError",

@@ -4,8 +4,12 @@ execution that gives progress and clean Ctrl-C between chunks."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import enum
+import hashlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -16,6 +20,20 @@ from . import _validate as V
 
 ORDERS = {"cyclic": K.ORDER_CYCLIC, "shuffle": K.ORDER_SHUFFLE,
           "replacement": K.ORDER_REPLACEMENT}
+
+#: The one set of defaults of runs (:func:`fastgd.gd`, :func:`fastgd.sgd`), sweeps,
+#: :func:`fastgd.critical_lr` and the CLI, so that a run and the matching sweep cell agree
+#: with default arguments.  SGD presents the samples in a fresh random permutation every
+#: epoch ("shuffle": what SGD means in practice); ``order="cyclic"`` is 0..P-1 every epoch,
+#: scikit-learn's ``SGDRegressor(shuffle=False)`` bit for bit.
+DEFAULT_ORDER = "shuffle"
+#: Convergence tolerance on the excess loss relative to its initial value.
+DEFAULT_TOL = 1e-8
+#: A run that neither converged nor diverged but whose final loss exceeds
+#: ``GROWING_FACTOR`` x max(initial loss, loss at w = 0) is flagged ``growing``: BOUNDED
+#: by the budget, yet its loss grew by orders of magnitude (it would diverge with a
+#: longer budget, or is a catapult still in flight).
+GROWING_FACTOR = 1e3
 
 
 class Status(enum.IntEnum):
@@ -38,6 +56,12 @@ class Status(enum.IntEnum):
     BOUNDED = K.BOUNDED
     CONVERGED = K.CONVERGED
     DIVERGED = K.DIVERGED
+
+    def __str__(self):  # print(r.status) -> Status.CONVERGED, not 1
+        return f"{type(self).__name__}.{self.name}"
+
+    def __format__(self, spec):
+        return str(self) if not spec else format(int(self), spec)
 
 
 @dataclass(frozen=True)
@@ -78,12 +102,57 @@ def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> P
     if not checked:
         X, y = V.data(func, X, y, xname=xname, yname=yname)
     bias = V.boolean(func, "bias", bias)
+    key = _cache_key(X, y, bias)
+    if key is not None:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                return hit
+    X0, y0 = X, y
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
     wstar = np.linalg.lstsq(X, y, rcond=None)[0]
     H, R, estar, c0 = _statistics(X[None], y[None], wstar[None])
-    return Problem(X, y, H[0], R[0], np.ascontiguousarray(wstar), float(estar[0]),
+    prob = Problem(X, y, H[0], R[0], np.ascontiguousarray(wstar), float(estar[0]),
                    float(c0[0]), bias)
+    if key is not None:
+        # the cache keeps private copies: a caller who later changes X in place changes
+        # its key, never a cached problem
+        if X is X0:
+            X = X.copy()
+        prob = dataclasses.replace(prob, X=X, y=y0.copy())
+        with _CACHE_LOCK:
+            _CACHE[key] = prob
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return prob
+
+
+#: prepared problems kept by :func:`prepare` (least recently used dropped first), so that
+#: repeated runs on the same data skip the least-squares solve and the SVD
+CACHE_SIZE = 8
+#: datasets larger than this (bytes of X) are not cached (the cache holds a copy)
+CACHE_MAX_BYTES = 64 << 20
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(X, y, bias):
+    """Key of a validated (X, y): shapes and a BLAKE2 digest of the bytes (content, not
+    identity: an array changed in place gets a new key).  None when too large."""
+    if X.nbytes > CACHE_MAX_BYTES:
+        return None
+    h = hashlib.blake2b(digest_size=20)
+    h.update(X.data)
+    h.update(y.data)
+    return (X.shape, bool(bias), h.digest())
+
+
+def clear_cache():
+    """Forget every prepared problem (:func:`prepare`'s cache)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
 
 
 def _statistics(Xs, ys, ws):
@@ -172,6 +241,30 @@ def true_losses(prob: Problem, W):
     return loss, excess
 
 
+def _check_cells(prob, cells, w0, tol, T):
+    """The checks of :func:`finalize` on the cells of one dataset: ``cells`` is a dict
+    of flat per-cell arrays (status, w, loss, excess, tol_at, div_at), changed in place.
+    Idempotent (a checked block read back from a checkpoint comes out unchanged)."""
+    st = cells["status"]
+    idx = np.flatnonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
+    if idx.size == 0:
+        return
+    loss, excess = true_losses(prob, cells["w"][idx])
+    ex0 = true_losses(prob, np.asarray(w0, dtype=np.float64)[None])[1][0]
+    s = st[idx]
+    diverged = ~np.isfinite(loss)
+    unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
+    s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
+    st[idx] = s
+    cells["loss"][idx] = loss
+    cells["excess"][idx] = excess
+    cells["div_at"][idx] = np.where(diverged, T, cells["div_at"][idx])
+    cells["tol_at"][idx] = np.where(s == Status.CONVERGED, cells["tol_at"][idx], -1)
+
+
+_CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")
+
+
 def finalize(probs, out, w0, tol, T):
     """Check every finished cell of ``out`` against the truth of the weights it returns
     (in place): loss and excess recomputed from residuals (:func:`true_losses`), so the
@@ -181,21 +274,53 @@ def finalize(probs, out, w0, tol, T):
     ``tol`` x its initial excess (up to :data:`CONVERGED_SLACK`) becomes BOUNDED -- the
     tolerance was met in the kernel's arithmetic, not by the weights returned."""
     for di, prob in enumerate(probs):
-        st = out.status[di]
-        idx = np.nonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
-        if idx[0].size == 0:
-            continue
-        loss, excess = true_losses(prob, out.w[di][idx])
-        ex0 = true_losses(prob, np.asarray(w0, dtype=np.float64)[None])[1][0]
-        s = st[idx]
-        diverged = ~np.isfinite(loss)
-        unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
-        s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
-        st[idx] = s
-        out.loss[di][idx] = loss
-        out.excess[di][idx] = excess
-        out.div_at[di][idx] = np.where(diverged, T, out.div_at[di][idx])
-        out.tol_at[di][idx] = np.where(s == Status.CONVERGED, out.tol_at[di][idx], -1)
+        cells = {k: getattr(out, k)[di].reshape((-1,) + getattr(out, k).shape[3:])
+                 for k in _CHECKED}  # views: contiguous per-dataset slices
+        _check_cells(prob, cells, w0, tol, T)
+
+
+def fill_records(out, T, rec_every):
+    """Recordings after each finished cell's last step hold its final value (the kernels
+    write the record at the last step only): curves of a sweep stay flat after a run
+    converged or diverged."""
+    n_rec = out.rec_loss.shape[-1]
+    if n_rec == 0:
+        return
+    st = out.status
+    end = np.where(st == Status.CONVERGED, out.tol_at,
+                   np.where(st == Status.DIVERGED, out.div_at, T))
+    k0 = -(-end // rec_every)  # the first record at or after the end
+    k = np.arange(n_rec)
+    after = (k > k0[..., None]) & (st != Status.NOT_RUN)[..., None]
+    last = np.take_along_axis(out.rec_loss, np.minimum(k0, n_rec - 1)[..., None], axis=-1)
+    out.rec_loss[...] = np.where(after, last, out.rec_loss)
+    if out.rec_w.shape[-2] > 0:
+        lw = np.take_along_axis(out.rec_w, np.minimum(k0, n_rec - 1)[..., None, None], axis=-2)
+        out.rec_w[...] = np.where(after[..., None], lw, out.rec_w)
+
+
+def finalize_block(probs, res, w0, tol, T):
+    """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
+    :func:`fastgd._engine.run_block`), in place.  Idempotent: a block that was already
+    checked (e.g. read back from a checkpoint) comes out unchanged."""
+    rows = res["rows"]
+    cell_data = np.repeat(rows[:, 0], rows[:, 3] - rows[:, 2])
+    for di in np.unique(cell_data):
+        sel = np.flatnonzero(cell_data == di)
+        cells = {k: res[k][sel] for k in _CHECKED}
+        _check_cells(probs[int(di)], cells, w0, tol, T)
+        for k in _CHECKED:
+            res[k][sel] = cells[k]
+
+
+def growing(probs, out, w0):
+    """(n_data, n_seed, n_lr) bool: BOUNDED cells whose final loss exceeds
+    :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0)."""
+    w0 = np.asarray(w0, dtype=np.float64)
+    scale = np.array([max(true_losses(p, w0[None])[0][0], p.c0) for p in probs])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (out.status == Status.BOUNDED) & \
+            (out.loss > GROWING_FACTOR * scale[:, None, None])
 
 
 def initial_weights(func, w0, prob: Problem, d_in: int, name="w0"):
@@ -256,8 +381,9 @@ class Outputs:
         results are scattered into, never handed to a kernel (a sweep that does not
         return weights; :func:`fastgd._engine.run_block`)."""
         shape = (n_data, n_seed, n_lr)
+        self.d = int(d)
         self.status = np.full(shape, Status.NOT_RUN, dtype=np.int8)
-        self.w = np.zeros(shape + (d,))
+        self.w = np.zeros(shape + (d,)) if keep_w else None
         self.loss = np.full(shape, np.inf)
         self.excess = np.full(shape, np.inf)
         self.tol_at = np.full(shape, -1, dtype=np.int64)
@@ -272,67 +398,10 @@ class Outputs:
                 self.logg, self.rec_loss, self.rec_w)
 
     @staticmethod
-    def bytes_per_cell(d, n_rec=0, rec_w=False):
-        return 1 + 8 * (d + 5) + 8 * n_rec * (1 + (d if rec_w else 0))
-
-
-def fill_records(out, T, rec_every):
-    """Recordings after each finished cell's last step hold its final value (the kernels
-    write the record at the last step only): curves of a sweep stay flat after a run
-    converged or diverged."""
-    n_rec = out.rec_loss.shape[-1]
-    if n_rec == 0:
-        return
-    st = out.status
-    end = np.where(st == Status.CONVERGED, out.tol_at,
-                   np.where(st == Status.DIVERGED, out.div_at, T))
-    k0 = -(-end // rec_every)  # the first record at or after the end
-    k = np.arange(n_rec)
-    after = (k > k0[..., None]) & (st != Status.NOT_RUN)[..., None]
-    last = np.take_along_axis(out.rec_loss, np.minimum(k0, n_rec - 1)[..., None], axis=-1)
-    out.rec_loss[...] = np.where(after, last, out.rec_loss)
-    if out.rec_w.shape[-2] > 0:
-        lw = np.take_along_axis(out.rec_w, np.minimum(k0, n_rec - 1)[..., None, None], axis=-2)
-        out.rec_w[...] = np.where(after[..., None], lw, out.rec_w)
-
-
-def finalize_block(probs, res, w0, tol, T):
-    """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
-    :func:`fastgd._engine.run_block`), in place.  Idempotent: a block that was already
-    checked (e.g. read back from a checkpoint) comes out unchanged."""
-    rows = res["rows"]
-    n = rows[:, 3] - rows[:, 2]
-    cell_data = np.repeat(rows[:, 0], n)
-    w0 = np.asarray(w0, dtype=np.float64)
-    for di in np.unique(cell_data):
-        sel = np.flatnonzero(cell_data == di)
-        st = res["status"][sel]
-        keep = (st == Status.BOUNDED) | (st == Status.CONVERGED)
-        if not keep.any():
-            continue
-        idx = sel[keep]
-        prob = probs[int(di)]
-        loss, excess = true_losses(prob, res["w"][idx])
-        ex0 = true_losses(prob, w0[None])[1][0]
-        s = res["status"][idx]
-        diverged = ~np.isfinite(loss)
-        unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
-        s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
-        res["status"][idx] = s
-        res["loss"][idx] = loss
-        res["excess"][idx] = excess
-        res["div_at"][idx] = np.where(diverged, T, res["div_at"][idx])
-        res["tol_at"][idx] = np.where(s == Status.CONVERGED, res["tol_at"][idx], -1)
-
-
-def growing(probs, out, w0):
-    """(n_data, n_seed, n_lr) bool: BOUNDED cells whose final loss exceeds
-    :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0)."""
-    w0 = np.asarray(w0, dtype=np.float64)
-    scale = np.array([max(true_losses(p, w0[None])[0][0], p.c0) for p in probs])
-    with np.errstate(invalid="ignore", over="ignore"):
-        return (out.status == Status.BOUNDED) & \
-            (out.loss > GROWING_FACTOR * scale[:, None, None])
+    def bytes_per_cell(d, n_rec=0, rec_w=False, keep_w=True):
+        """Bytes held per cell: status, 5 numbers, the curve and (``keep_w``) the final
+        weights."""
+        return 1 + 8 * (5 + (d if keep_w else 0)) + 8 * n_rec * (1 + (d if rec_w else 0))
 
 
 def check_memory(func, n_cells, per_cell, limit=None):
@@ -364,18 +433,19 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def execute(call, chunks, nworkers, *, progress=None, desc="fastgd"):
+def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=None):
     """Run ``call(chunk_rows, nworkers)`` over the chunk table in batches.
 
-    Batches are sized to about 0.25 s after a small first batch, so a progress bar
-    (tqdm, optional) advances and Ctrl-C is honoured between batches.  ``progress``:
-    None = automatic (a bar when stderr is a terminal and the work takes > 1 s),
-    True / False to force.
+    Batches are sized to about 0.25 s after a small first batch (and to at most
+    ``max_batch`` rows), so a progress bar (tqdm, optional) advances and Ctrl-C is
+    honoured between batches.  ``progress``: None = automatic (a bar when stderr is a
+    terminal and the work takes > 1 s), True / False to force.
     """
     n = chunks.shape[0]
     done = 0
     bar = None
-    batch = max(nworkers, min(n, 2 * nworkers))
+    cap = n if max_batch is None else max(nworkers, int(max_batch))
+    batch = min(cap, max(nworkers, min(n, 2 * nworkers)))
     t_start = time.perf_counter()
     try:
         while done < n:
@@ -385,7 +455,7 @@ def execute(call, chunks, nworkers, *, progress=None, desc="fastgd"):
             per_chunk = (time.perf_counter() - t0) / (stop - done)
             done = stop
             batch = int(min(max(nworkers, 0.25 / max(per_chunk, 1e-9)), n))
-            batch = max(nworkers, (batch // nworkers) * nworkers)
+            batch = min(cap, max(nworkers, (batch // nworkers) * nworkers))
             if bar is None and done < n and progress is not False:
                 elapsed = time.perf_counter() - t_start
                 eta = elapsed / done * (n - done)

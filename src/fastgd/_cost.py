@@ -163,7 +163,7 @@ def _count(value):
 
 
 def sweep_grid(func, method, n_lr, data, condition, steps, epochs, seeds, n, d,
-               curve_points, max_bytes):
+               curve_points, max_bytes, weights=False):
     """The cost of :func:`fastgd.sweep` from its arguments alone, before any dataset is
     generated or array allocated: outputs (and their transposed copies), loss curves,
     generated or stacked datasets, and the work cells x steps x d^2 (GD) or
@@ -217,7 +217,9 @@ def sweep_grid(func, method, n_lr, data, condition, steps, epochs, seeds, n, d,
     if cp > 0:
         n_rec = T // max(1, T // max(cp - 1, 1)) + 1
     cells = float(n_data) * n_lr * n_seed
-    per_cell = 2.0 * (1 + 8 * (dd + 5) + 8 * n_rec)
+    # what a sweep holds per cell (and its transposed copy in the result): status, 5
+    # numbers, the curve, and the final weights only when they are returned
+    per_cell = 2.0 * (1 + 8 * (5 + (dd if weights is True else 0)) + 8 * n_rec)
     axes = {"lr": n_lr, "seeds": n_seed, "data" if condition is None else "condition": n_data}
     if n_rec:
         axes["curve_points"] = n_rec

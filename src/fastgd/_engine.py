@@ -62,17 +62,67 @@ def _call(spec, arr, rows, nworkers, out):
              spec["rec_every"], *out.kernel_args())
 
 
+#: spec entries indexed by dataset (the chunk rows' first column) and by seed (second)
+_PER_DATA = ("R", "wstar", "estar", "c0", "X", "y", "P")
+_PER_SEED = ("keys",)
+
+
 def _sub(spec, di, si, lr_idx):
     """Inputs restricted to one dataset, one seed and the learning rates ``lr_idx``."""
-    s = {k: spec[k][di:di + 1] for k in ("R", "wstar", "estar", "c0")}
+    s = {k: spec[k][di:di + 1] for k in _PER_DATA if k in spec}
+    s.update({k: spec[k][si:si + 1] for k in _PER_SEED if k in spec})
     s["lr"] = np.ascontiguousarray(spec["lr"][lr_idx])
     s["beta"] = np.ascontiguousarray(spec["beta"][lr_idx])
-    if spec["method"] == "sgd":
-        s["X"] = spec["X"][di:di + 1]
-        s["y"] = spec["y"][di:di + 1]
-        s["P"] = spec["P"][di:di + 1]
-        s["keys"] = spec["keys"][si:si + 1]
     return s
+
+
+def run_block(spec, rows, nworkers):
+    """Run chunk-table rows in one kernel call (``nworkers`` threads) on inputs restricted
+    to the datasets and seeds they touch; return their results as :func:`run_chunks`
+    does (per cell in row order, final weights included).
+
+    The local engine's unit: outputs exist for this block only, so a sweep holds the
+    final weights of one block at a time, not of the whole grid.  A chunk's arithmetic
+    does not depend on the other chunks of the call, so every cell is bit-identical to
+    the one computed with full-size outputs."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 4)
+    ud, dloc = np.unique(rows[:, 0], return_inverse=True)
+    us, sloc = np.unique(rows[:, 1], return_inverse=True)
+    arr = dict(spec)
+    arr.update({k: np.ascontiguousarray(spec[k][ud]) for k in _PER_DATA if k in spec})
+    arr.update({k: np.ascontiguousarray(spec[k][us]) for k in _PER_SEED if k in spec})
+    local = rows.copy()
+    local[:, 0] = dloc.ravel()
+    local[:, 1] = sloc.ravel()
+    out = C.Outputs(ud.size, us.size, spec["lr"].shape[0], int(spec["d"]),
+                    n_rec=int(spec["n_rec"]))
+    _call(spec, arr, local, nworkers, out)
+    res = gather(out, local)
+    res["rows"] = rows
+    return res
+
+
+def block_rows(spec, nworkers, max_bytes=None):
+    """Most chunk rows per block of the local engine: the block's outputs (final weights
+    and curves of lanes x rows cells) stay under ``max_bytes`` (default
+    :data:`BLOCK_BYTES`), never fewer than ``nworkers`` rows."""
+    per_row = int(spec["lanes"]) * (8 * (int(spec["d"]) + int(spec["n_rec"])) + 41)
+    return max(int(nworkers), int((BLOCK_BYTES if max_bytes is None else max_bytes)
+                                  // max(per_row, 1)))
+
+
+#: bytes of per-cell outputs (final weights above all) one block of the local engine may
+#: hold; the finished block is checked (:func:`fastgd._core.finalize_block`), copied into
+#: the result and dropped
+BLOCK_BYTES = 4 << 20
+
+
+def concat(blocks):
+    """One block from several (rows and per-cell fields concatenated in order)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return {k: np.ascontiguousarray(np.concatenate([b[k] for b in blocks]))
+            for k in blocks[0]}
 
 
 def run_chunks(spec, rows, threads=1):
@@ -160,7 +210,7 @@ def gather(out, rows):
     for di, si, a, b in rows:
         for f in FIELDS:
             parts[f].append(src[f][di, si, a:b])
-    d, n_rec = out.w.shape[3], out.rec_loss.shape[3]
+    d, n_rec = out.d, out.rec_loss.shape[3]
     empty = {"status": (0,), "w": (0, d), "loss": (0,), "excess": (0,), "tol_at": (0,),
              "div_at": (0,), "rec_loss": (0, n_rec)}
     res = {"rows": np.asarray(rows, dtype=np.int64).reshape(-1, 4)}
@@ -171,12 +221,14 @@ def gather(out, rows):
 
 
 def scatter(out, res):
-    """Write a block of results into full-size outputs."""
+    """Write a block of results into full-size outputs (the final weights only where
+    ``out`` keeps them)."""
     pos = 0
     for di, si, a, b in res["rows"]:
         sl = slice(pos, pos + (b - a))
         out.status[di, si, a:b] = res["status"][sl]
-        out.w[di, si, a:b] = res["w"][sl]
+        if out.w is not None:
+            out.w[di, si, a:b] = res["w"][sl]
         out.loss[di, si, a:b] = res["loss"][sl]
         out.excess[di, si, a:b] = res["excess"][sl]
         out.tol_at[di, si, a:b] = res["tol_at"][sl]
@@ -200,35 +252,42 @@ def executor_workers(engine):
     return os.cpu_count() or 1
 
 
-def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None):
-    """The default engine: worker threads in this process, full-size outputs in place.
+def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None, finish=None):
+    """The default engine: worker threads in this process, one block of rows at a time
+    (:func:`run_block`), each block checked by ``finish(block)`` (in place; e.g.
+    :func:`fastgd._core.finalize_block`), scattered into ``out`` and handed to
+    ``on_done(block)`` (used for checkpoints).
 
-    ``on_done(rows)`` is called after each finished batch (used for checkpoints).
     Returns the number of rows finished; raises :class:`fastgd._core.Interrupted`.
     """
     state = {"done": 0}
 
     def call(rows, nw):
-        call_kernel(spec, rows, nw, out)
+        res = run_block(spec, rows, nw)
+        if finish is not None:
+            finish(res)
+        scatter(out, res)
         state["done"] += rows.shape[0]
         if on_done is not None:
-            on_done(rows)
+            on_done(res)
 
     try:
-        C.execute(call, chunks, nthreads, progress=progress, desc=desc)
+        C.execute(call, chunks, nthreads, progress=progress, desc=desc,
+                  max_batch=block_rows(spec, nthreads))
     except C.Interrupted as exc:
         raise C.Interrupted(state["done"], chunks.shape[0]) from exc
     return state["done"]
 
 
 def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_result=None,
-                 tasks_per_worker=8):
+                 tasks_per_worker=8, finish=None):
     """Run the chunk table on ``engine`` (a ``concurrent.futures.Executor``).
 
     Rows are cut into blocks of consecutive rows, about ``tasks_per_worker`` blocks per
     worker, and at most ``2 x workers`` blocks are in flight; each finished block is
-    scattered into ``out`` and handed to ``on_result`` (checkpoint).  Ctrl-C cancels
-    the blocks not yet started and raises :class:`fastgd._core.Interrupted`.
+    checked by ``finish`` (in place), scattered into ``out`` and handed to
+    ``on_result`` (checkpoint).  Ctrl-C cancels the blocks not yet started and raises
+    :class:`fastgd._core.Interrupted`.
     """
     import concurrent.futures as cf
 
@@ -251,6 +310,8 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
             finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 res = fut.result()
+                if finish is not None:
+                    finish(res)
                 scatter(out, res)
                 done += res["rows"].shape[0]
                 if on_result is not None:

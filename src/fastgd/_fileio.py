@@ -83,7 +83,7 @@ def _expected_shapes(fields, n_data, n_lr, n_seed, n_t):
     grid = (n_data, n_lr, n_seed)
     shapes = {"lr": (n_lr,), "seeds": (n_seed,), "curve_t": (n_t,),
               "curves": grid + (n_t,)}
-    for k in ("status", "final_loss", "steps_to_tol", "diverged_at"):
+    for k in ("status", "final_loss", "steps_to_tol", "diverged_at", "growing"):
         shapes[k] = grid
     for k in ("lambda_max", "lambda_min", "condition", "gd_limit", "momentum_limit",
               "sgd_ms_limit", "sgd_as_limit"):
@@ -92,7 +92,7 @@ def _expected_shapes(fields, n_data, n_lr, n_seed, n_t):
 
 
 _KINDS = {"status": "iu", "steps_to_tol": "iu", "diverged_at": "iu", "seeds": "iu",
-          "curve_t": "iu"}
+          "curve_t": "iu", "growing": "b"}
 
 
 def read_result(path, fields, optional, *, max_bytes=None):
@@ -154,10 +154,13 @@ def _read(zf, path, fields, optional, max_bytes):
         if k in expect and shp != expect[k]:
             raise _bad(path, f"{k!r} has shape {shp}; expected {expect[k]} from 'status' "
                        f"{shape}" + (" and 'curve_t'" if k == "curves" else ""))
+        if k == "weights" and (len(shp) != 4 or shp[:3] != tuple(shape)):
+            raise _bad(path, f"'weights' has shape {shp}; expected {tuple(shape) + ('d',)} "
+                       f"from 'status' {shape}")
         kinds = _KINDS.get(k, "f")
         if dtype.kind not in kinds:
             raise _bad(path, f"{k!r} has dtype {dtype}; expected "
-                       f"{'integers' if kinds == 'iu' else 'floating point'}")
+                       + {"iu": "integers", "b": "booleans"}.get(kinds, "floating point"))
     grid_points = int(sum(shape)) + n_t
     json_chars = heads["_json"][1].itemsize // 4
     if json_chars > JSON_BASE + 64 * grid_points:
@@ -179,8 +182,23 @@ def _read(zf, path, fields, optional, max_bytes):
         arrays[k] = a
     text = str(arrays.pop("_json"))
     scal = _parse_json(path, text)
+    _check_names(path, scal, shape[0])
     _check_values(path, arrays)
     return arrays, scal
+
+
+def _check_names(path, scal, n_data):
+    """``names`` (one str per dataset) and ``lr_unit``: optional (files written before
+    they existed load with the defaults), valid when present."""
+    names = scal.get("names")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_data or \
+                not all(isinstance(x, str) for x in names):
+            raise _bad(path, f"'names' must be a list of {n_data} strings (one per "
+                       f"dataset); got {str(names)[:60]}")
+    unit = scal.get("lr_unit")
+    if unit is not None and unit not in ("absolute", "eta_max"):
+        raise _bad(path, f"lr_unit {unit!r} (expected 'absolute' or 'eta_max')")
 
 
 def _parse_json(path, text):

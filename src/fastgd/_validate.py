@@ -21,6 +21,11 @@ class FastGDTypeError(TypeError):
     """A fastgd argument has the wrong type."""
 
 
+class DataConversionWarning(UserWarning):
+    """Data were accepted in another shape than documented (``y`` of shape (P, 1)),
+    like scikit-learn's warning of the same name."""
+
+
 def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
@@ -118,6 +123,14 @@ def data(func, X, y, *, xname="X", yname="y"):
     X = design(func, X, name=xname)
     if ndim_of(y) == -1:
         raise fail_type(func, yname, "a 1-D array of numbers", y)
+    if ndim_of(y) == 2 and np.shape(y)[1] == 1 and not isinstance(y, (str, bytes)):
+        import warnings
+
+        warnings.warn(DataConversionWarning(
+            f"{func}: '{yname}' of shape {np.shape(y)} was converted to shape "
+            f"({np.shape(y)[0]},); pass a 1-D array (e.g. y.ravel()) to silence this."),
+            stacklevel=3)
+        y = np.asarray(y)[:, 0]
     y = magnitude(func, yname, as_float_array(func, yname, y, 1), np.size(y))
     if X.shape[0] != y.shape[0]:
         raise fail(func, yname, f"of length P = {X.shape[0]} (rows of {xname})",

@@ -29,6 +29,7 @@ FORMATS = ("png", "pdf", "svg")
 SPEC_KEYS = {
     "method": "gd or sgd",
     "lr": "learning rates: a list, a number, 'LO:HI:N' (geometric) or {min, max, num, scale}",
+    "lr_unit": "absolute, or eta_max (lr in multiples of each dataset's 2/lambda_max)",
     "condition": "condition numbers kappa of Gaussian datasets (as lr)",
     "data": "'lecture', 'lecture-normalized', 'lecture-whitened', a .npz with X and y, or a list",
     "steps": "GD steps", "epochs": "SGD epochs", "batch_size": "SGD batch size",
@@ -47,6 +48,13 @@ PHASE_DEFAULTS = {
     "gd": {"lr": "0.01:10:128", "condition": "1:1e4:48", "steps": 1000},
     "sgd": {"lr": "0.01:4:96", "condition": "1:1e3:32", "epochs": 100, "seeds": 4},
 }
+#: Default grids for given data (--data): multiples of each dataset's eta_max = 2/lambda_max,
+#: so that raw and standardised data alike show the boundary (at 1) inside the frame.
+DATA_LR_DEFAULTS = {"gd": "0.01:4:128", "sgd": "0.001:4:96"}
+#: GD steps for given data without --steps: STEPS_PER_KAPPA x the largest condition number
+#: (the slowest direction needs about kappa/2 steps per e-fold near eta_max), at least
+#: the phase default and at most STEPS_MAX.
+STEPS_PER_KAPPA, STEPS_MAX = 5, 100_000
 
 
 #: Most points in one grid axis given on the command line or in a spec.
@@ -267,13 +275,21 @@ def _sweep_flags(p, defaults_note):
     g.add_argument("--method", choices=("gd", "sgd"), default=None,
                    help="batch gradient descent or stochastic (default gd)")
     g.add_argument("--lr", type=_grid_arg("lr"), default=None, metavar="GRID",
-                   help="learning rates: LO:HI:N (geometric), LO:HI:N:lin, or a,b,c")
+                   help="learning rates: LO:HI:N (geometric), LO:HI:N:lin, or a,b,c "
+                        "(with --data and no --lr: 0.01:4:128 x each dataset's η_max for "
+                        "GD, 0.001:4:96 for SGD)")
+    g.add_argument("--lr-unit", choices=("absolute", "eta_max"), default=None,
+                   help="unit of --lr: absolute, or multiples of each dataset's η_max = "
+                        "2/λ_max (default: eta_max for the default grid of --data, "
+                        "else absolute)")
     g.add_argument("--condition", type=_grid_arg("condition"), default=None, metavar="GRID",
                    help="condition numbers κ of Gaussian datasets (λ_max = 1), as --lr")
-    g.add_argument("--data", default=None,
+    g.add_argument("--data", default=None, action="append",
                    help="instead of --condition: lecture, lecture-normalized, "
-                        "lecture-whitened, or FILE.npz with arrays X and y")
-    g.add_argument("--steps", type=int, default=None, help="GD steps")
+                        "lecture-whitened, or FILE.npz with arrays X and y; repeat for "
+                        "several datasets (rows named after the files)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="GD steps (default 1000; with --data, 5 κ up to 100000)")
     g.add_argument("--epochs", type=int, default=None, help="SGD epochs")
     g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 1)")
     g.add_argument("--order", choices=("cyclic", "shuffle", "replacement"), default=None,
@@ -356,7 +372,8 @@ def build_parser():
                         "--data, or Gaussian datasets of given --condition.")
     bo.add_argument("--config", default=None, help="a TOML spec (data/condition, method, ...)")
     bo.add_argument("--method", choices=("gd", "sgd"), default=None)
-    bo.add_argument("--data", default=None, help="lecture (default), lecture-normalized, "
+    bo.add_argument("--data", default=None, action="append",
+                    help="repeatable; lecture (default), lecture-normalized, "
                     "lecture-whitened, or FILE.npz")
     bo.add_argument("--condition", type=_grid_arg("condition"), default=None, metavar="GRID")
     bo.add_argument("--momentum", type=float, default=None)
@@ -437,7 +454,8 @@ def _load_data(item):
 def _merge(args, spec):
     """Spec values overridden by the flags that were given -> a plain dict."""
     cfg = dict(spec)
-    for key in ("method", "lr", "condition", "data", "steps", "epochs", "batch_size", "order",
+    for key in ("method", "lr", "lr_unit", "condition", "data", "steps", "epochs",
+                "batch_size", "order",
                 "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads",
                 "checkpoint", "dtype", "backend"):
         v = getattr(args, key, None)
@@ -449,7 +467,10 @@ def _merge(args, spec):
 
 
 def _sweep_from(cfg, *, defaults=None, progress=None):
-    """Run the sweep a merged config describes; returns (result, datasets)."""
+    """Run the sweep a merged config describes; returns (result, datasets) (datasets:
+    the given ones, None for a condition grid, which the sweep draws itself)."""
+    import dataclasses
+
     import numpy as np
 
     import fastgd as fg
@@ -472,23 +493,32 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
                              ("lanes", int, "an integer"), ("checkpoint", str, "a string"),
                              ("dtype", str, "a string"), ("backend", str, "a string")):
         _check_type(cfg, key, types if isinstance(types, tuple) else (types,), what)
+    given = "data" in cfg and cfg["data"] is not None
+    lr_unit = cfg.get("lr_unit")
+    if lr_unit is not None and lr_unit not in ("absolute", "eta_max"):
+        raise UsageError(f"'lr_unit' must be absolute or eta_max; got {lr_unit!r}")
     if "lr" in cfg:
         lr = _spec_grid(cfg["lr"], "lr")
+    elif given and (defaults is not None or lr_unit == "eta_max"):
+        lr = parse_grid(DATA_LR_DEFAULTS[method], "lr")
+        lr_unit = lr_unit or "eta_max"
     elif "lr" in dflt:
         lr = parse_grid(dflt["lr"], "lr")
     else:
         raise UsageError("'lr' is required (in the spec or as --lr)")
+    lr_unit = lr_unit or "absolute"
     seed = int(cfg.get("seed", 0))
     if seed < 0:
         raise UsageError(f"'seed' must be >= 0; got {seed}")
-    datasets, labels = None, None
-    if "data" in cfg and cfg["data"] is not None:
+    datasets, labels, where = None, None, {}
+    if given:
         if "condition" in cfg:
             raise UsageError("give 'data' or 'condition', not both")
         items = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
         loaded = [_load_data(it) for it in items]
         datasets = [(X, y) for X, y, _ in loaded]
-        labels = [lab for _, _, lab in loaded]
+        labels = _unique([lab for _, _, lab in loaded])
+        where = {"data": dict(zip(labels, datasets, strict=True))}
     else:
         kappa = _spec_grid(cfg["condition"], "condition") if "condition" in cfg else \
             parse_grid(dflt.get("condition", "1:1e4:48"), "condition")
@@ -505,17 +535,13 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         _cost.sweep_grid("sweep", method, len(lr), None, kappa, T, E,
                          int(cfg.get("seeds", dflt.get("seeds", 1))), n, d,
                          cfg.get("curve_points", 0), None)
-        datasets = []
-        for k in kappa:
-            lam = np.geomspace(1.0 / k, 1.0, d)
-            if fix == "lambda_min":
-                lam = lam * k
-            ds = fg.gaussian_data(n, lam, seed=seed)
-            datasets.append((ds.X, ds.y))
+        # the sweep draws the same datasets as gaussian_data(n, geomspace(1/k, 1, d), seed)
+        where = {"condition": np.asarray(kappa), "n": n, "d": d, "fix": fix,
+                 "data_seed": seed}
         labels = [f"κ = {k:.4g}" for k in kappa]
-    kw = dict(lr=np.asarray(lr), data=datasets, momentum=float(cfg.get("momentum", 0.0)),
+    kw = dict(lr=np.asarray(lr), lr_unit=lr_unit, momentum=float(cfg.get("momentum", 0.0)),
               nesterov=bool(cfg.get("nesterov", False)), bias=bool(cfg.get("bias", False)),
-              threads=cfg.get("threads"), progress=progress)
+              threads=cfg.get("threads"), progress=progress, **where)
     for key in ("tol", "blowup", "curve_points", "lanes", "checkpoint", "dtype", "backend"):
         if key in cfg:
             kw[key] = cfg[key]
@@ -523,7 +549,10 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         for key in ("epochs", "batch_size", "order", "seeds"):
             if key in cfg and key in ("epochs",):
                 raise UsageError("'epochs' is for --method sgd; GD takes 'steps'")
-        kw["steps"] = int(cfg.get("steps", dflt.get("steps", 1000)))
+        if "steps" in cfg or not given:
+            kw["steps"] = int(cfg.get("steps", dflt.get("steps", 1000)))
+        else:
+            kw["steps"] = _data_steps(datasets, int(dflt.get("steps", 1000)), kw["bias"])
     else:
         if "steps" in cfg:
             raise UsageError("'steps' is for --method gd; SGD takes 'epochs'")
@@ -533,41 +562,44 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
         if nseeds < 1:
             raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
-        _cost.sweep_grid("sweep", "sgd", len(lr), datasets, None, None, kw["epochs"],
-                         nseeds, 100, 2, kw.get("curve_points", 0), None)
+        if given:
+            _cost.sweep_grid("sweep", "sgd", len(lr), datasets, None, None, kw["epochs"],
+                             nseeds, 100, 2, kw.get("curve_points", 0), None)
         kw["seeds"] = list(range(seed, seed + nseeds))
+        kw["almost_sure"] = bool(cfg.get("almost_sure", False))
     res = fg.sweep(method, **kw)
     res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
-    if method == "sgd" and cfg.get("theory", True):
-        try:
-            res = _add_sgd_theory(res, datasets, kw, bool(cfg.get("almost_sure", False)),
-                                  cfg.get("threads"))
-        except KeyboardInterrupt:  # Ctrl-C in the theory stage: save / draw the sweep
-            raise _interrupted()(res) from None
+    if method == "sgd" and not cfg.get("theory", True):  # limits the user did not ask for
+        nan = np.full(res.shape[0], np.nan)
+        res = dataclasses.replace(res, sgd_ms_limit=nan, sgd_as_limit=nan.copy())
     return res, datasets
 
 
-def _add_sgd_theory(res, datasets, kw, almost_sure, threads):
-    """Fill the SGD mean-square (and almost-sure) limits from fastgd.theory, if present."""
-    import dataclasses
+def _unique(labels):
+    """Dataset names, made unique (``x``, ``x (2)``, ...) when two files share a stem."""
+    out, seen = [], {}
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} ({seen[lab]})")
+    return out
 
-    import numpy as np
 
-    try:
-        from . import theory
-    except ImportError:  # pragma: no cover - theory module not available
-        return res
-    ms = np.array(res.sgd_ms_limit, dtype=float)
-    asl = np.array(res.sgd_as_limit, dtype=float)
-    for i, (X, _) in enumerate(datasets):
-        try:
-            lim = theory.limits(X, bias=kw["bias"], momentum=kw["momentum"],
-                                nesterov=kw["nesterov"], batch_size=kw["batch_size"],
-                                order=kw["order"], almost_sure=almost_sure, threads=threads)
-        except Exception:  # a limit that cannot be computed stays NaN
-            continue
-        ms[i], asl[i] = lim.get("sgd_ms", np.nan), lim.get("sgd_as", np.nan)
-    return dataclasses.replace(res, sgd_ms_limit=ms, sgd_as_limit=asl)
+def _data_steps(datasets, floor, bias):
+    """GD steps for given data: STEPS_PER_KAPPA x the largest finite condition number
+    (rounded up to two digits), between ``floor`` and STEPS_MAX."""
+    import math
+
+    import fastgd as fg
+
+    kappa = max((fg.spectrum(X, bias=bias).condition_number for X, _ in datasets),
+                default=1.0)
+    if not math.isfinite(kappa):
+        return STEPS_MAX
+    t = STEPS_PER_KAPPA * kappa
+    if t <= floor:
+        return floor
+    e = 10 ** max(int(math.floor(math.log10(t))) - 1, 0)
+    return int(min(math.ceil(t / e) * e, STEPS_MAX))
 
 
 def _phase_figure(res, args, title=None):
@@ -745,7 +777,11 @@ def cmd_boundary(args):
         plt = _pyplot()
         from .plot import plot_boundary
 
+        labels = _unique([r[0] for r in rows])
+        grid = "condition" in cfg and cfg.get("data") is None
         ns = types.SimpleNamespace(
+            method=method, names=tuple(labels),
+            meta={"spec": {"condition": [float(c) for c in cond] if grid else None}},
             condition=np.array(cond), gd_limit=np.array([l["gd"] for l in lims]),
             momentum_limit=np.array([l["momentum"] for l in lims], dtype=float),
             sgd_ms_limit=np.array([l["sgd_ms"] for l in lims], dtype=float),

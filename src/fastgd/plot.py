@@ -44,7 +44,9 @@ STATUS_COLORS = {Status.CONVERGED: COLORS["blue"], Status.BOUNDED: COLORS["yello
                  Status.DIVERGED: COLORS["vermillion"], Status.NOT_RUN: "#DDDDDD"}
 _STEPS_BOUNDED = "#C8C8C8"  # bounded cells in the steps map (viridis already uses yellow)
 _STATUS_LABEL = {Status.CONVERGED: "converged", Status.BOUNDED: "bounded (neither)",
-                 Status.DIVERGED: "diverged", Status.NOT_RUN: "not run"}
+                 Status.DIVERGED: "diverged", Status.NOT_RUN: "not run (interrupted)"}
+_GROWING_LABEL = "growing (loss up by orders of magnitude, not diverged)"
+_GROWING_HATCH = "////"
 # theory lines: (attribute, label, style)
 _LIMITS = (
     ("gd_limit", "batch GD limit 2/λ$_{max}$", dict(color="black", ls="-", lw=2.0)),
@@ -132,23 +134,122 @@ def log_edges(centres):
     return np.exp(np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]]))
 
 
+def _condition_grid(result):
+    """True for a sweep over a ``condition=`` grid (generated datasets), False for given
+    data (named rows)."""
+    meta = getattr(result, "meta", None)
+    spec = meta.get("spec", {}) if isinstance(meta, dict) else {}
+    return isinstance(spec, dict) and spec.get("condition") is not None
+
+
+def _names(result):
+    n = np.size(result.condition)
+    names = tuple(getattr(result, "names", ()) or ())
+    return names if len(names) == n else tuple(f"data {k}" for k in range(n))
+
+
 def _data_axis(result):
-    """(centres, edges, label, log, order) of the dataset axis: condition number when
-    the datasets have distinct finite ones, else the dataset index."""
+    """(centres, edges, label, log, order, names) of the dataset axis.
+
+    A ``condition=`` grid with distinct condition numbers: κ on a log axis, rows sorted
+    by κ (``names`` None).  Given data: one categorical row per dataset in the given
+    order, labelled with its name (``names`` the tick labels)."""
     kappa = np.asarray(result.condition, dtype=float)
-    order = np.argsort(kappa, kind="stable")
-    ks = kappa[order]
-    if np.all(np.isfinite(ks)) and np.all(ks >= 1) and np.all(np.diff(ks) > 0):
-        if ks.size == 1 or ks[-1] / ks[0] > 2:
-            return ks, log_edges(ks), "condition number κ = λ$_{max}$/λ$_{min}$", True, order
+    if _condition_grid(result):
+        order = np.argsort(kappa, kind="stable")
+        ks = kappa[order]
+        if np.all(np.isfinite(ks)) and np.all(ks >= 1) and np.all(np.diff(ks) > 0) \
+                and (ks.size == 1 or ks[-1] / ks[0] > 2):
+            return (ks, log_edges(ks), "condition number κ = λ$_{max}$/λ$_{min}$", True,
+                    order, None)
     idx = np.arange(kappa.size)
-    return idx.astype(float), np.arange(kappa.size + 1) - 0.5, "dataset", False, idx
+    return (idx.astype(float), np.arange(kappa.size + 1) - 0.5, "dataset", False, idx,
+            _names(result))
+
+
+def _legend_columns(handles):
+    """Columns that keep a bottom legend within the figure's width."""
+    longest = max(len(h.get_label()) for h in handles)
+    return 3 if longest <= 22 else 2
+
+
+def _relative(result):
+    return getattr(result, "lr_unit", "absolute") == "eta_max"
+
+
+def _set_rows(ax, yc, ye, names, axis="y"):
+    """Categorical dataset rows: one tick per row with its name, the first row on top
+    (or, for ``axis="x"``, on the left)."""
+    if axis == "y":
+        ax.set_yticks(yc, labels=list(names))
+        ax.set_ylim(ye[-1], ye[0])
+        ax.tick_params(axis="y", which="minor", left=False)
+    else:
+        ax.set_xticks(yc, labels=list(names))
+        ax.set_xlim(ye[0], ye[-1])
+
+
+def _unit_tick(ax, lo, hi):
+    """A log x axis in units of η_max: keep the decade ticks and add one at 1 (the
+    batch-GD boundary), labelled plainly."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = [10.0 ** k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)]
+    ticks = sorted({t for t in ticks if lo <= t <= hi} | {1.0})
+    if len(ticks) < 3:  # a narrow grid: a few round multiples around 1 as well
+        ticks = sorted(set(ticks) | {t for t in (0.25, 0.5, 2.0, 4.0) if lo <= t <= hi})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _describe(result, seed=None):
+    """One or two lines naming what the figure cannot show by colour: method options,
+    seeds and the majority rule, tolerance, λ_max or the unit of η."""
+    spec = result.meta.get("spec", {}) if isinstance(result.meta, dict) else {}
+    parts, rule = [], ""
+    beta = float(spec.get("momentum") or 0.0)
+    if beta > 0 or spec.get("nesterov"):
+        parts.append(f"{'Nesterov' if spec.get('nesterov') else 'heavy-ball'} β = {beta:g}")
+    if result.method == "sgd":
+        if spec.get("batch_size") is not None:
+            parts.append(f"batch {spec['batch_size']}")
+        if spec.get("order"):
+            parts.append(f"{spec['order']} order")
+        n_seed = int(np.shape(result.status)[2])
+        if seed is not None:
+            parts.append(f"seed index {seed} of {n_seed}")
+        elif n_seed > 1:
+            parts.append(f"{n_seed} seeds per cell")
+            rule = "a cell is diverged if ≥ ½ of its seeds diverged, else converged if ≥ ½ did"
+        else:
+            parts.append("1 seed")
+    if spec.get("tol") is not None:
+        parts.append(f"tol {float(spec['tol']):g}")
+    if spec.get("bias"):
+        parts.append("bias input")
+    if _relative(result):
+        parts.append("η in units of each dataset's η$_{max}$ = 2/λ$_{max}$")
+    elif np.size(result.lambda_max) == 1:
+        lam = float(np.ravel(result.lambda_max)[0])
+        parts.append(f"λ$_{{max}}$ = {lam:.4g} (η$_{{max}}$ = {2 / lam:.4g})" if lam > 0
+                     else "λ$_{max}$ = 0")
+    lines, cur = [], ""
+    for p in parts:  # wrap at about 90 characters
+        if cur and len(cur) + len(p) > 90:
+            lines.append(cur)
+            cur = p
+        else:
+            cur = f"{cur} · {p}" if cur else p
+    lines += [x for x in (cur, rule) if x]
+    return "\n".join(lines)
 
 
 def cell_status(result, seed=None):
     """(n_data, n_lr) status per cell: the given seed index, or over all seeds
     DIVERGED when at least half diverged, else CONVERGED when at least half converged,
-    else BOUNDED (NOT_RUN when no seed ran)."""
+    else BOUNDED; NOT_RUN when any seed did not run (an interrupted sweep: a partly-run
+    cell is never called bounded)."""
     st = np.asarray(result.status)
     if seed is not None:
         seed = V.integer("plot_phase_diagram", "seed", seed, minimum=0,
@@ -158,8 +259,21 @@ def cell_status(result, seed=None):
     conv = (st == Status.CONVERGED).mean(axis=2)
     out = np.where(div >= 0.5, int(Status.DIVERGED),
                    np.where(conv >= 0.5, int(Status.CONVERGED), int(Status.BOUNDED)))
-    out[(st == Status.NOT_RUN).all(axis=2)] = int(Status.NOT_RUN)
+    out[(st == Status.NOT_RUN).any(axis=2)] = int(Status.NOT_RUN)
     return out.astype(np.int64)
+
+
+def _growing_cells(result, seed=None):
+    """(n_data, n_lr) True where a run was flagged ``growing`` (loss up by orders of
+    magnitude without crossing the blowup threshold): the given seed, or any seed;
+    None when the result carries no such flag."""
+    g = getattr(result, "growing", None)
+    if g is None:
+        return None
+    g = np.asarray(g, dtype=bool)
+    if g.shape != np.shape(result.status):
+        return None
+    return g[:, :, seed] if seed is not None else g.any(axis=2)
 
 
 def _status_mesh(ax, xe, ye, codes, mask=None, colors=None):
@@ -175,7 +289,8 @@ def _status_mesh(ax, xe, ye, codes, mask=None, colors=None):
 
 def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=True,
                        legend=True, colorbar=True, title=None):
-    """Phase diagram of a sweep: learning rate η (log) x condition number κ (log).
+    """Phase diagram of a sweep: learning rate η (log) x condition number κ (log), or x
+    the named datasets of a sweep over given data.
 
     Parameters
     ----------
@@ -204,8 +319,14 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     Notes
     -----
     Cells are drawn with ``pcolormesh`` on edges at the geometric midpoints of the
-    grid.  The dataset axis is κ (log) when the datasets have distinct condition
-    numbers, else the dataset index.  No NaN reaches ``pcolormesh``: cells not shown
+    grid.  The dataset axis is κ (log) for a ``condition=`` grid with distinct
+    condition numbers (theory limits: one line through the rows); for given data it
+    has one categorical row per dataset, labelled with ``result.names``, each with its
+    own theory marks (never a line joining two datasets).  A relative grid
+    (``lr_unit="eta_max"``) puts 2/λ_max at 1, with a tick.  The title names β, batch
+    size, order, seeds and the majority rule, tol, and λ_max or the unit of η.  Cells
+    with an unfinished seed are grey ("not run"); cells with a run flagged ``growing``
+    (and not diverged) are hatched.  No NaN reaches ``pcolormesh``: cells not shown
     are masked.
     """
     f = "plot_phase_diagram"
@@ -217,7 +338,8 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     lr_order = np.argsort(result.lr)
     lr = np.asarray(result.lr, dtype=float)[lr_order]
     xe = log_edges(lr)
-    yc, ye, ylabel, ylog, d_order = _data_axis(result)
+    yc, ye, ylabel, ylog, d_order, names = _data_axis(result)
+    rel = _relative(result)
     codes = cell_status(result, seed)[np.ix_(d_order, lr_order)]
     unit = getattr(result, "unit", "step")
     handles = []
@@ -259,15 +381,40 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
                       edgecolor="0.3", lw=0.5,
                       label=_STATUS_LABEL[s] if color == "status" or s != Status.BOUNDED
                       else "not converged within the budget") for s in present]
+    grow = _growing_cells(result, seed)
+    if grow is not None:
+        grow = grow[np.ix_(d_order, lr_order)] & (codes != Status.DIVERGED) \
+            & (codes != Status.NOT_RUN)
+        if grow.any():
+            import matplotlib as mpl
+
+            with mpl.rc_context({"hatch.color": "black", "hatch.linewidth": 1.0}):
+                hatch = ax.pcolor(xe, ye, np.ma.masked_array(np.ones(grow.shape), mask=~grow),
+                                  hatch=_GROWING_HATCH, facecolor="none", edgecolor="black",
+                                  linewidth=0.0)
+            hatch.set_facecolor("none")
+            hatch.set_gid("growing")
+            handles.append(Patch(facecolor="white", edgecolor="black", lw=0.5,
+                                 hatch=_GROWING_HATCH, label=_GROWING_LABEL))
     if theory:
+        scale = np.asarray(result.gd_limit, dtype=float)[d_order] if rel else 1.0
         for attr, label, style in _LIMITS:
             v = np.asarray(getattr(result, attr, np.full(yc.size, np.nan)), dtype=float)
-            v = v[d_order]
+            v = v[d_order] / scale
             ok = np.isfinite(v) & (v > 0)
             if not ok.any():
                 continue
-            xs = np.concatenate([[v[ok][0]], v[ok], [v[ok][-1]]])
-            ys = np.concatenate([[ye[0]], yc[ok], [ye[-1]]])
+            if rel:
+                label = label.replace("2/λ$_{max}$", "η/η$_{max}$ = 1") \
+                    if attr == "gd_limit" else label
+            if names is None:  # a condition grid: one line through the rows
+                xs = np.concatenate([[v[ok][0]], v[ok], [v[ok][-1]]])
+                ys = np.concatenate([[ye[0]], yc[ok], [ye[-1]]])
+            else:  # given data: a mark across each row, never joining two datasets
+                k = np.flatnonzero(ok)
+                xs = np.stack([v[k], v[k], np.full(k.size, np.nan)], 1).ravel()
+                ys = np.stack([ye[k] + 0.04, ye[k + 1] - 0.04, np.full(k.size, np.nan)],
+                              1).ravel()
             (line,) = ax.plot(xs, ys, label=label, path_effects=_halo(4.0, "white"), **style)
             line.set_gid(attr)
             handles.append(line)
@@ -276,16 +423,30 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
         ax.set_yscale("log")
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
-    ax.set_xlabel("learning rate η")
+    if names is not None:
+        _set_rows(ax, yc, ye, names)
+    if rel:
+        _unit_tick(ax, xe[0], xe[-1])
+        ax.set_xlabel("learning rate η / η$_{max}$ (η$_{max}$ = 2/λ$_{max}$ of each dataset)")
+    else:
+        ax.set_xlabel("learning rate η")
+        if xe[-1] / xe[0] < 100:  # a narrow grid: plain numbers, not 2×10⁰
+            from matplotlib.ticker import FuncFormatter
+
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            if xe[-1] / xe[0] < 10:
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylabel(ylabel)
     if title is None:
         T = result.meta.get("spec", {}).get("steps" if unit == "step" else "epochs", "")
         what = "batch GD" if result.method == "gd" else "SGD"
         title = f"{what}: outcome after {T} {unit}s" if T != "" else f"{what} phase diagram"
-    ax.set_title(title)
+    details = _describe(result, seed)
+    ax.set_title(f"{title}\n{details}" if details else title, fontsize="medium")
     if legend and handles:
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-                  ncol=min(3, len(handles)), frameon=False, fontsize="small")
+                  ncol=min(_legend_columns(handles), len(handles)), frameon=False,
+                  fontsize="small")
     return ax
 
 
@@ -498,23 +659,64 @@ def plot_losses(runs, *, per="epoch", ax=None, minimum=None, updates_per_epoch=N
     return ax
 
 
+def _reference(result):
+    """(values, attr, label) of the limit the observed boundary is compared with: the
+    momentum limit when the result has one, else for SGD the mean-square limit where
+    known, else 2/λ_max."""
+    n = np.size(result.condition)
+
+    def get(attr):
+        return np.asarray(getattr(result, attr, np.full(n, np.nan)), dtype=float).reshape(n)
+
+    mom = get("momentum_limit")
+    if np.isfinite(mom).any():
+        return mom, "momentum_limit"
+    if getattr(result, "method", "gd") == "sgd":
+        ms = get("sgd_ms_limit")
+        if np.isfinite(ms).all():
+            return ms, "sgd_ms_limit"
+    return get("gd_limit"), "gd_limit"
+
+
+def _grid_bracket(result, fraction):
+    """(lo, hi) absolute rates around the grid crossing of each dataset (NaN: none)."""
+    lr = np.asarray(result.lr, dtype=float)
+    order = np.argsort(lr)
+    frac = result.diverged_fraction()[:, order]
+    scale = np.asarray(result.gd_limit, dtype=float) if _relative(result) \
+        else np.ones(frac.shape[0])
+    lo = np.full(frac.shape[0], np.nan)
+    hi = np.full(frac.shape[0], np.nan)
+    for i in range(frac.shape[0]):
+        k = np.flatnonzero(frac[i] >= fraction)
+        if k.size and k[0] > 0:
+            lo[i], hi[i] = lr[order][k[0] - 1] * scale[i], lr[order][k[0]] * scale[i]
+    return lo, hi
+
+
 def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, legend=True):
-    """Observed against predicted critical learning rate, per dataset.
+    """Observed against predicted critical learning rate, per dataset, as the relative
+    error observed/predicted − 1 (so that a 0.5 % grid offset reads as 0.5 %).
 
     Parameters
     ----------
     result : SweepResult
     observed : array (n_data,), optional
         Observed critical rates (e.g. from :func:`fastgd.critical_lr` per dataset);
-        default ``result.critical_lr(fraction)`` (the grid crossing).
+        default ``result.critical_lr(fraction)`` (the grid crossing, drawn with the
+        bracket of the two grid points around it as an error bar).
     fraction : float
         Diverged fraction that defines the observed boundary of a multi-seed sweep.
 
     Returns
     -------
     matplotlib Axes
-        x: condition number κ (or the dataset index), y: critical η (log).  Lines: the
-        theoretical limits the result carries; markers: the observed boundary.
+        x: condition number κ (log) for a ``condition=`` grid, else one named category
+        per dataset (tick label: the name and the predicted rate).  y: observed /
+        predicted − 1 in percent (linear, at least ±1 %), predicted = the
+        momentum limit when there is one, else the SGD mean-square limit (SGD), else
+        2/λ_max; the other limits the result carries are drawn relative to it.  Every
+        legend entry belongs to something drawn.
     """
     f = "plot_boundary"
     need = ("condition",) + tuple(attr for attr, _, _ in _LIMITS)
@@ -522,8 +724,8 @@ def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, l
         _sweep_result(f, result)  # the observed boundary comes from a SweepResult
     _check(f, ax=ax, title=title, legend=legend)
     fraction = V.real(f, "fraction", fraction, positive=True, below=1.0, inclusive_below=True)
+    n = np.size(result.condition)
     if observed is not None:
-        n = np.size(result.condition)
         if isinstance(observed, (str, bytes)) or V.ndim_of(observed) not in (0, 1):
             raise V.fail_type(f, "observed", f"an array of {n} rates", observed)
         try:
@@ -535,31 +737,86 @@ def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, l
         if np.any(observed[~np.isnan(observed)] <= 0) or np.any(np.isinf(observed)):
             raise V.fail(f, "observed", "finite and > 0 (NaN: none observed)",
                          repr(observed.tolist())[:40])
+    from matplotlib.ticker import PercentFormatter
+
     ax = _axes(ax)
-    xc, _, xlabel, xlog, order = _data_axis(result)
-    obs = result.critical_lr(fraction) if observed is None else np.asarray(observed, float)
-    obs = obs[order]
-    for attr, label, style in _LIMITS:
-        v = np.asarray(getattr(result, attr), dtype=float)[order]
-        ok = np.isfinite(v)
-        if ok.any():
-            st = dict(style)
-            st["color"] = {"gd_limit": "black", "momentum_limit": COLORS["blue"],
-                           "sgd_ms_limit": COLORS["green"], "sgd_as_limit": COLORS["purple"]}[attr]
-            (line,) = ax.plot(xc[ok], v[ok], label=f"predicted: {label}", **st)
-            line.set_gid(attr)
-    ok = np.isfinite(obs)
-    ax.plot(xc[ok], obs[ok], ls="none", marker="o", ms=6, mfc="none", mew=1.5,
-            color=COLORS["vermillion"], label="observed (simulation)", gid="observed")
-    if xlog:
-        ax.set_xscale("log")
-    ax.set_yscale("log")
+    xc, xe, xlabel, xlog, order, names = _data_axis(result)
+    ref, ref_attr = _reference(result)
+    if observed is None:
+        obs = np.asarray(result.critical_lr(fraction), dtype=float)
+        if _relative(result):
+            obs = obs * np.asarray(result.gd_limit, dtype=float)
+        lo, hi = _grid_bracket(result, fraction)
+    else:
+        obs = np.asarray(observed, float)
+        lo = hi = np.full(n, np.nan)
+    ref, obs, lo, hi = ref[order], obs[order], lo[order], hi[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err, elo, ehi = obs / ref - 1, lo / ref - 1, hi / ref - 1
+    shown = [np.zeros(1)]
+    labels = {attr: label for attr, label, _ in _LIMITS}
+    ax.axhline(0.0, color="black", lw=2.0, label=f"predicted: {labels[ref_attr]}",
+               gid=ref_attr)
+    colors = {"gd_limit": "0.4", "momentum_limit": COLORS["blue"],
+              "sgd_ms_limit": COLORS["green"], "sgd_as_limit": COLORS["purple"]}
+    for attr, _, style in _LIMITS:
+        if attr == ref_attr:
+            continue
+        style = dict(style, ls="--") if attr == "gd_limit" else style
+        v = np.asarray(getattr(result, attr, np.full(n, np.nan)), dtype=float)[order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rv = v / ref - 1
+        ok = np.isfinite(rv)
+        if not ok.any():
+            continue
+        kw = dict(color=colors[attr], label=f"{labels[attr]} (relative)", gid=attr)
+        if names is None:
+            ax.plot(xc[ok], rv[ok], ls=style["ls"], lw=1.6, **kw)
+        else:
+            ax.plot(xc[ok], rv[ok], ls="none", marker="_", ms=22, mew=2.4, **kw)
+        shown.append(rv[ok])
+    ok = np.isfinite(err)
+    if ok.any():
+        has_bar = np.isfinite(elo) & np.isfinite(ehi) & ok
+        yerr = np.stack([np.where(has_bar, err - elo, 0.0), np.where(has_bar, ehi - err, 0.0)])
+        eb = ax.errorbar(xc[ok], err[ok], yerr=yerr[:, ok], ls="none", marker="o", ms=7,
+                         mfc="none", mew=1.6, capsize=4, color=COLORS["vermillion"],
+                         label="observed (simulation)" + (", grid bracket" if has_bar.any()
+                                                           else ""))
+        eb.lines[0].set_gid("observed")
+        shown += [err[ok], elo[has_bar], ehi[has_bar]]
+        if ok.sum() <= 8:
+            for x, e in zip(xc[ok], err[ok], strict=True):
+                ax.annotate(f"{100 * e:+.2g} %", (x, e), xytext=(8, 4),
+                            textcoords="offset points", fontsize="small",
+                            color=COLORS["vermillion"], gid="observed_value")
+    vals = np.concatenate(shown)
+    vals = vals[np.isfinite(vals)]
+    lo, hi = min(float(vals.min()), 0.0), max(float(vals.max()), 0.0)
+    pad = 0.15 * (hi - lo)
+    ax.set_ylim(min(lo - pad, -0.01), max(hi + pad, 0.01))  # at least +-1 %
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+    if names is not None:
+        few = len(order) <= 4  # room for the predicted rate under each name
+        ticks = [f"{nm}\npredicted {r:.4g}" if few and np.isfinite(r) else nm
+                 for nm, r in zip((names[i] for i in order), ref, strict=True)]
+        _set_rows(ax, xc, xe, ticks, axis="x")
+        if not few:
+            ax.tick_params(axis="x", labelrotation=40)
+            for t in ax.get_xticklabels():
+                t.set_horizontalalignment("right")
+                t.set_rotation_mode("anchor")
+    else:
+        if xlog:
+            ax.set_xscale("log")
+        ax.set_xlim(xe[0], xe[-1])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("critical learning rate η$_c$")
+    ax.set_ylabel("observed / predicted − 1")
+    ax.grid(axis="y", color="0.9", lw=0.8)
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="best")
     return ax
 
 

@@ -49,6 +49,11 @@ class Run:
         ``"step"`` or ``"epoch"``: the time unit of ``losses``, ``diverged_at``, ``steps_to_tol``.
     excess : float
         E(w) - E(w*) at the end.
+    growing : bool
+        BOUNDED, yet the final loss exceeds ``fastgd.GROWING_FACTOR`` (1e3) x
+        max(initial loss, loss at w = 0): the loss grew by orders of magnitude without
+        reaching the ``blowup`` threshold within the budget (e.g. just above
+        2/lambda_max); a longer run would most likely diverge.
     """
 
     w: np.ndarray
@@ -62,6 +67,7 @@ class Run:
     method: str
     unit: str
     excess: float
+    growing: bool = False
 
     @property
     def diverged(self) -> bool:
@@ -87,7 +93,7 @@ def _stack(prob):
     return (prob.R[None], prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]))
 
 
-def _to_run(out, n, record, lr, method, unit):
+def _to_run(out, n, record, lr, method, unit, prob, w0):
     st = Status(int(out.status[0, 0, 0]))
     end = n
     if st == Status.CONVERGED:
@@ -100,11 +106,12 @@ def _to_run(out, n, record, lr, method, unit):
     return Run(w=out.w[0, 0, 0].copy(), loss=float(out.loss[0, 0, 0]), losses=losses,
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
                steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
-               unit=unit, excess=float(out.excess[0, 0, 0]))
+               unit=unit, excess=float(out.excess[0, 0, 0]),
+               growing=bool(C.growing([prob], out, w0)[0, 0, 0]))
 
 
 def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
-       tol=1e-10, blowup=1e12) -> Run:
+       tol=C.DEFAULT_TOL, blowup=1e12) -> Run:
     """Batch gradient descent on E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
 
     Parameters
@@ -129,7 +136,8 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     record : bool
         Keep the weight trajectory.
     tol : float
-        Converged when E(w) - E* <= tol * (E(w0) - E*); the run then stops.
+        Converged when E(w) - E* <= tol * (E(w0) - E*); the run then stops.  Default
+        ``fastgd.DEFAULT_TOL`` = 1e-8, the same as :func:`fastgd.sweep`.
     blowup : float
         Diverged when E(w) > blowup * max(E(w0), E(0)) or E(w) is not finite.
 
@@ -166,11 +174,12 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
         grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
                        tol, blowup, 0, chunks, 1, 1, *out.kernel_args())
     C.finalize([prob], out, w0, tol, steps)
-    return _to_run(out, steps, record, lr, "gd", "step")
+    return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
 
-def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, momentum=0.0,
-        nesterov=False, bias=False, record=False, tol=1e-10, blowup=1e12) -> Run:
+def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=None,
+        momentum=0.0, nesterov=False, bias=False, record=False, tol=C.DEFAULT_TOL,
+        blowup=1e12) -> Run:
     """Stochastic (per-sample or minibatch) gradient descent on the linear unit.
 
     Each epoch presents P samples in batches of ``batch_size`` (the last batch is
@@ -186,10 +195,12 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, mome
     epochs : int
         Number of passes (>= 0).
     batch_size : int in [1, P]
-    order : {"cyclic", "shuffle", "replacement"}
-        ``cyclic``: 0..P-1 every epoch (equals scikit-learn's ``SGDRegressor`` with
-        ``shuffle=False``, constant rate, no penalty); ``shuffle``: a fresh permutation
-        every epoch; ``replacement``: i.i.d. draws.
+    order : {"shuffle", "cyclic", "replacement"}
+        ``shuffle`` (default, ``fastgd.DEFAULT_ORDER``, as in :func:`fastgd.sweep`,
+        :func:`fastgd.critical_lr` and the CLI): a fresh permutation every epoch, what
+        SGD means in practice; ``cyclic``: 0..P-1 every epoch (pass it to equal
+        scikit-learn's ``SGDRegressor`` with ``shuffle=False``, constant rate, no
+        penalty, bit for bit); ``replacement``: i.i.d. draws.
     seed : int
         Key of the counter-based sample order (the same seed gives bit-identical
         results for any thread count).
@@ -227,4 +238,4 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order="cyclic", seed=0, w0=None, mome
                         code, C.seed_key(seed)[None], tol, blowup, 0, chunks, 1, 1,
                         *out.kernel_args())
     C.finalize([prob], out, w0, tol, epochs)
-    return _to_run(out, epochs, record, lr, "sgd", "epoch")
+    return _to_run(out, epochs, record, lr, "sgd", "epoch", prob, w0)

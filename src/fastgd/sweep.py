@@ -32,6 +32,9 @@ from . import _validate as V
 from ._core import Status
 
 _FIELDS = ("status", "final_loss", "steps_to_tol", "diverged_at")
+#: SweepResult fields that are not arrays, saved in the file's JSON
+_SCALAR_FIELDS = ("names", "lr_unit")
+LR_UNITS = ("absolute", "eta_max")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -68,6 +71,24 @@ class SweepResult:
         run) limits when computed (NaN otherwise); see :mod:`fastgd.theory`.
     meta : dict
         Versions, spec, threads, seeds: what is needed to reproduce the sweep.
+    growing : bool array shaped like ``status``
+        BOUNDED cells whose final loss exceeds ``fastgd.GROWING_FACTOR`` (1e3) x
+        max(initial loss, loss at w = 0): not diverged within the budget, yet their
+        loss grew by orders of magnitude (most would diverge with a longer budget; just
+        above 2/lambda_max the loss grows like ((eta lambda_max - 1)^2)^t, far from the
+        ``blowup`` threshold after 1000 steps).  Read BOUNDED as "fine" only where this
+        is False.
+    weights : (n_data, n_lr, n_seed, d) array or None
+        Final weights of every cell (bias last), kept only with ``sweep(weights=True)``.
+    names : tuple of str
+        One name per dataset: the keys of ``data={"raw": (X, y), ...}``, else
+        ``"data 0"``, ``"data 1"``, ... (``"κ=10"``, ... for a ``condition=`` grid).
+    lr_unit : {"absolute", "eta_max"}
+        Unit of ``lr``.  ``"eta_max"``: multiples of each dataset's 2/lambda_max
+        (``gd_limit``), so that one grid serves datasets of any scale; the rates run
+        are ``absolute_lr`` (n_data, n_lr) = ``lr * gd_limit[:, None]``, and
+        :meth:`critical_lr` / :meth:`observed_boundary` answer in the same unit as
+        ``lr`` (multiply by ``gd_limit`` for absolute rates).
     """
 
     method: str
@@ -88,6 +109,30 @@ class SweepResult:
     curves: np.ndarray | None = None
     curve_t: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    names: tuple = ()
+    lr_unit: str = "absolute"
+    growing: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.growing is None:  # files written before the flag existed: none flagged
+            object.__setattr__(self, "growing", np.zeros(np.shape(self.status), dtype=bool))
+        # names: a tuple of str, one per dataset (default names when none are given)
+        n = int(np.shape(self.status)[0]) if np.ndim(self.status) else 0
+        names = tuple(str(x) for x in self.names) if self.names else ()
+        if len(names) != n:
+            names = default_names(n, self.meta.get("spec", {}).get("condition")
+                                  if isinstance(self.meta, dict) else None)
+        object.__setattr__(self, "names", names)
+
+    @property
+    def absolute_lr(self):
+        """(n_data, n_lr) learning rates actually run: ``lr`` for every dataset, or
+        ``lr * gd_limit`` per dataset when ``lr_unit == "eta_max"``."""
+        lr = np.asarray(self.lr, dtype=float)
+        if self.lr_unit == "eta_max":
+            return lr[None, :] * np.asarray(self.gd_limit, dtype=float)[:, None]
+        return np.broadcast_to(lr, (np.shape(self.status)[0], lr.size)).copy()
 
     # -- derived views -------------------------------------------------------
     @property
@@ -150,28 +195,43 @@ class SweepResult:
             out[i] = math.exp((1 - a) * math.log(lr[k - 1]) + a * math.log(lr[k]))
         return out
 
-    def summary(self) -> str:
-        """A short table per dataset: limits and the observed boundary."""
-        rows = ["  kappa      lambda_max   2/lambda_max  observed   "
+    def summary(self, max_rows=None) -> str:
+        """A short table per dataset: limits and the observed boundary; the first line
+        counts the cells of each status (and the BOUNDED cells flagged ``growing``).
+        ``max_rows``: at most this many dataset rows (the first and last ones)."""
+        w = max(4, *(len(x) for x in self.names)) if self.names else 4
+        rows = [f"  {'data':<{w}} kappa      lambda_max   2/lambda_max  observed   "
                 + ("momentum   " if np.isfinite(self.momentum_limit).any() else "")
                 + ("sgd_ms     sgd_as" if self.method == "sgd" else "")]
-        obs = self.critical_lr()
+        obs = self.critical_lr()  # in the unit of lr; the table is absolute
+        if self.lr_unit == "eta_max":
+            obs = obs * self.gd_limit
         for i in range(self.status.shape[0]):
-            r = (f"  {self.condition[i]:<10.4g} {self.lambda_max[i]:<12.5g} "
+            r = (f"  {self.names[i]:<{w}} {self.condition[i]:<10.4g} {self.lambda_max[i]:<12.5g} "
                  f"{self.gd_limit[i]:<13.6g} {obs[i]:<10.5g} ")
             if np.isfinite(self.momentum_limit).any():
                 r += f"{self.momentum_limit[i]:<10.5g} "
             if self.method == "sgd":
                 r += f"{self.sgd_ms_limit[i]:<10.5g} {self.sgd_as_limit[i]:<10.5g}"
             rows.append(r)
+        if max_rows is not None and len(rows) - 1 > max_rows:
+            k = max(1, max_rows - max_rows // 3)
+            rows = (rows[: 1 + k] + [f"  ... {len(rows) - 1 - max_rows} more datasets ..."]
+                    + rows[len(rows) - (max_rows - k):])
         counts = {s.name.lower(): int((self.status == s).sum()) for s in Status}
+        n_grow = int(np.count_nonzero(self.growing))
         head = (f"fastgd sweep ({self.method}): {self.status.shape[0]} datasets x "
-                f"{self.lr.size} rates x {self.seeds.size} seeds; "
-                + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+                f"{self.lr.size} rates"
+                + (" (x 2/lambda_max of each dataset)" if self.lr_unit == "eta_max" else "")
+                + f" x {self.seeds.size} seeds; "
+                + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                + (f" ({n_grow} bounded but growing: loss > {C.GROWING_FACTOR:g} x its "
+                   "start)" if n_grow else ""))
         return "\n".join([head] + rows)
 
     def __repr__(self):
-        return f"<SweepResult {self.method} shape={self.shape}>\n{self.summary()}"
+        return (f"<SweepResult {self.method} shape={self.shape}>\n"
+                f"{self.summary(max_rows=12)}")
 
     # -- files ---------------------------------------------------------------
     def save(self, path):
@@ -190,7 +250,7 @@ class SweepResult:
             if isinstance(v, np.ndarray):
                 arrays[f.name] = v
         scalars = {"method": self.method, "unit": self.unit, "meta": self.meta,
-                   "format": FORMAT}
+                   "names": list(self.names), "lr_unit": self.lr_unit, "format": FORMAT}
         arrays["_json"] = np.array(json.dumps(scalars, default=_json_default))
         np.savez_compressed(path, **arrays)
         return path
@@ -222,12 +282,22 @@ class SweepResult:
         di, li, si = np.meshgrid(np.arange(nd), np.arange(nl), np.arange(ns), indexing="ij")
         return pd.DataFrame({
             "data": di.ravel(), "condition": self.condition[di.ravel()],
+            "name": np.asarray(self.names, dtype=object)[di.ravel()],
             "lambda_max": self.lambda_max[di.ravel()], "lr": self.lr[li.ravel()],
+            "lr_abs": self.absolute_lr[di.ravel(), li.ravel()],
             "seed": self.seeds[si.ravel()],
             "status": pd.Categorical.from_codes(self.status.ravel() + 1,
                                                 [s.name.lower() for s in Status]),
+            "growing": self.growing.ravel(),
             "final_loss": self.final_loss.ravel(), "steps_to_tol": self.steps_to_tol.ravel(),
-            "diverged_at": self.diverged_at.ravel()})
+            "diverged_at": self.diverged_at.ravel(),
+            # per-dataset limits, only those this sweep has (no all-NaN columns)
+            **{k: getattr(self, k)[di.ravel()] for k in self._limit_fields()}})
+
+    def _limit_fields(self):
+        """The per-dataset limits with at least one value (GD: no SGD columns)."""
+        return [k for k in ("gd_limit", "momentum_limit", "sgd_ms_limit", "sgd_as_limit")
+                if np.isfinite(getattr(self, k)).any()]
 
     def to_xarray(self):
         """``xarray.Dataset`` with dims (data, lr, seed) (needs xarray)."""
@@ -237,13 +307,21 @@ class SweepResult:
             raise ImportError("to_xarray() needs xarray: pip install 'fastgd[xarray]'") from exc
         dims = ("data", "lr", "seed")
         coords = {"data": np.arange(self.shape[0]), "lr": self.lr, "seed": self.seeds,
-                  "condition": ("data", self.condition), "lambda_max": ("data", self.lambda_max)}
-        dv = {k: (dims, getattr(self, k)) for k in _FIELDS}
-        dv["gd_limit"] = ("data", self.gd_limit)
+                  "name": ("data", list(self.names)),
+                  "condition": ("data", self.condition), "lambda_max": ("data", self.lambda_max),
+                  "lambda_min": ("data", self.lambda_min)}
+        dv = {k: (dims, getattr(self, k)) for k in _FIELDS + ("growing",)}
+        # every limit, NaN where this sweep has none (the variables keep one schema)
+        for k in ("gd_limit", "momentum_limit", "sgd_ms_limit", "sgd_as_limit"):
+            dv[k] = ("data", getattr(self, k))
+        dv["absolute_lr"] = (("data", "lr"), self.absolute_lr)
         if self.curves is not None:
             coords["t"] = self.curve_t
             dv["curves"] = (dims + ("t",), self.curves)
-        attrs = {"method": self.method, "unit": self.unit,
+        if self.weights is not None:
+            dv["weights"] = (dims + ("input",), self.weights)
+        attrs = {"method": self.method, "unit": self.unit, "lr_unit": self.lr_unit,
+                 "growing_factor": C.GROWING_FACTOR,
                  "meta": json.dumps(self.meta, default=_json_default)}
         return xr.Dataset(dv, coords=coords, attrs=attrs)
 
@@ -283,10 +361,15 @@ def load(path, *, max_bytes=None) -> SweepResult:
     from ._fileio import read_result
 
     fields = [f.name for f in dataclasses.fields(SweepResult)
-              if f.name not in ("method", "unit", "meta")]
-    kw, scal = read_result(path, fields, ("curves", "curve_t"), max_bytes=max_bytes)
+              if f.name not in ("method", "unit", "meta") + _SCALAR_FIELDS]
+    kw, scal = read_result(path, fields, ("curves", "curve_t", "growing", "weights"),
+                           max_bytes=max_bytes)
     kw.setdefault("curves", None)
     kw.setdefault("curve_t", None)
+    # files written before names / lr_unit existed get the defaults
+    kw.update({k: scal[k] for k in _SCALAR_FIELDS if k in scal})
+    if "names" in kw:
+        kw["names"] = tuple(kw["names"])
     return SweepResult(method=scal["method"], unit=scal["unit"], meta=scal["meta"], **kw)
 
 
@@ -300,11 +383,38 @@ def momentum_limit(lam_max, beta, nesterov=False):
     return np.array([momentum_lr_max(float(l), beta, nesterov) for l in np.atleast_1d(lam_max)])
 
 
+def default_names(n_data, condition=None):
+    """Names of datasets that were given none: ``"κ=10"`` for a condition grid (when
+    ``condition`` holds n_data numbers), else ``"data 0"``, ``"data 1"``, ..."""
+    try:
+        kappa = [float(k) for k in np.atleast_1d(np.asarray(condition, dtype=float))]
+    except (TypeError, ValueError):
+        kappa = []
+    if condition is not None and len(kappa) == n_data:
+        return tuple(f"κ={k:.4g}" for k in kappa)
+    return tuple(f"data {k}" for k in range(n_data))
+
+
+def _named(f, data):
+    """``data`` as given -> (list of (X, y) or the original object, names or None):
+    a dict maps names to (X, y) pairs."""
+    if isinstance(data, dict):
+        if not data:
+            raise V.fail(f, "data", "a non-empty dict of name -> (X, y)", "an empty dict")
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise V.fail_type(f, "data", "a dict with str keys (dataset names)", bad[0])
+        return list(data.values()), tuple(data)
+    return data, None
+
+
 def _datasets(f, data, condition, n, d, fix, data_seed):
+    """-> (list of (X, y), condition grid or None, names)."""
     if (data is None) == (condition is None):
         raise V.fail(f, "data", "given, or 'condition' given (exactly one of them)",
                      "both" if data is not None else "neither")
     if data is not None:
+        data, names = _named(f, data)
         if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 1:
             data = [data]
         try:
@@ -324,7 +434,7 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
         if len(ds) > 1:
             raise V.fail(f, "data", "datasets with the same number of inputs d",
                          f"d in {sorted(ds)}")
-        return out, None
+        return out, None, names or default_names(len(out))
     from .data import _gaussian_family
 
     kappa = V.as_float_array(f, "condition", np.atleast_1d(condition), 1)
@@ -345,23 +455,116 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
     data_seed = V.integer(f, "data_seed", data_seed, minimum=0)
     # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
     family = _gaussian_family(n, rows, seed=data_seed, describe=False)
-    return [(ds.X, ds.y) for ds in family], kappa
+    return [(ds.X, ds.y) for ds in family], kappa, default_names(kappa.size, kappa)
+
+
+def _sweep_relative(f, rel, args):
+    """``sweep(lr_unit="eta_max")``: each dataset runs its own absolute grid
+    ``rel * 2/lambda_max`` as a sweep of that dataset alone (the kernels share one grid
+    per call); the parts are stacked into one result whose ``lr`` is ``rel``."""
+    import os
+
+    method = args["method"]
+    if args["max_bytes"] is not None:
+        V.real(f, "max_bytes", args["max_bytes"], positive=True, finite=False)
+    data, _ = _named(f, args["data"]) if args["data"] is not None else (None, None)
+    _cost.sweep_grid(f, method, rel.size, data, args["condition"], args["steps"],
+                     args["epochs"], args["seeds"], args["n"], args["d"],
+                     args["curve_points"], args["max_bytes"])
+    datasets, kappa, names = _datasets(f, args["data"], args["condition"], args["n"],
+                                       args["d"], args["fix"], args["data_seed"])
+    bias = V.boolean(f, "bias", args["bias"])
+    probs = C.prepare_many(f, datasets, bias)
+    # lambda_max exactly as the part's own result computes it (_assemble), so that
+    # absolute_lr = lr * gd_limit reproduces the rates run bit for bit
+    lam = [np.linalg.eigvalsh(np.stack([p.H]))[0] for p in probs]
+    lam_max = np.array([max(v[-1], 0.0) for v in lam])
+    lam_min = np.array([max(v[0], 0.0) for v in lam])
+    if np.any(lam_max <= 0):
+        raise V.fail(f, "lr_unit", "'absolute' for data with H = 0 (no eta_max)",
+                     f"'eta_max' with lambda_max = 0 for dataset {int(np.argmin(lam_max))}")
+    eta_max = 2.0 / lam_max
+    momentum = V.momentum(f, args["momentum"])
+    nesterov = V.boolean(f, "nesterov", args["nesterov"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = np.where(lam_min > 0, lam_max / np.where(lam_min > 0, lam_min, 1), np.inf)
+    spectra = {"lambda_max": lam_max, "lambda_min": lam_min, "condition": cond,
+               "gd_limit": eta_max,
+               "momentum_limit": (momentum_limit(lam_max, momentum, nesterov)
+                                  if momentum > 0 or nesterov else np.full(len(probs), np.nan))}
+    parts, interrupted = [], False
+    for k, (X, y) in enumerate(datasets):
+        sub = dict(args, lr=rel * eta_max[k], lr_unit="absolute", data=[(X, y)],
+                   condition=None)
+        if args["checkpoint"] is not None:
+            sub["checkpoint"] = os.path.join(os.fspath(args["checkpoint"]), f"data{k}")
+        try:
+            parts.append(sweep(**sub))
+        except SweepInterrupted as exc:
+            parts.append(exc.result)
+            interrupted = True
+            break
+    res = _stack(parts, len(datasets), rel, names, kappa, spectra)
+    if interrupted or any("theory_interrupted" in p.meta for p in parts):
+        raise SweepInterrupted(res)
+    return res
+
+
+def _stack(parts, n_data, rel, names, kappa, spectra):
+    """One result of n_data datasets from single-dataset parts (a relative grid); the
+    datasets no part reached (an interrupted sweep) are NOT_RUN, with their spectra
+    (``spectra``: per-dataset arrays, the same values the parts computed)."""
+    first = parts[0]
+    kw = {}
+    for fld in dataclasses.fields(SweepResult):
+        v = getattr(first, fld.name)
+        if not isinstance(v, np.ndarray) or fld.name in ("lr", "seeds", "curve_t"):
+            kw[fld.name] = v
+            continue
+        if v.dtype.kind == "b":
+            fill = False
+        elif v.dtype.kind in "iu":
+            fill = -1  # Status.NOT_RUN, and "never" for the step counts
+        elif fld.name in ("final_loss", "curves"):
+            fill = np.inf
+        else:
+            fill = np.nan
+        out = np.full((n_data,) + v.shape[1:], fill, dtype=v.dtype)
+        for k, p in enumerate(parts):
+            out[k] = getattr(p, fld.name)[0]
+        kw[fld.name] = out
+    kw.update(spectra)
+    meta = dict(first.meta)
+    spec = dict(meta.get("spec", {}))
+    spec.update(lr=rel, lr_unit="eta_max", condition=kappa)
+    meta["spec"] = spec
+    for key in ("chunks_total", "chunks_resumed", "chunks_computed", "seconds_run"):
+        if all(key in p.meta for p in parts):
+            meta[key] = sum(p.meta[key] for p in parts)
+    kw.update(lr=rel, meta=meta, names=names, lr_unit="eta_max")
+    return SweepResult(**kw)
+
+
+#: fewest lanes :func:`auto_lanes` picks: narrower chunks run the kernels 1.3-2x slower
+#: per update (8 lanes against 32-128 on one dataset x 128 rates, d = 2 and 32, GD and SGD)
+MIN_LANES = 32
 
 
 def auto_lanes(method, n_data, n_seed, n_lr, *, min_chunks=16):
     """The default ``lanes`` of :func:`sweep` (see there): a function of the grid only,
     so that a checkpointed sweep resumes with the same chunk table on any machine."""
     lanes = 256 if method == "sgd" else 64
-    while lanes > 8 and n_data * n_seed * -(-n_lr // lanes) < min_chunks:
+    while lanes > MIN_LANES and n_data * n_seed * -(-n_lr // lanes) < min_chunks:
         lanes //= 2
     return lanes
 
 
-def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None, batch_size=1,
-          order="shuffle", seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None, tol=1e-8,
-          blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0, curve_points=0, lanes=None,
-          threads=None, progress=None, max_bytes=None, almost_sure=False, dtype="float64",
-          backend="cpu", engine=None, checkpoint=None) -> SweepResult:
+def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, steps=None, epochs=None, batch_size=1,
+          order=C.DEFAULT_ORDER, seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None,
+          tol=C.DEFAULT_TOL, blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0,
+          curve_points=0, lanes=None, threads=None, progress=None, max_bytes=None,
+          almost_sure=False, dtype="float64", backend="cpu", engine=None, checkpoint=None,
+          weights=False) -> SweepResult:
     """Run a grid of learning rates x datasets (x seeds for SGD) and classify each run.
 
     Parameters
@@ -369,9 +572,17 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     method : {"gd", "sgd"}
         Batch gradient descent (``steps`` steps) or stochastic (``epochs`` epochs).
     lr : float or 1-D array
-        Learning rates (finite, > 0).
-    data : list of (X, y)
-        Datasets with the same number of inputs d (P may differ).  Or:
+        Learning rates (finite, > 0), in ``lr_unit``.
+    lr_unit : {"absolute", "eta_max"}
+        ``"eta_max"``: ``lr`` holds multiples of each dataset's batch-GD limit
+        eta_max = 2/lambda_max (with ``bias``, of the augmented H), so that one grid
+        serves datasets of any scale (raw and standardised copies alike); dataset k
+        runs the rates ``lr * 2/lambda_max[k]`` (``result.absolute_lr[k]``), and a cell
+        equals a sweep of that dataset alone at those absolute rates, bit for bit.
+        The result keeps the relative grid in ``lr`` and ``lr_unit="eta_max"``.
+    data : list of (X, y), or dict name -> (X, y)
+        Datasets with the same number of inputs d (P may differ); a dict names them
+        (``result.names``; default ``"data 0"``, ...).  Or:
     condition : float or 1-D array
         Condition numbers kappa >= 1: one dataset each from :func:`fastgd.gaussian_data`
         (``n`` samples, ``d`` inputs, eigenvalues geometrically spaced between 1/kappa
@@ -387,8 +598,9 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
         Keep the loss curve at about this many evenly spaced steps / epochs (0: none).
     lanes : int, optional
         Learning rates per chunk (SIMD lanes sharing one dataset).  Results do not
-        depend on it.  Default (None): 256 for SGD, 64 for GD, halved, down to 8, while
-        the grid would make fewer than 16 chunks, so that threads have work.  Measured
+        depend on it.  Default (None): 256 for SGD, 64 for GD, halved, down to 32
+        (narrower chunks are slower per update), while the grid would make fewer than
+        16 chunks, so that threads have work.  Measured
         on the bench grid (64 kappa x 256 lr, d = 2, 1 thread): SGD 2.6 (64 lanes) ->
         3.0 G updates/s (256); GD about flat from 32 to 256 lanes (0.95-1.03 G useful
         steps/s; 64 leaves more chunks for threads).
@@ -454,9 +666,13 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     >>> bool(res.diverged[:, 2].all()), bool(res.diverged[:, :2].any())
     (True, False)
     """
+    args = dict(locals())
     f = "sweep"
     V.choice(f, "method", method, ("gd", "sgd"))
     lrs = V.rates(f, "lr", lr)
+    if V.choice(f, "lr_unit", lr_unit, LR_UNITS) == "eta_max":
+        return _sweep_relative(f, lrs, args)
+    data, _ = _named(f, data) if data is not None else (None, None)
     # everything that can be checked from the arguments alone, before any work
     progress = V.boolean(f, "progress", progress, allow_none=True)
     almost_sure = V.boolean(f, "almost_sure", almost_sure)
@@ -467,8 +683,8 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     elif threads is not None:
         V.integer(f, "threads", threads, minimum=1, maximum=4096)
     _cost.sweep_grid(f, method, lrs.size, data, condition, steps, epochs, seeds, n, d,
-                     curve_points, max_bytes)
-    datasets, kappa_given = _datasets(f, data, condition, n, d, fix, data_seed)
+                     curve_points, max_bytes, weights)
+    datasets, kappa_given, names = _datasets(f, args["data"], condition, n, d, fix, data_seed)
     bias = V.boolean(f, "bias", bias)
     probs = C.prepare_many(f, datasets, bias)
     d_in = datasets[0][0].shape[1]
@@ -511,8 +727,9 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
     if curve_points > 0:
         rec_every = max(1, T // max(curve_points - 1, 1))
         n_rec = T // rec_every + 1
+    weights = V.boolean(f, "weights", weights)
     C.check_memory(f, n_data * n_lr * n_seed,
-                   C.Outputs.bytes_per_cell(probs[0].d, n_rec), max_bytes)
+                   C.Outputs.bytes_per_cell(probs[0].d, n_rec, keep_w=weights), max_bytes)
 
     if not isinstance(dtype, str) and dtype is not None:
         try:
@@ -533,8 +750,11 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
                          rec_every, n_rec, dtype, backend, lanes,
                          batch_size if method == "sgd" else 0,
                          order_code if method == "sgd" else 0, seed_list)
-    out = C.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec)
+    out = C.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec, keep_w=weights)
     chunks = C.make_chunks(n_data, n_seed, n_lr, lanes)
+
+    def finish(block):  # each block checked against the truth of its weights, then dropped
+        C.finalize_block(probs, block, w0v, tol, T)
     if backend == "cuda":
         from . import gpu
 
@@ -551,10 +771,9 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
             _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress,
                      f"sweep {method}", counts, dict(method=method, lanes=lanes, dtype=dtype,
                                                      backend=backend, n_data=n_data,
-                                                     n_lr=n_lr, n_seed=n_seed))
+                                                     n_lr=n_lr, n_seed=n_seed), finish)
         except C.Interrupted as exc:
             interrupted = exc
-    C.finalize(probs, out, w0v, tol, T)
     C.fill_records(out, T, rec_every)
 
     spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
@@ -566,7 +785,8 @@ def sweep(method="gd", *, lr, data=None, condition=None, steps=None, epochs=None
             "dtype": dtype, "backend": backend}
     almost_sure = V.boolean(f, "almost_sure", almost_sure)
     res = _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov,
-                    spec, nthreads)
+                    spec, nthreads, w0v)
+    res = dataclasses.replace(res, names=names)
     res.meta.update(counts)
     res.meta["engine"] = "local" if engine is None else type(engine).__name__
     if method == "sgd":
@@ -610,9 +830,10 @@ def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, re
 
 
 def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc, counts,
-             summary):
+             summary, finish):
     """Run the chunk table on the chosen engine / backend, through a checkpoint
     directory when one is given (resume first, then write blocks as they finish).
+    Every block of results passes ``finish`` (in place) before it is kept.
     The directory's lock is released however the run ends."""
     from . import _engine as E
 
@@ -624,6 +845,7 @@ def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc
         try:
             done = set()
             for blk in ck.load():
+                finish(blk)  # idempotent: blocks are written checked
                 E.scatter(out, blk)
                 done.update(map(tuple, blk["rows"].tolist()))
             if done:
@@ -631,15 +853,16 @@ def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc
                 todo = np.ascontiguousarray(chunks[keep])
             counts["chunks_resumed"] = int(chunks.shape[0] - todo.shape[0])
             if todo.shape[0]:
-                _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts)
+                _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts,
+                            finish)
         finally:
             ck.close()  # releases the directory lock
     elif todo.shape[0]:
-        _run_chunks(kspec, todo, out, nthreads, engine, None, progress, desc, counts)
+        _run_chunks(kspec, todo, out, nthreads, engine, None, progress, desc, counts, finish)
 
 
-def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts):
-    """Run ``todo`` into ``out``, writing finished rows to the checkpoint ``ck``."""
+def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts, finish):
+    """Run ``todo`` into ``out``, writing finished blocks to the checkpoint ``ck``."""
     import time
 
     from . import _engine as E
@@ -650,15 +873,14 @@ def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts):
 
     def flush():
         if buf:
-            rows = np.concatenate(buf)
-            ck.write(E.gather(out, rows))
+            ck.write(E.concat(buf))
             buf.clear()  # after the write: a write cut by Ctrl-C is retried at the end
         state["flushed"] = time.perf_counter()
 
-    def on_done(rows):  # local engines: rows finished in place in `out`
-        counts["chunks_computed"] += int(rows.shape[0])
+    def on_done(block):  # local engines: a finished, checked block (scattered into `out`)
+        counts["chunks_computed"] += int(block["rows"].shape[0])
         if ck is not None:
-            buf.append(np.array(rows))
+            buf.append(block)
             if time.perf_counter() - state["flushed"] >= 1.0:
                 flush()
 
@@ -674,18 +896,20 @@ def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts):
                 from . import gpu
 
                 def call(rows):
-                    gpu.call_kernel(kspec, rows, out)
-                    on_done(rows)
+                    block = gpu.run_rows(kspec, rows)
+                    finish(block)
+                    E.scatter(out, block)
+                    on_done(block)
 
                 # a launch of ~2^17 runs fills a GPU; progress and Ctrl-C between launches
                 per = 4 if gpu.simulated() else max(1, (1 << 17) // kspec["lanes"])
                 E.run_blocks(call, todo, per, progress=progress, desc=desc)
             elif engine is None:
                 E.run_local(kspec, todo, out, nthreads, progress=progress, desc=desc,
-                            on_done=on_done)
+                            on_done=on_done, finish=finish)
             else:
                 E.run_executor(kspec, todo, out, engine, nthreads, progress=progress,
-                               desc=desc, on_result=on_result)
+                               desc=desc, on_result=on_result, finish=finish)
         finally:
             counts["seconds_run"] = time.perf_counter() - t0
             if ck is not None:
@@ -750,7 +974,9 @@ def _versions():
 
 
 def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov, spec,
-              nthreads):
+              nthreads, w0=None):
+    if w0 is None:
+        w0 = np.zeros(probs[0].d)
     lam = np.linalg.eigvalsh(np.stack([p.H for p in probs]))  # one LAPACK call per H
     lam_max = np.array([max(l[-1], 0.0) for l in lam])
     lam_min = np.array([max(l[0], 0.0) for l in lam])
@@ -774,7 +1000,10 @@ def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, ne
         diverged_at=np.ascontiguousarray(out.div_at.transpose(tr)),
         gd_limit=gd_lim, momentum_limit=mom_lim,
         sgd_ms_limit=np.full(len(probs), np.nan), sgd_as_limit=np.full(len(probs), np.nan),
-        curves=curves, curve_t=curve_t, meta=meta)
+        curves=curves, curve_t=curve_t, meta=meta,
+        growing=np.ascontiguousarray(C.growing(probs, out, w0).transpose(tr)),
+        weights=(None if out.w is None
+                 else np.ascontiguousarray(out.w.transpose(0, 2, 1, 3))))
 
 
 # ---------------------------------------------------------------------------
@@ -790,7 +1019,8 @@ class Boundary:
         Final bracket (``lo`` stable / below half, ``hi`` unstable / above half).
     method : str
     criterion : str
-        ``"growth"`` (GD: the sign of the long-run growth rate of the error) or
+        ``"spectrum"`` (GD: the closed form from lambda_max), ``"growth"`` (GD with
+        ``check=True``: the sign of the long-run growth rate of the error) or
         ``"half-diverged"`` (SGD: half of the seeds diverge within the budget).
     lrs, fraction : arrays
         SGD: the final grid and its diverged fraction (the fraction curve); GD: the
@@ -807,6 +1037,15 @@ class Boundary:
     lrs: np.ndarray
     fraction: np.ndarray | None = None
     growth: np.ndarray | None = None
+
+    def __repr__(self):
+        r = (f"Boundary(lr={self.lr:.7g}, method={self.method!r}, "
+             f"criterion={self.criterion!r}")
+        if self.hi > self.lo:
+            r += f", bracket=[{self.lo:.7g}, {self.hi:.7g}] ({self.hi / self.lo - 1:.2g} wide)"
+        if self.lrs is not None and np.size(self.lrs) > 1:
+            r += f", {np.size(self.lrs)}-point final grid"
+        return r + ")"
 
 
 def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=12345):
@@ -838,33 +1077,46 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
 
 
 def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
-                steps=None, epochs=100, batch_size=1, order="shuffle", seeds=64, blowup=1e12,
-                lr_range=None, threads=None) -> Boundary:
-    """The divergence boundary in the learning rate for one dataset, by simulation.
+                steps=None, epochs=100, batch_size=1, order=C.DEFAULT_ORDER, seeds=64,
+                blowup=1e12, lr_range=None, threads=None, check=False) -> Boundary:
+    """The divergence boundary in the learning rate for one dataset.
 
     GD (``method="gd"``): the long-run boundary, where the growth rate of the error
-    crosses zero, by multisection on a grid of 64 rates per round (each rate a SIMD
-    lane); the growth rate is measured from blockwise renormalised runs, never from
-    "diverged within T steps" (biased by about ln(blowup)/(4T)).  Lands on
-    2/lambda_max (or the momentum limit) to ``rtol`` (default 1e-6).
+    crosses zero.  For the linear unit it is known in closed form from the spectrum
+    of H: 2/lambda_max, with momentum beta 2(1 + beta)/lambda_max (Nesterov
+    (2 + 2 beta)/((1 + 2 beta) lambda_max); :func:`fastgd.theory.momentum_lr_max`);
+    that is what is returned (``criterion="spectrum"``, milliseconds).
+    ``check=True`` finds it by simulation instead, as a check of the kernels:
+    multisection on a grid of 64 rates per round (each rate a SIMD lane); the growth
+    rate is measured from blockwise renormalised runs, never from "diverged within T
+    steps" (biased by about ln(blowup)/(4T)); it lands on the closed form to ``rtol``
+    (default 1e-6; ``criterion="growth"``; seconds to a minute on ill-conditioned data).
 
     SGD (``method="sgd"``): the rate at which half of the ``seeds`` runs diverge within
     ``epochs`` epochs, by successive grids refined around the crossing; returns the
-    fraction curve of the final grid.  Default ``rtol`` 1e-3.  Note that this
-    budget-based boundary lies between the mean-square and the almost-sure (typical
-    run) limits of :mod:`fastgd.theory`.
+    fraction curve of the final grid.  Default ``rtol`` 1e-3.  ``order="cyclic"`` is
+    deterministic (no seed changes the sample order), so one seed is run whatever
+    ``seeds`` says.  This budget boundary lies above the mean-square limit of
+    :mod:`fastgd.theory`, and it is *not* bounded by the almost-sure (typical run)
+    limit: a run just above that limit grows slowly and may not pass ``blowup``
+    within the budget, so the budget boundary is biased upward (on scikit-learn's
+    digits it lies about 9 % above the almost-sure limit with 100 epochs).
 
     Parameters
     ----------
     X, y : data.  momentum, nesterov, bias: as in :func:`fastgd.gd`.
     rtol : float
-        Relative width of the final bracket.
+        Relative width of the final bracket (simulations only).
     steps : int
-        GD: steps per growth measurement (default chosen from the spectrum).
+        GD with ``check=True``: steps per growth measurement (default chosen from the
+        spectrum).
     epochs, batch_size, order, seeds, blowup
-        SGD budget and options.
+        SGD budget and options (``order`` defaults to ``fastgd.DEFAULT_ORDER``,
+        "shuffle", as in :func:`fastgd.sgd` and :func:`fastgd.sweep`).
     lr_range : (lo, hi), optional
-        Initial search range (default from the trace of H).
+        Initial search range of a simulation (default from the trace of H).
+    check : bool
+        GD: run the growth-rate bisection instead of the closed form.
 
     Returns
     -------
@@ -898,11 +1150,28 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
         lo, hi = 0.1 / trH, 1e3 / trH
     else:
         lo, hi = V.pair(f, "lr_range", lr_range)
+    check = V.boolean(f, "check", check)
+    if method == "gd" and not check:
+        return _critical_gd_spectrum(prob, momentum, nesterov)
     with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
         if method == "gd":
             return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)
         return _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order,
                              seeds, blowup, lo, hi, nthreads, threads)
+
+
+def _critical_gd_spectrum(prob, momentum, nesterov):
+    """The GD boundary from lambda_max of H (scipy's ``eigvalsh``, as
+    :func:`fastgd.spectrum`)."""
+    import scipy.linalg
+
+    from .theory import momentum_lr_max
+
+    lam_max = float(scipy.linalg.eigvalsh(prob.H)[-1])
+    lr = (momentum_lr_max(lam_max, momentum, nesterov) if momentum > 0 or nesterov
+          else 2.0 / lam_max)
+    return Boundary(lr=float(lr), lo=float(lr), hi=float(lr), method="gd",
+                    criterion="spectrum", lrs=np.array([lr]))
 
 
 def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
@@ -950,6 +1219,8 @@ def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
 def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, seeds, blowup,
                   lo, hi, nthreads, threads):
     data = [(prob.X[:, :-1] if prob.bias else prob.X, prob.y)]
+    if order == "cyclic":  # the order does not depend on the seed: one is enough
+        seeds = [0]
     kw = dict(method="sgd", data=data, epochs=epochs, batch_size=batch_size, order=order,
               seeds=seeds, momentum=momentum, nesterov=nesterov, bias=prob.bias, tol=0.0,
               blowup=blowup, threads=threads, progress=False)
