@@ -1,6 +1,7 @@
 """Issue 15 (your own data, first-class): one set of defaults, fast paths, memory,
 the ``growing`` flag and friendly input / output."""
 
+import os
 import sys
 
 import numpy as np
@@ -234,3 +235,23 @@ def test_prepared_statistics_are_reused_and_never_stale():
     assert p2 is not p1 and not np.array_equal(p2.X, p1.X)
     assert np.array_equal(p2.wstar, np.linalg.lstsq(X, y, rcond=None)[0])
     assert p1.X[0, 0] == x00  # the cache kept its own copy
+
+
+def test_first_run_on_a_cold_cache_says_it_is_compiling(tmp_path):
+    """One line on stderr while the kernels compile (a fresh NUMBA_CACHE_DIR), once per
+    process; a second process with the now warm cache prints nothing."""
+    import subprocess
+
+    code = ("import fastgd as fg; X, y = fg.lecture_data(); "
+            "fg.gd(X, y, 1.5, 50); fg.gd(X, y, 1.0, 50)")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    lines = [x for x in cold.stderr.splitlines() if "compiling" in x]
+    assert lines == ["fastgd: compiling kernels for batch GD at d = 2, first run only "
+                     "(cached on disk, a few seconds)..."], cold.stderr
+    warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 
@@ -42,6 +43,42 @@ def _kernels(spec):
     return L.grid_sgd_linear_f32 if f32 else L.grid_sgd_linear
 
 
+def _cold(kernel) -> bool:
+    """Whether calling ``kernel`` will compile it: no signature compiled in this process
+    and no entry in its on-disk cache index (Numba's index is keyed on the source file's
+    stamp, so an edited source reads as cold).  False when unsure or the JIT is off."""
+    sigs = getattr(kernel, "signatures", None)  # None: NUMBA_DISABLE_JIT=1
+    if sigs is None or sigs:
+        return False
+    try:
+        return not kernel._cache._cache_file._load_index()
+    except Exception:  # pragma: no cover - a Numba without this private layout
+        return False
+
+
+_ANNOUNCED = set()
+
+
+def announce_compile(method, d, beta, batch, rec_loss, f32):
+    """One line on stderr before a kernel compiles on a cold cache (it takes seconds, once
+    per machine and kernel variant; the same run is then silent)."""
+    from ._kernels import linear as L
+
+    if method == "gd":
+        kern = L.gd_rows_kernel(d, beta, 0, rec_loss, f32)
+    else:
+        kern = L.sgd_rows_kernel(d, beta, batch, 0, rec_loss, f32)
+    name = getattr(kern, "__name__", "")
+    if name in _ANNOUNCED or not _cold(kern):
+        return
+    _ANNOUNCED.add(name)
+    what = "batch GD" if method == "gd" else ("per-sample SGD" if batch == 1 else
+                                              "minibatch SGD")
+    print(f"fastgd: compiling kernels for {what} at d = {d}"
+          f"{' (float32)' if f32 else ''}, first run only (cached on disk, a few seconds)...",
+          file=sys.stderr, flush=True)
+
+
 def call_kernel(spec, rows, nworkers, out):
     """Run ``rows`` of the chunk table with the spec's full-size inputs into ``out``
     (a :class:`fastgd._core.Outputs` indexed by the spec's global [data, seed, lr])."""
@@ -49,6 +86,8 @@ def call_kernel(spec, rows, nworkers, out):
 
 
 def _call(spec, arr, rows, nworkers, out):
+    announce_compile(spec["method"], spec["d"], arr["beta"], spec.get("batch", 1),
+                     out.rec_loss, spec["dtype"] == "float32")
     kern = _kernels(spec)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if spec["method"] == "gd":

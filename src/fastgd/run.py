@@ -166,10 +166,12 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
         f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
     _cost.run(f, "steps", steps, prob.d, prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
+    from ._engine import announce_compile
     from ._kernels.linear import grid_gd_linear
 
     out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
     chunks = C.make_chunks(1, 1, 1, 1)
+    announce_compile("gd", prob.d, np.array([momentum]), 1, out.rec_loss, False)
     with np.errstate(all="ignore"):
         grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
                        tol, blowup, 0, chunks, 1, 1, *out.kernel_args())
@@ -228,10 +230,12 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
     seed = V.integer(f, "seed", seed, minimum=0)
     _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
+    from ._engine import announce_compile
     from ._kernels.linear import grid_sgd_linear
 
     out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
     chunks = C.make_chunks(1, 1, 1, 1)
+    announce_compile("sgd", prob.d, np.array([momentum]), batch_size, out.rec_loss, False)
     with np.errstate(all="ignore"):
         grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), *_stack(prob),
                         np.array([lr]), np.array([momentum]), nesterov, w0, epochs, batch_size,
