@@ -307,7 +307,7 @@ def figures(monkeypatch):
         fig.savefig(path, dpi=40)
         return path
 
-    monkeypatch.setattr(cli, "_save", save)
+    monkeypatch.setattr(cli.commands, "_save", save)  # where the commands look it up
     return kept
 
 

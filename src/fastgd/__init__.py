@@ -19,7 +19,8 @@ from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
 from . import chain, theory
 from .chain import chain_gd
-from .sweep import Boundary, SweepInterrupted, SweepResult, critical_lr, load, sweep
+from .result import SweepInterrupted, SweepResult, load
+from .sweep import Boundary, critical_lr, sweep
 from ._engine import warmup
 
 __version__ = "0.1.0"

@@ -437,16 +437,14 @@ def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=N
     """Run ``call(chunk_rows, nworkers)`` over the chunk table in batches.
 
     Batches are sized to about 0.25 s after a small first batch (and to at most
-    ``max_batch`` rows), so a progress bar (tqdm, optional) advances and Ctrl-C is
-    honoured between batches.  ``progress``: None = automatic (a bar when stderr is a
-    terminal and the work takes > 1 s), True / False to force.
+    ``max_batch`` rows), so a progress bar (:class:`Progress`) advances and Ctrl-C is
+    honoured between batches.
     """
     n = chunks.shape[0]
     done = 0
-    bar = None
+    bar = Progress(n, progress, desc)
     cap = n if max_batch is None else max(nworkers, int(max_batch))
     batch = min(cap, max(nworkers, min(n, 2 * nworkers)))
-    t_start = time.perf_counter()
     try:
         while done < n:
             stop = min(n, done + batch)
@@ -456,19 +454,40 @@ def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=N
             done = stop
             batch = int(min(max(nworkers, 0.25 / max(per_chunk, 1e-9)), n))
             batch = min(cap, max(nworkers, (batch // nworkers) * nworkers))
-            if bar is None and done < n and progress is not False:
-                elapsed = time.perf_counter() - t_start
-                eta = elapsed / done * (n - done)
-                if progress or (progress is None and eta + elapsed > 1.0 and _isatty()):
-                    bar = _make_bar(n, desc)
-            if bar is not None:
-                bar.update(done - bar.n)
+            bar.update(done)
     except KeyboardInterrupt:
         raise Interrupted(done, n) from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return done
+
+
+class Progress:
+    """The progress bar of a loop over ``total`` chunks (tqdm, optional), shown when it
+    helps: ``progress`` True always, False never, None (automatic) once the work done so
+    far says the whole will take more than 1 s and stderr is a terminal.
+
+    Call :meth:`update` with the chunks done after each step (the bar appears at the
+    first step that decides for it) and :meth:`close` at the end, in a ``finally``.
+    """
+
+    def __init__(self, total, progress, desc):
+        self.total, self.progress, self.desc = total, progress, desc
+        self.bar = None
+        self.t_start = time.perf_counter()
+
+    def update(self, done):
+        if self.bar is None and done < self.total and self.progress is not False:
+            elapsed = time.perf_counter() - self.t_start
+            eta = elapsed / max(done, 1) * (self.total - done)
+            if self.progress or (self.progress is None and eta + elapsed > 1.0 and _isatty()):
+                self.bar = _make_bar(self.total, self.desc)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _isatty():

@@ -336,8 +336,7 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
     blocks = [chunks[i:i + per] for i in range(0, n, per)]
     window = max(2, 2 * workers)
     done = 0
-    bar = None
-    t_start = time.perf_counter()
+    bar = C.Progress(n, progress, desc)
     pending = set()
     it = iter(blocks)
     try:
@@ -359,20 +358,13 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
                 pending.add(engine.submit(run_chunks, spec, blk, threads))
                 if len(pending) >= window:
                     break
-            if bar is None and done < n and progress is not False:
-                elapsed = time.perf_counter() - t_start
-                eta = elapsed / max(done, 1) * (n - done)
-                if progress or (progress is None and eta + elapsed > 1.0 and C._isatty()):
-                    bar = C._make_bar(n, desc)
-            if bar is not None:
-                bar.update(done - bar.n)
+            bar.update(done)
     except KeyboardInterrupt:
         for fut in pending:
             fut.cancel()
         raise C.Interrupted(done, n) from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return done
 
 
@@ -436,23 +428,15 @@ def run_blocks(call, chunks, per, *, progress, desc):
     backend: one launch per block), with a progress bar and Ctrl-C between blocks."""
     n = chunks.shape[0]
     done = 0
-    bar = None
-    t_start = time.perf_counter()
+    bar = C.Progress(n, progress, desc)
     try:
         while done < n:
             stop = min(n, done + per)
             call(np.ascontiguousarray(chunks[done:stop]))
             done = stop
-            if bar is None and done < n and progress is not False:
-                elapsed = time.perf_counter() - t_start
-                eta = elapsed / done * (n - done)
-                if progress or (progress is None and eta + elapsed > 1.0 and C._isatty()):
-                    bar = C._make_bar(n, desc)
-            if bar is not None:
-                bar.update(done - bar.n)
+            bar.update(done)
     except KeyboardInterrupt:
         raise C.Interrupted(done, n) from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return done

@@ -106,7 +106,7 @@ def _instance(f, name, value, cls, what):
 
 
 def _sweep_result(f, result):
-    from .sweep import SweepResult
+    from .result import SweepResult
 
     return _instance(f, "result", result, SweepResult, "a SweepResult (from fastgd.sweep)")
 

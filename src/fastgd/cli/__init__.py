@@ -1,0 +1,97 @@
+"""The ``fastgd`` command (also ``python -m fastgd``).
+
+Subcommands::
+
+    fastgd phase     [--method gd|sgd] [--lr LO:HI:N] [--condition LO:HI:N] [--out FILE]
+    fastgd lecture   --out DIR             the lecture, slide by slide, and a table of its numbers
+    fastgd sweep     --config SPEC.toml --out RESULT.npz   (flags override the spec)
+    fastgd plot      RESULT.npz --out FILE
+    fastgd boundary  [--config SPEC.toml | --condition ...] [--method gd|sgd]
+    fastgd info      versions, threads, threading layer, vector width, cache dir
+
+Exit codes: 0 done, 1 failure, 2 bad usage or spec (one line on stderr, no
+traceback), 130 interrupted (a sweep saves and plots what finished first).
+Set ``FASTGD_DEBUG=1`` to see the traceback of a failure.
+
+Numba (through fastgd's kernels) and matplotlib are imported only after the
+arguments are parsed, so ``fastgd --help`` is fast.
+
+The package: :mod:`~fastgd.cli.parser` (argparse, TOML specs, grids, output names),
+:mod:`~fastgd.cli.commands` (phase, sweep, plot, boundary, info) and
+:mod:`~fastgd.cli.lecture` (the lecture script); :func:`main` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .commands import _data_steps, _unique  # noqa: F401
+from .parser import UsageError, build_parser, load_spec, parse_grid  # noqa: F401
+
+
+def _max_threads():
+    """Most worker threads a call may use: numba's NUMBA_NUM_THREADS once numba is
+    imported (or when set), else the number of cores."""
+    if "numba" in sys.modules:
+        return int(sys.modules["numba"].config.NUMBA_NUM_THREADS)
+    env = os.environ.get("NUMBA_NUM_THREADS", "")
+    return int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``fastgd`` command; returns the exit code.
+
+    Ctrl-C (or SIGTERM during a checkpointed sweep) anywhere in a command, parsing and
+    the heavy imports included, exits 130 with one line on stderr; a command that was
+    sweeping saves / draws what finished first.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
+        print("fastgd: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .. import __version__
+
+        print(f"fastgd {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    cmd = f"fastgd {args.command}"
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        top = _max_threads()
+        if threads < 1 or threads > top:
+            print(f"{cmd}: error: '--threads' must be between 1 and {top} (NUMBA_NUM_THREADS "
+                  f"or the cores); got {threads}", file=sys.stderr)
+            return 2
+        if "numba" not in sys.modules and "NUMBA_NUM_THREADS" not in os.environ:
+            os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
+    from .._validate import FastGDTypeError, FastGDValueError
+
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"{cmd}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FastGDValueError, FastGDTypeError) as exc:
+        print(f"{cmd}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{cmd}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return 1
+    except Exception as exc:
+        if os.environ.get("FASTGD_DEBUG"):
+            raise
+        print(f"{cmd}: failed: {type(exc).__name__}: {exc} (FASTGD_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1

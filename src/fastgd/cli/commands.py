@@ -1,0 +1,492 @@
+"""The ``fastgd`` commands phase, sweep, plot, boundary and info: a merged spec becomes
+a sweep (:func:`_sweep_from`), a figure, a table.  NumPy, Numba and matplotlib are
+imported inside the commands, after the arguments are parsed."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from .parser import (
+    UsageError,
+    _check_type,
+    _merge,
+    _out_path,
+    _spec_grid,
+    _writable_target,
+    load_spec,
+    parse_grid,
+)
+
+PHASE_DEFAULTS = {
+    "gd": {"lr": "0.01:10:128", "condition": "1:1e4:48", "steps": 1000},
+    "sgd": {"lr": "0.01:4:96", "condition": "1:1e3:32", "epochs": 100, "seeds": 4},
+}
+#: Default grids for given data (--data): multiples of each dataset's eta_max = 2/lambda_max,
+#: so that raw and standardised data alike show the boundary (at 1) inside the frame.
+DATA_LR_DEFAULTS = {"gd": "0.01:4:128", "sgd": "0.001:4:96"}
+#: GD steps for given data without --steps: STEPS_PER_KAPPA x the largest condition number
+#: (the slowest direction needs about kappa/2 steps per e-fold near eta_max), at least
+#: the phase default and at most STEPS_MAX.
+STEPS_PER_KAPPA, STEPS_MAX = 5, 100_000
+
+
+# --------------------------------------------------------------------------- helpers
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, dpi):
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
+def _lecture_variant(name):
+    import fastgd as fg
+
+    X, y = fg.lecture_data()
+    if name == "lecture":
+        return X, y
+    if name == "lecture-normalized":
+        return fg.normalize(X), y
+    if name == "lecture-whitened":
+        return fg.whiten(X), y
+    raise KeyError(name)
+
+
+def _load_data(item):
+    """A data name or .npz path -> (X, y, label)."""
+    import numpy as np
+
+    if not isinstance(item, str):
+        raise UsageError(f"'data' entries must be strings; got {item!r}")
+    try:
+        X, y = _lecture_variant(item)
+        return X, y, item
+    except KeyError:
+        pass
+    p = Path(item)
+    if p.suffix != ".npz":
+        raise UsageError(f"'data' must be lecture, lecture-normalized, lecture-whitened or a "
+                         f".npz file with arrays X and y; got {item!r}")
+    if not p.exists():
+        raise UsageError(f"data file {item!r} not found")
+    with np.load(p, allow_pickle=False) as z:
+        if "X" not in z.files or "y" not in z.files:
+            raise UsageError(f"data file {item!r} must hold arrays 'X' and 'y'; has {z.files}")
+        return z["X"], z["y"], p.stem
+
+
+def _sweep_from(cfg, *, defaults=None, progress=None):
+    """Run the sweep a merged config describes; returns (result, datasets) (datasets:
+    the given ones, None for a condition grid, which the sweep draws itself)."""
+    import dataclasses
+
+    import numpy as np
+
+    import fastgd as fg
+
+    from .. import _cost
+
+    method = cfg.get("method", "gd")
+    if method not in ("gd", "sgd"):
+        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
+    dflt = dict((defaults or {}).get(method, {}))
+    for key, types, what in (("steps", int, "an integer"), ("epochs", int, "an integer"),
+                             ("batch_size", int, "an integer"), ("seeds", int, "an integer"),
+                             ("seed", int, "an integer"), ("n", int, "an integer"),
+                             ("d", int, "an integer"), ("threads", int, "an integer"),
+                             ("momentum", (int, float), "a number"),
+                             ("tol", (int, float), "a number"), ("blowup", (int, float), "a number"),
+                             ("nesterov", bool, "true or false"), ("bias", bool, "true or false"),
+                             ("theory", bool, "true or false"), ("order", str, "a string"),
+                             ("fix", str, "a string"), ("curve_points", int, "an integer"),
+                             ("lanes", int, "an integer"), ("checkpoint", str, "a string"),
+                             ("dtype", str, "a string"), ("backend", str, "a string")):
+        _check_type(cfg, key, types if isinstance(types, tuple) else (types,), what)
+    given = "data" in cfg and cfg["data"] is not None
+    lr_unit = cfg.get("lr_unit")
+    if lr_unit is not None and lr_unit not in ("absolute", "eta_max"):
+        raise UsageError(f"'lr_unit' must be absolute or eta_max; got {lr_unit!r}")
+    if "lr" in cfg:
+        lr = _spec_grid(cfg["lr"], "lr")
+    elif given and (defaults is not None or lr_unit == "eta_max"):
+        lr = parse_grid(DATA_LR_DEFAULTS[method], "lr")
+        lr_unit = lr_unit or "eta_max"
+    elif "lr" in dflt:
+        lr = parse_grid(dflt["lr"], "lr")
+    else:
+        raise UsageError("'lr' is required (in the spec or as --lr)")
+    lr_unit = lr_unit or "absolute"
+    seed = int(cfg.get("seed", 0))
+    if seed < 0:
+        raise UsageError(f"'seed' must be >= 0; got {seed}")
+    datasets, labels, where = None, None, {}
+    if given:
+        if "condition" in cfg:
+            raise UsageError("give 'data' or 'condition', not both")
+        items = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
+        loaded = [_load_data(it) for it in items]
+        datasets = [(X, y) for X, y, _ in loaded]
+        labels = _unique([lab for _, _, lab in loaded])
+        where = {"data": dict(zip(labels, datasets, strict=True))}
+    else:
+        kappa = _spec_grid(cfg["condition"], "condition") if "condition" in cfg else \
+            parse_grid(dflt.get("condition", "1:1e4:48"), "condition")
+        n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
+        fix = cfg.get("fix", "lambda_max")
+        if fix not in ("lambda_max", "lambda_min"):
+            raise UsageError(f"'fix' must be lambda_max or lambda_min; got {fix!r}")
+        if any(k < 1 for k in kappa):
+            raise UsageError(f"'condition' must be >= 1; got min {min(kappa):g}")
+        if d < 2 or n < d + 1:
+            raise UsageError(f"'d' must be >= 2 and 'n' >= d + 1; got d = {d}, n = {n}")
+        T = cfg.get("steps", dflt.get("steps")) if method == "gd" else None
+        E = cfg.get("epochs", dflt.get("epochs")) if method == "sgd" else None
+        _cost.sweep_grid("sweep", method, len(lr), None, kappa, T, E,
+                         int(cfg.get("seeds", dflt.get("seeds", 1))), n, d,
+                         cfg.get("curve_points", 0), None)
+        # the sweep draws the same datasets as gaussian_data(n, geomspace(1/k, 1, d), seed)
+        where = {"condition": np.asarray(kappa), "n": n, "d": d, "fix": fix,
+                 "data_seed": seed}
+        labels = [f"κ = {k:.4g}" for k in kappa]
+    kw = dict(lr=np.asarray(lr), lr_unit=lr_unit, momentum=float(cfg.get("momentum", 0.0)),
+              nesterov=bool(cfg.get("nesterov", False)), bias=bool(cfg.get("bias", False)),
+              threads=cfg.get("threads"), progress=progress, **where)
+    for key in ("tol", "blowup", "curve_points", "lanes", "checkpoint", "dtype", "backend"):
+        if key in cfg:
+            kw[key] = cfg[key]
+    if method == "gd":
+        for key in ("epochs", "batch_size", "order", "seeds"):
+            if key in cfg and key in ("epochs",):
+                raise UsageError("'epochs' is for --method sgd; GD takes 'steps'")
+        if "steps" in cfg or not given:
+            kw["steps"] = int(cfg.get("steps", dflt.get("steps", 1000)))
+        else:
+            kw["steps"] = _data_steps(datasets, int(dflt.get("steps", 1000)), kw["bias"])
+    else:
+        if "steps" in cfg:
+            raise UsageError("'steps' is for --method gd; SGD takes 'epochs'")
+        kw["epochs"] = int(cfg.get("epochs", dflt.get("epochs", 100)))
+        kw["batch_size"] = int(cfg.get("batch_size", 1))
+        kw["order"] = cfg.get("order", "shuffle")
+        nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
+        if nseeds < 1:
+            raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
+        if given:
+            _cost.sweep_grid("sweep", "sgd", len(lr), datasets, None, None, kw["epochs"],
+                             nseeds, 100, 2, kw.get("curve_points", 0), None)
+        kw["seeds"] = list(range(seed, seed + nseeds))
+        kw["almost_sure"] = bool(cfg.get("almost_sure", False))
+    res = fg.sweep(method, **kw)
+    res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
+    if method == "sgd" and not cfg.get("theory", True):  # limits the user did not ask for
+        nan = np.full(res.shape[0], np.nan)
+        res = dataclasses.replace(res, sgd_ms_limit=nan, sgd_as_limit=nan.copy())
+    return res, datasets
+
+
+def _unique(labels):
+    """Dataset names, made unique (``x``, ``x (2)``, ...) when two files share a stem."""
+    out, seen = [], {}
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+        out.append(lab if seen[lab] == 1 else f"{lab} ({seen[lab]})")
+    return out
+
+
+def _data_steps(datasets, floor, bias):
+    """GD steps for given data: STEPS_PER_KAPPA x the largest finite condition number
+    (rounded up to two digits), between ``floor`` and STEPS_MAX."""
+    import math
+
+    import fastgd as fg
+
+    kappa = max((fg.spectrum(X, bias=bias).condition_number for X, _ in datasets),
+                default=1.0)
+    if not math.isfinite(kappa):
+        return STEPS_MAX
+    t = STEPS_PER_KAPPA * kappa
+    if t <= floor:
+        return floor
+    e = 10 ** max(int(math.floor(math.log10(t))) - 1, 0)
+    return int(min(math.ceil(t / e) * e, STEPS_MAX))
+
+
+def _phase_figure(res, args, title=None):
+    plt = _pyplot()
+    from ..plot import plot_phase_diagram
+
+    fig, ax = plt.subplots(figsize=(7.2, 5.6), layout="constrained")
+    plot_phase_diagram(res, ax=ax, color=getattr(args, "color", "status"), title=title)
+    return fig
+
+
+def _print_counts(res, seconds):
+    import numpy as np
+
+    from .._core import Status
+
+    st = res.status
+    parts = [f"{s.name.lower()} {int(np.sum(st == s))}" for s in Status if np.any(st == s)]
+    cells = st.size
+    print(f"fastgd: {res.method} sweep of {res.shape[0]} datasets x {res.shape[1]} rates x "
+          f"{res.shape[2]} seeds = {cells} runs in {seconds:.2f} s ({', '.join(parts)})")
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_phase(args):
+    spec = load_spec(args.config) if args.config else {}
+    cfg = _merge(args, spec)
+    out = _out_path(args.out, args.format, "phase")
+    if args.save:
+        _writable_target(Path(args.save), "--save")
+    t0 = time.perf_counter()
+    try:
+        res, _ = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress)
+    except _interrupted() as exc:
+        res = exc.result
+        _phase_out(res, args, out, partial=True)
+        raise
+    _print_counts(res, time.perf_counter() - t0)
+    _phase_out(res, args, out)
+    return 0
+
+
+def _interrupted():
+    from ..result import SweepInterrupted
+
+    return SweepInterrupted
+
+
+def _phase_out(res, args, out, partial=False):
+    if args.save:
+        path = res.save(args.save)
+        print(f"fastgd: saved {'partial ' if partial else ''}result to {path}")
+    fig = _phase_figure(res, args,
+                        title=None if not partial else "interrupted: grey cells did not run")
+    print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+
+
+def cmd_sweep(args):
+    spec = load_spec(args.config) if args.config else {}
+    cfg = _merge(args, spec)
+    if "lr" not in cfg:
+        raise UsageError("'lr' is required (in the spec or as --lr)")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    _writable_target(out)
+    plot_out = _out_path(args.plot, args.format, out.stem) if args.plot else None
+    t0 = time.perf_counter()
+    try:
+        res, _ = _sweep_from(cfg, progress=args.progress)
+    except _interrupted() as exc:
+        path = exc.result.save(out)
+        print(f"fastgd: interrupted; saved the finished cells to {path}", file=sys.stderr)
+        raise
+    _print_counts(res, time.perf_counter() - t0)
+    path = res.save(out)
+    print(f"fastgd: saved {path}")
+    print(res.summary())
+    if plot_out:
+        print(f"fastgd: wrote {_save(_phase_figure(res, args), plot_out, args.dpi)}")
+    return 0
+
+
+def cmd_plot(args):
+    import fastgd as fg
+
+    src = Path(args.result)
+    if not src.exists():
+        raise UsageError(f"result file {str(src)!r} not found")
+    try:
+        res = fg.load(src)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{str(src)!r} is not a fastgd result: {exc}") from None
+    out = _out_path(args.out, args.format, src.with_suffix("").as_posix()
+                    + ("" if args.kind == "phase" else "_boundary"))
+    if args.kind == "phase":
+        fig = _phase_figure(res, args)
+    else:
+        plt = _pyplot()
+        from ..plot import plot_boundary
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+        plot_boundary(res, ax=ax, title=f"{res.method.upper()} divergence boundary")
+    print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+    return 0
+
+
+def cmd_boundary(args):
+    import types
+
+    import numpy as np
+
+    import fastgd as fg
+
+    spec = load_spec(args.config) if args.config else {}
+    cfg = _merge(args, spec)
+    method = cfg.get("method", "gd")
+    if method not in ("gd", "sgd"):
+        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
+    if args.out:
+        _out_path(args.out, args.format, "boundary")  # refuse a bad --out before the work
+    if "condition" in cfg and cfg.get("data") is None:
+        kappa = _spec_grid(cfg["condition"], "condition")
+        n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
+        seed = int(cfg.get("seed", 0))
+        data = []
+        for k in kappa:
+            ds = fg.gaussian_data(n, np.geomspace(1.0 / k, 1.0, d), seed=seed)
+            data.append((ds.X, ds.y, f"κ = {k:.4g}"))
+    else:
+        items = cfg.get("data", "lecture")
+        data = [_load_data(it) for it in (items if isinstance(items, list) else [items])]
+    mom = float(cfg.get("momentum", 0.0))
+    nest = bool(cfg.get("nesterov", False))
+    bs = int(cfg.get("batch_size", 1))
+    order = cfg.get("order", "shuffle")
+    try:
+        from .. import theory
+    except ImportError:  # pragma: no cover
+        theory = None
+    rows, obs, cond, lims = [], [], [], []
+    for X, y, label in data:
+        kw = dict(method=method, momentum=mom, nesterov=nest, threads=cfg.get("threads"))
+        if method == "sgd":
+            kw.update(batch_size=bs, order=order, seeds=int(cfg.get("seeds", 64)),
+                      epochs=int(cfg.get("epochs", 100)))
+        t0 = time.perf_counter()
+        b = fg.critical_lr(X, y, **kw)
+        dt = time.perf_counter() - t0
+        s = fg.spectrum(X)
+        lim = {"gd": s.eta_max, "momentum": np.nan, "sgd_ms": np.nan, "sgd_as": np.nan}
+        if theory is not None:
+            try:
+                lim.update(theory.limits(X, momentum=mom, nesterov=nest,
+                                         batch_size=bs if method == "sgd" else None,
+                                         order=order if method == "sgd" else None))
+            except Exception:  # pragma: no cover - a limit that cannot be computed
+                pass
+        pred = lim["momentum"] if mom > 0 else (lim["sgd_ms"] if method == "sgd" else lim["gd"])
+        obs.append(b.lr)
+        cond.append(s.condition_number)
+        lims.append(lim)
+        rows.append((label, s.condition_number, s.lambda_max, lim["gd"], lim["momentum"],
+                     lim["sgd_ms"], lim["sgd_as"], b.lr, b.lr / pred - 1 if pred == pred else
+                     float("nan"), dt))
+    head = (f"{'data':<20} {'κ':>9} {'λ_max':>9} {'2/λ_max':>10} {'momentum':>10} "
+            f"{'SGD ms':>10} {'SGD as':>10} {'observed':>11} {'obs/pred-1':>11} {'time':>7}")
+    print(f"fastgd boundary ({method}, criterion "
+          f"{'growth rate' if method == 'gd' else 'half of the seeds diverged'})")
+    print(head)
+    for r in rows:
+        print(f"{r[0]:<20} {r[1]:>9.4g} {r[2]:>9.4g} {r[3]:>10.6g} {r[4]:>10.6g} "
+              f"{r[5]:>10.6g} {r[6]:>10.6g} {r[7]:>11.7g} {r[8]:>11.2e} {r[9]:>6.2f}s")
+    if args.out:
+        plt = _pyplot()
+        from ..plot import plot_boundary
+
+        labels = _unique([r[0] for r in rows])
+        grid = "condition" in cfg and cfg.get("data") is None
+        ns = types.SimpleNamespace(
+            method=method, names=tuple(labels),
+            meta={"spec": {"condition": [float(c) for c in cond] if grid else None}},
+            condition=np.array(cond), gd_limit=np.array([l["gd"] for l in lims]),
+            momentum_limit=np.array([l["momentum"] for l in lims], dtype=float),
+            sgd_ms_limit=np.array([l["sgd_ms"] for l in lims], dtype=float),
+            sgd_as_limit=np.array([l["sgd_as"] for l in lims], dtype=float))
+        out = _out_path(args.out, args.format, "boundary")
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+        plot_boundary(ns, ax=ax, observed=np.array(obs),
+                      title=f"{method.upper()}: observed vs predicted critical η")
+        print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+    return 0
+
+
+def cmd_info(args):
+    import platform
+
+    import numpy as np
+
+    import fastgd as fg
+
+    def version(mod):
+        try:
+            m = __import__(mod)
+            return getattr(m, "__version__", "?")
+        except ImportError:
+            return "not installed"
+
+    import numba
+
+    print(f"fastgd        {fg.__version__}")
+    print(f"python        {platform.python_version()} ({platform.python_implementation()})")
+    for mod in ("numpy", "numba", "llvmlite", "scipy", "matplotlib", "tqdm"):
+        print(f"{mod:<13} {version(mod)}")
+    print(f"platform      {platform.platform()}")
+    print(f"cpu count     {os.cpu_count()}")
+    env_threads = os.environ.get("NUMBA_NUM_THREADS")
+    print(f"numba threads {numba.config.NUMBA_NUM_THREADS} (max; NUMBA_NUM_THREADS="
+          f"{env_threads or 'unset'}), using {numba.get_num_threads()}")
+    # linear-unit sweeps run nogil kernels on Python worker threads; numba's threading
+    # layer (chosen when the first parallel kernel runs) serves the chain kernels
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "not started yet (used by the chain kernels)"
+    print(f"threading     linear sweeps: worker threads (nogil kernels); numba layer {layer} "
+          f"(NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', 'default')})")
+    from fastgd._kernels import _jit
+
+    print(f"FMA contract  {'on' if _jit.contract() else 'off'} (FASTGD_CONTRACT="
+          f"{os.environ.get('FASTGD_CONTRACT', 'unset')})")
+    try:
+        import llvmlite.binding as ll
+
+        cpu = ll.get_host_cpu_name()
+        feats = ll.get_host_cpu_features()
+        has = {k for k, v in feats.items() if v}
+    except Exception:  # pragma: no cover
+        cpu, has = "unknown", set()
+    cfg_cpu = numba.config.CPU_NAME or cpu
+    cfg_feat = numba.config.CPU_FEATURES or ""
+    width = 512 if "avx512f" in has else 256 if "avx2" in has or "avx" in has else 128
+    simd = [f for f in ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512vl", "neon", "sve")
+            if f in has]
+    print(f"cpu           {cfg_cpu} (host {cpu}); SIMD: {' '.join(simd) or 'none found'}")
+    lanes = width // 64
+    note = ""
+    if width == 512 and "-prefer-256-bit" not in cfg_feat:
+        note = ("; numba prefers 256-bit vectors here by default: NUMBA_CPU_FEATURES with "
+                "'-prefer-256-bit' enables 512 (see README, Performance)")
+    print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
+    print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
+          f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
+    cache = numba.config.CACHE_DIR or str(Path(fg.__file__).parent / "_kernels" / "__pycache__")
+    n_cached = len(list(Path(cache).glob("*.nbi"))) if Path(cache).exists() else 0
+    print(f"kernel cache  {cache} ({n_cached} index files; NUMBA_CACHE_DIR="
+          f"{os.environ.get('NUMBA_CACHE_DIR', 'unset')})")
+    print(f"numpy BLAS    {_blas(np)}")
+    return 0
+
+
+def _blas(np):
+    try:
+        cfg = np.show_config(mode="dicts")
+        b = cfg.get("Build Dependencies", {}).get("blas", {})
+        return f"{b.get('name', '?')} {b.get('version', '')}".strip()
+    except Exception:  # pragma: no cover - older numpy
+        return "?"
