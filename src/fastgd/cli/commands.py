@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._core import DEFAULT_ORDER
 from .parser import (
     UsageError,
     _check_type,
@@ -180,7 +181,7 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
             raise UsageError("'steps' is for --method gd; SGD takes 'epochs'")
         kw["epochs"] = int(cfg.get("epochs", dflt.get("epochs", 100)))
         kw["batch_size"] = int(cfg.get("batch_size", 1))
-        kw["order"] = cfg.get("order", "shuffle")
+        kw["order"] = cfg.get("order", DEFAULT_ORDER)
         nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
         if nseeds < 1:
             raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
@@ -357,7 +358,7 @@ def cmd_boundary(args):
     mom = float(cfg.get("momentum", 0.0))
     nest = bool(cfg.get("nesterov", False))
     bs = int(cfg.get("batch_size", 1))
-    order = cfg.get("order", "shuffle")
+    order = cfg.get("order", DEFAULT_ORDER)
     try:
         from .. import theory
     except ImportError:  # pragma: no cover

@@ -86,10 +86,11 @@ def cmd_lecture(args):
         save(fig, "01_data_spectrum")
 
     # 2-3. batch GD at 1.5 and 2.5 ----------------------------------------------
-    g15 = fg.gd(X, y, 1.5, 1000, w0=w0, record=True)
-    g25 = fg.gd(X, y, 2.5, 1000, w0=w0, record=True)
+    tol = 1e-10  # the table's tolerance (fastgd's default is DEFAULT_TOL)
+    g15 = fg.gd(X, y, 1.5, 1000, w0=w0, record=True, tol=tol)
+    g25 = fg.gd(X, y, 2.5, 1000, w0=w0, record=True, tol=tol)
     b = fg.critical_lr(X, y)
-    T.add("2 GD η=1.5", "status, steps to tol 1e-10", f"{g15.status.name.lower()}, "
+    T.add("2 GD η=1.5", f"status, steps to tol {tol:g}", f"{g15.status.name.lower()}, "
           f"{g15.steps_to_tol} steps", "converges")
     T.add("2 GD η=1.5", "multipliers 1 − ηλ", ", ".join(f"{m:+.3g}" for m in
                                                         s.multipliers(1.5)[::-1]), "")
@@ -132,12 +133,13 @@ def cmd_lecture(args):
     except Exception:  # pragma: no cover - theory module not available
         pass
     if plots:
-        path = _per_update_path(X, y, 0.2, 2, w0, seed)
+        n_ep = 8  # long enough to reach the minimum and wander around it
+        path = _per_update_path(X, y, 0.2, n_ep, w0, seed)
         gc, sc = P.COLORS["blue"], P.COLORS["vermillion"]
         fig, (a, c) = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
         P.plot_weight_space(X, y, {"batch GD η = 1.5": gd_ep,
-                                   "SGD η = 0.2, every update (2 epochs, shuffled)": path},
-                            ax=a, max_points=201, colors=[gc, sc],
+                                   f"SGD η = 0.2, every update ({n_ep} epochs, shuffled)": path},
+                            ax=a, max_points=n_ep * P_ + 1, colors=[gc, sc],
                             title="weight space: SGD fluctuates")
         P.plot_losses({"batch GD η = 1.5": gd_ep, "SGD η = 0.2 (per sample)": sg}, ax=c,
                       minimum=estar, colors=[gc, sc], title="excess loss per epoch")
@@ -177,7 +179,7 @@ def cmd_lecture(args):
     for k, (name, short, Xv) in enumerate(variants):
         sv = fg.spectrum(Xv)
         lr = sv.eta_minimax
-        r = fg.gd(Xv, y, lr, 100000, record=plots)
+        r = fg.gd(Xv, y, lr, 100000, record=plots, tol=tol)
         T.add("6 normalizing", f"{short}: κ, GD steps at 2/(λ_max+λ_min)",
               f"κ = {sv.condition_number:.3g}, {r.steps_to_tol} steps", "")
         if plots:

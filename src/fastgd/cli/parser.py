@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._core import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
+
 FORMATS = ("png", "pdf", "svg")
 SPEC_KEYS = {
     "method": "gd or sgd",
@@ -280,12 +282,13 @@ def _sweep_flags(p, defaults_note):
     g.add_argument("--epochs", type=int, default=None, help="SGD epochs")
     g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 1)")
     g.add_argument("--order", choices=("cyclic", "shuffle", "replacement"), default=None,
-                   help="SGD sample order (default shuffle)")
+                   help=f"SGD sample order (default {DEFAULT_ORDER})")
     g.add_argument("--seeds", type=int, default=None, help="SGD seeds per cell")
     g.add_argument("--momentum", type=float, default=None, help="heavy-ball momentum β")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
                    help="Nesterov momentum")
-    g.add_argument("--tol", type=float, default=None, help="convergence tolerance (1e-8)")
+    g.add_argument("--tol", type=float, default=None,
+                   help=f"convergence tolerance ({DEFAULT_TOL:g})")
     g.add_argument("--n", type=int, default=None, help="samples per Gaussian dataset (100)")
     g.add_argument("--d", type=int, default=None, help="inputs per Gaussian dataset (2)")
     g.add_argument("--theory", action=argparse.BooleanOptionalAction, default=None,
