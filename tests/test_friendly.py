@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 import fastgd as fg
+import naive
 from fastgd import Status
 from fastgd import _core as C
+
+#: tests that run big grids: minutes when the kernels run as plain Python
+JIT_ONLY = pytest.mark.skipif(naive.JITLESS, reason="NUMBA_DISABLE_JIT=1: too slow")
 
 S = sys.modules["fastgd.sweep"]
 
@@ -170,6 +174,7 @@ def test_weights_only_when_asked_and_equal_to_runs(lecture, monkeypatch):
     assert c.equals(d)
 
 
+@JIT_ONLY
 def test_size_check_counts_what_is_stored():
     per = C.Outputs.bytes_per_cell(64)
     lean = C.Outputs.bytes_per_cell(64, keep_w=False)
@@ -183,6 +188,7 @@ def test_size_check_counts_what_is_stored():
 
 
 # -- fast paths --------------------------------------------------------------
+@JIT_ONLY
 def test_gd_critical_lr_from_the_spectrum_and_the_check_agrees(lecture):
     X, y = lecture
     b = fg.critical_lr(X, y)
@@ -193,6 +199,7 @@ def test_gd_critical_lr_from_the_spectrum_and_the_check_agrees(lecture):
     assert chk.criterion == "growth" and chk.lr == pytest.approx(m.lr, rel=1e-5)
 
 
+@JIT_ONLY
 def test_cyclic_sgd_critical_lr_runs_one_seed(lecture, monkeypatch):
     X, y = lecture
     seen = []
@@ -208,6 +215,7 @@ def test_cyclic_sgd_critical_lr_runs_one_seed(lecture, monkeypatch):
     assert np.isfinite(b.lr)
 
 
+@JIT_ONLY
 def test_cyclic_limit_is_a_bracketed_root():
     from fastgd.theory import _epoch_product_log_rho, limits
 

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import fastgd as fg  # noqa: E402
+import naive  # noqa: E402
 from fastgd import cli  # noqa: E402
 from fastgd import plot as P  # noqa: E402
 from fastgd._core import Status  # noqa: E402
@@ -401,6 +402,7 @@ def test_dataclass_replace_keeps_names(two):
     assert dataclasses.replace(res, lr=np.array([2.0])).names == ("raw", "std")
 
 
+@pytest.mark.skipif(naive.JITLESS, reason="NUMBA_DISABLE_JIT=1: too slow")
 def test_example_real_data_runs(tmp_path, capsys):
     pytest.importorskip("sklearn")
     import importlib.util
