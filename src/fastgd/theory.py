@@ -203,7 +203,13 @@ def gd_trajectory(X, y, lr, steps, *, w0=None, bias=False):
     Returns
     -------
     array (steps + 1, d)
-        Row t is w_t (bias last when ``bias=True``); ``inf`` entries once it overflows.
+        Row t is w_t (bias last when ``bias=True``).
+
+    Raises
+    ------
+    FastGDValueError
+        When the trajectory would overflow float64 within ``steps`` (a diverging rate:
+        ask for fewer steps).
 
     Examples
     --------

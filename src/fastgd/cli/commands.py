@@ -5,7 +5,6 @@ imported inside the commands, after the arguments are parsed."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -275,8 +274,11 @@ def _phase_out(res, args, out, partial=False):
     if args.save:
         path = res.save(args.save)
         print(f"fastgd: saved {'partial ' if partial else ''}result to {path}")
-    fig = _phase_figure(res, args,
-                        title=None if not partial else "interrupted: grey cells did not run")
+    title = None
+    if partial:  # cells not run, or (all ran) Ctrl-C in the SGD theory stage
+        title = ("interrupted: grey cells did not run" if (res.status < 0).any() else
+                 "interrupted before the SGD theory limits were computed")
+    fig = _phase_figure(res, args, title=title)
     print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
 
 
@@ -295,7 +297,7 @@ def cmd_sweep(args):
         res, _ = _sweep_from(cfg, progress=args.progress)
     except _interrupted() as exc:
         path = exc.result.save(out)
-        print(f"fastgd: interrupted; saved the finished cells to {path}", file=sys.stderr)
+        print(f"fastgd: saved the finished cells to {path}")  # stderr: one line, by main()
         raise
     _print_counts(res, time.perf_counter() - t0)
     path = res.save(out)
