@@ -263,3 +263,13 @@ def test_first_run_on_a_cold_cache_says_it_is_compiling(tmp_path):
     warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=600)
     assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
+
+
+def test_one_pair_with_a_column_y_is_one_dataset(lecture):
+    """sweep(data=(X, y)) with y of shape (P, 1): one dataset, like a 1-D y (with the
+    conversion warning), not 'data[0] must be a pair'."""
+    X, y = lecture
+    with pytest.warns(fg.DataConversionWarning):
+        a = fg.sweep("gd", lr=[0.5, 3.0], data=(X, y[:, None]), steps=20, progress=False)
+    b = fg.sweep("gd", lr=[0.5, 3.0], data=(X, y), steps=20, progress=False)
+    assert a.shape == b.shape == (1, 2, 1) and a.equals(b)

@@ -198,8 +198,7 @@ def sweep_grid(func, method, n_lr, data, condition, steps, epochs, seeds, n, d,
               max_bytes=max_bytes, hint="use fewer condition numbers or a smaller n")
     elif data is not None:
         try:
-            items = [data] if (isinstance(data, tuple) and len(data) == 2
-                               and np.ndim(data[1]) == 1) else list(data)
+            items = [data] if V.single_pair(data) else list(data)
             shapes = [np.shape(X) for X, _ in items]
         except Exception:
             return

@@ -284,3 +284,16 @@ def rate_cap(func, lr, curvature, name="lr"):
                    "(larger rates overflow float64; every rate above 2/lambda_max diverges)",
                    lr)
     return lr
+
+
+def single_pair(data) -> bool:
+    """Whether ``data`` (an argument that takes a list of (X, y) pairs) is one (X, y)
+    pair itself: a 2-tuple whose second item is 1-D, or a (P, 1) column beside a 2-D X
+    with P rows (accepted with a warning by :func:`data`)."""
+    if not (isinstance(data, tuple) and len(data) == 2):
+        return False
+    try:
+        xs, ys = np.shape(data[0]), np.shape(data[1])
+    except ValueError:  # ragged: e.g. a tuple of two (X, y) pairs
+        return False
+    return len(ys) == 1 or (len(ys) == 2 and ys[1] == 1 and len(xs) == 2 and xs[0] == ys[0])

@@ -62,7 +62,7 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
                      "both" if data is not None else "neither")
     if data is not None:
         data, names = _named(f, data)
-        if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 1:
+        if V.single_pair(data):
             data = [data]
         try:
             items = list(data)
