@@ -85,7 +85,7 @@ def test_run_chunks_independent_of_cutting(case):
         E.scatter(out, E.run_chunks(spec, blk, threads=2))
     probs = [C.prepare("t", X, y) for X, y in _data()]
     C.finalize(probs, out, spec["w0"], spec["tol"], spec["T"])  # as sweep() does
-    C.fill_records(out, spec["T"], spec["rec_every"])
+    C.fill_records(out)
     got = S._assemble(ref.method, ref.lr, ref.seeds, probs,
                       out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
                       spec["n_rec"], 0.0, False, {}, 1)

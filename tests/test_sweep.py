@@ -431,3 +431,19 @@ def test_lean_kernels_equal_the_full_kernels(order, lanes):
     a, b = fg.sweep("sgd", **kw), fg.sweep("sgd", curve_points=31, **kw)
     for f in ("status", "steps_to_tol", "diverged_at", "final_loss"):
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
+
+
+def test_fill_records_carries_the_last_value_of_stopped_cells():
+    """Kernels write a cell's record at its last step only; the sweep fills the rest:
+    flat after a converged or bounded cell's end (a CONVERGED cell demoted to BOUNDED by
+    the final check stopped early too), inf after divergence, inf where nothing ran."""
+    out = C.Outputs(1, 1, 4, 2, n_rec=4)
+    out.status[0, 0] = [Status.CONVERGED, Status.BOUNDED, Status.DIVERGED, Status.NOT_RUN]
+    inf = np.inf
+    out.rec_loss[0, 0] = [[1.0, 0.5, inf, inf], [1.0, 0.7, 0.6, inf],
+                          [1.0, 2.0, inf, inf], [inf, inf, inf, inf]]
+    C.fill_records(out)
+    np.testing.assert_array_equal(out.rec_loss[0, 0], [[1.0, 0.5, 0.5, 0.5],
+                                                       [1.0, 0.7, 0.6, 0.6],
+                                                       [1.0, 2.0, inf, inf],
+                                                       [inf, inf, inf, inf]])

@@ -279,24 +279,20 @@ def finalize(probs, out, w0, tol, T):
         _check_cells(prob, cells, w0, tol, T)
 
 
-def fill_records(out, T, rec_every):
-    """Recordings after each finished cell's last step hold its final value (the kernels
-    write the record at the last step only): curves of a sweep stay flat after a run
-    converged or diverged."""
-    n_rec = out.rec_loss.shape[-1]
-    if n_rec == 0:
+def fill_records(out):
+    """Curves of a sweep stay flat after a run stopped: the kernels write a cell's record
+    at its last step only, so each converged or bounded cell's last finite record is
+    carried forward over the inf its unwritten records start at (also for a CONVERGED
+    cell that :func:`finalize` turned BOUNDED: it stopped early).  Diverged cells keep
+    inf after their end; cells not run stay inf throughout."""
+    rec = out.rec_loss
+    if rec.shape[-1] == 0:
         return
-    st = out.status
-    end = np.where(st == Status.CONVERGED, out.tol_at,
-                   np.where(st == Status.DIVERGED, out.div_at, T))
-    k0 = -(-end // rec_every)  # the first record at or after the end
-    k = np.arange(n_rec)
-    after = (k > k0[..., None]) & (st != Status.NOT_RUN)[..., None]
-    last = np.take_along_axis(out.rec_loss, np.minimum(k0, n_rec - 1)[..., None], axis=-1)
-    out.rec_loss[...] = np.where(after, last, out.rec_loss)
-    if out.rec_w.shape[-2] > 0:
-        lw = np.take_along_axis(out.rec_w, np.minimum(k0, n_rec - 1)[..., None, None], axis=-2)
-        out.rec_w[...] = np.where(after[..., None], lw, out.rec_w)
+    k = np.arange(rec.shape[-1])
+    last = np.maximum.accumulate(np.where(np.isfinite(rec), k, 0), axis=-1)
+    filled = np.take_along_axis(rec, last, axis=-1)
+    keep = (out.status == Status.DIVERGED)[..., None] | np.isfinite(rec)
+    rec[...] = np.where(keep, rec, filled)
 
 
 def finalize_block(probs, res, w0, tol, T):

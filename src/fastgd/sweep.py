@@ -421,7 +421,7 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
                                                      n_lr=n_lr, n_seed=n_seed), finish)
         except C.Interrupted as exc:
             interrupted = exc
-    C.fill_records(out, T, rec_every)
+    C.fill_records(out)
 
     spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
             "batch_size": batch_size if method == "sgd" else None,
