@@ -197,18 +197,19 @@ def test_bench_gd_kernel_alone(benchmark):
     nor diverge (eta = 2/lambda: a marginal oscillation), 1 thread: the kernel's
     throughput without Python overhead or frozen lanes."""
     import fastgd._core as C
-    from fastgd._kernels.linear import grid_gd_linear
+    from fastgd._kernels import table
 
     steps = 200 if benchmark.disabled else 200_000
     p = C.prepare("bench", *fg.gaussian_data(100, [0.5, 1.0], seed=0))
-    lrs = np.full(64, 2.0)
-    args = (p.R[None], p.wstar[None], np.array([p.estar]), np.array([p.c0]), lrs,
-            np.zeros(64), False, np.ones(2) * 3.0)
+    arrays = {"R": p.R[None], "wstar": p.wstar[None], "estar": np.array([p.estar]),
+              "c0": np.array([p.c0]), "lr": np.full(64, 2.0), "beta": np.zeros(64),
+              "w0": np.ones(2) * 3.0}
+    spec = table.KernelSpec("gd", 2, steps, 0.0, 1e12)
     chunks = C.make_chunks(1, 1, 64, 64)
 
     def run():
         out = C.Outputs(1, 1, 64, 2)
-        grid_gd_linear(*args, steps, 0.0, 1e12, 0, chunks, 1, 1, *out.kernel_args())
+        table.launch(spec, arrays, chunks, 1, out)
         return out
 
     run()
@@ -224,22 +225,22 @@ def test_bench_sgd_kernel_alone(benchmark):
     P = 100) on one dataset, 1 thread, no lane finishing: the lane loop's throughput
     without Python overhead, frozen lanes or thread effects."""
     import fastgd._core as C
-    from fastgd._kernels.linear import grid_sgd_linear
+    from fastgd._kernels import table
 
     nl = 256
     epochs = 2 if benchmark.disabled else 2000
     D = fg.gaussian_data(100, [0.5, 1.0], seed=0)
     p = C.prepare("bench", D.X, D.y)
-    args = (p.X[None], p.y[None], np.array([p.P]), p.R[None], p.wstar[None],
-            np.array([p.estar]), np.array([p.c0]), np.geomspace(1e-3, 0.1, nl), np.zeros(nl),
-            False, np.zeros(2))
+    arrays = {"X": p.X[None], "y": p.y[None], "P": np.array([p.P]), "R": p.R[None],
+              "wstar": p.wstar[None], "estar": np.array([p.estar]), "c0": np.array([p.c0]),
+              "lr": np.geomspace(1e-3, 0.1, nl), "beta": np.zeros(nl), "w0": np.zeros(2),
+              "keys": np.zeros((1, 2), np.int64)}
+    spec = table.KernelSpec("sgd", 2, epochs, 0.0, np.inf)
     chunks = C.make_chunks(1, 1, nl, nl)
-    keys = np.zeros((1, 2), np.int64)
 
     def run():
         out = C.Outputs(1, 1, nl, 2)
-        grid_sgd_linear(*args, epochs, 1, 0, keys, 0.0, np.inf, 0, chunks, 1, 1,
-                        *out.kernel_args())
+        table.launch(spec, arrays, chunks, 1, out)
         return out
 
     run()

@@ -3,7 +3,7 @@
 Two costs, each measured against the sweep it belongs to, in the same run:
 
 * the per-epoch status check: the excess |R (w - w*)|^2 / 2 of every lane (O(d^2) per
-  lane, the kernels' ``_quad``; before, e^T H e at the same O(d^2)), timed alone on the
+  lane, the kernels' ``_excess``; before, e^T H e at the same O(d^2)), timed alone on the
   sweep's lane block and reported per epoch as a share of one epoch of the sweep;
 * ``finalize_block``: the loss and excess of every cell's returned weights from
   residuals (O(P d) per cell, once), as a share of the whole sweep.
@@ -22,7 +22,7 @@ import pytest
 
 import fastgd as fg
 from fastgd import _core as C
-from fastgd._kernels.linear import _quad
+from fastgd._kernels.linear import _excess
 
 P = 100
 LANES = 256
@@ -75,15 +75,16 @@ def test_bench_truth_checks(benchmark, d):
     t_final = min(spent)
     probs = [C.prepare("bench", X, y) for X, y in data]
     # the per-epoch check alone, on one lane block of this sweep's shape
-    R = probs[0].R[None]
-    e = np.random.default_rng(0).standard_normal((d, LANES))
+    R, ws = probs[0].R[None], probs[0].wstar[None]
+    w = np.random.default_rng(0).standard_normal((d, LANES))
+    e = np.empty((d, LANES))
     g = np.empty((d, LANES))
     ex = np.empty(LANES)
-    _quad(R, 0, e, g, ex, LANES)
+    _excess(R, 0, ws, w, e, g, ex, 0, LANES)
     reps = 2000 if enabled else 2
     t0 = time.perf_counter()
     for _ in range(reps):
-        _quad(R, 0, e, g, ex, LANES)
+        _excess(R, 0, ws, w, e, g, ex, 0, LANES)
     t_check = (time.perf_counter() - t0) / reps  # one epoch's check of one chunk
     t_epoch = t_sweep / (epochs * n_data)  # one epoch of one chunk (all lanes)
     info = {"d": d, "check_share_of_epoch": t_check / t_epoch,

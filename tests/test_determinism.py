@@ -9,7 +9,7 @@ import pytest
 import fastgd as fg
 import naive
 from fastgd import _core as C
-from fastgd._kernels import linear
+from fastgd._kernels import table
 
 THREADS = sorted({1, min(2, C.max_threads())})
 
@@ -52,18 +52,23 @@ def test_gd_identical_across_threads(lecture):
 # ------------------------------------------------- grid kernels: many chunks, threads
 
 
+def _arrays(prob, lrs, beta):
+    return {"X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P]), "R": prob.R[None],
+            "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
+            "c0": np.array([prob.c0]), "lr": np.asarray(lrs, dtype=np.float64),
+            "beta": np.full(len(lrs), beta), "w0": np.zeros(prob.d)}
+
+
 def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=fg._core.ORDERS["shuffle"]):
     prob = C.prepare("test", X, y)
     n_lr, n_seed = len(lrs), len(seeds)
     out = C.Outputs(1, n_seed, n_lr, prob.d, n_rec=epochs + 1, rec_w=True)
     chunks = C.make_chunks(1, n_seed, n_lr, lanes)
-    keys = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seeds]))
+    arrays = _arrays(prob, lrs, 0.0)
+    arrays["keys"] = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seeds]))
+    spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, 1e12, batch=2, order=order)
     with np.errstate(all="ignore"):
-        linear.grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.R[None],
-                               prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]),
-                               np.asarray(lrs, dtype=np.float64), np.zeros(n_lr), False,
-                               np.zeros(prob.d), epochs, 2, order, keys, 0.0, 1e12, 0, chunks,
-                               nworkers, 1, *out.kernel_args())
+        table.launch(spec, arrays, chunks, nworkers, out)
     return out
 
 
@@ -72,11 +77,9 @@ def grid_gd(X, y, lrs, lanes, nworkers, steps=200):
     n_lr = len(lrs)
     out = C.Outputs(1, 1, n_lr, prob.d, n_rec=steps + 1, rec_w=True)
     chunks = C.make_chunks(1, 1, n_lr, lanes)
+    spec = table.KernelSpec("gd", prob.d, steps, 1e-10, 1e12, momentum=True)
     with np.errstate(all="ignore"):
-        linear.grid_gd_linear(prob.R[None], prob.wstar[None], np.array([prob.estar]),
-                              np.array([prob.c0]), np.asarray(lrs, dtype=np.float64),
-                              np.full(n_lr, 0.2), False, np.zeros(prob.d), steps, 1e-10, 1e12,
-                              0, chunks, nworkers, 1, *out.kernel_args())
+        table.launch(spec, _arrays(prob, lrs, 0.2), chunks, nworkers, out)
     return out
 
 
@@ -144,9 +147,11 @@ def test_one_signature_per_kernel(lecture):
     fg.sgd(X[:, 0], y, 0.5, 2, order="shuffle")
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no signatures)")
-    for kernel in (linear.rows_gd_linear, linear.rows_sgd_linear, linear.rows_gd_linear_lean,
-                   linear.rows_sgd_linear_lean):
-        assert len(kernel.signatures) == 1, kernel.signatures
+    built = list(table._BUILT.values())
+    assert len(built) >= 4
+    for kernel in built:  # float64 and float32 inputs: at most one signature each
+        dtypes = [str(sig[0].dtype) for sig in kernel.signatures]
+        assert len(dtypes) == len(set(dtypes)), kernel.signatures
 
 
 @pytest.mark.parametrize("value, contract, suffix", [("0", False, "_nofma"),
@@ -160,33 +165,16 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
 
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no cache)")
-    code = ("from fastgd._kernels import _jit, linear as L, chain as K\n"
+    code = ("from fastgd._kernels import _jit, table as T, chain as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
-            "print(L.rows_sgd_linear.py_func.__qualname__, L.rows_gd_linear_f32.py_func."
-            "__qualname__, K.grid_gd_chain.py_func.__qualname__)")
+            "k = T.select(T.KernelSpec('sgd', 2, 1, 0.0, 1.0))\n"
+            "print(k.py_func.__qualname__, K.rows_gd_chain.py_func.__qualname__)")
     env = dict(os.environ, FASTGD_CONTRACT=value)
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout.split("\n")
     assert out[0] == ("True {'contract'}" if contract else "False None")
     names = out[1].split()
-    assert names[0] == "rows_sgd_linear" + suffix
-    assert names[1] == "rows_gd_linear_f32" + suffix
-    assert names[2] == "grid_gd_chain" + suffix
+    assert names[0] == "sgd_kernel.<locals>.sgd_rows" + suffix
+    assert names[1] == "rows_gd_chain" + suffix
 
 
-def test_muladd_rounds_once_with_contraction_and_twice_without():
-    """The kernels' pinned multiply-add: fused (one rounding) exactly when the kernels
-    are compiled with contraction, so two code paths that use it round alike."""
-    import numba
-
-    from fastgd._kernels import _jit
-
-    a, b, c = 1.0 + 2.0**-30, 1.0 - 2.0**-30, -1.0  # a*b = 1 - 2^-60 exactly
-    assert _jit.muladd(a, b, c) == 0.0  # plain Python: two roundings
-    if naive.JITLESS:
-        pytest.skip("NUMBA_DISABLE_JIT=1: no compiled muladd")
-    f = numba.njit(lambda a, b, c: _jit.muladd(a, b, c))
-    want = -(2.0**-60) if _jit.contract() else 0.0
-    assert f(a, b, c) == want
-    assert f(np.float32(a), np.float32(2.0), np.float32(-1.0)) == np.float32(a) * 2 - 1
-    assert f(np.float32(1.5), 2.0, 0.25) == 3.25  # mixed types: float64

@@ -108,12 +108,13 @@ def test_warmup_keeps_one_signature_per_kernel():
     assert fg.warmup(chain=False) >= 0
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: no signatures")
-    from fastgd._kernels import linear as L
+    from fastgd._kernels import table
 
-    for k in (L.rows_gd_linear, L.rows_sgd_linear, L.rows_gd_linear_f32,
-              L.rows_sgd_linear_f32, L.rows_gd_linear_lean, L.rows_sgd_linear_lean,
-              L.rows_gd_linear_lean_f32, L.rows_sgd_linear_lean_f32):
-        assert len(k.signatures) == 1, (k, k.signatures)
+    keys = {("linear", m, D, full) for m in ("gd", "sgd") for D, full in ((2, False), (0, True))}
+    assert keys <= set(table._BUILT)
+    for key in keys:  # one signature per dtype: float64 and float32
+        sigs = table._BUILT[key].signatures
+        assert sorted(str(s[0].dtype) for s in sigs) == ["float32", "float64"], (key, sigs)
 
 
 @pytest.mark.dask

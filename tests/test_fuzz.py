@@ -390,10 +390,12 @@ def no_kernels(monkeypatch):
     """Every kernel fails if called: errors must come before any work."""
     from fastgd._kernels import chain as kc
     from fastgd._kernels import linear as kl
+    from fastgd._kernels import table
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a kernel ran before the arguments were validated")
 
+    monkeypatch.setattr(table, "launch", forbidden)  # every linear-unit kernel
     for mod in (kl, kc):
         for name in dir(mod):
             if name.startswith("grid_"):
@@ -483,17 +485,17 @@ def _valid_or_named(func_name, call, names):
 @_SET
 @given(lr=_any_scalar, steps=_any_scalar)
 def test_gd_scalars(lr, steps):
-    from fastgd._kernels import linear as kl
+    from fastgd._kernels import table
 
     def forbidden(*a, **k):
         raise AssertionError("kernel ran")
 
-    old = kl.grid_gd_linear
-    kl.grid_gd_linear = forbidden
+    old = table.launch
+    table.launch = forbidden
     try:
         _valid_or_named("gd", lambda: fg.gd(_X, _Y, lr, steps), ("lr", "steps"))
     finally:
-        kl.grid_gd_linear = old
+        table.launch = old
 
 
 @_SET

@@ -165,18 +165,18 @@ def test_sgd_critical_lr_half_diverged():
 
 
 def test_interrupt_returns_finished_cells(monkeypatch):
-    import fastgd._kernels.linear as L
+    import fastgd._kernels.table as KT
 
-    real = L.grid_gd_linear
+    real = KT.launch
     calls = {"n": 0}
 
-    def flaky(*args):
+    def flaky(*args, **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(L, "grid_gd_linear", flaky)
+    monkeypatch.setattr(KT, "launch", flaky)
     with pytest.raises(fg.SweepInterrupted) as info:
         fg.sweep("gd", lr=np.linspace(0.1, 3, 40), condition=[1, 10, 100, 1000], lanes=4,
                  threads=1, steps=50)
@@ -295,11 +295,10 @@ def test_default_lanes_give_the_same_cells_as_explicit_lanes():
 
 
 @pytest.mark.parametrize("blowup", [1e12, 1e3, np.inf])
-def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
-    """Plain GD at d = 2 runs blocks of 16 steps in registers and re-runs a block step by
-    step when a lane changes state in it; recording a curve forces the step-by-step
-    loop throughout.  Both give the same cells, bit for bit, including lanes that stop
-    inside a block, at step 0, or (blowup = inf) run into inf."""
+def test_gd_recording_changes_no_cell(blowup):
+    """Recording a curve changes no cell of a GD sweep, bit for bit, including lanes that
+    stop at step 0 or (blowup = inf) run into inf; a single run with and without
+    recording agrees too."""
     data = _datasets()
     lrs = np.concatenate([np.geomspace(0.01, 3.5, 45), [1e3, 1e200]])
     kw = dict(lr=lrs, data=data, steps=301, tol=1e-9, blowup=blowup, progress=False)
@@ -311,8 +310,6 @@ def test_gd_register_blocks_equal_the_step_by_step_loop(blowup):
     # blowup = inf: the lanes that run into inf / NaN are DIVERGED too (never "nothing
     # diverges")
     assert len(np.unique(fast.status)) == 3
-    stops = np.where(fast.converged, fast.steps_to_tol, fast.diverged_at)
-    assert (stops[~fast.bounded] % 16 != 0).any()  # some lanes stop inside a block
     X, y = data[0]
     for lr in lrs[::4]:  # the final weights too (a single run records unless told not to)
         a = fg.gd(X, y, lr, 301, tol=1e-9, blowup=blowup, record=False)
@@ -340,93 +337,74 @@ def test_prepare_many_equals_prepare_bit_for_bit(bias):
             assert p.estar == q.estar and p.c0 == q.c0 and np.array_equal(p.X, q.X)
 
 
-@pytest.mark.parametrize("lanes", [64, 16, 5])
-def test_gd_blocks_with_lanes_re_run_alone_equal_the_step_by_step_loop(lanes):
-    """With many lanes per chunk, a block in which only a few lanes may change state
-    re-runs those lanes alone; the weights, statuses, steps and losses of every cell
-    equal those of the step-by-step loop (forced by recording), bit for bit, including
-    lanes that jump to inf within a block (their weights: the last finite snapshot)."""
-    from fastgd import _core as C
-    from fastgd._kernels import linear
-
-    X, y = _datasets()[0]
-    p = C.prepare("test", X, y)
-    lrs = np.concatenate([np.geomspace(0.02, 3.3, 61), [1e3, 1e150, 1e200]])
-    chunks = C.make_chunks(1, 1, lrs.size, lanes)
-    outs = []
-    for n_rec in (0, 302):
-        out = C.Outputs(1, 1, lrs.size, 2, n_rec=n_rec)
-        with np.errstate(all="ignore"):
-            linear.grid_gd_linear(p.R[None], p.wstar[None], np.array([p.estar]),
-                                  np.array([p.c0]), lrs, np.zeros(lrs.size), False,
-                                  np.array([0.3, -0.2]), 301, 1e-9, 1e12, 0, chunks, 1, 1,
-                                  *out.kernel_args())
-        outs.append(out)
-    fast, slow = outs
-    for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
-        assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
-    assert set(np.unique(fast.status)) == {0, 1, 2}
-    assert np.isfinite(fast.w).all()  # lanes that overflowed report their last finite w
-
-
-@pytest.mark.parametrize("order", ["cyclic", "shuffle", "replacement"])
-@pytest.mark.parametrize("lanes", [64, 7])
-def test_lean_kernels_equal_the_full_kernels(order, lanes):
-    """d = 2 plain runs without recording go to the lean kernels (the full kernels'
-    source with the general branches pruned); recording forces the full kernels.  Both
-    give the same outputs bit for bit, final weights included, for GD and per-sample
-    SGD, with lanes that converge, stay bounded and diverge (to inf too).  So do chunks
-    of one lane each: the SGD lane loops skip finished lanes at the ends of a chunk's
-    lane range, which a one-lane chunk never does."""
-    from fastgd import _core as C
-    from fastgd._kernels import linear
-
-    data = _datasets()
-    lrs = np.concatenate([np.geomspace(0.005, 4.0, 70), [1e3, 1e200]])
-    probs = C.prepare_many("test", data, False)
+def _stacked(datasets, d):
+    """Kernel inputs (:func:`fastgd._kernels.table.launch`) for several datasets."""
+    probs = C.prepare_many("test", datasets, False)
     P = max(p.P for p in probs)
-    X = np.zeros((2, P, 2))
-    y = np.zeros((2, P))
+    X = np.zeros((len(probs), P, d))
+    y = np.zeros((len(probs), P))
     for i, p in enumerate(probs):
         X[i, :p.P], y[i, :p.P] = p.X, p.y
-    R = np.stack([p.R for p in probs])
-    ws = np.stack([p.wstar for p in probs])
-    es = np.array([p.estar for p in probs])
-    c0 = np.array([p.c0 for p in probs])
-    Ps = np.array([p.P for p in probs])
-    keys = np.stack([C.seed_key(s) for s in (3, 11)])
-    w0 = np.array([0.3, -0.2])
-    beta = np.zeros(lrs.size)
-    for method, n in (("gd", 301), ("sgd", 40)):
+    return {"X": X, "y": y, "P": np.array([p.P for p in probs]),
+            "R": np.stack([p.R for p in probs]), "wstar": np.stack([p.wstar for p in probs]),
+            "estar": np.array([p.estar for p in probs]),
+            "c0": np.array([p.c0 for p in probs]),
+            "keys": np.stack([C.seed_key(s) for s in (3, 11)])}
+
+
+@pytest.mark.parametrize("d", [2, 7])
+@pytest.mark.parametrize("order", ["cyclic", "shuffle", "replacement"])
+@pytest.mark.parametrize("lanes", [64, 7])
+def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
+    """Every kernel of the table that can run a plain grid gives the same outputs bit for
+    bit, final weights included: the register layout (d compiled in) and the streaming
+    layout (any d), the plain and the FULL kernel (momentum / minibatch / renorm paths
+    compiled in but unused), with and without recording, in chunks of many lanes and of
+    one lane each (the SGD lane loops skip finished lanes at the ends of a chunk's lane
+    range, which a one-lane chunk never does); GD and per-sample SGD, lanes that
+    converge, stay bounded and diverge (to inf too).  d = 7 exercises the streaming
+    layout's blocks of four components and its remainder loops."""
+    from fastgd._kernels import linear, table
+
+    rng = np.random.default_rng(d)
+    X0 = rng.normal(size=(40, d)) * np.geomspace(1, 3, d)
+    data = [(X0, X0 @ rng.normal(size=d)),  # realizable: SGD converges
+            (rng.normal(size=(33, d)), rng.normal(size=33))]
+    arrays = _stacked(data, d)
+    lam_max = max(np.linalg.eigvalsh(X.T @ X / X.shape[0])[-1] for X, _ in data)
+    lrs = np.concatenate([np.geomspace(0.002, 2.2, 70) / lam_max, [1e3, 1e200]])
+    arrays.update(lr=lrs, beta=np.zeros(lrs.size), w0=np.linspace(0.3, -0.2, d))
+    for method, n, tol in (("gd", 301, 1e-9), ("sgd", 40, 1e-3)):
         nseed = 1 if method == "gd" else 2
-        chunks = C.make_chunks(2, nseed, lrs.size, lanes)
-        single = C.make_chunks(2, nseed, lrs.size, 1)
+        factory = table.FACTORIES[("linear", method)]
+        kernels = [factory(D, full) for D in (d, 0) for full in (False, True)]
+        assert d <= linear.REGISTER_MAX_D
         outs = []
-        for n_rec, ck in ((0, chunks), (n + 1, chunks), (0, single)):
-            rec = C.Outputs(1, 1, 1, 2, n_rec=n_rec).rec_loss
-            if method == "gd":
-                assert (linear.gd_rows_kernel(2, beta, 0, rec) is linear.rows_gd_linear_lean) \
-                    == (n_rec == 0)
-            else:
-                assert (linear.sgd_rows_kernel(2, beta, 1, 0, rec)
-                        is linear.rows_sgd_linear_lean) == (n_rec == 0)
-            out = C.Outputs(2, nseed, lrs.size, 2, n_rec=n_rec)
-            with np.errstate(all="ignore"):
-                if method == "gd":
-                    linear.grid_gd_linear(R, ws, es, c0, lrs, beta, False, w0, n, 1e-9,
-                                          1e12, 0, ck, 2, 1, *out.kernel_args())
-                else:
-                    linear.grid_sgd_linear(X, y, Ps, R, ws, es, c0, lrs, beta, False, w0, n,
-                                           1, C.ORDERS[order], keys, 1e-3, 1e12, 0, ck, 2,
-                                           1, *out.kernel_args())
-            outs.append(out)
-        lean, full, single = outs
-        for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
-            assert np.array_equal(getattr(lean, f), getattr(full, f)), (method, f)
-            assert np.array_equal(getattr(lean, f), getattr(single, f)), (method, f)
-        assert set(np.unique(lean.status)) == {0, 1, 2}, method
-    # float32 twins: lean (no curves) and full (curves) through sweep()
-    kw = dict(lr=lrs[:70], data=data, order=order, epochs=30, seeds=[3], lanes=lanes,
+        for kern in kernels:
+            for n_rec, lanes_ in ((0, lanes), (n + 1, lanes), (0, 1)):
+                spec = table.KernelSpec(method, d, n, tol, 1e12, order=C.ORDERS[order])
+                out = C.Outputs(2, nseed, lrs.size, d, n_rec=n_rec)
+                with np.errstate(all="ignore"):
+                    table.launch(spec, arrays, C.make_chunks(2, nseed, lrs.size, lanes_), 2,
+                                 out, kernel=kern)
+                outs.append(out)
+        ref = outs[0]
+        for k, out in enumerate(outs[1:]):
+            for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
+                assert np.array_equal(getattr(ref, f), getattr(out, f)), (method, k, f)
+        assert set(np.unique(ref.status)) == {0, 1, 2}, method
+        assert spec.key == ("linear", method, d, False)  # the table's pick: plain, registers
+        full = table.KernelSpec(method, d, n, tol, 1e12, momentum=True)
+        assert full.key == ("linear", method, 0, True)
+
+
+@pytest.mark.parametrize("order", ["cyclic", "shuffle"])
+@pytest.mark.parametrize("lanes", [64, 7])
+def test_float32_curves_change_no_cell(order, lanes):
+    """float32 sweeps with and without curves agree cell for cell."""
+    data = _datasets()
+    lrs = np.geomspace(0.005, 4.0, 70)
+    kw = dict(lr=lrs, data=data, order=order, epochs=30, seeds=[3], lanes=lanes,
               dtype="float32", progress=False)
     a, b = fg.sweep("sgd", **kw), fg.sweep("sgd", curve_points=31, **kw)
     for f in ("status", "steps_to_tol", "diverged_at", "final_loss"):

@@ -41,19 +41,21 @@ def _kernel_sgd_final(X, y, lrs, epochs, w0, seeds, *, batch=1, order="replaceme
     Seeds are on the seed axis (independent sample orders); the learning rates of one
     seed share its sample order.  tol = 0 and blowup = inf: no run is stopped.
     """
-    from fastgd._kernels.linear import grid_sgd_linear
+    from fastgd._kernels import table
 
     prob = C.prepare("test", X, y)
     lrs = np.asarray(lrs, dtype=np.float64)
     keys = np.stack([C.seed_key(s) for s in seeds])
     out = C.Outputs(1, len(seeds), lrs.size, prob.d, n_rec=n_rec)
     chunks = C.make_chunks(1, len(seeds), lrs.size, lrs.size)
+    arrays = {"X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P]),
+              "R": prob.R[None], "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
+              "c0": np.array([prob.c0]), "lr": lrs, "beta": np.zeros(lrs.size),
+              "w0": np.asarray(w0, dtype=np.float64), "keys": keys}
+    spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, np.inf, batch=batch,
+                            order=C.ORDERS[order])
     with np.errstate(all="ignore"):
-        grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), prob.R[None],
-                        prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]), lrs,
-                        np.zeros(lrs.size), False, np.asarray(w0, dtype=np.float64), epochs,
-                        batch, C.ORDERS[order], keys, 0.0, np.inf, 0, chunks, 2,
-                        1, *out.kernel_args())
+        table.launch(spec, arrays, chunks, 2, out)
     return prob, out
 
 

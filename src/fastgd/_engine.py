@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -31,74 +30,51 @@ from . import _core as C
 #: result fields of a chunk block, per cell (in row order, lanes concatenated)
 FIELDS = ("status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
 
-_LOCK = threading.Lock()  # one kernel call at a time per process (see run_chunks)
+def kernel_spec(spec):
+    """The :class:`~fastgd._kernels.table.KernelSpec` of a sweep's kernel spec dict."""
+    from ._kernels.table import KernelSpec
 
-
-def _kernels(spec):
-    from ._kernels import linear as L
-
-    f32 = spec["dtype"] == "float32"
-    if spec["method"] == "gd":
-        return L.grid_gd_linear_f32 if f32 else L.grid_gd_linear
-    return L.grid_sgd_linear_f32 if f32 else L.grid_sgd_linear
-
-
-def _cold(kernel) -> bool:
-    """Whether calling ``kernel`` will compile it: no signature compiled in this process
-    and no entry in its on-disk cache index (Numba's index is keyed on the source file's
-    stamp, so an edited source reads as cold).  False when unsure or the JIT is off."""
-    sigs = getattr(kernel, "signatures", None)  # None: NUMBA_DISABLE_JIT=1
-    if sigs is None or sigs:
-        return False
-    try:
-        return not kernel._cache._cache_file._load_index()
-    except Exception:  # pragma: no cover - a Numba without this private layout
-        return False
+    return KernelSpec(method=spec["method"], d=int(spec["d"]), T=int(spec["T"]),
+                      tol=float(spec["tol"]), blowup=float(spec["blowup"]),
+                      momentum=bool(np.any(spec["beta"])), nesterov=bool(spec["nesterov"]),
+                      batch=int(spec.get("batch", 1)), order=int(spec.get("order", 0)),
+                      rec_every=int(spec["rec_every"]), dtype=spec["dtype"])
 
 
 _ANNOUNCED = set()
 
 
-def announce_compile(method, d, beta, batch, rec_loss, f32):
+def announce_compile(kspec):
     """One line on stderr before a kernel compiles on a cold cache (it takes seconds, once
-    per machine and kernel variant; the same run is then silent)."""
-    from ._kernels import linear as L
+    per machine and kernel; the same run is then silent)."""
+    from ._kernels import table
 
-    if method == "gd":
-        kern = L.gd_rows_kernel(d, beta, 0, rec_loss, f32)
-    else:
-        kern = L.sgd_rows_kernel(d, beta, batch, 0, rec_loss, f32)
-    name = getattr(kern, "__name__", "")
-    if name in _ANNOUNCED or not _cold(kern):
+    key = (kspec.key, kspec.dtype)
+    if key in _ANNOUNCED or not table.is_cold(kspec):
         return
-    _ANNOUNCED.add(name)
-    what = "batch GD" if method == "gd" else ("per-sample SGD" if batch == 1 else
-                                              "minibatch SGD")
-    print(f"fastgd: compiling kernels for {what} at d = {d}"
-          f"{' (float32)' if f32 else ''}, first run only (cached on disk, a few seconds)...",
-          file=sys.stderr, flush=True)
+    _ANNOUNCED.add(key)
+    what = ("batch GD" if kspec.method == "gd" else
+            "per-sample SGD" if kspec.batch == 1 else "minibatch SGD")
+    print(f"fastgd: compiling kernels for {what} at d = {kspec.d}"
+          f"{' (float32)' if kspec.dtype == 'float32' else ''}, first run only "
+          "(cached on disk, a few seconds)...", file=sys.stderr, flush=True)
+
+
+def launch(kspec, arrays, rows, nworkers, out):
+    """Announce a cold compilation, then run ``rows`` of a grid
+    (:func:`fastgd._kernels.table.launch`) with NumPy's warnings off (divergence is a
+    result)."""
+    from ._kernels import table
+
+    announce_compile(kspec)
+    with np.errstate(all="ignore"):
+        table.launch(kspec, arrays, rows, nworkers, out)
 
 
 def call_kernel(spec, rows, nworkers, out):
     """Run ``rows`` of the chunk table with the spec's full-size inputs into ``out``
     (a :class:`fastgd._core.Outputs` indexed by the spec's global [data, seed, lr])."""
-    return _call(spec, spec, rows, nworkers, out)
-
-
-def _call(spec, arr, rows, nworkers, out):
-    announce_compile(spec["method"], spec["d"], arr["beta"], spec.get("batch", 1),
-                     out.rec_loss, spec["dtype"] == "float32")
-    kern = _kernels(spec)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    if spec["method"] == "gd":
-        kern(arr["R"], arr["wstar"], arr["estar"], arr["c0"], arr["lr"], arr["beta"],
-             spec["nesterov"], spec["w0"], spec["T"], spec["tol"], spec["blowup"], 0, rows,
-             nworkers, spec["rec_every"], *out.kernel_args())
-    else:
-        kern(arr["X"], arr["y"], arr["P"], arr["R"], arr["wstar"], arr["estar"], arr["c0"],
-             arr["lr"], arr["beta"], spec["nesterov"], spec["w0"], spec["T"], spec["batch"],
-             spec["order"], arr["keys"], spec["tol"], spec["blowup"], 0, rows, nworkers,
-             spec["rec_every"], *out.kernel_args())
+    launch(kernel_spec(spec), spec, rows, nworkers, out)
 
 
 #: spec entries indexed by dataset (the chunk rows' first column) and by seed (second)
@@ -109,6 +85,7 @@ _PER_SEED = ("keys",)
 def _sub(spec, di, si, lr_idx):
     """Inputs restricted to one dataset, one seed and the learning rates ``lr_idx``."""
     s = {k: spec[k][di:di + 1] for k in _PER_DATA if k in spec}
+    s["w0"] = spec["w0"]
     s.update({k: spec[k][si:si + 1] for k in _PER_SEED if k in spec})
     s["lr"] = np.ascontiguousarray(spec["lr"][lr_idx])
     s["beta"] = np.ascontiguousarray(spec["beta"][lr_idx])
@@ -135,7 +112,7 @@ def run_block(spec, rows, nworkers):
     local[:, 1] = sloc.ravel()
     out = C.Outputs(ud.size, us.size, spec["lr"].shape[0], int(spec["d"]),
                     n_rec=int(spec["n_rec"]))
-    _call(spec, arr, local, nworkers, out)
+    launch(kernel_spec(spec), arr, local, nworkers, out)
     res = gather(out, local)
     res["rows"] = rows
     return res
@@ -174,8 +151,7 @@ def run_chunks(spec, rows, threads=1):
     rows : (n, 4) int64
         Rows ``(data, seed, lr_start, lr_stop)`` of the chunk table.
     threads : int
-        Worker threads for this call on the worker (the kernels' own threads; also
-        applied with ``numba.set_num_threads``, which is per calling thread).
+        Worker threads for this call on the worker (the kernels' own threads).
 
     Returns
     -------
@@ -189,17 +165,17 @@ def run_chunks(spec, rows, threads=1):
     Rows that share a dataset and a seed run as one kernel call on inputs restricted to
     them (outputs are allocated for these cells only); a chunk's arithmetic does not
     depend on which other chunks run with it, so every cell equals the one computed in
-    place by the local engine, bit for bit.  Kernel calls are serialised within a
-    process (Numba's workqueue threading layer aborts on concurrent parallel calls).
+    place by the local engine, bit for bit.  Calls from several threads of one process
+    run concurrently (the kernels' threads are plain Python threads, no Numba
+    threading layer).
     """
-    import numba
-
     rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 4)
     # arrays deserialised from a buffer (Dask) can be read-only: a read-only array is
     # another Numba type, i.e. another compiled signature; copy them once
     spec = {k: (np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v)
             for k, v in spec.items()}
-    threads = max(1, min(int(threads), int(numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, int(threads))
+    kspec = kernel_spec(spec)
     d, n_rec = int(spec["d"]), int(spec["n_rec"])
     n_cells = int((rows[:, 3] - rows[:, 2]).sum())
     res = {"rows": rows, "status": np.empty(n_cells, np.int8), "w": np.empty((n_cells, d)),
@@ -208,36 +184,30 @@ def run_chunks(spec, rows, threads=1):
            "rec_loss": np.empty((n_cells, n_rec))}
     pos = 0
     k = 0
-    with _LOCK, np.errstate(all="ignore"):
-        old = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
-            while k < rows.shape[0]:
-                di, si = rows[k, 0], rows[k, 1]
-                j = k
-                while j < rows.shape[0] and rows[j, 0] == di and rows[j, 1] == si:
-                    j += 1
-                grp = rows[k:j]
-                idx = np.concatenate([np.arange(a, b) for a, b in grp[:, 2:]])
-                nl = idx.size
-                local = np.zeros((j - k, 4), dtype=np.int64)
-                ends = np.cumsum(grp[:, 3] - grp[:, 2])
-                local[:, 2] = ends - (grp[:, 3] - grp[:, 2])
-                local[:, 3] = ends
-                out = C.Outputs(1, 1, nl, d, n_rec=n_rec)
-                _call(spec, _sub(spec, di, si, idx), local, min(threads, j - k), out)
-                sl = slice(pos, pos + nl)
-                res["status"][sl] = out.status[0, 0]
-                res["w"][sl] = out.w[0, 0]
-                res["loss"][sl] = out.loss[0, 0]
-                res["excess"][sl] = out.excess[0, 0]
-                res["tol_at"][sl] = out.tol_at[0, 0]
-                res["div_at"][sl] = out.div_at[0, 0]
-                res["rec_loss"][sl] = out.rec_loss[0, 0]
-                pos += nl
-                k = j
-        finally:
-            numba.set_num_threads(old)
+    while k < rows.shape[0]:
+        di, si = rows[k, 0], rows[k, 1]
+        j = k
+        while j < rows.shape[0] and rows[j, 0] == di and rows[j, 1] == si:
+            j += 1
+        grp = rows[k:j]
+        idx = np.concatenate([np.arange(a, b) for a, b in grp[:, 2:]])
+        nl = idx.size
+        local = np.zeros((j - k, 4), dtype=np.int64)
+        ends = np.cumsum(grp[:, 3] - grp[:, 2])
+        local[:, 2] = ends - (grp[:, 3] - grp[:, 2])
+        local[:, 3] = ends
+        out = C.Outputs(1, 1, nl, d, n_rec=n_rec)
+        launch(kspec, _sub(spec, di, si, idx), local, min(threads, j - k), out)
+        sl = slice(pos, pos + nl)
+        res["status"][sl] = out.status[0, 0]
+        res["w"][sl] = out.w[0, 0]
+        res["loss"][sl] = out.loss[0, 0]
+        res["excess"][sl] = out.excess[0, 0]
+        res["tol_at"][sl] = out.tol_at[0, 0]
+        res["div_at"][sl] = out.div_at[0, 0]
+        res["rec_loss"][sl] = out.rec_loss[0, 0]
+        pos += nl
+        k = j
     return res
 
 

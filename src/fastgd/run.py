@@ -89,8 +89,11 @@ def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
     return lr, steps, momentum, nesterov, tol, blowup, record
 
 
-def _stack(prob):
-    return (prob.R[None], prob.wstar[None], np.array([prob.estar]), np.array([prob.c0]))
+def _arrays(prob, lr, momentum, w0):
+    """The kernel inputs of a one-cell grid on ``prob`` (:func:`fastgd._kernels.table.launch`)."""
+    return {"R": prob.R[None], "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
+            "c0": np.array([prob.c0]), "lr": np.array([lr]), "beta": np.array([momentum]),
+            "w0": w0, "X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P])}
 
 
 def _to_run(out, n, record, lr, method, unit, prob, w0):
@@ -166,15 +169,13 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
         f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
     _cost.run(f, "steps", steps, prob.d, prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
-    from ._engine import announce_compile
-    from ._kernels.linear import grid_gd_linear
+    from ._engine import launch
+    from ._kernels.table import KernelSpec
 
     out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
-    chunks = C.make_chunks(1, 1, 1, 1)
-    announce_compile("gd", prob.d, np.array([momentum]), 1, out.rec_loss, False)
-    with np.errstate(all="ignore"):
-        grid_gd_linear(*_stack(prob), np.array([lr]), np.array([momentum]), nesterov, w0, steps,
-                       tol, blowup, 0, chunks, 1, 1, *out.kernel_args())
+    spec = KernelSpec("gd", prob.d, steps, tol, blowup, momentum=momentum != 0,
+                      nesterov=nesterov)
+    launch(spec, _arrays(prob, lr, momentum, w0), C.make_chunks(1, 1, 1, 1), 1, out)
     C.finalize([prob], out, w0, tol, steps)
     return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
@@ -230,16 +231,14 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
     seed = V.integer(f, "seed", seed, minimum=0)
     _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
-    from ._engine import announce_compile
-    from ._kernels.linear import grid_sgd_linear
+    from ._engine import launch
+    from ._kernels.table import KernelSpec
 
     out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
-    chunks = C.make_chunks(1, 1, 1, 1)
-    announce_compile("sgd", prob.d, np.array([momentum]), batch_size, out.rec_loss, False)
-    with np.errstate(all="ignore"):
-        grid_sgd_linear(prob.X[None], prob.y[None], np.array([prob.P]), *_stack(prob),
-                        np.array([lr]), np.array([momentum]), nesterov, w0, epochs, batch_size,
-                        code, C.seed_key(seed)[None], tol, blowup, 0, chunks, 1, 1,
-                        *out.kernel_args())
+    spec = KernelSpec("sgd", prob.d, epochs, tol, blowup, momentum=momentum != 0,
+                      nesterov=nesterov, batch=batch_size, order=code)
+    arrays = _arrays(prob, lr, momentum, w0)
+    arrays["keys"] = C.seed_key(seed)[None]
+    launch(spec, arrays, C.make_chunks(1, 1, 1, 1), 1, out)
     C.finalize([prob], out, w0, tol, epochs)
     return _to_run(out, epochs, record, lr, "sgd", "epoch", prob, w0)

@@ -698,21 +698,21 @@ class Boundary:
 def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=12345):
     """Long-run growth rate per step of the GD error map at each rate (difference of the
     accumulated log norms at T2 and T1 from the same random start: transients cancel)."""
-    from ._kernels.linear import grid_gd_linear
+    from ._engine import launch
+    from ._kernels.table import KernelSpec
 
     d = prob.d
     rng = np.random.default_rng(seed)
     w0 = rng.standard_normal(d)
     w0 /= np.linalg.norm(w0)
-    R = prob.R[None]
-    zeros = np.zeros((1, d))
+    arrays = {"R": prob.R[None], "wstar": np.zeros((1, d)), "estar": np.zeros(1),
+              "c0": np.ones(1), "lr": lrs, "beta": np.full(lrs.size, beta), "w0": w0}
     logs, over = [], np.zeros(lrs.size, dtype=bool)
     for T in (T1, T2):
         out = C.Outputs(1, 1, lrs.size, d)
-        chunks = C.make_chunks(1, 1, lrs.size, 64)
-        grid_gd_linear(R, zeros, np.zeros(1), np.ones(1), lrs, np.full(lrs.size, beta),
-                       nesterov, w0, T, 0.0, np.inf, renorm, chunks, nthreads, 1,
-                       *out.kernel_args())
+        spec = KernelSpec("gd", d, T, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
+                          renorm=renorm)
+        launch(spec, arrays, C.make_chunks(1, 1, lrs.size, 64), nthreads, out)
         logs.append(out.logg[0, 0].copy())
         # a lane that overflowed between renormalisations stopped there: unstable
         over |= out.status[0, 0] == C.Status.DIVERGED

@@ -991,24 +991,26 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     growth after ``burn + epochs`` and after ``burn`` epochs (the sample order is a
     function of (key, epoch, position), so the longer run extends the shorter one).
     """
-    from ._kernels.linear import grid_sgd_linear
+    from ._engine import launch
+    from ._kernels.table import KernelSpec
 
     P, r = Xr.shape
-    R = C.hessian_roots(Xr[None])
-    X3 = np.ascontiguousarray(Xr[None])
-    y3 = np.zeros((1, P))
     rng = np.random.default_rng(20240601)
     w0 = rng.standard_normal(r)
     w0 /= np.linalg.norm(w0)
     n_seed, n_lr = keys.shape[0], lrs.size
+    arrays = {"X": np.ascontiguousarray(Xr[None]), "y": np.zeros((1, P)), "P": np.array([P]),
+              "R": C.hessian_roots(Xr[None]), "wstar": np.zeros((1, r)), "estar": np.zeros(1),
+              "c0": np.zeros(1), "lr": lrs, "beta": np.full(n_lr, beta), "w0": w0,
+              "keys": keys}
     chunks = C.make_chunks(1, n_seed, n_lr, n_lr)  # one chunk per seed: lanes = rates
     spe = -(-P // batch)
     logs, stats = [], []
     for E in ((burn, burn + epochs) if burn > 0 else (burn + epochs,)):
         out = C.Outputs(1, n_seed, n_lr, r)
-        grid_sgd_linear(X3, y3, np.array([P]), R, np.zeros((1, r)), np.zeros(1), np.zeros(1),
-                        lrs, np.full(n_lr, beta), nesterov, w0, E, batch, order_code, keys, 0.0,
-                        np.inf, 1, chunks, nthreads, 1, *out.kernel_args())
+        spec = KernelSpec("sgd", r, E, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
+                          batch=batch, order=order_code, renorm=1)
+        launch(spec, arrays, chunks, nthreads, out)
         logs.append(out.logg[0].copy())
         stats.append(out.status[0].copy())
     g = (logs[-1] - (logs[0] if burn > 0 else 0.0)) / (epochs * spe)

@@ -22,10 +22,6 @@ import os
 import types as _pytypes
 
 import numba
-import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, overload
 
 _CONTRACT = os.environ.get("FASTGD_CONTRACT", "1") not in ("0", "false", "False", "no")
 
@@ -46,7 +42,7 @@ def _tagged(f):
     return g
 
 
-def jit(fn=None, *, parallel=False):
+def jit(fn=None):
     """``numba.njit`` with fastgd's policy (see module docstring).
 
     Nothing is inlined at Numba-IR level (``inline="always"``): each inlined call site is
@@ -58,28 +54,9 @@ def jit(fn=None, *, parallel=False):
     """
 
     def wrap(f):
-        return numba.njit(parallel=parallel, **OPTIONS)(_tagged(f))
+        return numba.njit(**OPTIONS)(_tagged(f))
 
     return wrap(fn) if fn is not None else wrap
-
-
-def variant(kernel, suffix, **overrides):
-    """A new dispatcher compiled (with these options) from ``kernel``'s Python function,
-    with the module globals named in ``overrides`` replaced, and ``suffix`` appended to
-    its name (hence to its cache entry).  Numba freezes globals at compile time, so an
-    override acts like a compile-time constant: the float32 twins swap ``np`` (see
-    :mod:`._retype`), the lean kernels set ``_GENERAL = False`` (see
-    :func:`.linear._lean`)."""
-    py = getattr(kernel, "py_func", kernel)
-    parallel = bool(getattr(kernel, "targetoptions", {}).get("parallel", False))
-    glb = dict(py.__globals__)
-    glb.update(overrides)
-    fn = _pytypes.FunctionType(py.__code__, glb, py.__name__ + suffix, py.__defaults__,
-                               py.__closure__)
-    fn.__qualname__ = py.__name__ + suffix
-    fn.__doc__ = py.__doc__
-    fn.__module__ = py.__module__
-    return jit(fn, parallel=parallel)
 
 
 def contract() -> bool:
@@ -90,40 +67,3 @@ def contract() -> bool:
 def options():
     """The njit options in force (for ``fastgd info`` and benchmarks)."""
     return dict(OPTIONS)
-
-
-def muladd(a, b, c):
-    """``a * b + c`` with one rounding (a fused multiply-add) when the kernels are
-    compiled with contraction, two roundings when not (``FASTGD_CONTRACT=0``).
-
-    For an expression that two code paths must round identically: with contraction
-    left to LLVM, ``p * q + r * s`` may be fused as ``fma(p, q, r*s)`` in one loop and
-    ``fma(r, s, p*q)`` in another (it was, once: the scalar re-run of a GD register
-    block against the vector step loop).  Called from Python (``NUMBA_DISABLE_JIT=1``)
-    it rounds twice."""
-    return a * b + c
-
-
-@intrinsic
-def _muladd_llvm(typingctx, a, b, c):
-    if not all(isinstance(t, types.Float) for t in (a, b, c)) or len({a, b, c}) != 1:
-        return None
-
-    def codegen(context, builder, signature, args):
-        if _CONTRACT:
-            ty = context.get_value_type(signature.return_type)
-            fma = builder.module.declare_intrinsic("llvm.fma", [ty],
-                                                   ir.FunctionType(ty, [ty, ty, ty]))
-            return builder.call(fma, args)
-        return builder.fadd(builder.fmul(args[0], args[1]), args[2])
-
-    return a(a, b, c), codegen
-
-
-@overload(muladd)  # not cached by itself: compiled into each (mode-tagged) kernel
-def _muladd_ol(a, b, c):
-    if not all(isinstance(t, types.Float) for t in (a, b, c)):
-        return None
-    if len({a, b, c}) == 1:
-        return lambda a, b, c: _muladd_llvm(a, b, c)
-    return lambda a, b, c: _muladd_llvm(np.float64(a), np.float64(b), np.float64(c))

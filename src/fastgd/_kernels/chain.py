@@ -33,11 +33,11 @@ iterate that passed the check (always finite) and loss ``inf``.
 """
 
 import numpy as np
-from numba import prange
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .rng import hash4, permutation, randbelow
+from .threads import fan_out
 
 
 @jit
@@ -311,29 +311,40 @@ def sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order,
                     out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
 
 
-@jit(parallel=True)
-def grid_gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, chunks, nworkers,
-                  out_status, out_w, out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss,
-                  rec_w):
-    """Run the GD chunks listed in ``chunks`` (rows: _, _, cell_start, cell_stop),
-    interleaved over ``nworkers`` threads (chunk k goes to worker k % nworkers)."""
-    n = chunks.shape[0]
-    for wk in prange(nworkers):
-        for k in range(wk, n, nworkers):
-            gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, chunks[k, 2],
-                     chunks[k, 3], out_status, out_w, out_excess, out_tol_at, out_div_at,
-                     out_maxloss, rec_loss, rec_w)
+@jit
+def rows_gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, chunks, wk,
+                  nworkers, out_status, out_w, out_excess, out_tol_at, out_div_at, out_maxloss,
+                  rec_loss, rec_w):
+    """Worker ``wk`` of ``nworkers``: the GD chunks wk, wk + nworkers, ... of ``chunks``
+    (rows: _, _, cell_start, cell_stop)."""
+    for k in range(wk, chunks.shape[0], nworkers):
+        gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, chunks[k, 2],
+                 chunks[k, 3], out_status, out_w, out_excess, out_tol_at, out_div_at,
+                 out_maxloss, rec_loss, rec_w)
 
 
-@jit(parallel=True)
-def grid_sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order, key, tol,
-                   blowup, chunks, nworkers, out_status, out_w, out_excess, out_tol_at,
+@jit
+def rows_sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order, key, tol,
+                   blowup, chunks, wk, nworkers, out_status, out_w, out_excess, out_tol_at,
                    out_div_at, out_maxloss, rec_loss, rec_w):
-    """Run the SGD chunks listed in ``chunks`` (rows: _, _, cell_start, cell_stop);
-    every cell uses the sample order of ``key`` (two 32-bit words)."""
-    n = chunks.shape[0]
-    for wk in prange(nworkers):
-        for k in range(wk, n, nworkers):
-            sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order, key[0],
-                      key[1], tol, blowup, chunks[k, 2], chunks[k, 3], out_status, out_w,
-                      out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
+    """Worker ``wk`` of ``nworkers``: the SGD chunks wk, wk + nworkers, ...; every cell
+    uses the sample order of ``key`` (two 32-bit words)."""
+    for k in range(wk, chunks.shape[0], nworkers):
+        sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order, key[0],
+                  key[1], tol, blowup, chunks[k, 2], chunks[k, 3], out_status, out_w,
+                  out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
+
+
+def grid_gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, chunks, nworkers,
+                  *outputs):
+    """Run the GD chunks listed in ``chunks`` on ``nworkers`` threads (chunk k goes to
+    worker k % nworkers; :func:`.threads.fan_out`, as for every kernel)."""
+    fan_out(rows_gd_chain, (sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup,
+                            chunks), nworkers, outputs)
+
+
+def grid_sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order, key, tol,
+                   blowup, chunks, nworkers, *outputs):
+    """Run the SGD chunks listed in ``chunks`` on ``nworkers`` threads."""
+    fan_out(rows_sgd_chain, (X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch,
+                             order, key, tol, blowup, chunks), nworkers, outputs)

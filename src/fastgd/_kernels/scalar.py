@@ -9,7 +9,8 @@ kernels of :mod:`.linear`, which remain the fast CPU path).  The arithmetic foll
 :mod:`.linear` operation for operation (same status rules, thresholds, snapshots of the
 last finite iterate and recording), so that a run agrees with the lane kernels bit for
 bit where no fused multiply-add is contracted (CPU, the CUDA simulator) and to rounding
-on a GPU.
+on a GPU.  The status rules, thresholds and momentum step are the functions of
+:mod:`.steps` that the CPU lanes call (compiled for the target by :func:`compile_for`).
 
 Per-run state lives in caller-provided scratch arrays laid out ``[i, k]`` (component,
 run: coalesced on a GPU).  Outputs are per run: ``out_status[k]``, ``out_w[k, i]``,
@@ -20,8 +21,9 @@ from :mod:`.rng`, see :func:`fastgd.gpu.sample_orders`); ``cyclic`` passes an em
 
 import math
 
-from . import BOUNDED, CONVERGED, DIVERGED
+from . import BOUNDED, CONVERGED, DIVERGED, steps
 from ._jit import jit
+from .steps import check, heavy_ball, thresholds  # noqa: F401 - names compile_for replaces
 
 SNAPSHOT = 32  # as linear._SNAPSHOT
 
@@ -73,9 +75,7 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
     ex = 0.0
     for i in range(d):
         ex += 0.5 * lam[di, i] * (z[i, k] * z[i, k])
-    scale = max(es + ex, c0[di])
-    thc = tol * ex
-    thd = blowup * scale - es
+    thc, thd = thresholds(es, ex, c0[di], tol, blowup)
     nrec = rec_loss.shape[1]
     st = BOUNDED
     t = 0
@@ -83,11 +83,8 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
         ex = 0.0
         for i in range(d):
             ex += (0.5 * lam[di, i]) * (z[i, k] * z[i, k])
-        if (not (ex <= thd)) or (not (ex < math.inf)):
-            st = DIVERGED
-            break
-        if ex <= thc:
-            st = CONVERGED
+        st = check(ex, thc, thd)
+        if st != 0:
             break
         if nrec > 0 and t % rec_every == 0:
             rec_loss[k, t // rec_every] = es + ex
@@ -100,15 +97,9 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
             li = lam[di, i]
             if not mom:
                 z[i, k] = (1.0 - lre * li) * z[i, k]
-            elif nesterov:
-                gi = li * z[i, k]
-                bf = bet * buf[i, k] + gi
-                buf[i, k] = bf
-                z[i, k] = z[i, k] - lre * (gi + bet * bf)
             else:
-                bf = bet * buf[i, k] + li * z[i, k]
-                buf[i, k] = bf
-                z[i, k] = z[i, k] - lre * bf
+                z[i, k], buf[i, k] = heavy_ball(z[i, k], li * z[i, k], buf[i, k], lre, bet,
+                                                nesterov)
     lossv = es + ex
     exv = ex
     if st == DIVERGED:
@@ -156,9 +147,7 @@ def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, 
         buf[i, k] = 0.0
     es = estar[di]
     ex = _quad_run(R, di, e, g, k, d)
-    scale = max(es + ex, c0[di])
-    thc = tol * ex
-    thd = blowup * scale - es
+    thc, thd = thresholds(es, ex, c0[di], tol, blowup)
     nrec = rec_loss.shape[1]
     st = BOUNDED
     ep = 0
@@ -167,11 +156,8 @@ def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, 
             for i in range(d):
                 e[i, k] = w[i, k] - wstar[di, i]
             ex = _quad_run(R, di, e, g, k, d)
-        if (not (ex <= thd)) or (not (ex < math.inf)):
-            st = DIVERGED
-            break
-        if ex <= thc:
-            st = CONVERGED
+        st = check(ex, thc, thd)
+        if st != 0:
             break
         if nrec > 0 and ep % rec_every == 0:
             rec_loss[k, ep // rec_every] = es + ex
@@ -206,16 +192,11 @@ def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, 
                         g[i, k] += r * X[di, p, i]
                 inv = 1.0 / nb
                 for i in range(d):
-                    gi = g[i, k] * inv
                     if mom:
-                        bf = bet * buf[i, k] + gi
-                        buf[i, k] = bf
-                        if nesterov:
-                            w[i, k] = w[i, k] - lre * (gi + bet * bf)
-                        else:
-                            w[i, k] = w[i, k] - lre * bf
+                        w[i, k], buf[i, k] = heavy_ball(w[i, k], g[i, k] * inv, buf[i, k], lre,
+                                                        bet, nesterov)
                     else:
-                        w[i, k] = w[i, k] - lre * gi
+                        w[i, k] = w[i, k] - lre * (g[i, k] * inv)
             pos += nb
     lossv = es + ex
     exv = ex
@@ -401,6 +382,8 @@ def compile_for(decorate):
 
     glb = dict(globals())
     done = {}
+    for name, py in steps.PY.items():  # the step math shared with the CPU lanes
+        glb[name] = decorate(py)
     for name in ("_quad_run", "_write", "_to_w_run", "gd_run", "sgd_run",
                  "_chain_products_run",
                  "_chain_finish", "chain_gd_run", "chain_sgd_run"):

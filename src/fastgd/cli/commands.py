@@ -444,14 +444,8 @@ def cmd_info(args):
     env_threads = os.environ.get("NUMBA_NUM_THREADS")
     print(f"numba threads {numba.config.NUMBA_NUM_THREADS} (max; NUMBA_NUM_THREADS="
           f"{env_threads or 'unset'}), using {numba.get_num_threads()}")
-    # linear-unit sweeps run nogil kernels on Python worker threads; numba's threading
-    # layer (chosen when the first parallel kernel runs) serves the chain kernels
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = "not started yet (used by the chain kernels)"
-    print(f"threading     linear sweeps: worker threads (nogil kernels); numba layer {layer} "
-          f"(NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', 'default')})")
+    print("threading     every kernel: nogil chunk kernels on Python worker threads "
+          "(no numba threading layer)")
     from fastgd._kernels import _jit
 
     print(f"FMA contract  {'on' if _jit.contract() else 'off'} (FASTGD_CONTRACT="
