@@ -92,10 +92,13 @@ def compiled_vector_bits() -> int:
     return 512 if ("-prefer-256-bit" in f and "+avx512f" in f) else 256
 
 
-def fma_ceiling(fma_per_update: float, threads: int | None = None) -> float:
+def fma_ceiling(fma_per_update: float, threads: int | None = None,
+                doubles: int | None = None) -> float:
+    """Updates/s at full FMA throughput; ``doubles``: doubles per vector register
+    (default: the host's widest, :func:`vector_doubles`; 4 for the 256-bit ceiling)."""
     units = float(os.environ.get("FASTGD_FMA_UNITS", 2))
     n = threads or cores()
-    return n * units * vector_doubles() * cpu_ghz() * 1e9 / fma_per_update
+    return n * units * (doubles or vector_doubles()) * cpu_ghz() * 1e9 / fma_per_update
 
 
 def record(benchmark, updates, fma_per_update, threads=None, **extra):
@@ -120,6 +123,40 @@ def record(benchmark, updates, fma_per_update, threads=None, **extra):
     benchmark.extra_info["updates_per_s"] = rate
     benchmark.extra_info["fraction_of_ceiling"] = rate / ceiling
     return rate
+
+
+def fma_control_scaling(n: int = 3_000_000, repeats: int = 3) -> float:
+    """1 -> 2 thread scaling of a trivially parallel, FMA-bound loop (64 independent
+    multiply-adds per iteration), run the way fastgd runs chunks (nogil Numba calls on
+    Python threads): the best of ``repeats`` on 1 and on 2 threads.  What this machine
+    allows FMA-bound work at that moment (the control of
+    ``test_bench_thread_scaling_control`` in bench/test_bench_sweep.py)."""
+    import threading
+    import time
+
+    import numba
+    import numpy as np
+
+    @numba.njit(fastmath={"contract"}, nogil=True)
+    def work(n, a):
+        acc = np.ones(64)
+        for _ in range(n):
+            for lane in range(64):
+                acc[lane] = acc[lane] * a + 1e-9
+        return acc.sum()
+
+    work(10, 0.5)
+
+    def on(threads):
+        ts = [threading.Thread(target=work, args=(n, 0.999)) for _ in range(threads)]
+        t = time.perf_counter()
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+        return time.perf_counter() - t
+
+    return 2 * min(on(1) for _ in range(repeats)) / min(on(2) for _ in range(repeats))
 
 
 def _layer():
