@@ -5,7 +5,7 @@ A table of bad values per kind of argument (wrong type, negative, zero, NaN, inf
 integers, strings, None, ragged and wrong-shaped arrays, the string 'False' for a
 boolean, sizes that would not fit in memory or would take absurdly long) is crossed with
 the arguments of every function exported by ``fastgd``, ``fastgd.theory``,
-``fastgd.chain``, ``fastgd.plot`` and with the CLI's subcommands; hypothesis adds
+``fastgd.chain``, ``fastgd.net``, ``fastgd.plot`` and with the CLI's subcommands; hypothesis adds
 random scalars.  Every kernel is replaced by one that fails, so a call that got past
 validation would fail the test, and nothing here depends on machine speed.
 
@@ -24,6 +24,7 @@ import pytest
 import fastgd as fg
 from fastgd import chain as ch
 from fastgd import cli
+from fastgd import net as NN
 from fastgd import plot as P
 from fastgd import theory as T
 
@@ -109,6 +110,28 @@ def _chain_result():
                                   if k in {f.name for f in dataclasses.fields(ch.ChainSweepResult)}})
 
 
+def _net_result():
+    shape = (1, 1, 1, 2)
+    return NN.NetSweepResult(
+        lr=np.array([0.1, 1.0]), width=np.array([8]), scale=np.array([1.0]),
+        seeds=np.array([0]), status=np.ones(shape, np.int8), loss=np.zeros(shape),
+        max_loss_ratio=np.ones(shape), sharpness=np.ones(shape),
+        steps_to_tol=np.ones(shape, np.int64), diverged_at=np.full(shape, -1),
+        lambda0=np.ones(shape[:3]), ntk0=np.ones(shape[:3]), loss0=np.ones(shape[:3]),
+        sharpness_curve=None, activation="tanh", param="ntk", bias=False, method="gd", d=2,
+        steps=10, sharpness_every=0, momentum=0.0, tol=1e-8, blowup=1e12, seconds=0.0,
+        threads=1)
+
+
+def _net_run():
+    return NN.NetRun(
+        status=fg.Status.BOUNDED, theta=np.zeros(12), loss=0.1, loss0=1.0, sharpness=1.0,
+        lambda0=1.0, ntk=1.0, ntk0=1.0, max_loss_ratio=1.0, steps_to_tol=-1, diverged_at=-1,
+        losses=np.linspace(1.0, 0.1, 11), sharpness_steps=np.array([0, 10]),
+        sharpnesses=np.array([1.0, 1.0]), lr=0.5, momentum=0.0, width=3, d=2,
+        activation="tanh", param="ntk", bias=False, method="gd", unit="step")
+
+
 def _run():
     traj = T.gd_trajectory(_X, _Y, 1.5, 5)
     return fg.Run(w=traj[-1], loss=0.1, losses=np.linspace(0.5, 0.1, 6), status=fg.Status.BOUNDED,
@@ -117,6 +140,9 @@ def _run():
 
 
 _RES = _sweep_result()
+_TH = np.linspace(-1.0, 1.0, 9)  # a width-3 network on the lecture's d = 2 inputs
+_NETRES = _net_result()
+_NETRUN = _net_run()
 _SPEC = fg.spectrum(_X)
 _RUN = _run()
 
@@ -282,6 +308,64 @@ TABLE = [
         ("blowup", "blowup"), ("threads", "threads"), ("progress", "bool|None")]),
     ("chain_sweep", ch.chain_sweep, dict(inits=np.full((1000, 2), 0.5),
                                          lr=np.full(1000, 0.1)), [("steps", [10**9])]),
+    # two-layer networks
+    *[(name, fn, dict(theta=_TH, X=_X, y=_Y), [
+        ("theta", [None, "ab", 1.0, [1.0], _nan(_TH), np.ones(8), RAGGED2, np.ones((3, 3))]),
+        ("X", "X"), ("y", "y"), ("activation", "choice"), ("param", "choice"),
+        ("bias", "bool")])
+      for name, fn in [("net_loss", NN.net_loss), ("net_grad", NN.net_grad),
+                       ("net_hessian", NN.net_hessian), ("net_ntk", NN.net_ntk),
+                       ("net_sharpness", NN.net_sharpness),
+                       ("online_sharpness", NN.online_sharpness)]],
+    ("net_hvp", NN.net_hvp, dict(theta=_TH, v=_TH, X=_X, y=_Y), [
+        ("theta", [None, "ab", np.ones(8)]), ("X", "X"), ("y", "y"),
+        ("v", [None, "ab", 1.0, np.ones(8), _nan(_TH), np.ones((3, 3))]),
+        ("engine", "choice"), ("activation", "choice"), ("bias", "bool")]),
+    ("net_hessian", NN.net_hessian, dict(theta=np.ones(3 * 30000), X=_X, y=_Y), [
+        ("bias", [False])], "theta"),
+    ("net_sharpness", NN.net_sharpness, dict(theta=_TH, X=_X, y=_Y), [
+        ("iters", "int>=1")]),
+    ("online_sharpness", NN.online_sharpness, dict(theta=_TH, X=_X, y=_Y), [
+        ("presentations", "int>=1"), ("presentations", [10**12]),
+        ("leak", [0, 1.0, -0.1, np.nan, "x"]), ("alpha", "real>0"),
+        ("window", [0, 10**6, 2.5, "x"]), ("order", "choice"), ("seed", "seed")]),
+    ("net_init", NN.net_init, dict(width=4, d=2), [
+        ("width", [0, -1, 2.5, "4", None, _BIG, True]), ("d", [0, -1, 2.5, "2", None, _BIG]),
+        ("scale", "real>=0"), ("seed", "seed"), ("bias", "bool")]),
+    ("net_unpack", NN.net_unpack, dict(theta=_TH, d=2), [
+        ("theta", [None, "ab", 1.0, np.ones(8), _nan(_TH), np.ones((3, 3))]),
+        ("d", [0, -1, 2.5, "2", None]), ("bias", "bool")]),
+    *[(name, fn, dict(X=_X, y=_Y, lr=0.1, **{unit: 10}, width=4), [
+        ("X", "X"), ("X", "X:H"), ("y", "y"), ("lr", "real>0"), (unit, "int>=0"),
+        (unit, [10**12]), ("width", [0, -1, 2.5, "4", True, _BIG]),
+        ("theta0", [_TH, "ab", 1.0, np.ones(8), _nan(_TH), np.ones((3, 3))]),
+        ("scale", "real>=0"), ("seed", "seed"), ("activation", "choice"),
+        ("param", "choice"), ("bias", "bool"), ("momentum", "momentum"),
+        ("tol", "real>=0"), ("blowup", "blowup"), ("sharpness_every", "int>=0"),
+        ("sharpness_iters", "int>=1")])
+      for name, fn, unit in [("net_gd", NN.net_gd, "steps"), ("net_sgd", NN.net_sgd, "epochs")]],
+    ("net_sgd", NN.net_sgd, dict(X=_X, y=_Y, lr=0.1, epochs=2), [
+        ("batch_size", "int>=1"), ("batch_size", [101]), ("order", "choice"),
+        ("order", ["Cyclic"])]),
+    ("net_sweep", NN.net_sweep, dict(X=_X, y=_Y, lr=[0.1, 0.2], steps=10, width=4), [
+        ("X", "X"), ("y", "y"), ("lr", "rates"), ("steps", "int>=0"),
+        ("width", [0, -1, [4, 0], "4", None, [], [[4]], True, [2.5], RAGGED2]),
+        ("scale", [[-1.0], [np.nan], "x", None, [], [[1.0]]]),
+        ("seeds", [0, -1, "2", None, [], [-1], [1.5], True, _BIG]),
+        ("method", "choice"), ("batch_size", "int>=1"), ("batch_size", [101]),
+        ("order", "choice"), ("activation", "choice"), ("param", "choice"),
+        ("bias", "bool"), ("momentum", "momentum"), ("tol", "real>=0"),
+        ("blowup", "blowup"), ("sharpness", "bool"), ("sharpness_every", "int>=0"),
+        ("sharpness_iters", "int>=1"), ("threads", "threads"), ("progress", "bool|None")]),
+    ("net_sweep", NN.net_sweep, dict(X=_X, y=_Y, lr=np.full(1000, 0.1), width=[512] * 4), [
+        ("steps", [10**9])]),
+    ("plot_net_phase", NN.plot_net_phase, dict(result=_NETRES), [
+        ("result", [None, _RES, 5, _chain_result()]), ("ax", "ax"),
+        ("seed", [-1, 5, 2.5, "0"]), ("scale", [-1, 5, "0"]), ("spike", "real>0"),
+        ("title", "title"), ("legend", "bool")]),
+    ("plot_net_eos", NN.plot_net_eos, dict(runs=[_NETRUN]), [
+        ("runs", [5, "abc", [5], [None], [], None]), ("ax", "ax"),
+        ("loss_ax", [5, "ax", object()]), ("title", "title"), ("legend", "bool")]),
     # plots
     ("plot_phase_diagram", P.plot_phase_diagram, dict(result=_RES), [
         ("result", [None, _SPEC, 5, "result.npz", _chain_result()]), ("ax", "ax"),
@@ -374,7 +458,16 @@ def _cli_cases():
             (["phase", "--order", "nope"], "order"),
             (["phase", "--dtype", "float16"], "dtype"),
             (["boundary", "--method", "sgd", "--batch-size", "0"], "batch_size"),
-            (["plot", "/nonexistent.npz"], "not found")]
+            (["plot", "/nonexistent.npz"], "not found"),
+            (["net", "phase", "--width", "x"], "width"),
+            (["net", "phase", "--lr-ntk", "0:1:5"], "lr_ntk"),
+            (["net", "phase", "--threads", "0"], "--threads"),
+            (["net", "phase", "--out", "x.gif"], "--out"),
+            (["net", "phase", "--activation", "sigmoid"], "--activation"),
+            (["net", "eos", "--steps", "-1"], "--steps"),
+            (["net", "eos", "--lr", "x"], "lr"),
+            (["net", "eos", "--data", "nope.csv"], "data"),
+            (["net", "eos", "--out", "/proc/fastgd-fuzz.png"], "--out")]
     return [pytest.param(argv, flag, id="cli-" + "-".join(argv)[:60] + f"-{i}")
             for i, (argv, flag) in enumerate(bad)]
 
@@ -390,13 +483,14 @@ def no_kernels(monkeypatch):
     """Every kernel fails if called: errors must come before any work."""
     from fastgd._kernels import chain as kc
     from fastgd._kernels import linear as kl
+    from fastgd._kernels import net as kn
     from fastgd._kernels import table
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a kernel ran before the arguments were validated")
 
     monkeypatch.setattr(table, "launch", forbidden)  # every linear-unit kernel
-    for mod in (kl, kc):
+    for mod in (kl, kc, kn):
         for name in dir(mod):
             if name.startswith("grid_"):
                 monkeypatch.setattr(mod, name, forbidden)
@@ -449,7 +543,8 @@ def test_fuzz_table_size():
     """Every public function is in the table; report the number of calls."""
     covered = {entry[0] for entry in TABLE}
     public = set()
-    for mod, names in ((fg, fg.__all__), (T, T.__all__), (ch, ch.__all__), (P, P.__all__)):
+    for mod, names in ((fg, fg.__all__), (T, T.__all__), (ch, ch.__all__), (P, P.__all__),
+                       (NN, NN.__all__)):
         for n in names:
             obj = getattr(mod, n)
             if callable(obj) and not isinstance(obj, type) and n != "lecture_data":

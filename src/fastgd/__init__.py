@@ -17,7 +17,7 @@ from ._validate import DataConversionWarning, FastGDTypeError, FastGDValueError
 from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from .run import Run, gd, sgd
 from .spectrum import Spectrum, hessian, spectrum
-from . import chain, theory
+from . import chain, net, theory
 from .chain import chain_gd
 from .result import SweepInterrupted, SweepResult, load
 from .sweep import Boundary, critical_lr, sweep
@@ -39,6 +39,7 @@ __all__ = [
     "Status",
     "chain",
     "chain_gd",
+    "net",
     "theory",
     "SweepInterrupted",
     "SweepResult",

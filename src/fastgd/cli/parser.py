@@ -387,4 +387,8 @@ def build_parser():
                          "threading layer, CPU and SIMD vector width, the kernel cache.")
     _common(inf)
     inf.set_defaults(func=cmd_info)
+
+    from .net import add_parser as _add_net
+
+    _add_net(sub, _common)
     return p

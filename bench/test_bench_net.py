@@ -1,0 +1,129 @@
+"""Two-layer network throughput (issue 16): full-batch GD over learning-rate lanes sharing
+one dataset (m = 64 hidden units, d = 8 inputs, P = 64 samples, 64 learning rates),
+against plain NumPy vectorised across the runs (batched matmuls), timed in the same
+session; throughput in G multiply-adds/s and as a share of the FMA ceiling.
+
+A full-batch step costs m (2 d + 3) multiply-adds per sample and run (forward W x,
+a . h; backward r a phi', the outer product into dW, a's gradient) plus m (d + 1) for the
+update.
+
+Run:  python -m pytest bench/test_bench_net.py --benchmark-enable -s
+In the default run (``--benchmark-disable``) each benchmark runs once on a small grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+import fastgd.net as fn
+
+from ._machine import record
+
+M, D, P, N_LR, STEPS = 64, 8, 64, 64, 200
+SMOKE = dict(n_lr=16, steps=5)
+
+
+def _sizes(benchmark):
+    if benchmark.disabled:
+        return SMOKE["n_lr"], SMOKE["steps"]
+    return N_LR, STEPS
+
+
+def _data():
+    r = np.random.default_rng(0)
+    X = r.standard_normal((P, D))
+    y = np.tanh(X[:, 0] - 0.5 * X[:, 1])
+    return X, (y - y.mean()) / y.std()
+
+
+def _fma(steps, n_lr):
+    return float(steps) * n_lr * (P * M * (2 * D + 3) + M * (D + 1))
+
+
+def _lrs(n):
+    return np.geomspace(1e-3, 0.05, n)  # every lane runs to the end: no lane stops early
+
+
+def _report(name, rate, benchmark=None, extra=""):
+    if rate is None:
+        return
+    if benchmark is not None and "fraction_of_ceiling" in benchmark.extra_info:
+        info = benchmark.extra_info
+        extra = (f"({info['fraction_of_ceiling']:.0%} of the FMA ceiling at "
+                 f"{info['clock_ghz']:.2f} GHz, {info['threads']} thread(s)) {extra}")
+    print(f"\n[{name}] {rate / 1e9:.2f} G multiply-adds/s {extra}")
+
+
+def _numpy_gd(X, y, lrs, steps, act="relu"):
+    """GD of every run at once: W (L, m, d), a (L, m), batched matmuls."""
+    L = lrs.size
+    t0 = fn.net_init(M, D, seed=0)
+    W = np.broadcast_to(t0[: M * D].reshape(M, D), (L, M, D)).copy()
+    a = np.broadcast_to(t0[M * D:], (L, M)).copy()
+    s = 1 / np.sqrt(M)
+    lr = lrs[:, None]
+    Xt = X.T.copy()
+    for _ in range(steps):
+        Z = W @ Xt  # (L, m, P)
+        H = np.maximum(Z, 0.0) if act == "relu" else np.tanh(Z)
+        f = np.einsum("lmp,lm->lp", H, a)
+        R = (s * f - y) * (s / P)  # (L, P)
+        ga = np.einsum("lmp,lp->lm", H, R)
+        Dl = (R[:, None, :] * a[:, :, None]) * ((Z > 0) if act == "relu" else 1 - H * H)
+        gW = Dl @ X  # (L, m, d)
+        W -= lr[:, :, None] * gW
+        a -= lr * ga
+    return W, a
+
+
+@pytest.mark.parametrize("act, threads", [("relu", 1), ("relu", 2), ("tanh", 1)])
+def test_bench_net_gd(benchmark, act, threads):
+    if threads > fg._core.max_threads():
+        pytest.skip("needs 2 threads")
+    n_lr, steps = _sizes(benchmark)
+    X, y = _data()
+    kw = dict(width=M, activation=act, tol=0.0, sharpness=False, threads=threads,
+              progress=False)
+    res = fn.net_sweep(X, y, _lrs(n_lr), steps, **kw)  # warm-up: compile / cache load
+    assert np.all(res.status == fg.Status.BOUNDED)
+    benchmark.group = f"net: full-batch GD, m={M}, d={D}, P={P}, {N_LR} lr"
+    out = benchmark.pedantic(fn.net_sweep, args=(X, y, _lrs(n_lr), steps), kwargs=kw,
+                             rounds=3, iterations=1, warmup_rounds=0)
+    assert np.array_equal(out.loss, res.loss)
+    rate = record(benchmark, _fma(steps, n_lr), 1, threads, activation=act)
+    _report(f"fastgd net GD {act} threads={threads}", rate, benchmark)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_bench_net_numpy_reference(benchmark, act):
+    n_lr, steps = _sizes(benchmark)
+    ref_steps = max(1, steps // 4)
+    X, y = _data()
+    lrs = _lrs(n_lr)
+    W, a = _numpy_gd(X, y, lrs, ref_steps, act)
+    # the reference is the same computation: its parameters equal the kernel's
+    res = fn.net_sweep(X, y, lrs, ref_steps, width=M, activation=act, tol=0.0,
+                       sharpness=False, progress=False)
+    assert np.all(res.status == fg.Status.BOUNDED)
+    loss = 0.5 * np.mean((np.einsum("lmp,lm->lp", np.maximum(W @ X.T, 0) if act == "relu"
+                                    else np.tanh(W @ X.T), a) / np.sqrt(M) - y) ** 2, axis=1)
+    np.testing.assert_allclose(loss, res.loss[0, 0, 0], rtol=1e-9)
+    benchmark.group = f"net: full-batch GD, m={M}, d={D}, P={P}, {N_LR} lr"
+    benchmark.pedantic(_numpy_gd, args=(X, y, lrs, ref_steps, act), rounds=1, iterations=1)
+    rate = record(benchmark, _fma(ref_steps, n_lr), 1, 1, activation=act)
+    _report(f"numpy reference {act}", rate)
+    if rate:
+        import time
+
+        kw = dict(width=M, activation=act, tol=0.0, sharpness=False, threads=1,
+                  progress=False)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            fn.net_sweep(X, y, lrs, steps, **kw)
+            best = min(best, time.perf_counter() - t)
+        ratio = (_fma(steps, n_lr) / best) / rate
+        benchmark.extra_info["speedup_1_thread"] = ratio
+        print(f"[{act}] fastgd (1 thread) / NumPy vectorised across runs: {ratio:.1f}x")

@@ -1,0 +1,413 @@
+"""Kernels for two-layer networks f(x) = s a . phi(W x + b), scalar output (float64 only).
+
+``s`` = 1/sqrt(m) (NTK parametrisation) or 1 (standard), width m, d inputs,
+phi in {identity, tanh, relu} (codes :data:`ACT_IDENTITY`, :data:`ACT_TANH`,
+:data:`ACT_RELU`; relu'(0) = 0), bias b optional.  Loss (note the 1/2)::
+
+    E = 1/(2P) sum_p (s f_p - y_p)^2    (f_p = a . phi(W x_p + b)).
+
+Parameters of one network are a flat vector theta of length N = m (d + 1 + bias):
+``W[j, i]`` at row ``j d + i``, then ``b[j]`` at ``m d + j`` (with a bias), then ``a[j]``
+at ``m d + bias m + j``.
+
+Layout (DESIGN.md): a *chunk* is up to a few dozen runs (lanes) on the same data that
+share their initial parameters and differ in the learning rate; state is stored
+``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  A step streams the
+samples once per hidden unit: for unit j, its pre-activations for all samples
+(``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
+unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,
+h > 0 for relu).  A full-batch step costs m (2 d + 3 + 2 bias) multiply-adds per sample
+and lane.
+
+Status rule (as the chain kernels): the loss at step t is computed before the update;
+DIVERGED when it is not finite, a parameter is not finite, or the loss >
+blowup x max(E(theta0), E(0)) with E(0) = mean(y^2)/2 (the loss of the zero output: a
+catapult spike is not a divergence); the reported parameters are then the previous
+iterate (finite), the loss ``inf``.  CONVERGED when the loss <= tol x E(theta0) (E* = 0
+assumed: the network can fit the data).  BOUNDED otherwise.  Finished lanes are frozen
+(lr 0) and a chunk ends when all of its lanes are done.
+
+Outputs are flat over cells k = init * n_lr + lr index: ``out_status[k]``,
+``out_loss[k]``, ``out_tol_at[k]``, ``out_div_at[k]``, ``out_maxloss[k]`` (max of the loss
+over the checked iterates; ``inf`` when diverged), final parameters
+``out_theta[theta_off[k] : theta_off[k] + N]``; recordings ``rec_loss[k, t]`` (zero-length
+second axis: off) and, every ``rec_every`` steps (0: off), the parameters
+``rec_theta[rec_off[k] + (t // rec_every) N + n]`` (``rec_off`` has n_cells + 1
+entries; ``theta_off`` too).
+"""
+
+import numpy as np
+
+from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from ._jit import jit
+from .rng import hash4, permutation, randbelow
+from .threads import fan_out
+
+ACT_IDENTITY = 0
+ACT_TANH = 1
+ACT_RELU = 2
+
+METHOD_GD = 0
+METHOD_SGD = 1
+
+
+@jit
+def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, want_grad):
+    """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
+
+    ``loss[l] = 1/(2 nb) sum_q (s f(x_q) - y_q)^2`` and ``G[:, l]`` its gradient w.r.t. the
+    flat parameters ``T[:, l]`` (module doc).  Scratch: ``Z``, ``F``, ``R`` (>= nb, nl),
+    ``Hs`` (m, >= nb, nl)."""
+    d = X.shape[1]
+    nl = T.shape[1]
+    ib = m * d
+    ia = ib + (m if bias else 0)
+    for q in range(nb):
+        for l in range(nl):
+            F[q, l] = 0.0
+    for j in range(m):
+        if bias:
+            for q in range(nb):
+                for l in range(nl):
+                    Z[q, l] = T[ib + j, l]
+        else:
+            for q in range(nb):
+                for l in range(nl):
+                    Z[q, l] = 0.0
+        for i in range(d):
+            row = j * d + i
+            for q in range(nb):
+                xv = X[idx[q], i]
+                for l in range(nl):
+                    Z[q, l] += T[row, l] * xv
+        if act == ACT_TANH:
+            for q in range(nb):
+                for l in range(nl):
+                    h = np.tanh(Z[q, l])
+                    Hs[j, q, l] = h
+                    F[q, l] += T[ia + j, l] * h
+        elif act == ACT_RELU:
+            for q in range(nb):
+                for l in range(nl):
+                    h = max(Z[q, l], 0.0)
+                    Hs[j, q, l] = h
+                    F[q, l] += T[ia + j, l] * h
+        else:
+            for q in range(nb):
+                for l in range(nl):
+                    h = Z[q, l]
+                    Hs[j, q, l] = h
+                    F[q, l] += T[ia + j, l] * h
+    inv = 1.0 / nb
+    for l in range(nl):
+        loss[l] = 0.0
+    for q in range(nb):
+        yq = Y[idx[q]]
+        for l in range(nl):
+            r = s * F[q, l] - yq
+            loss[l] += r * r
+            R[q, l] = r * (s * inv)
+    for l in range(nl):
+        loss[l] *= 0.5 * inv
+    if not want_grad:
+        return
+    for j in range(m):
+        for l in range(nl):
+            G[ia + j, l] = 0.0
+        if bias:
+            for l in range(nl):
+                G[ib + j, l] = 0.0
+        for i in range(d):
+            for l in range(nl):
+                G[j * d + i, l] = 0.0
+        for q in range(nb):
+            if act == ACT_TANH:
+                for l in range(nl):
+                    h = Hs[j, q, l]
+                    G[ia + j, l] += R[q, l] * h
+                    Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
+            elif act == ACT_RELU:
+                for l in range(nl):
+                    h = Hs[j, q, l]
+                    G[ia + j, l] += R[q, l] * h
+                    Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
+            else:
+                for l in range(nl):
+                    h = Hs[j, q, l]
+                    G[ia + j, l] += R[q, l] * h
+                    Z[q, l] = R[q, l] * T[ia + j, l]
+            if bias:
+                for l in range(nl):
+                    G[ib + j, l] += Z[q, l]
+            for i in range(d):
+                row = j * d + i
+                xv = X[idx[q], i]
+                for l in range(nl):
+                    G[row, l] += Z[q, l] * xv
+
+
+@jit
+def hvp_lanes(X, Y, act, bias, m, s, T, V, G, HV, loss):
+    """Exact Hessian-vector products (Pearlmutter's R-operator) for every lane.
+
+    For the lane l: ``loss[l]`` = E(T[:, l]), ``G[:, l]`` = grad E, ``HV[:, l]`` = H V[:, l].
+    With z = W x + b, u = R{z} = V_W x + V_b, r = s f - y, Rf = s sum_j (V_a,j phi_j +
+    a_j phi'_j u_j)::
+
+        R{dE/da_j}   = 1/P sum_p s (Rf phi_j + r phi'_j u_j)
+        R{dE/dW_ji}  = 1/P sum_p s (Rf a_j phi'_j + r (V_a,j phi'_j + a_j phi''_j u_j)) x_i
+
+    (R{dE/db_j} the same without x_i); phi'' = -2 h (1 - h^2) for tanh, 0 otherwise.
+    One pass over the samples, O(P m d) per lane."""
+    P, d = X.shape
+    nl = T.shape[1]
+    ib = m * d
+    ia = ib + (m if bias else 0)
+    N = T.shape[0]
+    h = np.empty((m, nl))
+    h1 = np.empty((m, nl))
+    h2 = np.empty((m, nl))
+    u = np.empty((m, nl))
+    f = np.empty(nl)
+    rf = np.empty(nl)
+    for k in range(N):
+        for l in range(nl):
+            G[k, l] = 0.0
+            HV[k, l] = 0.0
+    for l in range(nl):
+        loss[l] = 0.0
+    inv = 1.0 / P
+    for p in range(P):
+        for l in range(nl):
+            f[l] = 0.0
+            rf[l] = 0.0
+        for j in range(m):
+            for l in range(nl):
+                z = T[ib + j, l] if bias else 0.0
+                uu = V[ib + j, l] if bias else 0.0
+                for i in range(d):
+                    z += T[j * d + i, l] * X[p, i]
+                    uu += V[j * d + i, l] * X[p, i]
+                if act == ACT_TANH:
+                    t = np.tanh(z)
+                    g1 = 1.0 - t * t
+                    g2 = -2.0 * t * g1
+                elif act == ACT_RELU:
+                    t = max(z, 0.0)
+                    g1 = 1.0 if z > 0.0 else 0.0
+                    g2 = 0.0
+                else:
+                    t = z
+                    g1 = 1.0
+                    g2 = 0.0
+                h[j, l] = t
+                h1[j, l] = g1
+                h2[j, l] = g2
+                u[j, l] = uu
+                f[l] += T[ia + j, l] * t
+                rf[l] += V[ia + j, l] * t + T[ia + j, l] * g1 * uu
+        for l in range(nl):
+            r = s * f[l] - Y[p]
+            loss[l] += r * r
+            f[l] = r * s * inv  # gradient factor
+            rf[l] = rf[l] * s * s * inv  # R{residual} x s / P
+        for j in range(m):
+            for l in range(nl):
+                a = T[ia + j, l]
+                G[ia + j, l] += f[l] * h[j, l]
+                HV[ia + j, l] += rf[l] * h[j, l] + f[l] * h1[j, l] * u[j, l]
+                gz = f[l] * a * h1[j, l]
+                hz = rf[l] * a * h1[j, l] + f[l] * (V[ia + j, l] * h1[j, l]
+                                                    + a * h2[j, l] * u[j, l])
+                if bias:
+                    G[ib + j, l] += gz
+                    HV[ib + j, l] += hz
+                for i in range(d):
+                    G[j * d + i, l] += gz * X[p, i]
+                    HV[j * d + i, l] += hz * X[p, i]
+    for l in range(nl):
+        loss[l] *= 0.5 * inv
+
+
+@jit
+def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_off,
+            out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_every, rec_theta,
+            rec_off):
+    """Write lane ``l`` (cell ``k``); fill its remaining recordings with the final value."""
+    N = src.shape[0]
+    out_status[k] = status
+    o = theta_off[k]
+    for n in range(N):
+        out_theta[o + n] = src[n, l]
+    out_loss[k] = loss
+    out_maxloss[k] = maxloss
+    if status == CONVERGED:
+        out_tol_at[k] = t
+    elif status == DIVERGED:
+        out_div_at[k] = t
+    nrec = rec_loss.shape[1]
+    for s in range(t, nrec):
+        rec_loss[k, s] = loss
+    if rec_every > 0 and rec_theta.shape[0] > 0:
+        first = (t + rec_every - 1) // rec_every
+        for r in range(first, (rec_off[k + 1] - rec_off[k]) // N):
+            base = rec_off[k] + r * N
+            for n in range(N):
+                rec_theta[base + n] = src[n, l]
+
+
+@jit
+def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
+             batch, order, tol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
+             out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
+             rec_theta, rec_off):
+    """GD (``method`` 0) or SGD (1) for the chunks wk, wk + nworkers, ... of ``chunks``.
+
+    ``chunks`` rows: (init, lr_start, lr_stop); init ``c`` has width ``widths[c]``, output
+    scale ``scales[c]`` (1/sqrt(m) or 1), parameters ``inits[init_off[c]:init_off[c+1]]``
+    and sample-order key ``keys[c]``.  ``lrs`` (n_lr,), ``beta`` heavy-ball momentum
+    (PyTorch form: buf <- beta buf + g, theta <- theta - lr buf).  ``steps``: steps (GD)
+    or epochs (SGD; batches of ``batch`` in the order ``order``, the last one smaller).
+    Time unit of status, recordings: steps (GD) or epochs (SGD, checked on the full loss
+    at the start of each epoch)."""
+    P, d = X.shape
+    nlr = lrs.shape[0]
+    idx_all = np.arange(P)
+    perm = np.empty(P, dtype=np.int64)
+    bidx = np.empty(P, dtype=np.int64)
+    nrec = rec_loss.shape[1]
+    for ck in range(wk, chunks.shape[0], nworkers):
+        c = chunks[ck, 0]
+        a0 = chunks[ck, 1]
+        nl = chunks[ck, 2] - a0
+        m = widths[c]
+        s = scales[c]
+        N = init_off[c + 1] - init_off[c]
+        T = np.empty((N, nl))
+        Tp = np.empty((N, nl))
+        G = np.empty((N, nl))
+        B = np.zeros((N, nl))
+        Z = np.empty((P, nl))
+        F = np.empty((P, nl))
+        R = np.empty((P, nl))
+        Hs = np.empty((m, P, nl))
+        lo = np.empty(nl)
+        bl = np.empty(nl)
+        lre = np.empty(nl)
+        thc = np.empty(nl)
+        thd = np.empty(nl)
+        mx = np.empty(nl)
+        okp = np.ones(nl, dtype=np.bool_)
+        active = np.ones(nl, dtype=np.bool_)
+        for n in range(N):
+            v = inits[init_off[c] + n]
+            for l in range(nl):
+                T[n, l] = v
+                Tp[n, l] = v
+        for l in range(nl):
+            lre[l] = lrs[a0 + l]
+        nact = nl
+        k0 = keys[c, 0]
+        k1 = keys[c, 1]
+        t = 0
+        for t in range(steps + 1):
+            want = method == METHOD_GD and t < steps
+            loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, lo, want)
+            if t == 0:
+                for l in range(nl):
+                    thc[l] = tol * lo[l]
+                    thd[l] = blowup * max(lo[l], c0)
+                    mx[l] = lo[l]
+            for l in range(nl):
+                if lo[l] > mx[l]:
+                    mx[l] = lo[l]
+            ev = False
+            for l in range(nl):
+                bad = (not (lo[l] <= thd[l])) | (not okp[l])
+                ev |= active[l] & (bad | (lo[l] <= thc[l]))
+            if ev:
+                for l in range(nl):
+                    if not active[l]:
+                        continue
+                    k = (c * nlr) + a0 + l
+                    if (not (lo[l] <= thd[l])) or (not okp[l]):
+                        for n in range(N):
+                            T[n, l] = Tp[n, l]
+                        _finish(l, k, t, DIVERGED, T, np.inf, np.inf, out_status, out_theta,
+                                theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+                                rec_loss, rec_every, rec_theta, rec_off)
+                    elif lo[l] <= thc[l]:
+                        _finish(l, k, t, CONVERGED, T, lo[l], mx[l], out_status, out_theta,
+                                theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+                                rec_loss, rec_every, rec_theta, rec_off)
+                    else:
+                        continue
+                    active[l] = False
+                    lre[l] = 0.0
+                    nact -= 1
+            if nact == 0:
+                break
+            if nrec > 0:
+                for l in range(nl):
+                    if active[l]:
+                        rec_loss[c * nlr + a0 + l, t] = lo[l]
+            if rec_every > 0 and t % rec_every == 0 and rec_theta.shape[0] > 0:
+                r = t // rec_every
+                for l in range(nl):
+                    if active[l]:
+                        base = rec_off[c * nlr + a0 + l] + r * N
+                        for n in range(N):
+                            rec_theta[base + n] = T[n, l]
+            if t == steps:
+                break
+            for n in range(N):
+                for l in range(nl):
+                    Tp[n, l] = T[n, l]
+            if method == METHOD_GD:
+                for n in range(N):
+                    for l in range(nl):
+                        b_ = beta * B[n, l] + G[n, l]
+                        B[n, l] = b_
+                        v = T[n, l] - lre[l] * b_
+                        T[n, l] = v
+                        okp[l] &= abs(v) < np.inf
+            else:
+                if order == ORDER_SHUFFLE:
+                    permutation(k0, k1, t, perm)
+                pos = 0
+                while pos < P:
+                    nb = min(batch, P - pos)
+                    for q in range(nb):
+                        if order == ORDER_SHUFFLE:
+                            bidx[q] = perm[pos + q]
+                        elif order == ORDER_REPLACEMENT:
+                            bidx[q] = randbelow(hash4(k0, k1, t, pos + q), P)
+                        else:
+                            bidx[q] = pos + q
+                    loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, bl,
+                                    True)
+                    for n in range(N):
+                        for l in range(nl):
+                            b_ = beta * B[n, l] + G[n, l]
+                            B[n, l] = b_
+                            v = T[n, l] - lre[l] * b_
+                            T[n, l] = v
+                            okp[l] &= abs(v) < np.inf
+                    pos += nb
+        for l in range(nl):
+            if active[l]:
+                _finish(l, c * nlr + a0 + l, t + 1, BOUNDED, T, lo[l], mx[l], out_status,
+                        out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+                        rec_loss, rec_every, rec_theta, rec_off)
+
+
+def grid_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
+             batch, order, tol, blowup, c0, chunks, nworkers, rec_every, out_status, out_theta,
+             theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_theta,
+             rec_off):
+    """Run the chunks of ``chunks`` interleaved over ``nworkers`` threads
+    (:func:`.threads.fan_out`; chunk k goes to worker k % nworkers)."""
+    fan_out(rows_net, (X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs,
+                       beta, steps, batch, order, tol, blowup, c0, chunks), nworkers,
+            (rec_every, out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at,
+             out_maxloss, rec_loss, rec_theta, rec_off))

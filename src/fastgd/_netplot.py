@@ -1,0 +1,163 @@
+"""Figures of two-layer networks (:mod:`fastgd.net`): the catapult phase diagram and the
+edge-of-stability sharpness curves.  matplotlib's object API, imported inside the
+functions; each takes an optional ``ax`` and returns the axes it drew on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+from .plot import _REGION_COLORS, COLORS, CYCLE, _axes, _check, _halo, log_edges
+
+
+def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, legend=True):
+    """Catapult phase diagram of :func:`fastgd.net.net_sweep`: learning rate in units of
+    the initial NTK eigenvalue (lr x lambda0) against the width, coloured by region
+    (monotone convergence, convergence after a loss spike > ``spike`` x E(theta0) -- a
+    catapult --, divergence, neither).  Lines: lr = 2/lambda0 (the end of the lazy phase)
+    and the observed lr_max (the smallest diverging rate) per width.
+
+    Parameters
+    ----------
+    result : NetSweepResult
+    seed, scale : int
+        Index of the seed and of the initial scale drawn.
+    spike : float
+    title : str, optional
+    legend : bool
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    from .net import NetSweepResult
+
+    f = "plot_net_phase"
+    if not isinstance(result, NetSweepResult):
+        raise V.fail_type(f, "result", "a NetSweepResult (from fastgd.net.net_sweep)", result)
+    _check(f, ax=ax, title=title, legend=legend)
+    seed = V.integer(f, "seed", seed, minimum=0, maximum=result.seeds.size - 1)
+    scale = V.integer(f, "scale", scale, minimum=0, maximum=result.scale.size - 1)
+    spike = V.real(f, "spike", spike, positive=True)
+    ax = _axes(ax, figsize=(7.2, 4.8))
+    order_w = np.argsort(result.width, kind="stable")
+    widths = result.width[order_w].astype(float)
+    ye = log_edges(widths) if widths.size > 1 else np.array([widths[0] / 1.4, widths[0] * 1.4])
+    lr_order = np.argsort(result.lr)
+    codes = result.regions(spike)[:, scale, seed][np.ix_(order_w, lr_order)]
+    lam = result.ntk0[order_w, scale, seed]
+    cmap = ListedColormap(_REGION_COLORS)
+    norm = BoundaryNorm(np.arange(-0.5, 4.0), 4)
+    xs_lo, xs_hi = np.inf, 0.0
+    obs_x, obs_y = [], []
+    lr_max = result.observed_lr_max()[order_w, scale, seed]
+    for r in range(widths.size):
+        x = result.lr[lr_order] * lam[r]
+        xe = log_edges(x)
+        xs_lo, xs_hi = min(xs_lo, xe[0]), max(xs_hi, xe[-1])
+        ax.pcolormesh(xe, ye[r: r + 2], codes[r][None, :], cmap=cmap, norm=norm,
+                      shading="flat")
+        if np.isfinite(lr_max[r]):
+            obs_x += [lr_max[r] * lam[r]] * 2
+            obs_y += [ye[r], ye[r + 1]]
+    labels = ["no convergence (bounded)", f"converged, loss never above {spike:g}× its start",
+              f"catapult: converged after the loss rose > {spike:g}×", "diverged"]
+    handles = [Patch(facecolor=_REGION_COLORS[k], edgecolor="0.3", lw=0.5,
+                     label=labels[k]) for k in range(4) if np.any(codes == k)]
+    (two,) = ax.plot([2.0, 2.0], [ye[0], ye[-1]], color="black", lw=1.8, ls="--",
+                     path_effects=_halo(3.5, "white"), label="η = 2/λ$_0$ (NTK at the start)",
+                     gid="two_over_lambda0")
+    handles.append(two)
+    if obs_x:
+        (obs,) = ax.plot(obs_x, obs_y, color="black", lw=1.8, ls=":", marker="",
+                         path_effects=_halo(3.5, "white"),
+                         label="observed η$_{max}$ (smallest diverging η)", gid="observed_lr_max")
+        handles.append(obs)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(xs_lo, xs_hi)
+    ax.set_ylim(ye[0], ye[-1])
+    ax.set_yticks(widths)
+    ax.set_yticklabels([f"{int(w)}" for w in widths])
+    ax.minorticks_off()
+    ax.set_xlabel("learning rate × initial NTK eigenvalue, η·λ$_0$")
+    ax.set_ylabel("width m")
+    if title is None:
+        title = (f"two-layer {result.activation} network ({result.param} param.), "
+                 f"GD {result.steps} steps")
+    ax.set_title(title)
+    if legend:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+                  frameon=False, fontsize="small")
+    return ax
+
+
+def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
+    """Sharpness against step for runs of :func:`fastgd.net.net_gd` recorded with
+    ``sharpness_every > 0``, each with its stability line 2/lr (dashed, same colour): at
+    the edge of stability the sharpness rises to 2/lr and hovers there.
+
+    Parameters
+    ----------
+    runs : NetRun or list of NetRun
+    loss_ax : matplotlib Axes, optional
+        Also draw the losses (log scale) there.
+    title : str, optional
+    legend : bool
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from .net import NetRun
+
+    f = "plot_net_eos"
+    if isinstance(runs, NetRun):
+        runs = [runs]
+    if not isinstance(runs, (list, tuple)) or not runs or \
+            not all(isinstance(r, NetRun) for r in runs):
+        raise V.fail_type(f, "runs", "a NetRun or a non-empty list of NetRuns", runs)
+    for r in runs:
+        if r.sharpnesses is None:
+            raise V.fail(f, "runs", "runs recorded with sharpness_every > 0",
+                         "a run without a sharpness curve")
+    _check(f, ax=ax, title=title, legend=legend)
+    if loss_ax is not None:
+        from matplotlib.axes import Axes
+
+        if not isinstance(loss_ax, Axes):
+            raise V.fail_type(f, "loss_ax", "a matplotlib Axes or None", loss_ax)
+    ax = _axes(ax)
+    top = 0.0
+    for k, r in enumerate(sorted(runs, key=lambda r: r.lr)):
+        col = CYCLE[k % len(CYCLE)]
+        s = np.where(np.isfinite(r.sharpnesses), r.sharpnesses, np.nan)
+        ax.plot(r.sharpness_steps, s, color=col, lw=1.8, label=f"η = {r.lr:g}",
+                gid=f"sharpness_{k}")
+        ax.axhline(2.0 / r.lr, color=col, lw=1.2, ls="--", gid=f"two_over_lr_{k}")
+        top = max(top, 2.0 / r.lr, float(np.nanmax(s)) if np.any(np.isfinite(s)) else 0.0)
+        if loss_ax is not None:
+            loss_ax.plot(np.arange(r.losses.size), r.losses, color=col, lw=1.2,
+                         label=f"η = {r.lr:g}")
+    ax.set_ylim(0, 1.15 * top)
+    ax.set_xlabel(f"{runs[0].unit}")
+    ax.set_ylabel("sharpness λ$_{max}$(Hessian)")
+    ax.plot([], [], color=COLORS["black"], ls="--", lw=1.2, label="2/η (each colour)")
+    if title is None:
+        r = runs[0]
+        title = (f"edge of stability: {r.activation} network, width {r.width} "
+                 f"({r.param} param.), full-batch GD")
+    ax.set_title(title)
+    if legend:
+        ax.legend(loc="lower right", fontsize="small", frameon=True)
+    if loss_ax is not None:
+        loss_ax.set_yscale("log")
+        loss_ax.set_xlabel(f"{runs[0].unit}")
+        loss_ax.set_ylabel("loss E (½ mean squared error)")
+        if legend:
+            loss_ax.legend(fontsize="small")
+    return ax
+

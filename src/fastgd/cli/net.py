@@ -1,0 +1,261 @@
+"""``fastgd net``: two-layer networks.
+
+    fastgd net phase [--width GRID] [--lr-ntk GRID] [--steps N] [--config SPEC.toml] [--out FILE]
+        the catapult phase diagram over (lr x lambda0, width) with lr = 2/lambda0 and the
+        observed lr_max (default: relu, NTK parametrisation, widths 64..1024, 16 points
+        on the unit sphere in d = 4, y = sign(x_1)).
+    fastgd net eos [--data diabetes|FILE.npz] [--lr GRID] [--width M] [--steps N] ...
+        sharpness against step for several learning rates with their 2/lr lines (edge
+        of stability; default: scikit-learn's diabetes data, first 100 samples,
+        standardised, tanh, standard parametrisation, width 16).
+
+Both take flags and/or a TOML spec (``--config``; flags override it); keys are the
+flags' names with underscores (``lr_ntk``, ``every``, ...).  Heavy imports happen after
+parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid
+
+PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "tol": 1e-5,
+         "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 16, "d": 4,
+         "data": "sphere", "seed": 0, "momentum": 0.0, "bias": False}
+EOS = {"width": 16, "lr": "0.12,0.16,0.2", "steps": 4000, "every": 100, "tol": 0.0,
+       "activation": "tanh", "param": "standard", "scale": 0.5, "samples": 100,
+       "data": "diabetes", "seed": 0, "momentum": 0.0, "bias": False}
+_TYPES = {"width": "grid", "lr_ntk": "grid", "lr": "grid", "steps": int, "tol": float,
+          "activation": str, "param": str, "scale": float, "samples": int, "d": int,
+          "data": str, "seed": int, "momentum": float, "bias": bool, "every": int,
+          "threads": int}
+
+
+def add_parser(sub, common):
+    """Register ``fastgd net phase`` and ``fastgd net eos`` on the subparsers ``sub``."""
+    p = sub.add_parser("net", help="two-layer networks: catapult phase diagram, edge of "
+                       "stability", description="Two-layer networks f = a.φ(Wx + b)/√m: "
+                       "'phase' draws the catapult phase diagram over (η·λ0, width), 'eos' "
+                       "the sharpness against step for several η with the 2/η lines.")
+    nsub = p.add_subparsers(dest="figure", metavar="FIGURE")
+    p.set_defaults(func=_no_figure, _net_parser=p)
+    for name, dflt, helptext in (
+            ("phase", PHASE, "catapult phase diagram over (η·λ0, width)"),
+            ("eos", EOS, "sharpness vs step with 2/η lines (edge of stability)")):
+        q = nsub.add_parser(name, help=helptext, description=helptext + "; defaults: " +
+                            ", ".join(f"{k}={v}" for k, v in dflt.items()))
+        q.add_argument("--config", default=None, help="a TOML spec (flags override it)")
+        if name == "phase":
+            q.add_argument("--lr-ntk", type=_grid_arg("lr_ntk"), default=None, metavar="GRID",
+                           help="learning rates in units of 1/λ0 (η·λ0): LO:HI:N or a,b,c")
+            q.add_argument("--width", type=_grid_arg("width"), default=None, metavar="LIST",
+                           help="widths m, e.g. 64,256,1024")
+            q.add_argument("--d", type=_int_arg("--d", 1, 10**4), default=None,
+                           help="inputs of the built-in data")
+        else:
+            q.add_argument("--lr", type=_grid_arg("lr"), default=None, metavar="GRID",
+                           help="learning rates, e.g. 0.12,0.16,0.2")
+            q.add_argument("--width", type=_int_arg("--width", 1, 10**6), default=None)
+            q.add_argument("--every", type=_int_arg("--every", 1), default=None,
+                           help="steps between sharpness estimates")
+        q.add_argument("--data", default=None,
+                       help="sphere (built-in), diabetes (scikit-learn) or FILE.npz with X, y")
+        q.add_argument("--samples", type=_int_arg("--samples", 2, 10**6), default=None,
+                       help="samples (first ones of the data)")
+        q.add_argument("--steps", type=_int_arg("--steps", 0), default=None, help="GD steps")
+        q.add_argument("--activation", choices=("identity", "tanh", "relu"), default=None)
+        q.add_argument("--param", choices=("ntk", "standard"), default=None)
+        q.add_argument("--scale", type=float, default=None, help="initial std of W and a")
+        q.add_argument("--momentum", type=float, default=None, help="heavy-ball β")
+        q.add_argument("--tol", type=float, default=None, help="convergence tolerance")
+        q.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None)
+        q.add_argument("--out", default=None, help=f"figure file (default net_{name}.png)")
+        common(q)
+        q.set_defaults(func=cmd_net_phase if name == "phase" else cmd_net_eos)
+    return p
+
+
+def _no_figure(args):
+    args._net_parser.print_help()
+    return 2
+
+
+def _config(args, defaults):
+    cfg = dict(defaults)
+    if args.config:
+        cfg.update(_load(args.config, defaults))
+    for key in _TYPES:
+        v = getattr(args, key, None)
+        if v is not None:
+            cfg[key] = v
+    for key in ("steps", "samples", "d", "seed", "every", "threads"):
+        if key in cfg and cfg[key] is not None and cfg[key] < (2 if key == "samples" else 0):
+            raise UsageError(f"'{key}' must be >= {2 if key == 'samples' else 0}; got {cfg[key]}")
+    return cfg
+
+
+def _load(path, defaults):
+    import tomllib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            spec = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"spec file {str(p)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
+    known = set(defaults) | {"threads"}
+    for key, v in spec.items():
+        if key not in known:
+            raise UsageError(f"spec {str(p)!r}: unknown key {key!r} (known: "
+                             f"{', '.join(sorted(known))})")
+        kind = _TYPES[key]
+        if kind == "grid":
+            spec[key] = _spec_grid(v, key)
+        elif kind is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise UsageError(f"spec: '{key}' must be a number; got {v!r}")
+            spec[key] = float(v)
+        elif isinstance(v, bool) != (kind is bool) or not isinstance(v, kind):
+            raise UsageError(f"spec: '{key}' must be {kind.__name__}; got {v!r}")
+    return spec
+
+
+def _grid(cfg, key):
+    v = cfg[key]
+    return _spec_grid(v, key) if not isinstance(v, list) else [float(x) for x in v]
+
+
+def _data(cfg):
+    """(X, y, label) of the configured data: standardised inputs and targets."""
+    import numpy as np
+
+    name, n = cfg["data"], int(cfg["samples"])
+    if name == "sphere":
+        rng = np.random.default_rng(cfg["seed"])
+        d = int(cfg.get("d") or 4)
+        X = rng.standard_normal((n, d))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        return X, np.where(X[:, 0] >= 0, 1.0, -1.0), f"{n} points on the unit sphere, d = {d}"
+    if name == "diabetes":
+        try:
+            from sklearn.datasets import load_diabetes
+        except ImportError:
+            raise UsageError("'--data diabetes' needs scikit-learn (pip install scikit-learn); "
+                             "or give --data FILE.npz or --data sphere") from None
+        X, y = load_diabetes(return_X_y=True)
+        label = f"diabetes (first {min(n, X.shape[0])} samples, standardised)"
+    else:
+        p = Path(name)
+        if p.suffix != ".npz":
+            raise UsageError(f"'data' must be sphere, diabetes or a .npz file; got {name!r}")
+        if not p.exists():
+            raise UsageError(f"data file {name!r} not found")
+        with np.load(p, allow_pickle=False) as z:
+            if "X" not in z.files or "y" not in z.files:
+                raise UsageError(f"data file {name!r} must hold arrays 'X' and 'y'")
+            X, y = np.asarray(z["X"], float), np.asarray(z["y"], float)
+        label = f"{p.stem} (first {min(n, X.shape[0])} samples, standardised)"
+    X, y = X[:n], y[:n]
+    if X.ndim == 1:
+        X = X[:, None]
+    sx = X.std(0)
+    X = (X - X.mean(0)) / np.where(sx > 0, sx, 1.0)
+    sy = y.std()
+    y = (y - y.mean()) / (sy if sy > 0 else 1.0)
+    return X, y, label
+
+
+def _save(fig, path, dpi):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+
+
+def _figure(ncols=1, size=(7.2, 5.0)):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
+    return fig, axes
+
+
+def cmd_net_phase(args):
+    cfg = _config(args, PHASE)
+    out = _out_path(args.out, args.format, "net_phase")
+    import numpy as np
+
+    import fastgd.net as fn
+
+    t0 = time.perf_counter()
+    X, y, label = _data(cfg)
+    widths = [int(w) for w in _grid(cfg, "width")]
+    if any(w < 1 or w != v for w, v in zip(widths, _grid(cfg, "width"), strict=True)):
+        raise UsageError(f"'width' must hold integers >= 1; got {cfg['width']}")
+    mult = np.array(_grid(cfg, "lr_ntk"))
+    if not np.all(mult > 0):
+        raise UsageError("'lr_ntk' must be > 0")
+    kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
+    lam = [fn.net_ntk(fn.net_init(w, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
+                                  bias=cfg["bias"]), X, y, **kw) for w in widths]
+    lr = mult / float(np.median(lam))
+    res = fn.net_sweep(X, y, lr, cfg["steps"], width=widths, scale=cfg["scale"],
+                       seeds=[cfg["seed"]], momentum=cfg["momentum"], tol=cfg["tol"],
+                       threads=cfg.get("threads", args.threads), progress=args.progress, **kw)
+    fig, ax = _figure(size=(7.4, 5.2))
+    fn.plot_net_phase(res, ax=ax, title=f"catapults: {cfg['activation']} network "
+                      f"({cfg['param']} param.), GD {cfg['steps']} steps\n{label}")
+    _save(fig, out, args.dpi)
+    codes = res.regions()[:, 0, 0]
+    print(f"fastgd net phase: {res.status.size} runs in {time.perf_counter() - t0:.1f} s -> "
+          f"{out}")
+    for k, w in enumerate(res.width):
+        cat = res.lr[codes[k] == 2] * res.ntk0[k, 0, 0]
+        mx = res.observed_lr_max()[k, 0, 0] * res.ntk0[k, 0, 0]
+        span = f"{cat.min():.2f}..{cat.max():.2f}" if cat.size else "none"
+        print(f"  width {w:6d}: λ0 = {res.ntk0[k, 0, 0]:.4g}, catapults at η·λ0 in {span}, "
+              f"observed η_max·λ0 = {mx:.3g}")
+    return 0
+
+
+def cmd_net_eos(args):
+    cfg = _config(args, EOS)
+    out = _out_path(args.out, args.format, "net_eos")
+    import numpy as np
+
+    import fastgd.net as fn
+
+    t0 = time.perf_counter()
+    X, y, label = _data(cfg)
+    lrs = _grid(cfg, "lr")
+    if not all(v > 0 for v in lrs):
+        raise UsageError("'lr' must be > 0")
+    every = int(cfg["every"]) if cfg.get("every") else max(1, cfg["steps"] // 40)
+    width = cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"]
+    if int(width) != width or width < 1:
+        raise UsageError(f"'width' must be an integer >= 1; got {width}")
+    cfg["width"] = int(width)
+    theta0 = fn.net_init(int(cfg["width"]), X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
+                         bias=cfg["bias"])
+    runs = [fn.net_gd(X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
+                      param=cfg["param"], bias=cfg["bias"], momentum=cfg["momentum"],
+                      tol=cfg["tol"], sharpness_every=every) for lr in lrs]
+    fig, (ax, lax) = _figure(2, size=(11.0, 4.6))
+    fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
+                    title=f"edge of stability: {cfg['activation']}, width {cfg['width']}, "
+                    f"{cfg['param']} param.\n{label}")
+    lax.set_title("loss (full batch)")
+    _save(fig, out, args.dpi)
+    print(f"fastgd net eos: {len(runs)} runs in {time.perf_counter() - t0:.1f} s -> {out}")
+    for r in runs:
+        tail = r.sharpnesses[-max(1, r.sharpnesses.size // 4):]
+        print(f"  η = {r.lr:g}: sharpness {r.lambda0:.3g} -> {float(np.mean(tail)):.3g} "
+              f"(2/η = {2 / r.lr:.3g}), loss {r.loss0:.3g} -> {r.loss:.3g}, {r.status.name}")
+    return 0

@@ -1,0 +1,446 @@
+"""Two-layer networks (fastgd.net): exact curvature, kernels against plain NumPy, the
+1-1-1 chain as a special case, catapults of wide networks, the edge of stability on real
+data, statuses, determinism, figures and the command."""
+
+from __future__ import annotations
+
+import doctest
+import os
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+import fastgd.chain as ch
+import fastgd.net as fn
+from fastgd import Status
+from fastgd._kernels import rng as krng
+
+JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+ACTS = ("identity", "tanh", "relu")
+
+
+# ------------------------------------------------------------ plain NumPy references
+def ref_forward(theta, X, d, bias, act, param):
+    m = theta.size // (d + 1 + int(bias))
+    W = theta[: m * d].reshape(m, d)
+    b = theta[m * d: m * d + m] if bias else np.zeros(m)
+    a = theta[-m:]
+    s = 1 / np.sqrt(m) if param == "ntk" else 1.0
+    return m, W, b, a, s
+
+
+def ref_phi(z, act):
+    if act == "tanh":
+        return np.tanh(z), 1 - np.tanh(z) ** 2
+    if act == "relu":
+        return np.where(z > 0, z, 0.0), np.where(z > 0, 1.0, 0.0)
+    return z, np.ones_like(z)
+
+
+def ref_loss(theta, X, y, bias, act, param):
+    """E = 1/(2P) sum_p (y_p - f(x_p))^2, sample by sample."""
+    P, d = X.shape
+    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
+    tot = 0.0
+    for p in range(P):
+        h, _ = ref_phi(W @ X[p] + b, act)
+        tot += (y[p] - s * (a @ h)) ** 2
+    return tot / (2 * P)
+
+
+def ref_grad(theta, X, y, idx, bias, act, param):
+    """Gradient of 1/(2|B|) sum_{p in B} (y_p - f(x_p))^2, written sample by sample."""
+    P, d = X.shape
+    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
+    gW, gb, ga = np.zeros((m, d)), np.zeros(m), np.zeros(m)
+    for p in idx:
+        h, h1 = ref_phi(W @ X[p] + b, act)
+        r = s * (a @ h) - y[p]
+        ga += r * s * h
+        gb += r * s * a * h1
+        gW += np.outer(r * s * a * h1, X[p])
+    n = len(idx)
+    parts = [gW.ravel() / n] + ([gb / n] if bias else []) + [ga / n]
+    return np.concatenate(parts)
+
+
+def ref_run(theta0, X, y, lr, steps, *, bias, act, param, beta=0.0, batch=None,
+            order="cyclic", key=(0, 0)):
+    """GD (batch None) or SGD, heavy ball in PyTorch's form, no status logic."""
+    P = X.shape[0]
+    t = theta0.copy()
+    buf = np.zeros_like(t)
+    for ep in range(steps):
+        if batch is None:
+            batches = [list(range(P))]
+        else:
+            if order == "shuffle":
+                perm = np.empty(P, dtype=np.int64)
+                krng.permutation(int(key[0]), int(key[1]), ep, perm)
+                seq = list(perm)
+            elif order == "replacement":
+                seq = [krng.randbelow(krng.hash4(int(key[0]), int(key[1]), ep, q), P)
+                       for q in range(P)]
+            else:
+                seq = list(range(P))
+            batches = [seq[q: q + batch] for q in range(0, P, batch)]
+        for bt in batches:
+            g = ref_grad(t, X, y, bt, bias, act, param)
+            buf = beta * buf + g
+            t = t - lr * buf
+    return t
+
+
+def ref_hessian(theta, X, y, bias, act, param, eps=1e-5):
+    """Dense Hessian by central differences of the analytic reference gradient."""
+    N = theta.size
+    H = np.empty((N, N))
+    idx = list(range(X.shape[0]))
+    for k in range(N):
+        e = np.zeros(N)
+        e[k] = eps
+        H[:, k] = (ref_grad(theta + e, X, y, idx, bias, act, param)
+                   - ref_grad(theta - e, X, y, idx, bias, act, param)) / (2 * eps)
+    return 0.5 * (H + H.T)
+
+
+@pytest.fixture
+def small():
+    r = np.random.default_rng(7)
+    X = r.standard_normal((12, 3))
+    y = np.sin(X[:, 0]) + 0.3 * X[:, 1]
+    return X, y
+
+
+def _theta(m, d, bias, seed=1):
+    r = np.random.default_rng(seed)
+    return r.standard_normal(m * (d + 1 + int(bias))) * 0.8
+
+
+# ------------------------------------------------------------------------ curvature
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+def test_hvp_exact(small, act, bias, param):
+    X, y = small
+    t = _theta(5, 3, bias)
+    v = np.random.default_rng(3).standard_normal(t.size)
+    kw = dict(activation=act, bias=bias, param=param)
+    hv = fn.net_hvp(t, v, X, y, **kw)
+    hv_np = fn.net_hvp(t, v, X, y, engine="numpy", **kw)
+    # the analytic gradient agrees with the independent reference
+    g = fn.net_grad(t, X, y, **kw)
+    np.testing.assert_allclose(g, ref_grad(t, X, y, range(12), bias, act, param),
+                               rtol=1e-12, atol=1e-14)
+    assert fn.net_loss(t, X, y, **kw) == pytest.approx(ref_loss(t, X, y, bias, act, param),
+                                                       rel=1e-12)
+    e = 1e-5
+    fd = (fn.net_grad(t + e * v, X, y, **kw) - fn.net_grad(t - e * v, X, y, **kw)) / (2 * e)
+    scale = np.abs(hv).max()
+    assert np.abs(hv - fd).max() <= 1e-6 * scale
+    assert np.abs(hv - hv_np).max() <= 1e-13 * scale
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("bias", [False, True])
+def test_hessian_dense(small, act, bias):
+    X, y = small
+    t = _theta(3, 3, bias, seed=2)
+    H = fn.net_hessian(t, X, y, activation=act, bias=bias)
+    Href = ref_hessian(t, X, y, bias, act, "ntk")
+    assert np.abs(H - Href).max() <= 1e-6 * np.abs(Href).max()
+    assert np.array_equal(H, H.T)
+    # Lanczos sharpness: exact for N <= iters, and close with fewer iterations
+    top = np.linalg.eigvalsh(H)[-1]
+    assert fn.net_sharpness(t, X, y, activation=act, bias=bias) == pytest.approx(top, rel=1e-10)
+
+
+def test_sharpness_lanczos_large(small):
+    X, y = small
+    t = fn.net_init(40, 3, seed=4)  # N = 160 > 40 Lanczos steps
+    H = fn.net_hessian(t, X, y)
+    top = np.linalg.eigvalsh(H)[-1]
+    assert fn.net_sharpness(t, X, y) == pytest.approx(top, rel=1e-6)
+    assert fn.net_sharpness(t, X, y, iters=5) <= top * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_ntk_is_jacobian_gram(small, bias):
+    X, y = small
+    t = _theta(4, 3, bias)
+    e = 1e-6
+    J = np.empty((12, t.size))
+    for k in range(t.size):
+        d = np.zeros(t.size)
+        d[k] = e
+        fp = np.array([np.sqrt(2 * fn.net_loss(t + d, X[p:p + 1], [0.0], bias=bias))
+                       * np.sign(1) for p in range(12)])
+        fm = np.array([np.sqrt(2 * fn.net_loss(t - d, X[p:p + 1], [0.0], bias=bias))
+                       for p in range(12)])
+        J[:, k] = (fp - fm) / (2 * e)
+    # |f| from the loss with y = 0; J J^T is sign-invariant row by row
+    lam = np.linalg.eigvalsh(J @ J.T / 12)[-1]
+    assert fn.net_ntk(t, X, y, bias=bias) == pytest.approx(lam, rel=1e-6)
+
+
+def test_online_sharpness_near_minimum(small):
+    X, y = small
+    r = fn.net_gd(X, y, 0.2, 3000, width=8, activation="tanh", tol=0.0)
+    S = r.sharpness
+    est = fn.online_sharpness(r.theta, X, y, presentations=6000, leak=0.01, window=2000)
+    assert est.estimate == pytest.approx(S, rel=0.15)
+    assert est.history.shape == (6000,)
+
+
+# ----------------------------------------------------------------- kernels vs NumPy
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 0.8])
+def test_gd_equals_reference(small, act, bias, beta):
+    X, y = small
+    t0 = _theta(6, 3, bias, seed=5) * 0.5
+    r = fn.net_gd(X, y, 0.1, 25, theta0=t0, activation=act, bias=bias, momentum=beta, tol=0)
+    ref = ref_run(t0, X, y, 0.1, 25, bias=bias, act=act, param="ntk", beta=beta)
+    assert r.status == Status.BOUNDED
+    np.testing.assert_allclose(r.theta, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert r.losses.shape == (26,)
+    assert r.loss == pytest.approx(ref_loss(ref, X, y, bias, act, "ntk"), rel=1e-12)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("order, batch, beta", [("cyclic", 1, 0.0), ("shuffle", 5, 0.5),
+                                                ("replacement", 4, 0.0)])
+def test_sgd_equals_reference(small, act, bias, order, batch, beta):
+    X, y = small
+    t0 = _theta(6, 3, bias, seed=6) * 0.5
+    r = fn.net_sgd(X, y, 0.05, 4, theta0=t0, activation=act, bias=bias, momentum=beta,
+                   batch_size=batch, order=order, seed=3, tol=0, param="standard")
+    key = fg._core.seed_key(3)
+    ref = ref_run(t0, X, y, 0.05, 4, bias=bias, act=act, param="standard", beta=beta,
+                  batch=batch, order=order, key=key)
+    np.testing.assert_allclose(r.theta, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert r.unit == "epoch" and r.losses.shape == (5,)
+
+
+# ---------------------------------------------------------------- the 1-1-1 chain
+def test_identity_width_one_is_the_chain():
+    x = np.array([1.0, 2.0, -0.5])
+    y = 1.5 * x
+    X = x[:, None]
+    inits = np.array([[0.5, 0.5], [1.0, 0.3], [2.0, 0.1], [-0.4, 0.9]])
+    lrs = np.array([0.02, 0.1, 0.25, 0.4, 0.6, 0.9])
+    res = ch.chain_sweep(inits, lrs, 400, x, y, tol=1e-10)
+    for i, w0 in enumerate(inits):
+        for j, lr in enumerate(lrs):
+            r = fn.net_gd(X, y, lr, 400, theta0=w0, activation="identity",
+                          param="standard", tol=1e-10)
+            assert int(r.status) == int(res.status[i, j]), (w0, lr)
+            assert r.steps_to_tol == res.steps_to_tol[i, j]
+            assert r.diverged_at == res.diverged_at[i, j]
+            if r.status == Status.CONVERGED:  # (bounded orbits here are chaotic)
+                np.testing.assert_allclose(r.theta, res.w[i, j], rtol=1e-9, atol=1e-12)
+                assert r.sharpness == pytest.approx(res.sharpness[i, j], rel=1e-9)
+    # SGD, per sample, shuffled: the same counter-based order
+    for w0 in inits[:2]:
+        rc = ch.chain_sgd(w0, 0.1, 30, x, y, order="shuffle", seed=4, tol=1e-10)
+        rn = fn.net_sgd(X, y, 0.1, 30, theta0=w0, activation="identity", param="standard",
+                        order="shuffle", seed=4, tol=1e-10)
+        assert rn.status == rc.status and rn.steps_to_tol == rc.steps_to_tol
+        np.testing.assert_allclose(rn.theta, rc.w, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ wide networks
+def _sphere(P=16, d=4, seed=0):
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((P, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X, np.where(X[:, 0] >= 0, 1.0, -1.0)
+
+
+@pytest.mark.skipif(JITLESS, reason="wide networks: minutes in plain Python")
+def test_catapult_wide_network():
+    X, y = _sphere()
+    m = 512
+    t0 = fn.net_init(m, 4, seed=0)
+    lam0 = fn.net_ntk(t0, X, y, activation="relu")
+    mult = np.array([1.5, 3.0, 6.0])
+    res = fn.net_sweep(X, y, mult / lam0, 1500, width=m, activation="relu", tol=1e-6)
+    st = res.status[0, 0, 0]
+    S0 = res.lambda0[0, 0, 0]
+    assert S0 == pytest.approx(lam0, rel=0.05)  # wide: sharpness ~ NTK at the start
+    # lazy: below 2/lambda0 the sharpness barely moves, the loss never rises
+    assert st[0] == Status.CONVERGED
+    assert abs(res.sharpness[0, 0, 0, 0] / S0 - 1) < 0.05
+    assert res.max_loss_ratio[0, 0, 0, 0] <= 1.0 + 1e-9
+    # catapult: a spike, then convergence to a flatter point, S < 2/lr
+    lr = res.lr[1]
+    assert st[1] == Status.CONVERGED and res.catapult()[0, 0, 0, 1]
+    assert res.max_loss_ratio[0, 0, 0, 1] > 2
+    assert res.sharpness[0, 0, 0, 1] < 2 / lr < 2 / lr * 2 and res.sharpness[0, 0, 0, 1] < S0
+    # above the observed maximum: divergence, reported cleanly
+    assert st[2] == Status.DIVERGED
+    assert res.loss[0, 0, 0, 2] == np.inf and res.diverged_at[0, 0, 0, 2] > 0
+    assert 3.0 < res.observed_lr_max()[0, 0, 0] * lam0 <= 6.0
+    assert not np.any(np.isnan(res.loss)) and not np.any(np.isnan(res.max_loss_ratio))
+
+
+# ---------------------------------------------------------------- edge of stability
+@pytest.mark.skipif(JITLESS, reason="4000 steps x 3 runs: slow in plain Python")
+def test_edge_of_stability_diabetes():
+    datasets = pytest.importorskip("sklearn.datasets")
+    Xa, ya = datasets.load_diabetes(return_X_y=True)
+    X, y = Xa[:100], ya[:100]
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    t0 = fn.net_init(16, X.shape[1], scale=0.5, seed=0)
+    for lr in (0.12, 0.16, 0.2):
+        r = fn.net_gd(X, y, lr, 4000, theta0=t0, activation="tanh", param="standard",
+                      tol=0.0, sharpness_every=100)
+        S = r.sharpnesses
+        assert r.status == Status.BOUNDED and S.shape == (41,)
+        assert S[0] < 2 / lr * 0.6  # starts well below the stability limit
+        assert S.max() > 1.6 * S[0]  # progressive sharpening
+        tail = S[-12:]  # the last 30% of training
+        assert np.all(np.abs(tail * lr / 2 - 1) < 0.10), tail * lr / 2
+        L = r.losses
+        assert L[-1] < L[len(L) // 2] < L[len(L) // 4] < L[0]  # still decreasing overall
+        assert L[-1] < 0.01 * L[0]
+
+
+# ------------------------------------------------------------ statuses and results
+@pytest.mark.skipif(JITLESS, reason="a sweep of many cells")
+def test_sweep_cell_equals_single_run_and_threads():
+    X, y = _sphere(12, 3, seed=2)
+    lrs = np.geomspace(0.5, 40, 20)  # two chunks per initialisation
+    kw = dict(activation="tanh", tol=1e-2)
+    r1 = fn.net_sweep(X, y, lrs, 300, width=[8, 24], scale=[1.0, 0.5], seeds=2, threads=1,
+                      **kw)
+    r2 = fn.net_sweep(X, y, lrs, 300, width=[8, 24], scale=[1.0, 0.5], seeds=2, threads=2,
+                      **kw)
+    for name in ("status", "loss", "max_loss_ratio", "sharpness", "steps_to_tol",
+                 "diverged_at", "lambda0", "ntk0", "loss0"):
+        assert np.array_equal(getattr(r1, name), getattr(r2, name)), name
+    assert r1.status.shape == (2, 2, 2, 20)
+    assert {0, 1, 2} <= set(np.unique(r1.status).tolist())
+    t0 = fn.net_init(24, 3, scale=0.5, seed=1)
+    for j in (0, 7, 19):
+        r = fn.net_gd(X, y, lrs[j], 300, theta0=t0, **kw)
+        assert int(r.status) == r1.status[1, 1, 1, j]
+        assert r.loss == r1.loss[1, 1, 1, j] and r.sharpness == r1.sharpness[1, 1, 1, j]
+        assert r.max_loss_ratio == r1.max_loss_ratio[1, 1, 1, j]
+    assert not np.any(np.isnan(r1.loss)) and np.all(r1.loss[r1.status == 2] == np.inf)
+    assert np.all(np.isfinite(r1.loss[r1.status != 2]))
+
+
+def test_sgd_sweep_deterministic_and_seeded():
+    X, y = _sphere(10, 3, seed=3)
+    kw = dict(method="sgd", batch_size=3, order="shuffle", sharpness=False, width=6)
+    a = fn.net_sweep(X, y, [0.05, 0.2], 5, seeds=[1, 2], threads=1, **kw)
+    b = fn.net_sweep(X, y, [0.05, 0.2], 5, seeds=[1, 2], threads=2, **kw)
+    assert np.array_equal(a.loss, b.loss)
+    assert a.loss[0, 0, 0, 0] != a.loss[0, 0, 1, 0]
+    r = fn.net_sgd(X, y, 0.2, 5, width=6, seed=2, batch_size=3, order="shuffle")
+    assert r.loss == a.loss[0, 0, 1, 1]
+
+
+def test_divergence_is_a_result(small):
+    X, y = small
+    r = fn.net_gd(X, y, 1e4, 50, width=4, activation="relu")
+    assert r.status == Status.DIVERGED and r.loss == np.inf and r.diverged_at >= 1
+    assert np.all(np.isfinite(r.theta)) and np.isinf(r.losses[-1])
+    assert not np.any(np.isnan(r.losses))
+    # tanh saturates: a huge W keeps the loss finite, the parameter check still fires
+    r = fn.net_gd(X, y, 1e300, 5, width=4, activation="tanh", blowup=np.inf)
+    assert r.status == Status.DIVERGED and np.all(np.isfinite(r.theta))
+
+
+def test_sharpness_curve_and_unpack(small):
+    X, y = small
+    r = fn.net_gd(X, y, 0.3, 60, width=5, sharpness_every=20, tol=0)
+    assert r.sharpness_steps.tolist() == [0, 20, 40, 60]
+    assert r.sharpnesses[0] == pytest.approx(r.lambda0, rel=1e-12)
+    assert r.sharpnesses[-1] == pytest.approx(r.sharpness, rel=1e-12)
+    W, b, a = fn.net_unpack(r.theta, 3)
+    assert W.shape == (5, 3) and b is None and a.shape == (5,)
+
+
+# ---------------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize("call, name", [
+    (lambda X, y: fn.net_gd(X, y, -1.0, 10), "lr"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, activation="sigmoid"), "activation"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, param="mup"), "param"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, theta0=np.ones(7)), "theta0"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, width=3, theta0=np.ones(8)), "theta0"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, momentum=1.0), "momentum"),
+    (lambda X, y: fn.net_gd(X, y, 0.1, 10, sharpness_every=-1), "sharpness_every"),
+    (lambda X, y: fn.net_gd(X, y[:-1], 0.1, 10), "y"),
+    (lambda X, y: fn.net_sgd(X, y, 0.1, 2, batch_size=0), "batch_size"),
+    (lambda X, y: fn.net_sgd(X, y, 0.1, 2, order="random"), "order"),
+    (lambda X, y: fn.net_sweep(X, y, [0.1], 10, width=[4, 0]), "width"),
+    (lambda X, y: fn.net_sweep(X, y, [0.1], 10, seeds=0), "seeds"),
+    (lambda X, y: fn.net_sweep(X, y, [0.1], 10, scale=[-1.0]), "scale"),
+    (lambda X, y: fn.net_hvp(np.ones(8), np.ones(4), X, y), "v"),
+    (lambda X, y: fn.net_hvp(np.ones(8), np.ones(8), X, y, engine="jax"), "engine"),
+    (lambda X, y: fn.net_loss("abc", X, y), "theta"),
+    (lambda X, y: fn.net_sharpness(np.ones(8), X, y, iters=0), "iters"),
+    (lambda X, y: fn.online_sharpness(np.ones(8), X, y, leak=1.5), "leak"),
+    (lambda X, y: fn.net_init(0, 3), "width"),
+])
+def test_bad_arguments(call, name):
+    X, y = np.ones((5, 3)), np.ones(5)
+    with pytest.raises((fg.FastGDValueError, fg.FastGDTypeError)) as info:
+        call(X, y)
+    assert f"'{name}'" in str(info.value)
+
+
+# -------------------------------------------------------------- figures, CLI, docs
+def test_plots(small):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    X, y = _sphere(8, 3)
+    res = fn.net_sweep(X, y, np.geomspace(0.5, 60, 8), 200, width=[8, 16], tol=1e-4)
+    ax = Figure().subplots()
+    fn.plot_net_phase(res, ax=ax)
+    gids = {a.get_gid() for a in ax.get_lines()}
+    assert "two_over_lambda0" in gids
+    runs = [fn.net_gd(X, y, lr, 40, width=8, sharpness_every=10) for lr in (0.5, 1.0)]
+    fig = Figure()
+    ax, lax = fig.subplots(1, 2)
+    fn.plot_net_eos(runs, ax=ax, loss_ax=lax)
+    lines = {a.get_gid(): a for a in ax.get_lines()}
+    assert lines["two_over_lr_0"].get_ydata()[0] == pytest.approx(2 / 0.5)
+    np.testing.assert_array_equal(lines["sharpness_1"].get_ydata(), runs[1].sharpnesses)
+    with pytest.raises(fg.FastGDTypeError):
+        fn.plot_net_eos([5])
+    with pytest.raises(fg.FastGDValueError):
+        fn.plot_net_eos([fn.net_gd(X, y, 0.5, 5, width=4)])
+
+
+def test_cli_net(tmp_path, capsys):
+    from fastgd import cli
+
+    out = tmp_path / "p.png"
+    rc = cli.main(["net", "phase", "--width", "8,16", "--lr-ntk", "0.5:8:6", "--steps", "100",
+                   "--out", str(out)])
+    assert rc == 0 and out.exists()
+    spec = tmp_path / "eos.toml"
+    spec.write_text('data = "sphere"\nsamples = 12\nlr = [0.5, 1.0]\nwidth = 6\nsteps = 60\n'
+                    'every = 20\n')
+    out2 = tmp_path / "e.png"
+    rc = cli.main(["net", "eos", "--config", str(spec), "--out", str(out2)])
+    assert rc == 0 and out2.exists()
+    assert "2/η" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("nonsense = 1\n")
+    assert cli.main(["net", "eos", "--config", str(bad)]) == 2
+    assert "unknown key" in capsys.readouterr().err
+
+
+def test_docstring_examples():
+    res = doctest.testmod(fn, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 5
