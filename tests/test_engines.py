@@ -110,7 +110,8 @@ def test_warmup_keeps_one_signature_per_kernel():
         pytest.skip("NUMBA_DISABLE_JIT=1: no signatures")
     from fastgd._kernels import table
 
-    keys = {("linear", m, D, full) for m in ("gd", "sgd") for D, full in ((2, False), (0, True))}
+    keys = {("linear", m, D, full, 1) for m in ("gd", "sgd")
+            for D, full in ((2, False), (0, True))}
     assert keys <= set(table._BUILT)
     for key in keys:  # one signature per dtype: float64 and float32
         sigs = table._BUILT[key].signatures

@@ -160,7 +160,7 @@ TABLE = [
         ("epochs", [10**12]), ("batch_size", "int>=1"), ("batch_size", [101]),
         ("order", "choice"), ("order", ["Cyclic"]), ("seed", "seed"), ("w0", BAD_OPT_W0),
         ("momentum", "momentum"), ("nesterov", "bool"), ("bias", "bool"),
-        ("record", "bool"), ("tol", "real>=0"), ("blowup", "blowup")]),
+        ("record", "bool"), ("tol", "real>=0"), ("blowup", "blowup"), ("exact", "bool")]),
     (S, fg.sweep, dict(method="gd", lr=[0.5, 1.0], condition=[1.0, 10.0], steps=10), [
         ("method", "choice"), ("lr", "rates"), ("condition", [[0.5], [np.nan], "x", [], [[1.0]]]),
         ("steps", [-1, 2.5, "10", _BIG, np.nan, np.inf, True, [1]]), ("epochs", [5]),
@@ -172,7 +172,7 @@ TABLE = [
         ("lanes", [5000]), ("threads", "threads"), ("progress", "bool|None"),
         ("max_bytes", [0, -1, np.nan, "x", True]), ("almost_sure", "bool"),
         ("dtype", [None, "float16", 5, "f"]), ("backend", "choice"),
-        ("engine", [5, "pool", object()])]),
+        ("engine", [5, "pool", object()]), ("exact", "bool")]),
     (S, fg.sweep, dict(method="gd", lr=[0.5], data=[(_X, _Y)], steps=10), [
         ("data", [[], "abc", 5, [(_X,)], [(_X, _Y, _Y)]], ("data", "data[0]")),
         ("data", [[(_X, _Y[:-1])]], "data[0][1]"), ("data", [[(_nan(_X), _Y)]], "data[0][0]"),

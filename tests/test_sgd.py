@@ -15,7 +15,7 @@ import fastgd as fg
 import naive
 
 P = 24  # 6 divides it, 7 does not
-SPECTRA = {1: [0.7], 2: [1.0, 0.1], 5: [3.0, 1.0, 0.5, 0.2, 0.05]}
+SPECTRA = {1: [0.7], 2: [1.0, 0.1], 5: [3.0, 1.0, 0.5, 0.2, 0.05], 12: np.geomspace(0.05, 1.0, 12)}
 ORDERS = ["cyclic", "shuffle", "replacement"]
 METHODS = [(0.0, False), (0.6, False), (0.6, True)]  # plain, heavy ball, Nesterov
 
@@ -229,14 +229,15 @@ def test_replacement_indices_uniform():
 
 # ----------------------------------------------------------------------- sklearn
 
-SKLEARN_CASES = [(2, 0.2, 1), (2, 0.2, 100), (2, 0.05, 7), (1, 0.3, 20), (5, 0.05, 9)]
+SKLEARN_CASES = [(2, 0.2, 1), (2, 0.2, 100), (2, 0.05, 7), (1, 0.3, 20), (5, 0.05, 9),
+                 (12, 0.01, 6)]
 
 
 @pytest.mark.parametrize("d, lr, epochs", SKLEARN_CASES)
 def test_cyclic_equals_sklearn(lecture, d, lr, epochs):
     """Cyclic per-sample SGD is scikit-learn's SGDRegressor with shuffle=False and a
     constant rate, no penalty: to 1e-12 with FMA contraction (the default), bit for bit
-    with ``FASTGD_CONTRACT=0``."""
+    with ``FASTGD_CONTRACT=0``; at d > 8 with ``exact=True`` (no sample blocks)."""
     linear_model = pytest.importorskip("sklearn.linear_model")
     if d == 2:
         X, y = lecture
@@ -248,7 +249,7 @@ def test_cyclic_equals_sklearn(lecture, d, lr, epochs):
                                       shuffle=False, tol=None, max_iter=epochs)
     init = w0.copy()  # scikit-learn overwrites coef_init in place
     model.fit(X, y, coef_init=init)
-    r = fg.sgd(X, y, lr, epochs, w0=w0, tol=0.0, order="cyclic")
+    r = fg.sgd(X, y, lr, epochs, w0=w0, tol=0.0, order="cyclic", exact=True)
     np.testing.assert_allclose(r.w, model.coef_, rtol=1e-12, atol=0)
     if not contract():
         assert np.array_equal(r.w, model.coef_)  # measured: bit-identical

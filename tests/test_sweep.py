@@ -377,7 +377,7 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
     for method, n, tol in (("gd", 301, 1e-9), ("sgd", 40, 1e-3)):
         nseed = 1 if method == "gd" else 2
         factory = table.FACTORIES[("linear", method)]
-        kernels = [factory(D, full) for D in (d, 0) for full in (False, True)]
+        kernels = [factory(D, full, 1) for D in (d, 0) for full in (False, True)]
         assert d <= linear.REGISTER_MAX_D
         outs = []
         for kern in kernels:
@@ -393,9 +393,37 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
             for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
                 assert np.array_equal(getattr(ref, f), getattr(out, f)), (method, k, f)
         assert set(np.unique(ref.status)) == {0, 1, 2}, method
-        assert spec.key == ("linear", method, d, False)  # the table's pick: plain, registers
+        assert spec.key == ("linear", method, d, False, 1)  # the table's pick: registers
         full = table.KernelSpec(method, d, n, tol, 1e12, momentum=True)
-        assert full.key == ("linear", method, 0, True)
+        assert full.key == ("linear", method, 0, True, 1)
+
+
+@pytest.mark.parametrize("d", [9, 30])
+@pytest.mark.parametrize("order", ["cyclic", "shuffle"])
+def test_sample_blocks_agree_with_per_sample_steps(d, order):
+    """d > 8: plain per-sample SGD takes four samples per pass over the weights (Gram
+    entries of the block), the same steps in exact arithmetic.  Against ``exact=True``
+    (every sample on its own): the same statuses, and the weights and losses of every
+    bounded cell to 1e-10 relative (P = 38: two samples per epoch outside the blocks);
+    single runs equal their sweep cells bit for bit in both modes."""
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(38, d)) * np.geomspace(1, 4, d)
+    data = [(X, X @ rng.normal(size=d) + 0.3 * rng.normal(size=38))]
+    lam = np.linalg.eigvalsh(X.T @ X / 38)[-1]
+    lrs = np.concatenate([np.geomspace(1e-3, 0.3, 40), [30.0, 300.0]]) / (d * lam)
+    kw = dict(lr=lrs, data=data, epochs=25, order=order, seeds=[5], tol=0.0, weights=True,
+              progress=False)
+    fast, exact = fg.sweep("sgd", **kw), fg.sweep("sgd", exact=True, **kw)
+    assert not fast.equals(exact)  # the blocks do round differently
+    np.testing.assert_array_equal(fast.status, exact.status)
+    assert set(np.unique(fast.status)) == {Status.BOUNDED, Status.DIVERGED}
+    b = fast.bounded
+    np.testing.assert_allclose(fast.weights[b], exact.weights[b], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(fast.final_loss[b], exact.final_loss[b], rtol=1e-10)
+    for res, ex in ((fast, False), (exact, True)):
+        for j in (0, 25, 39):
+            r = fg.sgd(X, data[0][1], lrs[j], 25, order=order, seed=5, tol=0.0, exact=ex)
+            assert np.array_equal(r.w, res.weights[0, j, 0]), (ex, j)
 
 
 @pytest.mark.parametrize("order", ["cyclic", "shuffle"])

@@ -220,28 +220,33 @@ def prepare_many(func, datasets, bias=False) -> list[Problem]:
 CONVERGED_SLACK = 1e-6
 
 
-def true_losses(prob: Problem, W):
+def true_losses(prob: Problem, W, nworkers=1):
     """E(w) and E(w) - E* of weights ``W`` (m, d), from the data: the loss from the
     residuals y - X w, the excess as |X (w - w*)|^2 / (2P) (not as a difference of two
     losses, which cancels).  Never negative; inf where a weight is huge or non-finite.
 
     Per-row arithmetic does not depend on the other rows (a Numba loop), so a sweep
-    cell and the matching single run agree bit for bit."""
+    cell and the matching single run agree bit for bit; ``nworkers`` threads."""
     from ._kernels.linear import residual_losses
+    from ._kernels.threads import fan_out
 
-    W = np.ascontiguousarray(W, dtype=np.float64)
-    loss = np.empty(W.shape[0])
-    excess = np.empty(W.shape[0])
+    Wt = np.ascontiguousarray(np.asarray(W, dtype=np.float64).T)
+    m = Wt.shape[1]
+    loss = np.empty(m)
+    excess = np.empty(m)
+    starts = np.arange(0, m, 64, dtype=np.int64)  # blocks of cells, spread over threads
+    chunks = np.ascontiguousarray(np.stack([starts, np.minimum(starts + 64, m)], axis=1))
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
-        residual_losses(np.ascontiguousarray(prob.X), np.ascontiguousarray(prob.y),
-                        np.ascontiguousarray(prob.wstar), W, loss, excess)
+        fan_out(residual_losses, (np.ascontiguousarray(prob.X), np.ascontiguousarray(prob.y),
+                                  np.ascontiguousarray(prob.wstar), Wt, loss, excess, chunks),
+                nworkers, ())
     bad = ~(np.isfinite(loss) & np.isfinite(excess))
     loss[bad] = np.inf
     excess[bad] = np.inf
     return loss, excess
 
 
-def _check_cells(prob, cells, w0, tol, T):
+def _check_cells(prob, cells, w0, tol, T, nworkers=1):
     """The checks of :func:`finalize` on the cells of one dataset: ``cells`` is a dict
     of flat per-cell arrays (status, w, loss, excess, tol_at, div_at), changed in place.
     Idempotent (a checked block read back from a checkpoint comes out unchanged)."""
@@ -249,7 +254,7 @@ def _check_cells(prob, cells, w0, tol, T):
     idx = np.flatnonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
     if idx.size == 0:
         return
-    loss, excess = true_losses(prob, cells["w"][idx])
+    loss, excess = true_losses(prob, cells["w"][idx], nworkers)
     ex0 = true_losses(prob, np.asarray(w0, dtype=np.float64)[None])[1][0]
     s = st[idx]
     diverged = ~np.isfinite(loss)
@@ -295,7 +300,7 @@ def fill_records(out):
     rec[...] = np.where(keep, rec, filled)
 
 
-def finalize_block(probs, res, w0, tol, T):
+def finalize_block(probs, res, w0, tol, T, nworkers=1):
     """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
     :func:`fastgd._engine.run_block`), in place.  Idempotent: a block that was already
     checked (e.g. read back from a checkpoint) comes out unchanged."""
@@ -304,7 +309,7 @@ def finalize_block(probs, res, w0, tol, T):
     for di in np.unique(cell_data):
         sel = np.flatnonzero(cell_data == di)
         cells = {k: res[k][sel] for k in _CHECKED}
-        _check_cells(probs[int(di)], cells, w0, tol, T)
+        _check_cells(probs[int(di)], cells, w0, tol, T, nworkers)
         for k in _CHECKED:
             res[k][sel] = cells[k]
 

@@ -38,7 +38,8 @@ def kernel_spec(spec):
                       tol=float(spec["tol"]), blowup=float(spec["blowup"]),
                       momentum=bool(np.any(spec["beta"])), nesterov=bool(spec["nesterov"]),
                       batch=int(spec.get("batch", 1)), order=int(spec.get("order", 0)),
-                      rec_every=int(spec["rec_every"]), dtype=spec["dtype"])
+                      rec_every=int(spec["rec_every"]), dtype=spec["dtype"],
+                      exact=bool(spec.get("exact", False)))
 
 
 _ANNOUNCED = set()

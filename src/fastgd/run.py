@@ -182,7 +182,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
 
 def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=None,
         momentum=0.0, nesterov=False, bias=False, record=False, tol=C.DEFAULT_TOL,
-        blowup=1e12) -> Run:
+        blowup=1e12, exact=False) -> Run:
     """Stochastic (per-sample or minibatch) gradient descent on the linear unit.
 
     Each epoch presents P samples in batches of ``batch_size`` (the last batch is
@@ -207,6 +207,11 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
     seed : int
         Key of the counter-based sample order (the same seed gives bit-identical
         results for any thread count).
+    exact : bool
+        d > 8, per-sample steps: ``False`` (default, as :func:`fastgd.sweep`) takes four
+        samples per pass over the weights, the same steps in exact arithmetic with
+        rounding ~1e-15 relative apart; ``True`` runs every sample on its own (needed to
+        equal scikit-learn bit for bit at d > 8).  d <= 8 is always exact.
 
     Returns
     -------
@@ -229,6 +234,7 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
     batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
     code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
     seed = V.integer(f, "seed", seed, minimum=0)
+    exact = V.boolean(f, "exact", exact)
     _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
     w0 = C.initial_weights(f, w0, prob, d_in)
     from ._engine import launch
@@ -236,7 +242,7 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
 
     out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
     spec = KernelSpec("sgd", prob.d, epochs, tol, blowup, momentum=momentum != 0,
-                      nesterov=nesterov, batch=batch_size, order=code)
+                      nesterov=nesterov, batch=batch_size, order=code, exact=exact)
     arrays = _arrays(prob, lr, momentum, w0)
     arrays["keys"] = C.seed_key(seed)[None]
     launch(spec, arrays, C.make_chunks(1, 1, 1, 1), 1, out)

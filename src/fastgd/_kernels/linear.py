@@ -167,9 +167,114 @@ def eig_basis(R):
             np.ascontiguousarray(Vt.transpose(0, 2, 1), dtype=R.dtype))
 
 
-def sgd_kernel(D, FULL):
+@jit
+def _block4(X, y, di, perm, q, w, sb, lre, lo, hi):
+    """Four per-sample steps (samples perm[q : q + 4]) for lanes lo..hi-1 in two passes
+    over the weights instead of eight.  With s_j = w.x_j at the block's start and the
+    Gram entries G_mj = x_m.x_j, the sequential steps are, exactly in real arithmetic,
+
+        r_j = lr (s_j - y_j - sum_{m<j} r_m G_mj),    w <- w - sum_j r_j x_j.
+
+    Rounding differs from the per-sample loop (agreement ~1e-15 relative away from the
+    boundary, tested); the streaming layout's default for d > 8 (``exact=False``)."""
+    d = w.shape[0]
+    p0 = perm[q]
+    p1 = perm[q + 1]
+    p2 = perm[q + 2]
+    p3 = perm[q + 3]
+    g01 = 0.0
+    g02 = 0.0
+    g03 = 0.0
+    g12 = 0.0
+    g13 = 0.0
+    g23 = 0.0
+    for i in range(d):
+        a = X[di, p0, i]
+        b = X[di, p1, i]
+        c = X[di, p2, i]
+        e = X[di, p3, i]
+        g01 += a * b
+        g02 += a * c
+        g03 += a * e
+        g12 += b * c
+        g13 += b * e
+        g23 += c * e
+    for l in range(lo, hi):
+        sb[0, l] = 0.0
+        sb[1, l] = 0.0
+        sb[2, l] = 0.0
+        sb[3, l] = 0.0
+    # s_j = w.x_j: four components x four samples per pass (16 multiply-adds per lane
+    # for one load and one store of each s_j)
+    i = 0
+    while i + 4 <= d:
+        a0 = X[di, p0, i]
+        a1 = X[di, p0, i + 1]
+        a2 = X[di, p0, i + 2]
+        a3 = X[di, p0, i + 3]
+        b0 = X[di, p1, i]
+        b1 = X[di, p1, i + 1]
+        b2 = X[di, p1, i + 2]
+        b3 = X[di, p1, i + 3]
+        c0 = X[di, p2, i]
+        c1 = X[di, p2, i + 1]
+        c2 = X[di, p2, i + 2]
+        c3 = X[di, p2, i + 3]
+        e0 = X[di, p3, i]
+        e1 = X[di, p3, i + 1]
+        e2 = X[di, p3, i + 2]
+        e3 = X[di, p3, i + 3]
+        for l in range(lo, hi):
+            u0 = w[i, l]
+            u1 = w[i + 1, l]
+            u2 = w[i + 2, l]
+            u3 = w[i + 3, l]
+            sb[0, l] += u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3
+            sb[1, l] += u0 * b0 + u1 * b1 + u2 * b2 + u3 * b3
+            sb[2, l] += u0 * c0 + u1 * c1 + u2 * c2 + u3 * c3
+            sb[3, l] += u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3
+        i += 4
+    while i < d:
+        a0 = X[di, p0, i]
+        b0 = X[di, p1, i]
+        c0 = X[di, p2, i]
+        e0 = X[di, p3, i]
+        for l in range(lo, hi):
+            u0 = w[i, l]
+            sb[0, l] += u0 * a0
+            sb[1, l] += u0 * b0
+            sb[2, l] += u0 * c0
+            sb[3, l] += u0 * e0
+        i += 1
+    y0 = y[di, p0]
+    y1 = y[di, p1]
+    y2 = y[di, p2]
+    y3 = y[di, p3]
+    for l in range(lo, hi):
+        lr = lre[l]
+        r0 = lr * (sb[0, l] - y0)
+        r1 = lr * ((sb[1, l] - y1) - r0 * g01)
+        r2 = lr * (((sb[2, l] - y2) - r0 * g02) - r1 * g12)
+        r3 = lr * ((((sb[3, l] - y3) - r0 * g03) - r1 * g13) - r2 * g23)
+        sb[0, l] = r0
+        sb[1, l] = r1
+        sb[2, l] = r2
+        sb[3, l] = r3
+    for i in range(d):
+        a0 = X[di, p0, i]
+        b0 = X[di, p1, i]
+        c0 = X[di, p2, i]
+        e0 = X[di, p3, i]
+        for l in range(lo, hi):
+            w[i, l] -= ((sb[0, l] * a0 + sb[1, l] * b0) + sb[2, l] * c0) + sb[3, l] * e0
+
+
+def sgd_kernel(D, FULL, BLOCK=1):
     """The SGD chunk kernel with d = ``D`` compiled in (register layout; 0: any d,
-    streaming layout) and, with ``FULL``, minibatches, momentum and renormalisation."""
+    streaming layout) and, with ``FULL``, minibatches, momentum and renormalisation.
+    ``BLOCK = 4`` (streaming layout, per-sample steps): blocks of four samples with their
+    Gram entries (:func:`_block4`); 1: every sample on its own (exact per-sample
+    arithmetic)."""
 
     @jit
     def sgd_rows(X, y, Ps, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
@@ -214,6 +319,7 @@ def sgd_kernel(D, FULL):
             floss = np.empty(nl, dt)
             fex = np.empty(nl, dt)
             r = np.empty(nl, dt)
+            sb = np.empty((4, nl), dt)  # BLOCK = 4: the block's dot products, then steps
             ex = np.empty(nl, dt)
             lre = np.empty(nl, dt)
             bet = np.empty(nl, dt)
@@ -331,8 +437,14 @@ def sgd_kernel(D, FULL):
                             for i in range(d):
                                 w[i, l] -= c * X[di, p, i]
                 elif per_sample:
-                    # streaming layout: the same multiply-adds, four components per pass
-                    for q in range(P):
+                    q0 = 0
+                    if BLOCK == 4:  # four samples per pass over the weights
+                        q0 = P - P % 4
+                        for q in range(0, q0, 4):
+                            _block4(X, y, di, perm, q, w, sb, lre, lo, hi)
+                    # streaming layout: the same multiply-adds as the register layout,
+                    # four components per pass (for BLOCK = 4: the last P % 4 samples)
+                    for q in range(q0, P):
                         p = perm[q]
                         yp = y[di, p]
                         xa = X[di, p, 0]
@@ -607,22 +719,59 @@ def gd_kernel(D, FULL):
 
 
 @jit
-def residual_losses(X, y, wstar, W, loss, excess):
-    """loss[c] = |y - X W[c]|^2 / (2P) and excess[c] = |X (W[c] - w*)|^2 / (2P) for every
-    row c of W: the loss of returned weights from residuals, and the excess without the
-    cancellation of a difference of losses.  One pass over the samples per row, the same
-    arithmetic for a row whatever the other rows (a sweep cell equals its single run)."""
+def residual_losses(X, y, wstar, Wt, loss, excess, chunks, wk, nworkers):
+    """loss[c] = |y - X w_c|^2 / (2P) and excess[c] = |X (w_c - w*)|^2 / (2P) for the
+    columns w_c of ``Wt`` (d, n) in the cell ranges ``chunks[k] = (c0, c1)`` of worker
+    ``wk``: the loss of returned weights from residuals, and the excess without the
+    cancellation of a difference of losses.  The loops over cells are innermost
+    (vectorised); each cell's sums run over samples and components in the same order
+    whatever the other cells (a sweep cell equals its single run bit for bit)."""
     P, d = X.shape
-    for c in range(W.shape[0]):
-        s = 0.0
-        q = 0.0
+    for k in range(wk, chunks.shape[0], nworkers):
+        Wc = Wt[:, chunks[k, 0]:chunks[k, 1]]
+        lc = loss[chunks[k, 0]:chunks[k, 1]]
+        ec = excess[chunks[k, 0]:chunks[k, 1]]
+        n = lc.shape[0]
+        r = np.empty(n)
+        u = np.empty(n)
+        for c in range(n):
+            lc[c] = 0.0
+            ec[c] = 0.0
         for p in range(P):
-            r = y[p]
-            u = 0.0
-            for i in range(d):
-                r -= W[c, i] * X[p, i]
-                u += (W[c, i] - wstar[i]) * X[p, i]
-            s += r * r
-            q += u * u
-        loss[c] = 0.5 * s / P
-        excess[c] = 0.5 * q / P
+            yp = y[p]
+            for c in range(n):
+                r[c] = yp
+                u[c] = 0.0
+            i = 0
+            while i + 4 <= d:  # four components per pass: one load / store of r, u
+                x0 = X[p, i]
+                x1 = X[p, i + 1]
+                x2 = X[p, i + 2]
+                x3 = X[p, i + 3]
+                s0 = wstar[i]
+                s1 = wstar[i + 1]
+                s2 = wstar[i + 2]
+                s3 = wstar[i + 3]
+                for c in range(n):
+                    w0 = Wc[i, c]
+                    w1 = Wc[i + 1, c]
+                    w2 = Wc[i + 2, c]
+                    w3 = Wc[i + 3, c]
+                    r[c] = (((r[c] - w0 * x0) - w1 * x1) - w2 * x2) - w3 * x3
+                    u[c] = ((((u[c] + (w0 - s0) * x0) + (w1 - s1) * x1) + (w2 - s2) * x2)
+                            + (w3 - s3) * x3)
+                i += 4
+            while i < d:
+                xi = X[p, i]
+                wi = wstar[i]
+                for c in range(n):
+                    wc = Wc[i, c]
+                    r[c] -= wc * xi
+                    u[c] += (wc - wi) * xi
+                i += 1
+            for c in range(n):
+                lc[c] += r[c] * r[c]
+                ec[c] += u[c] * u[c]
+        for c in range(n):
+            lc[c] = 0.5 * lc[c] / P
+            ec[c] = 0.5 * ec[c] / P

@@ -18,6 +18,8 @@ Specialisation keys (``D``, ``FULL``):
   once per machine: Numba's disk cache keys on the closure constants).
 * ``FULL``: momentum, minibatches (SGD) or renormalisation in use; else the plain
   kernel (per-sample SGD, plain GD), which compiles in about half the time.
+* ``BLOCK``: 4 for plain per-sample SGD in the streaming layout (blocks of four samples,
+  :func:`.linear._block4`) unless the spec asks for ``exact`` arithmetic; else 1.
 
 float32 grids call the same kernels with float32 arrays (a second signature).
 """
@@ -31,8 +33,9 @@ import numpy as np
 from . import linear
 from .threads import fan_out
 
-#: (model, method) -> factory(D, FULL)
-FACTORIES = {("linear", "sgd"): linear.sgd_kernel, ("linear", "gd"): linear.gd_kernel}
+#: (model, method) -> factory(D, FULL, BLOCK)
+FACTORIES = {("linear", "sgd"): linear.sgd_kernel,
+             ("linear", "gd"): lambda D, FULL, BLOCK: linear.gd_kernel(D, FULL)}
 
 #: the kernels' array inputs, by name, in argument order
 INPUTS = {
@@ -63,6 +66,7 @@ class KernelSpec:
     renorm: int = 0
     rec_every: int = 1
     dtype: str = "float64"
+    exact: bool = False  # per-sample SGD: every sample on its own at any d (no blocks)
     model: str = "linear"
 
     @property
@@ -78,12 +82,16 @@ class KernelSpec:
 
     @property
     def key(self) -> tuple:
-        """(model, method, D, FULL): one compiled kernel per key.  FULL kernels always
-        take the streaming layout (D = 0): one of them serves every d (their minibatch
-        and momentum loops do not use the register layout), so momentum or minibatches
-        at a new d compile nothing new."""
+        """(model, method, D, FULL, BLOCK): one compiled kernel per key.  FULL kernels
+        always take the streaming layout (D = 0): one of them serves every d (their
+        minibatch and momentum loops do not use the register layout), so momentum or
+        minibatches at a new d compile nothing new.  BLOCK = 4: plain per-sample SGD in
+        the streaming layout takes four samples per pass over the weights (unless
+        ``exact``)."""
         register = self.layout == "register" and not self.full
-        return (self.model, self.method, self.d if register else 0, self.full)
+        block = 4 if (self.method == "sgd" and not register and not self.full
+                      and not self.exact) else 1
+        return (self.model, self.method, self.d if register else 0, self.full, block)
 
 
 _BUILT: dict = {}
@@ -93,7 +101,7 @@ def select(spec: KernelSpec):
     """The chunk kernel for ``spec`` (built on first use; compiled on its first call)."""
     key = spec.key
     if key not in _BUILT:
-        _BUILT[key] = FACTORIES[key[:2]](key[2], key[3])
+        _BUILT[key] = FACTORIES[key[:2]](*key[2:])
     return _BUILT[key]
 
 
