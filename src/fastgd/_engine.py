@@ -79,7 +79,7 @@ def call_kernel(spec, rows, nworkers, out):
 
 
 #: spec entries indexed by dataset (the chunk rows' first column) and by seed (second)
-_PER_DATA = ("R", "wstar", "estar", "c0", "X", "y", "P")
+_PER_DATA = ("R", "bounds", "wstar", "estar", "c0", "X", "y", "P")
 _PER_SEED = ("keys",)
 
 

@@ -478,7 +478,10 @@ def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, re
         for k, p in enumerate(probs):
             Xs[k, : p.P] = p.X
             ys[k, : p.P] = p.y
+        from ._kernels.table import lam_bounds
+
         spec.update(X=a(Xs), y=a(ys), P=np.array([p.P for p in probs], dtype=np.int64),
+                    bounds=lam_bounds(spec["R"]),
                     batch=int(batch), order=int(order_code),
                     keys=np.ascontiguousarray(np.stack([C.seed_key(s) for s in seed_list])))
     return spec

@@ -85,6 +85,34 @@ def _excess(R, di, wstar, w, e, g, ex, lo, hi):
 
 
 @jit
+def _quiet(wstar, di, w, n2, bounds, thc, thd, active, lo, hi):
+    """Whether no active lane among lo..hi-1 can change state at this check, from
+    n2 = |w - w*|^2 alone (O(d) per lane instead of the O(d^2) excess): the excess lies
+    in [lam_lo n2 / 2, lam_hi n2 / 2] with ``bounds[di] = (lam_lo, lam_hi)`` the extreme
+    eigenvalues of H with safety margins (:func:`.table.lam_bounds`), so a lane whose
+    interval lies below the divergence threshold and above the tolerance keeps going;
+    non-finite or NaN n2 is never quiet."""
+    d = w.shape[0]
+    ulo = np.uint64(lo)
+    uhi = np.uint64(hi)
+    for l in range(ulo, uhi):
+        n2[l] = 0.0
+    for i in range(d):
+        ws = wstar[di, i]
+        for l in range(ulo, uhi):
+            t = w[i, l] - ws
+            n2[l] += t * t
+    blo = 0.5 * bounds[di, 0]
+    bhi = 0.5 * bounds[di, 1]
+    loud = 0
+    for l in range(ulo, uhi):
+        x = n2[l]
+        calm = (x < np.inf) & (bhi * x <= thd[l]) & (blo * x > thc[l])
+        loud += active[l] & (not calm)
+    return loud == 0
+
+
+@jit
 def _stop(l, st, t, x, es, src, wfin, fst, ft, floss, fex):
     """Record lane l's end: status ``st`` at step ``t`` with excess ``x`` (a diverged lane
     reports loss inf and the weights ``src``, its last finite iterate)."""
@@ -277,7 +305,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
     arithmetic)."""
 
     @jit
-    def sgd_rows(X, y, Ps, R, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
+    def sgd_rows(X, y, Ps, R, bounds, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
                  order, keys, tol, blowup, renorm, chunks, wk, nworkers, rec_every,
                  out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg,
                  rec_loss, rec_w):
@@ -320,6 +348,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
             fex = np.empty(nl, dt)
             r = np.empty(nl, dt)
             sb = np.empty((4, nl), dt)  # BLOCK = 4: the block's dot products, then steps
+            n2 = np.empty(nl, dt)
             ex = np.empty(nl, dt)
             lre = np.empty(nl, dt)
             bet = np.empty(nl, dt)
@@ -360,8 +389,15 @@ def sgd_kernel(D, FULL, BLOCK=1):
             nrec = rec_loss.shape[3]
             ep = 0
             for ep in range(epochs + 1):
+                # the exact excess where a lane may change state, for records and at the
+                # end; else the O(d) bounds of _quiet stand for it
+                exact = True
                 if ep > 0:
-                    _excess(R, di, wstar, w, e, g, ex, llo4, lhi)
+                    if nrec == 0 and ep < epochs and not (FULL and renorm > 0):
+                        exact = not _quiet(wstar, di, w, n2, bounds, thc, thd, active,
+                                           llo4, lhi)
+                    if exact:
+                        _excess(R, di, wstar, w, e, g, ex, llo4, lhi)
                     if FULL and renorm > 0 and ep % renorm == 0:
                         for l in range(nl):
                             if not active[l]:
@@ -377,8 +413,9 @@ def sgd_kernel(D, FULL, BLOCK=1):
                                 nact -= 1
                         _excess(R, di, wstar, w, e, g, ex, llo4, lhi)
                 ev = 0
-                for l in range(llo4, lhi):
-                    ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
+                if exact:
+                    for l in range(llo4, lhi):
+                        ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
                 if ev > 0:
                     for l in range(llo4, lhi):
                         st = check(ex[l], thc[l], thd[l])
@@ -413,7 +450,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
                     break
                 for i in range(d):
                     for l in range(llo4, lhi):
-                        wok[i, l] = w[i, l] if ex[l] < np.inf else wok[i, l]
+                        wok[i, l] = w[i, l] if (ex[l] < np.inf) | (not exact) else wok[i, l]
                 if order == ORDER_SHUFFLE:
                     permutation(k0, k1, ep, perm)
                 elif order == ORDER_REPLACEMENT:

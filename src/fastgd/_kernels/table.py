@@ -39,7 +39,7 @@ FACTORIES = {("linear", "sgd"): linear.sgd_kernel,
 
 #: the kernels' array inputs, by name, in argument order
 INPUTS = {
-    "sgd": ("X", "y", "P", "R", "wstar", "estar", "c0", "lr", "beta"),
+    "sgd": ("X", "y", "P", "R", "bounds", "wstar", "estar", "c0", "lr", "beta"),
     "gd": ("lam", "V", "wstar", "estar", "c0", "lr", "beta"),
 }
 #: the scalar inputs (spec attributes) and the arrays between them, in argument order
@@ -127,15 +127,34 @@ def is_cold(spec: KernelSpec) -> bool:
         return False
 
 
+def lam_bounds(R):
+    """(n_data, 2): a lower and an upper bound of the eigenvalues of H = R^T R for each
+    R of the stack (the SGD kernels' cheap per-epoch check, :func:`.linear._quiet`), in
+    R's dtype: the extreme squared singular values of R with a relative margin (1e-6,
+    float32: 1e-3) that covers the rounding of |w - w*|^2 and of the exact excess; the
+    lower bound is 0 (every check exact) where kappa(H) > 1e7 (float32: 10), beyond
+    which the rounding of the exact excess could cross it."""
+    sv = np.linalg.svd(np.asarray(R, dtype=np.float64), compute_uv=False)
+    lam = sv * sv
+    f32 = R.dtype == np.float32
+    margin, kmax = (1e-3, 10.0) if f32 else (1e-6, 1e7)
+    hi = lam[:, 0] * (1.0 + margin)
+    lo = np.where(lam[:, -1] * kmax >= lam[:, 0], lam[:, -1] * (1.0 - margin), 0.0)
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1), dtype=R.dtype)
+
+
 def launch(spec: KernelSpec, arrays, chunks, nworkers, out, *, kernel=None):
     """Run the rows ``chunks`` (data, seed, lr_start, lr_stop) of a grid on ``nworkers``
     threads: inputs from ``arrays`` (a mapping with the names of :data:`INPUTS` except
-    lam / V, computed here from R, plus ``w0`` and, for SGD, ``keys``), outputs into
+    lam / V and (optional) bounds, computed here from R, plus ``w0`` and, for SGD,
+    ``keys``), outputs into
     ``out`` (:class:`fastgd._core.Outputs`).  ``kernel``: another chunk kernel of the
     same method than :func:`select`'s (tests and benchmarks compare layouts)."""
     src = dict(arrays)
     if spec.method == "gd":
         src["lam"], src["V"] = linear.eig_basis(src["R"])
+    elif "bounds" not in src:  # sweeps compute them once (fastgd.sweep)
+        src["bounds"] = lam_bounds(src["R"])
     head = [src[k] for k in INPUTS[spec.method]]
     head += [src[k] if k in ("w0", "keys") else getattr(spec, k)
              for k in SCALARS[spec.method]]
