@@ -360,8 +360,10 @@ def warmup(*, float32=True, chain=True, threads=None):
     Returns
     -------
     float
-        Seconds taken: about 1 s from a warm cache; cold, about 80 s on the development
-        machine (every kernel: full and lean variants, float32 twins, chain kernels).
+        Seconds taken: well under 1 s from a warm cache; cold, about 30 s on the
+        development machine (the plain d = 2 and the FULL kernels of GD and SGD, float64
+        and float32, and the chain kernels).  Plain kernels for other d compile on first
+        use (1-3 s each, once per machine).
 
     Examples
     --------
@@ -381,7 +383,7 @@ def warmup(*, float32=True, chain=True, threads=None):
     X, y = lecture_data()
     dtypes = ("float64", "float32") if float32 else ("float64",)
     for dt in dtypes:
-        # each kernel twice: the lean variant (d = 2, plain, unrecorded) and the full one
+        # each kernel twice: the plain one (d = 2, register layout) and the FULL one
         kw = dict(lr=[0.5, 3.0], data=[(X, y)], dtype=dt, threads=threads, progress=False)
         sweep("gd", steps=3, **kw)
         sweep("gd", steps=3, momentum=0.5, **kw)

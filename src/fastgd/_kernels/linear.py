@@ -16,11 +16,11 @@ cached code on them); :mod:`.table` picks the factory arguments:
   compile-time constant, the loops over components unroll and each lane's update is one
   pass of a vectorised loop over lanes, its weights held in registers for the sample
   (d = 2, 64 lanes, one core: 3.9 G updates/s against 2.4 for the same loops with a
-  runtime d).  ``D = 0`` -- the *streaming layout* for any d: per sample, the dot
-  products and the updates stream the d x L weights through L1, four components per
-  pass (one load and one store of the running dot product per four multiply-adds).
-  Both layouts do the same multiply-adds in the same order: their results are equal
-  bit for bit (tested).
+  runtime d).  ``D = 0`` -- the *streaming layout* for any d: the d x L weights stream
+  through the cache; per-sample SGD takes blocks of four samples per pass over them
+  (``BLOCK = 4``, :func:`_block4`; the same steps in exact arithmetic) unless asked for
+  ``exact`` arithmetic (``BLOCK = 1``: sample by sample, the same multiply-adds in the
+  same order as the register layout, so that the two are equal bit for bit).
 * ``FULL`` -- False: plain per-sample SGD / plain GD (the common case, and the one that
   must compile fast on a cold cache); True adds minibatches, heavy-ball / Nesterov
   momentum and renormalisation (the long-run growth rate).
@@ -479,53 +479,24 @@ def sgd_kernel(D, FULL, BLOCK=1):
                         q0 = P - P % 4
                         for q in range(0, q0, 4):
                             _block4(X, y, di, perm, q, w, sb, lre, lo, hi)
-                    # streaming layout: the same multiply-adds as the register layout,
-                    # four components per pass (for BLOCK = 4: the last P % 4 samples)
+                    # streaming layout, sample by sample (exact=True, the last P % 4
+                    # samples of BLOCK = 4, renormalised runs): the same multiply-adds
+                    # as the register layout
                     for q in range(q0, P):
                         p = perm[q]
-                        yp = y[di, p]
-                        xa = X[di, p, 0]
                         for l in range(lo, hi):
-                            r[l] = 0.0 + w[0, l] * xa
-                        i = 1
-                        while i + 4 <= d:
-                            xa = X[di, p, i]
-                            xb = X[di, p, i + 1]
-                            xc = X[di, p, i + 2]
-                            xd = X[di, p, i + 3]
+                            r[l] = 0.0 + w[0, l] * X[di, p, 0]
+                        for i in range(1, d):
+                            xi = X[di, p, i]
                             for l in range(lo, hi):
-                                s = r[l]
-                                s += w[i, l] * xa
-                                s += w[i + 1, l] * xb
-                                s += w[i + 2, l] * xc
-                                s += w[i + 3, l] * xd
-                                r[l] = s
-                            i += 4
-                        while i < d:
-                            xa = X[di, p, i]
-                            for l in range(lo, hi):
-                                r[l] += w[i, l] * xa
-                            i += 1
+                                r[l] += w[i, l] * xi
+                        yp = y[di, p]
                         for l in range(lo, hi):
                             r[l] = lre[l] * (r[l] - yp)
-                        i = 0
-                        while i + 4 <= d:
-                            xa = X[di, p, i]
-                            xb = X[di, p, i + 1]
-                            xc = X[di, p, i + 2]
-                            xd = X[di, p, i + 3]
+                        for i in range(d):
+                            xi = X[di, p, i]
                             for l in range(lo, hi):
-                                c = r[l]
-                                w[i, l] -= c * xa
-                                w[i + 1, l] -= c * xb
-                                w[i + 2, l] -= c * xc
-                                w[i + 3, l] -= c * xd
-                            i += 4
-                        while i < d:
-                            xa = X[di, p, i]
-                            for l in range(lo, hi):
-                                w[i, l] -= r[l] * xa
-                            i += 1
+                                w[i, l] -= r[l] * xi
                 elif FULL:  # minibatches and momentum
                     pos = 0
                     while pos < P:

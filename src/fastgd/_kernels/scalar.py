@@ -58,7 +58,7 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
            out_div_at, rec_loss):
     """Batch GD (plain / heavy ball / Nesterov) for run k: dataset di, rate index j, in
     the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`.linear.eig_basis`), as
-    ``linear.rows_gd_linear``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
+    ``linear.gd_kernel``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
     excess loss is sum_i lambda_i z_i^2 / 2."""
     d = lam.shape[1]
     lre = lr[j]

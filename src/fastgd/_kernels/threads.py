@@ -9,7 +9,7 @@ of which worker ran it: results are bit-identical for any thread count.
 
 Why threads and not ``numba.prange``: a ``parallel=True`` driver compiles the whole
 kernel again inside a parfor; on a cold cache that cost 8-12 s per kernel family on
-the development machine (``grid_sgd_linear`` 27 s in all, of which the serial kernel
+the development machine (the SGD grid driver 27 s in all, of which the serial kernel
 12 s), for the same static schedule.
 """
 
