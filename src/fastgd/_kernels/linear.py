@@ -51,11 +51,13 @@ from .rng import hash4, permutation, randbelow
 from .steps import check, heavy_ball, thresholds
 
 #: largest d compiled with the register layout (d a compile-time constant); measured on
-#: one core, 64 lanes: d = 8 runs at 1.17 G updates/s in registers (86 % of the 256-bit
-#: FMA ceiling) and d = 10 at 0.20 (the unrolled loops no longer vectorise), where the
-#: streaming layout runs at 0.53-0.63
+#: one core, 64 lanes, in a prototype of the per-sample loop: d = 8 runs at 1.17 G
+#: updates/s in registers (~64 % of the 256-bit FMA ceiling at 3.9 GHz) and d = 10 at
+#: 0.20 (the unrolled loops no longer vectorise), where the streaming layout runs at 0.63
 REGISTER_MAX_D = 8
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
+_BLOCK = 16  # GD register layout: steps per pass over the lanes (divides _SNAPSHOT)
+_MARGIN = 1e-9  # GD blocks: relative margin of the excess bounds (far above rounding)
 
 
 @jit
@@ -543,6 +545,30 @@ def sgd_kernel(D, FULL, BLOCK=1):
     return sgd_rows
 
 
+@jit
+def _gd_rerun(l, z, zn, mult, hl, thc, thd, zok, snap, ex):
+    """Lane l of a GD block again, step by step with the per-step arithmetic, from z to
+    zn (in place there): the step (0 .. _BLOCK-1) where its status changes, with the
+    excess in ex[l] and the iterate in zn[:, l], or -1 (zn[:, l] = the block's end).
+    ``snap``: the block starts at a snapshot step (zok <- z where the excess is finite)."""
+    d = z.shape[0]
+    for i in range(d):
+        zn[i, l] = z[i, l]
+    for k in range(_BLOCK):
+        x = 0.0
+        for i in range(d):
+            x += hl[i] * (zn[i, l] * zn[i, l])
+        ex[l] = x
+        if k == 0 and snap and x < np.inf:
+            for i in range(d):
+                zok[i, l] = zn[i, l]
+        if check(x, thc[l], thd[l]) != 0:
+            return k
+        for i in range(d):
+            zn[i, l] = mult[i, l] * zn[i, l]
+    return -1
+
+
 def gd_kernel(D, FULL):
     """The batch-GD chunk kernel with d = ``D`` compiled in (0: any d) and, with
     ``FULL``, momentum and renormalisation."""
@@ -591,6 +617,7 @@ def gd_kernel(D, FULL):
             thd = np.empty(nl, dt)
             logg = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
+            flag = np.empty(nl, np.bool_)  # lanes that may change state in a block
             mom = False
             for l in range(nl):
                 logg[l] = 0.0
@@ -616,8 +643,64 @@ def gd_kernel(D, FULL):
                 thc[l], thd[l] = thresholds(es, x, c0[di], tol, blowup)
             nact = nl
             nrec = rec_loss.shape[3]
+            # register layout, plain GD, no curves: _BLOCK steps per pass over the lanes.
+            # Each |z_i| is monotone over a block (|fl(m z)| <= |z| when |m| <= 1, >= when
+            # |m| >= 1) and the excess is monotone in each |z_i|, so every step's excess
+            # lies between the excess of the smaller and of the larger end of each
+            # coordinate: a lane whose bounds stay inside its thresholds (with a margin)
+            # keeps the block; the others are run again step by step (_gd_rerun), or,
+            # when more than a quarter of the lanes are, the block goes to the step loop.
+            blocks = D > 0 and not mom and nrec == 0 and not FULL
             t = 0
             while t <= steps:
+                if blocks and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                    nhit = 0
+                    for l in range(nl):
+                        lo = 0.0
+                        hi = 0.0
+                        for i in range(d):
+                            u = z[i, l]
+                            m = mult[i, l]
+                            v = u
+                            for _ in range(_BLOCK):
+                                v = m * v
+                            zn[i, l] = v
+                            lo += hl[i] * min(u * u, v * v)
+                            hi += hl[i] * max(u * u, v * v)
+                        calm = ((lo > thc[l] * (1.0 + _MARGIN))
+                                & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
+                        flag[l] = not calm
+                        nhit += not calm
+                    if 4 * nhit <= nl:
+                        snap = t % _SNAPSHOT == 0
+                        for l in range(nl):
+                            if not flag[l]:
+                                if snap:  # every state of a kept block is finite
+                                    for i in range(d):
+                                        zok[i, l] = z[i, l]
+                                continue
+                            k = _gd_rerun(l, z, zn, mult, hl, thc, thd, zok, snap, ex)
+                            if k < 0 or not active[l]:
+                                continue
+                            st = check(ex[l], thc[l], thd[l])
+                            _stop(l, st, t + k, ex[l], es, zn if ex[l] < np.inf else zok,
+                                  zfin, fst, ft, floss, fex)
+                            for i in range(d):
+                                if st == DIVERGED:
+                                    zn[i, l] = 0.0
+                                mult[i, l] = 1.0
+                            active[l] = False
+                            lre[l] = 0.0
+                            thd[l] = np.inf
+                            thc[l] = -np.inf
+                            nact -= 1
+                        tmp = z
+                        z = zn
+                        zn = tmp
+                        t += _BLOCK
+                        if nact == 0:
+                            break
+                        continue
                 if FULL and renorm > 0 and t > 0 and t % renorm == 0:
                     for l in range(nl):
                         if active[l] and not _renorm(l, z, buf, logg):
