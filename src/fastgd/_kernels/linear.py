@@ -305,6 +305,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
     ``BLOCK = 4`` (streaming layout, per-sample steps): blocks of four samples with their
     Gram entries (:func:`_block4`); 1: every sample on its own (exact per-sample
     arithmetic)."""
+    REG = D > 0  # a closure constant: only one layout's loops are compiled
 
     @jit
     def sgd_rows(X, y, Ps, R, bounds, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
@@ -409,7 +410,8 @@ def sgd_kernel(D, FULL, BLOCK=1):
                                     w[i, l] = wstar[di, i] + e[i, l]
                             else:  # exactly 0 (converged) or overflowed (diverged)
                                 st = CONVERGED if logg[l] < 0 else DIVERGED
-                                _stop(l, st, ep, 0.0, es, wok, wfin, fst, ft, floss, fex)
+                                _stop(l, np.int64(st), np.int64(ep), 0.0, es,
+                                      wok, wfin, fst, ft, floss, fex)
                                 active[l] = False
                                 lre[l] = 0.0
                                 nact -= 1
@@ -424,7 +426,8 @@ def sgd_kernel(D, FULL, BLOCK=1):
                         if not active[l] or st == 0:
                             continue
                         fin = ex[l] < np.inf
-                        _stop(l, st, ep, ex[l], es, w if fin else wok, wfin, fst, ft,
+                        _stop(l, np.int64(st), np.int64(ep), ex[l], es,
+                              w if fin else wok, wfin, fst, ft,
                               floss, fex)
                         active[l] = False
                         lre[l] = 0.0
@@ -460,45 +463,46 @@ def sgd_kernel(D, FULL, BLOCK=1):
                         perm[q] = randbelow(hash4(k0, k1, ep, q), P)
                 lo = np.uint64(llo4)
                 hi = np.uint64(lhi)
-                if per_sample and D > 0:
-                    # register layout: d unrolled, one vectorised pass over the lanes per
-                    # sample.  s = w.x accumulates from 0.0 in component order, as below:
-                    # each product then meets a sum, never another product, so LLVM's
-                    # contraction fuses the same multiply into each add in both layouts
-                    for q in range(P):
-                        p = perm[q]
-                        yp = y[di, p]
-                        for l in range(lo, hi):
-                            s = 0.0
-                            for i in range(d):
-                                s += w[i, l] * X[di, p, i]
-                            c = lre[l] * (s - yp)
-                            for i in range(d):
-                                w[i, l] -= c * X[di, p, i]
-                elif per_sample:
-                    q0 = 0
-                    if BLOCK == 4:  # four samples per pass over the weights
-                        q0 = P - P % 4
-                        for q in range(0, q0, 4):
-                            _block4(X, y, di, perm, q, w, sb, lre, lo, hi)
-                    # streaming layout, sample by sample (exact=True, the last P % 4
-                    # samples of BLOCK = 4, renormalised runs): the same multiply-adds
-                    # as the register layout
-                    for q in range(q0, P):
-                        p = perm[q]
-                        for l in range(lo, hi):
-                            r[l] = 0.0 + w[0, l] * X[di, p, 0]
-                        for i in range(1, d):
-                            xi = X[di, p, i]
+                if per_sample:
+                    if REG:
+                        # register layout: d unrolled, one vectorised pass over the lanes per
+                        # sample.  s = w.x accumulates from 0.0 in component order, as below:
+                        # each product then meets a sum, never another product, so LLVM's
+                        # contraction fuses the same multiply into each add in both layouts
+                        for q in range(P):
+                            p = perm[q]
+                            yp = y[di, p]
                             for l in range(lo, hi):
-                                r[l] += w[i, l] * xi
-                        yp = y[di, p]
-                        for l in range(lo, hi):
-                            r[l] = lre[l] * (r[l] - yp)
-                        for i in range(d):
-                            xi = X[di, p, i]
+                                s = 0.0
+                                for i in range(d):
+                                    s += w[i, l] * X[di, p, i]
+                                c = lre[l] * (s - yp)
+                                for i in range(d):
+                                    w[i, l] -= c * X[di, p, i]
+                    else:
+                        q0 = 0
+                        if BLOCK == 4:  # four samples per pass over the weights
+                            q0 = P - P % 4
+                            for q in range(0, q0, 4):
+                                _block4(X, y, di, perm, q, w, sb, lre, lo, hi)
+                        # streaming layout, sample by sample (exact=True, the last P % 4
+                        # samples of BLOCK = 4, renormalised runs): the same multiply-adds
+                        # as the register layout
+                        for q in range(q0, P):
+                            p = perm[q]
                             for l in range(lo, hi):
-                                w[i, l] -= r[l] * xi
+                                r[l] = 0.0 + w[0, l] * X[di, p, 0]
+                            for i in range(1, d):
+                                xi = X[di, p, i]
+                                for l in range(lo, hi):
+                                    r[l] += w[i, l] * xi
+                            yp = y[di, p]
+                            for l in range(lo, hi):
+                                r[l] = lre[l] * (r[l] - yp)
+                            for i in range(d):
+                                xi = X[di, p, i]
+                                for l in range(lo, hi):
+                                    w[i, l] -= r[l] * xi
                 elif FULL:  # minibatches and momentum
                     pos = 0
                     while pos < P:
@@ -537,7 +541,8 @@ def sgd_kernel(D, FULL, BLOCK=1):
                 if active[l]:
                     if FULL and renorm > 0:
                         logg[l] += _log_norm(e, buf, l)
-                    _stop(l, BOUNDED, ep, ex[l], es, w, wfin, fst, ft, floss, fex)
+                    _stop(l, np.int64(BOUNDED), np.int64(ep), ex[l], es,
+                          w, wfin, fst, ft, floss, fex)
             _flush(a, di, si, fst, ft, floss, fex, wfin, logg, out_status, out_w, out_loss,
                    out_excess, out_tol_at, out_div_at, out_logg, rec_every, rec_loss, rec_w)
         fpenv_restore(old)
@@ -545,33 +550,13 @@ def sgd_kernel(D, FULL, BLOCK=1):
     return sgd_rows
 
 
-@jit
-def _gd_rerun(l, z, zn, mult, hl, thc, thd, zok, snap, ex):
-    """Lane l of a GD block again, step by step with the per-step arithmetic, from z to
-    zn (in place there): the step (0 .. _BLOCK-1) where its status changes, with the
-    excess in ex[l] and the iterate in zn[:, l], or -1 (zn[:, l] = the block's end).
-    ``snap``: the block starts at a snapshot step (zok <- z where the excess is finite)."""
-    d = z.shape[0]
-    for i in range(d):
-        zn[i, l] = z[i, l]
-    for k in range(_BLOCK):
-        x = 0.0
-        for i in range(d):
-            x += hl[i] * (zn[i, l] * zn[i, l])
-        ex[l] = x
-        if k == 0 and snap and x < np.inf:
-            for i in range(d):
-                zok[i, l] = zn[i, l]
-        if check(x, thc[l], thd[l]) != 0:
-            return k
-        for i in range(d):
-            zn[i, l] = mult[i, l] * zn[i, l]
-    return -1
-
-
 def gd_kernel(D, FULL):
     """The batch-GD chunk kernel with d = ``D`` compiled in (0: any d) and, with
     ``FULL``, momentum and renormalisation."""
+
+    # a closure constant: the register layout (steps and blocks) in the plain kernel for
+    # small d; the general loops otherwise (FULL: momentum, renormalisation)
+    REG = D > 0 and not FULL
 
     @jit
     def gd_rows(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
@@ -617,7 +602,6 @@ def gd_kernel(D, FULL):
             thd = np.empty(nl, dt)
             logg = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
-            flag = np.empty(nl, np.bool_)  # lanes that may change state in a block
             mom = False
             for l in range(nl):
                 logg[l] = 0.0
@@ -647,13 +631,12 @@ def gd_kernel(D, FULL):
             # Each |z_i| is monotone over a block (|fl(m z)| <= |z| when |m| <= 1, >= when
             # |m| >= 1) and the excess is monotone in each |z_i|, so every step's excess
             # lies between the excess of the smaller and of the larger end of each
-            # coordinate: a lane whose bounds stay inside its thresholds (with a margin)
-            # keeps the block; the others are run again step by step (_gd_rerun), or,
-            # when more than a quarter of the lanes are, the block goes to the step loop.
-            blocks = D > 0 and not mom and nrec == 0 and not FULL
+            # coordinate: when every lane's bounds stay inside its thresholds (with a
+            # margin far above rounding) the block is kept, else it is run again by the
+            # step loop below (so statuses, steps and iterates are the step loop's).
             t = 0
             while t <= steps:
-                if blocks and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                if REG and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
                     nhit = 0
                     for l in range(nl):
                         lo = 0.0
@@ -669,43 +652,23 @@ def gd_kernel(D, FULL):
                             hi += hl[i] * max(u * u, v * v)
                         calm = ((lo > thc[l] * (1.0 + _MARGIN))
                                 & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
-                        flag[l] = not calm
                         nhit += not calm
-                    if 4 * nhit <= nl:
-                        snap = t % _SNAPSHOT == 0
-                        for l in range(nl):
-                            if not flag[l]:
-                                if snap:  # every state of a kept block is finite
-                                    for i in range(d):
-                                        zok[i, l] = z[i, l]
-                                continue
-                            k = _gd_rerun(l, z, zn, mult, hl, thc, thd, zok, snap, ex)
-                            if k < 0 or not active[l]:
-                                continue
-                            st = check(ex[l], thc[l], thd[l])
-                            _stop(l, st, t + k, ex[l], es, zn if ex[l] < np.inf else zok,
-                                  zfin, fst, ft, floss, fex)
+                    if nhit == 0:
+                        if t % _SNAPSHOT == 0:  # every state of a kept block is finite
                             for i in range(d):
-                                if st == DIVERGED:
-                                    zn[i, l] = 0.0
-                                mult[i, l] = 1.0
-                            active[l] = False
-                            lre[l] = 0.0
-                            thd[l] = np.inf
-                            thc[l] = -np.inf
-                            nact -= 1
+                                for l in range(nl):
+                                    zok[i, l] = z[i, l]
                         tmp = z
                         z = zn
                         zn = tmp
                         t += _BLOCK
-                        if nact == 0:
-                            break
                         continue
                 if FULL and renorm > 0 and t > 0 and t % renorm == 0:
                     for l in range(nl):
                         if active[l] and not _renorm(l, z, buf, logg):
                             st = CONVERGED if logg[l] < 0 else DIVERGED
-                            _stop(l, st, t, 0.0, es, zok, zfin, fst, ft, floss, fex)
+                            _stop(l, np.int64(st), np.int64(t), 0.0, es,
+                                  zok, zfin, fst, ft, floss, fex)
                             for i in range(d):
                                 z[i, l] = 0.0
                                 buf[i, l] = 0.0
@@ -719,41 +682,32 @@ def gd_kernel(D, FULL):
                 # (into zn, double-buffered so that a lane that stops at this step keeps
                 # z) and the count of lanes whose state changes
                 cnt = 0
-                if D > 0 and not mom:  # register layout: d unrolled, one pass over lanes
+                for l in range(nl):
+                    ex[l] = 0.0
+                for i in range(d):
                     for l in range(nl):
-                        x = 0.0
-                        for i in range(d):
-                            zi = z[i, l]
-                            x += hl[i] * (zi * zi)
-                            zn[i, l] = mult[i, l] * zi
-                        ex[l] = x
-                        cnt += check(x, thc[l], thd[l]) != 0
-                else:
-                    for l in range(nl):
-                        ex[l] = 0.0
+                        ex[l] += hl[i] * (z[i, l] * z[i, l])
+                for l in range(nl):
+                    cnt += check(ex[l], thc[l], thd[l]) != 0
+                if not mom:
                     for i in range(d):
                         for l in range(nl):
-                            ex[l] += hl[i] * (z[i, l] * z[i, l])
-                    for l in range(nl):
-                        cnt += check(ex[l], thc[l], thd[l]) != 0
-                    if not mom:
-                        for i in range(d):
-                            for l in range(nl):
-                                zn[i, l] = mult[i, l] * z[i, l]
-                    elif FULL:
-                        for i in range(d):
-                            li = lam[i]
-                            for l in range(nl):
-                                zn[i, l], buf[i, l] = heavy_ball(z[i, l], li * z[i, l],
-                                                                 buf[i, l], lre[l], bet[l],
-                                                                 nesterov)
+                            zn[i, l] = mult[i, l] * z[i, l]
+                elif FULL:
+                    for i in range(d):
+                        li = lam[i]
+                        for l in range(nl):
+                            zn[i, l], buf[i, l] = heavy_ball(z[i, l], li * z[i, l],
+                                                             buf[i, l], lre[l], bet[l],
+                                                             nesterov)
                 if cnt > 0:
                     for l in range(nl):
                         st = check(ex[l], thc[l], thd[l])
                         if not active[l] or st == 0:
                             continue
                         fin = ex[l] < np.inf
-                        _stop(l, st, t, ex[l], es, z if fin else zok, zfin, fst, ft, floss,
+                        _stop(l, np.int64(st), np.int64(t), ex[l], es,
+                              z if fin else zok, zfin, fst, ft, floss,
                               fex)
                         for i in range(d):
                             if st == DIVERGED:
@@ -794,7 +748,8 @@ def gd_kernel(D, FULL):
                 if active[l]:
                     if FULL and renorm > 0:
                         logg[l] += _log_norm(z, buf, l)
-                    _stop(l, BOUNDED, t, ex[l], es, z, zfin, fst, ft, floss, fex)
+                    _stop(l, np.int64(BOUNDED), np.int64(t), ex[l], es,
+                          z, zfin, fst, ft, floss, fex)
             # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0)
             for l in range(nl):
                 for i in range(d):
@@ -833,33 +788,13 @@ def residual_losses(X, y, wstar, Wt, loss, excess, chunks, wk, nworkers):
             for c in range(n):
                 r[c] = yp
                 u[c] = 0.0
-            i = 0
-            while i + 4 <= d:  # four components per pass: one load / store of r, u
-                x0 = X[p, i]
-                x1 = X[p, i + 1]
-                x2 = X[p, i + 2]
-                x3 = X[p, i + 3]
-                s0 = wstar[i]
-                s1 = wstar[i + 1]
-                s2 = wstar[i + 2]
-                s3 = wstar[i + 3]
-                for c in range(n):
-                    w0 = Wc[i, c]
-                    w1 = Wc[i + 1, c]
-                    w2 = Wc[i + 2, c]
-                    w3 = Wc[i + 3, c]
-                    r[c] = (((r[c] - w0 * x0) - w1 * x1) - w2 * x2) - w3 * x3
-                    u[c] = ((((u[c] + (w0 - s0) * x0) + (w1 - s1) * x1) + (w2 - s2) * x2)
-                            + (w3 - s3) * x3)
-                i += 4
-            while i < d:
+            for i in range(d):
                 xi = X[p, i]
                 wi = wstar[i]
                 for c in range(n):
                     wc = Wc[i, c]
                     r[c] -= wc * xi
                     u[c] += (wc - wi) * xi
-                i += 1
             for c in range(n):
                 lc[c] += r[c] * r[c]
                 ec[c] += u[c] * u[c]
