@@ -375,7 +375,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
                     wok[i, l] = w0[i]
                     buf[i, l] = 0.0
             es = estar[di]
-            _excess(R, di, wstar, w, e, g, ex, 0, nl)
+            _excess(R, di, wstar, w, e, g, ex, np.int64(0), np.int64(nl))
             for l in range(nl):
                 thc[l], thd[l] = thresholds(es, ex[l], c0[di], tol, blowup)
             per_sample = batch == 1 and not mom
@@ -398,9 +398,9 @@ def sgd_kernel(D, FULL, BLOCK=1):
                 if ep > 0:
                     if nrec == 0 and ep < epochs and not (FULL and renorm > 0):
                         exact = not _quiet(wstar, di, w, n2, bounds, thc, thd, active,
-                                           llo4, lhi)
+                                           np.int64(llo4), np.int64(lhi))
                     if exact:
-                        _excess(R, di, wstar, w, e, g, ex, llo4, lhi)
+                        _excess(R, di, wstar, w, e, g, ex, np.int64(llo4), np.int64(lhi))
                     if FULL and renorm > 0 and ep % renorm == 0:
                         for l in range(nl):
                             if not active[l]:
@@ -415,7 +415,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
                                 active[l] = False
                                 lre[l] = 0.0
                                 nact -= 1
-                        _excess(R, di, wstar, w, e, g, ex, llo4, lhi)
+                        _excess(R, di, wstar, w, e, g, ex, np.int64(llo4), np.int64(lhi))
                 ev = 0
                 if exact:
                     for l in range(llo4, lhi):
