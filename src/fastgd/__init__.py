@@ -21,7 +21,7 @@ from . import chain, net, theory
 from .chain import chain_gd
 from .result import SweepInterrupted, SweepResult, load
 from .sweep import Boundary, critical_lr, sweep
-from ._engine import warmup
+from ._warmup import warmup
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -337,63 +336,6 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
     finally:
         bar.close()
     return done
-
-
-def warmup(*, float32=True, chain=True, threads=None):
-    """Compile, or load from Numba's on-disk cache, every kernel the API runs.
-
-    Call it once in the parent process before handing a sweep to an engine (process
-    pool, Dask workers): the workers then load the compiled kernels from the cache
-    instead of compiling them, and never race to write the same cache entry.  On a
-    cluster whose workers do not share this file system, run it on each worker once
-    (``client.run(fastgd.warmup)``) or point ``NUMBA_CACHE_DIR`` at a shared directory.
-
-    Parameters
-    ----------
-    float32 : bool
-        Also the float32 twins (``sweep(..., dtype="float32")``).
-    chain : bool
-        Also the scalar-chain kernels (:mod:`fastgd.chain`).
-    threads : int, optional
-        Numba threads for the calls.
-
-    Returns
-    -------
-    float
-        Seconds taken: well under 1 s from a warm cache; cold, about 30 s on the
-        development machine (the plain d = 2 and the FULL kernels of GD and SGD, float64
-        and float32, and the chain kernels).  Plain kernels for other d compile on first
-        use (1-3 s each, once per machine).
-
-    Examples
-    --------
-    >>> import fastgd as fg
-    >>> fg.warmup() >= 0
-    True
-    """
-    from . import _validate as V
-    from . import chain as _chain
-    from .data import lecture_data
-    from .sweep import sweep
-
-    float32 = V.boolean("warmup", "float32", float32)
-    chain = V.boolean("warmup", "chain", chain)
-    V.threads("warmup", threads)
-    t0 = time.perf_counter()
-    X, y = lecture_data()
-    dtypes = ("float64", "float32") if float32 else ("float64",)
-    for dt in dtypes:
-        # each kernel twice: the plain one (d = 2, register layout) and the FULL one
-        kw = dict(lr=[0.5, 3.0], data=[(X, y)], dtype=dt, threads=threads, progress=False)
-        sweep("gd", steps=3, **kw)
-        sweep("gd", steps=3, momentum=0.5, **kw)
-        sweep("sgd", epochs=2, **kw)
-        sweep("sgd", epochs=2, batch_size=2, **kw)
-    if chain:
-        w = np.array([[0.5, 0.5]])
-        _chain.chain_sweep(w, [0.1], 2, threads=threads, progress=False)
-        _chain.chain_sweep(w, [0.1], 2, method="sgd", threads=threads, progress=False)
-    return time.perf_counter() - t0
 
 
 def run_blocks(call, chunks, per, *, progress, desc):
