@@ -9,7 +9,7 @@ import pytest
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 
 MODULES = ["fastgd.data", "fastgd.spectrum", "fastgd.run", "fastgd.sweep", "fastgd.theory",
-           "fastgd.chain"]
+           "fastgd.chain", "fastgd.net", "fastgd._warmup"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -4,7 +4,6 @@ data, statuses, determinism, figures and the command."""
 
 from __future__ import annotations
 
-import doctest
 import os
 
 import numpy as np
@@ -440,7 +439,3 @@ def test_cli_net(tmp_path, capsys):
     assert cli.main(["net", "eos", "--config", str(bad)]) == 2
     assert "unknown key" in capsys.readouterr().err
 
-
-def test_docstring_examples():
-    res = doctest.testmod(fn, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-    assert res.failed == 0 and res.attempted > 5
