@@ -42,13 +42,19 @@ where a lane stops (the API fills the rest); a zero-length record axis switches
 recording off.
 """
 
+import numba
 import numpy as np
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .fpenv import fpenv_restore, ftz_on
 from .rng import hash4, permutation, randbelow
+from .simd import lanes_per_block, sgd_lanes
 from .steps import check, heavy_ball, thresholds
+
+#: the register layout's lane blocks are LLVM vector code (:mod:`.simd`): not under
+#: NUMBA_DISABLE_JIT, where the kernels run as Python and take the loop over lanes
+SIMD = not numba.config.DISABLE_JIT
 
 #: largest d compiled with the register layout (d a compile-time constant); measured on
 #: one core, 64 lanes, in a prototype of the per-sample loop: d = 8 runs at 1.17 G
@@ -306,6 +312,8 @@ def sgd_kernel(D, FULL, BLOCK=1):
     Gram entries (:func:`_block4`); 1: every sample on its own (exact per-sample
     arithmetic)."""
     REG = D > 0  # a closure constant: only one layout's loops are compiled
+    NB64 = lanes_per_block(D, 8) if REG else 0  # lanes per register block, float64
+    NB32 = lanes_per_block(D, 4) if REG else 0  # float32
 
     @jit
     def sgd_rows(X, y, Ps, R, bounds, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
@@ -465,14 +473,22 @@ def sgd_kernel(D, FULL, BLOCK=1):
                 hi = np.uint64(lhi)
                 if per_sample:
                     if REG:
-                        # register layout: d unrolled, one vectorised pass over the lanes per
-                        # sample.  s = w.x accumulates from 0.0 in component order, as below:
-                        # each product then meets a sum, never another product, so LLVM's
-                        # contraction fuses the same multiply into each add in both layouts
+                        # register layout: blocks of lanes whose weights stay in registers
+                        # for the epoch (simd.sgd_lanes), the lanes left over in a
+                        # vectorised pass over them per sample.  s = w.x accumulates from
+                        # 0.0 in component order, as below: each product then meets a sum,
+                        # never another product, so LLVM's contraction fuses the same
+                        # multiply into each add in every layout
+                        b = llo4
+                        if SIMD:
+                            nb = NB64 if w.itemsize == 8 else NB32
+                            while b + nb <= lhi:
+                                sgd_lanes(w, lre, X, y, perm, di, b, P, D)
+                                b += nb
                         for q in range(P):
                             p = perm[q]
                             yp = y[di, p]
-                            for l in range(lo, hi):
+                            for l in range(np.uint64(b), hi):
                                 s = 0.0
                                 for i in range(d):
                                     s += w[i, l] * X[di, p, i]
