@@ -236,7 +236,7 @@ def true_losses(prob: Problem, W, nworkers=1):
     excess = np.empty(m)
     starts = np.arange(0, m, 64, dtype=np.int64)  # blocks of cells, spread over threads
     chunks = np.ascontiguousarray(np.stack([starts, np.minimum(starts + 64, m)], axis=1))
-    if m * prob.X.size < 4_000_000:  # under ~1 ms of work: a thread hand-off costs more
+    if m * prob.X.size < 1_000_000:  # under ~0.3 ms of work: a thread hand-off costs more
         nworkers = 1
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
         fan_out(residual_losses, (np.ascontiguousarray(prob.X), np.ascontiguousarray(prob.y),

@@ -130,16 +130,19 @@ def is_cold(spec: KernelSpec) -> bool:
 def lam_bounds(R):
     """(n_data, 2): a lower and an upper bound of the eigenvalues of H = R^T R for each
     R of the stack (the SGD kernels' cheap per-epoch check, :func:`.linear._quiet`), in
-    R's dtype: the extreme squared singular values of R with a relative margin (1e-6,
-    float32: 1e-3) that covers the rounding of |w - w*|^2 and of the exact excess; the
-    lower bound is 0 (every check exact) where kappa(H) > 1e7 (float32: 10), beyond
-    which the rounding of the exact excess could cross it."""
-    sv = np.linalg.svd(np.asarray(R, dtype=np.float64), compute_uv=False)
-    lam = sv * sv
+    R's dtype.  R = diag(s) V^T / sqrt(P) (:func:`fastgd._core.hessian_roots`) has
+    orthogonal rows whose squared norms are the eigenvalues; the bounds are the extreme
+    ones with a relative margin (1e-6, float32: 1e-3) that covers their rounding, that
+    of |w - w*|^2 and of the exact excess.  The lower bound is 0 (every check exact)
+    where kappa(H) > 1e7 (float32: 10), beyond which the rounding of the exact excess
+    could cross it."""
+    Rd = np.asarray(R, dtype=np.float64)
+    lam = np.einsum("nij,nij->ni", Rd, Rd)
     f32 = R.dtype == np.float32
     margin, kmax = (1e-3, 10.0) if f32 else (1e-6, 1e7)
-    hi = lam[:, 0] * (1.0 + margin)
-    lo = np.where(lam[:, -1] * kmax >= lam[:, 0], lam[:, -1] * (1.0 - margin), 0.0)
+    top, bottom = lam.max(axis=1), lam.min(axis=1)
+    hi = top * (1.0 + margin)
+    lo = np.where(bottom * kmax >= top, bottom * (1.0 - margin), 0.0)
     return np.ascontiguousarray(np.stack([lo, hi], axis=1), dtype=R.dtype)
 
 
