@@ -21,7 +21,7 @@ import pytest
 import fastgd as fg
 from fastgd import Status
 
-from ._machine import record
+from ._machine import fma_control_scaling, record
 
 N_KAPPA, N_LR, EPOCHS, STEPS = 64, 256, 100, 1000
 GD_OPS = 2  # multiplies per plain GD step at d = 2 in the eigenbasis (bench/_machine.py)
@@ -259,35 +259,13 @@ def test_bench_thread_scaling_control(benchmark):
     for FMA-bound work at that moment: on the development VM it varied from 1.2x to 2.0x
     between runs (the two vCPUs share FMA units with other tenants at times), so
     fastgd's own scaling should be read against it."""
-    import threading
 
-    import numba
 
     if benchmark.disabled:
         pytest.skip("thread-scaling control is measured only with --benchmark-enable")
 
-    @numba.njit(fastmath={"contract"}, nogil=True)
-    def work(n, a):
-        acc = np.ones(64)
-        for _ in range(n):
-            for lane in range(64):
-                acc[lane] = acc[lane] * a + 1e-9
-        return acc.sum()
-
-    work(10, 0.5)
-    n = 3_000_000
-
-    def on(threads):
-        ts = [threading.Thread(target=work, args=(n, 0.999)) for _ in range(threads)]
-        t = time.perf_counter()
-        for th in ts:
-            th.start()
-        for th in ts:
-            th.join()
-        return time.perf_counter() - t
-
     def scaling():
-        return 2 * min(on(1) for _ in range(3)) / min(on(2) for _ in range(3))
+        return fma_control_scaling(3_000_000, 3)
 
     benchmark.group = "thread scaling control"
     control = benchmark.pedantic(scaling, rounds=1, iterations=1)

@@ -374,7 +374,12 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
     lam_max = max(np.linalg.eigvalsh(X.T @ X / X.shape[0])[-1] for X, _ in data)
     lrs = np.concatenate([np.geomspace(0.002, 2.2, 70) / lam_max, [1e3, 1e200]])
     arrays.update(lr=lrs, beta=np.zeros(lrs.size), w0=np.linspace(0.3, -0.2, d))
-    for method, n, tol in (("gd", 301, 1e-9), ("sgd", 40, 1e-3)):
+    for method, n, tol, dt in (("gd", 301, 1e-9, "float64"), ("sgd", 40, 1e-3, "float64"),
+                               ("sgd", 40, 1e-3, "float32")):
+        if dt == "float32":  # float32 inputs: the same kernels, 8 lanes per vector
+            with np.errstate(over="ignore"):  # the rate 1e200 becomes inf: diverges
+                arrays = {k: (v.astype(np.float32) if v.dtype == np.float64 else v)
+                          for k, v in arrays.items()}
         nseed = 1 if method == "gd" else 2
         factory = table.FACTORIES[("linear", method)]
         kernels = [factory(D, full, 1) for D in (d, 0) for full in (False, True)]
@@ -382,7 +387,8 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
         outs = []
         for kern in kernels:
             for n_rec, lanes_ in ((0, lanes), (n + 1, lanes), (0, 1)):
-                spec = table.KernelSpec(method, d, n, tol, 1e12, order=C.ORDERS[order])
+                spec = table.KernelSpec(method, d, n, tol, 1e12, order=C.ORDERS[order],
+                                        dtype=dt)
                 out = C.Outputs(2, nseed, lrs.size, d, n_rec=n_rec)
                 with np.errstate(all="ignore"):
                     table.launch(spec, arrays, C.make_chunks(2, nseed, lrs.size, lanes_), 2,
@@ -420,6 +426,9 @@ def test_sample_blocks_agree_with_per_sample_steps(d, order):
     b = fast.bounded
     np.testing.assert_allclose(fast.weights[b], exact.weights[b], rtol=1e-10, atol=0)
     np.testing.assert_allclose(fast.final_loss[b], exact.final_loss[b], rtol=1e-10)
+    # float32: lanes in register blocks (64 per chunk) equal lanes in the loops (7)
+    kw32 = dict(kw, dtype="float32", weights=False)
+    assert fg.sweep("sgd", lanes=64, **kw32).equals(fg.sweep("sgd", lanes=7, **kw32))
     for res, ex in ((fast, False), (exact, True)):
         for j in (0, 25, 39):
             r = fg.sgd(X, data[0][1], lrs[j], 25, order=order, seed=5, tol=0.0, exact=ex)

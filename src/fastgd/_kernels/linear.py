@@ -208,7 +208,7 @@ def eig_basis(R):
 
 
 @jit
-def _block4(X, y, di, perm, q, w, sb, lre, lo, hi):
+def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
     """Four per-sample steps (samples perm[q : q + 4]) for lanes lo..hi-1 in two passes
     over the weights instead of eight.  With s_j = w.x_j at the block's start and the
     Gram entries G_mj = x_m.x_j, the sequential steps are, exactly in real arithmetic,
@@ -223,12 +223,12 @@ def _block4(X, y, di, perm, q, w, sb, lre, lo, hi):
     p1 = perm[q + 1]
     p2 = perm[q + 2]
     p3 = perm[q + 3]
-    g01 = 0.0
-    g02 = 0.0
-    g03 = 0.0
-    g12 = 0.0
-    g13 = 0.0
-    g23 = 0.0
+    g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
+    g02 = zero
+    g03 = zero
+    g12 = zero
+    g13 = zero
+    g23 = zero
     for i in range(d):
         a = X[di, p0, i]
         b = X[di, p1, i]
@@ -408,6 +408,9 @@ def sgd_kernel(D, FULL, BLOCK=1):
             logg = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
             perm = np.empty(P, np.int64)  # the epoch's sample order (cyclic: 0..P-1)
+            zz = np.empty(1, dt)
+            zz[0] = 0.0
+            zero = zz[0]  # 0 in the data's precision (float32 runs stay float32)
             for q in range(P):
                 perm[q] = q
             mom = False
@@ -529,7 +532,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
                             p = perm[q]
                             yp = y[di, p]
                             for l in range(np.uint64(b), hi):
-                                s = 0.0
+                                s = zero
                                 for i in range(d):
                                     s += w[i, l] * X[di, p, i]
                                 c = lre[l] * (s - yp)
@@ -540,7 +543,7 @@ def sgd_kernel(D, FULL, BLOCK=1):
                         if BLOCK == 4:  # four samples per pass over the weights
                             q0 = P - P % 4
                             for q in range(0, q0, 4):
-                                _block4(X, y, di, perm, q, w, sb, lre, lo, hi)
+                                _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero)
                         # streaming layout, sample by sample (exact=True, the last P % 4
                         # samples of BLOCK = 4, renormalised runs): the same multiply-adds
                         # as the register layout

@@ -30,6 +30,34 @@ from ._jit import contract
 VECTORS = {1: 12, 2: 10, 3: 8, 4: 8, 5: 6, 6: 6, 7: 6, 8: 6}
 
 
+def _vector(context, fty):
+    """(vector type, lanes per vector, bytes per element) for 256-bit vectors of fty."""
+    size = context.get_abi_sizeof(fty)
+    return ir.VectorType(fty, 32 // size), 32 // size, size
+
+
+def _fma(builder, vt):
+    """The llvm.fma intrinsic for vector type vt."""
+    bits = "f64" if vt.element == ir.DoubleType() else "f32"
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]),
+                                          f"llvm.fma.v{vt.count}{bits}")
+
+
+def _at(builder, base, off, ty):
+    """Pointer to a ``ty`` at byte offset ``off`` from ``base``."""
+    i8p = ir.IntType(8).as_pointer()
+    return builder.bitcast(builder.gep(builder.bitcast(base, i8p), [off]), ty.as_pointer())
+
+
+def _bcast(builder, vt, s):
+    """The scalar s in every element of a vector of type vt."""
+    e = builder.insert_element(ir.Constant(vt, ir.Undefined), s,
+                               ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(e, ir.Constant(vt, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), vt.count),
+                                              [0] * vt.count))
+
+
 def lanes_per_block(d, itemsize):
     """Lanes one call of :func:`sgd_lanes` advances (V vectors of 32 bytes)."""
     return VECTORS[d] * (32 // itemsize)
@@ -55,21 +83,15 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
         Ya = context.make_array(tys[3])(context, builder, Yv)
         Pa = context.make_array(tys[4])(context, builder, Pv)
         fty = context.get_value_type(tys[0].dtype)
-        size = context.get_abi_sizeof(fty)
-        width = 32 // size
-        vt = ir.VectorType(fty, width)
+        vt, width, size = _vector(context, fty)
         i64 = ir.IntType(64)
-        i8p = ir.IntType(8).as_pointer()
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-            f"llvm.fma.v{width}{'f64' if size == 8 else 'f32'}")
+        fma = _fma(builder, vt)
         wstr = cgutils.unpack_tuple(builder, Wa.strides, 2)
         xstr = cgutils.unpack_tuple(builder, Xa.strides, 3)
         ystr = cgutils.unpack_tuple(builder, Ya.strides, 2)
 
         def at(base, off, ty):
-            return builder.bitcast(builder.gep(builder.bitcast(base, i8p), [off]),
-                                   ty.as_pointer())
+            return _at(builder, base, off, ty)
 
         def lanes(v):  # byte offset of lane vector v of the block
             return builder.mul(builder.add(lov, ir.Constant(i64, width * v)),
@@ -80,11 +102,7 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
                                            lanes(v)), vt)
 
         def bcast(s):
-            e = builder.insert_element(ir.Constant(vt, ir.Undefined), s,
-                                       ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(e, ir.Constant(vt, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), width),
-                                                      [0] * width))
+            return _bcast(builder, vt, s)
 
         w_in = [[builder.load(wptr(i, v), align=size) for v in range(V)] for i in range(d)]
         lr = [builder.load(at(LRa.data, lanes(v), vt), align=size) for v in range(V)]
@@ -157,35 +175,25 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
         Xa = context.make_array(tys[2])(context, builder, Xv)
         Ya = context.make_array(tys[3])(context, builder, Yv)
         fty = context.get_value_type(tys[0].dtype)
-        size = context.get_abi_sizeof(fty)
-        width = 32 // size
+        vt, width, size = _vector(context, fty)
         V = BLOCK4_VECTORS
-        vt = ir.VectorType(fty, width)
         i64 = ir.IntType(64)
-        i8p = ir.IntType(8).as_pointer()
         fused = contract()
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-            f"llvm.fma.v{width}{'f64' if size == 8 else 'f32'}")
+        fma = _fma(builder, vt)
         d = cgutils.unpack_tuple(builder, Wa.shape, 2)[0]
         wstr = cgutils.unpack_tuple(builder, Wa.strides, 2)
         xstr = cgutils.unpack_tuple(builder, Xa.strides, 3)
         ystr = cgutils.unpack_tuple(builder, Ya.strides, 2)
 
         def at(base, off, ty):
-            return builder.bitcast(builder.gep(builder.bitcast(base, i8p), [off]),
-                                   ty.as_pointer())
+            return _at(builder, base, off, ty)
 
         def lanes(v):
             return builder.mul(builder.add(lov, ir.Constant(i64, width * v)),
                                ir.Constant(i64, size))
 
         def bcast(s):
-            e = builder.insert_element(ir.Constant(vt, ir.Undefined), s,
-                                       ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(e, ir.Constant(vt, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), width),
-                                                      [0] * width))
+            return _bcast(builder, vt, s)
 
         def muladd(a, b, c):  # a * b + c, fused where contraction fuses it
             return builder.call(fma, [a, b, c]) if fused else builder.fadd(builder.fmul(a, b), c)

@@ -20,7 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid
+from .parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid, read_toml
 
 PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "tol": 1e-5,
          "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 16, "d": 4,
@@ -98,16 +98,8 @@ def _config(args, defaults):
 
 
 def _load(path, defaults):
-    import tomllib
-
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            spec = tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"spec file {str(p)!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
+    spec = read_toml(p)
     known = set(defaults) | {"threads"}
     for key, v in spec.items():
         if key not in known:

@@ -145,18 +145,24 @@ def _spec_grid(value, name):
                      f"got {type(value).__name__}")
 
 
-def load_spec(path):
-    """Read a TOML sweep spec; unknown keys and bad types exit 2."""
+def read_toml(path):
+    """The table of a TOML spec file; a missing or malformed file exits 2."""
     import tomllib
 
     p = Path(path)
     try:
         with open(p, "rb") as fh:
-            spec = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise UsageError(f"spec file {str(p)!r} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def load_spec(path):
+    """Read a TOML sweep spec; unknown keys and bad types exit 2."""
+    p = Path(path)
+    spec = read_toml(p)
     if "sweep" in spec and isinstance(spec["sweep"], dict) and len(spec) == 1:
         spec = spec["sweep"]
     unknown = sorted(set(spec) - set(SPEC_KEYS))
