@@ -442,3 +442,28 @@ def test_cli_net(tmp_path, capsys):
     assert cli.main(["net", "eos", "--config", str(bad)]) == 2
     assert "unknown key" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("method", ["gd", "sgd"])
+def test_vector_blocks_equal_the_loops(activation, bias, method):
+    """Sweep chunks of 32 lanes run blocks of 4 samples x 8 lanes as LLVM vector code
+    (``_kernels/simd.py``); a single run (one lane) takes the loops.  Every cell equals
+    its run bit for bit: final loss, loss ratio, steps (GD full batch; SGD with batches of
+    6, which leave 2 samples to the loops), P = 11 (3 samples outside the blocks)."""
+    X, y = _sphere(11, 5, seed=3)
+    lrs = np.geomspace(0.05, 300.0, 40)
+    kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)
+    extra = dict(batch_size=6, order="shuffle") if method == "sgd" else {}
+    res = fn.net_sweep(X, y, lrs, 40, width=[6], method=method, **kw, **extra)
+    assert len(np.unique(res.loss)) >= 15  # lanes on many paths (relu + bias: units die
+    # at large rates, the loss settles at E(0) = 0.5 instead of diverging)
+    t0 = fn.net_init(6, 5, seed=0, bias=bias)
+    run = fn.net_gd if method == "gd" else fn.net_sgd
+    rkw = {k: v for k, v in kw.items() if k != "sharpness"}
+    for j in (0, 9, 17, 31, 39):
+        r = run(X, y, lrs[j], 40, theta0=t0, **rkw, **extra)
+        assert int(r.status) == res.status[0, 0, 0, j], j
+        assert r.loss == res.loss[0, 0, 0, j], j
+        assert r.max_loss_ratio == res.max_loss_ratio[0, 0, 0, j], j

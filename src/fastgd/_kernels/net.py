@@ -36,12 +36,18 @@ second axis: off) and, every ``rec_every`` steps (0: off), the parameters
 entries; ``theta_off`` too).
 """
 
+import numba
 import numpy as np
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .rng import hash4, permutation, randbelow
+from .simd import NET_VECTORS, net_backward4, net_forward4
 from .threads import fan_out
+
+#: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
+SIMD = not numba.config.DISABLE_JIT
+NET_LANES = NET_VECTORS * 4  # float64 lanes per vector block
 
 ACT_IDENTITY = 0
 ACT_TANH = 1
@@ -57,47 +63,64 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
 
     ``loss[l] = 1/(2 nb) sum_q (s f(x_q) - y_q)^2`` and ``G[:, l]`` its gradient w.r.t. the
     flat parameters ``T[:, l]`` (module doc).  Scratch: ``Z``, ``F``, ``R`` (>= nb, nl),
-    ``Hs`` (m, >= nb, nl)."""
+    ``Hs`` (m, >= nb, nl).
+
+    Blocks of 4 samples x 8 lanes run as LLVM vector code (:func:`.simd.net_forward4`,
+    :func:`.simd.net_backward4`; forward for identity and relu), the rest in the loops
+    below (regions of samples x lanes), each sum in the same order either way."""
     d = X.shape[1]
     nl = T.shape[1]
     ib = m * d
     ia = ib + (m if bias else 0)
+    l0 = 0  # lanes [0, l0) in vector blocks, for samples [0, q0)
+    q0 = 0
+    if SIMD and T.itemsize == 8:
+        l0 = nl - nl % NET_LANES
+        q0 = nb - nb % 4 if l0 > 0 else 0
+    fwd_vec = act != ACT_TANH and q0 > 0
     for q in range(nb):
         for l in range(nl):
             F[q, l] = 0.0
     for j in range(m):
-        if bias:
-            for q in range(nb):
-                for l in range(nl):
-                    Z[q, l] = T[ib + j, l]
-        else:
-            for q in range(nb):
-                for l in range(nl):
-                    Z[q, l] = 0.0
-        for i in range(d):
-            row = j * d + i
-            for q in range(nb):
-                xv = X[idx[q], i]
-                for l in range(nl):
-                    Z[q, l] += T[row, l] * xv
-        if act == ACT_TANH:
-            for q in range(nb):
-                for l in range(nl):
-                    h = np.tanh(Z[q, l])
-                    Hs[j, q, l] = h
-                    F[q, l] += T[ia + j, l] * h
-        elif act == ACT_RELU:
-            for q in range(nb):
-                for l in range(nl):
-                    h = max(Z[q, l], 0.0)
-                    Hs[j, q, l] = h
-                    F[q, l] += T[ia + j, l] * h
-        else:
-            for q in range(nb):
-                for l in range(nl):
-                    h = Z[q, l]
-                    Hs[j, q, l] = h
-                    F[q, l] += T[ia + j, l] * h
+        nreg = 1
+        if fwd_vec:
+            nreg = 2
+            for q in range(0, q0, 4):
+                for lb in range(0, l0, NET_LANES):
+                    net_forward4(T, X, idx, q, j, ib, ia, Hs, F, lb, act, bias)
+        for reg in range(nreg):  # the loops: everything, or what the blocks left
+            qa = q0 if nreg == 2 and reg == 0 else 0
+            la = l0 if nreg == 2 and reg == 1 else 0
+            lz = l0 if nreg == 2 and reg == 0 else nl
+            ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
+            ulz = np.uint64(lz)
+            for q in range(qa, nb):
+                for l in range(ula, ulz):
+                    Z[q, l] = T[ib + j, l] if bias else 0.0
+            for i in range(d):
+                row = j * d + i
+                for q in range(qa, nb):
+                    xv = X[idx[q], i]
+                    for l in range(ula, ulz):
+                        Z[q, l] += T[row, l] * xv
+            if act == ACT_TANH:
+                for q in range(qa, nb):
+                    for l in range(ula, ulz):
+                        h = np.tanh(Z[q, l])
+                        Hs[j, q, l] = h
+                        F[q, l] += T[ia + j, l] * h
+            elif act == ACT_RELU:
+                for q in range(qa, nb):
+                    for l in range(ula, ulz):
+                        h = max(Z[q, l], 0.0)
+                        Hs[j, q, l] = h
+                        F[q, l] += T[ia + j, l] * h
+            else:
+                for q in range(qa, nb):
+                    for l in range(ula, ulz):
+                        h = Z[q, l]
+                        Hs[j, q, l] = h
+                        F[q, l] += T[ia + j, l] * h
     inv = 1.0 / nb
     for l in range(nl):
         loss[l] = 0.0
@@ -120,30 +143,42 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
         for i in range(d):
             for l in range(nl):
                 G[j * d + i, l] = 0.0
-        for q in range(nb):
-            if act == ACT_TANH:
-                for l in range(nl):
-                    h = Hs[j, q, l]
-                    G[ia + j, l] += R[q, l] * h
-                    Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
-            elif act == ACT_RELU:
-                for l in range(nl):
-                    h = Hs[j, q, l]
-                    G[ia + j, l] += R[q, l] * h
-                    Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
-            else:
-                for l in range(nl):
-                    h = Hs[j, q, l]
-                    G[ia + j, l] += R[q, l] * h
-                    Z[q, l] = R[q, l] * T[ia + j, l]
-            if bias:
-                for l in range(nl):
-                    G[ib + j, l] += Z[q, l]
-            for i in range(d):
-                row = j * d + i
-                xv = X[idx[q], i]
-                for l in range(nl):
-                    G[row, l] += Z[q, l] * xv
+        nreg = 1
+        if q0 > 0:
+            nreg = 2
+            for q in range(0, q0, 4):
+                for lb in range(0, l0, NET_LANES):
+                    net_backward4(T, X, idx, q, j, ib, ia, Hs, R, G, lb, act, bias)
+        for reg in range(nreg):
+            qa = q0 if nreg == 2 and reg == 0 else 0
+            la = l0 if nreg == 2 and reg == 1 else 0
+            lz = l0 if nreg == 2 and reg == 0 else nl
+            ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
+            ulz = np.uint64(lz)
+            for q in range(qa, nb):
+                if act == ACT_TANH:
+                    for l in range(ula, ulz):
+                        h = Hs[j, q, l]
+                        G[ia + j, l] += R[q, l] * h
+                        Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
+                elif act == ACT_RELU:
+                    for l in range(ula, ulz):
+                        h = Hs[j, q, l]
+                        G[ia + j, l] += R[q, l] * h
+                        Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
+                else:
+                    for l in range(ula, ulz):
+                        h = Hs[j, q, l]
+                        G[ia + j, l] += R[q, l] * h
+                        Z[q, l] = R[q, l] * T[ia + j, l]
+                if bias:
+                    for l in range(ula, ulz):
+                        G[ib + j, l] += Z[q, l]
+                for i in range(d):
+                    row = j * d + i
+                    xv = X[idx[q], i]
+                    for l in range(ula, ulz):
+                        G[row, l] += Z[q, l] * xv
 
 
 @jit

@@ -272,3 +272,201 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+#: vectors of lanes per block of the two-layer network's passes (:func:`net_forward4`,
+#: :func:`net_backward4`): 4 samples x V accumulators, V weight vectors, 4 broadcasts
+NET_VECTORS = 2
+
+
+def _net_common(context, builder, tys, args, names):
+    """Array structs, vector type and the lane-offset helper shared by the net passes."""
+    arrs = {n: context.make_array(t)(context, builder, v)
+            for n, t, v in zip(names, tys, args, strict=False) if isinstance(t, types.Array)}
+    fty = context.get_value_type(tys[0].dtype)
+    vt, width, size = _vector(context, fty)
+    return arrs, fty, vt, width, size
+
+
+@intrinsic
+def net_forward4(typingctx, T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias):
+    """Forward pass of hidden unit j for samples idx[q : q + 4] and lanes lo ..
+    lo + NET_VECTORS * 32 / 8 - 1 (identity or relu; ``act`` 0 / 2 at run time): z = b_j
+    + sum_i W_ji x_i accumulated in registers over the components (in their order),
+    h = phi(z) into Hs[j, q + k], F[q + k] += a_j h -- the loops of
+    :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation."""
+    sig = types.void(T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias)
+
+    def codegen(context, builder, signature, args):
+        names = ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "F")
+        arrs, fty, vt, width, size = _net_common(context, builder, signature.args, args, names)
+        Ta, Xa, Ia, Ha, Fa = (arrs[n] for n in ("T", "X", "idx", "Hs", "F"))
+        qv, jv, ibv, iav, lov, actv, biasv = args[3], args[4], args[5], args[6], args[9], \
+            args[10], args[11]
+        i64 = ir.IntType(64)
+        V = NET_VECTORS
+        fused = contract()
+        fma = _fma(builder, vt)
+        tstr = cgutils.unpack_tuple(builder, Ta.strides, 2)
+        xstr = cgutils.unpack_tuple(builder, Xa.strides, 2)
+        hstr = cgutils.unpack_tuple(builder, Ha.strides, 3)
+        fstr = cgutils.unpack_tuple(builder, Fa.strides, 2)
+        d = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
+        c = lambda n: ir.Constant(i64, n)  # noqa: E731
+
+        def lanes(v):
+            return builder.mul(builder.add(lov, c(width * v)), c(size))
+
+        def trow(r, v):
+            return _at(builder, Ta.data, builder.add(builder.mul(r, tstr[0]), lanes(v)), vt)
+
+        ps = [builder.load(_at(builder, Ia.data, builder.mul(builder.add(qv, c(k)), c(8)), i64))
+              for k in range(4)]
+        rows = [builder.mul(p, xstr[0]) for p in ps]
+        zero = ir.Constant(vt, [0.0] * width)
+        use_b = builder.icmp_signed("!=", biasv, ir.Constant(biasv.type, 0))
+        b = [builder.select(use_b, builder.load(trow(builder.add(ibv, jv), v), align=size), zero)
+             for v in range(V)]
+        jd = builder.mul(jv, d)
+        entry = builder.basic_block
+        head = builder.append_basic_block("fwd")
+        body = builder.append_basic_block("fwd.body")
+        out = builder.append_basic_block("fwd.end")
+        builder.branch(head)
+        builder.position_at_end(head)
+        i = builder.phi(i64)
+        i.add_incoming(c(0), entry)
+        z = [builder.phi(vt) for _ in range(4 * V)]
+        for k in range(4 * V):
+            z[k].add_incoming(b[k % V], entry)
+        builder.cbranch(builder.icmp_signed("<", i, d), body, out)
+        builder.position_at_end(body)
+        w = [builder.load(trow(builder.add(jd, i), v), align=size) for v in range(V)]
+        xs = [_bcast(builder, vt, builder.load(_at(builder, Xa.data, builder.add(
+            rows[k], builder.mul(i, xstr[1])), fty))) for k in range(4)]
+        zn = []
+        for k in range(4):
+            for v in range(V):
+                zz = z[k * V + v]
+                zn.append(builder.call(fma, [w[v], xs[k], zz]) if fused
+                          else builder.fadd(zz, builder.fmul(w[v], xs[k])))
+        latch = builder.basic_block
+        i.add_incoming(builder.add(i, c(1)), latch)
+        for k in range(4 * V):
+            z[k].add_incoming(zn[k], latch)
+        builder.branch(head)
+        builder.position_at_end(out)
+        relu = builder.icmp_signed("==", actv, ir.Constant(actv.type, 2))
+        a = [builder.load(trow(builder.add(iav, jv), v), align=size) for v in range(V)]
+        for k in range(4):
+            qk = builder.add(qv, c(k))
+            for v in range(V):
+                zz = z[k * V + v]
+                # relu: max(z, 0.0) as Python (and Numba) take it: 0.0 if 0.0 > z else z
+                h = builder.select(relu, builder.select(builder.fcmp_ordered(">", zero, zz),
+                                                        zero, zz), zz)
+                hp = _at(builder, Ha.data, builder.add(builder.add(
+                    builder.mul(jv, hstr[0]), builder.mul(qk, hstr[1])), lanes(v)), vt)
+                builder.store(h, hp, align=size)
+                fp = _at(builder, Fa.data, builder.add(builder.mul(qk, fstr[0]), lanes(v)), vt)
+                f0 = builder.load(fp, align=size)
+                builder.store(builder.call(fma, [a[v], h, f0]) if fused
+                              else builder.fadd(f0, builder.fmul(a[v], h)), fp, align=size)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def net_backward4(typingctx, T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias):
+    """Backward pass of hidden unit j for samples idx[q : q + 4] and the lanes of
+    :func:`net_forward4` (``act`` 0 / 1 / 2 at run time): G[a_j] += r h, delta = r a_j
+    phi'(h), G[b_j] += delta, G[W_ji] += delta x_i, sample by sample in their order -- the
+    loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation."""
+    sig = types.void(T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias)
+
+    def codegen(context, builder, signature, args):
+        names = ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "R", "G")
+        arrs, fty, vt, width, size = _net_common(context, builder, signature.args, args, names)
+        Ta, Xa, Ia, Ha, Ra, Ga = (arrs[n] for n in ("T", "X", "idx", "Hs", "R", "G"))
+        qv, jv, ibv, iav, lov, actv, biasv = args[3], args[4], args[5], args[6], args[10], \
+            args[11], args[12]
+        i64 = ir.IntType(64)
+        V = NET_VECTORS
+        fused = contract()
+        fma = _fma(builder, vt)
+        tstr = cgutils.unpack_tuple(builder, Ta.strides, 2)
+        gstr = cgutils.unpack_tuple(builder, Ga.strides, 2)
+        xstr = cgutils.unpack_tuple(builder, Xa.strides, 2)
+        hstr = cgutils.unpack_tuple(builder, Ha.strides, 3)
+        rstr = cgutils.unpack_tuple(builder, Ra.strides, 2)
+        d = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
+        c = lambda n: ir.Constant(i64, n)  # noqa: E731
+
+        def lanes(v):
+            return builder.mul(builder.add(lov, c(width * v)), c(size))
+
+        def row(arr, stride, r, v):
+            return _at(builder, arr.data, builder.add(builder.mul(r, stride), lanes(v)), vt)
+
+        def muladd(x, y, z):
+            return builder.call(fma, [x, y, z]) if fused else builder.fadd(z, builder.fmul(x, y))
+
+        ps = [builder.load(_at(builder, Ia.data, builder.mul(builder.add(qv, c(k)), c(8)), i64))
+              for k in range(4)]
+        xrows = [builder.mul(p, xstr[0]) for p in ps]
+        zero = ir.Constant(vt, [0.0] * width)
+        one = ir.Constant(vt, [1.0] * width)
+        relu = builder.icmp_signed("==", actv, ir.Constant(actv.type, 2))
+        tanh = builder.icmp_signed("==", actv, ir.Constant(actv.type, 1))
+        use_b = builder.icmp_signed("!=", biasv, ir.Constant(biasv.type, 0))
+        ja = builder.add(iav, jv)
+        jb = builder.add(ibv, jv)
+        delta = [[None] * V for _ in range(4)]
+        for v in range(V):
+            a = builder.load(row(Ta, tstr[0], ja, v), align=size)
+            ga = builder.load(row(Ga, gstr[0], ja, v), align=size)
+            gbp = row(Ga, gstr[0], jb, v)
+            gb = builder.load(gbp, align=size)
+            for k in range(4):
+                qk = builder.add(qv, c(k))
+                h = builder.load(_at(builder, Ha.data, builder.add(builder.add(
+                    builder.mul(jv, hstr[0]), builder.mul(qk, hstr[1])), lanes(v)), vt),
+                    align=size)
+                r = builder.load(row(Ra, rstr[0], qk, v), align=size)
+                ga = muladd(r, h, ga)
+                ra = builder.fmul(r, a)
+                dt = builder.fmul(ra, builder.call(fma, [builder.fneg(h), h, one]) if fused
+                                  else builder.fsub(one, builder.fmul(h, h)))
+                dr = builder.select(builder.fcmp_ordered(">", h, zero), ra, zero)
+                delta[k][v] = builder.select(relu, dr, builder.select(tanh, dt, ra))
+                gb = builder.fadd(gb, delta[k][v])
+            builder.store(ga, row(Ga, gstr[0], ja, v), align=size)
+            with builder.if_then(use_b):
+                builder.store(gb, gbp, align=size)
+        jd = builder.mul(jv, d)
+        entry = builder.basic_block
+        head = builder.append_basic_block("bwd")
+        body = builder.append_basic_block("bwd.body")
+        out = builder.append_basic_block("bwd.end")
+        builder.branch(head)
+        builder.position_at_end(head)
+        i = builder.phi(i64)
+        i.add_incoming(c(0), entry)
+        builder.cbranch(builder.icmp_signed("<", i, d), body, out)
+        builder.position_at_end(body)
+        xs = [_bcast(builder, vt, builder.load(_at(builder, Xa.data, builder.add(
+            xrows[k], builder.mul(i, xstr[1])), fty))) for k in range(4)]
+        for v in range(V):
+            gp = row(Ga, gstr[0], builder.add(jd, i), v)
+            g = builder.load(gp, align=size)
+            for k in range(4):
+                g = muladd(delta[k][v], xs[k], g)
+            builder.store(g, gp, align=size)
+        latch = builder.basic_block
+        i.add_incoming(builder.add(i, c(1)), latch)
+        builder.branch(head)
+        builder.position_at_end(out)
+        return context.get_dummy_value()
+
+    return sig, codegen
