@@ -43,6 +43,7 @@ from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .rng import hash4, permutation, randbelow
 from .simd import NET_VECTORS, net_backward4, net_forward4
+from .steps import heavy_ball
 from .threads import fan_out
 
 #: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
@@ -292,6 +293,17 @@ def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_of
 
 
 @jit
+def _step(T, B, G, lre, beta, okp):
+    """One heavy-ball step of every lane (:func:`.steps.heavy_ball`; beta = 0: plain
+    GD / SGD); okp[l] turns False when a parameter of lane l is not finite."""
+    for n in range(T.shape[0]):
+        for l in range(T.shape[1]):
+            v, B[n, l] = heavy_ball(T[n, l], G[n, l], B[n, l], lre[l], beta, False)
+            T[n, l] = v
+            okp[l] &= abs(v) < np.inf
+
+
+@jit
 def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
              batch, order, tol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
              out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
@@ -399,13 +411,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                 for l in range(nl):
                     Tp[n, l] = T[n, l]
             if method == METHOD_GD:
-                for n in range(N):
-                    for l in range(nl):
-                        b_ = beta * B[n, l] + G[n, l]
-                        B[n, l] = b_
-                        v = T[n, l] - lre[l] * b_
-                        T[n, l] = v
-                        okp[l] &= abs(v) < np.inf
+                _step(T, B, G, lre, beta, okp)
             else:
                 if order == ORDER_SHUFFLE:
                     permutation(k0, k1, t, perm)
@@ -421,13 +427,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                             bidx[q] = pos + q
                     loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, bl,
                                     True)
-                    for n in range(N):
-                        for l in range(nl):
-                            b_ = beta * B[n, l] + G[n, l]
-                            B[n, l] = b_
-                            v = T[n, l] - lre[l] * b_
-                            T[n, l] = v
-                            okp[l] &= abs(v) < np.inf
+                    _step(T, B, G, lre, beta, okp)
                     pos += nb
         for l in range(nl):
             if active[l]:

@@ -279,13 +279,87 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
 NET_VECTORS = 2
 
 
-def _net_common(context, builder, tys, args, names):
-    """Array structs, vector type and the lane-offset helper shared by the net passes."""
-    arrs = {n: context.make_array(t)(context, builder, v)
-            for n, t, v in zip(names, tys, args, strict=False) if isinstance(t, types.Array)}
-    fty = context.get_value_type(tys[0].dtype)
-    vt, width, size = _vector(context, fty)
-    return arrs, fty, vt, width, size
+class _NetIR:
+    """What both network passes emit with: the arrays (by name), the vector type, lane
+    and row addressing, the samples of the block and fused multiply-adds."""
+
+    def __init__(self, context, builder, signature, args, names):
+        self.b = builder
+        tys = signature.args
+        self.arr = {}
+        self.val = {}
+        for n, t, v in zip(names, tys, args, strict=True):
+            if isinstance(t, types.Array):
+                a = context.make_array(t)(context, builder, v)
+                self.arr[n] = (a, cgutils.unpack_tuple(builder, a.strides, t.ndim))
+            else:
+                self.val[n] = v
+        self.fty = context.get_value_type(tys[0].dtype)
+        self.vt, self.width, self.size = _vector(context, self.fty)
+        self.fused = contract()
+        self._fma = _fma(builder, self.vt)
+        self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
+        self.zero = ir.Constant(self.vt, [0.0] * self.width)
+        ia, xs = self.arr["idx"], self.arr["X"][1]
+        self.xrows = [builder.mul(builder.load(_at(builder, ia[0].data, builder.mul(
+            builder.add(self.val["q"], self.c(k)), self.c(8)), ir.IntType(64))), xs[0])
+            for k in range(4)]
+
+    def c(self, n):
+        return ir.Constant(ir.IntType(64), n)
+
+    def lanes(self, v):  # byte offset of lane vector v of the block
+        b = self.b
+        return b.mul(b.add(self.val["lo"], self.c(self.width * v)), self.c(self.size))
+
+    def ptr(self, name, v, *index):  # vector at [*index, lanes v] of a 2-D or 3-D array
+        b = self.b
+        a, st = self.arr[name]
+        off = self.lanes(v)
+        for i, s in zip(index, st, strict=False):
+            off = b.add(off, b.mul(i, s))
+        return _at(b, a.data, off, self.vt)
+
+    def load(self, name, v, *index):
+        return self.b.load(self.ptr(name, v, *index), align=self.size)
+
+    def store(self, value, name, v, *index):
+        self.b.store(value, self.ptr(name, v, *index), align=self.size)
+
+    def x(self, k, i):  # x_i of the block's sample k, in every element
+        b = self.b
+        xa, xs = self.arr["X"]
+        return _bcast(b, self.vt, b.load(_at(b, xa.data, b.add(self.xrows[k],
+                                                              b.mul(i, xs[1])), self.fty)))
+
+    def muladd(self, x, y, z):  # x y + z, fused where contraction fuses it
+        b = self.b
+        return b.call(self._fma, [x, y, z]) if self.fused else b.fadd(z, b.fmul(x, y))
+
+    def loop(self, name, init, body):
+        """for i in range(d): state = body(i, state); the final state."""
+        b = self.b
+        entry = b.basic_block
+        head = b.append_basic_block(name)
+        step = b.append_basic_block(name + ".body")
+        out = b.append_basic_block(name + ".end")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(ir.IntType(64))
+        i.add_incoming(self.c(0), entry)
+        st = [b.phi(self.vt) for _ in init]
+        for p, p0 in zip(st, init, strict=True):
+            p.add_incoming(p0, entry)
+        b.cbranch(b.icmp_signed("<", i, self.d), step, out)
+        b.position_at_end(step)
+        new = body(i, st)
+        latch = b.basic_block
+        i.add_incoming(b.add(i, self.c(1)), latch)
+        for p, p1 in zip(st, new, strict=True):
+            p.add_incoming(p1, latch)
+        b.branch(head)
+        b.position_at_end(out)
+        return st
 
 
 @intrinsic
@@ -298,80 +372,33 @@ def net_forward4(typingctx, T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias):
     sig = types.void(T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias)
 
     def codegen(context, builder, signature, args):
-        names = ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "F")
-        arrs, fty, vt, width, size = _net_common(context, builder, signature.args, args, names)
-        Ta, Xa, Ia, Ha, Fa = (arrs[n] for n in ("T", "X", "idx", "Hs", "F"))
-        qv, jv, ibv, iav, lov, actv, biasv = args[3], args[4], args[5], args[6], args[9], \
-            args[10], args[11]
-        i64 = ir.IntType(64)
+        g = _NetIR(context, builder, signature, args,
+                   ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "F", "lo", "act", "bias"))
+        v_ = g.val
         V = NET_VECTORS
-        fused = contract()
-        fma = _fma(builder, vt)
-        tstr = cgutils.unpack_tuple(builder, Ta.strides, 2)
-        xstr = cgutils.unpack_tuple(builder, Xa.strides, 2)
-        hstr = cgutils.unpack_tuple(builder, Ha.strides, 3)
-        fstr = cgutils.unpack_tuple(builder, Fa.strides, 2)
-        d = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
-        c = lambda n: ir.Constant(i64, n)  # noqa: E731
+        jv, qv = v_["j"], v_["q"]
+        use_b = builder.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
+        b0 = [builder.select(use_b, g.load("T", v, builder.add(v_["ib"], jv)), g.zero)
+              for v in range(V)]
+        jd = builder.mul(jv, g.d)
 
-        def lanes(v):
-            return builder.mul(builder.add(lov, c(width * v)), c(size))
+        def dots(i, z):  # z[k V + v] += W_ji x_k,i
+            w = [g.load("T", v, builder.add(jd, i)) for v in range(V)]
+            x = [g.x(k, i) for k in range(4)]
+            return [g.muladd(w[n % V], x[n // V], z[n]) for n in range(4 * V)]
 
-        def trow(r, v):
-            return _at(builder, Ta.data, builder.add(builder.mul(r, tstr[0]), lanes(v)), vt)
-
-        ps = [builder.load(_at(builder, Ia.data, builder.mul(builder.add(qv, c(k)), c(8)), i64))
-              for k in range(4)]
-        rows = [builder.mul(p, xstr[0]) for p in ps]
-        zero = ir.Constant(vt, [0.0] * width)
-        use_b = builder.icmp_signed("!=", biasv, ir.Constant(biasv.type, 0))
-        b = [builder.select(use_b, builder.load(trow(builder.add(ibv, jv), v), align=size), zero)
-             for v in range(V)]
-        jd = builder.mul(jv, d)
-        entry = builder.basic_block
-        head = builder.append_basic_block("fwd")
-        body = builder.append_basic_block("fwd.body")
-        out = builder.append_basic_block("fwd.end")
-        builder.branch(head)
-        builder.position_at_end(head)
-        i = builder.phi(i64)
-        i.add_incoming(c(0), entry)
-        z = [builder.phi(vt) for _ in range(4 * V)]
-        for k in range(4 * V):
-            z[k].add_incoming(b[k % V], entry)
-        builder.cbranch(builder.icmp_signed("<", i, d), body, out)
-        builder.position_at_end(body)
-        w = [builder.load(trow(builder.add(jd, i), v), align=size) for v in range(V)]
-        xs = [_bcast(builder, vt, builder.load(_at(builder, Xa.data, builder.add(
-            rows[k], builder.mul(i, xstr[1])), fty))) for k in range(4)]
-        zn = []
+        z = g.loop("fwd", [b0[n % V] for n in range(4 * V)], dots)
+        relu = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
+        a = [g.load("T", v, builder.add(v_["ia"], jv)) for v in range(V)]
         for k in range(4):
-            for v in range(V):
-                zz = z[k * V + v]
-                zn.append(builder.call(fma, [w[v], xs[k], zz]) if fused
-                          else builder.fadd(zz, builder.fmul(w[v], xs[k])))
-        latch = builder.basic_block
-        i.add_incoming(builder.add(i, c(1)), latch)
-        for k in range(4 * V):
-            z[k].add_incoming(zn[k], latch)
-        builder.branch(head)
-        builder.position_at_end(out)
-        relu = builder.icmp_signed("==", actv, ir.Constant(actv.type, 2))
-        a = [builder.load(trow(builder.add(iav, jv), v), align=size) for v in range(V)]
-        for k in range(4):
-            qk = builder.add(qv, c(k))
+            qk = builder.add(qv, g.c(k))
             for v in range(V):
                 zz = z[k * V + v]
                 # relu: max(z, 0.0) as Python (and Numba) take it: 0.0 if 0.0 > z else z
-                h = builder.select(relu, builder.select(builder.fcmp_ordered(">", zero, zz),
-                                                        zero, zz), zz)
-                hp = _at(builder, Ha.data, builder.add(builder.add(
-                    builder.mul(jv, hstr[0]), builder.mul(qk, hstr[1])), lanes(v)), vt)
-                builder.store(h, hp, align=size)
-                fp = _at(builder, Fa.data, builder.add(builder.mul(qk, fstr[0]), lanes(v)), vt)
-                f0 = builder.load(fp, align=size)
-                builder.store(builder.call(fma, [a[v], h, f0]) if fused
-                              else builder.fadd(f0, builder.fmul(a[v], h)), fp, align=size)
+                h = builder.select(relu, builder.select(
+                    builder.fcmp_ordered(">", g.zero, zz), g.zero, zz), zz)
+                g.store(h, "Hs", v, jv, qk)
+                g.store(g.muladd(a[v], h, g.load("F", v, qk)), "F", v, qk)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -386,87 +413,50 @@ def net_backward4(typingctx, T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias):
     sig = types.void(T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias)
 
     def codegen(context, builder, signature, args):
-        names = ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "R", "G")
-        arrs, fty, vt, width, size = _net_common(context, builder, signature.args, args, names)
-        Ta, Xa, Ia, Ha, Ra, Ga = (arrs[n] for n in ("T", "X", "idx", "Hs", "R", "G"))
-        qv, jv, ibv, iav, lov, actv, biasv = args[3], args[4], args[5], args[6], args[10], \
-            args[11], args[12]
-        i64 = ir.IntType(64)
+        g = _NetIR(context, builder, signature, args,
+                   ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "R", "G", "lo", "act", "bias"))
+        v_ = g.val
         V = NET_VECTORS
-        fused = contract()
-        fma = _fma(builder, vt)
-        tstr = cgutils.unpack_tuple(builder, Ta.strides, 2)
-        gstr = cgutils.unpack_tuple(builder, Ga.strides, 2)
-        xstr = cgutils.unpack_tuple(builder, Xa.strides, 2)
-        hstr = cgutils.unpack_tuple(builder, Ha.strides, 3)
-        rstr = cgutils.unpack_tuple(builder, Ra.strides, 2)
-        d = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
-        c = lambda n: ir.Constant(i64, n)  # noqa: E731
-
-        def lanes(v):
-            return builder.mul(builder.add(lov, c(width * v)), c(size))
-
-        def row(arr, stride, r, v):
-            return _at(builder, arr.data, builder.add(builder.mul(r, stride), lanes(v)), vt)
-
-        def muladd(x, y, z):
-            return builder.call(fma, [x, y, z]) if fused else builder.fadd(z, builder.fmul(x, y))
-
-        ps = [builder.load(_at(builder, Ia.data, builder.mul(builder.add(qv, c(k)), c(8)), i64))
-              for k in range(4)]
-        xrows = [builder.mul(p, xstr[0]) for p in ps]
-        zero = ir.Constant(vt, [0.0] * width)
-        one = ir.Constant(vt, [1.0] * width)
-        relu = builder.icmp_signed("==", actv, ir.Constant(actv.type, 2))
-        tanh = builder.icmp_signed("==", actv, ir.Constant(actv.type, 1))
-        use_b = builder.icmp_signed("!=", biasv, ir.Constant(biasv.type, 0))
-        ja = builder.add(iav, jv)
-        jb = builder.add(ibv, jv)
+        jv, qv = v_["j"], v_["q"]
+        one = ir.Constant(g.vt, [1.0] * g.width)
+        relu = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
+        tanh = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
+        use_b = builder.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
+        ja = builder.add(v_["ia"], jv)
+        jb = builder.add(v_["ib"], jv)
         delta = [[None] * V for _ in range(4)]
         for v in range(V):
-            a = builder.load(row(Ta, tstr[0], ja, v), align=size)
-            ga = builder.load(row(Ga, gstr[0], ja, v), align=size)
-            gbp = row(Ga, gstr[0], jb, v)
-            gb = builder.load(gbp, align=size)
+            a = g.load("T", v, ja)
+            ga = g.load("G", v, ja)
+            gb = g.load("G", v, jb)
             for k in range(4):
-                qk = builder.add(qv, c(k))
-                h = builder.load(_at(builder, Ha.data, builder.add(builder.add(
-                    builder.mul(jv, hstr[0]), builder.mul(qk, hstr[1])), lanes(v)), vt),
-                    align=size)
-                r = builder.load(row(Ra, rstr[0], qk, v), align=size)
-                ga = muladd(r, h, ga)
+                qk = builder.add(qv, g.c(k))
+                h = g.load("Hs", v, jv, qk)
+                r = g.load("R", v, qk)
+                ga = g.muladd(r, h, ga)
                 ra = builder.fmul(r, a)
-                dt = builder.fmul(ra, builder.call(fma, [builder.fneg(h), h, one]) if fused
-                                  else builder.fsub(one, builder.fmul(h, h)))
-                dr = builder.select(builder.fcmp_ordered(">", h, zero), ra, zero)
-                delta[k][v] = builder.select(relu, dr, builder.select(tanh, dt, ra))
+                one_m_h2 = (builder.call(g._fma, [builder.fneg(h), h, one]) if g.fused
+                            else builder.fsub(one, builder.fmul(h, h)))
+                dr = builder.select(builder.fcmp_ordered(">", h, g.zero), ra, g.zero)
+                delta[k][v] = builder.select(relu, dr, builder.select(
+                    tanh, builder.fmul(ra, one_m_h2), ra))
                 gb = builder.fadd(gb, delta[k][v])
-            builder.store(ga, row(Ga, gstr[0], ja, v), align=size)
+            g.store(ga, "G", v, ja)
             with builder.if_then(use_b):
-                builder.store(gb, gbp, align=size)
-        jd = builder.mul(jv, d)
-        entry = builder.basic_block
-        head = builder.append_basic_block("bwd")
-        body = builder.append_basic_block("bwd.body")
-        out = builder.append_basic_block("bwd.end")
-        builder.branch(head)
-        builder.position_at_end(head)
-        i = builder.phi(i64)
-        i.add_incoming(c(0), entry)
-        builder.cbranch(builder.icmp_signed("<", i, d), body, out)
-        builder.position_at_end(body)
-        xs = [_bcast(builder, vt, builder.load(_at(builder, Xa.data, builder.add(
-            xrows[k], builder.mul(i, xstr[1])), fty))) for k in range(4)]
-        for v in range(V):
-            gp = row(Ga, gstr[0], builder.add(jd, i), v)
-            g = builder.load(gp, align=size)
-            for k in range(4):
-                g = muladd(delta[k][v], xs[k], g)
-            builder.store(g, gp, align=size)
-        latch = builder.basic_block
-        i.add_incoming(builder.add(i, c(1)), latch)
-        builder.branch(head)
-        builder.position_at_end(out)
+                g.store(gb, "G", v, jb)
+        jd = builder.mul(jv, g.d)
+
+        def rows(i, st):  # G_ji += delta_k x_k,i, sample by sample
+            x = [g.x(k, i) for k in range(4)]
+            r = builder.add(jd, i)
+            for v in range(V):
+                gv = g.load("G", v, r)
+                for k in range(4):
+                    gv = g.muladd(delta[k][v], x[k], gv)
+                g.store(gv, "G", v, r)
+            return st
+
+        g.loop("bwd", [], rows)
         return context.get_dummy_value()
 
     return sig, codegen
