@@ -93,6 +93,8 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
             qa = q0 if nreg == 2 and reg == 0 else 0
             la = l0 if nreg == 2 and reg == 1 else 0
             lz = l0 if nreg == 2 and reg == 0 else nl
+            if la >= lz or qa >= nb:
+                continue
             ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
             ulz = np.uint64(lz)
             for q in range(qa, nb):
@@ -154,6 +156,8 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
             qa = q0 if nreg == 2 and reg == 0 else 0
             la = l0 if nreg == 2 and reg == 1 else 0
             lz = l0 if nreg == 2 and reg == 0 else nl
+            if la >= lz or qa >= nb:
+                continue
             ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
             ulz = np.uint64(lz)
             for q in range(qa, nb):
@@ -293,14 +297,26 @@ def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_of
 
 
 @jit
-def _step(T, B, G, lre, beta, okp):
+def _step(T, B, G, lre, beta, okp, Tp, save):
     """One heavy-ball step of every lane (:func:`.steps.heavy_ball`; beta = 0: plain
-    GD / SGD); okp[l] turns False when a parameter of lane l is not finite."""
+    GD / SGD, theta <- theta - lr g, which is the same arithmetic with the buffer left
+    out); okp[l] turns False when a parameter of lane l is not finite.  With ``save``
+    the parameters before the step are copied to ``Tp`` (the rollback of a divergence)
+    in the same pass."""
     for n in range(T.shape[0]):
-        for l in range(T.shape[1]):
-            v, B[n, l] = heavy_ball(T[n, l], G[n, l], B[n, l], lre[l], beta, False)
-            T[n, l] = v
-            okp[l] &= abs(v) < np.inf
+        if save:
+            for l in range(T.shape[1]):
+                Tp[n, l] = T[n, l]
+        if beta == 0.0:
+            for l in range(T.shape[1]):
+                v = T[n, l] - lre[l] * G[n, l]
+                T[n, l] = v
+                okp[l] &= abs(v) < np.inf
+        else:
+            for l in range(T.shape[1]):
+                v, B[n, l] = heavy_ball(T[n, l], G[n, l], B[n, l], lre[l], beta, False)
+                T[n, l] = v
+                okp[l] &= abs(v) < np.inf
 
 
 @jit
@@ -407,12 +423,12 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                             rec_theta[base + n] = T[n, l]
             if t == steps:
                 break
-            for n in range(N):
-                for l in range(nl):
-                    Tp[n, l] = T[n, l]
             if method == METHOD_GD:
-                _step(T, B, G, lre, beta, okp)
+                _step(T, B, G, lre, beta, okp, Tp, True)
             else:
+                for n in range(N):
+                    for l in range(nl):
+                        Tp[n, l] = T[n, l]
                 if order == ORDER_SHUFFLE:
                     permutation(k0, k1, t, perm)
                 pos = 0
@@ -427,7 +443,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                             bidx[q] = pos + q
                     loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, bl,
                                     True)
-                    _step(T, B, G, lre, beta, okp)
+                    _step(T, B, G, lre, beta, okp, Tp, False)
                     pos += nb
         for l in range(nl):
             if active[l]:
