@@ -42,7 +42,7 @@ import numpy as np
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .rng import hash4, permutation, randbelow
-from .simd import NET_VECTORS, net_backward4, net_forward4
+from .simd import NET_SAMPLES, NET_VECTORS, net_block
 from .steps import heavy_ball
 from .threads import fan_out
 
@@ -59,16 +59,18 @@ METHOD_SGD = 1
 
 
 @jit
-def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, want_grad):
+def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss, want_grad):
     """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
 
     ``loss[l] = 1/(2 nb) sum_q (s f(x_q) - y_q)^2`` and ``G[:, l]`` its gradient w.r.t. the
     flat parameters ``T[:, l]`` (module doc).  Scratch: ``Z``, ``F``, ``R`` (>= nb, nl),
-    ``Hs`` (m, >= nb, nl).
+    ``Hs`` (m, >= nb, nl), ``Hb`` (m, NET_SAMPLES, nl).
 
-    Blocks of 4 samples x 8 lanes run as LLVM vector code (:func:`.simd.net_forward4`,
-    :func:`.simd.net_backward4`; forward for identity and relu), the rest in the loops
-    below (regions of samples x lanes), each sum in the same order either way."""
+    Blocks of NET_SAMPLES samples x NET_LANES lanes run forward, residual and backward
+    through every hidden unit as LLVM vector code (:func:`.simd.net_block`), their
+    activations in the small scratch Hb; the rest in the loops below (regions of samples
+    x lanes: the samples from q0, and the lanes from l0), two passes over the units with
+    the activations in Hs.  Every sum is taken in the same order either way."""
     d = X.shape[1]
     nl = T.shape[1]
     ib = m * d
@@ -77,26 +79,39 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
     q0 = 0
     if SIMD and T.itemsize == 8:
         l0 = nl - nl % NET_LANES
-        q0 = nb - nb % 4 if l0 > 0 else 0
-    fwd_vec = act != ACT_TANH and q0 > 0
-    for q in range(nb):
-        for l in range(nl):
-            F[q, l] = 0.0
-    for j in range(m):
-        nreg = 1
-        if fwd_vec:
-            nreg = 2
-            for q in range(0, q0, 4):
-                for lb in range(0, l0, NET_LANES):
-                    net_forward4(T, X, idx, q, j, ib, ia, Hs, F, lb, act, bias)
-        for reg in range(nreg):  # the loops: everything, or what the blocks left
-            qa = q0 if nreg == 2 and reg == 0 else 0
-            la = l0 if nreg == 2 and reg == 1 else 0
-            lz = l0 if nreg == 2 and reg == 0 else nl
-            if la >= lz or qa >= nb:
-                continue
-            ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
-            ulz = np.uint64(lz)
+        q0 = nb - nb % NET_SAMPLES if l0 > 0 else 0
+    if q0 == 0:
+        l0 = 0
+    inv = 1.0 / nb
+    sinv = s * inv
+    for l in range(nl):
+        loss[l] = 0.0
+    if want_grad:
+        for k in range(T.shape[0]):
+            for l in range(nl):
+                G[k, l] = 0.0
+    for lb in range(0, l0, NET_LANES):
+        for q in range(0, q0, NET_SAMPLES):
+            if act == ACT_RELU:  # constant activation codes: LLVM drops the other cases
+                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
+                          sinv, want_grad)
+            elif act == ACT_TANH:
+                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_TANH, bias, s,
+                          sinv, want_grad)
+            else:
+                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_IDENTITY, bias, s,
+                          sinv, want_grad)
+    nreg = 2 if l0 > 0 else 1
+    for reg in range(nreg):  # the loops: everything, or what the blocks left
+        qa, la, lz = _region(reg, nreg, q0, l0, nl)
+        if la >= lz or qa >= nb:
+            continue
+        ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
+        ulz = np.uint64(lz)
+        for q in range(qa, nb):
+            for l in range(ula, ulz):
+                F[q, l] = 0.0
+        for j in range(m):
             for q in range(qa, nb):
                 for l in range(ula, ulz):
                     Z[q, l] = T[ib + j, l] if bias else 0.0
@@ -124,42 +139,15 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
                         h = Z[q, l]
                         Hs[j, q, l] = h
                         F[q, l] += T[ia + j, l] * h
-    inv = 1.0 / nb
-    for l in range(nl):
-        loss[l] = 0.0
-    for q in range(nb):
-        yq = Y[idx[q]]
-        for l in range(nl):
-            r = s * F[q, l] - yq
-            loss[l] += r * r
-            R[q, l] = r * (s * inv)
-    for l in range(nl):
-        loss[l] *= 0.5 * inv
-    if not want_grad:
-        return
-    for j in range(m):
-        for l in range(nl):
-            G[ia + j, l] = 0.0
-        if bias:
-            for l in range(nl):
-                G[ib + j, l] = 0.0
-        for i in range(d):
-            for l in range(nl):
-                G[j * d + i, l] = 0.0
-        nreg = 1
-        if q0 > 0:
-            nreg = 2
-            for q in range(0, q0, 4):
-                for lb in range(0, l0, NET_LANES):
-                    net_backward4(T, X, idx, q, j, ib, ia, Hs, R, G, lb, act, bias)
-        for reg in range(nreg):
-            qa = q0 if nreg == 2 and reg == 0 else 0
-            la = l0 if nreg == 2 and reg == 1 else 0
-            lz = l0 if nreg == 2 and reg == 0 else nl
-            if la >= lz or qa >= nb:
-                continue
-            ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
-            ulz = np.uint64(lz)
+        for q in range(qa, nb):
+            yq = Y[idx[q]]
+            for l in range(ula, ulz):
+                r = s * F[q, l] - yq
+                loss[l] += r * r
+                R[q, l] = r * sinv
+        if not want_grad:
+            continue
+        for j in range(m):
             for q in range(qa, nb):
                 if act == ACT_TANH:
                     for l in range(ula, ulz):
@@ -184,6 +172,20 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, loss, wan
                     xv = X[idx[q], i]
                     for l in range(ula, ulz):
                         G[row, l] += Z[q, l] * xv
+    for l in range(nl):
+        loss[l] *= 0.5 * inv
+
+
+@jit
+def _region(reg, nreg, q0, l0, nl):
+    """(first sample, first lane, lane stop) of the loops' region ``reg``: with vector
+    blocks (``nreg`` 2) the samples from q0 of lanes [0, l0), then every sample of lanes
+    [l0, nl); without (1) everything."""
+    if nreg == 1:
+        return 0, 0, nl
+    if reg == 0:
+        return q0, 0, l0
+    return 0, l0, nl
 
 
 @jit
@@ -354,6 +356,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         F = np.empty((P, nl))
         R = np.empty((P, nl))
         Hs = np.empty((m, P, nl))
+        Hb = np.empty((m, NET_SAMPLES, nl))
         lo = np.empty(nl)
         bl = np.empty(nl)
         lre = np.empty(nl)
@@ -375,7 +378,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         t = 0
         for t in range(steps + 1):
             want = method == METHOD_GD and t < steps
-            loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, lo, want)
+            loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
             if t == 0:
                 for l in range(nl):
                     thc[l] = tol * lo[l]
@@ -441,8 +444,8 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                             bidx[q] = randbelow(hash4(k0, k1, t, pos + q), P)
                         else:
                             bidx[q] = pos + q
-                    loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, bl,
-                                    True)
+                    loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb,
+                                    bl, True)
                     _step(T, B, G, lre, beta, okp, Tp, False)
                     pos += nb
         for l in range(nl):

@@ -274,9 +274,9 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
     return sig, codegen
 
 
-#: vectors of lanes per block of the two-layer network's passes (:func:`net_forward4`,
-#: :func:`net_backward4`): 4 samples x V accumulators, V weight vectors, 4 broadcasts
+#: vectors of lanes (4 doubles each) and samples per block of :func:`net_block`
 NET_VECTORS = 2
+NET_SAMPLES = 4
 
 
 class _NetIR:
@@ -298,12 +298,17 @@ class _NetIR:
         self.vt, self.width, self.size = _vector(context, self.fty)
         self.fused = contract()
         self._fma = _fma(builder, self.vt)
-        self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
+        if "X" in self.arr:
+            self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
         self.zero = ir.Constant(self.vt, [0.0] * self.width)
+        if "q" in self.val and "X" in self.arr:  # the block's four samples
+            self.xrows = [self.xrow(builder.add(self.val["q"], self.c(k)))
+                          for k in range(NET_SAMPLES)]
+
+    def xrow(self, q):  # byte offset of the row of X of sample idx[q]
+        b = self.b
         ia, xs = self.arr["idx"], self.arr["X"][1]
-        self.xrows = [builder.mul(builder.load(_at(builder, ia[0].data, builder.mul(
-            builder.add(self.val["q"], self.c(k)), self.c(8)), ir.IntType(64))), xs[0])
-            for k in range(4)]
+        return b.mul(b.load(_at(b, ia[0].data, b.mul(q, self.c(8)), ir.IntType(64))), xs[0])
 
     def c(self, n):
         return ir.Constant(ir.IntType(64), n)
@@ -336,8 +341,8 @@ class _NetIR:
         b = self.b
         return b.call(self._fma, [x, y, z]) if self.fused else b.fadd(z, b.fmul(x, y))
 
-    def loop(self, name, init, body):
-        """for i in range(d): state = body(i, state); the final state."""
+    def loop(self, name, init, body, n=None):
+        """for i in range(n) (default d): state = body(i, state); the final state."""
         b = self.b
         entry = b.basic_block
         head = b.append_basic_block(name)
@@ -350,7 +355,7 @@ class _NetIR:
         st = [b.phi(self.vt) for _ in init]
         for p, p0 in zip(st, init, strict=True):
             p.add_incoming(p0, entry)
-        b.cbranch(b.icmp_signed("<", i, self.d), step, out)
+        b.cbranch(b.icmp_signed("<", i, self.d if n is None else n), step, out)
         b.position_at_end(step)
         new = body(i, st)
         latch = b.basic_block
@@ -362,101 +367,145 @@ class _NetIR:
         return st
 
 
-@intrinsic
-def net_forward4(typingctx, T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias):
-    """Forward pass of hidden unit j for samples idx[q : q + 4] and lanes lo ..
-    lo + NET_VECTORS * 32 / 8 - 1 (identity or relu; ``act`` 0 / 2 at run time): z = b_j
-    + sum_i W_ji x_i accumulated in registers over the components (in their order),
-    h = phi(z) into Hs[j, q + k], F[q + k] += a_j h -- the loops of
-    :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation."""
-    sig = types.void(T, X, idx, q, j, ib, ia, Hs, F, lo, act, bias)
+    def y(self, k):  # y of the block's sample k, in every element
+        b = self.b
+        ia, ya = self.arr["idx"], self.arr["Y"]
+        i = b.load(_at(b, ia[0].data, b.mul(b.add(self.val["q"], self.c(k)), self.c(8)),
+                       ir.IntType(64)))
+        return _bcast(b, self.vt, b.load(_at(b, ya[0].data, b.mul(i, ya[1][0]), self.fty)))
 
-    def codegen(context, builder, signature, args):
-        g = _NetIR(context, builder, signature, args,
-                   ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "F", "lo", "act", "bias"))
-        v_ = g.val
-        V = NET_VECTORS
-        jv, qv = v_["j"], v_["q"]
-        use_b = builder.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
-        b0 = [builder.select(use_b, g.load("T", v, builder.add(v_["ib"], jv)), g.zero)
-              for v in range(V)]
-        jd = builder.mul(jv, g.d)
-
-        def dots(i, z):  # z[k V + v] += W_ji x_k,i
-            w = [g.load("T", v, builder.add(jd, i)) for v in range(V)]
-            x = [g.x(k, i) for k in range(4)]
-            return [g.muladd(w[n % V], x[n // V], z[n]) for n in range(4 * V)]
-
-        z = g.loop("fwd", [b0[n % V] for n in range(4 * V)], dots)
-        relu = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
-        a = [g.load("T", v, builder.add(v_["ia"], jv)) for v in range(V)]
-        for k in range(4):
-            qk = builder.add(qv, g.c(k))
-            for v in range(V):
-                zz = z[k * V + v]
-                # relu: max(z, 0.0) as Python (and Numba) take it: 0.0 if 0.0 > z else z
-                h = builder.select(relu, builder.select(
-                    builder.fcmp_ordered(">", g.zero, zz), g.zero, zz), zz)
-                g.store(h, "Hs", v, jv, qk)
-                g.store(g.muladd(a[v], h, g.load("F", v, qk)), "F", v, qk)
-        return context.get_dummy_value()
-
-    return sig, codegen
+    def phi(self, z, act):
+        """h = phi(z) of the vectors z for the activation code ``act`` (run-time value):
+        relu as Python (and Numba) take max(z, 0.0), i.e. 0.0 if 0.0 > z else z;
+        tanh by libm's ``tanh`` element by element, as the loops call it."""
+        b = self.b
+        relu = b.icmp_signed("==", act, ir.Constant(act.type, 2))
+        tanh = b.icmp_signed("==", act, ir.Constant(act.type, 1))
+        with b.if_else(tanh) as (then, other):
+            with then:
+                fn = cgutils.get_or_insert_function(
+                    b.module, ir.FunctionType(self.fty, [self.fty]), "tanh")
+                ht = []
+                for zz in z:
+                    h = zz
+                    for e in range(self.width):
+                        h = b.insert_element(h, b.call(fn, [b.extract_element(zz, self.c(e))]),
+                                             self.c(e))
+                    ht.append(h)
+                bt = b.basic_block
+            with other:
+                hr = [b.select(relu, b.select(b.fcmp_ordered(">", self.zero, zz), self.zero,
+                                              zz), zz) for zz in z]
+                bo = b.basic_block
+        out = []
+        for x, y in zip(ht, hr, strict=True):
+            p = b.phi(self.vt)
+            p.add_incoming(x, bt)
+            p.add_incoming(y, bo)
+            out.append(p)
+        return out
 
 
 @intrinsic
-def net_backward4(typingctx, T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias):
-    """Backward pass of hidden unit j for samples idx[q : q + 4] and the lanes of
-    :func:`net_forward4` (``act`` 0 / 1 / 2 at run time): G[a_j] += r h, delta = r a_j
-    phi'(h), G[b_j] += delta, G[W_ji] += delta x_i, sample by sample in their order -- the
-    loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation."""
-    sig = types.void(T, X, idx, q, j, ib, ia, Hs, R, G, lo, act, bias)
+def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv,
+              grad):
+    """Loss and gradient terms of samples idx[q : q + NET_SAMPLES] for the lanes lo .. lo
+    + 4 NET_VECTORS - 1, every hidden unit, in registers (``act`` 0 / 1 / 2, ``bias``,
+    ``grad`` at run time):
+
+    * forward, unit by unit: z = b_j + sum_i W_ji x_i over the components in their
+      order, h = phi(z) into the scratch Hb[j, k], f += a_j h (from 0);
+    * r = s f - y, loss += r^2 sample by sample, then r <- r sinv (sinv = s / nb);
+    * with ``grad``, backward unit by unit: G[a_j] += r h, delta = r a_j phi'(h),
+      G[b_j] += delta, G[W_ji] += delta x_i, sample by sample.
+
+    The loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation, so
+    every sum is taken in the same order: the block's samples follow the earlier
+    blocks' and precede the loops' (samples from q0)."""
+    sig = types.void(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv, grad)
 
     def codegen(context, builder, signature, args):
         g = _NetIR(context, builder, signature, args,
-                   ("T", "X", "idx", "q", "j", "ib", "ia", "Hs", "R", "G", "lo", "act", "bias"))
-        v_ = g.val
-        V = NET_VECTORS
-        jv, qv = v_["j"], v_["q"]
+                   ("T", "X", "Y", "idx", "q", "m", "ib", "ia", "Hb", "G", "loss", "lo",
+                    "act", "bias", "s", "sinv", "grad"))
+        b, v_ = builder, g.val
+        V, S = NET_VECTORS, NET_SAMPLES
+        kk = [g.c(k) for k in range(S)]
         one = ir.Constant(g.vt, [1.0] * g.width)
-        relu = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
-        tanh = builder.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
-        use_b = builder.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
-        ja = builder.add(v_["ia"], jv)
-        jb = builder.add(v_["ib"], jv)
-        delta = [[None] * V for _ in range(4)]
-        for v in range(V):
-            a = g.load("T", v, ja)
-            ga = g.load("G", v, ja)
-            gb = g.load("G", v, jb)
-            for k in range(4):
-                qk = builder.add(qv, g.c(k))
-                h = g.load("Hs", v, jv, qk)
-                r = g.load("R", v, qk)
-                ga = g.muladd(r, h, ga)
-                ra = builder.fmul(r, a)
-                one_m_h2 = (builder.call(g._fma, [builder.fneg(h), h, one]) if g.fused
-                            else builder.fsub(one, builder.fmul(h, h)))
-                dr = builder.select(builder.fcmp_ordered(">", h, g.zero), ra, g.zero)
-                delta[k][v] = builder.select(relu, dr, builder.select(
-                    tanh, builder.fmul(ra, one_m_h2), ra))
-                gb = builder.fadd(gb, delta[k][v])
-            g.store(ga, "G", v, ja)
-            with builder.if_then(use_b):
-                g.store(gb, "G", v, jb)
-        jd = builder.mul(jv, g.d)
+        use_b = b.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
 
-        def rows(i, st):  # G_ji += delta_k x_k,i, sample by sample
-            x = [g.x(k, i) for k in range(4)]
-            r = builder.add(jd, i)
+        def unit(j, f):  # forward of unit j: f[k V + v] += a_j phi(z)
+            b0 = [b.select(use_b, g.load("T", v, b.add(v_["ib"], j)), g.zero)
+                  for v in range(V)]
+            jd = b.mul(j, g.d)
+
+            def dots(i, z):  # z[k V + v] += W_ji x_k,i
+                w = [g.load("T", v, b.add(jd, i)) for v in range(V)]
+                x = [g.x(k, i) for k in range(S)]
+                return [g.muladd(w[n % V], x[n // V], z[n]) for n in range(S * V)]
+
+            h = g.phi(g.loop("fwd", [b0[n % V] for n in range(S * V)], dots), v_["act"])
+            a = [g.load("T", v, b.add(v_["ia"], j)) for v in range(V)]
+            for n in range(S * V):
+                g.store(h[n], "Hb", n % V, j, kk[n // V])
+            return [g.muladd(a[n % V], h[n], f[n]) for n in range(S * V)]
+
+        f = g.loop("units", [g.zero] * (S * V), unit, v_["m"])
+        sv = _bcast(b, g.vt, v_["s"])
+        siv = _bcast(b, g.vt, v_["sinv"])
+        ls = [g.load("loss", v) for v in range(V)]
+        r = []
+        for k in range(S):  # r = s f - y (fused as contraction fuses it), loss += r^2
+            y = g.y(k)
             for v in range(V):
-                gv = g.load("G", v, r)
-                for k in range(4):
-                    gv = g.muladd(delta[k][v], x[k], gv)
-                g.store(gv, "G", v, r)
+                fk = f[k * V + v]
+                rr = (b.call(g._fma, [sv, fk, b.fneg(y)]) if g.fused
+                      else b.fsub(b.fmul(sv, fk), y))
+                ls[v] = g.muladd(rr, rr, ls[v])
+                r.append(b.fmul(rr, siv))
+        for v in range(V):
+            g.store(ls[v], "loss", v)
+        relu = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
+        tanh = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
+
+        def back(j, st):  # backward of unit j
+            ja = b.add(v_["ia"], j)
+            jb = b.add(v_["ib"], j)
+            delta = [None] * (S * V)
+            for v in range(V):
+                a = g.load("T", v, ja)
+                ga = g.load("G", v, ja)
+                gb = g.load("G", v, jb)
+                for k in range(S):
+                    n = k * V + v
+                    h = g.load("Hb", v, j, kk[k])
+                    ga = g.muladd(r[n], h, ga)
+                    ra = b.fmul(r[n], a)
+                    one_m_h2 = (b.call(g._fma, [b.fneg(h), h, one]) if g.fused
+                                else b.fsub(one, b.fmul(h, h)))
+                    dr = b.select(b.fcmp_ordered(">", h, g.zero), ra, g.zero)
+                    delta[n] = b.select(relu, dr, b.select(tanh, b.fmul(ra, one_m_h2), ra))
+                    gb = b.fadd(gb, delta[n])
+                g.store(ga, "G", v, ja)
+                with b.if_then(use_b):
+                    g.store(gb, "G", v, jb)
+            jd = b.mul(j, g.d)
+
+            def rows(i, st):  # G_ji += delta_k x_k,i, sample by sample
+                x = [g.x(k, i) for k in range(S)]
+                row = b.add(jd, i)
+                for v in range(V):
+                    gv = g.load("G", v, row)
+                    for k in range(S):
+                        gv = g.muladd(delta[k * V + v], x[k], gv)
+                    g.store(gv, "G", v, row)
+                return st
+
+            g.loop("rows", [], rows)
             return st
 
-        g.loop("bwd", [], rows)
+        with b.if_then(b.icmp_signed("!=", v_["grad"], ir.Constant(v_["grad"].type, 0))):
+            g.loop("back", [], back, v_["m"])
         return context.get_dummy_value()
 
     return sig, codegen
