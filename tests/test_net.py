@@ -14,6 +14,7 @@ import fastgd.chain as ch
 import fastgd.net as fn
 from fastgd import Status
 from fastgd._kernels import rng as krng
+from fastgd._kernels.simd import NET_SAMPLES
 
 #: two threads where the machine has them (taskset -c 0 leaves one: 1 vs 1 then)
 THREADS = min(2, fg._core.max_threads())
@@ -448,14 +449,16 @@ def test_cli_net(tmp_path, capsys):
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("method", ["gd", "sgd"])
 def test_vector_blocks_equal_the_loops(activation, bias, method):
-    """Sweep chunks of 32 lanes run blocks of 4 samples x 8 lanes as LLVM vector code
-    (``_kernels/simd.py``); a single run (one lane) takes the loops.  Every cell equals
-    its run bit for bit: final loss, loss ratio, steps (GD full batch; SGD with batches of
-    6, which leave 2 samples to the loops), P = 11 (3 samples outside the blocks)."""
-    X, y = _sphere(11, 5, seed=3)
+    """Sweep chunks of 32 lanes run blocks of 8 samples x 8 lanes as LLVM vector code
+    (``_kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
+    Every cell equals its run bit for bit: final loss, loss ratio, steps (GD full batch,
+    P = 19: two blocks and 3 samples in the loops; SGD with batches of 10 and 9, which
+    leave 2 and 1 samples to the loops)."""
+    assert NET_SAMPLES == 8
+    X, y = _sphere(19, 5, seed=3)
     lrs = np.geomspace(0.05, 300.0, 40)
     kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)
-    extra = dict(batch_size=6, order="shuffle") if method == "sgd" else {}
+    extra = dict(batch_size=10, order="shuffle") if method == "sgd" else {}
     res = fn.net_sweep(X, y, lrs, 40, width=[6], method=method, **kw, **extra)
     assert len(np.unique(res.loss)) >= 15  # lanes on many paths (relu + bias: units die
     # at large rates, the loss settles at E(0) = 0.5 instead of diverging)

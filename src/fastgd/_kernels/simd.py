@@ -276,7 +276,7 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
 
 #: vectors of lanes (4 doubles each) and samples per block of :func:`net_block`
 NET_VECTORS = 2
-NET_SAMPLES = 4
+NET_SAMPLES = 8
 
 
 class _NetIR:
