@@ -344,7 +344,10 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
     for ck in range(wk, chunks.shape[0], nworkers):
         c = chunks[ck, 0]
         a0 = chunks[ck, 1]
-        nl = chunks[ck, 2] - a0
+        nreal = chunks[ck, 2] - a0
+        nl = nreal  # lanes computed: a chunk of several runs is padded to whole vector
+        if SIMD and nreal > 1:  # blocks with inactive lanes (lr 0, never written out)
+            nl = -(-nreal // NET_LANES) * NET_LANES
         m = widths[c]
         s = scales[c]
         N = init_off[c + 1] - init_off[c]
@@ -364,15 +367,18 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         thd = np.empty(nl)
         mx = np.empty(nl)
         okp = np.ones(nl, dtype=np.bool_)
-        active = np.ones(nl, dtype=np.bool_)
+        active = np.zeros(nl, dtype=np.bool_)
         for n in range(N):
             v = inits[init_off[c] + n]
             for l in range(nl):
                 T[n, l] = v
                 Tp[n, l] = v
         for l in range(nl):
+            lre[l] = 0.0
+        for l in range(nreal):
             lre[l] = lrs[a0 + l]
-        nact = nl
+            active[l] = True
+        nact = nreal
         k0 = keys[c, 0]
         k1 = keys[c, 1]
         t = 0

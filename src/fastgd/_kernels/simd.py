@@ -301,7 +301,7 @@ class _NetIR:
         if "X" in self.arr:
             self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
         self.zero = ir.Constant(self.vt, [0.0] * self.width)
-        if "q" in self.val and "X" in self.arr:  # the block's four samples
+        if "q" in self.val and "X" in self.arr:  # the block's samples
             self.xrows = [self.xrow(builder.add(self.val["q"], self.c(k)))
                           for k in range(NET_SAMPLES)]
 
