@@ -12,12 +12,15 @@ at ``m d + bias m + j``.
 
 Layout (DESIGN.md): a *chunk* is up to a few dozen runs (lanes) on the same data that
 share their initial parameters and differ in the learning rate; state is stored
-``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  A step streams the
-samples once per hidden unit: for unit j, its pre-activations for all samples
+``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  Blocks of 8
+samples x 8 lanes go through every hidden unit forward, then the residuals, then every
+unit backward, in vector registers (:func:`.simd.net_block`); the samples and lanes the
+blocks leave take the loops: for unit j, its pre-activations for all samples
 (``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
 unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,
-h > 0 for relu).  A full-batch step costs m (2 d + 3 + 2 bias) multiply-adds per sample
-and lane.
+h > 0 for relu).  Both sum in the same order (same bits).  A chunk of several runs is
+padded to whole blocks of lanes (idle lanes, lr 0, never written out).  A full-batch step
+costs m (2 d + 3 + 2 bias) multiply-adds per sample and lane.
 
 Status rule (as the chain kernels): the loss at step t is computed before the update;
 DIVERGED when it is not finite, a parameter is not finite, or the loss >
