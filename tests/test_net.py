@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastgd as fg
 import fastgd.chain as ch
@@ -471,3 +473,45 @@ def test_vector_blocks_equal_the_loops(activation, bias, method):
         assert int(r.status) == res.status[0, 0, 0, j], j
         assert r.loss == res.loss[0, 0, 0, j], j
         assert r.max_loss_ratio == res.max_loss_ratio[0, 0, 0, j], j
+
+
+@pytest.mark.skipif(JITLESS, reason="many sweeps: slow in plain Python")
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 9), d=st.integers(1, 9), P=st.integers(8, 27),
+       n_lr=st.integers(2, 19), act=st.sampled_from(ACTS), bias=st.booleans(),
+       param=st.sampled_from(["ntk", "standard"]), sgd=st.booleans(),
+       batch=st.integers(1, 27), order=st.sampled_from(["cyclic", "shuffle", "replacement"]),
+       beta=st.sampled_from([0.0, 0.5]), seed=st.integers(0, 2**20))
+def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, batch, order,
+                                       beta, seed):
+    """Any shape: sweep cells (vector blocks for 8 samples x 8 lanes where they fit, idle
+    lanes padding the last block, the loops for the rest) equal the single runs (loops
+    only) bit for bit, and those equal the plain NumPy reference to 1e-12 where the loss
+    did not grow (in a growing run rounding differences grow with it)."""
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((P, d))
+    y = np.tanh(X @ r.standard_normal(d))
+    steps = 4
+    kw = dict(activation=act, bias=bias, param=param, momentum=beta, tol=0.0)
+    t0 = fn.net_init(m, d, seed=0, bias=bias)
+    lam = fn.net_sharpness(t0, X, y, activation=act, bias=bias, param=param)
+    lrs = np.geomspace(0.01, 5.0, n_lr) / max(lam, 1e-3)  # from lazy to diverging
+    extra = dict(batch_size=min(batch, P), order=order) if sgd else {}
+    res = fn.net_sweep(X, y, lrs, steps, width=[m], method="sgd" if sgd else "gd",
+                       sharpness=False, **kw, **extra)
+    run = fn.net_sgd if sgd else fn.net_gd
+    key = fg._core.seed_key(0)  # the sweep's first seed, the single runs' default
+    compared = 0
+    for j in sorted({0, n_lr // 2, n_lr - 1}):
+        one = run(X, y, lrs[j], steps, theta0=t0, **kw, **extra)
+        cell = res.loss[0, 0, 0, j]
+        assert one.loss == cell and int(one.status) == res.status[0, 0, 0, j]
+        assert one.max_loss_ratio == res.max_loss_ratio[0, 0, 0, j]
+        if one.status != Status.BOUNDED or not one.max_loss_ratio <= 1.5:
+            continue  # diverged, or growing: rounding differences grow with the loss
+        ref = ref_run(t0, X, y, lrs[j], steps, bias=bias, act=act, param=param, beta=beta,
+                      batch=extra.get("batch_size"), order=order, key=key)
+        assert one.theta == pytest.approx(ref, rel=1e-12, abs=1e-12 * np.abs(ref).max())
+        assert cell == pytest.approx(ref_loss(ref, X, y, bias, act, param), rel=1e-11)
+        compared += 1
+    assert compared  # at least the smallest rate (0.01 / sharpness: lazy)
