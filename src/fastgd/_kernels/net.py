@@ -44,6 +44,7 @@ import numpy as np
 
 from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
+from .fmath import tanh
 from .rng import hash4, permutation, randbelow
 from .simd import NET_SAMPLES, NET_VECTORS, net_block
 from .steps import heavy_ball
@@ -127,7 +128,7 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss,
             if act == ACT_TANH:
                 for q in range(qa, nb):
                     for l in range(ula, ulz):
-                        h = np.tanh(Z[q, l])
+                        h = tanh(Z[q, l])
                         Hs[j, q, l] = h
                         F[q, l] += T[ia + j, l] * h
             elif act == ACT_RELU:
@@ -234,7 +235,7 @@ def hvp_lanes(X, Y, act, bias, m, s, T, V, G, HV, loss):
                     z += T[j * d + i, l] * X[p, i]
                     uu += V[j * d + i, l] * X[p, i]
                 if act == ACT_TANH:
-                    t = np.tanh(z)
+                    t = tanh(z)
                     g1 = 1.0 - t * t
                     g2 = -2.0 * t * g1
                 elif act == ACT_RELU:

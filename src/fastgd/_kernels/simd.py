@@ -33,6 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import contract
+from .fmath import emit_tanh
 
 #: vectors per block for each d of the register layout (registers: d x V weights)
 VECTORS = {1: 12, 2: 10, 3: 8, 4: 8, 5: 6, 6: 6, 7: 6, 8: 6}
@@ -385,21 +386,13 @@ class _NetIR:
     def phi(self, z, act):
         """h = phi(z) of the vectors z for the activation code ``act`` (run-time value):
         relu as Python (and Numba) take max(z, 0.0), i.e. 0.0 if 0.0 > z else z;
-        tanh by libm's ``tanh`` element by element, as the loops call it."""
+        tanh as :func:`.fmath.tanh`, which the loops call."""
         b = self.b
         relu = b.icmp_signed("==", act, ir.Constant(act.type, 2))
         tanh = b.icmp_signed("==", act, ir.Constant(act.type, 1))
         with b.if_else(tanh) as (then, other):
             with then:
-                fn = cgutils.get_or_insert_function(
-                    b.module, ir.FunctionType(self.fty, [self.fty]), "tanh")
-                ht = []
-                for zz in z:
-                    h = zz
-                    for e in range(self.width):
-                        h = b.insert_element(h, b.call(fn, [b.extract_element(zz, self.c(e))]),
-                                             self.c(e))
-                    ht.append(h)
+                ht = [emit_tanh(b, zz) for zz in z]
                 bt = b.basic_block
             with other:
                 hr = [b.select(relu, b.select(b.fcmp_ordered(">", self.zero, zz), self.zero,
