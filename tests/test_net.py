@@ -450,14 +450,18 @@ def test_cli_net(tmp_path, capsys):
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("method", ["gd", "sgd"])
-def test_vector_blocks_equal_the_loops(activation, bias, method):
-    """Sweep chunks of 32 lanes run blocks of 8 samples x 8 lanes as LLVM vector code
+@pytest.mark.parametrize("wide", [False, True])
+def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypatch):
+    """Sweep chunks of 32 lanes (``wide``: 8, as wide networks) run blocks of 8 samples x
+    8 lanes as LLVM vector code
     (``_kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
     Every cell equals its run bit for bit: final loss, loss ratio, steps (GD full batch,
     P = 19: two blocks and 3 samples in the loops; SGD with batches of 10 and 9, which
-    leave 2 and 1 samples to the loops).  37 rates: a chunk of 32 and one of 5 lanes,
-    padded to a block of 8 with 3 idle lanes."""
+    leave 2 and 1 samples to the loops).  37 rates: chunks of 32 (or 8) and one of 5
+    lanes, padded to a block of 8 with 3 idle lanes."""
     assert NET_SAMPLES == 8
+    if wide:
+        monkeypatch.setattr(fn, "_FIT", 0)
     X, y = _sphere(19, 5, seed=3)
     lrs = np.geomspace(0.05, 300.0, 37)
     kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)

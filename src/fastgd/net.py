@@ -78,7 +78,22 @@ __all__ = [
 
 ACTIVATIONS = ("identity", "tanh", "relu")
 _ACT = {"identity": 0, "tanh": 1, "relu": 2}
-LANES = 32  # learning rates per chunk (SIMD lanes sharing one initialisation)
+#: learning rates per chunk (SIMD lanes sharing one initialisation), and for wide
+#: networks one vector block of the kernel (``_kernels.simd``: 8).  A chunk's arrays
+#: are [param][lane]: with 32 lanes a block's rows sit 256 bytes apart and use a quarter
+#: of the cache's sets, which costs nothing while a block's parameters, gradient and
+#: activations fit a quarter of the cache and a lot when they do not (relu, d = 8, one
+#: thread, G multiply-adds/s with 32 / 8 lanes: m = 64 16.8 / 15.0, m = 1024 5.7 / 14.3)
+LANES = 32
+LANES_WIDE = 8
+_FIT = 4096  # cache lines (256 KB): the largest block footprint run with LANES
+
+
+def _lanes(m, d, bias):
+    """Lanes per chunk for width m: a block touches ~3 N + 8 m lines (parameters,
+    gradient and rollback copy, activations of 8 samples)."""
+    N = m * (d + 1 + int(bias))
+    return LANES if 3 * N + 8 * m <= _FIT else LANES_WIDE
 LANCZOS_ITERS = 40  # Lanczos steps of the sharpness (fewer when N is smaller: exact)
 
 
@@ -647,7 +662,7 @@ class _Out:
 
 
 def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
-             rec_every, threads, progress, lanes=LANES):
+             rec_every, threads, progress, lanes=None):
     """Run every (init, lr) cell; ``inits``: list of (m, theta0, key)."""
     from ._kernels.net import grid_net
 
@@ -661,8 +676,9 @@ def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n
     keys = np.ascontiguousarray(np.stack([k for _, _, k in inits]).astype(np.int64))
     rows = []
     for c in range(len(inits)):
-        for a in range(0, lrs.size, lanes):
-            rows.append((c, a, min(a + lanes, lrs.size)))
+        n = lanes or _lanes(inits[c][0], M.d, M.bias)
+        for a in range(0, lrs.size, n):
+            rows.append((c, a, min(a + n, lrs.size)))
     chunks = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 3))
     code = 0 if method == "gd" else 1
 
