@@ -46,7 +46,7 @@ from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .fmath import tanh
 from .rng import hash4, permutation, randbelow
-from .simd import NET_SAMPLES, NET_VECTORS, net_block
+from .simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1
 from .steps import heavy_ball
 from .threads import fan_out
 
@@ -72,20 +72,19 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss,
 
     Blocks of NET_SAMPLES samples x NET_LANES lanes run forward, residual and backward
     through every hidden unit as LLVM vector code (:func:`.simd.net_block`), their
-    activations in the small scratch Hb; the rest in the loops below (regions of samples
-    x lanes: the samples from q0, and the lanes from l0), two passes over the units with
-    the activations in Hs.  Every sum is taken in the same order either way."""
+    activations in the small scratch Hb, and the samples after the last whole block in
+    blocks of one (``net_block1``); lanes after the last whole block of lanes (a single
+    run: its one lane) take the loops below, two passes over the units with the
+    activations in Hs.  Every sum is taken in the same order either way."""
     d = X.shape[1]
     nl = T.shape[1]
     ib = m * d
     ia = ib + (m if bias else 0)
-    l0 = 0  # lanes [0, l0) in vector blocks, for samples [0, q0)
+    l0 = 0  # lanes [0, l0) in vector blocks: of NET_SAMPLES samples up to q0, then of one
     q0 = 0
     if SIMD and T.itemsize == 8:
         l0 = nl - nl % NET_LANES
-        q0 = nb - nb % NET_SAMPLES if l0 > 0 else 0
-    if q0 == 0:
-        l0 = 0
+        q0 = nb - nb % NET_SAMPLES
     inv = 1.0 / nb
     sinv = s * inv
     for l in range(nl):
@@ -105,91 +104,84 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss,
             else:
                 net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_IDENTITY, bias, s,
                           sinv, want_grad)
-    nreg = 2 if l0 > 0 else 1
-    for reg in range(nreg):  # the loops: everything, or what the blocks left
-        qa, la, lz = _region(reg, nreg, q0, l0, nl)
-        if la >= lz or qa >= nb:
-            continue
-        ula = np.uint64(la)  # unsigned: no negative-index wraparound in the lane loops
-        ulz = np.uint64(lz)
-        for q in range(qa, nb):
+        for q in range(q0, nb):
+            if act == ACT_RELU:
+                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
+                           sinv, want_grad)
+            elif act == ACT_TANH:
+                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_TANH, bias, s,
+                           sinv, want_grad)
+            else:
+                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_IDENTITY, bias,
+                           s, sinv, want_grad)
+    if l0 < nl:  # the loops: the lanes after the blocks' (a single run: every lane)
+        ula = np.uint64(l0)  # unsigned: no negative-index wraparound in the lane loops
+        ulz = np.uint64(nl)
+        for q in range(nb):
             for l in range(ula, ulz):
                 F[q, l] = 0.0
         for j in range(m):
-            for q in range(qa, nb):
+            for q in range(nb):
                 for l in range(ula, ulz):
                     Z[q, l] = T[ib + j, l] if bias else 0.0
             for i in range(d):
                 row = j * d + i
-                for q in range(qa, nb):
+                for q in range(nb):
                     xv = X[idx[q], i]
                     for l in range(ula, ulz):
                         Z[q, l] += T[row, l] * xv
             if act == ACT_TANH:
-                for q in range(qa, nb):
+                for q in range(nb):
                     for l in range(ula, ulz):
                         h = tanh(Z[q, l])
                         Hs[j, q, l] = h
                         F[q, l] += T[ia + j, l] * h
             elif act == ACT_RELU:
-                for q in range(qa, nb):
+                for q in range(nb):
                     for l in range(ula, ulz):
                         h = max(Z[q, l], 0.0)
                         Hs[j, q, l] = h
                         F[q, l] += T[ia + j, l] * h
             else:
-                for q in range(qa, nb):
+                for q in range(nb):
                     for l in range(ula, ulz):
                         h = Z[q, l]
                         Hs[j, q, l] = h
                         F[q, l] += T[ia + j, l] * h
-        for q in range(qa, nb):
+        for q in range(nb):
             yq = Y[idx[q]]
             for l in range(ula, ulz):
                 r = s * F[q, l] - yq
                 loss[l] += r * r
                 R[q, l] = r * sinv
-        if not want_grad:
-            continue
-        for j in range(m):
-            for q in range(qa, nb):
-                if act == ACT_TANH:
-                    for l in range(ula, ulz):
-                        h = Hs[j, q, l]
-                        G[ia + j, l] += R[q, l] * h
-                        Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
-                elif act == ACT_RELU:
-                    for l in range(ula, ulz):
-                        h = Hs[j, q, l]
-                        G[ia + j, l] += R[q, l] * h
-                        Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
-                else:
-                    for l in range(ula, ulz):
-                        h = Hs[j, q, l]
-                        G[ia + j, l] += R[q, l] * h
-                        Z[q, l] = R[q, l] * T[ia + j, l]
-                if bias:
-                    for l in range(ula, ulz):
-                        G[ib + j, l] += Z[q, l]
-                for i in range(d):
-                    row = j * d + i
-                    xv = X[idx[q], i]
-                    for l in range(ula, ulz):
-                        G[row, l] += Z[q, l] * xv
+        if want_grad:
+            for j in range(m):
+                for q in range(nb):
+                    if act == ACT_TANH:
+                        for l in range(ula, ulz):
+                            h = Hs[j, q, l]
+                            G[ia + j, l] += R[q, l] * h
+                            Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
+                    elif act == ACT_RELU:
+                        for l in range(ula, ulz):
+                            h = Hs[j, q, l]
+                            G[ia + j, l] += R[q, l] * h
+                            Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
+                    else:
+                        for l in range(ula, ulz):
+                            h = Hs[j, q, l]
+                            G[ia + j, l] += R[q, l] * h
+                            Z[q, l] = R[q, l] * T[ia + j, l]
+                    if bias:
+                        for l in range(ula, ulz):
+                            G[ib + j, l] += Z[q, l]
+                    for i in range(d):
+                        row = j * d + i
+                        xv = X[idx[q], i]
+                        for l in range(ula, ulz):
+                            G[row, l] += Z[q, l] * xv
     for l in range(nl):
         loss[l] *= 0.5 * inv
-
-
-@jit
-def _region(reg, nreg, q0, l0, nl):
-    """(first sample, first lane, lane stop) of the loops' region ``reg``: with vector
-    blocks (``nreg`` 2) the samples from q0 of lanes [0, l0), then every sample of lanes
-    [l0, nl); without (1) everything."""
-    if nreg == 1:
-        return 0, 0, nl
-    if reg == 0:
-        return q0, 0, l0
-    return 0, l0, nl
 
 
 @jit

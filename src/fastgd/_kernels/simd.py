@@ -292,7 +292,7 @@ class _NetIR:
     """What the network block emits with: the arrays (by name), the vector type, lane
     and row addressing, the samples of the block, phi and fused multiply-adds."""
 
-    def __init__(self, context, builder, signature, args, names):
+    def __init__(self, context, builder, signature, args, names, samples):
         self.b = builder
         tys = signature.args
         self.arr = {}
@@ -312,7 +312,7 @@ class _NetIR:
         self.zero = ir.Constant(self.vt, [0.0] * self.width)
         if "q" in self.val and "X" in self.arr:  # the block's samples
             self.xrows = [self.xrow(builder.add(self.val["q"], self.c(k)))
-                          for k in range(NET_SAMPLES)]
+                          for k in range(samples)]
 
     def xrow(self, q):  # byte offset of the row of X of sample idx[q]
         b = self.b
@@ -407,10 +407,23 @@ class _NetIR:
         return out
 
 
-@intrinsic
-def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv,
-              grad):
-    """Loss and gradient terms of samples idx[q : q + NET_SAMPLES] for the lanes lo .. lo
+def _net_block(S):
+    """The intrinsic for blocks of S samples (:func:`_net_block_sig`)."""
+
+    @intrinsic
+    def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
+                  sinv, grad):
+        return _net_block_sig(S, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
+                              sinv, grad)
+
+    return net_block
+
+
+def _net_block_sig(S, *args):
+    """(signature, codegen) of the block of S samples for the argument types ``args``
+    (T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv, grad).
+
+    Loss and gradient terms of samples idx[q : q + S] for the lanes lo .. lo
     + 4 NET_VECTORS - 1, every hidden unit, in registers (``act`` 0 / 1 / 2, ``bias``,
     ``grad`` at run time):
 
@@ -421,16 +434,16 @@ def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias,
       G[b_j] += delta, G[W_ji] += delta x_i, sample by sample.
 
     The loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation, so
-    every sum is taken in the same order: the block's samples follow the earlier
-    blocks' and precede the loops' (samples from q0)."""
-    sig = types.void(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv, grad)
+    every sum is taken in the same order: sample after sample, the block's after the
+    earlier blocks'."""
+    sig = types.void(*args)
 
     def codegen(context, builder, signature, args):
         g = _NetIR(context, builder, signature, args,
                    ("T", "X", "Y", "idx", "q", "m", "ib", "ia", "Hb", "G", "loss", "lo",
-                    "act", "bias", "s", "sinv", "grad"))
+                    "act", "bias", "s", "sinv", "grad"), samples=S)
         b, v_ = builder, g.val
-        V, S = NET_VECTORS, NET_SAMPLES
+        V = NET_VECTORS
         kk = [g.c(k) for k in range(S)]
         one = ir.Constant(g.vt, [1.0] * g.width)
         use_b = b.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
@@ -510,3 +523,8 @@ def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias,
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+#: blocks of NET_SAMPLES samples, and of one (the samples after the last whole block)
+net_block = _net_block(NET_SAMPLES)
+net_block1 = _net_block(1)
