@@ -47,8 +47,9 @@ def _data():
     return X, (y - y.mean()) / y.std()
 
 
-def _fma(steps, n_lr):
-    return float(steps) * n_lr * (P * M * (2 * D + 3) + M * (D + 1))
+def _fma(steps, n_lr, m=M, d=D, p=P, updates=1):
+    """Multiply-adds of ``steps`` steps (GD) or epochs of ``updates`` updates (SGD)."""
+    return float(steps) * n_lr * (p * m * (2 * d + 3) + updates * m * (d + 1))
 
 
 def _lrs(n):
@@ -175,3 +176,57 @@ def test_bench_net_numpy_reference(benchmark, act):
         ratio = (_fma(steps, n_lr) / best) / rate
         benchmark.extra_info["speedup_1_thread"] = ratio
         print(f"[{act}] fastgd (1 thread) / NumPy vectorised across runs: {ratio:.1f}x")
+
+
+SHAPES = [(16, 8), (64, 2), (64, 32), (256, 8), (1024, 8)]  # (m, d), P = 64
+
+
+@pytest.mark.parametrize("m, d", SHAPES)
+def test_bench_net_shapes(benchmark, m, d):
+    """Full-batch GD, relu, 64 rates on 2 threads (or 1) across widths and input sizes:
+    the same kernel, its share of the ceiling where the block is short (d = 2) or the
+    network wide (m = 1024: chunks of 8 lanes)."""
+    threads = min(2, fg._core.max_threads())
+    r = np.random.default_rng(1)
+    X = r.standard_normal((P, d))
+    y = np.tanh(X[:, 0])
+    y = (y - y.mean()) / y.std()
+    n_lr = N_LR if not benchmark.disabled else 8
+    steps = max(2, int(2e9 / _fma(1, n_lr, m, d))) if not benchmark.disabled else 2
+    kw = dict(width=m, activation="relu", tol=0.0, sharpness=False, threads=threads,
+              progress=False)
+    lrs = np.geomspace(1e-4, 1e-2, n_lr)
+    res = fn.net_sweep(X, y, lrs, steps, **kw)
+    assert np.all(res.status == fg.Status.BOUNDED)
+    benchmark.group = f"net: full-batch GD across shapes, relu, P={P}, {N_LR} lr"
+    benchmark.pedantic(fn.net_sweep, args=(X, y, lrs, steps), kwargs=kw, rounds=3,
+                       iterations=1, warmup_rounds=0)
+    rate = record(benchmark, _fma(steps, n_lr, m, d), 1, threads, m=m, d=d)
+    if rate:
+        benchmark.extra_info["fraction_of_256bit_ceiling"] = rate / _ceiling256()
+    _report(f"fastgd net GD relu m={m} d={d} threads={threads} ({steps} steps)", rate,
+            benchmark)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_bench_net_sgd(benchmark, act, batch):
+    """Per-sample (batch 1) and minibatch SGD at the GD benchmark's shape, 2 threads: an
+    update of every parameter per batch (memory passes the full batch makes once)."""
+    threads = min(2, fg._core.max_threads())
+    X, y = _data()
+    n_lr = N_LR if not benchmark.disabled else 8
+    epochs = 60 if not benchmark.disabled else 1
+    kw = dict(width=M, activation=act, tol=0.0, sharpness=False, threads=threads,
+              progress=False, method="sgd", batch_size=batch)
+    lrs = _lrs(n_lr) / 4
+    res = fn.net_sweep(X, y, lrs, epochs, **kw)
+    assert np.all(res.status == fg.Status.BOUNDED)
+    benchmark.group = f"net: SGD, m={M}, d={D}, P={P}, {N_LR} lr"
+    benchmark.pedantic(fn.net_sweep, args=(X, y, lrs, epochs), kwargs=kw, rounds=3,
+                       iterations=1, warmup_rounds=0)
+    rate = record(benchmark, _fma(epochs, n_lr, updates=P // batch), 1, threads,
+                  activation=act, batch=batch)
+    if rate:
+        benchmark.extra_info["fraction_of_256bit_ceiling"] = rate / _ceiling256()
+    _report(f"fastgd net SGD {act} batch={batch} threads={threads}", rate, benchmark)
