@@ -449,7 +449,7 @@ def test_cli_net(tmp_path, capsys):
 
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("method", ["gd", "sgd"])
+@pytest.mark.parametrize("method", ["gd", "sgd", "sgd1"])
 @pytest.mark.parametrize("wide", [False, True])
 def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypatch):
     """Sweep chunks of 32 lanes (``wide``: 8, as wide networks) run blocks of 8 samples x
@@ -457,16 +457,18 @@ def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypat
     (``_kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
     Every cell equals its run bit for bit: final loss, loss ratio, steps (GD full batch,
     P = 19: two blocks and 3 samples in the loops; SGD with batches of 10 and 9, which
-    leave 2 and 1 samples to the loops).  37 rates: chunks of 32 (or 8) and one of 5
-    lanes, padded to a block of 8 with 3 idle lanes."""
+    leave 2 and 1 samples to blocks of one; ``sgd1``: per-sample SGD, whose step runs
+    inside the vector code).  37 rates: chunks of 32 (or 8) and one of 5 lanes, padded to
+    a block of 8 with 3 idle lanes."""
     assert NET_SAMPLES == 8
     if wide:
         monkeypatch.setattr(fn, "_FIT", 0)
     X, y = _sphere(19, 5, seed=3)
-    lrs = np.geomspace(0.05, 300.0, 37)
+    lrs = np.geomspace(0.05, 300.0, 37) / (30.0 if method == "sgd1" else 1.0)
     kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)
-    extra = dict(batch_size=10, order="shuffle") if method == "sgd" else {}
-    res = fn.net_sweep(X, y, lrs, 40, width=[6], method=method, **kw, **extra)
+    extra = {"gd": {}, "sgd": dict(batch_size=10, order="shuffle"),
+             "sgd1": dict(batch_size=1, order="replacement")}[method]
+    res = fn.net_sweep(X, y, lrs, 40, width=[6], method=method[:3], **kw, **extra)
     assert len(np.unique(res.loss)) >= 15  # lanes on many paths (relu + bias: units die
     # at large rates, the loss settles at E(0) = 0.5 instead of diverging)
     t0 = fn.net_init(6, 5, seed=0, bias=bias)

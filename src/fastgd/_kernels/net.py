@@ -18,8 +18,11 @@ unit backward, in vector registers (:func:`.simd.net_block`); the samples and la
 blocks leave take the loops: for unit j, its pre-activations for all samples
 (``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
 unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,
-h > 0 for relu).  Both sum in the same order (same bits).  A chunk of several runs is
-padded to whole blocks of lanes (idle lanes, lr 0, never written out).  A full-batch step
+h > 0 for relu).  Both sum in the same order (same bits).  Per-sample SGD without
+momentum takes each step inside the vector code (:func:`.simd.net_step1`: every unit's
+parameters updated as soon as its gradient is complete, no gradient array), the same
+bits as gradient then step.  A chunk of several runs is padded to whole blocks of lanes
+(idle lanes, lr 0, never written out).  A full-batch step
 costs m (2 d + 3 + 2 bias) multiply-adds per sample and lane.
 
 Status rule (as the chain kernels): the loss at step t is computed before the update;
@@ -46,7 +49,7 @@ from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from ._jit import jit
 from .fmath import tanh
 from .rng import hash4, permutation, randbelow
-from .simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1
+from .simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
 from .steps import heavy_ball
 from .threads import fan_out
 
@@ -318,6 +321,28 @@ def _step(T, B, G, lre, beta, okp, Tp, save):
 
 
 @jit
+def _sample(order, perm, k0, k1, t, pos, P):
+    """The sample at position ``pos`` of epoch ``t`` in the order ``order``."""
+    if order == ORDER_SHUFFLE:
+        return perm[pos]
+    if order == ORDER_REPLACEMENT:
+        return randbelow(hash4(k0, k1, t, pos), P)
+    return pos
+
+
+@jit
+def _sgd_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, act, bias, s):
+    """One per-sample SGD step of the lanes lb .. lb + NET_LANES - 1 on sample idx[q]
+    (:func:`.simd.net_step1`, the activation code a constant for LLVM)."""
+    if act == ACT_RELU:
+        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_RELU, bias, s, s)
+    elif act == ACT_TANH:
+        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_TANH, bias, s, s)
+    else:
+        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_IDENTITY, bias, s, s)
+
+
+@jit
 def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
              batch, order, tol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
              out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
@@ -356,6 +381,11 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         R = np.empty((P, nl))
         Hs = np.empty((m, P, nl))
         Hb = np.empty((m, NET_SAMPLES, nl))
+        chk = np.zeros(nl)
+        ib = m * d
+        ia = ib + (m if bias else 0)
+        fused = (SIMD and method == METHOD_SGD and batch == 1 and beta == 0.0
+                 and nl % NET_LANES == 0)
         lo = np.empty(nl)
         bl = np.empty(nl)
         lre = np.empty(nl)
@@ -437,15 +467,22 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                 if order == ORDER_SHUFFLE:
                     permutation(k0, k1, t, perm)
                 pos = 0
+                if fused:  # per-sample SGD, no momentum: the step inside the vector code
+                    for q in range(P):
+                        bidx[q] = _sample(order, perm, k0, k1, t, q, P)
+                    for l in range(nl):
+                        chk[l] = 0.0
+                    for lb in range(0, nl, NET_LANES):
+                        for q in range(P):
+                            _sgd_step1(T, X, Y, bidx, q, m, ib, ia, Hb, lre, chk, lb, act,
+                                       bias, s)
+                    for l in range(nl):
+                        okp[l] &= chk[l] == 0.0
+                    pos = P
                 while pos < P:
                     nb = min(batch, P - pos)
                     for q in range(nb):
-                        if order == ORDER_SHUFFLE:
-                            bidx[q] = perm[pos + q]
-                        elif order == ORDER_REPLACEMENT:
-                            bidx[q] = randbelow(hash4(k0, k1, t, pos + q), P)
-                        else:
-                            bidx[q] = pos + q
+                        bidx[q] = _sample(order, perm, k0, k1, t, pos + q, P)
                     loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb,
                                     bl, True)
                     _step(T, B, G, lre, beta, okp, Tp, False)

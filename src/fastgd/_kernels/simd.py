@@ -407,19 +407,27 @@ class _NetIR:
         return out
 
 
-def _net_block(S):
-    """The intrinsic for blocks of S samples (:func:`_net_block_sig`)."""
-
-    @intrinsic
-    def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
-                  sinv, grad):
-        return _net_block_sig(S, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
-                              sinv, grad)
+def _net_block(S, step=False):
+    """The intrinsic for blocks of S samples (:func:`_net_block_sig`); with ``step`` the
+    per-sample SGD step (S = 1): arguments ``lr``, ``chk`` in place of ``G``, ``loss``,
+    ``grad``."""
+    if step:
+        @intrinsic
+        def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act, bias, s,
+                      sinv):
+            return _net_block_sig(S, True, T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act,
+                                  bias, s, sinv)
+    else:
+        @intrinsic
+        def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
+                      sinv, grad):
+            return _net_block_sig(S, False, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act,
+                                  bias, s, sinv, grad)
 
     return net_block
 
 
-def _net_block_sig(S, *args):
+def _net_block_sig(S, step, *args):
     """(signature, codegen) of the block of S samples for the argument types ``args``
     (T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s, sinv, grad).
 
@@ -435,13 +443,22 @@ def _net_block_sig(S, *args):
 
     The loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation, so
     every sum is taken in the same order: sample after sample, the block's after the
-    earlier blocks'."""
+    earlier blocks'.
+
+    ``step`` (S = 1; arguments T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act, bias, s,
+    sinv): the SGD step on that sample instead, unit by unit as each unit's gradient is
+    complete (no unit's gradient reads another's parameters): theta <- theta - lr g
+    with g the gradient above from 0 (what :func:`fastgd._kernels.net._step` does with
+    beta = 0 after the gradient, the same bits), and chk += 0 x theta (NaN once a
+    parameter is not finite), no loss."""
     sig = types.void(*args)
+    names = (("T", "X", "Y", "idx", "q", "m", "ib", "ia", "Hb", "lr", "chk", "lo", "act",
+              "bias", "s", "sinv") if step else
+             ("T", "X", "Y", "idx", "q", "m", "ib", "ia", "Hb", "G", "loss", "lo", "act",
+              "bias", "s", "sinv", "grad"))
 
     def codegen(context, builder, signature, args):
-        g = _NetIR(context, builder, signature, args,
-                   ("T", "X", "Y", "idx", "q", "m", "ib", "ia", "Hb", "G", "loss", "lo",
-                    "act", "bias", "s", "sinv", "grad"), samples=S)
+        g = _NetIR(context, builder, signature, args, names, samples=S)
         b, v_ = builder, g.val
         V = NET_VECTORS
         kk = [g.c(k) for k in range(S)]
@@ -467,7 +484,7 @@ def _net_block_sig(S, *args):
         f = g.loop("units", [g.zero] * (S * V), unit, v_["m"])
         sv = _bcast(b, g.vt, v_["s"])
         siv = _bcast(b, g.vt, v_["sinv"])
-        ls = [g.load("loss", v) for v in range(V)]
+        ls = None if step else [g.load("loss", v) for v in range(V)]
         r = []
         for k in range(S):  # r = s f - y (fused as contraction fuses it), loss += r^2
             y = g.y(k)
@@ -475,21 +492,46 @@ def _net_block_sig(S, *args):
                 fk = f[k * V + v]
                 rr = (b.call(g._fma, [sv, fk, b.fneg(y)]) if g.fused
                       else b.fsub(b.fmul(sv, fk), y))
-                ls[v] = g.muladd(rr, rr, ls[v])
+                if not step:
+                    ls[v] = g.muladd(rr, rr, ls[v])
                 r.append(b.fmul(rr, siv))
-        for v in range(V):
-            g.store(ls[v], "loss", v)
+        if not step:
+            for v in range(V):
+                g.store(ls[v], "loss", v)
         relu = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
         tanh = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
+        lr = [b.fneg(g.load("lr", v)) for v in range(V)] if step else None
 
-        def back(j, st):  # backward of unit j
+        def start(v, row):  # a gradient entry before this block's terms
+            return g.zero if step else g.load("G", v, row)
+
+        def finish(v, row, gv, chk, cond=None):  # the entry, or the step it makes
+            if not step:
+                if cond is None:
+                    g.store(gv, "G", v, row)
+                else:
+                    with b.if_then(cond):
+                        g.store(gv, "G", v, row)
+                return chk
+            t = g.load("T", v, row)  # theta - lr g, fused as contraction fuses it
+            t = b.call(g._fma, [lr[v], gv, t]) if g.fused else b.fsub(t, b.fmul(
+                b.fneg(lr[v]), gv))
+            if cond is None:
+                g.store(t, "T", v, row)
+                return g.muladd(t, g.zero, chk)
+            with b.if_then(cond):
+                g.store(t, "T", v, row)
+            return b.select(cond, g.muladd(t, g.zero, chk), chk)
+
+        def back(j, chk):  # backward of unit j
             ja = b.add(v_["ia"], j)
             jb = b.add(v_["ib"], j)
             delta = [None] * (S * V)
+            chk = list(chk)
             for v in range(V):
                 a = g.load("T", v, ja)
-                ga = g.load("G", v, ja)
-                gb = g.load("G", v, jb)
+                ga = start(v, ja)
+                gb = start(v, jb)
                 for k in range(S):
                     n = k * V + v
                     h = g.load("Hb", v, j, kk[k])
@@ -500,31 +542,38 @@ def _net_block_sig(S, *args):
                     dr = b.select(b.fcmp_ordered(">", h, g.zero), ra, g.zero)
                     delta[n] = b.select(relu, dr, b.select(tanh, b.fmul(ra, one_m_h2), ra))
                     gb = b.fadd(gb, delta[n])
-                g.store(ga, "G", v, ja)
-                with b.if_then(use_b):
-                    g.store(gb, "G", v, jb)
+                chk[v] = finish(v, ja, ga, chk[v])
+                chk[v] = finish(v, jb, gb, chk[v], use_b)
             jd = b.mul(j, g.d)
 
-            def rows(i, st):  # G_ji += delta_k x_k,i, sample by sample
+            def rows(i, chk):  # G_ji += delta_k x_k,i, sample by sample
                 x = [g.x(k, i) for k in range(S)]
                 row = b.add(jd, i)
+                chk = list(chk)
                 for v in range(V):
-                    gv = g.load("G", v, row)
+                    gv = start(v, row)
                     for k in range(S):
                         gv = g.muladd(delta[k * V + v], x[k], gv)
-                    g.store(gv, "G", v, row)
-                return st
+                    chk[v] = finish(v, row, gv, chk[v])
+                return chk
 
-            g.loop("rows", [], rows)
-            return st
+            return g.loop("rows", chk, rows)
 
-        with b.if_then(b.icmp_signed("!=", v_["grad"], ir.Constant(v_["grad"].type, 0))):
-            g.loop("back", [], back, v_["m"])
+        if step:
+            cz = [g.load("chk", v) for v in range(V)]
+            cz = g.loop("back", cz, back, v_["m"])
+            for v in range(V):
+                g.store(cz[v], "chk", v)
+        else:
+            with b.if_then(b.icmp_signed("!=", v_["grad"], ir.Constant(v_["grad"].type, 0))):
+                g.loop("back", [g.zero] * V, back, v_["m"])
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-#: blocks of NET_SAMPLES samples, and of one (the samples after the last whole block)
+#: blocks of NET_SAMPLES samples, and of one (the samples after the last whole block);
+#: the per-sample SGD step on one sample
 net_block = _net_block(NET_SAMPLES)
 net_block1 = _net_block(1)
+net_step1 = _net_block(1, step=True)
