@@ -46,6 +46,7 @@ Computation 1994; LeCun, Simard, Pearlmutter, NIPS 5, 1993.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -664,7 +665,12 @@ class _Out:
 def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
              rec_every, threads, progress, lanes=None):
     """Run every (init, lr) cell; ``inits``: list of (m, theta0, key)."""
-    from ._kernels.net import grid_net
+    from ._kernels.net import grid_net, rows_net
+    from ._kernels.table import kernel_is_cold
+
+    if kernel_is_cold(rows_net):
+        print("fastgd: compiling the two-layer network kernels, first run only (cached on "
+              "disk, about 10 s)...", file=sys.stderr, flush=True)
 
     n_th = steps // rec_every + 1 if rec_every else 0
     Ns = [t.size for _, t, _ in inits]

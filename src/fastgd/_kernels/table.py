@@ -110,12 +110,18 @@ def is_cold(spec: KernelSpec) -> bool:
     compiled in this process and none in Numba's on-disk cache index (keyed on the
     source file's stamp: an edited source reads as cold).  False when unsure or when
     the JIT is off."""
-    kern = select(spec)
+    return kernel_is_cold(select(spec), spec.dtype)
+
+
+def kernel_is_cold(kern, dtype="float64") -> bool:
+    """Whether calling the jitted ``kern`` with ``dtype`` arrays first will compile it
+    (:func:`is_cold`)."""
     sigs = getattr(kern, "signatures", None)  # None: NUMBA_DISABLE_JIT=1
     if sigs is None:
         return False
+
     def mine_dtype(sig):  # the dtype of the first array argument
-        return str(getattr(sig[0], "dtype", "")) == spec.dtype
+        return str(getattr(sig[0], "dtype", "")) == dtype
 
     if any(mine_dtype(s) for s in sigs):
         return False
