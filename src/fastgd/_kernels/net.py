@@ -13,17 +13,17 @@ at ``m d + bias m + j``.
 Layout (DESIGN.md): a *chunk* is up to a few dozen runs (lanes) on the same data that
 share their initial parameters and differ in the learning rate; state is stored
 ``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  Blocks of 8
-samples x 8 lanes go through every hidden unit forward, then the residuals, then every
-unit backward, in vector registers (:func:`.simd.net_block`); the samples and lanes the
-blocks leave take the loops: for unit j, its pre-activations for all samples
+samples (the last ones: of one) x 8 lanes go through every hidden unit forward, then the
+residuals, then every unit backward, in vector registers (:func:`.simd.net_block`); a
+single run (one lane) takes the loops: for unit j, its pre-activations for all samples
 (``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
 unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,
 h > 0 for relu).  Both sum in the same order (same bits).  Per-sample SGD without
 momentum takes each step inside the vector code (:func:`.simd.net_step1`: every unit's
 parameters updated as soon as its gradient is complete, no gradient array), the same
 bits as gradient then step.  A chunk of several runs is padded to whole blocks of lanes
-(idle lanes, lr 0, never written out).  A full-batch step
-costs m (2 d + 3 + 2 bias) multiply-adds per sample and lane.
+(idle lanes, lr 0, never written out).  A full-batch step costs m (2 d + 3 + 2 bias)
+multiply-adds per sample and lane.
 
 Status rule (as the chain kernels): the loss at step t is computed before the update;
 DIVERGED when it is not finite, a parameter is not finite, or the loss >
@@ -379,7 +379,8 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         Z = np.empty((P, nl))
         F = np.empty((P, nl))
         R = np.empty((P, nl))
-        Hs = np.empty((m, P, nl))
+        # the loops' activations: only a chunk that is not whole vector blocks uses them
+        Hs = np.empty((m, P, nl if nl % NET_LANES or not SIMD else 0))
         Hb = np.empty((m, NET_SAMPLES, nl))
         chk = np.zeros(nl)
         ib = m * d

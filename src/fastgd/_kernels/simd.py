@@ -307,12 +307,10 @@ class _NetIR:
         self.vt, self.width, self.size = _vector(context, self.fty)
         self.fused = contract()
         self._fma = _fma(builder, self.vt)
-        if "X" in self.arr:
-            self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
+        self.d = cgutils.unpack_tuple(builder, self.arr["X"][0].shape, 2)[1]
         self.zero = ir.Constant(self.vt, [0.0] * self.width)
-        if "q" in self.val and "X" in self.arr:  # the block's samples
-            self.xrows = [self.xrow(builder.add(self.val["q"], self.c(k)))
-                          for k in range(samples)]
+        self.xrows = [self.xrow(builder.add(self.val["q"], self.c(k)))  # the block's samples
+                      for k in range(samples)]
 
     def xrow(self, q):  # byte offset of the row of X of sample idx[q]
         b = self.b
@@ -500,7 +498,7 @@ def _net_block_sig(S, step, *args):
                 g.store(ls[v], "loss", v)
         relu = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
         tanh = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
-        lr = [b.fneg(g.load("lr", v)) for v in range(V)] if step else None
+        lr = [g.load("lr", v) for v in range(V)] if step else None
 
         def start(v, row):  # a gradient entry before this block's terms
             return g.zero if step else g.load("G", v, row)
@@ -514,8 +512,8 @@ def _net_block_sig(S, step, *args):
                         g.store(gv, "G", v, row)
                 return chk
             t = g.load("T", v, row)  # theta - lr g, fused as contraction fuses it
-            t = b.call(g._fma, [lr[v], gv, t]) if g.fused else b.fsub(t, b.fmul(
-                b.fneg(lr[v]), gv))
+            t = (b.call(g._fma, [b.fneg(lr[v]), gv, t]) if g.fused
+                 else b.fsub(t, b.fmul(lr[v], gv)))
             if cond is None:
                 g.store(t, "T", v, row)
                 return g.muladd(t, g.zero, chk)
@@ -564,7 +562,7 @@ def _net_block_sig(S, step, *args):
             cz = g.loop("back", cz, back, v_["m"])
             for v in range(V):
                 g.store(cz[v], "chk", v)
-        else:
+        else:  # (the loop state is the step's chk; unused here)
             with b.if_then(b.icmp_signed("!=", v_["grad"], ir.Constant(v_["grad"].type, 0))):
                 g.loop("back", [g.zero] * V, back, v_["m"])
         return context.get_dummy_value()
