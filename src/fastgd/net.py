@@ -79,6 +79,7 @@ __all__ = [
 
 ACTIVATIONS = ("identity", "tanh", "relu")
 _ACT = {"identity": 0, "tanh": 1, "relu": 2}
+LANCZOS_ITERS = 40  # Lanczos steps of the sharpness (fewer when N is smaller: exact)
 #: learning rates per chunk (SIMD lanes sharing one initialisation), and for wide
 #: networks one vector block of the kernel (``_kernels.simd``: 8).  A chunk's arrays
 #: are [param][lane]: with 32 lanes a block's rows sit 256 bytes apart and use a quarter
@@ -95,7 +96,6 @@ def _lanes(m, d, bias):
     gradient and rollback copy, activations of 8 samples)."""
     N = m * (d + 1 + int(bias))
     return LANES if 3 * N + 8 * m <= _FIT else LANES_WIDE
-LANCZOS_ITERS = 40  # Lanczos steps of the sharpness (fewer when N is smaller: exact)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -309,7 +309,8 @@ def _hvp_batch(M, m, Th, Vv):
 def _hvp_point(M, m, t):
     """v -> H v at one parameter vector t: :func:`_hvp_np` with the forward pass (z,
     phi, phi', phi'', residuals) computed once, for the Lanczos steps of a single
-    network (its batched kernel runs one lane as scalar code, ~4x slower here)."""
+    network (the batched kernel runs one lane as scalar code: 110 against 43 us per
+    product at m = 64, d = 8, P = 64)."""
     with np.errstate(all="ignore"):
         W, b, a, Z, H, H1, H2, s = _forward_np(t, M, m)
         c = (s * (H @ a) - M.y) * (s / M.P)
