@@ -98,7 +98,7 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss,
                 G[k, l] = 0.0
     for lb in range(0, l0, NET_LANES):
         for q in range(0, q0, NET_SAMPLES):
-            if act == ACT_RELU:  # constant activation codes: LLVM drops the other cases
+            if act == ACT_RELU:  # constant codes: LLVM drops the other cases (5-10 %)
                 net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
                           sinv, want_grad)
             elif act == ACT_TANH:
