@@ -495,8 +495,8 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
     only) bit for bit, and those equal the plain NumPy reference to 1e-12 where the loss
     did not grow (in a growing run rounding differences grow with it)."""
     r = np.random.default_rng(seed)
-    X = r.standard_normal((P, d))
-    y = np.tanh(X @ r.standard_normal(d))
+    X = r.standard_normal((P, d)) * 10.0 ** r.uniform(-2, 2, d)  # unstandardised columns
+    y = np.tanh(X @ r.standard_normal(d) / np.abs(X).max())
     steps = 4
     kw = dict(activation=act, bias=bias, param=param, momentum=beta, tol=0.0)
     t0 = fn.net_init(m, d, seed=0, bias=bias)
