@@ -528,6 +528,7 @@ def test_tanh_kernel_accuracy_and_vector_code():
     within 2 ulp of NumPy's on a dense grid (most points exact), the edges exact (signed
     zeros, +-inf, NaN, the switch at 0.625, saturation), and its LLVM vector form gives
     the same bits as the scalar one."""
+    from llvmlite import ir
     from numba import njit, types
     from numba.core import cgutils
     from numba.extending import intrinsic
@@ -551,7 +552,7 @@ def test_tanh_kernel_accuracy_and_vector_code():
         sig = types.void(x, out, i)
 
         def codegen(context, builder, signature, args):
-            vt = fmath.ir.VectorType(fmath.ir.DoubleType(), 4)
+            vt = ir.VectorType(ir.DoubleType(), 4)
             ptrs = [cgutils.get_item_pointer(context, builder, signature.args[k],
                                              context.make_array(signature.args[k])(
                                                  context, builder, args[k]), [args[2]])
