@@ -19,7 +19,7 @@ import numba
 import pytest
 
 import fastgd as fg
-from fastgd._kernels import _jit
+from fastgd.kernels import jit as _jit
 
 GD_STEPS = 1000
 SGD_EPOCHS = 100

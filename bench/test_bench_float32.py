@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import fastgd as fg
-from fastgd import _core as C
-from fastgd import _engine as E
+from fastgd import status as ST
+from fastgd.engine import grid as G
+from fastgd.linear import executors as E
+from fastgd.linear import problem as PB
 
 from ._machine import record
 
@@ -28,21 +30,21 @@ RESULTS = {}
 def _problem(benchmark, dtype):
     nk, nl, ep = ((SMOKE["n_kappa"], SMOKE["n_lr"], SMOKE["epochs"]) if benchmark.disabled
                   else (N_KAPPA, N_LR, EPOCHS))
-    S = importlib.import_module("fastgd.sweep")
+    S = importlib.import_module("fastgd.linear.sweep")
     probs = []
     for k in np.geomspace(1, 1e4, nk):
         ds = fg.gaussian_data(P, np.geomspace(1.0 / k, 1.0, 2), seed=0)
-        probs.append(C.prepare("bench", ds.X, ds.y))
+        probs.append(PB.prepare("bench", ds.X, ds.y))
     lrs = np.geomspace(0.01, 4.0, nl)
     spec = S._kernel_spec("sgd", probs, lrs, 0.0, False, np.zeros(2), ep, 1e-8, 1e12, 1, 0,
-                          dtype, "cpu", 64, 1, C.ORDERS["cyclic"], np.zeros(1, np.int64))
-    return spec, C.make_chunks(nk, 1, nl, 64), (nk, nl, ep)
+                          dtype, "cpu", 64, 1, ST.ORDERS["cyclic"], np.zeros(1, np.int64))
+    return spec, G.make_chunks(nk, 1, nl, 64), (nk, nl, ep)
 
 
 def _run(spec, chunks, shape, threads):
     nk, nl, _ = shape
-    out = C.Outputs(nk, 1, nl, 2)
-    with C.using_threads("bench", threads), np.errstate(all="ignore"):
+    out = G.Outputs(nk, 1, nl, 2)
+    with G.using_threads("bench", threads), np.errstate(all="ignore"):
         E.run_local(spec, chunks, out, threads, progress=False, desc="")
     return out
 
@@ -56,7 +58,7 @@ def _updates(out, epochs):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bench_sgd_float32_vs_float64(benchmark, dtype, threads):
-    if threads > C.max_threads():
+    if threads > G.max_threads():
         pytest.skip("needs 2 threads")
     spec, chunks, shape = _problem(benchmark, dtype)
     warm = _run(spec, chunks, shape, threads)  # compile / cache load

@@ -25,6 +25,7 @@ import pytest
 
 import fastgd as fg
 import fastgd.net as fn
+from fastgd.engine import grid as G
 
 from ._machine import cores, fma_ceiling, record
 
@@ -113,7 +114,7 @@ def _numpy_gd(X, y, lrs, steps, act="relu"):
 
 @pytest.mark.parametrize("act, threads", [("relu", 1), ("relu", 2), ("tanh", 1), ("tanh", 2)])
 def test_bench_net_gd(benchmark, act, threads):
-    if threads > fg._core.max_threads():
+    if threads > G.max_threads():
         pytest.skip("needs 2 threads")
     n_lr, steps = _sizes(benchmark)
     X, y = _data()
@@ -186,7 +187,7 @@ def test_bench_net_shapes(benchmark, m, d):
     """Full-batch GD, relu, 64 rates on 2 threads (or 1) across widths and input sizes:
     the same kernel, its share of the ceiling where the block is short (d = 2) or the
     network wide (m = 1024: chunks of 8 lanes)."""
-    threads = min(2, fg._core.max_threads())
+    threads = min(2, G.max_threads())
     r = np.random.default_rng(1)
     X = r.standard_normal((P, d))
     y = np.tanh(X[:, 0])
@@ -213,7 +214,7 @@ def test_bench_net_shapes(benchmark, m, d):
 def test_bench_net_sgd(benchmark, act, batch):
     """Per-sample (batch 1) and minibatch SGD at the GD benchmark's shape, 2 threads: an
     update of every parameter per batch (memory passes the full batch makes once)."""
-    threads = min(2, fg._core.max_threads())
+    threads = min(2, G.max_threads())
     X, y = _data()
     n_lr = N_LR if not benchmark.disabled else 8
     epochs = 60 if not benchmark.disabled else 1

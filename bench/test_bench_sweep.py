@@ -20,6 +20,7 @@ import pytest
 
 import fastgd as fg
 from fastgd import Status
+from fastgd.engine import grid as G
 
 from ._machine import fma_control_scaling, record
 
@@ -65,7 +66,7 @@ def _report(name, rate, extra="", benchmark=None):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bench_sgd_sweep(benchmark, threads):
     """(a) + (e): per-sample SGD, cyclic order, float64, end to end through sweep()."""
-    if threads > fg._core.max_threads():
+    if threads > G.max_threads():
         pytest.skip("needs 2 threads")
     nk, nl, ep, _ = _sizes(benchmark)
     kappa, lrs = _grid(nk, nl)
@@ -111,7 +112,7 @@ def test_bench_sgd_numpy_reference(benchmark):
     benchmark.pedantic(numpy_sweep, rounds=1, iterations=1)
     rate = record(benchmark, nk * nl * ep_ref * 100, 5, 1)
     _report("numpy reference", rate)
-    if rate and fg._core.max_threads() >= 2:
+    if rate and G.max_threads() >= 2:
         # the ratio from runs of the two alternating (the VM's speed drifts between tests)
         kw = dict(lr=lrs, condition=kappa, epochs=ep, order="cyclic", threads=2,
                   progress=False)
@@ -132,7 +133,7 @@ def test_bench_sgd_numpy_reference(benchmark):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bench_gd_sweep(benchmark, threads):
     """(b) + (e): batch GD, 1000 steps, tol=1e-8 (finished lanes freeze)."""
-    if threads > fg._core.max_threads():
+    if threads > G.max_threads():
         pytest.skip("needs 2 threads")
     nk, nl, _, st = _sizes(benchmark)
     kappa, lrs = _grid(nk, nl)
@@ -196,19 +197,20 @@ def test_bench_gd_kernel_alone(benchmark):
     """The GD chunk kernel by itself: 64 lanes of one d = 2 dataset that neither converge
     nor diverge (eta = 2/lambda: a marginal oscillation), 1 thread: the kernel's
     throughput without Python overhead or frozen lanes."""
-    import fastgd._core as C
-    from fastgd._kernels import table
+    import fastgd.engine.grid as G
+    import fastgd.linear.problem as PB
+    from fastgd.linear import table
 
     steps = 200 if benchmark.disabled else 200_000
-    p = C.prepare("bench", *fg.gaussian_data(100, [0.5, 1.0], seed=0))
+    p = PB.prepare("bench", *fg.gaussian_data(100, [0.5, 1.0], seed=0))
     arrays = {"R": p.R[None], "wstar": p.wstar[None], "estar": np.array([p.estar]),
               "c0": np.array([p.c0]), "lr": np.full(64, 2.0), "beta": np.zeros(64),
               "w0": np.ones(2) * 3.0}
     spec = table.KernelSpec("gd", 2, steps, 0.0, 1e12)
-    chunks = C.make_chunks(1, 1, 64, 64)
+    chunks = G.make_chunks(1, 1, 64, 64)
 
     def run():
-        out = C.Outputs(1, 1, 64, 2)
+        out = G.Outputs(1, 1, 64, 2)
         table.launch(spec, arrays, chunks, 1, out)
         return out
 
@@ -224,22 +226,23 @@ def test_bench_sgd_kernel_alone(benchmark):
     """The SGD chunk kernel by itself: 256 lanes of per-sample SGD (cyclic, d = 2,
     P = 100) on one dataset, 1 thread, no lane finishing: the lane loop's throughput
     without Python overhead, frozen lanes or thread effects."""
-    import fastgd._core as C
-    from fastgd._kernels import table
+    import fastgd.engine.grid as G
+    import fastgd.linear.problem as PB
+    from fastgd.linear import table
 
     nl = 256
     epochs = 2 if benchmark.disabled else 2000
     D = fg.gaussian_data(100, [0.5, 1.0], seed=0)
-    p = C.prepare("bench", D.X, D.y)
+    p = PB.prepare("bench", D.X, D.y)
     arrays = {"X": p.X[None], "y": p.y[None], "P": np.array([p.P]), "R": p.R[None],
               "wstar": p.wstar[None], "estar": np.array([p.estar]), "c0": np.array([p.c0]),
               "lr": np.geomspace(1e-3, 0.1, nl), "beta": np.zeros(nl), "w0": np.zeros(2),
               "keys": np.zeros((1, 2), np.int64)}
     spec = table.KernelSpec("sgd", 2, epochs, 0.0, np.inf)
-    chunks = C.make_chunks(1, 1, nl, nl)
+    chunks = G.make_chunks(1, 1, nl, nl)
 
     def run():
-        out = C.Outputs(1, 1, nl, 2)
+        out = G.Outputs(1, 1, nl, 2)
         table.launch(spec, arrays, chunks, 1, out)
         return out
 

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import fastgd as fg
-from fastgd import _core as C
-from fastgd._kernels.linear import _excess
+from fastgd.linear import problem as PB
+from fastgd.linear.kernels import _excess
 
 P = 100
 LANES = 256
@@ -58,22 +58,22 @@ def test_bench_truth_checks(benchmark, d):
     # the checks of the returned weights run per block of results (finalize_block):
     # their time summed over one sweep, best of `repeats` sweeps
     spent = []
-    real = C.finalize_block
+    real = PB.finalize_block
 
     def timed(*a):
         t0 = time.perf_counter()
         real(*a)
         spent[-1] += time.perf_counter() - t0
 
-    C.finalize_block = timed
+    PB.finalize_block = timed
     try:
         for _ in range(repeats):
             spent.append(0.0)
             fg.sweep("sgd", **kw)
     finally:
-        C.finalize_block = real
+        PB.finalize_block = real
     t_final = min(spent)
-    probs = [C.prepare("bench", X, y) for X, y in data]
+    probs = [PB.prepare("bench", X, y) for X, y in data]
     # the per-epoch check alone, on one lane block of this sweep's shape
     R, ws = probs[0].R[None], probs[0].wstar[None]
     w = np.random.default_rng(0).standard_normal((d, LANES))

@@ -102,7 +102,7 @@ def main(argv=None):
     import numba
 
     import fastgd as fg
-    from fastgd import gpu
+    from fastgd.linear import gpu
 
     gpu.require("gpu_check")
     from numba import cuda

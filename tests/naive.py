@@ -4,7 +4,7 @@ Every function here is written from the conventions in DESIGN.md, not from the
 kernels' code: the loss is E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, gradients are computed
 from the data (not from sufficient statistics), momentum is PyTorch's ``SGD`` form
 (dampening 0), and the sample orders are re-derived from the counter-based hash
-documented in ``fastgd._kernels.rng`` (re-implemented here with Python integers).
+documented in ``fastgd.kernels.rng`` (re-implemented here with Python integers).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _M32 = (1 << 32) - 1
 
 
 def _mix(x):
-    """The 32-bit mixer of fastgd._kernels.rng (two xor-shift-multiply rounds)."""
+    """The 32-bit mixer of fastgd.kernels.rng (two xor-shift-multiply rounds)."""
     x &= _M32
     x ^= x >> 16
     x = (x * 0x7FEB352D) & _M32

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from fastgd._kernels import rng
+from fastgd.kernels import rng
 
 #: True when the kernels run as plain Python (keep problem sizes small then).
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT", "0") == "1"

@@ -78,7 +78,7 @@ def test_sgd_kernel_equals_reference(order, depth, batch):
         y = y + np.array([0.1, -0.2, 0.0, 0.05, 0.1])   # not fittable: BOUNDED fluctuation
     w0 = [0.6, 0.9, 1.1][:depth]
     r = chain.chain_sgd(w0, 0.1, 60, x, y, batch_size=batch, order=order, seed=7, record=True)
-    from fastgd._core import seed_key
+    from fastgd.engine.grid import seed_key
 
     k = seed_key(7)
     ref = naive.chain_sgd(w0, 0.1, 60, x, y, 1.0, batch, order, (int(k[0]), int(k[1])))
@@ -378,7 +378,7 @@ def test_sgd_sweep_equals_single_runs():
     (lambda: chain.chain_minima(1), FastGDValueError, r"'depth' must be an integer >= 2"),
 ])
 def test_bad_input(call, exc, match, monkeypatch):
-    from fastgd._kernels import chain as kernels
+    from fastgd.chain import kernels
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a kernel ran before the arguments were validated")

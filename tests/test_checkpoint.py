@@ -17,8 +17,8 @@ import pytest
 
 import fastgd as fg
 import naive
-from fastgd import _core as C
-from fastgd.checkpoint import Checkpoint
+from fastgd.engine import grid as G
+from fastgd.engine.checkpoint import Checkpoint
 
 # 128 chunks of 4 lanes.  The subprocess below writes its first batch (2 chunks) and then
 # waits for the test's signal, so the work left when the signal comes never depends on
@@ -37,7 +37,7 @@ SMALL = dict(lr=np.geomspace(0.05, 3.0, 24), condition=[1.0, 10.0], epochs=30, l
 HOOKS = textwrap.dedent("""
     import os, sys
     import fastgd as fg
-    from fastgd import checkpoint as _ck
+    from fastgd.engine import checkpoint as _ck
 
     def pause(msg):
         print(msg, flush=True)
@@ -266,7 +266,7 @@ def read_only(monkeypatch):
 
 
 def test_read_only_directory_is_refused_before_computing(tmp_path, read_only, monkeypatch):
-    from fastgd import _engine as E
+    from fastgd.linear import executors as E
 
     ran = []
     real = E.run_local
@@ -295,7 +295,7 @@ def test_corrupt_and_partial_files_are_recomputed(tmp_path):
     first = fg.sweep("sgd", checkpoint=ckdir, **SMALL)
     assert first.equals(ref) and first.meta["chunks_computed"] == ref.meta["chunks_total"]
     # make several small files: rewrite the directory one block per chunk
-    from fastgd._engine import FIELDS
+    from fastgd.linear.executors import FIELDS
 
     with Checkpoint(ckdir, *_spec_and_chunks(SMALL)) as ck:  # holds the directory lock
         blocks = ck.load()
@@ -334,15 +334,15 @@ def _spec_and_chunks(kw):
     """The kernel spec and chunk table that sweep() builds for these arguments."""
     import importlib
 
-    from fastgd import _engine as E
+    from fastgd.linear import executors as E
 
-    S = importlib.import_module("fastgd.sweep")
+    S = importlib.import_module("fastgd.linear.sweep")
     got = {}
     real = E.run_local
 
     def spy(spec, chunks, out, nthreads, **k):
         got["spec"], got["chunks"] = spec, chunks
-        raise C.Interrupted(0, chunks.shape[0])
+        raise G.Interrupted(0, chunks.shape[0])
 
     E.run_local = spy
     try:

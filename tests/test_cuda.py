@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import fastgd as fg
-from fastgd import _core as C
-from fastgd import _engine as E
+from fastgd import status as ST
+from fastgd.engine import grid as G
+from fastgd.linear import executors as E
 
 
 def _data():
@@ -62,14 +63,13 @@ def _spec_and_chunks(method, **kw):
 def test_scalar_run_functions_equal_lane_kernels(case):
     """The functions compiled for CUDA, compiled for the CPU instead: every cell equals
     the lane kernels' (status, step, final weights and losses, curves) bit for bit."""
-    from fastgd import gpu
-    from fastgd._kernels import scalar
+    from fastgd.linear import gpu, scalar
 
     kw = dict(case)
     method = kw.pop("method")
     ref, spec, chunks = _spec_and_chunks(method, **kw)
     n_data, n_lr, n_seed = ref.shape
-    out = C.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
+    out = G.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
     n = n_data * n_seed * n_lr
     d, n_rec = spec["d"], spec["n_rec"]
     st, w = np.empty(n, np.int8), np.empty((n, d))
@@ -81,7 +81,7 @@ def test_scalar_run_functions_equal_lane_kernels(case):
     if method == "sgd":
         idx, pair = gpu.sample_orders(spec)
     if method == "gd":
-        from fastgd._kernels.linear import eig_basis
+        from fastgd.linear.kernels import eig_basis
 
         lam, V = eig_basis(spec["R"])
     with np.errstate(all="ignore"):
@@ -104,7 +104,7 @@ def test_scalar_run_functions_equal_lane_kernels(case):
                         "w": w[k:k + 1], "loss": loss[k:k + 1], "excess": exc[k:k + 1],
                         "tol_at": tol_at[k:k + 1], "div_at": div_at[k:k + 1],
                         "rec_loss": rec[k:k + 1]})
-    ref_out = C.Outputs(n_data, n_seed, n_lr, d, n_rec=n_rec)
+    ref_out = G.Outputs(n_data, n_seed, n_lr, d, n_rec=n_rec)
     E.run_local(spec, chunks, ref_out, 1, progress=False, desc="")
     # statuses and steps exact; floats bit-identical today, checked to 1e-12 so that
     # a reordering inside the lane kernels (being tuned) does not break the contract
@@ -178,7 +178,7 @@ def test_import_fastgd_does_not_import_cuda():
 def test_no_gpu_gives_a_clear_error():
     script = textwrap.dedent("""
         import fastgd as fg
-        from fastgd import gpu
+        from fastgd.linear import gpu
         if gpu.available():
             print("HAS-GPU")
         else:
@@ -199,7 +199,7 @@ def test_no_gpu_gives_a_clear_error():
 def test_backend_is_validated(no_kernels):
     with pytest.raises(fg.FastGDValueError, match="sweep: 'backend' must be one of"):
         fg.sweep("gd", lr=[1.0], condition=[1.0], backend="tpu")
-    importlib.import_module("fastgd.gpu")  # importable without numba.cuda being imported
+    importlib.import_module("fastgd.linear.gpu")  # importable without numba.cuda being imported
 
 
 # ------------------------------------------------------------------ scalar chains
@@ -220,9 +220,8 @@ def _inits(depth=3):
 
 @pytest.mark.parametrize("case", CHAIN, ids=CHAIN_IDS)
 def test_scalar_chain_runs_equal_chain_kernels(case):
-    import fastgd.chain as ch
-    from fastgd import gpu
-    from fastgd._kernels import scalar
+    import fastgd.chain.api as ch
+    from fastgd.linear import gpu, scalar
 
     kw = dict(case)
     method, lr, steps = kw.pop("method"), np.array(kw.pop("lr")), kw.pop("steps")
@@ -235,9 +234,9 @@ def test_scalar_chain_runs_equal_chain_kernels(case):
     scratch = [np.empty((L, n)) for _ in range(3)]
     pre = np.empty((L + 1, n))
     if method == "sgd":
-        key = C.seed_key(kw.get("seed", 0))
+        key = G.seed_key(kw.get("seed", 0))
         idx = gpu.order_table([s.X.size], key.reshape(1, 2), steps,
-                              C.ORDERS[kw["order"]])
+                              ST.ORDERS[kw["order"]])
     with np.errstate(all="ignore"):
         for cell in range(n):
             if method == "gd":
@@ -265,8 +264,8 @@ CHAIN_SIM = textwrap.dedent("""
         from numba import cuda
     except ImportError:
         print("NO-CUDA"); sys.exit(0)
-    import fastgd.chain as ch
-    from fastgd import gpu
+    import fastgd.chain.api as ch
+    from fastgd.linear import gpu
     cases, inits, X, Y = json.loads(sys.argv[1])
     inits = np.array(inits)
     real = ch._launch

@@ -8,10 +8,12 @@ import pytest
 
 import fastgd as fg
 import naive
-from fastgd import _core as C
-from fastgd._kernels import table
+from fastgd import status as ST
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
+from fastgd.linear import table
 
-THREADS = sorted({1, min(2, C.max_threads())})
+THREADS = sorted({1, min(2, G.max_threads())})
 
 
 def run_fields(r):
@@ -31,7 +33,7 @@ def test_sgd_same_seed_identical_across_threads(lecture, order):
     X, y = lecture
     runs = []
     for n in THREADS:
-        with C.using_threads("test", n):
+        with G.using_threads("test", n):
             runs.append(fg.sgd(X, y, 0.2, 20, order=order, seed=3, record=True, batch_size=3,
                                momentum=0.3))
         runs.append(fg.sgd(X, y, 0.2, 20, order=order, seed=3, record=True, batch_size=3,
@@ -44,7 +46,7 @@ def test_gd_identical_across_threads(lecture):
     X, y = lecture
     runs = []
     for n in THREADS:
-        with C.using_threads("test", n):
+        with G.using_threads("test", n):
             runs.append(fg.gd(X, y, 2.3, 300, momentum=0.1, record=True))
     assert_identical(runs[0], runs[-1])
 
@@ -59,13 +61,13 @@ def _arrays(prob, lrs, beta):
             "beta": np.full(len(lrs), beta), "w0": np.zeros(prob.d)}
 
 
-def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=fg._core.ORDERS["shuffle"]):
-    prob = C.prepare("test", X, y)
+def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=ST.ORDERS["shuffle"]):
+    prob = PB.prepare("test", X, y)
     n_lr, n_seed = len(lrs), len(seeds)
-    out = C.Outputs(1, n_seed, n_lr, prob.d, n_rec=epochs + 1, rec_w=True)
-    chunks = C.make_chunks(1, n_seed, n_lr, lanes)
+    out = G.Outputs(1, n_seed, n_lr, prob.d, n_rec=epochs + 1, rec_w=True)
+    chunks = G.make_chunks(1, n_seed, n_lr, lanes)
     arrays = _arrays(prob, lrs, 0.0)
-    arrays["keys"] = np.ascontiguousarray(np.stack([C.seed_key(s) for s in seeds]))
+    arrays["keys"] = np.ascontiguousarray(np.stack([G.seed_key(s) for s in seeds]))
     spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, 1e12, batch=2, order=order)
     with np.errstate(all="ignore"):
         table.launch(spec, arrays, chunks, nworkers, out)
@@ -73,10 +75,10 @@ def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=fg._core.ORDERS[
 
 
 def grid_gd(X, y, lrs, lanes, nworkers, steps=200):
-    prob = C.prepare("test", X, y)
+    prob = PB.prepare("test", X, y)
     n_lr = len(lrs)
-    out = C.Outputs(1, 1, n_lr, prob.d, n_rec=steps + 1, rec_w=True)
-    chunks = C.make_chunks(1, 1, n_lr, lanes)
+    out = G.Outputs(1, 1, n_lr, prob.d, n_rec=steps + 1, rec_w=True)
+    chunks = G.make_chunks(1, 1, n_lr, lanes)
     spec = table.KernelSpec("gd", prob.d, steps, 1e-10, 1e12, momentum=True)
     with np.errstate(all="ignore"):
         table.launch(spec, _arrays(prob, lrs, 0.2), chunks, nworkers, out)
@@ -96,7 +98,7 @@ def test_grid_sgd_invariant_to_threads_and_chunking(lecture):
     assert set(np.unique(ref.status)) >= {fg.Status.BOUNDED, fg.Status.DIVERGED}
     for lanes in (1, 4, 11):
         for n in THREADS:
-            with C.using_threads("test", n):
+            with G.using_threads("test", n):
                 assert_outputs_identical(ref, grid_sgd(X, y, lrs, [0, 7], lanes, nworkers=n))
     # each cell equals the matching single run
     r = fg.sgd(X, y, lrs[3], 5, order="shuffle", seed=7, batch_size=2, tol=0.0, record=True)
@@ -111,7 +113,7 @@ def test_grid_gd_invariant_to_threads_and_chunking(lecture):
     assert set(np.unique(ref.status)) == {fg.Status.CONVERGED, fg.Status.DIVERGED}
     for lanes in (2, 9):
         for n in THREADS:
-            with C.using_threads("test", n):
+            with G.using_threads("test", n):
                 assert_outputs_identical(ref, grid_gd(X, y, lrs, lanes, nworkers=n))
 
 
@@ -165,7 +167,7 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
 
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no cache)")
-    code = ("from fastgd._kernels import _jit, table as T, chain as K\n"
+    code = ("from fastgd.kernels import _jit, table as T, chain as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
             "k = T.select(T.KernelSpec('sgd', 2, 1, 0.0, 1.0))\n"
             "print(k.py_func.__qualname__, K.rows_gd_chain.py_func.__qualname__)")

@@ -8,13 +8,13 @@ import pytest
 
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 
-MODULES = ["fastgd.data", "fastgd.spectrum", "fastgd.run", "fastgd.sweep", "fastgd.theory",
+MODULES = ["fastgd.data", "fastgd.spectrum", "fastgd.linear.run", "fastgd.linear.sweep", "fastgd.theory",
            "fastgd.chain", "fastgd.net", "fastgd._warmup"]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    if JITLESS and name == "fastgd.sweep":
+    if JITLESS and name == "fastgd.linear.sweep":
         pytest.skip("critical_lr's example runs 1e5-step growth measurements: minutes in "
                     "plain Python")
     mod = importlib.import_module(name)

@@ -13,8 +13,9 @@ import pytest
 
 import fastgd as fg
 import naive
-from fastgd import _core as C
-from fastgd import _engine as E
+from fastgd.engine import grid as G
+from fastgd.linear import executors as E
+from fastgd.linear import problem as PB
 
 
 def _data():
@@ -62,7 +63,7 @@ def test_run_chunks_independent_of_cutting(case):
     ref = _sweep(case)
     import importlib
 
-    S = importlib.import_module("fastgd.sweep")
+    S = importlib.import_module("fastgd.linear.sweep")
     captured = {}
     real = E.run_local
 
@@ -80,12 +81,12 @@ def test_run_chunks_independent_of_cutting(case):
     rng = np.random.default_rng(0)
     rows = chunks[rng.permutation(chunks.shape[0])]
     n_data, n_lr, n_seed = ref.shape
-    out = C.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
+    out = G.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
     for blk in np.array_split(rows, 5):
         E.scatter(out, E.run_chunks(spec, blk, threads=2))
-    probs = [C.prepare("t", X, y) for X, y in _data()]
-    C.finalize(probs, out, spec["w0"], spec["tol"], spec["T"])  # as sweep() does
-    C.fill_records(out)
+    probs = [PB.prepare("t", X, y) for X, y in _data()]
+    PB.finalize(probs, out, spec["w0"], spec["tol"], spec["T"])  # as sweep() does
+    PB.fill_records(out)
     got = S._assemble(ref.method, ref.lr, ref.seeds, probs,
                       out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
                       spec["n_rec"], 0.0, False, {}, 1)
@@ -108,7 +109,7 @@ def test_warmup_keeps_one_signature_per_kernel():
     assert fg.warmup(chain=False) >= 0
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: no signatures")
-    from fastgd._kernels import table
+    from fastgd.linear import table
 
     keys = {("linear", m, D, full, 1) for m in ("gd", "sgd")
             for D, full in ((2, False), (0, True))}

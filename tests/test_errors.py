@@ -263,7 +263,7 @@ def test_a_huge_budget_that_converges_early_costs_what_it_used():
     import subprocess
     import sys
 
-    from fastgd import _cost
+    from fastgd.engine import cost as _cost
 
     steps = int(min(10**9, _cost.memory_limit()[0] / 8 / 2))  # within this machine's limit
     code = ("import resource, fastgd as fg; X, y = fg.lecture_data(); "

@@ -10,12 +10,13 @@ import pytest
 import fastgd as fg
 import naive
 from fastgd import Status
-from fastgd import _core as C
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
 
 #: tests that run big grids: minutes when the kernels run as plain Python
 JIT_ONLY = pytest.mark.skipif(naive.JITLESS, reason="NUMBA_DISABLE_JIT=1: too slow")
 
-S = sys.modules["fastgd.sweep"]
+S = sys.modules["fastgd.linear.sweep"]
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def test_weights_only_when_asked_and_equal_to_runs(lecture, monkeypatch):
 
     assert dataclasses.replace(b, weights=None).equals(a)
     # blocks of a few rows (weights held per block, then dropped): the same cells
-    monkeypatch.setattr(sys.modules["fastgd._engine"], "BLOCK_BYTES", 1)
+    monkeypatch.setattr(sys.modules["fastgd.linear.executors"], "BLOCK_BYTES", 1)
     c = fg.sweep("sgd", lr=lrs, data=[(X, y), (X, -y)], epochs=20, seeds=3, lanes=8,
                  weights=True, progress=False)
     monkeypatch.undo()
@@ -176,8 +177,8 @@ def test_weights_only_when_asked_and_equal_to_runs(lecture, monkeypatch):
 
 @JIT_ONLY
 def test_size_check_counts_what_is_stored():
-    per = C.Outputs.bytes_per_cell(64)
-    lean = C.Outputs.bytes_per_cell(64, keep_w=False)
+    per = G.Outputs.bytes_per_cell(64)
+    lean = G.Outputs.bytes_per_cell(64, keep_w=False)
     assert per - lean == 8 * 64
     kw = dict(lr=np.geomspace(0.1, 2, 20000), condition=[1, 10], d=64, n=100, steps=2,
               progress=False)
@@ -235,11 +236,11 @@ def test_prepared_statistics_are_reused_and_never_stale():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 3))
     y = rng.standard_normal(50)
-    p1 = C.prepare("t", X, y)
+    p1 = PB.prepare("t", X, y)
     x00 = X[0, 0]
-    assert C.prepare("t", X, y) is p1
+    assert PB.prepare("t", X, y) is p1
     X[0, 0] += 1.0  # changed in place: a new key, new statistics
-    p2 = C.prepare("t", X, y)
+    p2 = PB.prepare("t", X, y)
     assert p2 is not p1 and not np.array_equal(p2.X, p1.X)
     assert np.array_equal(p2.wstar, np.linalg.lstsq(X, y, rcond=None)[0])
     assert p1.X[0, 0] == x00  # the cache kept its own copy

@@ -481,10 +481,10 @@ N_BAD_CALLS = len(CASES) + len(CLI_CASES)
 @pytest.fixture
 def no_kernels(monkeypatch):
     """Every kernel fails if called: errors must come before any work."""
-    from fastgd._kernels import chain as kc
-    from fastgd._kernels import linear as kl
-    from fastgd._kernels import net as kn
-    from fastgd._kernels import table
+    from fastgd.chain import kernels as kc
+    from fastgd.linear import kernels as kl
+    from fastgd.linear import table
+    from fastgd.net import kernels as kn
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a kernel ran before the arguments were validated")
@@ -580,7 +580,7 @@ def _valid_or_named(func_name, call, names):
 @_SET
 @given(lr=_any_scalar, steps=_any_scalar)
 def test_gd_scalars(lr, steps):
-    from fastgd._kernels import table
+    from fastgd.linear import table
 
     def forbidden(*a, **k):
         raise AssertionError("kernel ran")

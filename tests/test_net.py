@@ -15,11 +15,12 @@ import fastgd as fg
 import fastgd.chain as ch
 import fastgd.net as fn
 from fastgd import Status
-from fastgd._kernels import rng as krng
-from fastgd._kernels.simd import NET_SAMPLES
+from fastgd.engine import grid as G
+from fastgd.kernels import rng as krng
+from fastgd.kernels.simd import NET_SAMPLES
 
 #: two threads where the machine has them (taskset -c 0 leaves one: 1 vs 1 then)
-THREADS = min(2, fg._core.max_threads())
+THREADS = min(2, G.max_threads())
 
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 ACTS = ("identity", "tanh", "relu")
@@ -222,7 +223,7 @@ def test_sgd_equals_reference(small, act, bias, order, batch, beta):
     t0 = _theta(6, 3, bias, seed=6) * 0.5
     r = fn.net_sgd(X, y, 0.05, 4, theta0=t0, activation=act, bias=bias, momentum=beta,
                    batch_size=batch, order=order, seed=3, tol=0, param="standard")
-    key = fg._core.seed_key(3)
+    key = G.seed_key(3)
     ref = ref_run(t0, X, y, 0.05, 4, bias=bias, act=act, param="standard", beta=beta,
                   batch=batch, order=order, key=key)
     np.testing.assert_allclose(r.theta, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
@@ -454,7 +455,7 @@ def test_cli_net(tmp_path, capsys):
 def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypatch):
     """Sweep chunks of 32 lanes (``wide``: 8, as wide networks) run blocks of 8 samples x
     8 lanes as LLVM vector code
-    (``_kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
+    (``kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
     Every cell equals its run bit for bit: final loss, loss ratio, steps (GD full batch,
     P = 19: two blocks and 3 samples in the loops; SGD with batches of 10 and 9, which
     leave 2 and 1 samples to blocks of one; ``sgd1``: per-sample SGD, whose step runs
@@ -506,7 +507,7 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
     res = fn.net_sweep(X, y, lrs, steps, width=[m], method="sgd" if sgd else "gd",
                        sharpness=False, **kw, **extra)
     run = fn.net_sgd if sgd else fn.net_gd
-    key = fg._core.seed_key(0)  # the sweep's first seed, the single runs' default
+    key = G.seed_key(0)  # the sweep's first seed, the single runs' default
     compared = 0
     for j in sorted({0, n_lr // 2, n_lr - 1}):
         one = run(X, y, lrs[j], steps, theta0=t0, **kw, **extra)
@@ -524,7 +525,7 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
 
 
 def test_tanh_kernel_accuracy_and_vector_code():
-    """The kernels' tanh (``_kernels/fmath.py``, Cephes' algorithm as plain arithmetic):
+    """The kernels' tanh (``kernels/fmath.py``, Cephes' algorithm as plain arithmetic):
     within 2 ulp of NumPy's on a dense grid (most points exact), the edges exact (signed
     zeros, +-inf, NaN, the switch at 0.625, saturation), and its LLVM vector form gives
     the same bits as the scalar one."""
@@ -533,7 +534,8 @@ def test_tanh_kernel_accuracy_and_vector_code():
     from numba.core import cgutils
     from numba.extending import intrinsic
 
-    from fastgd._kernels import _jit, fmath
+    from fastgd.kernels import fmath
+    from fastgd.kernels import jit as _jit
 
     opts = {k: v for k, v in _jit.options().items() if k != "cache"}  # the kernels' flags
 

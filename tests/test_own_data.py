@@ -20,9 +20,9 @@ import fastgd as fg  # noqa: E402
 import naive  # noqa: E402
 from fastgd import cli  # noqa: E402
 from fastgd import plot as P  # noqa: E402
-from fastgd._core import Status  # noqa: E402
+from fastgd.status import Status  # noqa: E402
 
-S = sys.modules["fastgd.sweep"]  # the module (fastgd.sweep is the function)
+S = sys.modules["fastgd.linear.sweep"]  # the module (fastgd.sweep is the function)
 
 
 @pytest.fixture(autouse=True)

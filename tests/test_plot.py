@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import fastgd as fg  # noqa: E402
 from fastgd import plot as P  # noqa: E402
-from fastgd._core import Status  # noqa: E402
+from fastgd.status import Status  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,7 @@ def safe_lr(X, bias, factor=0.5):
 
 
 def contract():
-    from fastgd._kernels import _jit
+    from fastgd.kernels import jit as _jit
 
     return _jit.contract()
 
@@ -173,8 +173,8 @@ def test_orders_differ_and_seed_matters():
 
 def test_naive_hash_matches_kernel_rng():
     """The reference's hash (written from the documented recipe) is the kernel's."""
-    from fastgd._core import seed_key
-    from fastgd._kernels import rng
+    from fastgd.engine.grid import seed_key
+    from fastgd.kernels import rng
 
     for seed in (0, 1, 2**31 + 5):
         key = naive.seed_key(seed)

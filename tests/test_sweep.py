@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import fastgd as fg
-import fastgd._core as C
+import fastgd.engine.grid as G
+import fastgd.linear.problem as PB
+import fastgd.status as ST
 from fastgd import Status
 
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
@@ -119,7 +121,7 @@ def test_condition_fix_lambda_min():
 def test_identical_across_threads_and_chunk_sizes():
     kw = dict(lr=np.geomspace(0.01, 4, 37), condition=[1, 30, 1e3], epochs=15, seeds=3,
               order="shuffle")
-    two = min(2, C.max_threads())  # 1 under `taskset -c 0` (NUMBA_NUM_THREADS = 1)
+    two = min(2, G.max_threads())  # 1 under `taskset -c 0` (NUMBA_NUM_THREADS = 1)
     a = fg.sweep("sgd", threads=1, lanes=64, **kw)
     b = fg.sweep("sgd", threads=two, lanes=5, **kw)
     c = fg.sweep("sgd", threads=two, lanes=64, **kw)
@@ -165,7 +167,7 @@ def test_sgd_critical_lr_half_diverged():
 
 
 def test_interrupt_returns_finished_cells(monkeypatch):
-    import fastgd._kernels.table as KT
+    import fastgd.linear.table as KT
 
     real = KT.launch
     calls = {"n": 0}
@@ -254,8 +256,8 @@ def test_execute_converts_keyboard_interrupt():
         if len(seen) == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(C.Interrupted) as info:
-        C.execute(call, C.make_chunks(1, 1, 100, 1), 1, progress=False)
+    with pytest.raises(G.Interrupted) as info:
+        G.execute(call, G.make_chunks(1, 1, 100, 1), 1, progress=False)
     assert info.value.done == seen[0] and 0 < seen[0] < 100
 
 
@@ -280,7 +282,7 @@ def test_to_pandas_and_to_xarray():
     ("sgd", 2, 4, 1000, 256), ("sgd", 1, 4, 100, 32), ("gd", 1, 1, 3, 32), ("sgd", 1, 1, 1 << 20, 256),
     ("sgd", 1, 1, 128, 32), ("gd", 1, 1, 128, 32)])  # never below MIN_LANES = 32
 def test_default_lanes_depend_on_the_grid_only(method, n_data, n_seed, n_lr, want):
-    from fastgd.sweep import auto_lanes
+    from fastgd.linear.sweep import auto_lanes
 
     assert auto_lanes(method, n_data, n_seed, n_lr) == want
 
@@ -321,7 +323,7 @@ def test_gd_recording_changes_no_cell(blowup):
 def test_prepare_many_equals_prepare_bit_for_bit(bias):
     """Sweeps solve the least squares of all their datasets in one stacked LAPACK call;
     the Problems are the ones prepare() builds one by one (rank-deficient included)."""
-    from fastgd import _core as C
+    from fastgd.linear import problem as PB
 
     rng = np.random.default_rng(5)
     same = [(rng.normal(size=(30, 3)), rng.normal(size=30)) for _ in range(5)]
@@ -330,16 +332,16 @@ def test_prepare_many_equals_prepare_bit_for_bit(bias):
     same[2] = (X, same[2][1])
     mixed = same[:2] + [(rng.normal(size=(20, 3)), rng.normal(size=20))]
     for datasets in (same, mixed):
-        many = C.prepare_many("test", datasets, bias)
+        many = PB.prepare_many("test", datasets, bias)
         for p, (X, y) in zip(many, datasets, strict=True):
-            q = C.prepare("test", X, y, bias)
+            q = PB.prepare("test", X, y, bias)
             assert np.array_equal(p.wstar, q.wstar) and np.array_equal(p.H, q.H)
             assert p.estar == q.estar and p.c0 == q.c0 and np.array_equal(p.X, q.X)
 
 
 def _stacked(datasets, d):
-    """Kernel inputs (:func:`fastgd._kernels.table.launch`) for several datasets."""
-    probs = C.prepare_many("test", datasets, False)
+    """Kernel inputs (:func:`fastgd.linear.table.launch`) for several datasets."""
+    probs = PB.prepare_many("test", datasets, False)
     P = max(p.P for p in probs)
     X = np.zeros((len(probs), P, d))
     y = np.zeros((len(probs), P))
@@ -349,7 +351,7 @@ def _stacked(datasets, d):
             "R": np.stack([p.R for p in probs]), "wstar": np.stack([p.wstar for p in probs]),
             "estar": np.array([p.estar for p in probs]),
             "c0": np.array([p.c0 for p in probs]),
-            "keys": np.stack([C.seed_key(s) for s in (3, 11)])}
+            "keys": np.stack([G.seed_key(s) for s in (3, 11)])}
 
 
 @pytest.mark.parametrize("d", [2, 7])
@@ -364,7 +366,8 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
     range, which a one-lane chunk never does); GD and per-sample SGD, lanes that
     converge, stay bounded and diverge (to inf too).  d = 7 exercises the streaming
     layout's blocks of four components and its remainder loops."""
-    from fastgd._kernels import linear, table
+    from fastgd.linear import kernels as linear
+    from fastgd.linear import table
 
     rng = np.random.default_rng(d)
     X0 = rng.normal(size=(40, d)) * np.geomspace(1, 3, d)
@@ -387,11 +390,11 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
         outs = []
         for kern in kernels:
             for n_rec, lanes_ in ((0, lanes), (n + 1, lanes), (0, 1)):
-                spec = table.KernelSpec(method, d, n, tol, 1e12, order=C.ORDERS[order],
+                spec = table.KernelSpec(method, d, n, tol, 1e12, order=ST.ORDERS[order],
                                         dtype=dt)
-                out = C.Outputs(2, nseed, lrs.size, d, n_rec=n_rec)
+                out = G.Outputs(2, nseed, lrs.size, d, n_rec=n_rec)
                 with np.errstate(all="ignore"):
-                    table.launch(spec, arrays, C.make_chunks(2, nseed, lrs.size, lanes_), 2,
+                    table.launch(spec, arrays, G.make_chunks(2, nseed, lrs.size, lanes_), 2,
                                  out, kernel=kern)
                 outs.append(out)
         ref = outs[0]
@@ -452,12 +455,12 @@ def test_fill_records_carries_the_last_value_of_stopped_cells():
     """Kernels write a cell's record at its last step only; the sweep fills the rest:
     flat after a converged or bounded cell's end (a CONVERGED cell demoted to BOUNDED by
     the final check stopped early too), inf after divergence, inf where nothing ran."""
-    out = C.Outputs(1, 1, 4, 2, n_rec=4)
+    out = G.Outputs(1, 1, 4, 2, n_rec=4)
     out.status[0, 0] = [Status.CONVERGED, Status.BOUNDED, Status.DIVERGED, Status.NOT_RUN]
     inf = np.inf
     out.rec_loss[0, 0] = [[1.0, 0.5, inf, inf], [1.0, 0.7, 0.6, inf],
                           [1.0, 2.0, inf, inf], [inf, inf, inf, inf]]
-    C.fill_records(out)
+    PB.fill_records(out)
     np.testing.assert_array_equal(out.rec_loss[0, 0], [[1.0, 0.5, 0.5, 0.5],
                                                        [1.0, 0.7, 0.6, 0.6],
                                                        [1.0, 2.0, inf, inf],
@@ -467,7 +470,7 @@ def test_fill_records_carries_the_last_value_of_stopped_cells():
 @pytest.mark.parametrize("d", [1, 3, 4, 5, 6, 8, 12, 20])
 def test_vector_code_equals_the_loops_at_every_d(d):
     """The lanes of a chunk that fill a register block run LLVM vector code
-    (``_kernels/simd.py``: every d <= 8, and the sample blocks for 8 < d <= 20), the rest
+    (``kernels/simd.py``: every d <= 8, and the sample blocks for 8 < d <= 20), the rest
     the loops: a sweep in chunks of 64 lanes equals one in chunks of 3 (loops only) bit
     for bit, float64 and float32, on unstandardised data with some lanes diverging."""
     rng = np.random.default_rng(100 + d)

@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 import fastgd as fg
 import fastgd.theory as theory
 import naive
-from fastgd import _core as C
-from fastgd._validate import FastGDTypeError, FastGDValueError
+from fastgd import status as ST
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
+from fastgd.validate import FastGDTypeError, FastGDValueError
 
 #: long simulations (millions of lane updates): compiled kernels only; under
 #: NUMBA_DISABLE_JIT=1 (the coverage run) a small smoke test covers the same code
@@ -41,19 +43,19 @@ def _kernel_sgd_final(X, y, lrs, epochs, w0, seeds, *, batch=1, order="replaceme
     Seeds are on the seed axis (independent sample orders); the learning rates of one
     seed share its sample order.  tol = 0 and blowup = inf: no run is stopped.
     """
-    from fastgd._kernels import table
+    from fastgd.linear import table
 
-    prob = C.prepare("test", X, y)
+    prob = PB.prepare("test", X, y)
     lrs = np.asarray(lrs, dtype=np.float64)
-    keys = np.stack([C.seed_key(s) for s in seeds])
-    out = C.Outputs(1, len(seeds), lrs.size, prob.d, n_rec=n_rec)
-    chunks = C.make_chunks(1, len(seeds), lrs.size, lrs.size)
+    keys = np.stack([G.seed_key(s) for s in seeds])
+    out = G.Outputs(1, len(seeds), lrs.size, prob.d, n_rec=n_rec)
+    chunks = G.make_chunks(1, len(seeds), lrs.size, lrs.size)
     arrays = {"X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P]),
               "R": prob.R[None], "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
               "c0": np.array([prob.c0]), "lr": lrs, "beta": np.zeros(lrs.size),
               "w0": np.asarray(w0, dtype=np.float64), "keys": keys}
     spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, np.inf, batch=batch,
-                            order=C.ORDERS[order])
+                            order=ST.ORDERS[order])
     with np.errstate(all="ignore"):
         table.launch(spec, arrays, chunks, 2, out)
     return prob, out
@@ -105,7 +107,7 @@ def test_gd_loss_matches_kernel_and_formula(lecture, bias):
         np.testing.assert_allclose(theory.gd_loss(X, y, lr, ts, bias=bias), run.losses,
                                    rtol=1e-12)
     # any t, O(d): a huge t is the minimum; scalars stay scalars
-    prob = C.prepare("t", X, y, bias)
+    prob = PB.prepare("t", X, y, bias)
     assert theory.gd_loss(X, y, 1.5, 10**9, bias=bias) == pytest.approx(prob.estar, rel=1e-14)
     assert isinstance(theory.gd_loss(X, y, 1.5, 3, bias=bias), float)
     assert theory.gd_loss(X, y, 1.5, 0, bias=bias, excess=True) == pytest.approx(
@@ -446,7 +448,7 @@ def test_stationary_loss_lecture_matches_simulation(lecture, bias):
     """
     X, y = lecture
     pred = theory.sgd_stationary_loss(X, y, 0.2, bias=bias)
-    prob = C.prepare("t", X, y, bias)
+    prob = PB.prepare("t", X, y, bias)
     _, out = _kernel_sgd_final(prob.X, prob.y, [0.2], 1000, np.zeros(prob.d), range(64),
                                n_rec=1001)
     sim = (out.rec_loss[0, :, 0, 50:] - prob.estar).mean()
@@ -459,7 +461,7 @@ def test_stationary_loss_lecture_matches_simulation(lecture, bias):
 def test_stationary_loss_is_proportional_to_lr(lecture):
     """For small eta the fluctuation's excess loss is eta c tr(Q)/4 (prop. to eta)."""
     X, y = lecture
-    prob = C.prepare("t", X, y)
+    prob = PB.prepare("t", X, y)
     r = y - X @ prob.wstar
     trQ = float(np.sum(r ** 2 * np.sum(X ** 2, axis=1)) / 100)
     for B, rep in ((1, True), (10, True), (10, False)):

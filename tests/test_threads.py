@@ -1,4 +1,4 @@
-"""The fan-out of chunk tables over worker threads (fastgd._kernels.threads)."""
+"""The fan-out of chunk tables over worker threads (fastgd.kernels.threads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from fastgd._kernels.threads import fan_out
+from fastgd.kernels.threads import fan_out
 
 
 def test_workers_get_an_interleaved_share_of_the_chunks():

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 import fastgd as fg
 import naive
-from fastgd import _core as C
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
 
 EPS = np.finfo(np.float64).eps
 CONVERGED, BOUNDED, DIVERGED = (int(fg.Status.CONVERGED), int(fg.Status.BOUNDED),
@@ -136,19 +137,19 @@ def spy_outputs(monkeypatch):
     """Capture the Outputs of the next sweeps / runs (their per-cell weights, which
     SweepResult does not return) after finalize."""
     seen = []
-    real = C.finalize
+    real = PB.finalize
 
     def spy(probs, out, *a):
         real(probs, out, *a)
         seen.append(out)
 
-    monkeypatch.setattr(C, "finalize", spy)  # runs
+    monkeypatch.setattr(PB, "finalize", spy)  # runs
     # sweeps check each block as it finishes and keep no weights unless asked: keep
     # them here, and capture the checked outputs where the result is assembled
     import sys
 
-    S = sys.modules["fastgd.sweep"]
-    real_init, real_assemble = C.Outputs.__init__, S._assemble
+    S = sys.modules["fastgd.linear.sweep"]
+    real_init, real_assemble = G.Outputs.__init__, S._assemble
 
     def init(self, *a, keep_w=True, **k):
         real_init(self, *a, keep_w=True, **k)
@@ -157,7 +158,7 @@ def spy_outputs(monkeypatch):
         seen.append(out)
         return real_assemble(method, lrs, seed_list, probs, out, *a, **k)
 
-    monkeypatch.setattr(C.Outputs, "__init__", init)
+    monkeypatch.setattr(G.Outputs, "__init__", init)
     monkeypatch.setattr(S, "_assemble", assemble)
     return seen
 
@@ -238,7 +239,7 @@ def test_kernel_excess_survives_kappa_1e16():
     V, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     X = (U * np.sqrt(60) * np.array([1.0, 1e-4, 1e-8])) @ V.T
     y = X @ rng.standard_normal(3) + 0.1 * rng.standard_normal(60)
-    prob = C.prepare("t", X, y)
+    prob = PB.prepare("t", X, y)
     ws = prob.wstar
     e = V[:, 2] * 1e3  # along the smallest singular direction
     ex_true = 0.5 * np.sum((X @ e) ** 2) / 60

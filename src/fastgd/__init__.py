@@ -8,22 +8,22 @@ Convention: squared-error losses carry a 1/2, E(w) = 1/(2P) sum_p (y_p - w.x_p)^
 that H = X^T X / P exactly and batch GD diverges above eta_max = 2/lambda_max.
 """
 
-from ._vector import apply_opt_in as _apply_opt_in
+from fastgd._vector import apply_opt_in as _apply_opt_in
 
 _apply_opt_in()  # FASTGD_AVX512=1: 512-bit vectors, must happen before numba is imported
 
-from ._core import DEFAULT_ORDER, DEFAULT_TOL, GROWING_FACTOR, Status  # noqa: E402
-from ._validate import DataConversionWarning, FastGDTypeError, FastGDValueError
-from .data import Dataset, gaussian_data, lecture_data, normalize, whiten
-from .run import Run, gd, sgd
-from .spectrum import Spectrum, hessian, spectrum
-from . import chain, net, theory
-from .chain import chain_gd
-from .result import SweepInterrupted, SweepResult, load
-from .sweep import Boundary, critical_lr, sweep
-from ._warmup import warmup
+from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, GROWING_FACTOR, Status  # noqa: E402
+from fastgd.validate import DataConversionWarning, FastGDTypeError, FastGDValueError
+from fastgd.data import Dataset, gaussian_data, lecture_data, normalize, whiten
+from fastgd.linear.run import Run, gd, sgd
+from fastgd.spectrum import Spectrum, hessian, spectrum
+from fastgd import chain, net, theory
+from fastgd.chain import chain_gd
+from fastgd.linear.result import SweepInterrupted, SweepResult, load
+from fastgd.linear.sweep import Boundary, critical_lr, sweep
+from fastgd._warmup import warmup
 
-__version__ = "0.1.0"
+from fastgd.version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_ORDER",

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from . import _validate as V
-from . import chain as _chain
-from .data import lecture_data
-from .sweep import sweep
+from fastgd import validate as V
+from fastgd.chain import api as _chain
+from fastgd.data import lecture_data
+from fastgd.linear.sweep import sweep
 
 
 def warmup(*, float32=True, chain=True, threads=None):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _cost
-from . import _validate as V
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
 
 LECTURE_MEAN = (0.4, 0.8)
 LECTURE_EIGENVALUES = (0.84, 0.036)

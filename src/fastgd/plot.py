@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from ._core import Status
+from fastgd import validate as V
+from fastgd.status import Status
 
 __all__ = [
     "COLORS",
@@ -106,7 +106,7 @@ def _instance(f, name, value, cls, what):
 
 
 def _sweep_result(f, result):
-    from .result import SweepResult
+    from fastgd.linear.result import SweepResult
 
     return _instance(f, "result", result, SweepResult, "a SweepResult (from fastgd.sweep)")
 
@@ -878,7 +878,7 @@ def plot_regimes(spectrum, *, ax=None, lr_max=None, marks=(), title=None, legend
         Further rates to mark (e.g. the lecture's 1.5 and 2.5).
     """
     f = "plot_regimes"
-    from .spectrum import Spectrum
+    from fastgd.spectrum import Spectrum
 
     _instance(f, "spectrum", spectrum, Spectrum, "a Spectrum (from fastgd.spectrum)")
     _check(f, ax=ax, title=title, legend=legend)
@@ -929,7 +929,7 @@ def plot_regimes(spectrum, *, ax=None, lr_max=None, marks=(), title=None, legend
 
 def _chain_loss_grid(W1, W2, x, y, loss_scale):
     try:
-        from .chain import chain_loss
+        from fastgd.chain.api import chain_loss
     except ImportError:  # pragma: no cover - chain.py not available
         chain_loss = None
     if chain_loss is not None:
@@ -966,7 +966,7 @@ def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=
         raise V.fail(f, "lim", "<= 1e50 (the landscape's squares must stay finite)", lim)
     levels = V.integer(f, "levels", levels, minimum=2)
     max_points = V.integer(f, "max_points", max_points, minimum=2)
-    from .chain import _stats
+    from fastgd.chain.api import _stats
 
     _stats(f, x, y, loss_scale)
     _run_list(f, runs, "trajectory")
@@ -1052,7 +1052,7 @@ def plot_chain_phase(result, *, ax=None, y="imbalance", spike=1.0, title=None, l
     from matplotlib.patches import Patch
 
     f = "plot_chain_phase"
-    from .chain import ChainSweepResult
+    from fastgd.chain.api import ChainSweepResult
 
     _instance(f, "result", result, ChainSweepResult,
               "a ChainSweepResult (from fastgd.chain.chain_sweep)")
@@ -1098,7 +1098,7 @@ def plot_chain_phase(result, *, ax=None, y="imbalance", spike=1.0, title=None, l
                             label="2/λ$_0$ (sharpness at the start)", gid="two_over_lambda0")
             handles.append(l0)
         try:
-            from .chain import chain_minima
+            from fastgd.chain.api import chain_minima
 
             m = chain_minima(result.depth, loss_scale=result.loss_scale)
             lim = m.max_stable_lr if result.product_star == m.product else np.nan

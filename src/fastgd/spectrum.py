@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from . import _validate as V
+from fastgd import validate as V
 
 
 def _augment(X, bias):

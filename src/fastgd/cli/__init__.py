@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .commands import _data_steps, _unique  # noqa: F401
-from .parser import UsageError, build_parser, load_spec, parse_grid  # noqa: F401
+from fastgd.cli.commands import _data_steps, _unique  # noqa: F401
+from fastgd.cli.parser import UsageError, build_parser, load_spec, parse_grid  # noqa: F401
 
 
 def _max_threads():
@@ -57,7 +57,7 @@ def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from .. import __version__
+        from fastgd.version import __version__
 
         print(f"fastgd {__version__}")
         return 0
@@ -74,7 +74,7 @@ def _main(argv):
             return 2
         if "numba" not in sys.modules and "NUMBA_NUM_THREADS" not in os.environ:
             os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
-    from .._validate import FastGDTypeError, FastGDValueError
+    from fastgd.validate import FastGDTypeError, FastGDValueError
 
     try:
         return int(args.func(args) or 0)

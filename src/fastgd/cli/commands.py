@@ -8,8 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from .._core import DEFAULT_ORDER
-from .parser import (
+from fastgd.cli.parser import (
     UsageError,
     _check_type,
     _merge,
@@ -19,6 +18,7 @@ from .parser import (
     load_spec,
     parse_grid,
 )
+from fastgd.status import DEFAULT_ORDER
 
 PHASE_DEFAULTS = {
     "gd": {"lr": "0.01:10:128", "condition": "1:1e4:48", "steps": 1000},
@@ -105,8 +105,7 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
     import numpy as np
 
     import fastgd as fg
-
-    from .. import _cost
+    from fastgd.engine import cost as _cost
 
     method = cfg.get("method", "gd")
     if method not in ("gd", "sgd"):
@@ -235,7 +234,7 @@ def _data_steps(datasets, floor, bias):
 
 def _phase_figure(res, args, title=None):
     plt = _pyplot()
-    from ..plot import plot_phase_diagram
+    from fastgd.plot import plot_phase_diagram
 
     fig, ax = plt.subplots(figsize=(7.2, 5.6), layout="constrained")
     plot_phase_diagram(res, ax=ax, color=getattr(args, "color", "status"), title=title)
@@ -245,7 +244,7 @@ def _phase_figure(res, args, title=None):
 def _print_counts(res, seconds):
     import numpy as np
 
-    from .._core import Status
+    from fastgd.status import Status
 
     st = res.status
     parts = [f"{s.name.lower()} {int(np.sum(st == s))}" for s in Status if np.any(st == s)]
@@ -275,7 +274,7 @@ def cmd_phase(args):
 
 
 def _interrupted():
-    from ..result import SweepInterrupted
+    from fastgd.linear.result import SweepInterrupted
 
     return SweepInterrupted
 
@@ -334,7 +333,7 @@ def cmd_plot(args):
         fig = _phase_figure(res, args)
     else:
         plt = _pyplot()
-        from ..plot import plot_boundary
+        from fastgd.plot import plot_boundary
 
         fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
         plot_boundary(res, ax=ax, title=f"{res.method.upper()} divergence boundary")
@@ -372,7 +371,7 @@ def cmd_boundary(args):
     bs = int(cfg.get("batch_size", 1))
     order = cfg.get("order", DEFAULT_ORDER)
     try:
-        from .. import theory
+        from fastgd import theory
     except ImportError:  # pragma: no cover
         theory = None
     rows, obs, cond, lims = [], [], [], []
@@ -410,7 +409,7 @@ def cmd_boundary(args):
               f"{r[5]:>10.6g} {r[6]:>10.6g} {r[7]:>11.7g} {r[8]:>11.2e} {r[9]:>6.2f}s")
     if args.out:
         plt = _pyplot()
-        from ..plot import plot_boundary
+        from fastgd.plot import plot_boundary
 
         labels = _unique([r[0] for r in rows])
         grid = "condition" in cfg and cfg.get("data") is None
@@ -456,7 +455,7 @@ def cmd_info(args):
           f"{env_threads or 'unset'}), using {numba.get_num_threads()}")
     print("threading     every kernel: nogil chunk kernels on Python worker threads "
           "(no numba threading layer)")
-    from fastgd._kernels import _jit
+    from fastgd.kernels import jit as _jit
 
     print(f"FMA contract  {'on' if _jit.contract() else 'off'} (FASTGD_CONTRACT="
           f"{os.environ.get('FASTGD_CONTRACT', 'unset')})")
@@ -482,7 +481,7 @@ def cmd_info(args):
     print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
     print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
           f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
-    cache = numba.config.CACHE_DIR or str(Path(fg.__file__).parent / "_kernels" / "__pycache__")
+    cache = numba.config.CACHE_DIR or str(Path(fg.__file__).parent / "kernels" / "__pycache__")
     n_cached = len(list(Path(cache).glob("*.nbi"))) if Path(cache).exists() else 0
     print(f"kernel cache  {cache} ({n_cached} index files; NUMBA_CACHE_DIR="
           f"{os.environ.get('NUMBA_CACHE_DIR', 'unset')})")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .commands import _pyplot, _save
-from .parser import _writable_target
+from fastgd.cli.commands import _pyplot, _save
+from fastgd.cli.parser import _writable_target
 
 LECTURE_W0 = (-1.0, 0.0)   # start of the weight-space slides (off both eigen-axes)
 
@@ -47,8 +47,7 @@ def cmd_lecture(args):
     import numpy as np
 
     import fastgd as fg
-
-    from .. import plot as P
+    from fastgd import plot as P
 
     plots = not args.no_plots
     fmt = args.format or "png"
@@ -126,7 +125,7 @@ def cmd_lecture(args):
           f"{int(np.argmax(gd_ep.losses - estar < 0.01 * (gd_ep.losses[0] - estar)))}",
           "SGD much faster")
     try:
-        from .. import theory
+        from fastgd import theory
 
         ms = theory.sgd_ms_critical_lr(X, 1, replacement=False)
         T.add("4 SGD η=0.2", "SGD mean-square limit (B = 1)", f"{ms:.4g}", "")
@@ -191,7 +190,7 @@ def cmd_lecture(args):
 
     # 7. the 1-1-1 network --------------------------------------------------------
     try:
-        from .. import chain as ch
+        from fastgd.chain import api as ch
     except ImportError:  # pragma: no cover - chain module not available
         ch = None
     c = 2.0  # the lecture's (1 - W1 W2)^2 is the unhalved loss

@@ -20,7 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid, read_toml
+from fastgd.cli.parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid, read_toml
 
 PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "tol": 1e-5,
          "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 16, "d": 4,
@@ -184,7 +184,7 @@ def cmd_net_phase(args):
     out = _out_path(args.out, args.format, "net_phase")
     import numpy as np
 
-    import fastgd.net as fn
+    import fastgd.net.api as fn
 
     t0 = time.perf_counter()
     X, y, label = _data(cfg)
@@ -222,7 +222,7 @@ def cmd_net_eos(args):
     out = _out_path(args.out, args.format, "net_eos")
     import numpy as np
 
-    import fastgd.net as fn
+    import fastgd.net.api as fn
 
     t0 = time.perf_counter()
     X, y, label = _data(cfg)

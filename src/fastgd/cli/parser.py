@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .._core import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
+from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
 
 FORMATS = ("png", "pdf", "svg")
 SPEC_KEYS = {
@@ -312,8 +312,8 @@ def _sweep_flags(p, defaults_note):
 
 def build_parser():
     # the commands import this module; they import nothing heavy until they run
-    from .commands import cmd_boundary, cmd_info, cmd_phase, cmd_plot, cmd_sweep
-    from .lecture import cmd_lecture
+    from fastgd.cli.commands import cmd_boundary, cmd_info, cmd_phase, cmd_plot, cmd_sweep
+    from fastgd.cli.lecture import cmd_lecture
 
     p = _Parser(prog="fastgd", description="When does gradient descent converge, how fast, "
                 "and where does it blow up? Phase diagrams, boundaries and the lecture.",
@@ -394,7 +394,7 @@ def build_parser():
     _common(inf)
     inf.set_defaults(func=cmd_info)
 
-    from .net import add_parser as _add_net
+    from fastgd.cli.net import add_parser as _add_net
 
     _add_net(sub, _common)
     return p

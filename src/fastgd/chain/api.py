@@ -50,10 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core as C
-from . import _cost
-from . import _validate as V
-from ._core import Status
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.status import Status
 
 __all__ = [
     "ChainMinima",
@@ -382,7 +383,7 @@ def _common(f, steps, stepname, tol, blowup):
 
 def _sgd_opts(f, s, batch_size, order, seed):
     batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=s.X.shape[0])
-    code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+    code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
     seed = V.integer(f, "seed", seed, minimum=0)
     return batch_size, code, seed
 
@@ -391,12 +392,12 @@ def _launch(method, s, inits, lrs, steps, tol, blowup, out, chunks, nworkers, sg
     """Call the grid driver of ``method`` on the chunk rows (one kernel family)."""
     with np.errstate(all="ignore"):
         if method == "gd":
-            from ._kernels.chain import grid_gd_chain
+            from fastgd.chain.kernels import grid_gd_chain
 
             grid_gd_chain(s.sxx, s.pstar, s.estar, s.c0, s.c, inits, lrs, steps, tol, blowup,
                           chunks, nworkers, *out.args())
         else:
-            from ._kernels.chain import grid_sgd_chain
+            from fastgd.chain.kernels import grid_sgd_chain
 
             batch, code, key = sgd
             grid_sgd_chain(s.X, s.Y, s.sxx, s.pstar, s.estar, s.c0, s.c, inits, lrs, steps,
@@ -486,12 +487,12 @@ def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd
     sgd = None
     if method == "sgd":
         batch, code, seed = _sgd_opts(f, s, *sgd_opts)
-        sgd = (batch, code, C.seed_key(seed))
+        sgd = (batch, code, G.seed_key(seed))
     L = w0.shape[0]
     _cost.run(f, "steps" if method == "gd" else "epochs", steps, L,
               L * (s.X.shape[0] if method == "sgd" else 1), record)
     out = _Out(1, L, n_rec=steps + 1, rec_w=record)
-    chunks = C.make_chunks(1, 1, 1, 1)
+    chunks = G.make_chunks(1, 1, 1, 1)
     _launch(method, s, w0[None], np.array([lr]), steps, tol, blowup, out, chunks, 1, sgd)
     st = Status(int(out.status[0]))
     end = {Status.CONVERGED: int(out.tol_at[0]), Status.DIVERGED: int(out.div_at[0])}.get(
@@ -740,25 +741,25 @@ def chain_sweep(inits, lr, steps=1000, x=1.0, y=1.0, *, loss_scale=1.0, method="
     sgd = None
     batch, code, seed = _sgd_opts(f, s, batch_size, order, seed)  # checked for GD too
     if method == "sgd":
-        sgd = (batch, code, C.seed_key(seed))
+        sgd = (batch, code, G.seed_key(seed))
     progress = V.boolean(f, "progress", progress, allow_none=True)
     V.threads(f, threads)
     n_init, L = inits.shape
     n = n_init * lrs.shape[0]
-    C.check_memory(f, n, 2 * (1 + 8 * (L + 8)))
+    G.check_memory(f, n, 2 * (1 + 8 * (L + 8)))
     per = L * (s.X.shape[0] if method == "sgd" else 1)
     _cost.check(f, "steps", work=float(n) * steps * per,
                 work_what=f"{n:,} cells x {steps:,} steps x {per:,}",
                 hint="use fewer cells or steps")
     out = _Out(n, L)
-    chunks = C.make_chunks(1, 1, n, LANES)
+    chunks = G.make_chunks(1, 1, n, LANES)
 
     def call(rows, nw):
         _launch(method, s, inits, lrs, steps, tol, blowup, out, rows, nw, sgd)
 
     t0 = time.perf_counter()
-    with C.using_threads(f, threads) as nw:
-        C.execute(call, chunks, nw, progress=progress, desc=f)
+    with G.using_threads(f, threads) as nw:
+        G.execute(call, chunks, nw, progress=progress, desc=f)
     seconds = time.perf_counter() - t0
     shape = (n_init, lrs.shape[0])
     w = out.w.reshape(shape + (L,))

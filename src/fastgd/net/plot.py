@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate as V
-from .plot import _REGION_COLORS, COLORS, CYCLE, _axes, _check, _halo, log_edges
+from fastgd import validate as V
+from fastgd.plot import _REGION_COLORS, COLORS, CYCLE, _axes, _check, _halo, log_edges
 
 
 def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, legend=True):
@@ -33,7 +33,7 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    from .net import NetSweepResult
+    from fastgd.net.api import NetSweepResult
 
     f = "plot_net_phase"
     if not isinstance(result, NetSweepResult):
@@ -112,7 +112,7 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     -------
     matplotlib Axes
     """
-    from .net import NetRun
+    from fastgd.net.api import NetRun
 
     f = "plot_net_eos"
     if isinstance(runs, NetRun):

@@ -6,7 +6,7 @@ in plain Python under ``NUMBA_DISABLE_JIT=1``).  Because the stream is a functio
 the counter, results do not depend on threads, chunking or evaluation order.
 """
 
-from ._jit import jit
+from fastgd.kernels.jit import jit
 
 M32 = 0xFFFFFFFF
 

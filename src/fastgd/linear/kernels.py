@@ -45,12 +45,12 @@ recording off.
 import numba
 import numpy as np
 
-from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
-from ._jit import jit
-from .fpenv import fpenv_restore, ftz_on
-from .rng import hash4, permutation, randbelow
-from .simd import BLOCK4_VECTORS, block4_lanes, lanes_per_block, sgd_lanes
-from .steps import check, heavy_ball, thresholds
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from fastgd.kernels.fpenv import fpenv_restore, ftz_on
+from fastgd.kernels.jit import jit
+from fastgd.kernels.rng import hash4, permutation, randbelow
+from fastgd.kernels.simd import BLOCK4_VECTORS, block4_lanes, lanes_per_block, sgd_lanes
+from fastgd.kernels.steps import check, heavy_ball, thresholds
 
 #: the register layout's lane blocks are LLVM vector code (:mod:`.simd`): not under
 #: NUMBA_DISABLE_JIT, where the kernels run as Python and take the loop over lanes
@@ -142,7 +142,7 @@ def _flush(a, di, si, fst, ft, floss, fex, wfin, logg, out_status, out_w, out_lo
     """Write every lane of a chunk (lane l is lr index a + l) from its final status,
     step, loss, excess loss and weights, and its recordings at its last step (only
     there: a single run's buffer of ``steps + 1`` records is touched only up to where
-    the run stopped; :func:`fastgd._core.fill_records` fills the rest)."""
+    the run stopped; :func:`fastgd.engine.grid.fill_records` fills the rest)."""
     d = wfin.shape[0]
     nrec = rec_loss.shape[3]
     for l in range(fst.shape[0]):
@@ -197,7 +197,7 @@ def _log_norm(x, buf, l):
 
 def eig_basis(R):
     """``lam[di], V[di]``: the eigenvalues and eigenvectors of H = R^T R for a stack of
-    square roots R (:func:`fastgd._core.prepare`: R = diag(s) V^T / sqrt(P) from the SVD
+    square roots R (:func:`fastgd.engine.grid.prepare`: R = diag(s) V^T / sqrt(P) from the SVD
     of X), from the SVD of each R: lam = s^2 keeps the small eigenvalues to the
     precision of the singular values of X, which ``eigh`` of a formed X^T X / P loses
     once kappa(H) passes ~1e8.  The basis in which the GD kernels (CPU lanes and GPU)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core as C
-from . import _cost
-from . import _validate as V
-from ._core import Status
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
+from fastgd.status import Status
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
 
 
 def _arrays(prob, lr, momentum, w0):
-    """The kernel inputs of a one-cell grid on ``prob`` (:func:`fastgd._kernels.table.launch`)."""
+    """The kernel inputs of a one-cell grid on ``prob`` (:func:`fastgd.linear.table.launch`)."""
     return {"R": prob.R[None], "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
             "c0": np.array([prob.c0]), "lr": np.array([lr]), "beta": np.array([momentum]),
             "w0": w0, "X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P])}
@@ -110,11 +112,11 @@ def _to_run(out, n, record, lr, method, unit, prob, w0):
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
                steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
                unit=unit, excess=float(out.excess[0, 0, 0]),
-               growing=bool(C.growing([prob], out, w0)[0, 0, 0]))
+               growing=bool(PB.growing([prob], out, w0)[0, 0, 0]))
 
 
 def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
-       tol=C.DEFAULT_TOL, blowup=1e12) -> Run:
+       tol=ST.DEFAULT_TOL, blowup=1e12) -> Run:
     """Batch gradient descent on E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
 
     Parameters
@@ -163,25 +165,25 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     ('CONVERGED', 'DIVERGED')
     """
     f = "gd"
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     d_in = prob.d - int(prob.bias)
     lr, steps, momentum, nesterov, tol, blowup, record = _common(
         f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
     _cost.run(f, "steps", steps, prob.d, prob.d, record)
-    w0 = C.initial_weights(f, w0, prob, d_in)
-    from ._engine import launch
-    from ._kernels.table import KernelSpec
+    w0 = PB.initial_weights(f, w0, prob, d_in)
+    from fastgd.linear.executors import launch
+    from fastgd.linear.table import KernelSpec
 
-    out = C.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
+    out = G.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
     spec = KernelSpec("gd", prob.d, steps, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov)
-    launch(spec, _arrays(prob, lr, momentum, w0), C.make_chunks(1, 1, 1, 1), 1, out)
-    C.finalize([prob], out, w0, tol, steps)
+    launch(spec, _arrays(prob, lr, momentum, w0), G.make_chunks(1, 1, 1, 1), 1, out)
+    PB.finalize([prob], out, w0, tol, steps)
     return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
 
-def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=None,
-        momentum=0.0, nesterov=False, bias=False, record=False, tol=C.DEFAULT_TOL,
+def sgd(X, y, lr, epochs, *, batch_size=1, order=ST.DEFAULT_ORDER, seed=0, w0=None,
+        momentum=0.0, nesterov=False, bias=False, record=False, tol=ST.DEFAULT_TOL,
         blowup=1e12, exact=False) -> Run:
     """Stochastic (per-sample or minibatch) gradient descent on the linear unit.
 
@@ -227,24 +229,24 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=C.DEFAULT_ORDER, seed=0, w0=Non
     ('BOUNDED', True)
     """
     f = "sgd"
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     d_in = prob.d - int(prob.bias)
     lr, epochs, momentum, nesterov, tol, blowup, record = _common(
         f, lr, epochs, "epochs", momentum, nesterov, tol, blowup, record)
     batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
-    code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+    code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
     seed = V.integer(f, "seed", seed, minimum=0)
     exact = V.boolean(f, "exact", exact)
     _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
-    w0 = C.initial_weights(f, w0, prob, d_in)
-    from ._engine import launch
-    from ._kernels.table import KernelSpec
+    w0 = PB.initial_weights(f, w0, prob, d_in)
+    from fastgd.linear.executors import launch
+    from fastgd.linear.table import KernelSpec
 
-    out = C.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
+    out = G.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
     spec = KernelSpec("sgd", prob.d, epochs, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov, batch=batch_size, order=code, exact=exact)
     arrays = _arrays(prob, lr, momentum, w0)
-    arrays["keys"] = C.seed_key(seed)[None]
-    launch(spec, arrays, C.make_chunks(1, 1, 1, 1), 1, out)
-    C.finalize([prob], out, w0, tol, epochs)
+    arrays["keys"] = G.seed_key(seed)[None]
+    launch(spec, arrays, G.make_chunks(1, 1, 1, 1), 1, out)
+    PB.finalize([prob], out, w0, tol, epochs)
     return _to_run(out, epochs, record, lr, "sgd", "epoch", prob, w0)

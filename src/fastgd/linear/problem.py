@@ -1,67 +1,19 @@
-"""Shared machinery of the API layer: status codes, problem preparation (the
-sufficient statistics the kernels need), seeds, threads, and the batched grid
-execution that gives progress and clean Ctrl-C between chunks."""
+"""The linear unit's prepared problem: sufficient statistics (SVD of X, w*, E*), its cache,
+and the final check of every cell's status from residuals."""
+
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import enum
 import hashlib
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels as K
-from . import _validate as V
-
-ORDERS = {"cyclic": K.ORDER_CYCLIC, "shuffle": K.ORDER_SHUFFLE,
-          "replacement": K.ORDER_REPLACEMENT}
-
-#: The one set of defaults of runs (:func:`fastgd.gd`, :func:`fastgd.sgd`), sweeps,
-#: :func:`fastgd.critical_lr` and the CLI, so that a run and the matching sweep cell agree
-#: with default arguments.  SGD presents the samples in a fresh random permutation every
-#: epoch ("shuffle": what SGD means in practice); ``order="cyclic"`` is 0..P-1 every epoch,
-#: scikit-learn's ``SGDRegressor(shuffle=False)`` bit for bit.
-DEFAULT_ORDER = "shuffle"
-#: Convergence tolerance on the excess loss relative to its initial value.
-DEFAULT_TOL = 1e-8
-#: A run that neither converged nor diverged but whose final loss exceeds
-#: ``GROWING_FACTOR`` x max(initial loss, loss at w = 0) is flagged ``growing``: BOUNDED
-#: by the budget, yet its loss grew by orders of magnitude (it would diverge with a
-#: longer budget, or is a catapult still in flight).
-GROWING_FACTOR = 1e3
-
-
-class Status(enum.IntEnum):
-    """Outcome of a run (the integer codes stored in result arrays).
-
-    * ``BOUNDED`` (0): neither converged nor diverged within the budget (slow
-      convergence, SGD's stationary fluctuation, or a bounded oscillation).
-    * ``CONVERGED`` (1): the excess loss *of the weights returned* (from residuals, on
-      the float64 data) <= tol x initial excess loss.
-    * ``DIVERGED`` (2): a weight or the loss is non-finite, or the loss > blowup x
-      max(initial loss, loss at w = 0); ``blowup=inf`` still counts non-finite values.
-
-    Statuses are exact up to a relative ~d eps kappa(X) in the excess compared with the
-    tolerance (kappa(X) = sqrt(kappa(H))): guaranteed for kappa(H) up to 1e16 in
-    float64; float32 sweeps are checked on the float64 data as well.
-    * ``NOT_RUN`` (-1): a sweep cell that was not computed (interrupted sweep).
-    """
-
-    NOT_RUN = -1
-    BOUNDED = K.BOUNDED
-    CONVERGED = K.CONVERGED
-    DIVERGED = K.DIVERGED
-
-    def __str__(self):  # print(r.status) -> Status.CONVERGED, not 1
-        return f"{type(self).__name__}.{self.name}"
-
-    def __format__(self, spec):
-        return str(self) if not spec else format(int(self), spec)
+from fastgd import validate as V
+from fastgd.status import GROWING_FACTOR, Status
 
 
 @dataclass(frozen=True)
@@ -97,7 +49,7 @@ class Problem:
 def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> Problem:
     """Validate (X, y) and compute H, w*, E*, E(0) once, in float64.
 
-    ``checked=True``: (X, y) already passed :func:`fastgd._validate.data` (sweep's
+    ``checked=True``: (X, y) already passed :func:`fastgd.validate.data` (sweep's
     datasets are validated, or generated, before this; it saves ~20 us per dataset)."""
     if not checked:
         X, y = V.data(func, X, y, xname=xname, yname=yname)
@@ -227,8 +179,8 @@ def true_losses(prob: Problem, W, nworkers=1):
 
     Per-row arithmetic does not depend on the other rows (a Numba loop), so a sweep
     cell and the matching single run agree bit for bit; ``nworkers`` threads."""
-    from ._kernels.linear import residual_losses
-    from ._kernels.threads import fan_out
+    from fastgd.kernels.threads import fan_out
+    from fastgd.linear.kernels import residual_losses
 
     Wt = np.ascontiguousarray(np.asarray(W, dtype=np.float64).T)
     m = Wt.shape[1]
@@ -304,7 +256,7 @@ def fill_records(out):
 
 def finalize_block(probs, res, w0, tol, T, nworkers=1):
     """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
-    :func:`fastgd._engine.run_block`), in place.  Idempotent: a block that was already
+    :func:`fastgd.linear.executors.run_block`), in place.  Idempotent: a block that was already
     checked (e.g. read back from a checkpoint) comes out unchanged."""
     rows = res["rows"]
     cell_data = np.repeat(rows[:, 0], rows[:, 3] - rows[:, 2])
@@ -338,173 +290,3 @@ def initial_weights(func, w0, prob: Problem, d_in: int, name="w0"):
         want = f"{d_in} or {d_in + 1} (with the bias last)" if prob.bias else f"{d_in}"
         raise V.fail(func, name, f"of length {want}", f"length {w0.size}")
     return np.ascontiguousarray(w0)
-
-
-def seed_key(seed: int) -> np.ndarray:
-    """Two 32-bit words from ``numpy.random.SeedSequence(seed)`` (as int64)."""
-    return np.random.SeedSequence(int(seed)).generate_state(2, np.uint32).astype(np.int64)
-
-
-def max_threads() -> int:
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
-@contextlib.contextmanager
-def using_threads(func, threads):
-    """Apply a thread count for the duration of a call (``numba.set_num_threads``).
-
-    ``NUMBA_NUM_THREADS`` (the maximum) must be set before numba is imported.
-    """
-    import numba
-
-    if threads is None:
-        yield numba.get_num_threads()
-        return
-    n = V.integer(func, "threads", threads, minimum=1, maximum=max_threads())
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        numba.set_num_threads(old)
-
-
-class Outputs:
-    """Per-cell output arrays, indexed [data, seed, lr] (kernel layout)."""
-
-    def __init__(self, n_data, n_seed, n_lr, d, n_rec=0, rec_w=False, lazy=False,
-                 keep_w=True):
-        """``lazy``: recordings allocated with ``np.empty`` (a single run: the kernel
-        writes them up to the step where the run stopped and the run reads no further,
-        so a budget of 10**9 steps that converges in 10 touches a few pages, not 8 GB).
-        Otherwise they start at inf and :func:`fill_records` completes them.
-        ``keep_w=False``: no final weights (``w`` is None): outputs that blocks of
-        results are scattered into, never handed to a kernel (a sweep that does not
-        return weights; :func:`fastgd._engine.run_block`)."""
-        shape = (n_data, n_seed, n_lr)
-        self.d = int(d)
-        self.status = np.full(shape, Status.NOT_RUN, dtype=np.int8)
-        self.w = np.zeros(shape + (d,)) if keep_w else None
-        self.loss = np.full(shape, np.inf)
-        self.excess = np.full(shape, np.inf)
-        self.tol_at = np.full(shape, -1, dtype=np.int64)
-        self.div_at = np.full(shape, -1, dtype=np.int64)
-        self.logg = np.zeros(shape)
-        alloc = np.empty if lazy else np.zeros
-        self.rec_loss = np.empty(shape + (n_rec,)) if lazy else np.full(shape + (n_rec,), np.inf)
-        self.rec_w = alloc(shape + ((n_rec, d) if rec_w else (0, d)))
-
-    def kernel_args(self):
-        return (self.status, self.w, self.loss, self.excess, self.tol_at, self.div_at,
-                self.logg, self.rec_loss, self.rec_w)
-
-    @staticmethod
-    def bytes_per_cell(d, n_rec=0, rec_w=False, keep_w=True):
-        """Bytes held per cell: status, 5 numbers, the curve and (``keep_w``) the final
-        weights."""
-        return 1 + 8 * (5 + (d if keep_w else 0)) + 8 * n_rec * (1 + (d if rec_w else 0))
-
-
-def check_memory(func, n_cells, per_cell, limit=None):
-    """Refuse up front a result that would not fit in memory (the limit: ``limit``,
-    else ``FASTGD_MAX_BYTES``, else half of physical memory; :mod:`fastgd._cost`)."""
-    from . import _cost
-
-    _cost.check(func, "grid", nbytes=float(n_cells) * per_cell,
-                what=f"{n_cells:,} cells x {per_cell:,} B", max_bytes=limit,
-                hint="reduce the grid or the curve length, or split the sweep")
-
-
-def make_chunks(n_data, n_seed, n_lr, lanes):
-    """Chunk table rows (data, seed, lr_start, lr_stop), lanes consecutive learning rates."""
-    starts = np.arange(0, n_lr, lanes, dtype=np.int64)
-    di, si, a = np.meshgrid(np.arange(n_data, dtype=np.int64),
-                            np.arange(n_seed, dtype=np.int64), starts, indexing="ij")
-    a = a.ravel()
-    return np.ascontiguousarray(np.stack([di.ravel(), si.ravel(), a,
-                                          np.minimum(a + lanes, n_lr)], axis=1))
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep: raised between chunks; ``.done`` chunks finished."""
-
-    def __init__(self, done, total):
-        super().__init__(f"interrupted after {done} of {total} chunks")
-        self.done = done
-        self.total = total
-
-
-def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=None):
-    """Run ``call(chunk_rows, nworkers)`` over the chunk table in batches.
-
-    Batches are sized to about 0.25 s after a small first batch (and to at most
-    ``max_batch`` rows), so a progress bar (:class:`Progress`) advances and Ctrl-C is
-    honoured between batches.
-    """
-    n = chunks.shape[0]
-    done = 0
-    bar = Progress(n, progress, desc)
-    cap = n if max_batch is None else max(nworkers, int(max_batch))
-    batch = min(cap, max(nworkers, min(n, 2 * nworkers)))
-    try:
-        while done < n:
-            stop = min(n, done + batch)
-            t0 = time.perf_counter()
-            call(np.ascontiguousarray(chunks[done:stop]), nworkers)
-            per_chunk = (time.perf_counter() - t0) / (stop - done)
-            done = stop
-            batch = int(min(max(nworkers, 0.25 / max(per_chunk, 1e-9)), n))
-            batch = min(cap, max(nworkers, (batch // nworkers) * nworkers))
-            bar.update(done)
-    except KeyboardInterrupt:
-        raise Interrupted(done, n) from None
-    finally:
-        bar.close()
-    return done
-
-
-class Progress:
-    """The progress bar of a loop over ``total`` chunks (tqdm, optional), shown when it
-    helps: ``progress`` True always, False never, None (automatic) once the work done so
-    far says the whole will take more than 1 s and stderr is a terminal.
-
-    Call :meth:`update` with the chunks done after each step (the bar appears at the
-    first step that decides for it) and :meth:`close` at the end, in a ``finally``.
-    """
-
-    def __init__(self, total, progress, desc):
-        self.total, self.progress, self.desc = total, progress, desc
-        self.bar = None
-        self.t_start = time.perf_counter()
-
-    def update(self, done):
-        if self.bar is None and done < self.total and self.progress is not False:
-            elapsed = time.perf_counter() - self.t_start
-            eta = elapsed / max(done, 1) * (self.total - done)
-            if self.progress or (self.progress is None and eta + elapsed > 1.0 and _isatty()):
-                self.bar = _make_bar(self.total, self.desc)
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _isatty():
-    import sys
-
-    try:
-        return sys.stderr.isatty()
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _make_bar(total, desc):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # optional dependency
-        return None
-    return tqdm(total=total, desc=desc, unit="chunk", leave=False)

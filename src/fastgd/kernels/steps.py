@@ -9,8 +9,8 @@ is therefore made here and nowhere else.
 
 import math
 
-from . import CONVERGED, DIVERGED
-from ._jit import jit
+from fastgd.kernels import CONVERGED, DIVERGED
+from fastgd.kernels.jit import jit
 
 
 def _check(x, thc, thd):

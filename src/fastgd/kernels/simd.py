@@ -7,7 +7,7 @@ LLVM's loop vectoriser keeps lane state in memory: per sample it loads and store
 every weight of every lane.  Here a block of V vectors of lanes (4 doubles or 8 floats
 each) keeps its d x V weight vectors in registers for a whole epoch of samples; only
 x_p and y_p are loaded (broadcast) per sample.  The arithmetic is the register
-layout's (:func:`fastgd._kernels.linear.sgd_kernel`) operation for operation --
+layout's (:func:`fastgd.linear.kernels.sgd_kernel`) operation for operation --
 s = w.x accumulated from 0 in component order, c = lr (s - y), w <- w - c x, fused
 multiply-adds exactly where contraction fuses them (none with ``FASTGD_CONTRACT=0``) --
 so results are equal bit for bit (tested).
@@ -32,8 +32,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import contract
-from .fmath import emit_tanh
+from fastgd.kernels.fmath import emit_tanh
+from fastgd.kernels.jit import contract
 
 #: vectors per block for each d of the register layout (registers: d x V weights)
 VECTORS = {1: 12, 2: 10, 3: 8, 4: 8, 5: 6, 6: 6, 7: 6, 8: 6}
@@ -171,7 +171,7 @@ def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12,
                  lo):
     """Four per-sample steps (samples p0..p3 of dataset di, Gram entries g_mj = x_m.x_j)
     for lanes lo .. lo + BLOCK4_VECTORS * 32 / itemsize - 1 of W (d, nl), d at run time:
-    the arithmetic of :func:`fastgd._kernels.linear._block4` operation for operation (a
+    the arithmetic of :func:`fastgd.linear.kernels._block4` operation for operation (a
     pass over the components for the four dot products, accumulated in registers; the
     steps r_j; a pass that applies them), equal to it bit for bit."""
     sig = types.void(W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12, g13, g23, lo)
@@ -439,14 +439,14 @@ def _net_block_sig(S, step, *args):
     * with ``grad``, backward unit by unit: G[a_j] += r h, delta = r a_j phi'(h),
       G[b_j] += delta, G[W_ji] += delta x_i, sample by sample.
 
-    The loops of :func:`fastgd._kernels.net.loss_grad_lanes` operation for operation, so
+    The loops of :func:`fastgd.net.kernels.loss_grad_lanes` operation for operation, so
     every sum is taken in the same order: sample after sample, the block's after the
     earlier blocks'.
 
     ``step`` (S = 1; arguments T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act, bias, s,
     sinv): the SGD step on that sample instead, unit by unit as each unit's gradient is
     complete (no unit's gradient reads another's parameters): theta <- theta - lr g
-    with g the gradient above from 0 (what :func:`fastgd._kernels.net._step` does with
+    with g the gradient above from 0 (what :func:`fastgd.net.kernels._step` does with
     beta = 0 after the gradient, the same bits), and chk += 0 x theta (NaN once a
     parameter is not finite), no loss."""
     sig = types.void(*args)

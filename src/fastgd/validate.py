@@ -110,7 +110,7 @@ def design(func, X, *, name="X", forms_h=True):
     if X.shape[1] == 0:
         raise fail(func, name, "of shape (P, d) with d >= 1", f"shape {X.shape}")
     if forms_h:
-        from . import _cost
+        from fastgd.engine import cost as _cost
 
         _cost.check(func, name, nbytes=_cost.matrix_bytes(X.shape[1]),
                     what=f"H = X^T X / P of {X.shape[1]} x {X.shape[1]}",

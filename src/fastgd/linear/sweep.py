@@ -8,7 +8,7 @@ threads and executed in batches, so a progress bar advances and Ctrl-C stops cle
 between batches (:class:`SweepInterrupted` carries what finished).  Results are
 bit-identical for any thread count, lane count or batch size, and for any engine
 (``engine=``: a ``concurrent.futures.Executor``, e.g. Dask's ``client.get_executor()``;
-see :mod:`fastgd._engine`).  ``checkpoint=DIR`` makes a sweep resumable
+see :mod:`fastgd.linear.executors`).  ``checkpoint=DIR`` makes a sweep resumable
 (:mod:`fastgd.checkpoint`); ``dtype="float32"`` and ``backend="cuda"`` (:mod:`fastgd.gpu`)
 trade precision or hardware for speed.
 
@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core as C
-from . import _cost
-from . import _validate as V
-from .result import SweepInterrupted, SweepResult, default_names, load  # noqa: F401
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
+from fastgd.linear.result import SweepInterrupted, SweepResult, default_names, load  # noqa: F401
 
 LR_UNITS = ("absolute", "eta_max")
 
@@ -37,7 +39,7 @@ def momentum_limit(lam_max, beta, nesterov=False):
     """Largest stable batch-GD rate with momentum beta (PyTorch form) for each lam_max:
     heavy ball 2(1 + beta)/lam, Nesterov (2 + 2 beta)/((1 + 2 beta) lam)
     (:func:`fastgd.theory.momentum_lr_max`)."""
-    from .theory import momentum_lr_max
+    from fastgd.theory import momentum_lr_max
 
     return np.array([momentum_lr_max(float(l), beta, nesterov) for l in np.atleast_1d(lam_max)])
 
@@ -82,7 +84,7 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
             raise V.fail(f, "data", "datasets with the same number of inputs d",
                          f"d in {sorted(ds)}")
         return out, None, names or default_names(len(out))
-    from .data import _gaussian_family
+    from fastgd.data import _gaussian_family
 
     kappa = V.as_float_array(f, "condition", np.atleast_1d(condition), 1)
     if np.any(kappa < 1):
@@ -121,7 +123,7 @@ def _sweep_relative(f, rel, args):
     datasets, kappa, names = _datasets(f, args["data"], args["condition"], args["n"],
                                        args["d"], args["fix"], args["data_seed"])
     bias = V.boolean(f, "bias", args["bias"])
-    probs = C.prepare_many(f, datasets, bias)
+    probs = PB.prepare_many(f, datasets, bias)
     # lambda_max exactly as the part's own result computes it (_assemble), so that
     # absolute_lr = lr * gd_limit reproduces the rates run bit for bit
     lam = [np.linalg.eigvalsh(np.stack([p.H]))[0] for p in probs]
@@ -207,8 +209,8 @@ def auto_lanes(method, n_data, n_seed, n_lr, *, min_chunks=16):
 
 
 def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, steps=None, epochs=None, batch_size=1,
-          order=C.DEFAULT_ORDER, seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None,
-          tol=C.DEFAULT_TOL, blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0,
+          order=ST.DEFAULT_ORDER, seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None,
+          tol=ST.DEFAULT_TOL, blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0,
           curve_points=0, lanes=None, threads=None, progress=None, max_bytes=None,
           almost_sure=False, dtype="float64", backend="cpu", engine=None, checkpoint=None,
           weights=False, exact=False) -> SweepResult:
@@ -339,9 +341,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
                      curve_points, max_bytes, weights)
     datasets, kappa_given, names = _datasets(f, args["data"], condition, n, d, fix, data_seed)
     bias = V.boolean(f, "bias", bias)
-    probs = C.prepare_many(f, datasets, bias)
+    probs = PB.prepare_many(f, datasets, bias)
     d_in = datasets[0][0].shape[1]
-    w0v = C.initial_weights(f, w0, probs[0], d_in)
+    w0v = PB.initial_weights(f, w0, probs[0], d_in)
     momentum = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     tol = V.real(f, "tol", tol, nonneg=True)
@@ -360,7 +362,7 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
         T = V.integer(f, "epochs", 100 if epochs is None else epochs, minimum=0)
         Pmin = min(p.P for p in probs)
         batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=Pmin)
-        order_code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+        order_code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
         if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
             seed_list = np.arange(V.integer(f, "seeds", seeds, minimum=1), dtype=np.int64)
         else:
@@ -381,8 +383,8 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
         rec_every = max(1, T // max(curve_points - 1, 1))
         n_rec = T // rec_every + 1
     weights = V.boolean(f, "weights", weights)
-    C.check_memory(f, n_data * n_lr * n_seed,
-                   C.Outputs.bytes_per_cell(probs[0].d, n_rec, keep_w=weights), max_bytes)
+    G.check_memory(f, n_data * n_lr * n_seed,
+                   G.Outputs.bytes_per_cell(probs[0].d, n_rec, keep_w=weights), max_bytes)
 
     if not isinstance(dtype, str) and dtype is not None:
         try:
@@ -404,20 +406,20 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
                          rec_every, n_rec, dtype, backend, lanes,
                          batch_size if method == "sgd" else 0,
                          order_code if method == "sgd" else 0, seed_list, exact)
-    out = C.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec, keep_w=weights)
-    chunks = C.make_chunks(n_data, n_seed, n_lr, lanes)
+    out = G.Outputs(n_data, n_seed, n_lr, probs[0].d, n_rec=n_rec, keep_w=weights)
+    chunks = G.make_chunks(n_data, n_seed, n_lr, lanes)
 
     def finish(block):  # each block checked against the truth of its weights, then dropped
-        C.finalize_block(probs, block, w0v, tol, T, nthreads)
+        PB.finalize_block(probs, block, w0v, tol, T, nthreads)
     if backend == "cuda":
-        from . import gpu
+        from fastgd.linear import gpu
 
         gpu.require(f)
 
     interrupted = None
     counts = {"chunks_total": int(chunks.shape[0]), "chunks_resumed": 0,
               "chunks_computed": 0, "seconds_run": 0.0}
-    with C.using_threads(f, None if engine is not None else threads) as nthreads, \
+    with G.using_threads(f, None if engine is not None else threads) as nthreads, \
             np.errstate(all="ignore"):
         if engine is not None:
             nthreads = 1 if threads is None else V.integer(f, "threads", threads, minimum=1)
@@ -426,9 +428,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
                      f"sweep {method}", counts, dict(method=method, lanes=lanes, dtype=dtype,
                                                      backend=backend, n_data=n_data,
                                                      n_lr=n_lr, n_seed=n_seed), finish)
-        except C.Interrupted as exc:
+        except G.Interrupted as exc:
             interrupted = exc
-    C.fill_records(out)
+    PB.fill_records(out)
 
     spec = {"method": method, "lr": lrs, "steps" if method == "gd" else "epochs": T,
             "batch_size": batch_size if method == "sgd" else None,
@@ -478,12 +480,12 @@ def _kernel_spec(method, probs, lrs, momentum, nesterov, w0v, T, tol, blowup, re
         for k, p in enumerate(probs):
             Xs[k, : p.P] = p.X
             ys[k, : p.P] = p.y
-        from ._kernels.table import lam_bounds
+        from fastgd.linear.table import lam_bounds
 
         spec.update(X=a(Xs), y=a(ys), P=np.array([p.P for p in probs], dtype=np.int64),
                     bounds=lam_bounds(spec["R"]),
                     batch=int(batch), order=int(order_code),
-                    keys=np.ascontiguousarray(np.stack([C.seed_key(s) for s in seed_list])))
+                    keys=np.ascontiguousarray(np.stack([G.seed_key(s) for s in seed_list])))
     return spec
 
 
@@ -493,11 +495,11 @@ def _execute(f, kspec, chunks, out, nthreads, engine, checkpoint, progress, desc
     directory when one is given (resume first, then write blocks as they finish).
     Every block of results passes ``finish`` (in place) before it is kept.
     The directory's lock is released however the run ends."""
-    from . import _engine as E
+    from fastgd.linear import executors as E
 
     todo = chunks
     if checkpoint is not None:
-        from .checkpoint import Checkpoint
+        from fastgd.engine.checkpoint import Checkpoint
 
         ck = Checkpoint(checkpoint, kspec, chunks, summary=summary, func=f)
         try:
@@ -523,7 +525,7 @@ def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts, 
     """Run ``todo`` into ``out``, writing finished blocks to the checkpoint ``ck``."""
     import time
 
-    from . import _engine as E
+    from fastgd.linear import executors as E
 
     buf = []
     # the first finished batch is written at once, later ones about once a second
@@ -551,7 +553,7 @@ def _run_chunks(kspec, todo, out, nthreads, engine, ck, progress, desc, counts, 
     with _sigterm_as_interrupt(ck is not None):
         try:
             if kspec["backend"] == "cuda":
-                from . import gpu
+                from fastgd.linear import gpu
 
                 def call(rows):
                     block = gpu.run_rows(kspec, rows)
@@ -607,7 +609,7 @@ class _sigterm_as_interrupt:
 def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
                 threads):
     """Fill the SGD mean-square (and, on request, almost-sure) limits of each dataset."""
-    from .theory import limits
+    from fastgd.theory import limits
 
     if order == "cyclic" and not almost_sure:
         return  # the exact cyclic limit needs an epoch-product root search (~0.2 s each)
@@ -625,7 +627,7 @@ def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almo
 def _versions():
     import numba
 
-    from . import __version__
+    from fastgd.version import __version__
 
     return {"fastgd": __version__, "numba": numba.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
@@ -659,7 +661,7 @@ def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, ne
         gd_limit=gd_lim, momentum_limit=mom_lim,
         sgd_ms_limit=np.full(len(probs), np.nan), sgd_as_limit=np.full(len(probs), np.nan),
         curves=curves, curve_t=curve_t, meta=meta,
-        growing=np.ascontiguousarray(C.growing(probs, out, w0).transpose(tr)),
+        growing=np.ascontiguousarray(PB.growing(probs, out, w0).transpose(tr)),
         weights=(None if out.w is None
                  else np.ascontiguousarray(out.w.transpose(0, 2, 1, 3))))
 
@@ -709,8 +711,8 @@ class Boundary:
 def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=12345):
     """Long-run growth rate per step of the GD error map at each rate (difference of the
     accumulated log norms at T2 and T1 from the same random start: transients cancel)."""
-    from ._engine import launch
-    from ._kernels.table import KernelSpec
+    from fastgd.linear.executors import launch
+    from fastgd.linear.table import KernelSpec
 
     d = prob.d
     rng = np.random.default_rng(seed)
@@ -720,13 +722,13 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
               "c0": np.ones(1), "lr": lrs, "beta": np.full(lrs.size, beta), "w0": w0}
     logs, over = [], np.zeros(lrs.size, dtype=bool)
     for T in (T1, T2):
-        out = C.Outputs(1, 1, lrs.size, d)
+        out = G.Outputs(1, 1, lrs.size, d)
         spec = KernelSpec("gd", d, T, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
                           renorm=renorm)
-        launch(spec, arrays, C.make_chunks(1, 1, lrs.size, 64), nthreads, out)
+        launch(spec, arrays, G.make_chunks(1, 1, lrs.size, 64), nthreads, out)
         logs.append(out.logg[0, 0].copy())
         # a lane that overflowed between renormalisations stopped there: unstable
-        over |= out.status[0, 0] == C.Status.DIVERGED
+        over |= out.status[0, 0] == ST.Status.DIVERGED
     with np.errstate(invalid="ignore"):
         g = np.where(over, np.inf, (logs[1] - logs[0]) / (T2 - T1))
     # a lane that hit exactly zero (e.g. eta = 1/lambda with kappa = 1) is stable
@@ -735,7 +737,7 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
 
 
 def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
-                steps=None, epochs=100, batch_size=1, order=C.DEFAULT_ORDER, seeds=64,
+                steps=None, epochs=100, batch_size=1, order=ST.DEFAULT_ORDER, seeds=64,
                 blowup=1e12, lr_range=None, threads=None, check=False) -> Boundary:
     """The divergence boundary in the learning rate for one dataset.
 
@@ -789,7 +791,7 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     """
     f = "critical_lr"
     V.choice(f, "method", method, ("gd", "sgd"))
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     momentum = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     if rtol is None:
@@ -798,7 +800,7 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     V.threads(f, threads)
     if method == "sgd":
         V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
-        V.choice(f, "order", order, tuple(C.ORDERS))
+        V.choice(f, "order", order, tuple(ST.ORDERS))
         V.blowup(f, blowup)
     steps = _cost.critical(f, method, steps, epochs, seeds, prob.P, prob.d)
     trH = float(np.trace(prob.H))
@@ -811,7 +813,7 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     check = V.boolean(f, "check", check)
     if method == "gd" and not check:
         return _critical_gd_spectrum(prob, momentum, nesterov)
-    with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+    with G.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
         if method == "gd":
             return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)
         return _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order,
@@ -823,7 +825,7 @@ def _critical_gd_spectrum(prob, momentum, nesterov):
     :func:`fastgd.spectrum`)."""
     import scipy.linalg
 
-    from .theory import momentum_lr_max
+    from fastgd.theory import momentum_lr_max
 
     lam_max = float(scipy.linalg.eigvalsh(prob.H)[-1])
     lr = (momentum_lr_max(lam_max, momentum, nesterov) if momentum > 0 or nesterov

@@ -13,7 +13,7 @@ import platform
 import numba
 import numpy as np
 
-from ._jit import jit
+from fastgd.kernels.jit import jit
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "x64")
 

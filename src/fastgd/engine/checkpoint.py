@@ -39,7 +39,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no locking, temporaries never cleaned
     fcntl = None
 
-from . import _validate as V
+from fastgd import validate as V
 
 FORMAT = "fastgd-checkpoint-1"
 LOCK = ".lock"
@@ -97,7 +97,7 @@ class Checkpoint:
     """
 
     def __init__(self, path, spec, chunks, summary=None, func="sweep"):
-        from . import __version__
+        from fastgd.version import __version__
 
         self.path = os.fspath(path)
         self.func = func

@@ -52,10 +52,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core as C
-from . import _cost
-from . import _validate as V
-from ._core import DEFAULT_ORDER, DEFAULT_TOL, Status
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
 
 __all__ = [
     "ACTIVATIONS",
@@ -294,7 +295,7 @@ def _ntk_top(t, M, m):
 # ------------------------------------------------------------------ batched curvature
 def _hvp_batch(M, m, Th, Vv):
     """H v for rows of Th, Vv (n, N) through the Numba kernel (lanes = rows)."""
-    from ._kernels.net import hvp_lanes
+    from fastgd.net.kernels import hvp_lanes
 
     T = np.ascontiguousarray(Th.T)
     Vt = np.ascontiguousarray(Vv.T)
@@ -580,7 +581,7 @@ def online_sharpness(theta, X, y, *, activation="tanh", param="ntk", bias=False,
     fastgd.theory.LSPEstimate
         ``estimate``, ``history`` (|Psi| per presentation), ``psi``, ``window``.
     """
-    from .theory import LSPEstimate
+    from fastgd.theory import LSPEstimate
 
     f = "online_sharpness"
     M, t, m = _point(f, theta, X, y, activation, param, bias)
@@ -666,8 +667,8 @@ class _Out:
 def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
              rec_every, threads, progress, lanes=None):
     """Run every (init, lr) cell; ``inits``: list of (m, theta0, key)."""
-    from ._kernels.net import grid_net, rows_net
-    from ._kernels.table import kernel_is_cold
+    from fastgd.linear.table import kernel_is_cold
+    from fastgd.net.kernels import grid_net, rows_net
 
     if kernel_is_cold(rows_net):
         print("fastgd: compiling the two-layer network kernels, first run only (cached on "
@@ -695,8 +696,8 @@ def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n
                      beta, steps, batch, order, tol, blowup, M.c0, rows_, nw, *out.tail())
 
     t0 = time.perf_counter()
-    with C.using_threads(f, threads) as nw:
-        C.execute(call, chunks, nw, progress=progress, desc=f)
+    with G.using_threads(f, threads) as nw:
+        G.execute(call, chunks, nw, progress=progress, desc=f)
     return out, time.perf_counter() - t0, nw
 
 
@@ -823,8 +824,8 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
     if method == "sgd":
         batch_size, order, oseed = sgd
         batch = V.integer(f, "batch_size", batch_size, minimum=1, maximum=M.P)
-        code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
-        key = C.seed_key(V.integer(f, "seed", oseed, minimum=0))
+        code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
+        key = G.seed_key(V.integer(f, "seed", oseed, minimum=0))
     t0, m = _start(f, M, theta0, width, scale, seed)
     N = t0.size
     n_th = steps // every + 1 if every else 0
@@ -1103,7 +1104,7 @@ def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd"
     else:
         seed_list = _int_list(f, "seeds", seeds, minimum=0)
     batch = V.integer(f, "batch_size", batch_size, minimum=1, maximum=M.P)
-    code = C.ORDERS[V.choice(f, "order", order, tuple(C.ORDERS))]
+    code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
     sharp = V.boolean(f, "sharpness", sharpness)
     progress = V.boolean(f, "progress", progress, allow_none=True)
     V.threads(f, threads)
@@ -1111,7 +1112,7 @@ def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd"
     n = n_init * lrs.size
     Nsum = float(np.sum(widths) * M.per()) * scales.size * seed_list.size
     n_th = steps // every + 1 if every else 0
-    C.check_memory(f, n, 8 * 8 + 8 * n_th)
+    G.check_memory(f, n, 8 * 8 + 8 * n_th)
     _cost.check(f, "width" if widths.size > 1 else "lr",
                 nbytes=Nsum * lrs.size * 8 * (1 + n_th),
                 what=f"{n:,} cells' parameters", hint="use fewer cells or narrower networks")
@@ -1125,7 +1126,7 @@ def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd"
         for sc in scales:
             for sd in seed_list:
                 inits.append((int(m), _init(int(m), M.d, float(sc), int(sd), M.bias),
-                              C.seed_key(int(sd)) if method == "sgd"
+                              G.seed_key(int(sd)) if method == "sgd"
                               else np.zeros(2, dtype=np.int64)))
     out, seconds, nw = _execute(f, M, method, inits, lrs, steps, beta, batch, code, tol,
                                 blowup, 0, every, threads, progress)
@@ -1181,15 +1182,15 @@ def _int_list(f, name, value, minimum=1):
 
 
 def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, legend=True):
-    """Catapult phase diagram of a :func:`net_sweep` (see :mod:`fastgd._netplot`)."""
-    from ._netplot import plot_net_phase as _p
+    """Catapult phase diagram of a :func:`net_sweep` (see :mod:`fastgd.net.plot`)."""
+    from fastgd.net.plot import plot_net_phase as _p
 
     return _p(result, ax=ax, seed=seed, scale=scale, spike=spike, title=title, legend=legend)
 
 
 def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     """Sharpness against step for several runs with their 2/lr lines (edge of stability;
-    see :mod:`fastgd._netplot`)."""
-    from ._netplot import plot_net_eos as _p
+    see :mod:`fastgd.net.plot`)."""
+    from fastgd.net.plot import plot_net_eos as _p
 
     return _p(runs, ax=ax, loss_ax=loss_ax, title=title, legend=legend)

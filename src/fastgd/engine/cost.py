@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 
-from . import _validate as V
+from fastgd import validate as V
 
 #: Default work limit (multiply-adds).
 MAX_WORK = 1e13

@@ -34,10 +34,10 @@ iterate that passed the check (always finite) and loss ``inf``.
 
 import numpy as np
 
-from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
-from ._jit import jit
-from .rng import hash4, permutation, randbelow
-from .threads import fan_out
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from fastgd.kernels.jit import jit
+from fastgd.kernels.rng import hash4, permutation, randbelow
+from fastgd.kernels.threads import fan_out
 
 
 @jit

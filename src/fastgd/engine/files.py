@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from . import _validate as V
+from fastgd import validate as V
 
 FORMAT = "fastgd-sweep-1"
 #: characters of JSON metadata allowed on top of 64 per grid point
@@ -219,7 +219,7 @@ def _parse_json(path, text):
 
 
 def _check_values(path, a):
-    from ._core import Status
+    from fastgd.status import Status
 
     st = a["status"]
     codes = np.array([int(s) for s in Status])

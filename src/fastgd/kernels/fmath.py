@@ -23,7 +23,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ._jit import jit
+from fastgd.kernels.jit import jit
 
 # Cephes tanh: P(z) / Q(z), Q monic
 _TP = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)

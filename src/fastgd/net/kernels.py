@@ -45,13 +45,13 @@ entries; ``theta_off`` too).
 import numba
 import numpy as np
 
-from . import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
-from ._jit import jit
-from .fmath import tanh
-from .rng import hash4, permutation, randbelow
-from .simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
-from .steps import heavy_ball
-from .threads import fan_out
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from fastgd.kernels.fmath import tanh
+from fastgd.kernels.jit import jit
+from fastgd.kernels.rng import hash4, permutation, randbelow
+from fastgd.kernels.simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
+from fastgd.kernels.steps import heavy_ball
+from fastgd.kernels.threads import fan_out
 
 #: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT

@@ -2,10 +2,10 @@
 
 One run per CUDA thread, for the linear unit's GD and SGD sweeps and for scalar-chain
 sweeps (:func:`chain_launch`, the GPU twin of ``fastgd.chain._launch``).  The runs are
-the scalar functions of :mod:`fastgd._kernels.scalar` (``gd_run``, ``sgd_run``,
+the scalar functions of :mod:`fastgd.linear.scalar` (``gd_run``, ``sgd_run``,
 ``chain_gd_run``, ``chain_sgd_run``), compiled with
 ``numba.cuda.jit(device=True)`` from the same source that the CPU ``jit`` compiles for
-the tests; they follow the lane kernels of :mod:`fastgd._kernels.linear` operation for
+the tests; they follow the lane kernels of :mod:`fastgd.linear.kernels` operation for
 operation (statuses exact; losses equal to rounding, since the GPU contracts
 multiply-adds).  SGD sample orders (shuffle, replacement) are drawn on the host by the
 CPU's counter-based generator and read by every thread of a seed, so the GPU visits the
@@ -23,7 +23,7 @@ import types as _pytypes
 
 import numpy as np
 
-from . import _validate as V
+from fastgd import validate as V
 
 _STATE = {}
 THREADS_PER_BLOCK = 128
@@ -120,7 +120,7 @@ def _kernels():
     if "kernels" in _STATE:
         return _STATE["kernels"]
     cuda = _cuda()
-    from ._kernels import scalar
+    from fastgd.linear import scalar
 
     glb = {"cuda": cuda, **scalar.compile_for(cuda.jit(device=True))}
     out = {}
@@ -136,8 +136,8 @@ def _kernels():
 def order_table(Ps, keys, T, order):
     """Sample indices ``[pair, epoch, pos]`` (int32) that the CPU kernels visit, one pair
     per (P in ``Ps`` (sorted, unique), key); an empty table for the cyclic order."""
-    from ._kernels import ORDER_CYCLIC, ORDER_SHUFFLE
-    from ._kernels.rng import hash4, permutation, randbelow
+    from fastgd.kernels import ORDER_CYCLIC, ORDER_SHUFFLE
+    from fastgd.kernels.rng import hash4, permutation, randbelow
 
     if order == ORDER_CYCLIC:
         return np.zeros((0, 0, 0), dtype=np.int32)
@@ -188,7 +188,7 @@ def _device_inputs(spec):
         names += ["X", "y", "P"]
     dev = {k: cuda.to_device(np.ascontiguousarray(spec[k])) for k in names}
     if spec["method"] == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
-        from ._kernels.linear import eig_basis
+        from fastgd.linear.kernels import eig_basis
 
         lam, V = eig_basis(spec["R"])
         dev["lam"], dev["V"] = cuda.to_device(lam), cuda.to_device(V)
@@ -202,7 +202,7 @@ def _device_inputs(spec):
 
 def run_rows(spec, rows):
     """Run chunk-table rows on the GPU; per-run results in row order (the lanes of row
-    0, then row 1, ...), as :func:`fastgd._engine.run_chunks` returns them."""
+    0, then row 1, ...), as :func:`fastgd.linear.executors.run_chunks` returns them."""
     cuda = _cuda()
     kern = _kernels()
     gd_k, sgd_k = kern["gd"], kern["sgd"]
@@ -244,7 +244,7 @@ def run_rows(spec, rows):
 
 def call_kernel(spec, rows, out):
     """Run rows on the GPU and write their cells into full-size outputs ``out``."""
-    from ._engine import scatter
+    from fastgd.linear.executors import scatter
 
     scatter(out, run_rows(spec, rows))
 

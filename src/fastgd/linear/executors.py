@@ -24,14 +24,14 @@ import sys
 
 import numpy as np
 
-from . import _core as C
+from fastgd.engine import grid as G
 
 #: result fields of a chunk block, per cell (in row order, lanes concatenated)
 FIELDS = ("status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
 
 def kernel_spec(spec):
-    """The :class:`~fastgd._kernels.table.KernelSpec` of a sweep's kernel spec dict."""
-    from ._kernels.table import KernelSpec
+    """The :class:`~fastgd.linear.table.KernelSpec` of a sweep's kernel spec dict."""
+    from fastgd.linear.table import KernelSpec
 
     return KernelSpec(method=spec["method"], d=int(spec["d"]), T=int(spec["T"]),
                       tol=float(spec["tol"]), blowup=float(spec["blowup"]),
@@ -47,7 +47,7 @@ _ANNOUNCED = set()
 def announce_compile(kspec):
     """One line on stderr before a kernel compiles on a cold cache (it takes seconds, once
     per machine and kernel; the same run is then silent)."""
-    from ._kernels import table
+    from fastgd.linear import table
 
     key = (kspec.key, kspec.dtype)
     if key in _ANNOUNCED or not table.is_cold(kspec):
@@ -62,9 +62,9 @@ def announce_compile(kspec):
 
 def launch(kspec, arrays, rows, nworkers, out):
     """Announce a cold compilation, then run ``rows`` of a grid
-    (:func:`fastgd._kernels.table.launch`) with NumPy's warnings off (divergence is a
+    (:func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
     result)."""
-    from ._kernels import table
+    from fastgd.linear import table
 
     announce_compile(kspec)
     with np.errstate(all="ignore"):
@@ -73,7 +73,7 @@ def launch(kspec, arrays, rows, nworkers, out):
 
 def call_kernel(spec, rows, nworkers, out):
     """Run ``rows`` of the chunk table with the spec's full-size inputs into ``out``
-    (a :class:`fastgd._core.Outputs` indexed by the spec's global [data, seed, lr])."""
+    (a :class:`fastgd.engine.grid.Outputs` indexed by the spec's global [data, seed, lr])."""
     launch(kernel_spec(spec), spec, rows, nworkers, out)
 
 
@@ -110,7 +110,7 @@ def run_block(spec, rows, nworkers):
     local = rows.copy()
     local[:, 0] = dloc.ravel()
     local[:, 1] = sloc.ravel()
-    out = C.Outputs(ud.size, us.size, spec["lr"].shape[0], int(spec["d"]),
+    out = G.Outputs(ud.size, us.size, spec["lr"].shape[0], int(spec["d"]),
                     n_rec=int(spec["n_rec"]))
     launch(kernel_spec(spec), arr, local, nworkers, out)
     res = gather(out, local)
@@ -128,7 +128,7 @@ def block_rows(spec, nworkers, max_bytes=None):
 
 
 #: bytes of per-cell outputs (final weights above all) one block of the local engine may
-#: hold; the finished block is checked (:func:`fastgd._core.finalize_block`), copied into
+#: hold; the finished block is checked (:func:`fastgd.engine.grid.finalize_block`), copied into
 #: the result and dropped
 BLOCK_BYTES = 4 << 20
 
@@ -196,7 +196,7 @@ def run_chunks(spec, rows, threads=1):
         ends = np.cumsum(grp[:, 3] - grp[:, 2])
         local[:, 2] = ends - (grp[:, 3] - grp[:, 2])
         local[:, 3] = ends
-        out = C.Outputs(1, 1, nl, d, n_rec=n_rec)
+        out = G.Outputs(1, 1, nl, d, n_rec=n_rec)
         launch(kspec, _sub(spec, di, si, idx), local, min(threads, j - k), out)
         sl = slice(pos, pos + nl)
         res["status"][sl] = out.status[0, 0]
@@ -264,10 +264,10 @@ def executor_workers(engine):
 def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None, finish=None):
     """The default engine: worker threads in this process, one block of rows at a time
     (:func:`run_block`), each block checked by ``finish(block)`` (in place; e.g.
-    :func:`fastgd._core.finalize_block`), scattered into ``out`` and handed to
+    :func:`fastgd.engine.grid.finalize_block`), scattered into ``out`` and handed to
     ``on_done(block)`` (used for checkpoints).
 
-    Returns the number of rows finished; raises :class:`fastgd._core.Interrupted`.
+    Returns the number of rows finished; raises :class:`fastgd.engine.grid.Interrupted`.
     """
     state = {"done": 0}
 
@@ -281,10 +281,10 @@ def run_local(spec, chunks, out, nthreads, *, progress, desc, on_done=None, fini
             on_done(res)
 
     try:
-        C.execute(call, chunks, nthreads, progress=progress, desc=desc,
+        G.execute(call, chunks, nthreads, progress=progress, desc=desc,
                   max_batch=block_rows(spec, nthreads))
-    except C.Interrupted as exc:
-        raise C.Interrupted(state["done"], chunks.shape[0]) from exc
+    except G.Interrupted as exc:
+        raise G.Interrupted(state["done"], chunks.shape[0]) from exc
     return state["done"]
 
 
@@ -296,7 +296,7 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
     worker, and at most ``2 x workers`` blocks are in flight; each finished block is
     checked by ``finish`` (in place), scattered into ``out`` and handed to
     ``on_result`` (checkpoint).  Ctrl-C cancels the blocks not yet started and raises
-    :class:`fastgd._core.Interrupted`.
+    :class:`fastgd.engine.grid.Interrupted`.
     """
     import concurrent.futures as cf
 
@@ -306,7 +306,7 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
     blocks = [chunks[i:i + per] for i in range(0, n, per)]
     window = max(2, 2 * workers)
     done = 0
-    bar = C.Progress(n, progress, desc)
+    bar = G.Progress(n, progress, desc)
     pending = set()
     it = iter(blocks)
     try:
@@ -332,7 +332,7 @@ def run_executor(spec, chunks, out, engine, threads, *, progress, desc, on_resul
     except KeyboardInterrupt:
         for fut in pending:
             fut.cancel()
-        raise C.Interrupted(done, n) from None
+        raise G.Interrupted(done, n) from None
     finally:
         bar.close()
     return done
@@ -343,7 +343,7 @@ def run_blocks(call, chunks, per, *, progress, desc):
     backend: one launch per block), with a progress bar and Ctrl-C between blocks."""
     n = chunks.shape[0]
     done = 0
-    bar = C.Progress(n, progress, desc)
+    bar = G.Progress(n, progress, desc)
     try:
         while done < n:
             stop = min(n, done + per)
@@ -351,7 +351,7 @@ def run_blocks(call, chunks, per, *, progress, desc):
             done = stop
             bar.update(done)
     except KeyboardInterrupt:
-        raise C.Interrupted(done, n) from None
+        raise G.Interrupted(done, n) from None
     finally:
         bar.close()
     return done

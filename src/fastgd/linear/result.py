@@ -1,7 +1,7 @@
 """Sweep results and their files: :class:`SweepResult` (arrays shaped (n_data, n_lr,
 n_seed) with the limits and the metadata to reproduce them), :class:`SweepInterrupted`
 (Ctrl-C with the finished cells), :meth:`SweepResult.save` and :func:`load`
-(validated by :mod:`fastgd._fileio`).
+(validated by :mod:`fastgd.engine.files`).
 
 :func:`fastgd.sweep` produces them; this module does not import it.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core as C
-from . import _validate as V
-from ._core import Status
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.status import Status
 
 _FIELDS = ("status", "final_loss", "steps_to_tol", "diverged_at")
 #: SweepResult fields that are not arrays, saved in the file's JSON
@@ -212,7 +212,7 @@ class SweepResult:
                 + (" (x 2/lambda_max of each dataset)" if self.lr_unit == "eta_max" else "")
                 + f" x {self.seeds.size} seeds; "
                 + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-                + (f" ({n_grow} bounded but growing: loss > {C.GROWING_FACTOR:g} x its "
+                + (f" ({n_grow} bounded but growing: loss > {ST.GROWING_FACTOR:g} x its "
                    "start)" if n_grow else ""))
         return "\n".join([head] + rows)
 
@@ -228,7 +228,7 @@ class SweepResult:
         the same name).  Returns the path written.  Raises :class:`fastgd.FastGDTypeError`
         when ``path`` is not a str or os.PathLike (None included).
         """
-        from ._fileio import FORMAT, npz_path
+        from fastgd.engine.files import FORMAT, npz_path
 
         path = npz_path("SweepResult.save", path)
         arrays = {}
@@ -308,7 +308,7 @@ class SweepResult:
         if self.weights is not None:
             dv["weights"] = (dims + ("input",), self.weights)
         attrs = {"method": self.method, "unit": self.unit, "lr_unit": self.lr_unit,
-                 "growing_factor": C.GROWING_FACTOR,
+                 "growing_factor": ST.GROWING_FACTOR,
                  "meta": json.dumps(self.meta, default=_json_default)}
         return xr.Dataset(dv, coords=coords, attrs=attrs)
 
@@ -345,7 +345,7 @@ def load(path, *, max_bytes=None) -> SweepResult:
     FastGDTypeError
         When ``path`` is not a str or os.PathLike (None included).
     """
-    from ._fileio import read_result
+    from fastgd.engine.files import read_result
 
     fields = [f.name for f in dataclasses.fields(SweepResult)
               if f.name not in ("method", "unit", "meta") + _SCALAR_FIELDS]

@@ -7,7 +7,7 @@ nworkers, *outputs)``; :func:`select` builds it once per key and :func:`launch` 
 chunks out over threads (:func:`.threads.fan_out`, the one threading model of every
 kernel).  The argument lists are spelled here once: :data:`INPUTS` (arrays, by name,
 from a mapping) and :data:`SCALARS` (from the spec); the outputs are
-``out.kernel_args()`` (:class:`fastgd._core.Outputs`).  Callers -- single runs, sweeps,
+``out.kernel_args()`` (:class:`fastgd.engine.grid.Outputs`).  Callers -- single runs, sweeps,
 engines, the boundary and theory code -- build a :class:`KernelSpec` and a mapping of
 arrays and call :func:`launch`.
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import linear
-from .threads import fan_out
+from fastgd.kernels.threads import fan_out
+from fastgd.linear import kernels as linear
 
 #: (model, method) -> factory(D, FULL, BLOCK)
 FACTORIES = {("linear", "sgd"): linear.sgd_kernel,
@@ -136,7 +136,7 @@ def kernel_is_cold(kern, dtype="float64") -> bool:
 def lam_bounds(R):
     """(n_data, 2): a lower and an upper bound of the eigenvalues of H = R^T R for each
     R of the stack (the SGD kernels' cheap per-epoch check, :func:`.linear._quiet`), in
-    R's dtype.  R = diag(s) V^T / sqrt(P) (:func:`fastgd._core.hessian_roots`) has
+    R's dtype.  R = diag(s) V^T / sqrt(P) (:func:`fastgd.engine.grid.hessian_roots`) has
     orthogonal rows whose squared norms are the eigenvalues; the bounds are the extreme
     ones with a relative margin (1e-6, float32: 1e-3) that covers their rounding, that
     of |w - w*|^2 and of the exact excess.  The lower bound is 0 (every check exact)
@@ -157,7 +157,7 @@ def launch(spec: KernelSpec, arrays, chunks, nworkers, out, *, kernel=None):
     threads: inputs from ``arrays`` (a mapping with the names of :data:`INPUTS` except
     lam / V and (optional) bounds, computed here from R, plus ``w0`` and, for SGD,
     ``keys``), outputs into
-    ``out`` (:class:`fastgd._core.Outputs`).  ``kernel``: another chunk kernel of the
+    ``out`` (:class:`fastgd.engine.grid.Outputs`).  ``kernel``: another chunk kernel of the
     same method than :func:`select`'s (tests and benchmarks compare layouts)."""
     src = dict(arrays)
     if spec.method == "gd":

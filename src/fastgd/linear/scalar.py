@@ -21,9 +21,9 @@ from :mod:`.rng`, see :func:`fastgd.gpu.sample_orders`); ``cyclic`` passes an em
 
 import math
 
-from . import BOUNDED, CONVERGED, DIVERGED, steps
-from ._jit import jit
-from .steps import check, heavy_ball, thresholds  # noqa: F401 - names compile_for replaces
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, steps
+from fastgd.kernels.jit import jit
+from fastgd.kernels.steps import check, heavy_ball, thresholds  # noqa: F401 - names compile_for replaces
 
 SNAPSHOT = 32  # as linear._SNAPSHOT
 
@@ -121,7 +121,7 @@ def _write(k, t, st, lossv, exv, rec_every, out_status, out_loss, out_excess, ou
     out_tol_at[k] = t if st == CONVERGED else -1
     out_div_at[k] = t if st == DIVERGED else -1
     nrec = rec_loss.shape[1]
-    r = (t + rec_every - 1) // rec_every  # later records: fastgd._core.fill_records
+    r = (t + rec_every - 1) // rec_every  # later records: fastgd.engine.grid.fill_records
     if r < nrec:
         rec_loss[k, r] = lossv
 

@@ -70,9 +70,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from . import _core as C
-from . import _cost
-from . import _validate as V
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
 
 __all__ = [
     "ASBoundary",
@@ -172,9 +174,9 @@ def _beta(func, beta):
 
 
 def _gd_modes(func, X, y, w0, bias):
-    prob = C.prepare(func, X, y, bias)
+    prob = PB.prepare(func, X, y, bias)
     d_in = prob.d - int(prob.bias)
-    w0 = C.initial_weights(func, w0, prob, d_in)
+    w0 = PB.initial_weights(func, w0, prob, d_in)
     lam, U = _eig(prob.H)
     c = U.T @ (w0 - prob.wstar)
     return prob, lam, U, c
@@ -221,7 +223,7 @@ def gd_trajectory(X, y, lr, steps, *, w0=None, bias=False):
     """
     f = "gd_trajectory"
     prob, lam, U, c = _gd_modes(f, X, y, w0, bias)
-    w0 = C.initial_weights(f, w0, prob, prob.d - int(prob.bias))
+    w0 = PB.initial_weights(f, w0, prob, prob.d - int(prob.bias))
     lr = _lr(f, lr)
     steps = V.integer(f, "steps", steps, minimum=0)
     _cost.check(f, "steps", nbytes=3.0 * (steps + 1) * prob.d * 8,
@@ -847,12 +849,12 @@ def sgd_ms_error(X, y, lr, steps, *, w0=None, batch_size=1, replacement=True, bi
     MSPrediction
     """
     f = "sgd_ms_error"
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     lr = _lr(f, lr)
     steps = V.integer(f, "steps", steps, minimum=0)
     _cost.python_loop(f, "steps", steps + 1, 8 * (prob.d + 2), 4.0 * prob.P * prob.d ** 2)
     B, c = _batch_c(f, prob.P, batch_size, replacement)
-    w0 = C.initial_weights(f, w0, prob, prob.d - int(prob.bias))
+    w0 = PB.initial_weights(f, w0, prob, prob.d - int(prob.bias))
     V.rate_cap(f, lr, np.max(np.einsum("pi,pi->p", prob.X, prob.X)))
     Xr_, lam_, _ = _reduce(prob.X, prob.H)
     if 0 < lam_.size <= _DENSE_MAX:  # the second moment grows by rho(T) per step
@@ -918,7 +920,7 @@ def sgd_stationary_loss(X, y, lr, *, batch_size=1, replacement=True, bias=False)
     True
     """
     f = "sgd_stationary_loss"
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     lr = V.rate_cap(f, _lr(f, lr), np.max(np.einsum("pi,pi->p", prob.X, prob.X)))
     _, c = _batch_c(f, prob.P, batch_size, replacement)
     Xa = prob.X
@@ -991,8 +993,8 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     growth after ``burn + epochs`` and after ``burn`` epochs (the sample order is a
     function of (key, epoch, position), so the longer run extends the shorter one).
     """
-    from ._engine import launch
-    from ._kernels.table import KernelSpec
+    from fastgd.linear.executors import launch
+    from fastgd.linear.table import KernelSpec
 
     P, r = Xr.shape
     rng = np.random.default_rng(20240601)
@@ -1000,14 +1002,14 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     w0 /= np.linalg.norm(w0)
     n_seed, n_lr = keys.shape[0], lrs.size
     arrays = {"X": np.ascontiguousarray(Xr[None]), "y": np.zeros((1, P)), "P": np.array([P]),
-              "R": C.hessian_roots(Xr[None]), "wstar": np.zeros((1, r)), "estar": np.zeros(1),
+              "R": PB.hessian_roots(Xr[None]), "wstar": np.zeros((1, r)), "estar": np.zeros(1),
               "c0": np.zeros(1), "lr": lrs, "beta": np.full(n_lr, beta), "w0": w0,
               "keys": keys}
-    chunks = C.make_chunks(1, n_seed, n_lr, n_lr)  # one chunk per seed: lanes = rates
+    chunks = G.make_chunks(1, n_seed, n_lr, n_lr)  # one chunk per seed: lanes = rates
     spe = -(-P // batch)
     logs, stats = [], []
     for E in ((burn, burn + epochs) if burn > 0 else (burn + epochs,)):
-        out = C.Outputs(1, n_seed, n_lr, r)
+        out = G.Outputs(1, n_seed, n_lr, r)
         spec = KernelSpec("sgd", r, E, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
                           batch=batch, order=order_code, renorm=1)
         launch(spec, arrays, chunks, nthreads, out)
@@ -1015,8 +1017,8 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
         stats.append(out.status[0].copy())
     g = (logs[-1] - (logs[0] if burn > 0 else 0.0)) / (epochs * spe)
     st = np.maximum(stats[0], stats[-1]) if burn > 0 else stats[-1]
-    g = np.where(st == C.Status.DIVERGED, np.inf, g)
-    g = np.where(st == C.Status.CONVERGED, -np.inf, g)
+    g = np.where(st == ST.Status.DIVERGED, np.inf, g)
+    g = np.where(st == ST.Status.CONVERGED, -np.inf, g)
     return g
 
 
@@ -1133,7 +1135,7 @@ def sgd_as_critical_lr(X, y=None, *, batch_size=1, order="replacement", momentum
         if y.shape[0] != P:
             raise V.fail(f, "y", f"of length P = {P} (rows of X)", f"length {y.shape[0]}")
     B = V.integer(f, "batch_size", batch_size, minimum=1, maximum=P)
-    V.choice(f, "order", order, tuple(C.ORDERS))
+    V.choice(f, "order", order, tuple(ST.ORDERS))
     beta = V.momentum(f, momentum)
     nesterov = V.boolean(f, "nesterov", nesterov)
     seeds = V.integer(f, "seeds", seeds, minimum=2)
@@ -1158,8 +1160,8 @@ def sgd_as_critical_lr(X, y=None, *, batch_size=1, order="replacement", momentum
         with np.errstate(all="ignore"):
             return _as_cyclic(f, Xr, B, beta, nesterov, gd_lim, spe, confidence, seeds)
     base = _ms_crit_closed(Xr, lam, 1.0 / B) * (gd_lim * lam[-1] / 2.0)
-    keys = np.stack([C.seed_key(s) for s in range(seeds)])
-    order_code = C.ORDERS[order]
+    keys = np.stack([G.seed_key(s) for s in range(seeds)])
+    order_code = ST.ORDERS[order]
     from scipy.stats import t as student_t  # here: scipy.stats costs ~0.4 s at import
 
     q = float(student_t.ppf(0.5 + confidence / 2.0, seeds - 1))
@@ -1169,7 +1171,7 @@ def sgd_as_critical_lr(X, y=None, *, batch_size=1, order="replacement", momentum
         m, se = _mean_se(g)
         return m, se
 
-    with C.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+    with G.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
         lo, hi = 0.5 * base, 4.0 * base
         for _ in range(30):
             grid = np.geomspace(lo, hi, lanes)
@@ -1324,7 +1326,7 @@ def lsp_lambda_max(X, y, *, presentations=5000, leak=0.01, alpha=0.01, window=10
     LSPEstimate
     """
     f = "lsp_lambda_max"
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     presentations = V.integer(f, "presentations", presentations, minimum=1)
     leak = V.real(f, "leak", leak, positive=True, below=1.0)
     alpha = V.real(f, "alpha", alpha, positive=True)
@@ -1332,7 +1334,7 @@ def lsp_lambda_max(X, y, *, presentations=5000, leak=0.01, alpha=0.01, window=10
     window = V.integer(f, "window", window, minimum=1, maximum=presentations)
     V.choice(f, "order", order, ("shuffle", "replacement", "cyclic"))
     seed = V.integer(f, "seed", seed, minimum=0)
-    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
+    w = PB.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
     Xa, ya, P = prob.X, prob.y, prob.P
     rng = np.random.default_rng(seed)
     psi = rng.standard_normal(prob.d)
@@ -1408,13 +1410,13 @@ def power_lambda_max(X, y=None, *, tol=1e-12, max_iter=100000, alpha=1.0, w=None
     if y is None:
         X = V.design(f, X)
         y = np.zeros(X.shape[0])
-    prob = C.prepare(f, X, y, bias)
+    prob = PB.prepare(f, X, y, bias)
     tol = V.real(f, "tol", tol, positive=True)
     max_iter = V.integer(f, "max_iter", max_iter, minimum=1)
     _cost.python_loop(f, "max_iter", max_iter, 32, 4 * prob.P * prob.d)
     alpha = V.real(f, "alpha", alpha, positive=True)
     seed = V.integer(f, "seed", seed, minimum=0)
-    w = C.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
+    w = PB.initial_weights(f, w, prob, prob.d - int(prob.bias), name="w")
     Xa, ya, P = prob.X, prob.y, prob.P
 
     def grad(v):
@@ -1471,7 +1473,7 @@ def limits(X, *, bias=False, momentum=0.0, nesterov=False, batch_size=None, orde
     nesterov = V.boolean(f, "nesterov", nesterov)
     almost_sure = V.boolean(f, "almost_sure", almost_sure)
     if order is not None:
-        V.choice(f, "order", order, tuple(C.ORDERS))
+        V.choice(f, "order", order, tuple(ST.ORDERS))
     if batch_size is not None:
         batch_size = V.integer(f, "batch_size", batch_size, minimum=1, maximum=P)
     V.threads(f, threads)
