@@ -351,7 +351,7 @@ def test_ms_critical_large_d_matrix_free(monkeypatch):
     rng = np.random.default_rng(8)
     X = rng.standard_normal((60, 6)) * np.linspace(0.3, 1.5, 6)
     dense = theory.sgd_ms_critical_lr(X, 3)
-    monkeypatch.setattr(theory, "_DENSE_MAX", 4)
+    monkeypatch.setattr(theory.mean_square, "_DENSE_MAX", 4)
     assert theory.sgd_ms_critical_lr(X, 3) == pytest.approx(dense, rel=1e-10)
     monkeypatch.undo()
     Xbig = rng.standard_normal((60, 44))
