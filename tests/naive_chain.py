@@ -2,9 +2,10 @@
 
 f(x) = w_L ... w_1 x, E(w) = c/(2P) sum_p (y_p - f(x_p))^2, written literally from the
 samples (no sufficient statistics, no prefix products): np.prod(np.delete(w, i)).
-The status rule is DESIGN.md's: CONVERGED when E - E* <= tol (E(w0) - E*) (and, for batch
-GD, lr NTK(w) <= 2: the nearby minimum is linearly stable), DIVERGED when E
-is not finite or E > blowup max(E(w0), E(0)); a diverged run reports the previous iterate.
+The status rule is the one :func:`fastgd.chain.chain_gd` documents: CONVERGED when
+E - E* <= tol (E(w0) - E*) (and, for batch GD, lr NTK(w) <= 2: the nearby minimum is
+linearly stable), DIVERGED when E is not finite or E > blowup max(E(w0), E(0)); a diverged
+run reports the previous iterate.
 """
 
 import os

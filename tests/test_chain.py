@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import fastgd.chain as chain
 from fastgd import FastGDTypeError, FastGDValueError, Status
+from fastgd.engine import grid as G
 
 try:  # tests/ as a package or as a rootdir on sys.path
     from . import naive_chain as naive
@@ -320,7 +321,7 @@ def test_sweep_threads_invariant_and_depth3():
     inits = rng.uniform(-1.5, 1.5, (20 if naive.JITLESS else 50, 3))
     lrs = np.geomspace(0.05, 1.0, 25 if naive.JITLESS else 40)
     a = chain.chain_sweep(inits, lrs, 500, threads=1)
-    b = chain.chain_sweep(inits, lrs, 500, threads=2) if chain.C.max_threads() >= 2 else a
+    b = chain.chain_sweep(inits, lrs, 500, threads=2) if G.max_threads() >= 2 else a
     for name in ("status", "w", "steps_to_tol", "diverged_at", "max_loss_ratio"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     conv = a.status == Status.CONVERGED
@@ -373,6 +374,8 @@ def test_sgd_sweep_equals_single_runs():
      r"'lr' must be finite and > 0"),
     (lambda: chain.chain_sweep(np.ones((2, 2)), 0.1, 10, method="adam"), FastGDValueError,
      r"'method'"),
+    (lambda: chain.chain_sweep(np.ones((2, 2)), 0.1, 10, backend="tpu"), FastGDValueError,
+     r"chain_sweep: 'backend' must be one of"),
     (lambda: chain.chain_loss([1.0], 1.0, 1.0), FastGDValueError, r"chain_loss: 'w'"),
     (lambda: chain.chain_hessian(np.ones((3, 1))), FastGDValueError, r"chain_hessian: 'w'"),
     (lambda: chain.chain_minima(1), FastGDValueError, r"'depth' must be an integer >= 2"),

@@ -42,70 +42,70 @@ IDS = ["gd-momentum", "gd-nesterov", "sgd-shuffle-batch", "sgd-replacement",
        "sgd-cyclic-nesterov"]
 
 
-def _spec_and_chunks(method, **kw):
-    """The kernel spec sweep() builds (captured at the engine boundary)."""
+def _job_and_chunks(method, **kw):
+    """The linear job sweep() builds (:class:`fastgd.linear.contract.LinearJob`, captured
+    at the engine boundary) and its chunk table."""
     got = {}
     real = E.run_local
 
-    def spy(spec, chunks, out, nthreads, **k):
-        got["spec"], got["chunks"] = spec, chunks
-        return real(spec, chunks, out, nthreads, **k)
+    def spy(job, chunks, out, nthreads, **k):
+        got["job"], got["chunks"] = job, chunks
+        return real(job, chunks, out, nthreads, **k)
 
     E.run_local = spy
     try:
         res = fg.sweep(method, data=_data(), lanes=3, progress=False, **kw)
     finally:
         E.run_local = real
-    return res, got["spec"], got["chunks"]
+    return res, got["job"], got["chunks"]
+
+
+def _scalar_runs(job, cells):
+    """Every cell (dataset, seed, rate) through the scalar run functions, CPU-compiled:
+    the flat outputs (status, w, loss, excess, tol_at, div_at, rec_loss)."""
+    from fastgd.linear import gpu, scalar
+
+    spec, inp = job.spec, job.inputs
+    n, d, n_rec = len(cells), job.d, job.n_rec
+    res = (np.empty(n, np.int8), np.empty((n, d)), np.empty(n), np.empty(n),
+           np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, n_rec)))
+    scratch = [np.empty((d, n)) for _ in range(5)]
+    if spec.method == "sgd":
+        idx, pair = gpu.sample_orders(job)
+    else:
+        from fastgd.linear.kernels import eig_basis
+
+        lam, V = eig_basis(inp.R)
+    with np.errstate(all="ignore"):
+        for k, (di, si, j) in enumerate(cells):
+            if spec.method == "gd":
+                scalar.gd_run_cpu(k, di, j, lam, V, inp.wstar, inp.estar, inp.c0, inp.lr,
+                                  inp.beta, spec.nesterov, inp.w0, spec.T, spec.tol,
+                                  spec.blowup, spec.rec_every, *scratch[:3], *res)
+            else:
+                scalar.sgd_run_cpu(k, di, si, j, inp.X, inp.y, inp.P[di], inp.R, inp.wstar,
+                                   inp.estar, inp.c0, inp.lr, inp.beta, spec.nesterov,
+                                   inp.w0, spec.T, spec.batch, idx, pair[di, si], spec.tol,
+                                   spec.blowup, spec.rec_every, *scratch, *res)
+    return dict(zip(E.FIELDS, res, strict=True))
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_scalar_run_functions_equal_lane_kernels(case):
     """The functions compiled for CUDA, compiled for the CPU instead: every cell equals
     the lane kernels' (status, step, final weights and losses, curves) bit for bit."""
-    from fastgd.linear import gpu, scalar
-
     kw = dict(case)
     method = kw.pop("method")
-    ref, spec, chunks = _spec_and_chunks(method, **kw)
+    ref, job, chunks = _job_and_chunks(method, **kw)
     n_data, n_lr, n_seed = ref.shape
-    out = G.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
-    n = n_data * n_seed * n_lr
-    d, n_rec = spec["d"], spec["n_rec"]
-    st, w = np.empty(n, np.int8), np.empty((n, d))
-    loss, exc = np.empty(n), np.empty(n)
-    tol_at, div_at = np.empty(n, np.int64), np.empty(n, np.int64)
-    rec = np.empty((n, n_rec))
-    scratch = [np.empty((d, n)) for _ in range(5)]
     cells = [(di, si, j) for di in range(n_data) for si in range(n_seed) for j in range(n_lr)]
-    if method == "sgd":
-        idx, pair = gpu.sample_orders(spec)
-    if method == "gd":
-        from fastgd.linear.kernels import eig_basis
-
-        lam, V = eig_basis(spec["R"])
-    with np.errstate(all="ignore"):
-        for k, (di, si, j) in enumerate(cells):
-            if method == "gd":
-                scalar.gd_run_cpu(k, di, j, lam, V, spec["wstar"], spec["estar"],
-                                  spec["c0"], spec["lr"], spec["beta"], spec["nesterov"],
-                                  spec["w0"], spec["T"], spec["tol"], spec["blowup"],
-                                  spec["rec_every"], *scratch[:3], st, w, loss, exc, tol_at,
-                                  div_at, rec)
-            else:
-                scalar.sgd_run_cpu(k, di, si, j, spec["X"], spec["y"], spec["P"][di],
-                                   spec["R"], spec["wstar"], spec["estar"], spec["c0"],
-                                   spec["lr"], spec["beta"], spec["nesterov"], spec["w0"],
-                                   spec["T"], spec["batch"], idx, pair[di, si], spec["tol"],
-                                   spec["blowup"], spec["rec_every"], *scratch, st, w, loss,
-                                   exc, tol_at, div_at, rec)
+    res = _scalar_runs(job, cells)
+    out = G.Outputs(n_data, n_seed, n_lr, job.d, n_rec=job.n_rec)
     for k, (di, si, j) in enumerate(cells):
-        E.scatter(out, {"rows": np.array([[di, si, j, j + 1]]), "status": st[k:k + 1],
-                        "w": w[k:k + 1], "loss": loss[k:k + 1], "excess": exc[k:k + 1],
-                        "tol_at": tol_at[k:k + 1], "div_at": div_at[k:k + 1],
-                        "rec_loss": rec[k:k + 1]})
-    ref_out = G.Outputs(n_data, n_seed, n_lr, d, n_rec=n_rec)
-    E.run_local(spec, chunks, ref_out, 1, progress=False, desc="")
+        E.scatter(out, {"rows": np.array([[di, si, j, j + 1]]),
+                        **{f: v[k:k + 1] for f, v in res.items()}})
+    ref_out = G.Outputs(n_data, n_seed, n_lr, job.d, n_rec=job.n_rec)
+    E.run_local(job, chunks, ref_out, 1, progress=False, desc="")
     # statuses and steps exact; floats bit-identical today, checked to 1e-12 so that
     # a reordering inside the lane kernels (being tuned) does not break the contract
     for a, b in zip(out.kernel_args(), ref_out.kernel_args(), strict=True):
@@ -113,7 +113,7 @@ def test_scalar_run_functions_equal_lane_kernels(case):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
         else:
             np.testing.assert_array_equal(a, b)
-    assert len(np.unique(st)) >= 2
+    assert len(np.unique(res["status"])) >= 2
 
 
 SIM_SCRIPT = textwrap.dedent("""
@@ -169,7 +169,7 @@ def test_cuda_kernels_under_simulator_match_cpu():
 
 def test_import_fastgd_does_not_import_cuda():
     p = _run("import sys, fastgd as fg; fg.sweep('gd', lr=[1.0], condition=[2.0], steps=3);"
-             "import fastgd.gpu; print(sorted(m for m in sys.modules if m.startswith("
+             "import fastgd.linear.gpu; print(sorted(m for m in sys.modules if m.startswith("
              "('numba.cuda', 'dask', 'distributed', 'xarray', 'matplotlib'))))", sim=False)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
@@ -196,6 +196,26 @@ def test_no_gpu_gives_a_clear_error():
     assert "no CUDA device was found" in p.stdout
 
 
+def test_chain_sweep_without_gpu_gives_a_clear_error():
+    script = textwrap.dedent("""
+        import fastgd as fg
+        from fastgd.linear import gpu
+        if gpu.available():
+            print("HAS-GPU")
+        else:
+            try:
+                fg.chain.chain_sweep([0.5, 0.5], [0.1], 3, backend="cuda")
+            except fg.FastGDValueError as exc:
+                print("ERR", exc)
+    """)
+    p = _run(script, sim=False)
+    if "HAS-GPU" in p.stdout:
+        pytest.skip("a CUDA GPU is present")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "ERR chain_sweep: 'backend' must be 'cpu' on a machine without a usable CUDA " \
+        "GPU" in p.stdout
+
+
 def test_backend_is_validated(no_kernels):
     with pytest.raises(fg.FastGDValueError, match="sweep: 'backend' must be one of"):
         fg.sweep("gd", lr=[1.0], condition=[1.0], backend="tpu")
@@ -220,7 +240,9 @@ def _inits(depth=3):
 
 @pytest.mark.parametrize("case", CHAIN, ids=CHAIN_IDS)
 def test_scalar_chain_runs_equal_chain_kernels(case):
-    import fastgd.chain.api as ch
+    import fastgd.chain as ch
+    from fastgd.chain.launch import _Out
+    from fastgd.chain.model import _stats
     from fastgd.linear import gpu, scalar
 
     kw = dict(case)
@@ -228,9 +250,9 @@ def test_scalar_chain_runs_equal_chain_kernels(case):
     inits = _inits()
     x, y = (CHAIN_X, CHAIN_Y) if method == "sgd" else (1.0, 1.2)
     ref = ch.chain_sweep(inits, lr, steps, x, y, method=method, progress=False, **kw)
-    s = ch._stats("t", x, y, kw.get("loss_scale", 1.0))
+    s = _stats("t", x, y, kw.get("loss_scale", 1.0))
     n, L = inits.shape[0] * lr.size, inits.shape[1]
-    out = ch._Out(n, L)
+    out = _Out(n, L)
     scratch = [np.empty((L, n)) for _ in range(3)]
     pre = np.empty((L + 1, n))
     if method == "sgd":
@@ -264,22 +286,16 @@ CHAIN_SIM = textwrap.dedent("""
         from numba import cuda
     except ImportError:
         print("NO-CUDA"); sys.exit(0)
-    import fastgd.chain.api as ch
-    from fastgd.linear import gpu
+    import fastgd.chain as ch
     cases, inits, X, Y = json.loads(sys.argv[1])
     inits = np.array(inits)
-    real = ch._launch
-
-    def on_gpu(method, s, inits, lrs, steps, tol, blowup, out, chunks, nworkers, sgd):
-        gpu.chain_launch(method, s, inits, lrs, steps, tol, blowup, out, chunks, sgd)
-
     for kw in cases:
         m, lr, steps = kw.pop("method"), kw.pop("lr"), kw.pop("steps")
         x, y = (X, Y) if m == "sgd" else (1.0, 1.2)
-        ch._launch = real
         a = ch.chain_sweep(inits, lr, steps, x, y, method=m, progress=False, **kw)
-        ch._launch = on_gpu
-        b = ch.chain_sweep(inits, lr, steps, x, y, method=m, progress=False, **kw)
+        b = ch.chain_sweep(inits, lr, steps, x, y, method=m, progress=False, backend="cuda",
+                           **kw)
+        assert (a.backend, b.backend) == ("cpu", "cuda")
         for f in ("status", "steps_to_tol", "diverged_at"):
             assert np.array_equal(getattr(a, f), getattr(b, f)), (m, f)
         for f in ("w", "excess", "max_loss_ratio"):

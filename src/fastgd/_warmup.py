@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.chain import api as _chain
+from fastgd import chain as _chain
 from fastgd.data import lecture_data
 from fastgd.linear.sweep import sweep
 
@@ -37,10 +37,9 @@ def warmup(*, float32=True, chain=True, threads=None):
     Returns
     -------
     float
-        Seconds taken: well under 1 s from a warm cache; cold, about 30 s on the
-        development machine (the plain d = 2 and the FULL kernels of GD and SGD, float64
-        and float32, and the chain kernels).  Plain kernels for other d compile on first
-        use (1-3 s each, once per machine).
+        Seconds taken: short from a warm cache; cold, the compile time of the plain
+        d = 2 and the FULL kernels of GD and SGD (float64 and float32) and of the chain
+        kernels.  Plain kernels for other d compile on first use (once per machine).
 
     Examples
     --------

@@ -14,7 +14,7 @@ E depends on w only through the product pi, as a 1-D quadratic::
 with E* = c/2 mean (y - pi* x)^2 the residual of the least-squares fit of the product:
 E* = 0 when the samples can be fitted (one sample, or y_p / x_p the same for all p).
 When they cannot (inconsistent ratios), the minima are those of the 1-D problem in pi,
-and "converged" and the excess losses refer to E - E* (DESIGN.md).  Batch GD is called
+and "converged" and the excess losses refer to E - E*.  Batch GD is called
 converged only where the nearby minimum is linearly stable (lr NTK(w) <= 2), see
 :func:`chain_gd`.
 
@@ -38,24 +38,48 @@ Facts (L = 2, tested in tests/test_chain.py):
   initial sharpness lambda0 = c (3 Sxx u^2 - Sxy) (for u^2 >= Sxy/(2 Sxx)) it reads
   eta lambda0 = 6 + 2 c eta Sxy: the naive 2/lambda0 is far from the measured boundary.
 
+Modules: :mod:`~fastgd.chain.model` (statistics, loss, gradient, Hessian, sharpness, NTK,
+minima), :mod:`~fastgd.chain.runs` (:func:`chain_gd`, :func:`chain_sgd`),
+:mod:`~fastgd.chain.sweep` (:func:`chain_sweep`), :mod:`~fastgd.chain.launch` (outputs and
+the CPU/GPU launch), :mod:`~fastgd.chain.kernels` (the Numba kernels).
+
+Examples
+--------
+>>> import fastgd.chain as ch
+>>> m = ch.chain_minima(2, loss_scale=2.0)              # the lecture's (1 - W1 W2)^2
+>>> r = ch.chain_gd([0.5, 0.5], lr=0.1, steps=1000, loss_scale=2.0)
+>>> r.status.name, round(float(r.w[0] * r.w[1]), 4) == m.product
+('CONVERGED', True)
+
 References: Lewkowycz et al., "The large learning rate phase of deep learning: the
 catapult mechanism", 2020; Cohen et al., "Gradient Descent on Neural Networks Typically
 Occurs at the Edge of Stability", ICLR 2021; Kreisler et al., ICML 2023.
 """
 
-from .api import (
+from fastgd.chain.model import (
     ChainMinima,
-    ChainRun,
-    ChainSweepResult,
-    chain_gd,
     chain_grad,
     chain_hessian,
     chain_loss,
     chain_minima,
     chain_ntk,
-    chain_sgd,
     chain_sharpness,
-    chain_sweep,
 )
+from fastgd.chain.runs import ChainRun, chain_gd, chain_sgd
+from fastgd.chain.sweep import REGIONS, ChainSweepResult, chain_sweep
 
-__all__ = ['ChainMinima', 'ChainRun', 'ChainSweepResult', 'chain_gd', 'chain_grad', 'chain_hessian', 'chain_loss', 'chain_minima', 'chain_ntk', 'chain_sgd', 'chain_sharpness', 'chain_sweep']
+__all__ = [
+    "ChainMinima",
+    "ChainRun",
+    "ChainSweepResult",
+    "REGIONS",
+    "chain_gd",
+    "chain_grad",
+    "chain_hessian",
+    "chain_loss",
+    "chain_minima",
+    "chain_ntk",
+    "chain_sgd",
+    "chain_sharpness",
+    "chain_sweep",
+]

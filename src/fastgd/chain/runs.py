@@ -1,0 +1,220 @@
+"""Single chain runs: :func:`chain_gd` (batch GD) and :func:`chain_sgd` (per-sample or
+minibatch SGD), each a grid of one cell through the sweep kernels, and their result
+:class:`ChainRun`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastgd import validate as V
+from fastgd.chain.launch import _common, _launch, _Out, _ratio, _sgd_opts
+from fastgd.chain.model import _loss, _ntk, _sharpness, _stats, _weights
+from fastgd.engine import cost
+from fastgd.engine import grid as G
+from fastgd.status import Status
+
+__all__ = ["ChainRun", "chain_gd", "chain_sgd"]
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """Result of one chain run (:func:`chain_gd`, :func:`chain_sgd`).
+
+    Attributes
+    ----------
+    status : Status
+        CONVERGED (excess loss E - E* <= tol x initial excess), DIVERGED (E not finite or
+        > blowup x max(E(w0), E(0))), or BOUNDED.
+    w : (L,) array
+        Final weights; for a diverged run the last iterate that passed the check.
+    loss : float
+        E(w) at the end (``inf`` when diverged).  excess : float, E(w) - E*.
+    sharpness : float
+        Top Hessian eigenvalue at ``w`` (a converged run ends with sharpness <= 2/lr).
+    ntk : float
+        NTK at ``w``.
+    lambda0, ntk0, loss0 : float
+        Sharpness, NTK and loss at w0 (read lr in units of lr * lambda0 or lr * ntk0).
+    max_loss_ratio : float
+        max_t E(w_t) / E(w0) over the checked iterates (> 1: the loss spiked, e.g. a
+        catapult; ``inf`` when diverged; 1 when E(w0) = 0).
+    steps_to_tol : int
+        Step (epoch for SGD) at which it converged, -1 if never.
+    diverged_at : int
+        Step / epoch at which divergence was detected, -1 if none.
+    losses : (n,) array
+        E per step (epoch), starting with E(w0), up to the step it finished
+        (``inf`` at a divergence step).
+    trajectory : (n, L) array or None
+        Weights per step (``record=True``); at a divergence step the reported ``w``.
+    sharpnesses : (n,) array or None
+        Sharpness per step (``record=True``).
+    lr, loss_scale : float
+    method, unit : str
+        ``"gd"``/``"step"`` or ``"sgd"``/``"epoch"``.
+
+    Examples
+    --------
+    >>> import fastgd.chain as ch
+    >>> r = ch.chain_gd([3.0, 3.0], lr=1.0, steps=200)   # far beyond the edge: diverges
+    >>> r.diverged, r.loss, r.losses.shape == (r.diverged_at + 1,)
+    (True, inf, True)
+    """
+
+    status: Status
+    w: np.ndarray
+    loss: float
+    excess: float
+    sharpness: float
+    ntk: float
+    lambda0: float
+    ntk0: float
+    loss0: float
+    max_loss_ratio: float
+    steps_to_tol: int
+    diverged_at: int
+    losses: np.ndarray
+    trajectory: np.ndarray | None
+    sharpnesses: np.ndarray | None
+    lr: float
+    loss_scale: float
+    method: str
+    unit: str
+
+    @property
+    def converged(self) -> bool:
+        """True when the run ended CONVERGED."""
+        return self.status == Status.CONVERGED
+
+    @property
+    def diverged(self) -> bool:
+        """True when the run ended DIVERGED."""
+        return self.status == Status.DIVERGED
+
+
+def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd_opts=None):
+    s = _stats(f, x, y, loss_scale)
+    w0 = _weights(f, "w0", w0, batch=False)
+    lr = V.real(f, "lr", lr, positive=True)
+    steps, tol, blowup = _common(f, steps, "steps" if method == "gd" else "epochs", tol,
+                                 blowup)
+    record = V.boolean(f, "record", record)
+    sgd = None
+    if method == "sgd":
+        batch, code, seed = _sgd_opts(f, s, *sgd_opts)
+        sgd = (batch, code, G.seed_key(seed))
+    L = w0.shape[0]
+    cost.run(f, "steps" if method == "gd" else "epochs", steps, L,
+              L * (s.X.shape[0] if method == "sgd" else 1), record)
+    out = _Out(1, L, n_rec=steps + 1, rec_w=record)
+    chunks = G.make_chunks(1, 1, 1, 1)
+    _launch(method, s, w0[None], np.array([lr]), steps, tol, blowup, out, chunks, 1, sgd)
+    st = Status(int(out.status[0]))
+    end = {Status.CONVERGED: int(out.tol_at[0]), Status.DIVERGED: int(out.div_at[0])}.get(
+        st, steps)
+    w = out.w[0].copy()
+    excess = float(out.excess[0])
+    loss0 = float(_loss(w0, s))
+    traj = out.rec_w[0, : end + 1].copy() if record else None
+    return ChainRun(
+        status=st, w=w, loss=float(s.estar + excess), excess=excess,
+        sharpness=float(_sharpness(w, s)), ntk=float(_ntk(w, s)),
+        lambda0=float(_sharpness(w0, s)), ntk0=float(_ntk(w0, s)), loss0=loss0,
+        max_loss_ratio=float(_ratio(out.maxloss[0], loss0)),
+        steps_to_tol=int(out.tol_at[0]), diverged_at=int(out.div_at[0]),
+        losses=out.rec_loss[0, : end + 1].copy(), trajectory=traj,
+        sharpnesses=_sharpness(traj, s) if record else None, lr=lr, loss_scale=s.c,
+        method=method, unit="step" if method == "gd" else "epoch")
+
+
+def chain_gd(w0, lr, steps, x=1.0, y=1.0, *, loss_scale=1.0, record=False, tol=1e-10,
+             blowup=1e12) -> ChainRun:
+    """Batch gradient descent on a scalar chain, E = c/(2P) sum_p (y_p - w_L...w_1 x_p)^2.
+
+    Parameters
+    ----------
+    w0 : array (L,)
+        Initial weights, depth L >= 2 (w0[0] multiplies the input).
+    lr : float
+        Learning rate eta > 0.  Thresholds in eta scale as 1/c.
+    steps : int
+        Step budget (>= 0).
+    x, y : float or array (P,)
+        Samples (default the lecture's x = y = 1).
+    loss_scale : float
+        c; c = 2 is the lecture's (1 - W1 W2)^2.
+    record : bool
+        Keep the weight trajectory and the sharpness per step.
+    tol : float
+        Converged when E - E* <= tol * (E(w0) - E*) and the nearby minimum is linearly
+        stable, lr * NTK(w) <= 2 (beyond the edge of stability a chaotic orbit can pass
+        within tol of an unstable minimum and leave again: that is not convergence);
+        the run stops there.
+    blowup : float (>= 1)
+        Diverged when E is not finite or E > blowup * max(E(w0), E(0)), E(0) = c/2 mean y^2.
+        The floor E(0) keeps a catapult (a run starting next to a minimum that spikes
+        10^4-10^5 x its initial loss, then settles at a flatter minimum) from being
+        called diverged.
+
+    Returns
+    -------
+    ChainRun
+
+    Notes
+    -----
+    A single run is a grid of one cell through the sweep kernel
+    (:func:`fastgd.chain.kernels.grid_gd_chain`): a :func:`chain_sweep` cell and the matching run
+    are bit-identical.  Each step costs O(L) for any number of samples (sufficient
+    statistics mean x^2, mean x y).
+
+    Examples
+    --------
+    >>> import fastgd.chain as ch
+    >>> r = ch.chain_gd([0.5, 0.5], lr=0.1, steps=1000, loss_scale=2.0)
+    >>> r.status.name, round(float(r.w[0] * r.w[1]), 4)
+    ('CONVERGED', 1.0)
+    """
+    return _single("chain_gd", "gd", w0, lr, steps, x, y, loss_scale, record, tol, blowup)
+
+
+def chain_sgd(w0, lr, epochs, x=1.0, y=1.0, *, batch_size=1, order="cyclic", seed=0,
+              loss_scale=1.0, record=False, tol=1e-10, blowup=1e12) -> ChainRun:
+    """Stochastic (per-sample or minibatch) gradient descent on a scalar chain.
+
+    Each epoch presents the P samples in batches of ``batch_size`` (the last batch
+    smaller when it does not divide P); each batch takes one step on its mean gradient
+    c (1/B) sum_p x_p (pi x_p - y_p) p_i.  ``batch_size=P`` with ``order="cyclic"`` is
+    batch GD (to rounding).  Status, losses, trajectory are per epoch; the loss is the
+    full E.  When the samples cannot be fitted (inconsistent y/x), SGD fluctuates
+    around the minima and typically ends BOUNDED.  Unlike :func:`chain_gd`, CONVERGED is
+    the plain rule (excess <= tol x initial excess, checked once per epoch), without the
+    linear-stability condition lr NTK <= 2 (SGD's per-sample stability differs).
+
+    Parameters
+    ----------
+    w0, lr, x, y, loss_scale, record, tol, blowup
+        As in :func:`chain_gd`.
+    epochs : int
+        Number of passes (>= 0).
+    batch_size : int in [1, P]
+    order : {"cyclic", "shuffle", "replacement"}
+        As in :func:`fastgd.sgd` (counter-based, from ``seed``).
+    seed : int
+
+    Returns
+    -------
+    ChainRun
+
+    Examples
+    --------
+    >>> import fastgd.chain as ch
+    >>> r = ch.chain_sgd([0.5, 0.5], 0.05, 500, x=[1.0, 2.0, -1.0], y=[2.0, 4.0, -2.0],
+    ...                  order="shuffle", seed=1)
+    >>> r.status.name, round(float(r.w[0] * r.w[1]), 4)
+    ('CONVERGED', 2.0)
+    """
+    return _single("chain_sgd", "sgd", w0, lr, epochs, x, y, loss_scale, record, tol, blowup,
+                   (batch_size, order, seed))
