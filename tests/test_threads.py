@@ -59,3 +59,21 @@ def test_workers_see_the_callers_numpy_error_state():
     with np.errstate(over="ignore"):
         fan_out(driver, (np.zeros((2, 4)),), 2, (None,))
     assert states == {0: "ignore", 1: "ignore"}
+
+
+def test_the_pool_is_one_cached_executor_that_only_grows():
+    """The pool (a cache of one executor) is reused while it is large enough and
+    replaced by a larger one when a call needs more workers; it tracks its own size."""
+    from fastgd.kernels import threads
+
+    def driver(table, wk, n, out):
+        pass
+
+    fan_out(driver, (np.zeros((3, 4)),), 3, (None,))
+    first = threads._POOL
+    assert threads._POOL_SIZE >= 2
+    fan_out(driver, (np.zeros((2, 4)),), 2, (None,))
+    assert threads._POOL is first  # large enough: reused
+    size = threads._POOL_SIZE
+    fan_out(driver, (np.zeros((9, 4)),), size + 2, (None,))
+    assert threads._POOL is not first and threads._POOL_SIZE == size + 1

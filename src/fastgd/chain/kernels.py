@@ -37,6 +37,7 @@ import numpy as np
 from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
+from fastgd.kernels.steps import check, thresholds
 from fastgd.kernels.threads import fan_out
 
 
@@ -83,6 +84,87 @@ def _finish(l, k, t, status, src, excess, maxloss, out_status, out_w, out_excess
 
 
 @jit
+def _start(inits, lrs, cs, sxx_or_1, pstar, estar, c0, tol, blowup, a, half, w, wprev, pre, p,
+           pi, ex, lre, thc, thd, mx):
+    """Lanes of cells a, a + 1, ... at their start: weights from ``inits``, rates
+    lr c ``sxx_or_1`` (GD: lr c Sxx; SGD: lr c, the 1 exact), excess ``half`` (pi - pi*)^2,
+    thresholds (:func:`.steps.thresholds`) and the running max of the loss."""
+    depth, nl = w.shape
+    nlr = lrs.shape[0]
+    for l in range(nl):
+        k = a + l
+        lre[l] = lrs[k % nlr] * cs * sxx_or_1
+        for i in range(depth):
+            w[i, l] = inits[k // nlr, i]
+            wprev[i, l] = w[i, l]
+    _products(w, pre, p, pi, nl)
+    for l in range(nl):
+        d = pi[l] - pstar
+        ex[l] = half * d * d
+        thc[l], thd[l] = thresholds(estar, ex[l], c0, tol, blowup)
+        mx[l] = estar + ex[l]
+
+
+@jit
+def _losses(w, pre, p, pi, ex, mx, half, pstar, estar):
+    """The products (:func:`_products`), the excess of every lane and its running max."""
+    nl = w.shape[1]
+    _products(w, pre, p, pi, nl)
+    for l in range(nl):
+        d = pi[l] - pstar
+        ex[l] = half * d * d
+        lo = estar + ex[l]
+        if lo > mx[l]:
+            mx[l] = lo
+
+
+@jit
+def _events(a, t, stable, w, wprev, p, ex, thc, thd, mx, lre, active, estar, out_status,
+            out_w, out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w):
+    """Finish every active lane whose status changes at step ``t`` (:func:`.steps.check`):
+    a diverged lane reports its previous iterate; with ``stable`` (batch GD) a converged
+    lane also needs the minimum nearby to be linearly stable, lr NTK(w) <= 2 (a chaotic
+    pass near an unstable one is not convergence).  Returns the number finished."""
+    depth, nl = w.shape
+    done = 0
+    for l in range(nl):
+        st = check(ex[l], thc[l], thd[l])
+        if not active[l] or st == 0:
+            continue
+        if st == DIVERGED:
+            for i in range(depth):
+                w[i, l] = wprev[i, l]
+            _finish(l, a + l, t, DIVERGED, w, np.inf, np.inf, out_status, out_w, out_excess,
+                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+        else:  # CONVERGED
+            if stable:
+                ntk = 0.0
+                for i in range(depth):
+                    ntk += p[i, l] * p[i, l]
+                if lre[l] * ntk > 2.0:
+                    continue
+            _finish(l, a + l, t, CONVERGED, w, ex[l], mx[l], out_status, out_w, out_excess,
+                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+        active[l] = False
+        lre[l] = 0.0
+        done += 1
+    return done
+
+
+@jit
+def _record(a, t, w, ex, active, estar, rec_loss, rec_w):
+    """Record the loss (and the weights, where ``rec_w`` has a record axis) of every
+    active lane at step ``t``."""
+    depth, nl = w.shape
+    for l in range(nl):
+        if active[l]:
+            rec_loss[a + l, t] = estar + ex[l]
+            if rec_w.shape[1] > 0:
+                for i in range(depth):
+                    rec_w[a + l, t, i] = w[i, l]
+
+
+@jit
 def gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, a, b, out_status,
              out_w, out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w):
     """Batch GD on a scalar chain for cells a..b-1 (lanes).
@@ -94,7 +176,6 @@ def gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, a, b, ou
     needs excess <= tol x initial excess and lr NTK(w) <= 2.
     """
     depth = inits.shape[1]
-    nlr = lrs.shape[0]
     nl = b - a
     w = np.empty((depth, nl))
     wprev = np.empty((depth, nl))
@@ -108,71 +189,26 @@ def gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, a, b, ou
     mx = np.empty(nl)
     active = np.ones(nl, dtype=np.bool_)
     half = 0.5 * cs * sxx
-    for l in range(nl):
-        k = a + l
-        lre[l] = lrs[k % nlr] * cs * sxx
-        for i in range(depth):
-            w[i, l] = inits[k // nlr, i]
-            wprev[i, l] = w[i, l]
-    _products(w, pre, p, pi, nl)
-    for l in range(nl):
-        d = pi[l] - pstar
-        ex[l] = half * d * d
-        thc[l] = tol * ex[l]
-        thd[l] = blowup * max(estar + ex[l], c0) - estar
-        mx[l] = estar + ex[l]
+    _start(inits, lrs, cs, sxx, pstar, estar, c0, tol, blowup, a, half, w, wprev, pre, p, pi,
+           ex, lre, thc, thd, mx)
     nact = nl
     nrec = rec_loss.shape[1]
     t = 0
     for t in range(steps + 1):
         if t > 0:
-            _products(w, pre, p, pi, nl)
-            for l in range(nl):
-                d = pi[l] - pstar
-                ex[l] = half * d * d
-                lo = estar + ex[l]
-                if lo > mx[l]:
-                    mx[l] = lo
-        # branch-free event detection
-        ev = False
+            _losses(w, pre, p, pi, ex, mx, half, pstar, estar)
+        # branch-free event detection (the status rule of .steps.check)
+        ev = 0
         for l in range(nl):
-            bad = (not (ex[l] <= thd[l])) | (not (ex[l] < np.inf))
-            ev |= active[l] & (bad | (ex[l] <= thc[l]))
-        if ev:
-            for l in range(nl):
-                if not active[l]:
-                    continue
-                if (not (ex[l] <= thd[l])) or (not (ex[l] < np.inf)):
-                    for i in range(depth):
-                        w[i, l] = wprev[i, l]
-                    _finish(l, a + l, t, DIVERGED, w, np.inf, np.inf, out_status, out_w,
-                            out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w,
-                            estar)
-                elif ex[l] <= thc[l]:
-                    # near a minimum: converged only if that minimum is linearly stable,
-                    # lr * NTK <= 2 (a chaotic pass near an unstable one is not convergence)
-                    ntk = 0.0
-                    for i in range(depth):
-                        ntk += p[i, l] * p[i, l]
-                    if lre[l] * ntk > 2.0:
-                        continue
-                    _finish(l, a + l, t, CONVERGED, w, ex[l], mx[l], out_status, out_w,
-                            out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w,
-                            estar)
-                else:
-                    continue
-                active[l] = False
-                lre[l] = 0.0
-                nact -= 1
+            ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
+        if ev > 0:
+            nact -= _events(a, t, True, w, wprev, p, ex, thc, thd, mx, lre, active, estar,
+                            out_status, out_w, out_excess, out_tol_at, out_div_at,
+                            out_maxloss, rec_loss, rec_w)
         if nact == 0:
             break
         if nrec > 0:
-            for l in range(nl):
-                if active[l]:
-                    rec_loss[a + l, t] = estar + ex[l]
-                    if rec_w.shape[1] > 0:
-                        for i in range(depth):
-                            rec_w[a + l, t, i] = w[i, l]
+            _record(a, t, w, ex, active, estar, rec_loss, rec_w)
         if t == steps:
             break
         for l in range(nl):
@@ -200,7 +236,6 @@ def sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order,
     is checked once per epoch on the full loss (time unit: epochs).
     """
     depth = inits.shape[1]
-    nlr = lrs.shape[0]
     P = X.shape[0]
     nl = b - a
     w = np.empty((depth, nl))
@@ -217,63 +252,25 @@ def sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order,
     active = np.ones(nl, dtype=np.bool_)
     perm = np.empty(P, dtype=np.int64)
     half = 0.5 * cs * sxx
-    for l in range(nl):
-        k = a + l
-        lre[l] = lrs[k % nlr] * cs
-        for i in range(depth):
-            w[i, l] = inits[k // nlr, i]
-            wprev[i, l] = w[i, l]
-    _products(w, pre, p, pi, nl)
-    for l in range(nl):
-        d = pi[l] - pstar
-        ex[l] = half * d * d
-        thc[l] = tol * ex[l]
-        thd[l] = blowup * max(estar + ex[l], c0) - estar
-        mx[l] = estar + ex[l]
+    _start(inits, lrs, cs, 1.0, pstar, estar, c0, tol, blowup, a, half, w, wprev, pre, p, pi,
+           ex, lre, thc, thd, mx)
     nact = nl
     nrec = rec_loss.shape[1]
     ep = 0
     for ep in range(epochs + 1):
         if ep > 0:
-            _products(w, pre, p, pi, nl)
-            for l in range(nl):
-                d = pi[l] - pstar
-                ex[l] = half * d * d
-                lo = estar + ex[l]
-                if lo > mx[l]:
-                    mx[l] = lo
-        ev = False
+            _losses(w, pre, p, pi, ex, mx, half, pstar, estar)
+        ev = 0
         for l in range(nl):
-            bad = (not (ex[l] <= thd[l])) | (not (ex[l] < np.inf))
-            ev |= active[l] & (bad | (ex[l] <= thc[l]))
-        if ev:
-            for l in range(nl):
-                if not active[l]:
-                    continue
-                if (not (ex[l] <= thd[l])) or (not (ex[l] < np.inf)):
-                    for i in range(depth):
-                        w[i, l] = wprev[i, l]
-                    _finish(l, a + l, ep, DIVERGED, w, np.inf, np.inf, out_status, out_w,
-                            out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w,
-                            estar)
-                elif ex[l] <= thc[l]:
-                    _finish(l, a + l, ep, CONVERGED, w, ex[l], mx[l], out_status, out_w,
-                            out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w,
-                            estar)
-                else:
-                    continue
-                active[l] = False
-                lre[l] = 0.0
-                nact -= 1
+            ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
+        if ev > 0:
+            nact -= _events(a, ep, False, w, wprev, p, ex, thc, thd, mx, lre, active, estar,
+                            out_status, out_w, out_excess, out_tol_at, out_div_at,
+                            out_maxloss, rec_loss, rec_w)
         if nact == 0:
             break
         if nrec > 0:
-            for l in range(nl):
-                if active[l]:
-                    rec_loss[a + l, ep] = estar + ex[l]
-                    if rec_w.shape[1] > 0:
-                        for i in range(depth):
-                            rec_w[a + l, ep, i] = w[i, l]
+            _record(a, ep, w, ex, active, estar, rec_loss, rec_w)
         if ep == epochs:
             break
         for i in range(depth):

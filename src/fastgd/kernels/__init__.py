@@ -1,6 +1,6 @@
 """Numba kernels: pure array-in / array-out loops (no validation, no Python objects).
 
-Nothing here imports the API layer. Every kernel is compiled through :mod:`._jit`.
+Nothing here imports the API layer. Every kernel is compiled through :mod:`.jit`.
 Status codes written by the kernels (mirrored by :class:`fastgd.Status`):
 ``BOUNDED = 0``, ``CONVERGED = 1``, ``DIVERGED = 2``.
 """

@@ -1,7 +1,7 @@
 """tanh as plain arithmetic, written once for the kernels' loops and their vector code.
 
-libm's ``tanh`` is a call per element (~11 ns): it bounded the tanh networks at ~3 G
-multiply-adds/s whatever the rest of the kernel did, and LLVM cannot vectorise it.
+libm's ``tanh`` is a call per element, which LLVM cannot vectorise: it bounded the speed
+of the tanh networks whatever the rest of the kernel did.
 :func:`tanh_body` is Cephes' tanh (S. L. Moshier, *Methods and Programs for
 Mathematical Functions*, 1989): for |x| < 0.625 an odd rational function, else
 1 - 2 / (exp(2|x|) + 1) with Cephes' exp (Cody-Waite reduction by ln 2, a rational

@@ -1,11 +1,16 @@
 """Flush-to-zero for the duration of a chunk (x86-64).
 
 Converging runs drive errors towards zero; once a component reaches the subnormal
-range (|x| < 2.2e-308) every operation on it costs far more on x86 (measured on a
-loop whose values stay subnormal: 1.57 s without FTZ, 0.061 s with it, 25x).  Each chunk kernel therefore sets the FTZ and
-DAZ bits of its own thread's MXCSR on entry and restores the caller's value on exit.
-Results differ from strict IEEE arithmetic only for values below 2.2e-308 (flushed to
-0).  Elsewhere (other CPUs, ``NUMBA_DISABLE_JIT=1``) these are no-ops.
+range (|x| < 2.2e-308) every operation on it takes a slow microcode path on x86, many
+times the cost of a normal one.  Each linear-unit chunk kernel therefore sets the FTZ
+and DAZ bits of its own thread's MXCSR on entry and restores the caller's value on
+exit.  Results differ from strict IEEE arithmetic only for values below 2.2e-308
+(flushed to 0).  Elsewhere (other CPUs, ``NUMBA_DISABLE_JIT=1``) these are no-ops.
+
+The chain and network kernels do not use it: their status is checked on a loss that
+can pass through the subnormal range on its way to 0 (zero targets, ``tol = 0``), where
+a flushed loss would end a run at a different step than the one-run-per-thread CPU and
+GPU kernels, which run without it.
 """
 
 import platform

@@ -6,11 +6,9 @@
 * ``fastmath={'contract'}`` and nothing more: LLVM may fuse a multiply and an add into
   one FMA (one rounding instead of two).  The rest of fastmath is off: the full set
   lets LLVM delete NaN/inf checks, which breaks divergence detection.  Contraction is
-  on by default: measured on the per-sample SGD lane loop (d = 2, 256 lanes,
-  1 thread, min of 8 runs in one process) 3.2 -> 3.9 G updates/s with 256-bit vectors
-  and 4.5 -> 6.8 with 512-bit ones.  Results then differ from unfused arithmetic in
-  the last bits (the tests compare kernels with their references at 1e-12 either
-  way).  ``FASTGD_CONTRACT=0`` (read once, at import) turns it off, e.g. to reproduce
+  on by default: the lane loops are chains of multiply-adds, which it speeds up
+  (bench/ has the numbers).  Results then differ from unfused arithmetic in the last
+  bits (the tests compare kernels with their references at 1e-12 either way).  ``FASTGD_CONTRACT=0`` (read once, at import) turns it off, e.g. to reproduce
   scikit-learn's ``SGDRegressor`` bit for bit.
 
 Numba's on-disk cache does not key compiled code by these options, so each kernel's
@@ -46,11 +44,10 @@ def jit(fn=None):
     """``numba.njit`` with fastgd's policy (see module docstring).
 
     Nothing is inlined at Numba-IR level (``inline="always"``): each inlined call site is
-    typed again, and on a cold cache that cost more compile time (first sweep 14.7 ->
-    12.9 s without it) than it saved at run time (the hash helpers now run once per
-    sample per epoch, not per lane; no measurable change).  A call to another kernel
-    with array arguments costs ~100-200 ns (a reference-count update per array), so
-    per-step and per-lane code is written out in the kernels' loops instead.
+    typed again, which costs more compile time on a cold cache than it saves at run
+    time (LLVM inlines small scalar functions such as :mod:`.steps` anyway).  A call to
+    another kernel with array arguments is not free (a reference-count update per
+    array), so per-step and per-lane code is written out in the kernels' loops instead.
     """
 
     def wrap(f):

@@ -1,7 +1,7 @@
 """Lane state in registers: per-sample SGD steps for a block of lanes, written as LLVM
 vector code (:func:`sgd_lanes` for the register layout, :func:`block4_lanes` for the
-streaming layout's blocks of four samples at d <= 20, where it measured +12-20 % over the
-loops; beyond, the loops are faster).
+streaming layout's blocks of four samples at d <= 20, where it beats the loops; beyond,
+the loops are faster: bench/ has the comparison).
 
 LLVM's loop vectoriser keeps lane state in memory: per sample it loads and stores
 every weight of every lane.  Here a block of V vectors of lanes (4 doubles or 8 floats
@@ -13,18 +13,16 @@ multiply-adds exactly where contraction fuses them (none with ``FASTGD_CONTRACT=
 so results are equal bit for bit (tested).
 
 Why V vectors: a lane's step is a chain of five dependent operations (~20 cycles), so a
-core needs about ten independent vectors in flight to keep both FMA units busy.
-Measured on one core (Rocket Lake, 3.9 GHz, 256-bit), share of the FMA ceiling:
-d = 2: V = 4 49 %, 8 76 %, 10 82 %, 16 75 % (spills); d = 4: V = 4 57 %, 8 75 %;
-d = 6: V = 6 74 %; d = 8: V = 6 68 % -- against 57-60 % for the vectorised loop.
+core needs about ten independent vectors in flight to keep both FMA units busy; too many
+and the d x V weights no longer fit the registers (they spill).  :data:`VECTORS` is the
+best V for each d found by the benchmarks (bench/).
 
 Two-layer networks (:func:`net_block`): a block of 8 samples x 8 lanes runs the whole
 loss and gradient through every hidden unit, pre-activations and outputs in registers,
 the activations in a scratch of (m, 8, lanes) that stays in L1 (the loops store them for
-all samples: 1 MB at m = P = 64 and 32 lanes, and those stores cost a third of the
-forward pass).  Measured on one core (m = 64, d = 8, P = 64, relu): blocks of 4 samples
-14-16 G multiply-adds/s, of 8 samples 18-21 (16 + 16 accumulators fit the 32 vector
-registers of AVX-512 machines; elsewhere they spill, with the same results).
+all samples, m x P x lanes values that leave the cache).  Blocks of 8 samples rather
+than 4: 16 + 16 accumulators fit the 32 vector registers of AVX-512 machines (elsewhere
+they spill, with the same results).
 """
 
 from llvmlite import ir

@@ -1,10 +1,11 @@
 """The per-lane step math, once: scalars in, scalars out.
 
-The CPU lane kernels (:mod:`.linear`) call the ``jit`` versions inside their loops over
-lanes (LLVM inlines them; the loops still vectorise); the one-run-per-thread kernels of
-:mod:`.scalar` (CPU and ``numba.cuda``) are compiled with these same Python functions
-(:data:`PY`, see :func:`.scalar.compile_for`).  A change to a status rule or an update
-is therefore made here and nowhere else.
+The CPU lane kernels (:mod:`fastgd.linear.kernels`, :mod:`fastgd.chain.kernels`,
+:mod:`fastgd.net.kernels`) call the ``jit`` versions inside their loops over lanes (LLVM
+inlines them; the loops still vectorise); the one-run-per-thread kernels of
+:mod:`fastgd.linear.scalar` (CPU and ``numba.cuda``) are compiled with these same Python
+functions (:data:`PY`, see :func:`fastgd.linear.scalar.compile_for`).  A change to a
+status rule, a threshold or the momentum update is therefore made here and nowhere else.
 """
 
 import math

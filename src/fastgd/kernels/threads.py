@@ -3,14 +3,14 @@
 Worker ``wk`` of ``n`` runs chunks ``wk, wk + n, wk + 2n, ...`` of the table in one
 call of a serial kernel that loops over its chunks (compiled with ``nogil=True``, so
 the workers run in parallel).  Worker 0 runs on the calling thread, the others on a
-small pool that is kept for the life of the process.  The static interleave spreads
-early-finishing (diverging) chunks evenly, and the result of every chunk is independent
-of which worker ran it: results are bit-identical for any thread count.
+pool of threads kept for the life of the process (:func:`_pool`).  The static
+interleave spreads early-finishing (diverging) chunks evenly, and the result of every
+chunk is independent of which worker ran it: results are bit-identical for any thread
+count.
 
 Why threads and not ``numba.prange``: a ``parallel=True`` driver compiles the whole
-kernel again inside a parfor; on a cold cache that cost 8-12 s per kernel family on
-the development machine (the SGD grid driver 27 s in all, of which the serial kernel
-12 s), for the same static schedule.
+kernel a second time inside a parfor, which multiplies the compile time on a cold cache,
+for the same static schedule.
 """
 
 from __future__ import annotations
@@ -20,17 +20,29 @@ import threading
 
 import numpy as np
 
+# the cache of :func:`_pool`: one executor and the number of workers it was made with
 _POOL: cf.ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(n: int) -> cf.ThreadPoolExecutor:
-    global _POOL
+    """An executor of at least ``n`` worker threads, from a cache of one.
+
+    The cache holds a single executor, replaced by a larger one when a call asks for
+    more workers than it has (the old one finishes its work and ends).  Callers ask for
+    the thread count of a validated ``threads`` argument less one (the calling thread is
+    worker 0), and a thread count is at most ``NUMBA_NUM_THREADS``
+    (:func:`fastgd.validate.threads`), so the pool never holds more than
+    ``NUMBA_NUM_THREADS`` threads.  Idle workers sleep; they end with the process.
+    """
+    global _POOL, _POOL_SIZE
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < n:
+        if _POOL is None or _POOL_SIZE < n:
             if _POOL is not None:
                 _POOL.shutdown(wait=False)
             _POOL = cf.ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastgd")
+            _POOL_SIZE = n
         return _POOL
 
 

@@ -1,22 +1,25 @@
 """One run per call: the scalar form of the linear-unit GD and SGD kernels.
 
 These are plain Python functions over arrays and scalars only (no allocation, no
-NumPy calls beyond indexing; the eigenbasis comes from :func:`.linear.eig_basis`), so that the
-*same* source compiles for two targets:
-``numba.cuda.jit(device=True)`` (one run per CUDA thread, :mod:`fastgd.gpu`) and the
-CPU ``jit`` (:data:`gd_run_cpu`, :data:`sgd_run_cpu`; tests compare them with the lane
-kernels of :mod:`.linear`, which remain the fast CPU path).  The arithmetic follows
-:mod:`.linear` operation for operation (same status rules, thresholds, snapshots of the
+NumPy calls beyond indexing; the eigenbasis comes from
+:func:`fastgd.linear.kernels.eig_basis`), so that the *same* source compiles for two
+targets: ``numba.cuda.jit(device=True)`` (one run per CUDA thread,
+:mod:`fastgd.linear.gpu`) and the CPU ``jit`` (:data:`gd_run_cpu`, :data:`sgd_run_cpu`;
+tests compare them with the lane kernels of :mod:`fastgd.linear.kernels`, which remain
+the fast CPU path).  The arithmetic follows the lane kernels operation for operation
+(same status rules, thresholds, snapshots of the
 last finite iterate and recording), so that a run agrees with the lane kernels bit for
 bit where no fused multiply-add is contracted (CPU, the CUDA simulator) and to rounding
 on a GPU.  The status rules, thresholds and momentum step are the functions of
-:mod:`.steps` that the CPU lanes call (compiled for the target by :func:`compile_for`).
+:mod:`fastgd.kernels.steps` that the CPU lanes call (compiled for the target by
+:func:`compile_for`).
 
 Per-run state lives in caller-provided scratch arrays laid out ``[i, k]`` (component,
 run: coalesced on a GPU).  Outputs are per run: ``out_status[k]``, ``out_w[k, i]``,
 ``out_loss[k]``, ``out_excess[k]``, ``out_tol_at[k]``, ``out_div_at[k]``,
 ``rec_loss[k, n_rec]``.  Sample orders for SGD come precomputed (``order_idx[s, ep, pos]``,
-from :mod:`.rng`, see :func:`fastgd.gpu.sample_orders`); ``cyclic`` passes an empty one.
+from :mod:`fastgd.kernels.rng`, see :func:`fastgd.linear.gpu.order_table`); ``cyclic``
+passes an empty one.
 """
 
 import math
@@ -24,12 +27,14 @@ import math
 from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, steps
 from fastgd.kernels.jit import jit
 from fastgd.kernels.steps import check, heavy_ball, thresholds  # noqa: F401 - names compile_for replaces
+from fastgd.linear.kernels_gd import _SNAPSHOT
 
-SNAPSHOT = 32  # as linear._SNAPSHOT
+#: GD: steps between snapshots of the last finite iterate, as in the lane kernels
+SNAPSHOT = _SNAPSHOT
 
 
 def _quad_run(R, di, e, g, k, d):
-    """|R e|^2 / 2 for run k (R^T R = H; as ``linear._quad``: a sum of squares)."""
+    """|R e|^2 / 2 for run k (R^T R = H; as ``kernels_sgd._excess``: a sum of squares)."""
     ex = 0.0
     for i in range(d):
         gi = 0.0
@@ -57,8 +62,8 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
            rec_every, z, buf, zok, out_status, out_w, out_loss, out_excess, out_tol_at,
            out_div_at, rec_loss):
     """Batch GD (plain / heavy ball / Nesterov) for run k: dataset di, rate index j, in
-    the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`.linear.eig_basis`), as
-    ``linear.gd_kernel``: plain GD multiplies coordinate i by 1 - lr lambda_i, the
+    the eigenbasis of H (``lam[di]``, ``V[di]`` from :func:`.kernels.eig_basis`), as
+    :func:`.kernels.gd_kernel`: plain GD multiplies coordinate i by 1 - lr lambda_i, the
     excess loss is sum_i lambda_i z_i^2 / 2."""
     d = lam.shape[1]
     lre = lr[j]
@@ -213,12 +218,12 @@ def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, 
 
 
 # ------------------------------------------------------------ scalar chain networks
-# One cell of ``_kernels.chain`` (f = w_L ... w_1 x): cell = init cell // n_lr, rate
+# One cell of :mod:`fastgd.chain.kernels` (f = w_L ... w_1 x): cell = init cell // n_lr, rate
 # cell % n_lr; outputs at run index r; state [i, r] (``pre`` has depth + 1 rows).
 
 
 def _chain_products_run(w, pre, p, r, depth):
-    """pi = prod_i w_i (returned) and p_i = prod_{j != i} w_j, as chain._products."""
+    """pi = prod_i w_i (returned) and p_i = prod_{j != i} w_j, as ``chain.kernels._products``."""
     pre[0, r] = 1.0
     for i in range(depth):
         pre[i + 1, r] = pre[i, r] * w[i, r]
@@ -228,6 +233,25 @@ def _chain_products_run(w, pre, p, r, depth):
         p[i, r] = pre[i, r] * pre[depth, r]
         pre[depth, r] *= w[i, r]
     return pi
+
+
+def _chain_excess_run(w, pre, p, r, depth, half, pstar):
+    """(pi, excess): the product and the excess loss half (pi - pi*)^2 of run r."""
+    pi = _chain_products_run(w, pre, p, r, depth)
+    dd = pi - pstar
+    return pi, half * dd * dd
+
+
+def _chain_start_run(r, cell, inits, nlr, w, wprev, pre, p, depth, half, pstar, estar, c0, tol,
+                     blowup):
+    """Run r at its start: weights from ``inits``; returns (pi, excess, thc, thd), the
+    thresholds of :func:`fastgd.kernels.steps.thresholds`."""
+    for i in range(depth):
+        w[i, r] = inits[cell // nlr, i]
+        wprev[i, r] = w[i, r]
+    pi, ex = _chain_excess_run(w, pre, p, r, depth, half, pstar)
+    thc, thd = thresholds(estar, ex, c0, tol, blowup)
+    return pi, ex, thc, thd
 
 
 def _chain_finish(r, t, st, w, excess, maxloss, estar, out_status, out_w, out_excess,
@@ -252,37 +276,30 @@ def _chain_finish(r, t, st, w, excess, maxloss, estar, out_status, out_w, out_ex
 def chain_gd_run(r, cell, sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, w,
                  wprev, pre, p, out_status, out_w, out_excess, out_tol_at, out_div_at,
                  out_maxloss, rec_loss, rec_w):
-    """Batch GD on a scalar chain for one cell (as ``_kernels.chain.gd_chain``)."""
+    """Batch GD on a scalar chain for one cell (as ``chain.kernels.gd_chain``)."""
     depth = inits.shape[1]
     nlr = lrs.shape[0]
     lre = lrs[cell % nlr] * cs * sxx
-    for i in range(depth):
-        w[i, r] = inits[cell // nlr, i]
-        wprev[i, r] = w[i, r]
     half = 0.5 * cs * sxx
-    pi = _chain_products_run(w, pre, p, r, depth)
-    dd = pi - pstar
-    ex = half * dd * dd
-    thc = tol * ex
-    thd = blowup * max(estar + ex, c0) - estar
+    pi, ex, thc, thd = _chain_start_run(r, cell, inits, nlr, w, wprev, pre, p, depth, half,
+                                        pstar, estar, c0, tol, blowup)
     mx = estar + ex
     nrec = rec_loss.shape[1]
     t = 0
     for t in range(steps + 1):
         if t > 0:
-            pi = _chain_products_run(w, pre, p, r, depth)
-            dd = pi - pstar
-            ex = half * dd * dd
+            pi, ex = _chain_excess_run(w, pre, p, r, depth, half, pstar)
             lo = estar + ex
             if lo > mx:
                 mx = lo
-        if (not (ex <= thd)) or (not (ex < math.inf)):
+        st = check(ex, thc, thd)
+        if st == DIVERGED:
             for i in range(depth):
                 w[i, r] = wprev[i, r]
             _chain_finish(r, t, DIVERGED, w, math.inf, math.inf, estar, out_status, out_w,
                           out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
             return
-        if ex <= thc:
+        if st == CONVERGED:
             ntk = 0.0
             for i in range(depth):
                 ntk += p[i, r] * p[i, r]
@@ -309,7 +326,7 @@ def chain_gd_run(r, cell, sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blo
 def chain_sgd_run(r, cell, X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch,
                   order_idx, tol, blowup, w, wprev, pre, p, out_status, out_w, out_excess,
                   out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w):
-    """SGD on a scalar chain for one cell (as ``_kernels.chain.sgd_chain``);
+    """SGD on a scalar chain for one cell (as ``chain.kernels.sgd_chain``);
     ``order_idx[0, ep, pos]`` the sample order (zero-length first axis: cyclic)."""
     depth = inits.shape[1]
     nlr = lrs.shape[0]
@@ -317,33 +334,26 @@ def chain_sgd_run(r, cell, X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, 
     cyclic = order_idx.shape[0] == 0
     lre = lrs[cell % nlr] * cs
     zero = lre - lre
-    for i in range(depth):
-        w[i, r] = inits[cell // nlr, i]
-        wprev[i, r] = w[i, r]
     half = 0.5 * cs * sxx
-    pi = _chain_products_run(w, pre, p, r, depth)
-    dd = pi - pstar
-    ex = half * dd * dd
-    thc = tol * ex
-    thd = blowup * max(estar + ex, c0) - estar
+    pi, ex, thc, thd = _chain_start_run(r, cell, inits, nlr, w, wprev, pre, p, depth, half,
+                                        pstar, estar, c0, tol, blowup)
     mx = estar + ex
     nrec = rec_loss.shape[1]
     ep = 0
     for ep in range(epochs + 1):
         if ep > 0:
-            pi = _chain_products_run(w, pre, p, r, depth)
-            dd = pi - pstar
-            ex = half * dd * dd
+            pi, ex = _chain_excess_run(w, pre, p, r, depth, half, pstar)
             lo = estar + ex
             if lo > mx:
                 mx = lo
-        if (not (ex <= thd)) or (not (ex < math.inf)):
+        st = check(ex, thc, thd)
+        if st == DIVERGED:
             for i in range(depth):
                 w[i, r] = wprev[i, r]
             _chain_finish(r, ep, DIVERGED, w, math.inf, math.inf, estar, out_status, out_w,
                           out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
             return
-        if ex <= thc:
+        if st == CONVERGED:
             _chain_finish(r, ep, CONVERGED, w, ex, mx, estar, out_status, out_w, out_excess,
                           out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
             return
@@ -385,7 +395,7 @@ def compile_for(decorate):
     for name, py in steps.PY.items():  # the step math shared with the CPU lanes
         glb[name] = decorate(py)
     for name in ("_quad_run", "_write", "_to_w_run", "gd_run", "sgd_run",
-                 "_chain_products_run",
+                 "_chain_products_run", "_chain_excess_run", "_chain_start_run",
                  "_chain_finish", "chain_gd_run", "chain_sgd_run"):
         py = globals()[name]
         fn = _pytypes.FunctionType(py.__code__, glb, name)

@@ -25,7 +25,8 @@ bits as gradient then step.  A chunk of several runs is padded to whole blocks o
 (idle lanes, lr 0, never written out).  A full-batch step costs m (2 d + 3 + 2 bias)
 multiply-adds per sample and lane.
 
-Status rule (as the chain kernels): the loss at step t is computed before the update;
+Status rule (:func:`.steps.thresholds` and :func:`.steps.check` with E* = 0, as the chain
+kernels): the loss at step t is computed before the update;
 DIVERGED when it is not finite, a parameter is not finite, or the loss >
 blowup x max(E(theta0), E(0)) with E(0) = mean(y^2)/2 (the loss of the zero output: a
 catapult spike is not a divergence); the reported parameters are then the previous
@@ -50,7 +51,7 @@ from fastgd.kernels.fmath import tanh
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
-from fastgd.kernels.steps import heavy_ball
+from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.kernels.threads import fan_out
 
 #: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
@@ -65,6 +66,7 @@ METHOD_GD = 0
 METHOD_SGD = 1
 
 
+# over 80 lines, unsplit for speed: forward, residual, backward in one pass
 @jit
 def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss, want_grad):
     """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
@@ -98,7 +100,7 @@ def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss,
                 G[k, l] = 0.0
     for lb in range(0, l0, NET_LANES):
         for q in range(0, q0, NET_SAMPLES):
-            if act == ACT_RELU:  # constant codes: LLVM drops the other cases (5-10 %)
+            if act == ACT_RELU:  # constant codes: LLVM drops the other cases
                 net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
                           sinv, want_grad)
             elif act == ACT_TANH:
@@ -342,6 +344,7 @@ def _sgd_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, act, bias, s):
         net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_IDENTITY, bias, s, s)
 
 
+# over 80 lines, unsplit for speed: check, record and step of all lanes in one loop nest
 @jit
 def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
              batch, order, tol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
@@ -413,34 +416,32 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
             want = method == METHOD_GD and t < steps
             loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
             if t == 0:
-                for l in range(nl):
-                    thc[l] = tol * lo[l]
-                    thd[l] = blowup * max(lo[l], c0)
+                for l in range(nl):  # E* = 0: the network can fit the data
+                    thc[l], thd[l] = thresholds(0.0, lo[l], c0, tol, blowup)
                     mx[l] = lo[l]
             for l in range(nl):
                 if lo[l] > mx[l]:
                     mx[l] = lo[l]
-            ev = False
+            # the status rule of .steps.check, and DIVERGED when a parameter is not finite
+            ev = 0
             for l in range(nl):
-                bad = (not (lo[l] <= thd[l])) | (not okp[l])
-                ev |= active[l] & (bad | (lo[l] <= thc[l]))
-            if ev:
+                ev += active[l] & ((check(lo[l], thc[l], thd[l]) != 0) | (not okp[l]))
+            if ev > 0:
                 for l in range(nl):
-                    if not active[l]:
+                    st = DIVERGED if not okp[l] else check(lo[l], thc[l], thd[l])
+                    if not active[l] or st == 0:
                         continue
                     k = (c * nlr) + a0 + l
-                    if (not (lo[l] <= thd[l])) or (not okp[l]):
+                    if st == DIVERGED:
                         for n in range(N):
                             T[n, l] = Tp[n, l]
                         _finish(l, k, t, DIVERGED, T, np.inf, np.inf, out_status, out_theta,
                                 theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
                                 rec_loss, rec_every, rec_theta, rec_off)
-                    elif lo[l] <= thc[l]:
+                    else:  # CONVERGED
                         _finish(l, k, t, CONVERGED, T, lo[l], mx[l], out_status, out_theta,
                                 theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
                                 rec_loss, rec_every, rec_theta, rec_off)
-                    else:
-                        continue
                     active[l] = False
                     lre[l] = 0.0
                     nact -= 1

@@ -1,0 +1,353 @@
+"""Batch-GD chunk kernels of the linear unit (:func:`gd_kernel`), in the eigenbasis of
+H (:func:`eig_basis`), and the final check of returned weights (:func:`residual_losses`).
+
+Layouts and conventions in :mod:`fastgd.linear.kernels`.
+"""
+
+import numpy as np
+
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED
+from fastgd.kernels.fpenv import fpenv_restore, ftz_on
+from fastgd.kernels.jit import jit
+from fastgd.kernels.steps import check, heavy_ball, thresholds
+from fastgd.linear.kernels_lanes import _flush, _log_norm, _renorm, _stop
+
+_SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
+_BLOCK = 16  # GD register layout: steps per pass over the lanes (divides _SNAPSHOT)
+_MARGIN = 1e-9  # GD blocks: relative margin of the excess bounds (far above rounding)
+
+
+def eig_basis(R):
+    """The eigenvalues and eigenvectors of H = R^T R for a stack of square roots R.
+
+    From the SVD of each R (R = diag(s) V^T / sqrt(P) from the SVD of X, so that
+    R^T R = H = X^T X / P, the Hessian of E = 1/(2P) sum_p (y_p - w.x_p)^2): lam = s^2
+    keeps the small eigenvalues to the precision of the singular values of X, which
+    ``eigh`` of a formed X^T X / P loses once kappa(H) passes ~1e8.  The basis in which
+    the GD kernels (CPU lanes and GPU) iterate.  Kept out of the kernels: Numba's linear
+    algebra adds compile time.
+
+    Parameters
+    ----------
+    R : array (n_data, d, d)
+        Square roots of the Hessians, float64 or float32.
+
+    Returns
+    -------
+    lam : array (n_data, d)
+        Eigenvalues of each H, in descending order (the SVD's); R's dtype.
+    V : array (n_data, d, d)
+        Orthonormal eigenvectors, ``V[di][:, j]`` for ``lam[di, j]``; R's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.linear.kernels import eig_basis
+    >>> lam, V = eig_basis(np.array([[[2.0, 0.0], [0.0, 1.0]]]))
+    >>> lam.tolist(), abs(V[0]).tolist()
+    ([[4.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+    """
+    _, s, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))  # float64 for float32 R too
+    return (np.ascontiguousarray(s * s, dtype=R.dtype),
+            np.ascontiguousarray(Vt.transpose(0, 2, 1), dtype=R.dtype))
+
+
+def gd_kernel(D, FULL):
+    """The batch-GD chunk kernel for one layout (:mod:`fastgd.linear.kernels`).
+
+    Parameters
+    ----------
+    D : int
+        d compiled in (1 <= D <= ``REGISTER_MAX_D``; with ``FULL`` False, the register
+        layout that keeps blocks of steps), or 0: any d.
+    FULL : bool
+        Compile in heavy-ball / Nesterov momentum and renormalisation; False: plain GD.
+
+    Returns
+    -------
+    numba dispatcher
+        ``gd_rows(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
+        blowup, renorm, chunks, wk, nworkers, rec_every, *outputs)``, compiled on its first
+        call (the loss E = 1/(2P) sum_p (y_p - w.x_p)^2, time unit: steps).
+
+    Examples
+    --------
+    >>> from fastgd.linear.kernels import gd_kernel
+    >>> kernel = gd_kernel(0, True)  # compiled on its first call, not here
+    >>> callable(kernel)
+    True
+    """
+
+    # a closure constant: the register layout (steps and blocks) in the plain kernel for
+    # small d; the general loops otherwise (FULL: momentum, renormalisation)
+    REG = D > 0 and not FULL
+
+    # over 80 lines, unsplit for speed: a step's check, record and update in one loop nest
+    @jit
+    def gd_rows(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
+                blowup, renorm, chunks, wk, nworkers, rec_every, out_status, out_w,
+                out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):
+        """Batch GD (plain / heavy-ball / Nesterov, PyTorch form): worker ``wk`` of
+        ``nworkers`` runs chunks wk, wk + nworkers, ... of ``chunks`` (rows: data di,
+        seed, lr_start a, lr_stop b), each the lanes lr[a:b] on dataset di, whose H has
+        the eigenbasis lam_all[di], V_all[di] (:func:`eig_basis`).
+
+        The iteration runs in that eigenbasis (e = w - w* = V z), where H is diagonal:
+        a step costs O(d) per lane, plain GD multiplies z_i by 1 - lr lambda_i, the
+        excess loss is sum_i lambda_i z_i^2 / 2 exactly.  Status is checked at every
+        step.  ``renorm > 0`` rescales (z, buf) to unit norm every ``renorm`` steps and
+        accumulates the log growth in ``out_logg`` (use with blowup = inf).
+        """
+        old = ftz_on()
+        dt = lam_all.dtype
+        for ck in range(wk, chunks.shape[0], nworkers):
+            di = chunks[ck, 0]
+            si = chunks[ck, 1]  # 0 for GD
+            a = chunks[ck, 2]
+            nl = chunks[ck, 3] - a
+            d = D if D > 0 else lam_all.shape[1]
+            lam = lam_all[di]
+            V = V_all[di]
+            z = np.empty((d, nl), dt)
+            zn = np.empty((d, nl), dt)
+            buf = np.empty((d, nl), dt)
+            zok = np.empty((d, nl), dt)
+            mult = np.empty((d, nl), dt)
+            zfin = np.empty((d, nl), dt)  # each lane's last iterate, written at its end
+            wfin = np.empty((d, nl), dt)
+            hl = np.empty(d, dt)
+            fst = np.empty(nl, np.int64)
+            ft = np.empty(nl, np.int64)
+            floss = np.empty(nl, dt)
+            fex = np.empty(nl, dt)
+            ex = np.empty(nl, dt)
+            lre = np.empty(nl, dt)
+            bet = np.empty(nl, dt)
+            thc = np.empty(nl, dt)
+            thd = np.empty(nl, dt)
+            logg = np.empty(nl, dt)
+            active = np.empty(nl, np.bool_)
+            mom = False
+            for l in range(nl):
+                logg[l] = 0.0
+                active[l] = True
+                lre[l] = lr[a + l]
+                bet[l] = beta[a + l]
+                mom |= bet[l] != 0.0
+            for j in range(d):
+                hl[j] = 0.5 * lam[j]
+                zj = 0.0
+                for i in range(d):
+                    zj += V[i, j] * (w0[i] - wstar[di, i])
+                for l in range(nl):
+                    z[j, l] = zj
+                    zok[j, l] = zj
+                    buf[j, l] = 0.0
+                    mult[j, l] = 1.0 - lre[l] * lam[j]
+            es = estar[di]
+            for l in range(nl):
+                x = 0.0
+                for i in range(d):
+                    x += hl[i] * (z[i, l] * z[i, l])
+                thc[l], thd[l] = thresholds(es, x, c0[di], tol, blowup)
+            nact = nl
+            nrec = rec_loss.shape[3]
+            # register layout, plain GD, no curves: _BLOCK steps per pass over the lanes.
+            # Each |z_i| is monotone over a block (|fl(m z)| <= |z| when |m| <= 1, >= when
+            # |m| >= 1) and the excess is monotone in each |z_i|, so every step's excess
+            # lies between the excess of the smaller and of the larger end of each
+            # coordinate: when every lane's bounds stay inside its thresholds (with a
+            # margin far above rounding) the block is kept, else it is run again by the
+            # step loop below (so statuses, steps and iterates are the step loop's).
+            t = 0
+            while t <= steps:
+                if REG and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                    nhit = 0
+                    for l in range(nl):
+                        lo = 0.0
+                        hi = 0.0
+                        for i in range(d):
+                            u = z[i, l]
+                            m = mult[i, l]
+                            v = u
+                            for _ in range(_BLOCK):
+                                v = m * v
+                            zn[i, l] = v
+                            lo += hl[i] * min(u * u, v * v)
+                            hi += hl[i] * max(u * u, v * v)
+                        calm = ((lo > thc[l] * (1.0 + _MARGIN))
+                                & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
+                        nhit += not calm
+                    if nhit == 0:
+                        if t % _SNAPSHOT == 0:  # every state of a kept block is finite
+                            for i in range(d):
+                                for l in range(nl):
+                                    zok[i, l] = z[i, l]
+                        tmp = z
+                        z = zn
+                        zn = tmp
+                        t += _BLOCK
+                        continue
+                if FULL and renorm > 0 and t > 0 and t % renorm == 0:
+                    for l in range(nl):
+                        if active[l] and not _renorm(l, z, buf, logg):
+                            st = CONVERGED if logg[l] < 0 else DIVERGED
+                            _stop(l, np.int64(st), np.int64(t), 0.0, es,
+                                  zok, zfin, fst, ft, floss, fex)
+                            for i in range(d):
+                                z[i, l] = 0.0
+                                buf[i, l] = 0.0
+                                mult[i, l] = 1.0
+                            active[l] = False
+                            lre[l] = 0.0
+                            thd[l] = np.inf
+                            thc[l] = -np.inf
+                            nact -= 1
+                # one step for all lanes: the excess loss of z (into ex), the next iterate
+                # (into zn, double-buffered so that a lane that stops at this step keeps
+                # z) and the count of lanes whose state changes
+                cnt = 0
+                for l in range(nl):
+                    ex[l] = 0.0
+                for i in range(d):
+                    for l in range(nl):
+                        ex[l] += hl[i] * (z[i, l] * z[i, l])
+                for l in range(nl):
+                    cnt += check(ex[l], thc[l], thd[l]) != 0
+                if not mom:
+                    for i in range(d):
+                        for l in range(nl):
+                            zn[i, l] = mult[i, l] * z[i, l]
+                elif FULL:
+                    for i in range(d):
+                        li = lam[i]
+                        for l in range(nl):
+                            zn[i, l], buf[i, l] = heavy_ball(z[i, l], li * z[i, l],
+                                                             buf[i, l], lre[l], bet[l],
+                                                             nesterov)
+                if cnt > 0:
+                    for l in range(nl):
+                        st = check(ex[l], thc[l], thd[l])
+                        if not active[l] or st == 0:
+                            continue
+                        fin = ex[l] < np.inf
+                        _stop(l, np.int64(st), np.int64(t), ex[l], es,
+                              z if fin else zok, zfin, fst, ft, floss,
+                              fex)
+                        for i in range(d):
+                            if st == DIVERGED:
+                                z[i, l] = 0.0
+                                buf[i, l] = 0.0
+                            mult[i, l] = 1.0
+                            zn[i, l] = z[i, l]
+                        active[l] = False
+                        lre[l] = 0.0
+                        thd[l] = np.inf
+                        thc[l] = -np.inf
+                        nact -= 1
+                if nact == 0:
+                    break
+                if nrec > 0 and t % rec_every == 0:
+                    k = t // rec_every
+                    for l in range(nl):
+                        if active[l]:
+                            rec_loss[di, si, a + l, k] = es + ex[l]
+                            if rec_w.shape[3] > 0:
+                                for i in range(d):
+                                    s = wstar[di, i]
+                                    for j in range(d):
+                                        s += V[i, j] * z[j, l]
+                                    rec_w[di, si, a + l, k, i] = w0[i] if t == 0 else s
+                if t == steps:
+                    break
+                if t % _SNAPSHOT == 0:
+                    for l in range(nl):
+                        if ex[l] < np.inf:
+                            for i in range(d):
+                                zok[i, l] = z[i, l]
+                tmp = z
+                z = zn
+                zn = tmp
+                t += 1
+            for l in range(nl):
+                if active[l]:
+                    if FULL and renorm > 0:
+                        logg[l] += _log_norm(z, buf, l)
+                    _stop(l, np.int64(BOUNDED), np.int64(t), ex[l], es,
+                          z, zfin, fst, ft, floss, fex)
+            # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0)
+            for l in range(nl):
+                for i in range(d):
+                    s = wstar[di, i]
+                    for j in range(d):
+                        s += V[i, j] * zfin[j, l]
+                    wfin[i, l] = w0[i] if ft[l] == 0 else s
+            _flush(a, di, si, fst, ft, floss, fex, wfin, logg, out_status, out_w, out_loss,
+                   out_excess, out_tol_at, out_div_at, out_logg, rec_every, rec_loss, rec_w)
+        fpenv_restore(old)
+
+    return gd_rows
+
+
+@jit
+def residual_losses(X, y, wstar, Wt, loss, excess, chunks, wk, nworkers):
+    """The loss and excess loss of returned weights, from residuals (kernel, in place).
+
+    loss[c] = |y - X w_c|^2 / (2P) and excess[c] = |X (w_c - w*)|^2 / (2P) for the
+    columns w_c of ``Wt`` in the cell ranges ``chunks[k] = (c0, c1)``, k = wk, wk +
+    nworkers, ...: the excess without the cancellation of a difference of losses.  The
+    loops over cells are innermost (vectorised); each cell's sums run over samples and
+    components in the same order whatever the other cells (a sweep cell equals its
+    single run bit for bit).
+
+    Parameters
+    ----------
+    X : array (P, d);  y : array (P,);  wstar : array (d,)
+        The data and a least-squares minimiser w*.
+    Wt : array (d, n)
+        The weights, one column per cell.
+    loss, excess : array (n,)
+        Outputs, written for the cells of this worker's chunks.
+    chunks : int array (n_chunks, 2);  wk, nworkers : int
+        Cell ranges, and this worker's share of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.linear.kernels import residual_losses
+    >>> X, y = np.array([[1.0], [2.0]]), np.array([1.0, 2.0])
+    >>> loss, excess = np.empty(2), np.empty(2)
+    >>> residual_losses(X, y, np.array([1.0]), np.array([[1.0, 0.0]]), loss, excess,
+    ...                 np.array([[0, 2]]), 0, 1)
+    >>> loss.tolist(), excess.tolist()
+    ([0.0, 1.25], [0.0, 1.25])
+    """
+    P, d = X.shape
+    for k in range(wk, chunks.shape[0], nworkers):
+        Wc = Wt[:, chunks[k, 0]:chunks[k, 1]]
+        lc = loss[chunks[k, 0]:chunks[k, 1]]
+        ec = excess[chunks[k, 0]:chunks[k, 1]]
+        n = lc.shape[0]
+        r = np.empty(n)
+        u = np.empty(n)
+        for c in range(n):
+            lc[c] = 0.0
+            ec[c] = 0.0
+        for p in range(P):
+            yp = y[p]
+            for c in range(n):
+                r[c] = yp
+                u[c] = 0.0
+            for i in range(d):
+                xi = X[p, i]
+                wi = wstar[i]
+                for c in range(n):
+                    wc = Wc[i, c]
+                    r[c] -= wc * xi
+                    u[c] += (wc - wi) * xi
+            for c in range(n):
+                lc[c] += r[c] * r[c]
+                ec[c] += u[c] * u[c]
+        for c in range(n):
+            lc[c] = 0.5 * lc[c] / P
+            ec[c] = 0.5 * ec[c] / P
