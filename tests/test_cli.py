@@ -27,6 +27,17 @@ def run(*args, cwd=None, check=None):
     return out
 
 
+#: The shared options each subcommand lists: only those that do something there.
+COMMON = {"phase": {"--seed", "--threads", "--progress", "--format", "--dpi"},
+          "lecture": {"--seed", "--threads", "--progress", "--format", "--dpi"},
+          "sweep": {"--seed", "--threads", "--progress", "--format", "--dpi"},
+          "plot": {"--format", "--dpi"},
+          "boundary": {"--seed", "--threads", "--format", "--dpi"},
+          "info": set(),
+          "net phase": {"--seed", "--threads", "--progress", "--format", "--dpi"},
+          "net eos": {"--seed", "--format", "--dpi"}}
+
+
 def test_help_every_subcommand():
     out = run("--help", check=0)
     for c in COMMANDS:
@@ -34,7 +45,54 @@ def test_help_every_subcommand():
     for c in COMMANDS:
         o = run(c, "--help", check=0)
         assert "usage: fastgd " + c in o.stdout
-        assert "--seed" in o.stdout and "--threads" in o.stdout
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for sub_name, subsub in _subparsers(sub):
+                    yield f"{name} {sub_name}", subsub
+
+
+def test_help_lists_only_options_that_apply_and_describes_each():
+    from fastgd.cli import build_parser
+
+    subs = dict(_subparsers(build_parser()))
+    assert set(COMMON) <= set(subs)
+    shared = set().union(*COMMON.values())
+    for name, sub in subs.items():
+        flags = {f for a in sub._actions for f in a.option_strings}
+        if name in COMMON:
+            assert flags & shared == COMMON[name], name
+        for a in sub._actions:
+            if a.option_strings or a.dest not in ("command", "figure"):
+                assert a.help and a.help.strip(), (name, a.option_strings or a.dest)
+
+
+def test_parser_does_not_import_the_commands_back():
+    """cli.args is a leaf; the commands do not import the parser (no import circle)."""
+    import ast
+    import pathlib
+
+    import fastgd.cli
+
+    folder = pathlib.Path(fastgd.cli.__file__).parent
+    imports = {}
+    for f in folder.glob("*.py"):
+        mods = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods.add(node.module)
+            elif isinstance(node, ast.Import):
+                mods.update(a.name for a in node.names)
+        imports[f.stem] = {m.rsplit(".", 1)[-1] for m in mods if m.startswith("fastgd.cli.")}
+    assert imports["args"] == set()
+    for name in ("commands", "lecture", "net"):
+        assert "parser" not in imports[name] and imports[name] <= {"args"}, name
 
 
 def test_help_does_not_import_numba_or_matplotlib():

@@ -236,3 +236,24 @@ def test_every_function_takes_and_returns_ax(lecture, gd_result):
              lambda a: P.plot_chain_landscape(ax=a)]
     for a, call in zip(axs.ravel(), calls, strict=True):
         assert call(a) is a
+
+
+def test_plot_is_the_namespace_of_the_model_figures():
+    """fastgd.plot re-exports the figures that live next to their models, and the shared
+    helpers of fastgd.figures; importing the figure modules does not import matplotlib."""
+    from fastgd import figures
+    from fastgd.chain import plot as chain_plot
+    from fastgd.linear import plot as linear_plot
+    from fastgd.linear import plot_boundary, plot_runs
+
+    homes = {"plot_phase_diagram": linear_plot, "plot_boundary": plot_boundary,
+             "plot_weight_space": plot_runs, "plot_losses": plot_runs, "plot_data": plot_runs,
+             "plot_regimes": plot_runs, "plot_chain_landscape": chain_plot,
+             "plot_chain_phase": chain_plot}
+    assert set(homes) == {n for n in P.__all__ if n.startswith("plot_")}
+    for name, mod in homes.items():
+        assert getattr(P, name) is getattr(mod, name)
+    assert P.COLORS is figures.COLORS and P.STATUS_COLORS is figures.STATUS_COLORS
+    assert P.cell_status is linear_plot.cell_status and P.log_edges is figures.log_edges
+    with pytest.raises(TypeError, match="'legend'"):
+        figures.check("plot_x", legend="False")

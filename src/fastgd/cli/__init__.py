@@ -16,9 +16,12 @@ Set ``FASTGD_DEBUG=1`` to see the traceback of a failure.
 Numba (through fastgd's kernels) and matplotlib are imported only after the
 arguments are parsed, so ``fastgd --help`` is fast.
 
-The package: :mod:`~fastgd.cli.parser` (argparse, TOML specs, grids, output names),
-:mod:`~fastgd.cli.commands` (phase, sweep, plot, boundary, info) and
-:mod:`~fastgd.cli.lecture` (the lecture script); :func:`main` runs them.
+The package: :mod:`~fastgd.cli.args` (the shared helpers: usage errors, grids, TOML
+specs, output names, saving figures; it imports no other command module),
+:mod:`~fastgd.cli.commands` (phase, sweep, plot, boundary, info),
+:mod:`~fastgd.cli.lecture` (the lecture script), :mod:`~fastgd.cli.net` (two-layer
+networks) and :mod:`~fastgd.cli.parser` (the argparse parser over all of them);
+:func:`main` runs them.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from __future__ import annotations
 import os
 import sys
 
+from fastgd.cli.args import UsageError, load_spec, parse_grid  # noqa: F401
 from fastgd.cli.commands import _data_steps, _unique  # noqa: F401
-from fastgd.cli.parser import UsageError, build_parser, load_spec, parse_grid  # noqa: F401
+from fastgd.cli.parser import build_parser
 
 
 def _max_threads():

@@ -8,11 +8,13 @@ import os
 import time
 from pathlib import Path
 
-from fastgd.cli.parser import (
+from fastgd.cli.args import (
     UsageError,
     _check_type,
     _merge,
     _out_path,
+    _pyplot,
+    _save,
     _spec_grid,
     _writable_target,
     load_spec,
@@ -34,31 +36,12 @@ STEPS_PER_KAPPA, STEPS_MAX = 5, 100_000
 
 
 # --------------------------------------------------------------------------- helpers
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _pyplot_soon():
     """Import matplotlib on a background thread while the sweep runs: on a cold kernel
-    cache the compiler's LLVM passes release the GIL, so the ~0.5 s import overlaps
-    them (measured: about 0.3 s off a cold ``fastgd phase``)."""
+    cache the compiler's LLVM passes release the GIL, so the import overlaps them."""
     import threading
 
     threading.Thread(target=_pyplot, name="fastgd-import-matplotlib", daemon=True).start()
-
-
-def _save(fig, path, dpi):
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
 
 
 def _lecture_variant(name):
@@ -97,33 +80,23 @@ def _load_data(item):
         return z["X"], z["y"], p.stem
 
 
-def _sweep_from(cfg, *, defaults=None, progress=None):
-    """Run the sweep a merged config describes; returns (result, datasets) (datasets:
-    the given ones, None for a condition grid, which the sweep draws itself)."""
-    import dataclasses
+#: Types of the spec keys a sweep reads: (key, types, what the message says).
+_CFG_TYPES = (("steps", int, "an integer"), ("epochs", int, "an integer"),
+              ("batch_size", int, "an integer"), ("seeds", int, "an integer"),
+              ("seed", int, "an integer"), ("n", int, "an integer"),
+              ("d", int, "an integer"), ("threads", int, "an integer"),
+              ("momentum", (int, float), "a number"),
+              ("tol", (int, float), "a number"), ("blowup", (int, float), "a number"),
+              ("nesterov", bool, "true or false"), ("bias", bool, "true or false"),
+              ("theory", bool, "true or false"), ("order", str, "a string"),
+              ("fix", str, "a string"), ("curve_points", int, "an integer"),
+              ("lanes", int, "an integer"), ("checkpoint", str, "a string"),
+              ("dtype", str, "a string"), ("backend", str, "a string"))
 
-    import numpy as np
 
-    import fastgd as fg
-    from fastgd.engine import cost as _cost
-
-    method = cfg.get("method", "gd")
-    if method not in ("gd", "sgd"):
-        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
-    dflt = dict((defaults or {}).get(method, {}))
-    for key, types, what in (("steps", int, "an integer"), ("epochs", int, "an integer"),
-                             ("batch_size", int, "an integer"), ("seeds", int, "an integer"),
-                             ("seed", int, "an integer"), ("n", int, "an integer"),
-                             ("d", int, "an integer"), ("threads", int, "an integer"),
-                             ("momentum", (int, float), "a number"),
-                             ("tol", (int, float), "a number"), ("blowup", (int, float), "a number"),
-                             ("nesterov", bool, "true or false"), ("bias", bool, "true or false"),
-                             ("theory", bool, "true or false"), ("order", str, "a string"),
-                             ("fix", str, "a string"), ("curve_points", int, "an integer"),
-                             ("lanes", int, "an integer"), ("checkpoint", str, "a string"),
-                             ("dtype", str, "a string"), ("backend", str, "a string")):
-        _check_type(cfg, key, types if isinstance(types, tuple) else (types,), what)
-    given = "data" in cfg and cfg["data"] is not None
+def _lr_grid(cfg, dflt, method, given, defaults):
+    """(rates, unit) of a merged config: the given grid, the default grid in units of
+    η_max for given data, or the command's default."""
     lr_unit = cfg.get("lr_unit")
     if lr_unit is not None and lr_unit not in ("absolute", "eta_max"):
         raise UsageError(f"'lr_unit' must be absolute or eta_max; got {lr_unit!r}")
@@ -136,39 +109,98 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         lr = parse_grid(dflt["lr"], "lr")
     else:
         raise UsageError("'lr' is required (in the spec or as --lr)")
-    lr_unit = lr_unit or "absolute"
+    return lr, lr_unit or "absolute"
+
+
+def _given_data(cfg):
+    """(datasets, labels, sweep keywords) of the config's ``data`` entries."""
+    if "condition" in cfg:
+        raise UsageError("give 'data' or 'condition', not both")
+    items = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
+    loaded = [_load_data(it) for it in items]
+    datasets = [(X, y) for X, y, _ in loaded]
+    labels = _unique([lab for _, _, lab in loaded])
+    return datasets, labels, {"data": dict(zip(labels, datasets, strict=True))}
+
+
+def _condition_data(cfg, dflt, method, lr, seed):
+    """(None, labels, sweep keywords) of a grid of Gaussian datasets, its size checked
+    before any work."""
+    import numpy as np
+
+    from fastgd.engine import cost
+
+    kappa = _spec_grid(cfg["condition"], "condition") if "condition" in cfg else \
+        parse_grid(dflt.get("condition", "1:1e4:48"), "condition")
+    n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
+    fix = cfg.get("fix", "lambda_max")
+    if fix not in ("lambda_max", "lambda_min"):
+        raise UsageError(f"'fix' must be lambda_max or lambda_min; got {fix!r}")
+    if any(k < 1 for k in kappa):
+        raise UsageError(f"'condition' must be >= 1; got min {min(kappa):g}")
+    if d < 2 or n < d + 1:
+        raise UsageError(f"'d' must be >= 2 and 'n' >= d + 1; got d = {d}, n = {n}")
+    T = cfg.get("steps", dflt.get("steps")) if method == "gd" else None
+    E = cfg.get("epochs", dflt.get("epochs")) if method == "sgd" else None
+    cost.sweep_grid("sweep", method, len(lr), None, kappa, T, E,
+                    int(cfg.get("seeds", dflt.get("seeds", 1))), n, d,
+                    cfg.get("curve_points", 0), None)
+    # the sweep draws the same datasets as gaussian_data(n, geomspace(1/k, 1, d), seed)
+    where = {"condition": np.asarray(kappa), "n": n, "d": d, "fix": fix, "data_seed": seed}
+    return None, [f"κ = {k:.4g}" for k in kappa], where
+
+
+def _gd_options(kw, cfg, dflt, given, datasets):
+    """Add the GD budget to the sweep keywords ``kw`` (SGD keys refused)."""
+    if "epochs" in cfg:
+        raise UsageError("'epochs' is for --method sgd; GD takes 'steps'")
+    if "steps" in cfg or not given:
+        kw["steps"] = int(cfg.get("steps", dflt.get("steps", 1000)))
+    else:
+        kw["steps"] = _data_steps(datasets, int(dflt.get("steps", 1000)), kw["bias"])
+
+
+def _sgd_options(kw, cfg, dflt, given, datasets, n_lr, seed):
+    """Add the SGD budget, batch, order and seeds to the sweep keywords ``kw``."""
+    from fastgd.engine import cost
+
+    if "steps" in cfg:
+        raise UsageError("'steps' is for --method gd; SGD takes 'epochs'")
+    kw["epochs"] = int(cfg.get("epochs", dflt.get("epochs", 100)))
+    kw["batch_size"] = int(cfg.get("batch_size", 1))
+    kw["order"] = cfg.get("order", DEFAULT_ORDER)
+    nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
+    if nseeds < 1:
+        raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
+    if given:
+        cost.sweep_grid("sweep", "sgd", n_lr, datasets, None, None, kw["epochs"],
+                        nseeds, 100, 2, kw.get("curve_points", 0), None)
+    kw["seeds"] = list(range(seed, seed + nseeds))
+    kw["almost_sure"] = bool(cfg.get("almost_sure", False))
+
+
+def _sweep_from(cfg, *, defaults=None, progress=None):
+    """Run the sweep a merged config describes; returns (result, datasets) (datasets:
+    the given ones, None for a condition grid, which the sweep draws itself)."""
+    import dataclasses
+
+    import numpy as np
+
+    import fastgd as fg
+
+    method = cfg.get("method", "gd")
+    if method not in ("gd", "sgd"):
+        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
+    dflt = dict((defaults or {}).get(method, {}))
+    for key, types, what in _CFG_TYPES:
+        _check_type(cfg, key, types if isinstance(types, tuple) else (types,), what)
+    given = "data" in cfg and cfg["data"] is not None
+    lr, lr_unit = _lr_grid(cfg, dflt, method, given, defaults)
     seed = int(cfg.get("seed", 0))
     if seed < 0:
         raise UsageError(f"'seed' must be >= 0; got {seed}")
-    datasets, labels, where = None, None, {}
-    if given:
-        if "condition" in cfg:
-            raise UsageError("give 'data' or 'condition', not both")
-        items = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
-        loaded = [_load_data(it) for it in items]
-        datasets = [(X, y) for X, y, _ in loaded]
-        labels = _unique([lab for _, _, lab in loaded])
-        where = {"data": dict(zip(labels, datasets, strict=True))}
-    else:
-        kappa = _spec_grid(cfg["condition"], "condition") if "condition" in cfg else \
-            parse_grid(dflt.get("condition", "1:1e4:48"), "condition")
-        n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
-        fix = cfg.get("fix", "lambda_max")
-        if fix not in ("lambda_max", "lambda_min"):
-            raise UsageError(f"'fix' must be lambda_max or lambda_min; got {fix!r}")
-        if any(k < 1 for k in kappa):
-            raise UsageError(f"'condition' must be >= 1; got min {min(kappa):g}")
-        if d < 2 or n < d + 1:
-            raise UsageError(f"'d' must be >= 2 and 'n' >= d + 1; got d = {d}, n = {n}")
-        T = cfg.get("steps", dflt.get("steps")) if method == "gd" else None
-        E = cfg.get("epochs", dflt.get("epochs")) if method == "sgd" else None
-        _cost.sweep_grid("sweep", method, len(lr), None, kappa, T, E,
-                         int(cfg.get("seeds", dflt.get("seeds", 1))), n, d,
-                         cfg.get("curve_points", 0), None)
-        # the sweep draws the same datasets as gaussian_data(n, geomspace(1/k, 1, d), seed)
-        where = {"condition": np.asarray(kappa), "n": n, "d": d, "fix": fix,
-                 "data_seed": seed}
-        labels = [f"κ = {k:.4g}" for k in kappa]
+    datasets, labels, where = _given_data(cfg) if given else \
+        _condition_data(cfg, dflt, method, lr, seed)
     kw = dict(lr=np.asarray(lr), lr_unit=lr_unit, momentum=float(cfg.get("momentum", 0.0)),
               nesterov=bool(cfg.get("nesterov", False)), bias=bool(cfg.get("bias", False)),
               threads=cfg.get("threads"), progress=progress, **where)
@@ -176,27 +208,9 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         if key in cfg:
             kw[key] = cfg[key]
     if method == "gd":
-        for key in ("epochs", "batch_size", "order", "seeds"):
-            if key in cfg and key in ("epochs",):
-                raise UsageError("'epochs' is for --method sgd; GD takes 'steps'")
-        if "steps" in cfg or not given:
-            kw["steps"] = int(cfg.get("steps", dflt.get("steps", 1000)))
-        else:
-            kw["steps"] = _data_steps(datasets, int(dflt.get("steps", 1000)), kw["bias"])
+        _gd_options(kw, cfg, dflt, given, datasets)
     else:
-        if "steps" in cfg:
-            raise UsageError("'steps' is for --method gd; SGD takes 'epochs'")
-        kw["epochs"] = int(cfg.get("epochs", dflt.get("epochs", 100)))
-        kw["batch_size"] = int(cfg.get("batch_size", 1))
-        kw["order"] = cfg.get("order", DEFAULT_ORDER)
-        nseeds = int(cfg.get("seeds", dflt.get("seeds", 1)))
-        if nseeds < 1:
-            raise UsageError(f"'seeds' must be >= 1; got {nseeds}")
-        if given:
-            _cost.sweep_grid("sweep", "sgd", len(lr), datasets, None, None, kw["epochs"],
-                             nseeds, 100, 2, kw.get("curve_points", 0), None)
-        kw["seeds"] = list(range(seed, seed + nseeds))
-        kw["almost_sure"] = bool(cfg.get("almost_sure", False))
+        _sgd_options(kw, cfg, dflt, given, datasets, len(lr), seed)
     res = fg.sweep(method, **kw)
     res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
     if method == "sgd" and not cfg.get("theory", True):  # limits the user did not ask for
@@ -341,20 +355,13 @@ def cmd_plot(args):
     return 0
 
 
-def cmd_boundary(args):
-    import types
-
+def _boundary_data(cfg):
+    """[(X, y, label)] of a boundary config: Gaussian datasets of ``condition`` (unless
+    ``data`` is given), else the named or file datasets (default: the lecture's)."""
     import numpy as np
 
     import fastgd as fg
 
-    spec = load_spec(args.config) if args.config else {}
-    cfg = _merge(args, spec)
-    method = cfg.get("method", "gd")
-    if method not in ("gd", "sgd"):
-        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
-    if args.out:
-        _out_path(args.out, args.format, "boundary")  # refuse a bad --out before the work
     if "condition" in cfg and cfg.get("data") is None:
         kappa = _spec_grid(cfg["condition"], "condition")
         n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
@@ -363,42 +370,43 @@ def cmd_boundary(args):
         for k in kappa:
             ds = fg.gaussian_data(n, np.geomspace(1.0 / k, 1.0, d), seed=seed)
             data.append((ds.X, ds.y, f"κ = {k:.4g}"))
-    else:
-        items = cfg.get("data", "lecture")
-        data = [_load_data(it) for it in (items if isinstance(items, list) else [items])]
-    mom = float(cfg.get("momentum", 0.0))
-    nest = bool(cfg.get("nesterov", False))
-    bs = int(cfg.get("batch_size", 1))
-    order = cfg.get("order", DEFAULT_ORDER)
+        return data
+    items = cfg.get("data", "lecture")
+    return [_load_data(it) for it in (items if isinstance(items, list) else [items])]
+
+
+def _boundary_row(X, y, label, method, cfg, opts):
+    """Observed critical rate of one dataset and the theory's limits: (table row,
+    observed rate, κ, limits); ``opts`` = (momentum, nesterov, batch size, order)."""
+    import numpy as np
+
+    import fastgd as fg
+    from fastgd import theory
+
+    mom, nest, bs, order = opts
+    kw = dict(method=method, momentum=mom, nesterov=nest, threads=cfg.get("threads"))
+    if method == "sgd":
+        kw.update(batch_size=bs, order=order, seeds=int(cfg.get("seeds", 64)),
+                  epochs=int(cfg.get("epochs", 100)))
+    t0 = time.perf_counter()
+    b = fg.critical_lr(X, y, **kw)
+    dt = time.perf_counter() - t0
+    s = fg.spectrum(X)
+    lim = {"gd": s.eta_max, "momentum": np.nan, "sgd_ms": np.nan, "sgd_as": np.nan}
     try:
-        from fastgd import theory
-    except ImportError:  # pragma: no cover
-        theory = None
-    rows, obs, cond, lims = [], [], [], []
-    for X, y, label in data:
-        kw = dict(method=method, momentum=mom, nesterov=nest, threads=cfg.get("threads"))
-        if method == "sgd":
-            kw.update(batch_size=bs, order=order, seeds=int(cfg.get("seeds", 64)),
-                      epochs=int(cfg.get("epochs", 100)))
-        t0 = time.perf_counter()
-        b = fg.critical_lr(X, y, **kw)
-        dt = time.perf_counter() - t0
-        s = fg.spectrum(X)
-        lim = {"gd": s.eta_max, "momentum": np.nan, "sgd_ms": np.nan, "sgd_as": np.nan}
-        if theory is not None:
-            try:
-                lim.update(theory.limits(X, momentum=mom, nesterov=nest,
-                                         batch_size=bs if method == "sgd" else None,
-                                         order=order if method == "sgd" else None))
-            except Exception:  # pragma: no cover - a limit that cannot be computed
-                pass
-        pred = lim["momentum"] if mom > 0 else (lim["sgd_ms"] if method == "sgd" else lim["gd"])
-        obs.append(b.lr)
-        cond.append(s.condition_number)
-        lims.append(lim)
-        rows.append((label, s.condition_number, s.lambda_max, lim["gd"], lim["momentum"],
-                     lim["sgd_ms"], lim["sgd_as"], b.lr, b.lr / pred - 1 if pred == pred else
-                     float("nan"), dt))
+        lim.update(theory.limits(X, momentum=mom, nesterov=nest,
+                                 batch_size=bs if method == "sgd" else None,
+                                 order=order if method == "sgd" else None))
+    except Exception:  # pragma: no cover - a limit that cannot be computed
+        pass
+    pred = lim["momentum"] if mom > 0 else (lim["sgd_ms"] if method == "sgd" else lim["gd"])
+    row = (label, s.condition_number, s.lambda_max, lim["gd"], lim["momentum"],
+           lim["sgd_ms"], lim["sgd_as"], b.lr, b.lr / pred - 1 if pred == pred else
+           float("nan"), dt)
+    return row, b.lr, s.condition_number, lim
+
+
+def _print_boundary(method, rows):
     head = (f"{'data':<20} {'κ':>9} {'λ_max':>9} {'2/λ_max':>10} {'momentum':>10} "
             f"{'SGD ms':>10} {'SGD as':>10} {'observed':>11} {'obs/pred-1':>11} {'time':>7}")
     print(f"fastgd boundary ({method}, criterion "
@@ -407,24 +415,54 @@ def cmd_boundary(args):
     for r in rows:
         print(f"{r[0]:<20} {r[1]:>9.4g} {r[2]:>9.4g} {r[3]:>10.6g} {r[4]:>10.6g} "
               f"{r[5]:>10.6g} {r[6]:>10.6g} {r[7]:>11.7g} {r[8]:>11.2e} {r[9]:>6.2f}s")
-    if args.out:
-        plt = _pyplot()
-        from fastgd.plot import plot_boundary
 
-        labels = _unique([r[0] for r in rows])
-        grid = "condition" in cfg and cfg.get("data") is None
-        ns = types.SimpleNamespace(
-            method=method, names=tuple(labels),
-            meta={"spec": {"condition": [float(c) for c in cond] if grid else None}},
-            condition=np.array(cond), gd_limit=np.array([l["gd"] for l in lims]),
-            momentum_limit=np.array([l["momentum"] for l in lims], dtype=float),
-            sgd_ms_limit=np.array([l["sgd_ms"] for l in lims], dtype=float),
-            sgd_as_limit=np.array([l["sgd_as"] for l in lims], dtype=float))
-        out = _out_path(args.out, args.format, "boundary")
-        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
-        plot_boundary(ns, ax=ax, observed=np.array(obs),
-                      title=f"{method.upper()}: observed vs predicted critical η")
-        print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+
+def _boundary_figure(args, cfg, method, rows, obs, cond, lims):
+    """Draw observed / predicted − 1 per dataset to ``args.out``."""
+    import types
+
+    import numpy as np
+
+    from fastgd.plot import plot_boundary
+
+    plt = _pyplot()
+    labels = _unique([r[0] for r in rows])
+    grid = "condition" in cfg and cfg.get("data") is None
+    ns = types.SimpleNamespace(
+        method=method, names=tuple(labels),
+        meta={"spec": {"condition": [float(c) for c in cond] if grid else None}},
+        condition=np.array(cond), gd_limit=np.array([l["gd"] for l in lims]),
+        momentum_limit=np.array([l["momentum"] for l in lims], dtype=float),
+        sgd_ms_limit=np.array([l["sgd_ms"] for l in lims], dtype=float),
+        sgd_as_limit=np.array([l["sgd_as"] for l in lims], dtype=float))
+    out = _out_path(args.out, args.format, "boundary")
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+    plot_boundary(ns, ax=ax, observed=np.array(obs),
+                  title=f"{method.upper()}: observed vs predicted critical η")
+    print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+
+
+def cmd_boundary(args):
+    spec = load_spec(args.config) if args.config else {}
+    cfg = _merge(args, spec)
+    method = cfg.get("method", "gd")
+    if method not in ("gd", "sgd"):
+        raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
+    if args.out:
+        _out_path(args.out, args.format, "boundary")  # refuse a bad --out before the work
+    data = _boundary_data(cfg)
+    opts = (float(cfg.get("momentum", 0.0)), bool(cfg.get("nesterov", False)),
+            int(cfg.get("batch_size", 1)), cfg.get("order", DEFAULT_ORDER))
+    rows, obs, cond, lims = [], [], [], []
+    for X, y, label in data:
+        row, lr, kappa, lim = _boundary_row(X, y, label, method, cfg, opts)
+        rows.append(row)
+        obs.append(lr)
+        cond.append(kappa)
+        lims.append(lim)
+    _print_boundary(method, rows)
+    if args.out:
+        _boundary_figure(args, cfg, method, rows, obs, cond, lims)
     return 0
 
 
@@ -481,12 +519,20 @@ def cmd_info(args):
     print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
     print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
           f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
-    cache = numba.config.CACHE_DIR or str(Path(fg.__file__).parent / "kernels" / "__pycache__")
-    n_cached = len(list(Path(cache).glob("*.nbi"))) if Path(cache).exists() else 0
+    cache, n_cached = _kernel_cache(Path(fg.__file__).parent, numba.config.CACHE_DIR)
     print(f"kernel cache  {cache} ({n_cached} index files; NUMBA_CACHE_DIR="
           f"{os.environ.get('NUMBA_CACHE_DIR', 'unset')})")
     print(f"numpy BLAS    {_blas(np)}")
     return 0
+
+
+def _kernel_cache(package, cache_dir):
+    """(where, number of index files) of Numba's kernel cache: NUMBA_CACHE_DIR when set,
+    else the ``__pycache__`` folders next to the kernel modules (kernels/, linear/,
+    chain/, net/)."""
+    if cache_dir:
+        return cache_dir, len(list(Path(cache_dir).rglob("*.nbi")))
+    return str(package / "*" / "__pycache__"), len(list(package.glob("*/__pycache__/*.nbi")))
 
 
 def _blas(np):

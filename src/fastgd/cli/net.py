@@ -20,7 +20,16 @@ import argparse
 import time
 from pathlib import Path
 
-from fastgd.cli.parser import UsageError, _grid_arg, _int_arg, _out_path, _spec_grid, read_toml
+from fastgd.cli.args import (
+    UsageError,
+    _grid_arg,
+    _int_arg,
+    _out_path,
+    _save,
+    _spec_grid,
+    common_options,
+    read_toml,
+)
 
 PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "tol": 1e-5,
          "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 16, "d": 4,
@@ -34,7 +43,7 @@ _TYPES = {"width": "grid", "lr_ntk": "grid", "lr": "grid", "steps": int, "tol": 
           "threads": int}
 
 
-def add_parser(sub, common):
+def add_parser(sub):
     """Register ``fastgd net phase`` and ``fastgd net eos`` on the subparsers ``sub``."""
     p = sub.add_parser("net", help="two-layer networks: catapult phase diagram, edge of "
                        "stability", description="Two-layer networks f = a.φ(Wx + b)/√m: "
@@ -58,7 +67,8 @@ def add_parser(sub, common):
         else:
             q.add_argument("--lr", type=_grid_arg("lr"), default=None, metavar="GRID",
                            help="learning rates, e.g. 0.12,0.16,0.2")
-            q.add_argument("--width", type=_int_arg("--width", 1, 10**6), default=None)
+            q.add_argument("--width", type=_int_arg("--width", 1, 10**6), default=None,
+                           help="width m (hidden units)")
             q.add_argument("--every", type=_int_arg("--every", 1), default=None,
                            help="steps between sharpness estimates")
         q.add_argument("--data", default=None,
@@ -66,14 +76,20 @@ def add_parser(sub, common):
         q.add_argument("--samples", type=_int_arg("--samples", 2, 10**6), default=None,
                        help="samples (first ones of the data)")
         q.add_argument("--steps", type=_int_arg("--steps", 0), default=None, help="GD steps")
-        q.add_argument("--activation", choices=("identity", "tanh", "relu"), default=None)
-        q.add_argument("--param", choices=("ntk", "standard"), default=None)
+        q.add_argument("--activation", choices=("identity", "tanh", "relu"), default=None,
+                       help="hidden-unit activation φ")
+        q.add_argument("--param", choices=("ntk", "standard"), default=None,
+                       help="parametrisation: ntk (f = a·φ(Wx + b)/√m) or standard "
+                            "(without the 1/√m)")
         q.add_argument("--scale", type=float, default=None, help="initial std of W and a")
         q.add_argument("--momentum", type=float, default=None, help="heavy-ball β")
         q.add_argument("--tol", type=float, default=None, help="convergence tolerance")
-        q.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None)
+        q.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                       help="hidden-unit biases b")
         q.add_argument("--out", default=None, help=f"figure file (default net_{name}.png)")
-        common(q)
+        # eos runs one network after another: no worker threads, no progress bar
+        common_options(q, seed="seed of the initial weights and of the sphere data "
+                       "(default 0)", threads=name == "phase", progress=name == "phase")
         q.set_defaults(func=cmd_net_phase if name == "phase" else cmd_net_eos)
     return p
 
@@ -162,12 +178,6 @@ def _data(cfg):
     return X, y, label
 
 
-def _save(fig, path, dpi):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-
-
 def _figure(ncols=1, size=(7.2, 5.0)):
     import matplotlib
 
@@ -184,7 +194,7 @@ def cmd_net_phase(args):
     out = _out_path(args.out, args.format, "net_phase")
     import numpy as np
 
-    import fastgd.net.api as fn
+    import fastgd.net as fn
 
     t0 = time.perf_counter()
     X, y, label = _data(cfg)
@@ -222,7 +232,7 @@ def cmd_net_eos(args):
     out = _out_path(args.out, args.format, "net_eos")
     import numpy as np
 
-    import fastgd.net.api as fn
+    import fastgd.net as fn
 
     t0 = time.perf_counter()
     X, y, label = _data(cfg)

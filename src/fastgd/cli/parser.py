@@ -1,41 +1,22 @@
-"""The ``fastgd`` command's arguments: the argparse parser, TOML sweep specs merged with
-the flags, grids ('LO:HI:N', lists, tables) and output file names, checked before any
-work.  Bad usage raises :class:`UsageError` (exit 2, one line)."""
+"""The ``fastgd`` command's argparse parser: one subparser per command, each listing only
+the options that apply to it, every option described.  The command modules import
+nothing heavy at import time, so building the parser (``fastgd --help``) stays fast."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from fastgd.cli.args import SPEC_KEYS, _grid_arg, common_options
+from fastgd.cli.commands import cmd_boundary, cmd_info, cmd_phase, cmd_plot, cmd_sweep
+from fastgd.cli.lecture import cmd_lecture
+from fastgd.cli.net import add_parser as add_net_parser
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
 
-FORMATS = ("png", "pdf", "svg")
-SPEC_KEYS = {
-    "method": "gd or sgd",
-    "lr": "learning rates: a list, a number, 'LO:HI:N' (geometric) or {min, max, num, scale}",
-    "lr_unit": "absolute, or eta_max (lr in multiples of each dataset's 2/lambda_max)",
-    "condition": "condition numbers kappa of Gaussian datasets (as lr)",
-    "data": "'lecture', 'lecture-normalized', 'lecture-whitened', a .npz with X and y, or a list",
-    "steps": "GD steps", "epochs": "SGD epochs", "batch_size": "SGD batch size",
-    "order": "SGD order: cyclic, shuffle or replacement", "seeds": "number of SGD seeds",
-    "seed": "first seed (SGD sample orders and the Gaussian data)",
-    "momentum": "heavy-ball momentum beta", "nesterov": "Nesterov momentum (bool)",
-    "bias": "append a constant input (bool)", "tol": "convergence tolerance",
-    "blowup": "divergence threshold factor", "n": "samples per Gaussian dataset",
-    "d": "inputs per Gaussian dataset", "fix": "lambda_max or lambda_min",
-    "curve_points": "loss-curve points kept per cell", "lanes": "SIMD lanes per chunk",
-    "threads": "worker threads", "theory": "compute SGD theory limits (bool)",
-    "checkpoint": "directory that makes the sweep resumable (rerun to resume)",
-    "dtype": "float64 or float32", "backend": "cpu or cuda",
-}
+__all__ = ["build_parser"]
 
-
-#: Most points in one grid axis given on the command line or in a spec.
-GRID_MAX = 10**7
-
-
-class UsageError(Exception):
-    """Bad usage or a bad spec: exit 2 with a one-line message."""
+#: --seed of the commands that sweep the linear unit.
+SWEEP_SEED = ("first seed: SGD sample orders (seeds SEED..SEED+n-1) and the Gaussian "
+              "datasets (default 0)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,226 +24,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-# --------------------------------------------------------------------------- parsing
-def parse_grid(text, name="value"):
-    """'LO:HI:N' (geometric), 'LO:HI:N:lin', 'a,b,c' or a single number -> list of floats."""
-    import math
-
-    s = str(text).strip()
-    try:
-        if ":" in s:
-            parts = s.split(":")
-            if len(parts) not in (3, 4):
-                raise ValueError
-            lo, hi, num = float(parts[0]), float(parts[1]), int(parts[2])
-            scale = parts[3] if len(parts) == 4 else "log"
-            return _grid(lo, hi, num, scale, name)
-        vals = [float(v) for v in s.split(",") if v.strip()]
-    except (ValueError, UsageError) as exc:
-        if isinstance(exc, UsageError):
-            raise
-        raise UsageError(f"'{name}' must be 'LO:HI:N' (geometric), 'LO:HI:N:lin' or a comma "
-                         f"list of numbers; got {text!r}") from None
-    if not vals or not all(math.isfinite(v) for v in vals):
-        raise UsageError(f"'{name}' must hold finite numbers; got {text!r}")
-    return vals
-
-
-def _grid(lo, hi, num, scale, name):
-    import math
-
-    if scale not in ("log", "lin"):
-        raise UsageError(f"'{name}' scale must be 'log' or 'lin'; got {scale!r}")
-    if not (math.isfinite(lo) and math.isfinite(hi)) or num < 1:
-        raise UsageError(f"'{name}' must have finite ends and N >= 1; got {lo}:{hi}:{num}")
-    if num > GRID_MAX:
-        raise UsageError(f"'{name}' must have N <= {GRID_MAX:,} points; got N = {num:,} "
-                         "(split the sweep, or pass the grid to fastgd.sweep from Python)")
-    if scale == "log" and (lo <= 0 or hi <= 0):
-        raise UsageError(f"'{name}' geometric grid needs LO, HI > 0; got {lo}:{hi}")
-    if num == 1:
-        return [lo]
-    if scale == "log":
-        a, b = math.log(lo), math.log(hi)
-        return [math.exp(a + (b - a) * k / (num - 1)) for k in range(num)]
-    return [lo + (hi - lo) * k / (num - 1) for k in range(num)]
-
-
-def _int_arg(flag, minimum=None, maximum=None):
-    """argparse type: an integer in [minimum, maximum] (one-line error naming ``flag``)."""
-    def conv(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{flag}' must be an integer; got {text!r}") \
-                from None
-        if minimum is not None and v < minimum:
-            raise argparse.ArgumentTypeError(f"'{flag}' must be >= {minimum}; got {v}")
-        if maximum is not None and v > maximum:
-            raise argparse.ArgumentTypeError(f"'{flag}' must be <= {maximum}; got {v}")
-        return v
-
-    conv.__name__ = flag.lstrip("-")
-    return conv
-
-
-def _grid_arg(name):
-    def conv(text):
-        try:
-            return parse_grid(text, name)
-        except UsageError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    conv.__name__ = name
-    return conv
-
-
-def _spec_grid(value, name):
-    if isinstance(value, bool):
-        raise UsageError(f"spec: '{name}' must be numbers; got {value!r}")
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    if isinstance(value, str):
-        return parse_grid(value, name)
-    if isinstance(value, list):
-        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                for v in value):
-            raise UsageError(f"spec: '{name}' must be a non-empty list of numbers; got {value!r}")
-        return [float(v) for v in value]
-    if isinstance(value, dict):
-        extra = set(value) - {"min", "max", "num", "scale"}
-        if extra or not {"min", "max", "num"} <= set(value):
-            raise UsageError(f"spec: '{name}' table needs min, max, num (and optional scale); "
-                             f"got keys {sorted(value)}")
-        try:
-            return _grid(float(value["min"]), float(value["max"]), int(value["num"]),
-                         value.get("scale", "log"), name)
-        except (TypeError, ValueError):
-            raise UsageError(f"spec: '{name}' min/max/num must be numbers; got {value!r}") from None
-    raise UsageError(f"spec: '{name}' must be a list, a number, 'LO:HI:N' or a table; "
-                     f"got {type(value).__name__}")
-
-
-def read_toml(path):
-    """The table of a TOML spec file; a missing or malformed file exits 2."""
-    import tomllib
-
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"spec file {str(p)!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
-
-
-def load_spec(path):
-    """Read a TOML sweep spec; unknown keys and bad types exit 2."""
-    p = Path(path)
-    spec = read_toml(p)
-    if "sweep" in spec and isinstance(spec["sweep"], dict) and len(spec) == 1:
-        spec = spec["sweep"]
-    unknown = sorted(set(spec) - set(SPEC_KEYS))
-    if unknown:
-        raise UsageError(f"spec {str(p)!r}: unknown key {unknown[0]!r} "
-                         f"(known: {', '.join(sorted(SPEC_KEYS))})")
-    return spec
-
-
-def _check_type(spec, key, types, what):
-    if key in spec and spec[key] is not None:
-        v = spec[key]
-        if isinstance(v, bool) and bool not in types:
-            raise UsageError(f"spec: '{key}' must be {what}; got {v!r}")
-        if not isinstance(v, types):
-            raise UsageError(f"spec: '{key}' must be {what}; got {v!r}")
-
-
-def _merge(args, spec):
-    """Spec values overridden by the flags that were given -> a plain dict."""
-    cfg = dict(spec)
-    for key in ("method", "lr", "lr_unit", "condition", "data", "steps", "epochs",
-                "batch_size", "order",
-                "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads",
-                "checkpoint", "dtype", "backend"):
-        v = getattr(args, key, None)
-        if v is not None:
-            cfg[key] = v
-    if getattr(args, "almost_sure", False):
-        cfg["almost_sure"] = True
-    return cfg
-
-
-# --------------------------------------------------------------------------- output files
-def _writable_target(p, flag="--out"):
-    """Refuse, before any work, an output whose directory cannot be created or written:
-    the nearest existing ancestor must be a writable directory."""
-    import os
-
-    if p.exists() and p.is_dir():
-        raise UsageError(f"'{flag}' must be a file name; got the directory {str(p)!r}")
-    parent = p.parent if str(p.parent) else Path(".")
-    anc = parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise UsageError(f"'{flag}' must be in a directory; got {str(p)!r} "
-                         f"({str(anc)!r} is not a directory)")
-    ok = os.access(anc, os.W_OK | os.X_OK) and (not p.exists() or os.access(p, os.W_OK))
-    if ok:  # os.access trusts permission bits (root, read-only mounts): try for real
-        import tempfile
-
-        try:
-            with tempfile.TemporaryFile(dir=anc):
-                pass
-        except OSError:
-            ok = False
-    if not ok:
-        raise UsageError(f"'{flag}' must be writable; got {str(p)!r} "
-                         f"({str(anc if not p.exists() else p)!r} is not writable)")
-    return p
-
-
-def _out_path(out, fmt, default_stem):
-    """The output file: --format wins; else the suffix of --out; else png.  Its
-    directory must exist (or be creatable) and be writable: checked before any work."""
-    return _writable_target(_out_name(out, fmt, default_stem))
-
-
-def _out_name(out, fmt, default_stem):
-    if out is None:
-        return Path(f"{default_stem}.{fmt or 'png'}")
-    p = Path(out)
-    suf = p.suffix.lower().lstrip(".")
-    if fmt is None:
-        if suf in FORMATS:
-            return p
-        if suf:
-            raise UsageError(f"'--out' must end in .png, .pdf or .svg (or give --format); "
-                             f"got {out!r}")
-        return p.with_suffix(".png")
-    if suf == fmt:
-        return p
-    return p.with_name(p.name + f".{fmt}") if suf not in FORMATS else p.with_suffix(f".{fmt}")
-
-
-# --------------------------------------------------------------------------- parser
-def _common(p):
-    g = p.add_argument_group("common options")
-    g.add_argument("--seed", type=int, default=None, metavar="INT",
-                   help="first seed: SGD sample orders (seeds SEED..SEED+n-1) and the "
-                        "Gaussian datasets (default 0)")
-    g.add_argument("--threads", type=_int_arg("--threads", 1), default=None, metavar="N",
-                   help="worker threads (default: all cores)")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on for a terminal when the work is long)")
-    g.add_argument("--format", choices=FORMATS, default=None,
-                   help="figure format (default: from --out, else png)")
-    g.add_argument("--dpi", type=_int_arg("--dpi", 1, 10000), default=150,
-                   help="figure resolution (default 150)")
 
 
 def _sweep_flags(p, defaults_note):
@@ -310,17 +71,7 @@ def _sweep_flags(p, defaults_note):
                    help="cuda: one run per GPU thread (needs fastgd[cuda] and a GPU)")
 
 
-def build_parser():
-    # the commands import this module; they import nothing heavy until they run
-    from fastgd.cli.commands import cmd_boundary, cmd_info, cmd_phase, cmd_plot, cmd_sweep
-    from fastgd.cli.lecture import cmd_lecture
-
-    p = _Parser(prog="fastgd", description="When does gradient descent converge, how fast, "
-                "and where does it blow up? Phase diagrams, boundaries and the lecture.",
-                epilog="Exit codes: 0 done, 1 failure, 2 bad usage or spec, 130 interrupted.")
-    p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_phase(sub):
     ph = sub.add_parser("phase", help="a phase diagram from built-in defaults (the main job)",
                         description="Sweep learning rate × condition number and draw the "
                         "phase diagram (converged / bounded / diverged) with the theory's "
@@ -332,9 +83,11 @@ def build_parser():
                     help="categorical outcome, or steps to tolerance (default status)")
     ph.add_argument("--out", default=None, help="figure file (default phase.png)")
     ph.add_argument("--save", default=None, metavar="RESULT.npz", help="also save the sweep")
-    _common(ph)
+    common_options(ph, seed=SWEEP_SEED)
     ph.set_defaults(func=cmd_phase)
 
+
+def _add_lecture(sub):
     le = sub.add_parser("lecture", help="reproduce the lecture slide by slide",
                         description="The lecture on the built-in data: spectrum, batch GD at "
                         "η = 1.5 and 2.5, SGD at 0.2, SGD's per-sample rate vs the batch "
@@ -342,9 +95,11 @@ def build_parser():
                         "slide in DIR and a table of the numbers on stdout.")
     le.add_argument("--out", default="lecture", help="output directory (default ./lecture)")
     le.add_argument("--no-plots", action="store_true", help="only print the table")
-    _common(le)
+    common_options(le, seed="seed of the SGD sample orders (default 0)")
     le.set_defaults(func=cmd_lecture)
 
+
+def _add_sweep(sub):
     sw = sub.add_parser("sweep", help="run a sweep from a TOML spec and save it",
                         description="Run the sweep a TOML spec describes (keys: "
                         + ", ".join(sorted(SPEC_KEYS)) + "); flags override the spec. "
@@ -353,48 +108,83 @@ def build_parser():
     sw.add_argument("--out", default="result.npz", help="result file (default result.npz)")
     sw.add_argument("--plot", default=None, metavar="FILE", help="also draw the phase diagram")
     _sweep_flags(sw, "override the spec")
-    _common(sw)
+    common_options(sw, seed=SWEEP_SEED)
     sw.set_defaults(func=cmd_sweep)
 
+
+def _add_plot(sub):
     pl = sub.add_parser("plot", help="draw a saved sweep",
                         description="Draw a result saved by 'fastgd sweep' or fastgd.SweepResult.save.")
     pl.add_argument("result", help="RESULT.npz")
     pl.add_argument("--out", default=None, help="figure file (default RESULT.png)")
-    pl.add_argument("--kind", choices=("phase", "boundary"), default="phase")
-    pl.add_argument("--color", choices=("status", "steps"), default="status")
-    _common(pl)
+    pl.add_argument("--kind", choices=("phase", "boundary"), default="phase",
+                    help="the phase diagram, or observed / predicted − 1 of the critical "
+                         "rate per dataset (default phase)")
+    pl.add_argument("--color", choices=("status", "steps"), default="status",
+                    help="phase diagram: categorical outcome, or steps to tolerance "
+                         "(default status)")
+    common_options(pl, threads=False, progress=False)
     pl.set_defaults(func=cmd_plot)
 
+
+def _add_boundary(sub):
     bo = sub.add_parser("boundary", help="critical learning rate vs theory",
                         description="The divergence boundary by simulation (critical_lr: "
                         "growth-rate bisection for GD, half of the seeds diverged for SGD) "
                         "next to the theory's limits, on the lecture's data (default), "
                         "--data, or Gaussian datasets of given --condition.")
     bo.add_argument("--config", default=None, help="a TOML spec (data/condition, method, ...)")
-    bo.add_argument("--method", choices=("gd", "sgd"), default=None)
+    bo.add_argument("--method", choices=("gd", "sgd"), default=None,
+                    help="batch gradient descent or stochastic (default gd)")
     bo.add_argument("--data", default=None, action="append",
                     help="repeatable; lecture (default), lecture-normalized, "
                     "lecture-whitened, or FILE.npz")
-    bo.add_argument("--condition", type=_grid_arg("condition"), default=None, metavar="GRID")
-    bo.add_argument("--momentum", type=float, default=None)
-    bo.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    bo.add_argument("--batch-size", type=int, default=None)
-    bo.add_argument("--order", choices=("cyclic", "shuffle", "replacement"), default=None)
+    bo.add_argument("--condition", type=_grid_arg("condition"), default=None, metavar="GRID",
+                    help="instead of --data: condition numbers κ of Gaussian datasets "
+                         "(λ_max = 1), LO:HI:N (geometric), LO:HI:N:lin or a,b,c")
+    bo.add_argument("--momentum", type=float, default=None,
+                    help="heavy-ball momentum β (default 0)")
+    bo.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                    help="Nesterov momentum")
+    bo.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 1)")
+    bo.add_argument("--order", choices=("cyclic", "shuffle", "replacement"), default=None,
+                    help=f"SGD sample order (default {DEFAULT_ORDER})")
     bo.add_argument("--seeds", type=int, default=None, help="SGD seeds (default 64)")
     bo.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 100)")
-    bo.add_argument("--n", type=int, default=None)
-    bo.add_argument("--d", type=int, default=None)
+    bo.add_argument("--n", type=int, default=None,
+                    help="samples per Gaussian dataset of --condition (100)")
+    bo.add_argument("--d", type=int, default=None,
+                    help="inputs per Gaussian dataset of --condition (2)")
     bo.add_argument("--out", default=None, help="also draw observed vs predicted to FILE")
-    _common(bo)
+    common_options(bo, seed="seed of the Gaussian datasets of --condition (default 0)",
+                   progress=False)
     bo.set_defaults(func=cmd_boundary)
 
+
+def _add_info(sub):
     inf = sub.add_parser("info", help="versions, threads, threading layer, vector width",
                          description="Print what fastgd runs on: versions, numba threads and "
                          "threading layer, CPU and SIMD vector width, the kernel cache.")
-    _common(inf)
     inf.set_defaults(func=cmd_info)
 
-    from fastgd.cli.net import add_parser as _add_net
 
-    _add_net(sub, _common)
+def build_parser():
+    """The ``fastgd`` parser with every subcommand (phase, lecture, sweep, plot, boundary,
+    info, net).
+
+    Examples
+    --------
+    >>> from fastgd.cli import build_parser
+    >>> args = build_parser().parse_args(["plot", "r.npz", "--dpi", "300"])
+    >>> args.command, args.result, args.dpi, hasattr(args, "threads")
+    ('plot', 'r.npz', 300, False)
+    """
+    p = _Parser(prog="fastgd", description="When does gradient descent converge, how fast, "
+                "and where does it blow up? Phase diagrams, boundaries and the lecture.",
+                epilog="Exit codes: 0 done, 1 failure, 2 bad usage or spec, 130 interrupted.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_phase, _add_lecture, _add_sweep, _add_plot, _add_boundary, _add_info):
+        add(sub)
+    add_net_parser(sub)
     return p

@@ -1,0 +1,291 @@
+"""The ``fastgd`` command's shared argument helpers: :class:`UsageError`, grids
+('LO:HI:N', lists, tables), TOML sweep specs merged with the flags, output file names
+checked before any work, the options every figure-writing command shares, and saving a
+figure.  A leaf of :mod:`fastgd.cli`: it imports none of the other command modules.
+
+Bad usage raises :class:`UsageError` (exit 2, one line)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("png", "pdf", "svg")
+SPEC_KEYS = {
+    "method": "gd or sgd",
+    "lr": "learning rates: a list, a number, 'LO:HI:N' (geometric) or {min, max, num, scale}",
+    "lr_unit": "absolute, or eta_max (lr in multiples of each dataset's 2/lambda_max)",
+    "condition": "condition numbers kappa of Gaussian datasets (as lr)",
+    "data": "'lecture', 'lecture-normalized', 'lecture-whitened', a .npz with X and y, or a list",
+    "steps": "GD steps", "epochs": "SGD epochs", "batch_size": "SGD batch size",
+    "order": "SGD order: cyclic, shuffle or replacement", "seeds": "number of SGD seeds",
+    "seed": "first seed (SGD sample orders and the Gaussian data)",
+    "momentum": "heavy-ball momentum beta", "nesterov": "Nesterov momentum (bool)",
+    "bias": "append a constant input (bool)", "tol": "convergence tolerance",
+    "blowup": "divergence threshold factor", "n": "samples per Gaussian dataset",
+    "d": "inputs per Gaussian dataset", "fix": "lambda_max or lambda_min",
+    "curve_points": "loss-curve points kept per cell", "lanes": "SIMD lanes per chunk",
+    "threads": "worker threads", "theory": "compute SGD theory limits (bool)",
+    "checkpoint": "directory that makes the sweep resumable (rerun to resume)",
+    "dtype": "float64 or float32", "backend": "cpu or cuda",
+}
+
+
+#: Most points in one grid axis given on the command line or in a spec.
+GRID_MAX = 10**7
+
+
+class UsageError(Exception):
+    """Bad usage or a bad spec: exit 2 with a one-line message."""
+
+
+# --------------------------------------------------------------------------- parsing
+def parse_grid(text, name="value"):
+    """'LO:HI:N' (geometric), 'LO:HI:N:lin', 'a,b,c' or a single number -> list of floats."""
+    import math
+
+    s = str(text).strip()
+    try:
+        if ":" in s:
+            parts = s.split(":")
+            if len(parts) not in (3, 4):
+                raise ValueError
+            lo, hi, num = float(parts[0]), float(parts[1]), int(parts[2])
+            scale = parts[3] if len(parts) == 4 else "log"
+            return _grid(lo, hi, num, scale, name)
+        vals = [float(v) for v in s.split(",") if v.strip()]
+    except (ValueError, UsageError) as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"'{name}' must be 'LO:HI:N' (geometric), 'LO:HI:N:lin' or a comma "
+                         f"list of numbers; got {text!r}") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise UsageError(f"'{name}' must hold finite numbers; got {text!r}")
+    return vals
+
+
+def _grid(lo, hi, num, scale, name):
+    import math
+
+    if scale not in ("log", "lin"):
+        raise UsageError(f"'{name}' scale must be 'log' or 'lin'; got {scale!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)) or num < 1:
+        raise UsageError(f"'{name}' must have finite ends and N >= 1; got {lo}:{hi}:{num}")
+    if num > GRID_MAX:
+        raise UsageError(f"'{name}' must have N <= {GRID_MAX:,} points; got N = {num:,} "
+                         "(split the sweep, or pass the grid to fastgd.sweep from Python)")
+    if scale == "log" and (lo <= 0 or hi <= 0):
+        raise UsageError(f"'{name}' geometric grid needs LO, HI > 0; got {lo}:{hi}")
+    if num == 1:
+        return [lo]
+    if scale == "log":
+        a, b = math.log(lo), math.log(hi)
+        return [math.exp(a + (b - a) * k / (num - 1)) for k in range(num)]
+    return [lo + (hi - lo) * k / (num - 1) for k in range(num)]
+
+
+def _int_arg(flag, minimum=None, maximum=None):
+    """argparse type: an integer in [minimum, maximum] (one-line error naming ``flag``)."""
+    def conv(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be an integer; got {text!r}") \
+                from None
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be >= {minimum}; got {v}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"'{flag}' must be <= {maximum}; got {v}")
+        return v
+
+    conv.__name__ = flag.lstrip("-")
+    return conv
+
+
+def _grid_arg(name):
+    def conv(text):
+        try:
+            return parse_grid(text, name)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    conv.__name__ = name
+    return conv
+
+
+def _spec_grid(value, name):
+    if isinstance(value, bool):
+        raise UsageError(f"spec: '{name}' must be numbers; got {value!r}")
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, str):
+        return parse_grid(value, name)
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                for v in value):
+            raise UsageError(f"spec: '{name}' must be a non-empty list of numbers; got {value!r}")
+        return [float(v) for v in value]
+    if isinstance(value, dict):
+        extra = set(value) - {"min", "max", "num", "scale"}
+        if extra or not {"min", "max", "num"} <= set(value):
+            raise UsageError(f"spec: '{name}' table needs min, max, num (and optional scale); "
+                             f"got keys {sorted(value)}")
+        try:
+            return _grid(float(value["min"]), float(value["max"]), int(value["num"]),
+                         value.get("scale", "log"), name)
+        except (TypeError, ValueError):
+            raise UsageError(f"spec: '{name}' min/max/num must be numbers; got {value!r}") from None
+    raise UsageError(f"spec: '{name}' must be a list, a number, 'LO:HI:N' or a table; "
+                     f"got {type(value).__name__}")
+
+
+def read_toml(path):
+    """The table of a TOML spec file; a missing or malformed file exits 2."""
+    import tomllib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"spec file {str(p)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def load_spec(path):
+    """Read a TOML sweep spec; unknown keys and bad types exit 2."""
+    p = Path(path)
+    spec = read_toml(p)
+    if "sweep" in spec and isinstance(spec["sweep"], dict) and len(spec) == 1:
+        spec = spec["sweep"]
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise UsageError(f"spec {str(p)!r}: unknown key {unknown[0]!r} "
+                         f"(known: {', '.join(sorted(SPEC_KEYS))})")
+    return spec
+
+
+def _check_type(spec, key, types, what):
+    if key in spec and spec[key] is not None:
+        v = spec[key]
+        if isinstance(v, bool) and bool not in types:
+            raise UsageError(f"spec: '{key}' must be {what}; got {v!r}")
+        if not isinstance(v, types):
+            raise UsageError(f"spec: '{key}' must be {what}; got {v!r}")
+
+
+def _merge(args, spec):
+    """Spec values overridden by the flags that were given -> a plain dict."""
+    cfg = dict(spec)
+    for key in ("method", "lr", "lr_unit", "condition", "data", "steps", "epochs",
+                "batch_size", "order",
+                "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads",
+                "checkpoint", "dtype", "backend"):
+        v = getattr(args, key, None)
+        if v is not None:
+            cfg[key] = v
+    if getattr(args, "almost_sure", False):
+        cfg["almost_sure"] = True
+    return cfg
+
+
+# --------------------------------------------------------------------------- output files
+def _writable_target(p, flag="--out"):
+    """Refuse, before any work, an output whose directory cannot be created or written:
+    the nearest existing ancestor must be a writable directory."""
+    import os
+
+    if p.exists() and p.is_dir():
+        raise UsageError(f"'{flag}' must be a file name; got the directory {str(p)!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    anc = parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UsageError(f"'{flag}' must be in a directory; got {str(p)!r} "
+                         f"({str(anc)!r} is not a directory)")
+    ok = os.access(anc, os.W_OK | os.X_OK) and (not p.exists() or os.access(p, os.W_OK))
+    if ok:  # os.access trusts permission bits (root, read-only mounts): try for real
+        import tempfile
+
+        try:
+            with tempfile.TemporaryFile(dir=anc):
+                pass
+        except OSError:
+            ok = False
+    if not ok:
+        raise UsageError(f"'{flag}' must be writable; got {str(p)!r} "
+                         f"({str(anc if not p.exists() else p)!r} is not writable)")
+    return p
+
+
+def _out_path(out, fmt, default_stem):
+    """The output file: --format wins; else the suffix of --out; else png.  Its
+    directory must exist (or be creatable) and be writable: checked before any work."""
+    return _writable_target(_out_name(out, fmt, default_stem))
+
+
+def _out_name(out, fmt, default_stem):
+    if out is None:
+        return Path(f"{default_stem}.{fmt or 'png'}")
+    p = Path(out)
+    suf = p.suffix.lower().lstrip(".")
+    if fmt is None:
+        if suf in FORMATS:
+            return p
+        if suf:
+            raise UsageError(f"'--out' must end in .png, .pdf or .svg (or give --format); "
+                             f"got {out!r}")
+        return p.with_suffix(".png")
+    if suf == fmt:
+        return p
+    return p.with_name(p.name + f".{fmt}") if suf not in FORMATS else p.with_suffix(f".{fmt}")
+
+
+# --------------------------------------------------------------------------- options
+def common_options(p, *, seed=None, threads=True, progress=True, figures=True):
+    """Add the shared options that apply to subcommand ``p``: ``--seed`` (with the help
+    text ``seed``, none when it is None), ``--threads``, ``--progress`` and, for commands
+    that write figures, ``--format`` and ``--dpi``."""
+    if not (seed or threads or progress or figures):
+        return
+    g = p.add_argument_group("common options")
+    if seed:
+        g.add_argument("--seed", type=int, default=None, metavar="INT", help=seed)
+    if threads:
+        g.add_argument("--threads", type=_int_arg("--threads", 1), default=None, metavar="N",
+                       help="worker threads (default: all cores)")
+    if progress:
+        g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (default: on for a terminal when the work is long)")
+    if figures:
+        g.add_argument("--format", choices=FORMATS, default=None,
+                       help="figure format (default: from --out, else png)")
+        g.add_argument("--dpi", type=_int_arg("--dpi", 1, 10000), default=150,
+                       help="figure resolution (default 150)")
+
+
+# --------------------------------------------------------------------------- figures
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (the commands only write files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, dpi):
+    """Write ``fig`` to ``path`` (creating its directory), close it when pyplot manages
+    it, and return the path."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close(fig)
+    return path
