@@ -14,101 +14,21 @@ from hypothesis import strategies as st
 import fastgd as fg
 import fastgd.chain as ch
 import fastgd.net as fn
+import fastgd.net.runs as net_runs
 from fastgd import Status
 from fastgd.engine import grid as G
-from fastgd.kernels import rng as krng
 from fastgd.kernels.simd import NET_SAMPLES
+
+try:  # tests/ as a package or as a rootdir on sys.path
+    from .naive_net import amplification, ref_grad, ref_hessian, ref_loss, ref_run
+except ImportError:
+    from naive_net import amplification, ref_grad, ref_hessian, ref_loss, ref_run
 
 #: two threads where the machine has them (taskset -c 0 leaves one: 1 vs 1 then)
 THREADS = min(2, G.max_threads())
 
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 ACTS = ("identity", "tanh", "relu")
-
-
-# ------------------------------------------------------------ plain NumPy references
-def ref_forward(theta, X, d, bias, act, param):
-    m = theta.size // (d + 1 + int(bias))
-    W = theta[: m * d].reshape(m, d)
-    b = theta[m * d: m * d + m] if bias else np.zeros(m)
-    a = theta[-m:]
-    s = 1 / np.sqrt(m) if param == "ntk" else 1.0
-    return m, W, b, a, s
-
-
-def ref_phi(z, act):
-    if act == "tanh":
-        return np.tanh(z), 1 - np.tanh(z) ** 2
-    if act == "relu":
-        return np.where(z > 0, z, 0.0), np.where(z > 0, 1.0, 0.0)
-    return z, np.ones_like(z)
-
-
-def ref_loss(theta, X, y, bias, act, param):
-    """E = 1/(2P) sum_p (y_p - f(x_p))^2, sample by sample."""
-    P, d = X.shape
-    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
-    tot = 0.0
-    for p in range(P):
-        h, _ = ref_phi(W @ X[p] + b, act)
-        tot += (y[p] - s * (a @ h)) ** 2
-    return tot / (2 * P)
-
-
-def ref_grad(theta, X, y, idx, bias, act, param):
-    """Gradient of 1/(2|B|) sum_{p in B} (y_p - f(x_p))^2, written sample by sample."""
-    P, d = X.shape
-    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
-    gW, gb, ga = np.zeros((m, d)), np.zeros(m), np.zeros(m)
-    for p in idx:
-        h, h1 = ref_phi(W @ X[p] + b, act)
-        r = s * (a @ h) - y[p]
-        ga += r * s * h
-        gb += r * s * a * h1
-        gW += np.outer(r * s * a * h1, X[p])
-    n = len(idx)
-    parts = [gW.ravel() / n] + ([gb / n] if bias else []) + [ga / n]
-    return np.concatenate(parts)
-
-
-def ref_run(theta0, X, y, lr, steps, *, bias, act, param, beta=0.0, batch=None,
-            order="cyclic", key=(0, 0)):
-    """GD (batch None) or SGD, heavy ball in PyTorch's form, no status logic."""
-    P = X.shape[0]
-    t = theta0.copy()
-    buf = np.zeros_like(t)
-    for ep in range(steps):
-        if batch is None:
-            batches = [list(range(P))]
-        else:
-            if order == "shuffle":
-                perm = np.empty(P, dtype=np.int64)
-                krng.permutation(int(key[0]), int(key[1]), ep, perm)
-                seq = list(perm)
-            elif order == "replacement":
-                seq = [krng.randbelow(krng.hash4(int(key[0]), int(key[1]), ep, q), P)
-                       for q in range(P)]
-            else:
-                seq = list(range(P))
-            batches = [seq[q: q + batch] for q in range(0, P, batch)]
-        for bt in batches:
-            g = ref_grad(t, X, y, bt, bias, act, param)
-            buf = beta * buf + g
-            t = t - lr * buf
-    return t
-
-
-def ref_hessian(theta, X, y, bias, act, param, eps=1e-5):
-    """Dense Hessian by central differences of the analytic reference gradient."""
-    N = theta.size
-    H = np.empty((N, N))
-    idx = list(range(X.shape[0]))
-    for k in range(N):
-        e = np.zeros(N)
-        e[k] = eps
-        H[:, k] = (ref_grad(theta + e, X, y, idx, bias, act, param)
-                   - ref_grad(theta - e, X, y, idx, bias, act, param)) / (2 * eps)
-    return 0.5 * (H + H.T)
 
 
 @pytest.fixture
@@ -265,7 +185,7 @@ def _sphere(P=16, d=4, seed=0):
     return X, np.where(X[:, 0] >= 0, 1.0, -1.0)
 
 
-@pytest.mark.skipif(JITLESS, reason="wide networks: minutes in plain Python")
+@pytest.mark.skipif(JITLESS, reason="wide networks: slow in plain Python")
 def test_catapult_wide_network():
     X, y = _sphere()
     m = 512
@@ -463,7 +383,7 @@ def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypat
     a block of 8 with 3 idle lanes."""
     assert NET_SAMPLES == 8
     if wide:
-        monkeypatch.setattr(fn, "_FIT", 0)
+        monkeypatch.setattr(net_runs, "_FIT", 0)  # every chunk of LANES_WIDE lanes
     X, y = _sphere(19, 5, seed=3)
     lrs = np.geomspace(0.05, 300.0, 37) / (30.0 if method == "sgd1" else 1.0)
     kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)
@@ -493,8 +413,20 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
                                        beta, seed):
     """Any shape: sweep cells (vector blocks for 8 samples x 8 lanes where they fit, idle
     lanes padding the last block, the loops for the rest) equal the single runs (loops
-    only) bit for bit, and those equal the plain NumPy reference to 1e-12 where the loss
-    did not grow (in a growing run rounding differences grow with it)."""
+    only) bit for bit, and those equal the plain NumPy reference where the loss did not
+    grow (in a growing run rounding differences grow with it): to 1e-12 relative, times
+    the run's amplification A where it amplifies.
+
+    Why A: the kernels' tanh is within 2 ulp of NumPy's (and their sums run in another
+    order), so the kernel and the reference part by rounding, and an unstable run
+    amplifies that difference even when its loss, checked once per epoch, stays level
+    (per-sample SGD on an unstandardised column near blow-up: A ~ 1e6 over 84 steps,
+    the two part by ~1e-10 relative).  A is measured on the reference itself: the
+    relative change of its end point per relative change of theta0 (a random direction
+    of size 1e-9, in the linear range).  A stable run has A ~ 1, so its tolerance stays
+    1e-12; a kernel that broke (a wrong sample, term or sign) misses by far more than
+    1e-12 A.  Runs with A > 1e8 (tolerance past 1e-4) are not compared: there only the
+    statuses and the bit-for-bit sweep/run agreement are checked."""
     r = np.random.default_rng(seed)
     X = r.standard_normal((P, d)) * 10.0 ** r.uniform(-2, 2, d)  # unstandardised columns
     y = np.tanh(X @ r.standard_normal(d) / np.abs(X).max())
@@ -516,12 +448,20 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
         assert one.max_loss_ratio == res.max_loss_ratio[0, 0, 0, j]
         if one.status != Status.BOUNDED or not one.max_loss_ratio <= 1.5:
             continue  # diverged, or growing: rounding differences grow with the loss
-        ref = ref_run(t0, X, y, lrs[j], steps, bias=bias, act=act, param=param, beta=beta,
-                      batch=extra.get("batch_size"), order=order, key=key)
-        assert one.theta == pytest.approx(ref, rel=1e-12, abs=1e-12 * np.abs(ref).max())
-        assert cell == pytest.approx(ref_loss(ref, X, y, bias, act, param), rel=1e-11)
+
+        def reference(theta0, lr=lrs[j]):
+            return ref_run(theta0, X, y, lr, steps, bias=bias, act=act, param=param,
+                           beta=beta, batch=extra.get("batch_size"), order=order, key=key)
+
+        ref = reference(t0)
+        amp = amplification(reference, t0, ref)
+        if amp > 1e8:
+            continue  # rounding alone could part them by more than 1e-4
+        tol = 1e-12 * max(1.0, amp)
+        assert one.theta == pytest.approx(ref, rel=tol, abs=tol * np.abs(ref).max()), amp
+        assert cell == pytest.approx(ref_loss(ref, X, y, bias, act, param), rel=10 * tol)
         compared += 1
-    assert compared  # at least the smallest rate (0.01 / sharpness: lazy)
+    assert compared  # at least the smallest rate (0.01 / sharpness: lazy, A ~ 1)
 
 
 def test_tanh_kernel_accuracy_and_vector_code():

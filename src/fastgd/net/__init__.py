@@ -37,6 +37,11 @@ catapult); above lr_max it diverges.  With tanh on real data (standard
 parametrisation) the sharpness rises during training (progressive sharpening) until it
 reaches 2/lr and then hovers there (the edge of stability) while the loss keeps falling.
 
+Modules: :mod:`~fastgd.net.model` (parameter layout, NumPy references, Lanczos),
+:mod:`~fastgd.net.curvature` (loss, gradient, HVP, Hessian, sharpness, NTK at a point),
+:mod:`~fastgd.net.runs` (:func:`net_gd`, :func:`net_sgd`), :mod:`~fastgd.net.sweep`
+(:func:`net_sweep`), :mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.kernels` (Numba).
+
 References: Lewkowycz, Bahri, Dyer, Sohl-Dickstein, Gur-Ari, "The large learning rate
 phase of deep learning: the catapult mechanism", 2020; Cohen, Kaur, Li, Kolter,
 Talwalkar, "Gradient Descent on Neural Networks Typically Occurs at the Edge of
@@ -44,24 +49,36 @@ Stability", ICLR 2021; Pearlmutter, "Fast exact multiplication by the Hessian", 
 Computation 1994; LeCun, Simard, Pearlmutter, NIPS 5, 1993.
 """
 
-from .api import (
-    ACTIVATIONS,
-    NetRun,
-    NetSweepResult,
-    net_gd,
+from fastgd.net.curvature import (
     net_grad,
     net_hessian,
     net_hvp,
-    net_init,
     net_loss,
     net_ntk,
-    net_sgd,
     net_sharpness,
-    net_sweep,
-    net_unpack,
     online_sharpness,
-    plot_net_eos,
-    plot_net_phase,
 )
+from fastgd.net.model import ACTIVATIONS, net_init, net_unpack
+from fastgd.net.plot import plot_net_eos, plot_net_phase
+from fastgd.net.runs import NetRun, net_gd, net_sgd
+from fastgd.net.sweep import NetSweepResult, net_sweep
 
-__all__ = ['ACTIVATIONS', 'NetRun', 'NetSweepResult', 'net_gd', 'net_grad', 'net_hessian', 'net_hvp', 'net_init', 'net_loss', 'net_ntk', 'net_sgd', 'net_sharpness', 'net_sweep', 'net_unpack', 'online_sharpness', 'plot_net_eos', 'plot_net_phase']
+__all__ = [
+    "ACTIVATIONS",
+    "NetRun",
+    "NetSweepResult",
+    "net_gd",
+    "net_grad",
+    "net_hessian",
+    "net_hvp",
+    "net_init",
+    "net_loss",
+    "net_ntk",
+    "net_sgd",
+    "net_sharpness",
+    "net_sweep",
+    "net_unpack",
+    "online_sharpness",
+    "plot_net_eos",
+    "plot_net_phase",
+]

@@ -7,7 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.plot import _REGION_COLORS, COLORS, CYCLE, _axes, _check, _halo, log_edges
+from fastgd.figures import COLORS, CYCLE, REGION_COLORS, axes, check, halo, log_edges
+from fastgd.net.runs import NetRun
+from fastgd.net.sweep import NetSweepResult
+
+__all__ = ["plot_net_eos", "plot_net_phase"]
 
 
 def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, legend=True):
@@ -20,62 +24,42 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     Parameters
     ----------
     result : NetSweepResult
+    ax : matplotlib Axes, optional
+        Draw there (default: a new figure's axes).
     seed, scale : int
         Index of the seed and of the initial scale drawn.
     spike : float
+        Loss ratio above which a converged run counts as a catapult.
     title : str, optional
     legend : bool
 
     Returns
     -------
     matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd.net as fn
+    >>> from matplotlib.figure import Figure
+    >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+    >>> res = fn.net_sweep(X, y, [1.0, 6.0, 20.0], 200, width=[4, 8], activation="identity")
+    >>> ax = fn.plot_net_phase(res, ax=Figure().subplots())
+    >>> sorted(line.get_gid() for line in ax.get_lines())
+    ['observed_lr_max', 'two_over_lambda0']
     """
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    from fastgd.net.api import NetSweepResult
-
     f = "plot_net_phase"
     if not isinstance(result, NetSweepResult):
         raise V.fail_type(f, "result", "a NetSweepResult (from fastgd.net.net_sweep)", result)
-    _check(f, ax=ax, title=title, legend=legend)
+    check(f, ax=ax, title=title, legend=legend)
     seed = V.integer(f, "seed", seed, minimum=0, maximum=result.seeds.size - 1)
     scale = V.integer(f, "scale", scale, minimum=0, maximum=result.scale.size - 1)
     spike = V.real(f, "spike", spike, positive=True)
-    ax = _axes(ax, figsize=(7.2, 4.8))
+    ax = axes(ax, figsize=(7.2, 4.8))
     order_w = np.argsort(result.width, kind="stable")
     widths = result.width[order_w].astype(float)
     ye = log_edges(widths) if widths.size > 1 else np.array([widths[0] / 1.4, widths[0] * 1.4])
-    lr_order = np.argsort(result.lr)
-    codes = result.regions(spike)[:, scale, seed][np.ix_(order_w, lr_order)]
-    lam = result.ntk0[order_w, scale, seed]
-    cmap = ListedColormap(_REGION_COLORS)
-    norm = BoundaryNorm(np.arange(-0.5, 4.0), 4)
-    xs_lo, xs_hi = np.inf, 0.0
-    obs_x, obs_y = [], []
-    lr_max = result.observed_lr_max()[order_w, scale, seed]
-    for r in range(widths.size):
-        x = result.lr[lr_order] * lam[r]
-        xe = log_edges(x)
-        xs_lo, xs_hi = min(xs_lo, xe[0]), max(xs_hi, xe[-1])
-        ax.pcolormesh(xe, ye[r: r + 2], codes[r][None, :], cmap=cmap, norm=norm,
-                      shading="flat")
-        if np.isfinite(lr_max[r]):
-            obs_x += [lr_max[r] * lam[r]] * 2
-            obs_y += [ye[r], ye[r + 1]]
-    labels = ["no convergence (bounded)", f"converged, loss never above {spike:g}× its start",
-              f"catapult: converged after the loss rose > {spike:g}×", "diverged"]
-    handles = [Patch(facecolor=_REGION_COLORS[k], edgecolor="0.3", lw=0.5,
-                     label=labels[k]) for k in range(4) if np.any(codes == k)]
-    (two,) = ax.plot([2.0, 2.0], [ye[0], ye[-1]], color="black", lw=1.8, ls="--",
-                     path_effects=_halo(3.5, "white"), label="η = 2/λ$_0$ (NTK at the start)",
-                     gid="two_over_lambda0")
-    handles.append(two)
-    if obs_x:
-        (obs,) = ax.plot(obs_x, obs_y, color="black", lw=1.8, ls=":", marker="",
-                         path_effects=_halo(3.5, "white"),
-                         label="observed η$_{max}$ (smallest diverging η)", gid="observed_lr_max")
-        handles.append(obs)
+    codes, (xs_lo, xs_hi), obs = _phase_mesh(ax, result, order_w, ye, seed, scale, spike)
+    handles = _phase_lines(ax, codes, ye, obs, spike)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xs_lo, xs_hi)
@@ -95,6 +79,54 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     return ax
 
 
+def _phase_mesh(ax, result, order_w, ye, seed, scale, spike):
+    """One row of region cells per width (its own x edges: lr x that width's lambda0).
+    Returns the codes (widths sorted), the x range and the observed lr_max segments."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    lr_order = np.argsort(result.lr)
+    codes = result.regions(spike)[:, scale, seed][np.ix_(order_w, lr_order)]
+    lam = result.ntk0[order_w, scale, seed]
+    cmap = ListedColormap(REGION_COLORS)
+    norm = BoundaryNorm(np.arange(-0.5, 4.0), 4)
+    xs_lo, xs_hi = np.inf, 0.0
+    obs_x, obs_y = [], []
+    lr_max = result.observed_lr_max()[order_w, scale, seed]
+    for r in range(order_w.size):
+        x = result.lr[lr_order] * lam[r]
+        xe = log_edges(x)
+        xs_lo, xs_hi = min(xs_lo, xe[0]), max(xs_hi, xe[-1])
+        ax.pcolormesh(xe, ye[r: r + 2], codes[r][None, :], cmap=cmap, norm=norm,
+                      shading="flat")
+        if np.isfinite(lr_max[r]):
+            obs_x += [lr_max[r] * lam[r]] * 2
+            obs_y += [ye[r], ye[r + 1]]
+    return codes, (xs_lo, xs_hi), (obs_x, obs_y)
+
+
+def _phase_lines(ax, codes, ye, obs, spike):
+    """The lines lr = 2/lambda0 and the observed lr_max; returns the legend's handles
+    (the regions present, then the lines)."""
+    from matplotlib.patches import Patch
+
+    obs_x, obs_y = obs
+    labels = ["no convergence (bounded)", f"converged, loss never above {spike:g}× its start",
+              f"catapult: converged after the loss rose > {spike:g}×", "diverged"]
+    handles = [Patch(facecolor=REGION_COLORS[k], edgecolor="0.3", lw=0.5,
+                     label=labels[k]) for k in range(4) if np.any(codes == k)]
+    (two,) = ax.plot([2.0, 2.0], [ye[0], ye[-1]], color="black", lw=1.8, ls="--",
+                     path_effects=halo(3.5, "white"), label="η = 2/λ$_0$ (NTK at the start)",
+                     gid="two_over_lambda0")
+    handles.append(two)
+    if obs_x:
+        (line,) = ax.plot(obs_x, obs_y, color="black", lw=1.8, ls=":", marker="",
+                          path_effects=halo(3.5, "white"),
+                          label="observed η$_{max}$ (smallest diverging η)",
+                          gid="observed_lr_max")
+        handles.append(line)
+    return handles
+
+
 def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     """Sharpness against step for runs of :func:`fastgd.net.net_gd` recorded with
     ``sharpness_every > 0``, each with its stability line 2/lr (dashed, same colour): at
@@ -103,6 +135,8 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     Parameters
     ----------
     runs : NetRun or list of NetRun
+    ax : matplotlib Axes, optional
+        Draw the sharpness there (default: a new figure's axes).
     loss_ax : matplotlib Axes, optional
         Also draw the losses (log scale) there.
     title : str, optional
@@ -111,9 +145,17 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     Returns
     -------
     matplotlib Axes
-    """
-    from fastgd.net.api import NetRun
 
+    Examples
+    --------
+    >>> import numpy as np, fastgd.net as fn
+    >>> from matplotlib.figure import Figure
+    >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+    >>> runs = [fn.net_gd(X, y, lr, 20, width=4, sharpness_every=5) for lr in (0.5, 1.0)]
+    >>> ax = fn.plot_net_eos(runs, ax=Figure().subplots())
+    >>> [line.get_gid() for line in ax.get_lines()][:2]
+    ['sharpness_0', 'two_over_lr_0']
+    """
     f = "plot_net_eos"
     if isinstance(runs, NetRun):
         runs = [runs]
@@ -124,13 +166,13 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
         if r.sharpnesses is None:
             raise V.fail(f, "runs", "runs recorded with sharpness_every > 0",
                          "a run without a sharpness curve")
-    _check(f, ax=ax, title=title, legend=legend)
+    check(f, ax=ax, title=title, legend=legend)
     if loss_ax is not None:
         from matplotlib.axes import Axes
 
         if not isinstance(loss_ax, Axes):
             raise V.fail_type(f, "loss_ax", "a matplotlib Axes or None", loss_ax)
-    ax = _axes(ax)
+    ax = axes(ax)
     top = 0.0
     for k, r in enumerate(sorted(runs, key=lambda r: r.lr)):
         col = CYCLE[k % len(CYCLE)]

@@ -1,0 +1,352 @@
+"""Sweeps of two-layer networks (:mod:`fastgd.net`): every (width, scale, seed, learning
+rate) cell on shared data, the learning rates of one initialisation run as SIMD lanes of
+:func:`fastgd.net.kernels.grid_net` (:func:`net_sweep`), and their result
+:class:`NetSweepResult` with the catapult regions.
+
+The loss is E = 1/(2P) sum_p (y_p - f(x_p))^2 (note the 1/2); a cell equals
+:func:`fastgd.net.net_gd` (:func:`fastgd.net.net_sgd`) with the same arguments bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.net.model import LANCZOS_ITERS, _init, _loss_np, _model, _ntk_top, _top_eig
+from fastgd.net.runs import _execute, _ratio, _run_opts, _stable_check
+from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
+
+__all__ = ["NetSweepResult", "net_sweep"]
+
+
+@dataclass(frozen=True)
+class NetSweepResult:
+    """Outcome of a (width x scale x seed x learning rate) grid of network runs.
+
+    Per-cell arrays are shaped (n_width, n_scale, n_seed, n_lr); per-initialisation
+    arrays (n_width, n_scale, n_seed).
+
+    Attributes
+    ----------
+    lr, width, scale, seeds : 1-D arrays (the axes)
+    status : int8            Status codes (BOUNDED 0, CONVERGED 1, DIVERGED 2).
+    loss : float             Final E (``inf`` when diverged).
+    max_loss_ratio : float   max_t E_t / E(theta0) (> 1: a spike; ``inf`` when diverged).
+    sharpness : float        Final top Hessian eigenvalue (``inf`` where not computed).
+    steps_to_tol, diverged_at : int64 (-1 if not).
+    lambda0, ntk0, loss0 : per initialisation: initial sharpness, NTK eigenvalue, loss.
+    sharpness_curve : (..., n_k) or None   sharpness every ``sharpness_every`` steps.
+    activation, param, method : str;  bias : bool;  d, steps, sharpness_every : int
+    momentum, tol, blowup : float;  seconds : float (kernels);  threads : int
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd.net as fn
+    >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+    >>> res = fn.net_sweep(X, y, [1.0, 6.0, 20.0], 200, width=4, activation="identity")
+    >>> res.status.shape, res.lambda0.shape, res.status[0, 0, 0].tolist()
+    ((1, 1, 1, 3), (1, 1, 1), [1, 1, 2])
+    """
+
+    lr: np.ndarray
+    width: np.ndarray
+    scale: np.ndarray
+    seeds: np.ndarray
+    status: np.ndarray
+    loss: np.ndarray
+    max_loss_ratio: np.ndarray
+    sharpness: np.ndarray
+    steps_to_tol: np.ndarray
+    diverged_at: np.ndarray
+    lambda0: np.ndarray
+    ntk0: np.ndarray
+    loss0: np.ndarray
+    sharpness_curve: np.ndarray | None
+    activation: str
+    param: str
+    bias: bool
+    method: str
+    d: int
+    steps: int
+    sharpness_every: int
+    momentum: float
+    tol: float
+    blowup: float
+    seconds: float
+    threads: int
+
+    @property
+    def lr_ntk0(self):
+        """lr x lambda0 (NTK) per cell (the naive limit is 2)."""
+        return self.lr * self.ntk0[..., None]
+
+    @property
+    def lr_lambda0(self):
+        """lr x initial sharpness per cell."""
+        return self.lr * self.lambda0[..., None]
+
+    def regions(self, spike=2.0):
+        """Per-cell region code, index into :data:`fastgd.chain.REGIONS`.
+
+        Parameters
+        ----------
+        spike : float
+            Loss ratio max_t E_t / E(theta0) above which a converged run is a catapult.
+
+        Returns
+        -------
+        int8 array, the shape of :attr:`status`
+            0 no convergence (BOUNDED), 1 monotone convergence (max loss ratio <=
+            ``spike``), 2 convergence after a loss spike (a catapult), 3 divergence.
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> res = fn.net_sweep(X, y, [1.0, 6.0, 20.0], 200, width=4, activation="identity")
+        >>> res.regions()[0, 0, 0].tolist()   # lazy, catapult, diverged
+        [1, 2, 3]
+        """
+        spike = V.real("NetSweepResult.regions", "spike", spike, positive=True)
+        code = np.zeros(self.status.shape, dtype=np.int8)
+        conv = self.status == Status.CONVERGED
+        code[conv & (self.max_loss_ratio <= spike)] = 1
+        code[conv & (self.max_loss_ratio > spike)] = 2
+        code[self.status == Status.DIVERGED] = 3
+        return code
+
+    def catapult(self, spike=2.0):
+        """Boolean per cell: converged after the loss rose above ``spike`` x E(theta0).
+
+        Parameters
+        ----------
+        spike : float
+
+        Returns
+        -------
+        bool array, the shape of :attr:`status`
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> res = fn.net_sweep(X, y, [1.0, 6.0, 20.0], 200, width=4, activation="identity")
+        >>> res.catapult()[0, 0, 0].tolist()
+        [False, True, False]
+        """
+        return self.regions(spike) == 2
+
+    def observed_lr_max(self):
+        """Per initialisation: the smallest learning rate that diverged.
+
+        Returns
+        -------
+        float array (n_width, n_scale, n_seed)
+            ``inf`` where no rate diverged.
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> res = fn.net_sweep(X, y, [1.0, 6.0, 20.0], 200, width=[4, 8],
+        ...                    activation="identity")
+        >>> res.observed_lr_max()[:, 0, 0].tolist()
+        [20.0, 6.0]
+        """
+        order = np.argsort(self.lr)
+        div = (self.status == Status.DIVERGED)[..., order]
+        lr = self.lr[order]
+        first = np.where(div.any(-1), np.argmax(div, axis=-1), -1)
+        return np.where(first >= 0, lr[np.maximum(first, 0)], np.inf)
+
+
+def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd",
+              batch_size=1, order=DEFAULT_ORDER, activation="tanh", param="ntk", bias=False,
+              momentum=0.0, tol=DEFAULT_TOL, blowup=1e12, sharpness=True, sharpness_every=0,
+              sharpness_iters=LANCZOS_ITERS, threads=None, progress=None) -> NetSweepResult:
+    """Run every (width, scale, seed, learning rate) cell of a two-layer network on shared
+    data (Numba lanes: the learning rates of one initialisation run as SIMD lanes).
+
+    Parameters
+    ----------
+    X, y, activation, param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters
+        As in :func:`net_gd`.
+    lr : float or array (n_lr,)
+        Learning rates (> 0).
+    steps : int
+        Step budget (epochs for ``method="sgd"``).
+    width : int or array of ints
+        Widths m.
+    scale : float or array
+        Initial standard deviations of W and a.
+    seeds : int or list of ints
+        A count n (seeds 0..n-1) or the seeds: each seeds the initial parameters (and the
+        SGD sample order); every learning rate of a seed shares them.
+    method : {"gd", "sgd"}
+    batch_size, order
+        SGD options as in :func:`net_sgd`.
+    sharpness : bool
+        Compute the final sharpness of every cell (Lanczos, ``sharpness_iters`` HVPs each).
+    threads : int, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    NetSweepResult
+        A cell equals :func:`net_gd` (:func:`net_sgd`) with the same arguments bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgd.net as fn
+    >>> X = np.linspace(-1, 1, 8)[:, None]; y = np.sin(2 * X[:, 0])
+    >>> res = fn.net_sweep(X, y, [0.1, 1.0, 100.0], 200, width=[4, 8])
+    >>> res.status.shape, int(res.status[0, 0, 0, 2])   # lr = 100 diverges
+    ((2, 1, 1, 3), 2)
+    """
+    f = "net_sweep"
+    M = _model(f, X, y, activation, param, bias)
+    g = _grid(f, M, lr, steps, width, scale, seeds, method, batch_size, order, momentum, tol,
+              blowup, sharpness, sharpness_every, sharpness_iters, progress)
+    V.threads(f, threads)
+    _check_cost(f, M, g)
+    inits = [(int(m), _init(int(m), M.d, float(sc), int(sd), M.bias),
+              G.seed_key(int(sd)) if g.method == "sgd" else np.zeros(2, dtype=np.int64))
+             for m in g.widths for sc in g.scales for sd in g.seeds]
+    out, seconds, nw = _execute(f, M, g.method, inits, g.lrs, g.steps, g.beta, g.batch,
+                                g.code, g.tol, g.blowup, 0, g.every, threads, g.progress)
+    return _result(M, g, inits, out, seconds, nw)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The checked arguments of :func:`net_sweep`."""
+
+    lrs: np.ndarray
+    method: str
+    steps: int
+    tol: float
+    blowup: float
+    beta: float
+    every: int
+    iters: int
+    widths: np.ndarray
+    scales: np.ndarray
+    seeds: np.ndarray
+    batch: int
+    code: int
+    sharp: bool
+    progress: bool | None
+
+    @property
+    def n_init(self):
+        return self.widths.size * self.scales.size * self.seeds.size
+
+    @property
+    def n_th(self):
+        """Recorded iterates per cell (for the sharpness curve)."""
+        return self.steps // self.every + 1 if self.every else 0
+
+
+def _grid(f, M, lr, steps, width, scale, seeds, method, batch_size, order, momentum, tol,
+          blowup, sharpness, sharpness_every, sharpness_iters, progress) -> _Grid:
+    lrs = V.rates(f, "lr", lr)
+    method = V.choice(f, "method", method, ("gd", "sgd"))
+    steps, tol, blowup, beta, every, iters = _run_opts(f, steps, "steps", tol, blowup,
+                                                       momentum, sharpness_every,
+                                                       sharpness_iters)
+    widths = _int_list(f, "width", width)
+    scales = V.as_float_array(f, "scale", V.atleast_1d(f, "scale", scale), 1)
+    if not np.all(scales >= 0):
+        raise V.fail(f, "scale", ">= 0", f"min {scales.min():g}")
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seed_list = np.arange(V.integer(f, "seeds", seeds, minimum=1, maximum=10**6))
+    else:
+        seed_list = _int_list(f, "seeds", seeds, minimum=0)
+    batch = V.integer(f, "batch_size", batch_size, minimum=1, maximum=M.P)
+    code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
+    sharp = V.boolean(f, "sharpness", sharpness)
+    progress = V.boolean(f, "progress", progress, allow_none=True)
+    return _Grid(lrs, method, steps, tol, blowup, beta, every, iters, widths, scales,
+                 seed_list, batch, code, sharp, progress)
+
+
+def _check_cost(f, M, g: _Grid):
+    """Refuse grids whose memory or work is out of reach (:mod:`fastgd.engine.cost`)."""
+    n_init = g.n_init
+    n = n_init * g.lrs.size
+    Nsum = float(np.sum(g.widths) * M.per()) * g.scales.size * g.seeds.size
+    n_th = g.n_th
+    G.check_memory(f, n, 8 * 8 + 8 * n_th)
+    _cost.check(f, "width" if g.widths.size > 1 else "lr",
+                nbytes=Nsum * g.lrs.size * 8 * (1 + n_th),
+                what=f"{n:,} cells' parameters", hint="use fewer cells or narrower networks")
+    per = 4.0 * M.P * (1 if g.method == "gd" else 1.5)
+    _cost.check(f, "steps", work=Nsum * g.lrs.size * g.steps * per
+                + (Nsum * g.lrs.size * g.iters * 4 * M.P * (n_th + 1) if g.sharp else 0),
+                work_what=f"{n:,} cells x {g.steps:,} steps x {per * Nsum / n_init:,.0f}",
+                hint="use fewer cells or steps")
+
+
+def _curvature(M, g: _Grid, inits, out):
+    """Per initialisation: the initial sharpness, NTK eigenvalue and loss; per cell: the
+    final sharpness (``inf`` without ``sharpness``) and the sharpness curve."""
+    n_lr, n_th, n_init = g.lrs.size, g.n_th, g.n_init
+    lam0 = np.empty(n_init)
+    ntk0 = np.empty(n_init)
+    loss0 = np.empty(n_init)
+    final = np.full(n_init * n_lr, np.inf)
+    curves = np.full((n_init * n_lr, n_th), np.inf) if g.every else None
+    for c, (m, t0, _) in enumerate(inits):
+        lam0[c] = _top_eig(M, m, t0[None], g.iters)[0]
+        ntk0[c] = _ntk_top(t0, M, m)
+        loss0[c] = _loss_np(t0, M, m)
+        ks = range(c * n_lr, (c + 1) * n_lr)
+        if g.sharp or g.every:
+            Th = np.stack([out.theta_of(k) for k in ks])
+            if g.sharp:
+                final[c * n_lr: (c + 1) * n_lr] = _top_eig(M, m, Th, g.iters)
+            if g.every:
+                R = np.stack([out.rec_of(k) for k in ks])  # (n_lr, n_th, N)
+                curves[c * n_lr: (c + 1) * n_lr] = _top_eig(
+                    M, m, R.reshape(-1, R.shape[-1]), g.iters).reshape(n_lr, n_th)
+    return lam0, ntk0, loss0, final, curves
+
+
+def _result(M, g: _Grid, inits, out, seconds, nw) -> NetSweepResult:
+    """The grid's result: the stability rule applied, arrays in their axes' shapes."""
+    n_lr = g.lrs.size
+    status = out.status.copy()
+    tol_at = out.tol_at.copy()
+    lam0, ntk0, loss0, final, curves = _curvature(M, g, inits, out)
+    if g.sharp:
+        _stable_check(g.method, status, tol_at, np.tile(g.lrs, g.n_init), final, g.beta)
+    shape = (g.widths.size, g.scales.size, g.seeds.size)
+    cell = shape + (n_lr,)
+    return NetSweepResult(
+        lr=g.lrs, width=g.widths, scale=g.scales, seeds=g.seeds, status=status.reshape(cell),
+        loss=out.loss.reshape(cell),
+        max_loss_ratio=_ratio(out.maxloss, np.repeat(loss0, n_lr)).reshape(cell),
+        sharpness=final.reshape(cell), steps_to_tol=tol_at.reshape(cell),
+        diverged_at=out.div_at.reshape(cell), lambda0=lam0.reshape(shape),
+        ntk0=ntk0.reshape(shape), loss0=loss0.reshape(shape),
+        sharpness_curve=None if curves is None else curves.reshape(cell + (g.n_th,)),
+        activation=M.activation, param=M.param, bias=M.bias, method=g.method, d=M.d,
+        steps=g.steps, sharpness_every=g.every, momentum=g.beta, tol=g.tol,
+        blowup=g.blowup, seconds=seconds, threads=nw)
+
+
+def _int_list(f, name, value, minimum=1):
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, bool):
+        raise V.fail_type(f, name, "an integer or a 1-D list of integers", value)
+    if V.ndim_of(value) not in (0, 1):
+        raise V.fail_type(f, name, "an integer or a 1-D list of integers", value)
+    items = np.atleast_1d(np.asarray(value, dtype=object)).tolist()
+    if not items:
+        raise V.fail(f, name, "non-empty", "an empty list")
+    return np.array([V.integer(f, name, v, minimum=minimum, maximum=10**7) for v in items],
+                    dtype=np.int64)

@@ -1,0 +1,105 @@
+"""Plain NumPy references for two-layer networks (slow and obvious), for tests/test_net.py.
+
+f(x) = s a . phi(W x + b), E(theta) = 1/(2P) sum_p (y_p - f(x_p))^2, written sample by
+sample from the flat layout of :func:`fastgd.net.net_unpack` (W row-major, then b with
+``bias``, then a); s = 1/sqrt(m) (param="ntk") or 1.  No status logic.
+"""
+
+import numpy as np
+
+from fastgd.kernels import rng as krng
+
+
+def ref_forward(theta, X, d, bias, act, param):
+    m = theta.size // (d + 1 + int(bias))
+    W = theta[: m * d].reshape(m, d)
+    b = theta[m * d: m * d + m] if bias else np.zeros(m)
+    a = theta[-m:]
+    s = 1 / np.sqrt(m) if param == "ntk" else 1.0
+    return m, W, b, a, s
+
+
+def ref_phi(z, act):
+    if act == "tanh":
+        return np.tanh(z), 1 - np.tanh(z) ** 2
+    if act == "relu":
+        return np.where(z > 0, z, 0.0), np.where(z > 0, 1.0, 0.0)
+    return z, np.ones_like(z)
+
+
+def ref_loss(theta, X, y, bias, act, param):
+    """E = 1/(2P) sum_p (y_p - f(x_p))^2, sample by sample."""
+    P, d = X.shape
+    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
+    tot = 0.0
+    for p in range(P):
+        h, _ = ref_phi(W @ X[p] + b, act)
+        tot += (y[p] - s * (a @ h)) ** 2
+    return tot / (2 * P)
+
+
+def ref_grad(theta, X, y, idx, bias, act, param):
+    """Gradient of 1/(2|B|) sum_{p in B} (y_p - f(x_p))^2, written sample by sample."""
+    P, d = X.shape
+    m, W, b, a, s = ref_forward(theta, X, d, bias, act, param)
+    gW, gb, ga = np.zeros((m, d)), np.zeros(m), np.zeros(m)
+    for p in idx:
+        h, h1 = ref_phi(W @ X[p] + b, act)
+        r = s * (a @ h) - y[p]
+        ga += r * s * h
+        gb += r * s * a * h1
+        gW += np.outer(r * s * a * h1, X[p])
+    n = len(idx)
+    parts = [gW.ravel() / n] + ([gb / n] if bias else []) + [ga / n]
+    return np.concatenate(parts)
+
+
+def ref_run(theta0, X, y, lr, steps, *, bias, act, param, beta=0.0, batch=None,
+            order="cyclic", key=(0, 0)):
+    """GD (batch None) or SGD, heavy ball in PyTorch's form, no status logic."""
+    P = X.shape[0]
+    t = theta0.copy()
+    buf = np.zeros_like(t)
+    for ep in range(steps):
+        if batch is None:
+            batches = [list(range(P))]
+        else:
+            if order == "shuffle":
+                perm = np.empty(P, dtype=np.int64)
+                krng.permutation(int(key[0]), int(key[1]), ep, perm)
+                seq = list(perm)
+            elif order == "replacement":
+                seq = [krng.randbelow(krng.hash4(int(key[0]), int(key[1]), ep, q), P)
+                       for q in range(P)]
+            else:
+                seq = list(range(P))
+            batches = [seq[q: q + batch] for q in range(0, P, batch)]
+        for bt in batches:
+            g = ref_grad(t, X, y, bt, bias, act, param)
+            buf = beta * buf + g
+            t = t - lr * buf
+    return t
+
+
+def ref_hessian(theta, X, y, bias, act, param, eps=1e-5):
+    """Dense Hessian by central differences of the analytic reference gradient."""
+    N = theta.size
+    H = np.empty((N, N))
+    idx = list(range(X.shape[0]))
+    for k in range(N):
+        e = np.zeros(N)
+        e[k] = eps
+        H[:, k] = (ref_grad(theta + e, X, y, idx, bias, act, param)
+                   - ref_grad(theta - e, X, y, idx, bias, act, param)) / (2 * eps)
+    return 0.5 * (H + H.T)
+
+
+def amplification(reference, t0, end, rel=1e-9):
+    """Relative change of ``reference(t0)``'s end point ``end`` per relative change of t0,
+    along a fixed random direction of relative size ``rel``."""
+    dt = np.random.default_rng(12345).standard_normal(t0.size)
+    dt *= rel * np.abs(t0).max() / np.abs(dt).max()
+    with np.errstate(all="ignore"):
+        moved = reference(t0 + dt)
+    change = np.abs(moved - end).max() / np.abs(end).max()
+    return change / rel if np.isfinite(change) else np.inf
