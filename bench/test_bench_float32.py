@@ -9,8 +9,6 @@ In the default run (``--benchmark-disable``) each benchmark runs once on a small
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,8 @@ from fastgd import status as ST
 from fastgd.engine import grid as G
 from fastgd.linear import executors as E
 from fastgd.linear import problem as PB
+from fastgd.linear.contract import LinearJob, linear_inputs
+from fastgd.linear.table import KernelSpec
 
 from ._machine import record
 
@@ -30,14 +30,14 @@ RESULTS = {}
 def _problem(benchmark, dtype):
     nk, nl, ep = ((SMOKE["n_kappa"], SMOKE["n_lr"], SMOKE["epochs"]) if benchmark.disabled
                   else (N_KAPPA, N_LR, EPOCHS))
-    S = importlib.import_module("fastgd.linear.sweep")
     probs = []
     for k in np.geomspace(1, 1e4, nk):
         ds = fg.gaussian_data(P, np.geomspace(1.0 / k, 1.0, 2), seed=0)
         probs.append(PB.prepare("bench", ds.X, ds.y))
     lrs = np.geomspace(0.01, 4.0, nl)
-    spec = S._kernel_spec("sgd", probs, lrs, 0.0, False, np.zeros(2), ep, 1e-8, 1e12, 1, 0,
-                          dtype, "cpu", 64, 1, ST.ORDERS["cyclic"], np.zeros(1, np.int64))
+    inputs = linear_inputs(probs, lrs, 0.0, np.zeros(2), seeds=[0], dtype=dtype)
+    spec = LinearJob(KernelSpec("sgd", 2, ep, 1e-8, 1e12, order=ST.ORDERS["cyclic"],
+                                dtype=dtype), inputs, lanes=64)
     return spec, G.make_chunks(nk, 1, nl, 64), (nk, nl, ep)
 
 

@@ -21,6 +21,7 @@ import pytest
 import fastgd as fg
 from fastgd import Status
 from fastgd.engine import grid as G
+from fastgd.linear.contract import LinearInputs
 
 from ._machine import fma_control_scaling, record
 
@@ -211,7 +212,7 @@ def test_bench_gd_kernel_alone(benchmark):
 
     def run():
         out = G.Outputs(1, 1, 64, 2)
-        table.launch(spec, arrays, chunks, 1, out)
+        table.launch(spec, LinearInputs(**arrays), chunks, 1, out)
         return out
 
     run()
@@ -243,7 +244,7 @@ def test_bench_sgd_kernel_alone(benchmark):
 
     def run():
         out = G.Outputs(1, 1, nl, 2)
-        table.launch(spec, arrays, chunks, 1, out)
+        table.launch(spec, LinearInputs(**arrays), chunks, 1, out)
         return out
 
     run()

@@ -176,11 +176,11 @@ def test_whiten_rejects_dependent_columns():
 
 
 @pytest.mark.parametrize("d,labels", [(2, "classes"), (3, "teacher"), (1, "classes")])
-def test_gaussian_family_equals_one_by_one(d, labels):
-    from fastgd.data import _gaussian_family
+def testgaussian_family_equals_one_by_one(d, labels):
+    from fastgd.data import gaussian_family
 
     rows = [np.geomspace(1.0 / k, 1.0, d) if d > 1 else [1.0] for k in (1.0, 10.0, 1e3)]
-    fam = _gaussian_family(50, rows, angle=0.4, seed=7, labels=labels, noise=0.3)
+    fam = gaussian_family(50, rows, angle=0.4, seed=7, labels=labels, noise=0.3)
     for ds, row in zip(fam, rows, strict=True):
         ref = fg.gaussian_data(50, row, angle=0.4, seed=7, labels=labels, noise=0.3)
         assert np.array_equal(ds.X, ref.X) and np.array_equal(ds.y, ref.y)

@@ -12,6 +12,7 @@ from fastgd import status as ST
 from fastgd.engine import grid as G
 from fastgd.linear import problem as PB
 from fastgd.linear import table
+from fastgd.linear.contract import LinearInputs
 
 THREADS = sorted({1, min(2, G.max_threads())})
 
@@ -70,7 +71,7 @@ def grid_sgd(X, y, lrs, seeds, lanes, nworkers, epochs=5, order=ST.ORDERS["shuff
     arrays["keys"] = np.ascontiguousarray(np.stack([G.seed_key(s) for s in seeds]))
     spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, 1e12, batch=2, order=order)
     with np.errstate(all="ignore"):
-        table.launch(spec, arrays, chunks, nworkers, out)
+        table.launch(spec, LinearInputs(**arrays), chunks, nworkers, out)
     return out
 
 
@@ -81,7 +82,7 @@ def grid_gd(X, y, lrs, lanes, nworkers, steps=200):
     chunks = G.make_chunks(1, 1, n_lr, lanes)
     spec = table.KernelSpec("gd", prob.d, steps, 1e-10, 1e12, momentum=True)
     with np.errstate(all="ignore"):
-        table.launch(spec, _arrays(prob, lrs, 0.2), chunks, nworkers, out)
+        table.launch(spec, LinearInputs(**_arrays(prob, lrs, 0.2)), chunks, nworkers, out)
     return out
 
 
@@ -167,7 +168,9 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
 
     if naive.JITLESS:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels are plain Python (no cache)")
-    code = ("from fastgd.kernels import _jit, table as T, chain as K\n"
+    code = ("from fastgd.kernels import jit as _jit\n"
+            "from fastgd.linear import table as T\n"
+            "from fastgd.chain import kernels as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
             "k = T.select(T.KernelSpec('sgd', 2, 1, 0.0, 1.0))\n"
             "print(k.py_func.__qualname__, K.rows_gd_chain.py_func.__qualname__)")

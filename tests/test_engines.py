@@ -81,15 +81,15 @@ def test_run_chunks_independent_of_cutting(case):
     rng = np.random.default_rng(0)
     rows = chunks[rng.permutation(chunks.shape[0])]
     n_data, n_lr, n_seed = ref.shape
-    out = G.Outputs(n_data, n_seed, n_lr, spec["d"], n_rec=spec["n_rec"])
+    out = G.Outputs(n_data, n_seed, n_lr, spec.d, n_rec=spec.n_rec)
     for blk in np.array_split(rows, 5):
         E.scatter(out, E.run_chunks(spec, blk, threads=2))
     probs = [PB.prepare("t", X, y) for X, y in _data()]
-    PB.finalize(probs, out, spec["w0"], spec["tol"], spec["T"])  # as sweep() does
+    PB.finalize(probs, out, spec.inputs.w0, spec.spec.tol, spec.spec.T)  # as sweep() does
     PB.fill_records(out)
     got = S._assemble(ref.method, ref.lr, ref.seeds, probs,
                       out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
-                      spec["n_rec"], 0.0, False, {}, 1)
+                      spec.n_rec, 0.0, False, {}, 1)
     for name in ("status", "final_loss", "steps_to_tol", "diverged_at", "curves"):
         np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
 

@@ -243,6 +243,18 @@ TABLE = [
         ("beta", "momentum"), ("nesterov", "bool")]),
     ("optimal_heavy_ball", T.optimal_heavy_ball, dict(lam_min=0.1, lam_max=1.0), [
         ("lam_min", "real>0"), ("lam_max", "real>0"), ("lam_min", [2.0])]),
+    ("adaptive_threshold", T.adaptive_threshold, dict(lr=0.5, beta1=0.9), [
+        ("lr", "real>0"), ("beta1", "momentum")]),
+    ("adaptive_lr_max", T.adaptive_lr_max, dict(H=np.eye(2), v_hat=[1.0, 1.0], t=3), [
+        ("H", [[[1.0, 2.0], [3.0, 4.0]], [[np.nan, 0.0], [0.0, 1.0]], np.ones((2, 3)), "x", None]),
+        ("v_hat", [[-1.0, 1.0], [1.0], [np.nan, 1.0], "x", None]),
+        ("beta1", "momentum"), ("eps", [-1.0, np.nan, "0", None]),
+        ("t", [0, -1, 1.5, "2", True])]),
+    ("preconditioned_sharpness", T.preconditioned_sharpness, dict(H=np.eye(2), v_hat=[1.0, 1.0]), [
+        ("H", [[[1.0, 2.0], [3.0, 4.0]], np.ones((2, 3)), "x", None]),
+        ("v_hat", [[-1.0, 1.0], [1.0], [np.inf, 1.0], "x", None]),
+        ("beta1", "momentum"), ("eps", [-1.0, np.nan, "0", None]),
+        ("t", [0, -1, 1.5, "2", True])]),
     ("sgd_ms_operator", T.sgd_ms_operator, dict(X=_X, lr=0.1), [
         ("X", "X"), ("lr", "real>0"), ("batch_size", "int>=1"), ("batch_size", [101]),
         ("replacement", "bool"), ("bias", "bool"), ("momentum", "momentum"),

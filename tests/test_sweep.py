@@ -11,6 +11,7 @@ import fastgd.engine.grid as G
 import fastgd.linear.problem as PB
 import fastgd.status as ST
 from fastgd import Status
+from fastgd.linear.contract import LinearInputs
 
 JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 
@@ -394,7 +395,7 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
                                         dtype=dt)
                 out = G.Outputs(2, nseed, lrs.size, d, n_rec=n_rec)
                 with np.errstate(all="ignore"):
-                    table.launch(spec, arrays, G.make_chunks(2, nseed, lrs.size, lanes_), 2,
+                    table.launch(spec, LinearInputs(**arrays), G.make_chunks(2, nseed, lrs.size, lanes_), 2,
                                  out, kernel=kern)
                 outs.append(out)
         ref = outs[0]

@@ -20,6 +20,7 @@ import naive
 from fastgd import status as ST
 from fastgd.engine import grid as G
 from fastgd.linear import problem as PB
+from fastgd.linear.contract import LinearInputs
 from fastgd.validate import FastGDTypeError, FastGDValueError
 
 #: long simulations (millions of lane updates): compiled kernels only; under
@@ -57,7 +58,7 @@ def _kernel_sgd_final(X, y, lrs, epochs, w0, seeds, *, batch=1, order="replaceme
     spec = table.KernelSpec("sgd", prob.d, epochs, 0.0, np.inf, batch=batch,
                             order=ST.ORDERS[order])
     with np.errstate(all="ignore"):
-        table.launch(spec, arrays, chunks, 2, out)
+        table.launch(spec, LinearInputs(**arrays), chunks, 2, out)
     return prob, out
 
 

@@ -20,7 +20,8 @@ from fastgd.spectrum import Spectrum, hessian, spectrum
 from fastgd import chain, net, theory
 from fastgd.chain import chain_gd
 from fastgd.linear.result import SweepInterrupted, SweepResult, load
-from fastgd.linear.sweep import Boundary, critical_lr, sweep
+from fastgd.linear.boundary import Boundary, critical_lr
+from fastgd.linear.sweep import sweep
 from fastgd._warmup import warmup
 
 from fastgd.version import __version__ as __version__

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from fastgd import validate as V
 from fastgd import chain as _chain
+from fastgd import validate as V
 from fastgd.data import lecture_data
 from fastgd.linear.sweep import sweep
 

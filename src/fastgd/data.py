@@ -23,6 +23,14 @@ class Dataset:
     """Inputs ``X`` (P, d), targets ``y`` (P,), and a one-line description.
 
     Unpacks like a tuple: ``X, y = fastgd.lecture_data()``.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> ds = fg.gaussian_data(50, [0.1, 1.0])
+    >>> X, y = ds
+    >>> ds.P, ds.d, X.shape
+    (50, 2, (50, 2))
     """
 
     X: np.ndarray
@@ -128,6 +136,14 @@ def gaussian_data(n, eigenvalues, *, angle=0.0, seed=0, labels="classes", noise=
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastgd as fg
+    >>> X, y = fg.gaussian_data(200, [0.1, 1.0], angle=0.3, seed=1)
+    >>> np.round(np.linalg.eigvalsh(X.T @ X / 200), 6)
+    array([0.1, 1. ])
     """
     f = "gaussian_data"
     lam = V.as_float_array(f, "eigenvalues", V.atleast_1d(f, "eigenvalues", eigenvalues), 1)
@@ -176,11 +192,17 @@ def _gaussian_stack(n, rows, angle, seed, labels, noise):
     return Xs, np.ascontiguousarray(ys)
 
 
-def _gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1,
-                     describe=True):
-    """``[gaussian_data(n, row, angle=angle, seed=seed, ...) for row in rows]``, fast
-    (:func:`_gaussian_stack`; a test checks that the results are identical).  Used by
-    sweeps over condition numbers (with ``describe=False``: no description strings).
+def gaussian_family(n, eigenvalue_rows, *, angle=0.0, seed=0, labels="classes", noise=0.1,
+                    describe=True):
+    """``[gaussian_data(n, row, angle=angle, seed=seed, ...) for row in rows]``, drawn at
+    once (a test checks that the results are identical).  Used by sweeps over condition
+    numbers (with ``describe=False``: no description strings).
+
+    Examples
+    --------
+    >>> from fastgd.data import gaussian_family
+    >>> [ds.X.shape for ds in gaussian_family(20, [[0.1, 1.0], [0.5, 1.0]])]
+    [(20, 2), (20, 2)]
     """
     rows = np.asarray(eigenvalue_rows, dtype=float)
     Xs, ys = _gaussian_stack(n, rows, angle, seed, labels, noise)
@@ -195,6 +217,15 @@ def normalize(X):
 
     Variance uses 1/P, so the normalized inputs have diag(H) = 1 exactly.
     Raises if a column is constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastgd as fg
+    >>> X, _ = fg.lecture_data()
+    >>> Z = fg.normalize(X)
+    >>> bool(np.allclose(Z.mean(axis=0), 0)), bool(np.allclose((Z * Z).mean(axis=0), 1))
+    (True, True)
     """
     f = "normalize"
     X = V.as_float_array(f, "X", X, 2)
@@ -211,6 +242,15 @@ def whiten(X):
 
     The columns of the result are the principal components, each scaled to unit
     variance (1/P convention).  Raises if the inputs are linearly dependent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastgd as fg
+    >>> X, _ = fg.lecture_data()
+    >>> W = fg.whiten(X)
+    >>> bool(np.allclose(W.T @ W / len(W), np.eye(2)))
+    True
     """
     f = "whiten"
     X = V.as_float_array(f, "X", X, 2)

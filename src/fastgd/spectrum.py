@@ -31,6 +31,12 @@ def hessian(X, *, bias=False):
     bias : bool
         Append a constant input (the unit's bias).  H is then the augmented
         second-moment matrix, of shape (d + 1, d + 1).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> fg.hessian(fg.lecture_data().X).shape
+    (2, 2)
     """
     return _hessian("hessian", X, bias)
 
@@ -65,6 +71,13 @@ class Spectrum:
 
     When H = 0 (X all zeros) the loss does not depend on w: no rate diverges and
     ``eta_opt``, ``eta_max`` and ``eta_minimax`` are ``inf``.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> s = fg.spectrum(fg.lecture_data().X)
+    >>> round(s.eta_max, 5)          # 2 / lambda_max
+    2.38095
     """
 
     eigenvalues: np.ndarray

@@ -38,6 +38,12 @@ class Status(enum.IntEnum):
     tolerance (kappa(X) = sqrt(kappa(H))): guaranteed for kappa(H) up to 1e16 in
     float64; float32 sweeps are checked on the float64 data as well.
     * ``NOT_RUN`` (-1): a sweep cell that was not computed (interrupted sweep).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> fg.Status(2).name, int(fg.Status.CONVERGED)
+    ('DIVERGED', 1)
     """
 
     NOT_RUN = -1

@@ -9,21 +9,56 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
 
 class FastGDValueError(ValueError):
-    """A fastgd argument has the right type but a bad value."""
+    """A fastgd argument has the right type but a bad value.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> try:
+    ...     fg.gd(X, y, lr=-1.0, steps=10)
+    ... except fg.FastGDValueError as exc:
+    ...     print(exc)
+    gd: 'lr' must be > 0; got -1.0.
+    """
 
 
 class FastGDTypeError(TypeError):
-    """A fastgd argument has the wrong type."""
+    """A fastgd argument has the wrong type.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> try:
+    ...     fg.gd(X, y, lr="a", steps=10)
+    ... except fg.FastGDTypeError as exc:
+    ...     print(exc)
+    gd: 'lr' must be a real number; got str 'a'.
+    """
 
 
 class DataConversionWarning(UserWarning):
     """Data were accepted in another shape than documented (``y`` of shape (P, 1)),
-    like scikit-learn's warning of the same name."""
+    like scikit-learn's warning of the same name.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = fg.gd(X, y[:, None], 1.0, 10)
+    >>> caught[0].category.__name__
+    'DataConversionWarning'
+    """
 
 
 def _describe(value) -> str:
@@ -98,6 +133,79 @@ def magnitude(func, name, arr, count):
     return arr
 
 
+# -- memory limits (the cost model's memory half: fastgd.engine.cost builds on it) -----
+ENV_BYTES = "FASTGD_MAX_BYTES"
+
+
+def env_limit(var, what="bytes"):
+    """The limit set by the environment variable ``var`` (a number of ``what``; 0 or
+    inf: no limit, returned as inf), or None when unset."""
+    text = os.environ.get(var)
+    if text is None or not text.strip():
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise FastGDValueError(
+            f"fastgd: environment variable '{var}' must be a number of {what} (0 or inf: "
+            f"no limit); got {text!r}.") from None
+    if math.isnan(v) or v < 0:
+        raise FastGDValueError(
+            f"fastgd: environment variable '{var}' must be >= 0 (0 or inf: no limit); "
+            f"got {text!r}.")
+    return math.inf if v == 0 else v
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory (16 GiB when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 16 << 30
+
+
+def memory_limit(max_bytes=None, func="fastgd"):
+    """The memory limit in bytes and a phrase saying where it comes from: the argument
+    ``max_bytes`` when given, else ``FASTGD_MAX_BYTES``, else half of physical memory."""
+    if max_bytes is not None:
+        return real(func, "max_bytes", max_bytes, positive=True, finite=False), "max_bytes"
+    v = env_limit(ENV_BYTES)
+    return (v, ENV_BYTES) if v is not None else (physical_memory() / 2,
+                                                 "half of physical memory")
+
+
+def fmt_bytes(n) -> str:
+    """``n`` bytes in binary units (``"1.5 GiB"``)."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.3g} B"  # pragma: no cover
+
+
+def matrix_bytes(d, copies=3):
+    """Memory of forming H (d x d float64) with its eigenvectors and a temporary."""
+    return copies * 8.0 * float(d) * float(d)
+
+
+def check_bytes(func, name, nbytes, *, what="", hint="reduce it", max_bytes=None):
+    """Refuse ``func``'s call (naming argument ``name``) if ``nbytes`` exceeds the memory
+    limit (:func:`memory_limit`)."""
+    nbytes = float(nbytes)
+    if nbytes <= 0:
+        return
+    limit, source = memory_limit(max_bytes, func)
+    if nbytes > limit:
+        how = ("raise max_bytes=" if source == "max_bytes"
+               else "pass max_bytes= or set FASTGD_MAX_BYTES" if func == "sweep"
+               else "set FASTGD_MAX_BYTES")
+        raise fail(func, name,
+                   f"small enough to fit in memory (limit {fmt_bytes(limit)}, {source})",
+                   f"{what + ' = ' if what else ''}{fmt_bytes(nbytes)}; {hint}, "
+                   f"or {how} to go ahead")
+
+
 def design(func, X, *, name="X", forms_h=True):
     """Validate inputs X: (P, d), or (P,) for d = 1; finite, with finite squares
     (|X|max^2 x P x d < 1e300); when ``forms_h``, H (d x d) must fit in memory."""
@@ -110,9 +218,7 @@ def design(func, X, *, name="X", forms_h=True):
     if X.shape[1] == 0:
         raise fail(func, name, "of shape (P, d) with d >= 1", f"shape {X.shape}")
     if forms_h:
-        from fastgd.engine import cost as _cost
-
-        _cost.check(func, name, nbytes=_cost.matrix_bytes(X.shape[1]),
+        check_bytes(func, name, matrix_bytes(X.shape[1]),
                     what=f"H = X^T X / P of {X.shape[1]} x {X.shape[1]}",
                     hint="use fewer inputs d")
     return magnitude(func, name, X, X.shape[0] * X.shape[1])

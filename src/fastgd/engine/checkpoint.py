@@ -27,6 +27,7 @@ of another spec.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,14 +55,41 @@ def _canon(v):
     return v
 
 
+def _flat(spec, prefix=""):
+    """``spec`` as (name, value) pairs: a dict's items, a dataclass's fields (nested
+    dataclasses flattened with dotted names)."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        items = [(f.name, getattr(spec, f.name)) for f in dataclasses.fields(spec)]
+    else:
+        items = list(spec.items())
+    out = []
+    for k, v in items:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
 def spec_hash(spec, chunks) -> str:
-    """SHA-256 of a canonical form of the kernel spec and the chunk table: scalars as
-    sorted JSON, each array by name, dtype, shape and bytes."""
+    """SHA-256 of a canonical form of a grid's job (a dataclass of arrays and scalars,
+    e.g. :class:`fastgd.linear.contract.LinearJob`, or a dict) and its chunk table:
+    scalars as sorted JSON, each array by name, dtype, shape and bytes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.checkpoint import spec_hash
+    >>> h = spec_hash({"lr": np.array([0.5]), "T": 10}, np.zeros((1, 4), int))
+    >>> len(h), h == spec_hash({"lr": np.array([0.5]), "T": 11}, np.zeros((1, 4), int))
+    (64, False)
+    """
     h = hashlib.sha256()
-    scal = {k: _canon(v) for k, v in sorted(spec.items()) if not isinstance(v, np.ndarray)}
+    items = dict(_flat(spec))
+    scal = {k: _canon(v) for k, v in sorted(items.items()) if not isinstance(v, np.ndarray)}
     h.update(json.dumps(scal, sort_keys=True, default=str).encode())
-    for k in sorted(k for k, v in spec.items() if isinstance(v, np.ndarray)):
-        a = np.ascontiguousarray(spec[k])
+    for k in sorted(k for k, v in items.items() if isinstance(v, np.ndarray)):
+        a = np.ascontiguousarray(items[k])
         h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     c = np.ascontiguousarray(chunks, dtype=np.int64)
@@ -86,8 +114,9 @@ class Checkpoint:
     ----------
     path : str or os.PathLike
         The directory (created if missing).
-    spec : dict
-        Kernel spec (arrays and scalars) of the sweep.
+    spec : dataclass or dict
+        The grid's job (arrays and scalars; e.g. a
+        :class:`fastgd.linear.contract.LinearJob`).
     chunks : (n, 4) int64
         The sweep's chunk table.
     summary : dict

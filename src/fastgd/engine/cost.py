@@ -8,8 +8,8 @@ proportion to them (cells x steps x d, x P for SGD) states its estimate here:
 * **memory** (bytes): refused above ``max_bytes``: the function's ``max_bytes=``
   argument where it has one (:func:`fastgd.sweep`), else the environment variable
   ``FASTGD_MAX_BYTES``, else half of physical memory.
-* **work** (units: one multiply-add of a kernel's inner loop, about 1e9-1e10 per
-  second on one core; one iteration of a Python-level loop counts as
+* **work** (units: one multiply-add of a kernel's inner loop, turned into a time in
+  messages at the rough rate :data:`RATE`; one iteration of a Python-level loop counts as
   :data:`PY_STEP` units): refused above the environment variable ``FASTGD_MAX_WORK``
   (default :data:`MAX_WORK` = 1e13, an hour or more of kernel time).
 
@@ -19,74 +19,28 @@ message gives the figure, the limit, and how to go ahead.
 
 from __future__ import annotations
 
-import math
-import os
-
 from fastgd import validate as V
 
 #: Default work limit (multiply-adds).
 MAX_WORK = 1e13
-#: Work units charged for one iteration of a Python-level loop (~5 us).
+#: Work units charged for one iteration of a Python-level loop.
 PY_STEP = 1e4
 #: Rough kernel throughput used to turn work into a time in messages (units/s).
 RATE = 3e9
 
-_ENV_BYTES = "FASTGD_MAX_BYTES"
 _ENV_WORK = "FASTGD_MAX_WORK"
 
-
-def _env_limit(var):
-    text = os.environ.get(var)
-    if text is None or not text.strip():
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        raise V.FastGDValueError(
-            f"fastgd: environment variable '{var}' must be a number of "
-            f"{'bytes' if var == _ENV_BYTES else 'work units'} (0 or inf: no limit); "
-            f"got {text!r}.") from None
-    if math.isnan(v) or v < 0:
-        raise V.FastGDValueError(
-            f"fastgd: environment variable '{var}' must be >= 0 (0 or inf: no limit); "
-            f"got {text!r}.")
-    return math.inf if v == 0 else v
-
-
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 16 << 30
-
-
-def _limit(func, arg, value, env, default):
-    """A limit from the argument ``arg`` (when given), else the environment variable
-    ``env``, else ``default`` (a (value, source phrase) pair); returns (value, source)."""
-    if value is not None:
-        return V.real(func, arg, value, positive=True, finite=False), arg
-    v = _env_limit(env)
-    return (v, env) if v is not None else default
-
-
-def memory_limit(max_bytes=None, func="fastgd"):
-    """The memory limit in bytes and a phrase saying where it comes from."""
-    return _limit(func, "max_bytes", max_bytes, _ENV_BYTES,
-                  (physical_memory() / 2, "half of physical memory"))
+# the memory half of the model lives with the argument checks (validate: H must fit)
+env_limit, physical_memory, memory_limit = V.env_limit, V.physical_memory, V.memory_limit
+fmt_bytes, matrix_bytes = V.fmt_bytes, V.matrix_bytes
 
 
 def work_limit(max_work=None, func="fastgd"):
     """The work limit (multiply-adds) and a phrase saying where it comes from."""
-    return _limit(func, "max_work", max_work, _ENV_WORK, (MAX_WORK, "the default"))
-
-
-def fmt_bytes(n) -> str:
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if n < 1024 or unit == "EiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.3g} B"  # pragma: no cover
+    if max_work is not None:
+        return V.real(func, "max_work", max_work, positive=True, finite=False), "max_work"
+    v = V.env_limit(_ENV_WORK, "work units")
+    return (v, _ENV_WORK) if v is not None else (MAX_WORK, "the default")
 
 
 def fmt_time(seconds) -> str:
@@ -107,18 +61,8 @@ def check(func, name, *, nbytes=0, work=0, what="", work_what="", max_bytes=None
     """Refuse ``func``'s call (naming argument ``name``) if ``nbytes`` or ``work``
     exceeds its limit.  ``what`` / ``work_what`` describe the estimates (e.g.
     "1,000 cells x 61 B")."""
-    nbytes = float(nbytes)
+    V.check_bytes(func, name, nbytes, what=what, hint=hint, max_bytes=max_bytes)
     work = float(work)
-    if nbytes > 0:
-        limit, source = memory_limit(max_bytes, func)
-        if nbytes > limit:
-            how = ("raise max_bytes=" if source == "max_bytes"
-                   else "pass max_bytes= or set FASTGD_MAX_BYTES" if func == "sweep"
-                   else "set FASTGD_MAX_BYTES")
-            raise V.fail(func, name,
-                         f"small enough to fit in memory (limit {fmt_bytes(limit)}, {source})",
-                         f"{what + ' = ' if what else ''}{fmt_bytes(nbytes)}; {hint}, "
-                         f"or {how} to go ahead")
     if work > 0:
         limit, source = work_limit(max_work, func)
         if work > limit:
@@ -128,11 +72,6 @@ def check(func, name, *, nbytes=0, work=0, what="", work_what="", max_bytes=None
                          f"work units, {source})",
                          f"{work_what + ' = ' if work_what else ''}{work:.3g} units, about "
                          f"{fmt_time(work / RATE)}; {hint}, or {how} to go ahead")
-
-
-def matrix_bytes(d, copies=3):
-    """Memory of forming H (d x d float64) with its eigenvectors and a temporary."""
-    return copies * 8.0 * float(d) * float(d)
 
 
 def run(func, name, steps, d, per_step, record):

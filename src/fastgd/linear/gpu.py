@@ -19,13 +19,13 @@ kernels in Python on small grids (tests).
 
 from __future__ import annotations
 
+import functools
 import types as _pytypes
 
 import numpy as np
 
 from fastgd import validate as V
 
-_STATE = {}
 THREADS_PER_BLOCK = 128
 
 
@@ -114,11 +114,12 @@ def _gpu_grid_sgd_chain(cells, X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epoc
                       out_w, out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w)
 
 
+@functools.lru_cache(maxsize=1)
 def _kernels():
     """Compile (once per process) the device functions and the grid kernels:
-    ``{"gd": ..., "sgd": ..., "chain_gd": ..., "chain_sgd": ...}``."""
-    if "kernels" in _STATE:
-        return _STATE["kernels"]
+    ``{"gd": ..., "sgd": ..., "chain_gd": ..., "chain_sgd": ...}``.  The one cache of
+    this module, bounded to that one set of four kernels; no device memory outlives
+    the sweep that allocated it (:class:`Runner`)."""
     cuda = _cuda()
     from fastgd.linear import scalar
 
@@ -128,7 +129,6 @@ def _kernels():
                     ("chain_gd", _gpu_grid_gd_chain), ("chain_sgd", _gpu_grid_sgd_chain)):
         fn = _pytypes.FunctionType(py.__code__, glb, py.__name__.lstrip("_"))
         out[key] = cuda.jit(fn)
-    _STATE["kernels"] = out
     return out
 
 
@@ -165,11 +165,11 @@ def order_table(Ps, keys, T, order):
     return idx
 
 
-def sample_orders(spec):
-    """SGD sample orders of a sweep's kernel spec: the table of :func:`order_table` and
-    the pair index ``[data, seed]`` into it."""
-    Ps, keys = spec["P"], spec["keys"]
-    idx = order_table(Ps, keys, spec["T"], spec["order"])
+def sample_orders(job):
+    """SGD sample orders of a linear job (:class:`fastgd.linear.contract.LinearJob`):
+    the table of :func:`order_table` and the pair index ``[data, seed]`` into it."""
+    Ps, keys = job.inputs.P, job.inputs.keys
+    idx = order_table(Ps, keys, job.spec.T, job.spec.order)
     uniq = sorted(set(Ps.tolist()))
     n_seed = keys.shape[0]
     pair = np.zeros((Ps.size, n_seed), dtype=np.int64)
@@ -178,75 +178,73 @@ def sample_orders(spec):
     return idx, pair
 
 
-def _device_inputs(spec):
-    """Device copies of a sweep's inputs, kept for the batches of the same sweep."""
-    if _STATE.get("spec") is spec:
-        return _STATE["inputs"]
-    cuda = _cuda()
-    names = ["R", "wstar", "estar", "c0", "lr", "beta", "w0"]
-    if spec["method"] == "sgd":
-        names += ["X", "y", "P"]
-    dev = {k: cuda.to_device(np.ascontiguousarray(spec[k])) for k in names}
-    if spec["method"] == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
-        from fastgd.linear.kernels import eig_basis
+class Runner:
+    """A linear job on the GPU: its inputs copied to the device once, for the launches
+    of one sweep (dropped with the runner, i.e. when the sweep ends)."""
 
-        lam, V = eig_basis(spec["R"])
-        dev["lam"], dev["V"] = cuda.to_device(lam), cuda.to_device(V)
-    if spec["method"] == "sgd":
-        idx, pair = sample_orders(spec)
-        dev["order_idx"] = cuda.to_device(idx)
-        dev["pair"] = pair
-    _STATE["spec"], _STATE["inputs"] = spec, dev
-    return dev
+    def __init__(self, job):
+        cuda = _cuda()
+        self.job = job
+        inp = job.inputs
+        up = cuda.to_device
+        self.common = tuple(up(np.ascontiguousarray(a)) for a in
+                            (inp.wstar, inp.estar, inp.c0, inp.lr, inp.beta))
+        self.w0 = up(np.ascontiguousarray(inp.w0))
+        if job.spec.method == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
+            from fastgd.linear.kernels import eig_basis
+
+            lam, V = eig_basis(inp.R)
+            self.head = (up(lam), up(V))
+        else:
+            idx, self.pair = sample_orders(job)
+            self.head = tuple(up(np.ascontiguousarray(a)) for a in (inp.X, inp.y, inp.P,
+                                                                   inp.R))
+            self.order_idx = up(idx)
+
+    def run_rows(self, rows):
+        """Run chunk-table rows; per-run results in row order (the lanes of row 0, then
+        row 1, ...), as :func:`fastgd.linear.executors.run_chunks` returns them."""
+        cuda = _cuda()
+        kern = _kernels()
+        spec = self.job.spec
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+        di = np.concatenate([np.full(b - a, r0) for r0, _, a, b in rows])
+        si = np.concatenate([np.full(b - a, r1) for _, r1, a, b in rows])
+        lane = np.concatenate([np.arange(a, b) for _, _, a, b in rows])
+        n = lane.size
+        d, n_rec = self.job.d, int(self.job.n_rec)
+        res = {"rows": rows, "status": np.empty(n, np.int8), "w": np.empty((n, d)),
+               "loss": np.empty(n), "excess": np.empty(n), "tol_at": np.empty(n, np.int64),
+               "div_at": np.empty(n, np.int64), "rec_loss": np.empty((n, n_rec))}
+        outs = {k: cuda.device_array(v.shape, v.dtype) for k, v in res.items() if k != "rows"}
+        scratch = [cuda.device_array((d, n), self.job.inputs.R.dtype) for _ in range(5)]
+        tpb = 16 if simulated() else THREADS_PER_BLOCK
+        grid = (n + tpb - 1) // tpb
+        o = tuple(outs[k] for k in ("status", "w", "loss", "excess", "tol_at", "div_at",
+                                    "rec_loss"))
+        wstar, estar, c0, lr, beta = self.common
+        if spec.method == "gd":
+            kern["gd"][grid, tpb](cuda.to_device(di), cuda.to_device(lane), *self.head,
+                                  wstar, estar, c0, lr, beta, spec.nesterov, self.w0, spec.T,
+                                  spec.tol, spec.blowup, spec.rec_every, *scratch[:3], *o)
+        else:
+            oi = np.ascontiguousarray(self.pair[di, si])
+            X, y, P, R = self.head
+            kern["sgd"][grid, tpb](cuda.to_device(di), cuda.to_device(si),
+                                   cuda.to_device(lane), cuda.to_device(oi), X, y, P, R,
+                                   wstar, estar, c0, lr, beta, spec.nesterov, self.w0,
+                                   spec.T, spec.batch, self.order_idx, spec.tol, spec.blowup,
+                                   spec.rec_every, *scratch, *o)
+        cuda.synchronize()
+        for k, v in outs.items():
+            res[k] = v.copy_to_host()
+        return res
 
 
-def run_rows(spec, rows):
-    """Run chunk-table rows on the GPU; per-run results in row order (the lanes of row
-    0, then row 1, ...), as :func:`fastgd.linear.executors.run_chunks` returns them."""
-    cuda = _cuda()
-    kern = _kernels()
-    gd_k, sgd_k = kern["gd"], kern["sgd"]
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
-    di = np.concatenate([np.full(b - a, r0) for r0, _, a, b in rows])
-    si = np.concatenate([np.full(b - a, r1) for _, r1, a, b in rows])
-    lane = np.concatenate([np.arange(a, b) for _, _, a, b in rows])
-    n = lane.size
-    d, n_rec = int(spec["d"]), int(spec["n_rec"])
-    ft = spec["R"].dtype
-    dev = _device_inputs(spec)
-    res = {"rows": rows, "status": np.empty(n, np.int8), "w": np.empty((n, d)),
-           "loss": np.empty(n), "excess": np.empty(n), "tol_at": np.empty(n, np.int64),
-           "div_at": np.empty(n, np.int64), "rec_loss": np.empty((n, n_rec))}
-    outs = {k: cuda.device_array(v.shape, v.dtype) for k, v in res.items() if k != "rows"}
-    scratch = [cuda.device_array((d, n), ft) for _ in range(5)]
-    tpb = 16 if simulated() else THREADS_PER_BLOCK
-    grid = (n + tpb - 1) // tpb
-    o = (outs["status"], outs["w"], outs["loss"], outs["excess"], outs["tol_at"],
-         outs["div_at"], outs["rec_loss"])
-    if spec["method"] == "gd":
-        gd_k[grid, tpb](cuda.to_device(di), cuda.to_device(lane), dev["lam"], dev["V"],
-                        dev["wstar"], dev["estar"], dev["c0"], dev["lr"], dev["beta"],
-                        spec["nesterov"], dev["w0"], spec["T"], spec["tol"], spec["blowup"],
-                        spec["rec_every"], *scratch[:3], *o)
-    else:
-        oi = dev["pair"][di, si]
-        sgd_k[grid, tpb](cuda.to_device(di), cuda.to_device(si), cuda.to_device(lane),
-                         cuda.to_device(np.ascontiguousarray(oi)), dev["X"], dev["y"],
-                         dev["P"], dev["R"], dev["wstar"], dev["estar"], dev["c0"], dev["lr"],
-                         dev["beta"], spec["nesterov"], dev["w0"], spec["T"], spec["batch"],
-                         dev["order_idx"], spec["tol"], spec["blowup"], spec["rec_every"],
-                         *scratch, *o)
-    cuda.synchronize()
-    for k, v in outs.items():
-        res[k] = v.copy_to_host()
-    return res
-
-
-def call_kernel(spec, rows, out):
-    """Run rows on the GPU and write their cells into full-size outputs ``out``."""
-    from fastgd.linear.executors import scatter
-
-    scatter(out, run_rows(spec, rows))
+def run_rows(job, rows):
+    """Run chunk-table rows of a linear job on the GPU (inputs copied for this call):
+    :meth:`Runner.run_rows`."""
+    return Runner(job).run_rows(rows)
 
 
 def chain_launch(method, s, inits, lrs, steps, tol, blowup, out, chunks, sgd):

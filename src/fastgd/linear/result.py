@@ -26,7 +26,14 @@ _SCALAR_FIELDS = ("names", "lr_unit")
 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`fastgd.sweep`; ``.result`` holds the finished cells
-    (unfinished ones have status ``NOT_RUN``)."""
+    (unfinished ones have status ``NOT_RUN``).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> issubclass(fg.SweepInterrupted, KeyboardInterrupt)   # Ctrl-C handlers catch it too
+    True
+    """
 
     def __init__(self, result):
         super().__init__("sweep interrupted; finished cells are in .result")
@@ -76,6 +83,13 @@ class SweepResult:
         are ``absolute_lr`` (n_data, n_lr) = ``lr * gd_limit[:, None]``, and
         :meth:`critical_lr` / :meth:`observed_boundary` answer in the same unit as
         ``lr`` (multiply by ``gd_limit`` for absolute rates).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> res = fg.sweep("gd", lr=[1.0, 2.5], condition=[1, 10], steps=100)
+    >>> res.shape, res.diverged[:, :, 0].tolist()
+    ((2, 2, 1), [[False, True], [False, True]])
     """
 
     method: str
@@ -344,6 +358,14 @@ def load(path, *, max_bytes=None) -> SweepResult:
         spectra, bad JSON metadata, sizes over ``max_bytes``.  Nothing is unpickled.
     FastGDTypeError
         When ``path`` is not a str or os.PathLike (None included).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> res = fg.sweep("gd", lr=[1.0, 2.5], condition=[1, 10], steps=100)
+    >>> path = res.save("sweep.npz")
+    >>> fg.load(path).equals(res)
+    True
     """
     from fastgd.engine.files import read_result
 

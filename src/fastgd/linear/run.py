@@ -56,6 +56,13 @@ class Run:
         max(initial loss, loss at w = 0): the loss grew by orders of magnitude without
         reaching the ``blowup`` threshold within the budget (e.g. just above
         2/lambda_max); a longer run would most likely diverge.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> r = fg.gd(*fg.lecture_data(), lr=1.5, steps=100)
+    >>> r.status.name, r.unit, bool(r.losses[0] > r.losses[-1])
+    ('CONVERGED', 'step', True)
     """
 
     w: np.ndarray
@@ -91,11 +98,14 @@ def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
     return lr, steps, momentum, nesterov, tol, blowup, record
 
 
-def _arrays(prob, lr, momentum, w0):
-    """The kernel inputs of a one-cell grid on ``prob`` (:func:`fastgd.linear.table.launch`)."""
-    return {"R": prob.R[None], "wstar": prob.wstar[None], "estar": np.array([prob.estar]),
-            "c0": np.array([prob.c0]), "lr": np.array([lr]), "beta": np.array([momentum]),
-            "w0": w0, "X": prob.X[None], "y": prob.y[None], "P": np.array([prob.P])}
+def _launch(prob, spec, lr, momentum, w0, out, seed=None):
+    """Run a one-cell grid on ``prob`` (:func:`fastgd.linear.table.launch`)."""
+    from fastgd.linear.contract import linear_inputs
+    from fastgd.linear.executors import launch
+
+    inputs = linear_inputs([prob], [lr], momentum, w0,
+                           seeds=None if seed is None else [seed])
+    launch(spec, inputs, G.make_chunks(1, 1, 1, 1), 1, out)
 
 
 def _to_run(out, n, record, lr, method, unit, prob, w0):
@@ -171,13 +181,12 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
         f, lr, steps, "steps", momentum, nesterov, tol, blowup, record)
     _cost.run(f, "steps", steps, prob.d, prob.d, record)
     w0 = PB.initial_weights(f, w0, prob, d_in)
-    from fastgd.linear.executors import launch
     from fastgd.linear.table import KernelSpec
 
     out = G.Outputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
     spec = KernelSpec("gd", prob.d, steps, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov)
-    launch(spec, _arrays(prob, lr, momentum, w0), G.make_chunks(1, 1, 1, 1), 1, out)
+    _launch(prob, spec, lr, momentum, w0, out)
     PB.finalize([prob], out, w0, tol, steps)
     return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
@@ -239,14 +248,11 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=ST.DEFAULT_ORDER, seed=0, w0=No
     exact = V.boolean(f, "exact", exact)
     _cost.run(f, "epochs", epochs, prob.d, prob.P * prob.d, record)
     w0 = PB.initial_weights(f, w0, prob, d_in)
-    from fastgd.linear.executors import launch
     from fastgd.linear.table import KernelSpec
 
     out = G.Outputs(1, 1, 1, prob.d, n_rec=epochs + 1, rec_w=record, lazy=True)
     spec = KernelSpec("sgd", prob.d, epochs, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov, batch=batch_size, order=code, exact=exact)
-    arrays = _arrays(prob, lr, momentum, w0)
-    arrays["keys"] = G.seed_key(seed)[None]
-    launch(spec, arrays, G.make_chunks(1, 1, 1, 1), 1, out)
+    _launch(prob, spec, lr, momentum, w0, out, seed=seed)
     PB.finalize([prob], out, w0, tol, epochs)
     return _to_run(out, epochs, record, lr, "sgd", "epoch", prob, w0)

@@ -1,25 +1,25 @@
 """The kernel table: which compiled kernel runs a grid, and the one way to call it.
 
-Every CPU kernel fastgd runs is listed in :data:`FACTORIES` under (model, method); a
-factory takes the specialisation key of :attr:`KernelSpec.key` (compile-time constants,
-see :mod:`.linear`) and returns a serial chunk kernel ``rows(*inputs, chunks, wk,
-nworkers, *outputs)``; :func:`select` builds it once per key and :func:`launch` fans its
-chunks out over threads (:func:`.threads.fan_out`, the one threading model of every
-kernel).  The argument lists are spelled here once: :data:`INPUTS` (arrays, by name,
-from a mapping) and :data:`SCALARS` (from the spec); the outputs are
-``out.kernel_args()`` (:class:`fastgd.engine.grid.Outputs`).  Callers -- single runs, sweeps,
-engines, the boundary and theory code -- build a :class:`KernelSpec` and a mapping of
-arrays and call :func:`launch`.
+Every CPU kernel of the linear model is listed in :data:`FACTORIES` under (model,
+method); a factory takes the specialisation key of :attr:`KernelSpec.key` (compile-time
+constants, see :mod:`fastgd.linear.kernels`) and returns a serial chunk kernel
+``rows(*inputs, chunks, wk, nworkers, *outputs)``; :func:`select` builds it once per key
+and :func:`launch` fans its chunks out over threads (:func:`fastgd.kernels.threads.fan_out`,
+the one threading model of every kernel).  The kernels' argument lists are spelled in
+:func:`launch` and nowhere else, from a :class:`KernelSpec` (the scalars) and a
+:class:`fastgd.linear.contract.LinearInputs` (the arrays); the outputs are
+``out.kernel_args()`` (:class:`fastgd.engine.grid.Outputs`).  Callers -- single runs,
+sweeps, engines, the boundary and theory code -- build the two and call :func:`launch`.
 
-Specialisation keys (``D``, ``FULL``):
+Specialisation keys (``D``, ``FULL``, ``BLOCK``):
 
-* ``D``: d itself for 1 <= d <= :data:`.linear.REGISTER_MAX_D` (register layout), else 0
-  (streaming layout, any d); one plain kernel per small d (1-2 s of compile time each,
-  once per machine: Numba's disk cache keys on the closure constants).
+* ``D``: d itself for 1 <= d <= :data:`fastgd.linear.kernels.REGISTER_MAX_D` (register
+  layout), else 0 (streaming layout, any d); one plain kernel per small d (compiled once
+  per machine: Numba's disk cache keys on the closure constants).
 * ``FULL``: momentum, minibatches (SGD) or renormalisation in use; else the plain
   kernel (per-sample SGD, plain GD), which compiles in about half the time.
-* ``BLOCK``: 4 for plain per-sample SGD in the streaming layout (blocks of four samples,
-  :func:`.linear._block4`) unless the spec asks for ``exact`` arithmetic; else 1.
+* ``BLOCK``: 4 for plain per-sample SGD in the streaming layout (blocks of four samples)
+  unless the spec asks for ``exact`` arithmetic; else 1.
 
 float32 grids call the same kernels with float32 arrays (a second signature).
 """
@@ -30,29 +30,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastgd.engine.notice import first_compile
 from fastgd.kernels.threads import fan_out
 from fastgd.linear import kernels as linear
+from fastgd.linear.contract import LinearInputs, lam_bounds
+
+__all__ = ["FACTORIES", "KernelSpec", "LinearInputs", "is_cold", "kernel_is_cold",
+           "lam_bounds", "launch", "select"]
 
 #: (model, method) -> factory(D, FULL, BLOCK)
 FACTORIES = {("linear", "sgd"): linear.sgd_kernel,
              ("linear", "gd"): lambda D, FULL, BLOCK: linear.gd_kernel(D, FULL)}
 
-#: the kernels' array inputs, by name, in argument order
-INPUTS = {
-    "sgd": ("X", "y", "P", "R", "bounds", "wstar", "estar", "c0", "lr", "beta"),
-    "gd": ("lam", "V", "wstar", "estar", "c0", "lr", "beta"),
-}
-#: the scalar inputs (spec attributes) and the arrays between them, in argument order
-SCALARS = {
-    "sgd": ("nesterov", "w0", "T", "batch", "order", "keys", "tol", "blowup", "renorm"),
-    "gd": ("nesterov", "w0", "T", "tol", "blowup", "renorm"),
-}
-
 
 @dataclass(frozen=True)
 class KernelSpec:
     """What a grid kernel runs: model and method, the dimension and dtype, and the
-    scalar parameters shared by every cell (budget ``T`` in steps or epochs)."""
+    scalar parameters shared by every cell (budget ``T`` in steps or epochs).
+
+    Examples
+    --------
+    >>> from fastgd.linear.table import KernelSpec
+    >>> KernelSpec("sgd", 2, 100, 1e-8, 1e12).key
+    ('linear', 'sgd', 2, False, 1)
+    >>> KernelSpec("sgd", 30, 100, 1e-8, 1e12, batch=5).key   # FULL: one kernel, any d
+    ('linear', 'sgd', 0, True, 1)
+    """
 
     method: str  # "gd" | "sgd"
     d: int
@@ -78,6 +81,7 @@ class KernelSpec:
 
     @property
     def layout(self) -> str:
+        """``"register"`` (d compiled in, d <= REGISTER_MAX_D) or ``"streaming"``."""
         return "register" if 1 <= self.d <= linear.REGISTER_MAX_D else "streaming"
 
     @property
@@ -98,7 +102,14 @@ _BUILT: dict = {}
 
 
 def select(spec: KernelSpec):
-    """The chunk kernel for ``spec`` (built on first use; compiled on its first call)."""
+    """The chunk kernel for ``spec`` (built on first use; compiled on its first call).
+
+    Examples
+    --------
+    >>> from fastgd.linear.table import KernelSpec, select
+    >>> select(KernelSpec("gd", 2, 10, 0.0, 1e12)) is select(KernelSpec("gd", 2, 99, 0.0, 1.0))
+    True
+    """
     key = spec.key
     if key not in _BUILT:
         _BUILT[key] = FACTORIES[key[:2]](*key[2:])
@@ -106,66 +117,78 @@ def select(spec: KernelSpec):
 
 
 def is_cold(spec: KernelSpec) -> bool:
-    """Whether running ``spec`` will compile its kernel: no signature of this dtype
-    compiled in this process and none in Numba's on-disk cache index (keyed on the
-    source file's stamp: an edited source reads as cold).  False when unsure or when
-    the JIT is off."""
+    """Whether running ``spec`` will compile its kernel (:func:`kernel_is_cold`).
+
+    Examples
+    --------
+    >>> from fastgd.linear.table import KernelSpec, is_cold
+    >>> isinstance(is_cold(KernelSpec("gd", 2, 10, 0.0, 1e12)), bool)
+    True
+    """
     return kernel_is_cold(select(spec), spec.dtype)
 
 
 def kernel_is_cold(kern, dtype="float64") -> bool:
-    """Whether calling the jitted ``kern`` with ``dtype`` arrays first will compile it
-    (:func:`is_cold`)."""
-    sigs = getattr(kern, "signatures", None)  # None: NUMBA_DISABLE_JIT=1
-    if sigs is None:
-        return False
+    """Whether calling the jitted ``kern`` with ``dtype`` arrays first will compile it:
+    :func:`fastgd.engine.notice.first_compile` (True once per machine, kernel and dtype;
+    False when the JIT is off).
 
-    def mine_dtype(sig):  # the dtype of the first array argument
-        return str(getattr(sig[0], "dtype", "")) == dtype
-
-    if any(mine_dtype(s) for s in sigs):
-        return False
-    try:  # index keys: (signature, machine, (code hash, closure-constants hash))
-        mine = kern._cache._index_key(None, kern.targetctx.codegen())[1:]
-        index = kern._cache._cache_file._load_index()
-        return not any(k[1:] == mine and mine_dtype(k[0]) for k in index)
-    except Exception:  # pragma: no cover - a Numba without this private layout
-        return False
+    Examples
+    --------
+    >>> from fastgd.linear.table import kernel_is_cold
+    >>> kernel_is_cold(len)
+    False
+    """
+    return first_compile(kern, dtype)
 
 
-def lam_bounds(R):
-    """(n_data, 2): a lower and an upper bound of the eigenvalues of H = R^T R for each
-    R of the stack (the SGD kernels' cheap per-epoch check, :func:`.linear._quiet`), in
-    R's dtype.  R = diag(s) V^T / sqrt(P) (:func:`fastgd.engine.grid.hessian_roots`) has
-    orthogonal rows whose squared norms are the eigenvalues; the bounds are the extreme
-    ones with a relative margin (1e-6, float32: 1e-3) that covers their rounding, that
-    of |w - w*|^2 and of the exact excess.  The lower bound is 0 (every check exact)
-    where kappa(H) > 1e7 (float32: 10), beyond which the rounding of the exact excess
-    could cross it."""
-    Rd = np.asarray(R, dtype=np.float64)
-    lam = np.einsum("nij,nij->ni", Rd, Rd)
-    f32 = R.dtype == np.float32
-    margin, kmax = (1e-3, 10.0) if f32 else (1e-6, 1e7)
-    top, bottom = lam.max(axis=1), lam.min(axis=1)
-    hi = top * (1.0 + margin)
-    lo = np.where(bottom * kmax >= top, bottom * (1.0 - margin), 0.0)
-    return np.ascontiguousarray(np.stack([lo, hi], axis=1), dtype=R.dtype)
-
-
-def launch(spec: KernelSpec, arrays, chunks, nworkers, out, *, kernel=None):
+def launch(spec: KernelSpec, inputs: LinearInputs, chunks, nworkers, out, *, kernel=None):
     """Run the rows ``chunks`` (data, seed, lr_start, lr_stop) of a grid on ``nworkers``
-    threads: inputs from ``arrays`` (a mapping with the names of :data:`INPUTS` except
-    lam / V and (optional) bounds, computed here from R, plus ``w0`` and, for SGD,
-    ``keys``), outputs into
-    ``out`` (:class:`fastgd.engine.grid.Outputs`).  ``kernel``: another chunk kernel of the
-    same method than :func:`select`'s (tests and benchmarks compare layouts)."""
-    src = dict(arrays)
+    threads, outputs into ``out`` (:class:`fastgd.engine.grid.Outputs`).
+
+    Parameters
+    ----------
+    spec : KernelSpec
+        The kernel and its scalar parameters.
+    inputs : fastgd.linear.contract.LinearInputs
+        The arrays (GD: the eigenbasis of each H is computed here from R; SGD: the
+        eigenvalue bounds too when ``inputs.bounds`` is None).
+    chunks : (n, 4) int array
+        Rows of the chunk table.
+    nworkers : int
+        Worker threads.
+    out : fastgd.engine.grid.Outputs
+        Full-size outputs indexed [data, seed, lr] of ``inputs``.
+    kernel : optional
+        Another chunk kernel of the same method than :func:`select`'s (tests and
+        benchmarks compare layouts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.grid import Outputs, make_chunks
+    >>> from fastgd.linear.contract import LinearInputs
+    >>> from fastgd.linear.table import KernelSpec, launch
+    >>> inp = LinearInputs(R=np.diag([1.0, 0.5])[None], wstar=np.ones((1, 2)),
+    ...                    estar=np.zeros(1), c0=np.ones(1), lr=np.array([0.5, 3.0]),
+    ...                    beta=np.zeros(2), w0=np.zeros(2))
+    >>> out = Outputs(1, 1, 2, 2)
+    >>> with np.errstate(all="ignore"):
+    ...     launch(KernelSpec("gd", 2, 100, 1e-8, 1e12), inp, make_chunks(1, 1, 2, 2), 1, out)
+    >>> out.status[0, 0].tolist()          # 0.5 converges, 3.0 > 2/lambda_max diverges
+    [1, 2]
+    """
+    if not isinstance(inputs, LinearInputs):
+        raise TypeError(f"launch: inputs must be a LinearInputs, got {type(inputs).__name__}")
+    i = inputs
+    rows = np.ascontiguousarray(chunks, dtype=np.int64).reshape(-1, 4)
     if spec.method == "gd":
-        src["lam"], src["V"] = linear.eig_basis(src["R"])
-    elif "bounds" not in src:  # sweeps compute them once (fastgd.sweep)
-        src["bounds"] = lam_bounds(src["R"])
-    head = [src[k] for k in INPUTS[spec.method]]
-    head += [src[k] if k in ("w0", "keys") else getattr(spec, k)
-             for k in SCALARS[spec.method]]
-    head.append(np.ascontiguousarray(chunks, dtype=np.int64).reshape(-1, 4))
-    fan_out(kernel or select(spec), tuple(head), nworkers, (spec.rec_every, *out.kernel_args()))
+        lam, V = linear.eig_basis(i.R)
+        args = (lam, V, i.wstar, i.estar, i.c0, i.lr, i.beta, spec.nesterov, i.w0, spec.T,
+                spec.tol, spec.blowup, spec.renorm, rows)
+    else:
+        bounds = lam_bounds(i.R) if i.bounds is None else i.bounds
+        args = (i.X, i.y, i.P, i.R, bounds, i.wstar, i.estar, i.c0, i.lr, i.beta,
+                spec.nesterov, i.w0, spec.T, spec.batch, spec.order, i.keys, spec.tol,
+                spec.blowup, spec.renorm, rows)
+    fan_out(kernel or select(spec), args, nworkers, (spec.rec_every, *out.kernel_args()))

@@ -92,7 +92,7 @@ def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n
 
     if first_compile(rows_net):
         print("fastgd: compiling the two-layer network kernels, first run only (cached on "
-              "disk, about 10 s)...", file=sys.stderr, flush=True)
+              "disk)...", file=sys.stderr, flush=True)
 
     n_th = steps // rec_every + 1 if rec_every else 0
     Ns = [t.size for _, t, _ in inits]

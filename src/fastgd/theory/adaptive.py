@@ -95,7 +95,11 @@ def preconditioned_sharpness(H, v_hat, *, beta1=0.9, eps=1e-8, t=None) -> float:
     >>> round(preconditioned_sharpness(H, [4.0, 1.0], eps=0.0, beta1=0.5, t=1), 12)
     4.0
     """
-    f = "preconditioned_sharpness"
+    return _sharpness("preconditioned_sharpness", H, v_hat, beta1, eps, t)
+
+
+def _sharpness(f, H, v_hat, beta1, eps, t):
+    """:func:`preconditioned_sharpness` with errors naming the public function ``f``."""
     H = V.as_float_array(f, "H", H, 2)
     d = H.shape[0]
     if H.shape != (d, d) or not np.allclose(H, H.T, rtol=1e-12, atol=0.0):
@@ -134,6 +138,6 @@ def adaptive_lr_max(H, v_hat, *, beta1=0.9, eps=1e-8, t=None) -> float:
     >>> round(adaptive_lr_max(H, [4.0, 1.0], beta1=0.9, eps=0.0, t=1), 12)  # 3.8/(0.1 x 20)
     1.9
     """
-    s = preconditioned_sharpness(H, v_hat, beta1=beta1, eps=eps, t=t)
+    s = _sharpness("adaptive_lr_max", H, v_hat, beta1, eps, t)
     b = float(beta1)
     return float((2.0 + 2.0 * b) / ((1.0 - b) * s))

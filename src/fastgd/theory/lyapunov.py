@@ -27,6 +27,7 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     growth after ``burn + epochs`` and after ``burn`` epochs (the sample order is a
     function of (key, epoch, position), so the longer run extends the shorter one).
     """
+    from fastgd.linear.contract import LinearInputs
     from fastgd.linear.executors import launch
     from fastgd.linear.table import KernelSpec
 
@@ -35,10 +36,10 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
     w0 = rng.standard_normal(r)
     w0 /= np.linalg.norm(w0)
     n_seed, n_lr = keys.shape[0], lrs.size
-    arrays = {"X": np.ascontiguousarray(Xr[None]), "y": np.zeros((1, P)), "P": np.array([P]),
-              "R": PB.hessian_roots(Xr[None]), "wstar": np.zeros((1, r)), "estar": np.zeros(1),
-              "c0": np.zeros(1), "lr": lrs, "beta": np.full(n_lr, beta), "w0": w0,
-              "keys": keys}
+    inputs = LinearInputs(X=np.ascontiguousarray(Xr[None]), y=np.zeros((1, P)), P=np.array([P]),
+                          R=PB.hessian_roots(Xr[None]), wstar=np.zeros((1, r)),
+                          estar=np.zeros(1), c0=np.zeros(1), lr=lrs,
+                          beta=np.full(n_lr, beta), w0=w0, keys=keys)
     chunks = G.make_chunks(1, n_seed, n_lr, n_lr)  # one chunk per seed: lanes = rates
     spe = -(-P // batch)
     logs, stats = [], []
@@ -46,7 +47,7 @@ def _lyapunov(Xr, lrs, batch, order_code, beta, nesterov, keys, epochs, burn, nt
         out = G.Outputs(1, n_seed, n_lr, r)
         spec = KernelSpec("sgd", r, E, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
                           batch=batch, order=order_code, renorm=1)
-        launch(spec, arrays, chunks, nthreads, out)
+        launch(spec, inputs, chunks, nthreads, out)
         logs.append(out.logg[0].copy())
         stats.append(out.status[0].copy())
     g = (logs[-1] - (logs[0] if burn > 0 else 0.0)) / (epochs * spe)

@@ -1,0 +1,284 @@
+"""The divergence boundary in the learning rate of one dataset (:func:`critical_lr`).
+
+GD: the closed form from the spectrum of H, or (``check=True``) a multisection on the
+long-run growth rate of the error; SGD: the rate at which half of the seeds diverge
+within the budget, by successive sweeps refined around the crossing.
+
+Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, H = X^T X / P, batch GD diverges
+above 2/lambda_max.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastgd import status as ST
+from fastgd import validate as V
+from fastgd.engine import cost as _cost
+from fastgd.engine import grid as G
+from fastgd.linear import problem as PB
+from fastgd.linear import sweep as SW
+
+__all__ = ["Boundary", "critical_lr"]
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The divergence boundary of one dataset and method (see :func:`critical_lr`).
+
+    Attributes
+    ----------
+    lr : float
+        The critical learning rate.
+    lo, hi : float
+        Final bracket (``lo`` stable / below half, ``hi`` unstable / above half).
+    method : str
+    criterion : str
+        ``"spectrum"`` (GD: the closed form from lambda_max), ``"growth"`` (GD with
+        ``check=True``: the sign of the long-run growth rate of the error) or
+        ``"half-diverged"`` (SGD: half of the seeds diverge within the budget).
+    lrs, fraction : arrays
+        SGD: the final grid and its diverged fraction (the fraction curve); GD: the
+        final grid and its growth rate per step (``growth``).
+    growth : array or None
+        GD: log growth rate of ||(e, buf)|| per step on ``lrs``.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> b = fg.critical_lr(*fg.lecture_data())
+    >>> b.criterion, b.lo == b.hi == b.lr
+    ('spectrum', True)
+    """
+
+    lr: float
+    lo: float
+    hi: float
+    method: str
+    criterion: str
+    lrs: np.ndarray
+    fraction: np.ndarray | None = None
+    growth: np.ndarray | None = None
+
+    def __repr__(self):
+        r = (f"Boundary(lr={self.lr:.7g}, method={self.method!r}, "
+             f"criterion={self.criterion!r}")
+        if self.hi > self.lo:
+            r += f", bracket=[{self.lo:.7g}, {self.hi:.7g}] ({self.hi / self.lo - 1:.2g} wide)"
+        if self.lrs is not None and np.size(self.lrs) > 1:
+            r += f", {np.size(self.lrs)}-point final grid"
+        return r + ")"
+
+
+def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=12345):
+    """Long-run growth rate per step of the GD error map at each rate (difference of the
+    accumulated log norms at T2 and T1 from the same random start: transients cancel)."""
+    from fastgd.linear.contract import LinearInputs
+    from fastgd.linear.executors import launch
+    from fastgd.linear.table import KernelSpec
+
+    d = prob.d
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal(d)
+    w0 /= np.linalg.norm(w0)
+    # the error map alone: w* = 0, E* = 0, unit loss scale
+    inputs = LinearInputs(R=prob.R[None], wstar=np.zeros((1, d)), estar=np.zeros(1),
+                          c0=np.ones(1), lr=lrs, beta=np.full(lrs.size, beta), w0=w0)
+    logs, over = [], np.zeros(lrs.size, dtype=bool)
+    for T in (T1, T2):
+        out = G.Outputs(1, 1, lrs.size, d)
+        spec = KernelSpec("gd", d, T, 0.0, np.inf, momentum=beta != 0, nesterov=nesterov,
+                          renorm=renorm)
+        launch(spec, inputs, G.make_chunks(1, 1, lrs.size, 64), nthreads, out)
+        logs.append(out.logg[0, 0].copy())
+        # a lane that overflowed between renormalisations stopped there: unstable
+        over |= out.status[0, 0] == ST.Status.DIVERGED
+    with np.errstate(invalid="ignore"):
+        g = np.where(over, np.inf, (logs[1] - logs[0]) / (T2 - T1))
+    # a lane that hit exactly zero (e.g. eta = 1/lambda with kappa = 1) is stable
+    g = np.where(np.isnan(g), np.where(logs[1] > 0, np.inf, -np.inf), g)
+    return g
+
+
+def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
+                steps=None, epochs=100, batch_size=1, order=ST.DEFAULT_ORDER, seeds=64,
+                blowup=1e12, lr_range=None, threads=None, check=False) -> Boundary:
+    """The divergence boundary in the learning rate for one dataset.
+
+    GD (``method="gd"``): the long-run boundary, where the growth rate of the error
+    crosses zero.  For the linear unit it is known in closed form from the spectrum
+    of H: 2/lambda_max, with momentum beta 2(1 + beta)/lambda_max (Nesterov
+    (2 + 2 beta)/((1 + 2 beta) lambda_max); :func:`fastgd.theory.momentum_lr_max`);
+    that is what is returned (``criterion="spectrum"``, no simulation).
+    ``check=True`` finds it by simulation instead, as a check of the kernels:
+    multisection on a grid of 64 rates per round (each rate a SIMD lane); the growth
+    rate is measured from blockwise renormalised runs, never from "diverged within T
+    steps" (biased by about ln(blowup)/(4T)); it lands on the closed form to ``rtol``
+    (default 1e-6; ``criterion="growth"``; longer runs on ill-conditioned data).
+
+    SGD (``method="sgd"``): the rate at which half of the ``seeds`` runs diverge within
+    ``epochs`` epochs, by successive grids refined around the crossing; returns the
+    fraction curve of the final grid.  Default ``rtol`` 1e-3.  ``order="cyclic"`` is
+    deterministic (no seed changes the sample order), so one seed is run whatever
+    ``seeds`` says.  This budget boundary lies above the mean-square limit of
+    :mod:`fastgd.theory`, and it is *not* bounded by the almost-sure (typical run)
+    limit: a run just above that limit grows slowly and may not pass ``blowup``
+    within the budget, so the budget boundary is biased upward (on scikit-learn's
+    digits it lies about 9 % above the almost-sure limit with 100 epochs).
+
+    Parameters
+    ----------
+    X, y : data.  momentum, nesterov, bias: as in :func:`fastgd.gd`.
+    rtol : float
+        Relative width of the final bracket (simulations only).
+    steps : int
+        GD with ``check=True``: steps per growth measurement (default chosen from the
+        spectrum).
+    epochs, batch_size, order, seeds, blowup
+        SGD budget and options (``order`` defaults to ``fastgd.DEFAULT_ORDER``,
+        "shuffle", as in :func:`fastgd.sgd` and :func:`fastgd.sweep`).
+    lr_range : (lo, hi), optional
+        Initial search range of a simulation (default from the trace of H).
+    check : bool
+        GD: run the growth-rate bisection instead of the closed form.
+
+    Returns
+    -------
+    Boundary
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> round(fg.critical_lr(X, y).lr, 5)      # 2/0.84
+    2.38095
+    """
+    f = "critical_lr"
+    prob, momentum, nesterov, rtol, steps, lo, hi, check = _arguments(
+        f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, batch_size, order,
+        seeds, blowup, lr_range, threads, check)
+    if method == "gd" and not check:
+        return _critical_gd_spectrum(prob, momentum, nesterov)
+    with G.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+        if method == "gd":
+            return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)
+        return _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order,
+                             seeds, blowup, lo, hi, nthreads, threads)
+
+
+def _arguments(f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, batch_size,
+               order, seeds, blowup, lr_range, threads, check):
+    """:func:`critical_lr`'s arguments checked and completed: (problem, momentum,
+    nesterov, rtol, steps, lo, hi, check)."""
+    V.choice(f, "method", method, ("gd", "sgd"))
+    prob = PB.prepare(f, X, y, bias)
+    momentum = V.momentum(f, momentum)
+    nesterov = V.boolean(f, "nesterov", nesterov)
+    if rtol is None:
+        rtol = 1e-6 if method == "gd" else 1e-3
+    rtol = V.real(f, "rtol", rtol, positive=True)
+    V.threads(f, threads)
+    if method == "sgd":
+        V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
+        V.choice(f, "order", order, tuple(ST.ORDERS))
+        V.blowup(f, blowup)
+    steps = _cost.critical(f, method, steps, epochs, seeds, prob.P, prob.d)
+    trH = float(np.trace(prob.H))
+    if trH <= 0:
+        raise V.fail(f, "X", "not identically zero", "H = 0 (no boundary exists)")
+    if lr_range is None:
+        lo, hi = 0.1 / trH, 1e3 / trH
+    else:
+        lo, hi = V.pair(f, "lr_range", lr_range)
+    check = V.boolean(f, "check", check)
+    return prob, momentum, nesterov, rtol, steps, lo, hi, check
+
+
+def _critical_gd_spectrum(prob, momentum, nesterov):
+    """The GD boundary from lambda_max of H (scipy's ``eigvalsh``, as
+    :func:`fastgd.spectrum`)."""
+    import scipy.linalg
+
+    from fastgd.theory import momentum_lr_max
+
+    lam_max = float(scipy.linalg.eigvalsh(prob.H)[-1])
+    lr = (momentum_lr_max(lam_max, momentum, nesterov) if momentum > 0 or nesterov
+          else 2.0 / lam_max)
+    return Boundary(lr=float(lr), lo=float(lr), hi=float(lr), method="gd",
+                    criterion="spectrum", lrs=np.array([lr]))
+
+
+def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
+    lam = np.linalg.eigvalsh(prob.H)
+    if steps is None:
+        # transients along other directions decay like (1 - 2 lambda_min/lambda_max)^t:
+        # run long enough for them to vanish, and for the top rate to be resolved
+        pos = lam[lam > 1e-12 * lam[-1]]
+        gap = max(pos[0] / lam[-1], 1e-6)
+        steps = int(min(max(20.0 / gap, 0.2 / rtol, 2000), 4e6))
+    else:
+        steps = V.integer(f, "steps", steps, minimum=100)
+    grid = np.geomspace(lo, hi, 64)
+    for _ in range(8):
+        g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        unstable = np.flatnonzero(g > 0)
+        if unstable.size == 0:
+            grid = np.geomspace(grid[-1], grid[-1] * 1e3, 64)
+            continue
+        k = unstable[0]
+        if k == 0:
+            grid = np.geomspace(grid[0] * 1e-3, grid[0], 64)
+            continue
+        lo, hi = grid[k - 1], grid[k]
+        break
+    else:
+        raise V.fail(f, "X", "data with a finite divergence boundary",
+                     "no diverging rate found")
+    while (hi - lo) / lo > rtol:
+        grid = np.linspace(lo, hi, 66)[1:-1]
+        g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        unstable = np.flatnonzero(g > 0)
+        if unstable.size == 0:
+            lo = grid[-1]
+        else:
+            k = unstable[0]
+            hi = grid[k]
+            if k > 0:
+                lo = grid[k - 1]
+    return Boundary(lr=float(0.5 * (lo + hi)), lo=float(lo), hi=float(hi), method="gd",
+                    criterion="growth",
+                    lrs=grid, growth=g)
+
+
+def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, seeds, blowup,
+                  lo, hi, nthreads, threads):
+    data = [(prob.X[:, :-1] if prob.bias else prob.X, prob.y)]
+    if order == "cyclic":  # the order does not depend on the seed: one is enough
+        seeds = [0]
+    kw = dict(method="sgd", data=data, epochs=epochs, batch_size=batch_size, order=order,
+              seeds=seeds, momentum=momentum, nesterov=nesterov, bias=prob.bias, tol=0.0,
+              blowup=blowup, threads=threads, progress=False)
+    grid = np.geomspace(lo, hi, 64)
+    for _ in range(40):
+        res = SW.sweep(lr=grid, **kw)  # through the module: tests spy on it
+        frac = res.diverged_fraction()[0]
+        k = np.flatnonzero(frac >= 0.5)
+        if k.size == 0:
+            grid = np.geomspace(grid[-1], grid[-1] * 100, 64)
+            continue
+        k = k[0]
+        if k == 0:
+            grid = np.geomspace(grid[0] / 100, grid[0], 64)
+            continue
+        lo, hi = grid[k - 1], grid[k]
+        if (hi - lo) / lo <= rtol:
+            break
+        grid = np.geomspace(lo, hi, 64)
+    else:
+        raise V.fail(f, "X", "data with a finite divergence boundary", "none found")
+    lr = float(res.critical_lr(0.5)[0])
+    return Boundary(lr=lr, lo=float(lo), hi=float(hi), method="sgd", criterion="half-diverged",
+                    lrs=grid,
+                    fraction=frac)

@@ -1,0 +1,144 @@
+"""Preparing a sweep's datasets: the ``data`` argument (a list or a dict of (X, y)
+pairs) or a family of Gaussian datasets of given condition numbers, and the pieces that
+put a sweep's result together (parts of a relative grid stacked, the SGD limits of each
+dataset, the versions that ran it).
+
+Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, H = X^T X / P.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+
+import numpy as np
+
+from fastgd import validate as V
+from fastgd.linear.result import SweepResult, default_names
+
+
+def _named(f, data):
+    """``data`` as given -> (list of (X, y) or the original object, names or None):
+    a dict maps names to (X, y) pairs."""
+    if isinstance(data, dict):
+        if not data:
+            raise V.fail(f, "data", "a non-empty dict of name -> (X, y)", "an empty dict")
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise V.fail_type(f, "data", "a dict with str keys (dataset names)", bad[0])
+        return list(data.values()), tuple(data)
+    return data, None
+
+
+def _datasets(f, data, condition, n, d, fix, data_seed):
+    """-> (list of (X, y), condition grid or None, names)."""
+    if (data is None) == (condition is None):
+        raise V.fail(f, "data", "given, or 'condition' given (exactly one of them)",
+                     "both" if data is not None else "neither")
+    if data is not None:
+        data, names = _named(f, data)
+        if V.single_pair(data):
+            data = [data]
+        try:
+            items = list(data)
+        except TypeError as exc:
+            raise V.fail_type(f, "data", "a list of (X, y) pairs", data) from exc
+        if not items:
+            raise V.fail(f, "data", "a non-empty list of (X, y) pairs", "an empty list")
+        out = []
+        for k, item in enumerate(items):
+            try:
+                X, y = item
+            except (TypeError, ValueError) as exc:
+                raise V.fail_type(f, f"data[{k}]", "an (X, y) pair", item) from exc
+            out.append(V.data(f, X, y, xname=f"data[{k}][0]", yname=f"data[{k}][1]"))
+        ds = {x.shape[1] for x, _ in out}
+        if len(ds) > 1:
+            raise V.fail(f, "data", "datasets with the same number of inputs d",
+                         f"d in {sorted(ds)}")
+        return out, None, names or default_names(len(out))
+    from fastgd.data import gaussian_family
+
+    kappa = V.as_float_array(f, "condition", np.atleast_1d(condition), 1)
+    if np.any(kappa < 1):
+        raise V.fail(f, "condition", "condition numbers >= 1", f"min {kappa.min():g}")
+    d = V.integer(f, "d", d, minimum=1)
+    if d == 1 and np.any(kappa != 1):
+        raise V.fail(f, "d", ">= 2 when a condition number > 1 is asked for", d)
+    n = V.integer(f, "n", n, minimum=d + 1)
+    V.choice(f, "fix", fix, ("lambda_max", "lambda_min"))
+    # eigenvalues geometrically spaced from 1/kappa to 1 (one row per kappa), all at once
+    frac = np.linspace(-1.0, 0.0, d) if d > 1 else np.zeros(1)
+    rows = np.exp(np.log(kappa)[:, None] * frac[None, :])
+    if d > 1:
+        rows[:, 0], rows[:, -1] = 1.0 / kappa, 1.0
+    if fix == "lambda_min":
+        rows = rows * kappa[:, None]
+    data_seed = V.integer(f, "data_seed", data_seed, minimum=0)
+    # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
+    family = gaussian_family(n, rows, seed=data_seed, describe=False)
+    return [(ds.X, ds.y) for ds in family], kappa, default_names(kappa.size, kappa)
+
+
+def _stack(parts, n_data, rel, names, kappa, spectra):
+    """One result of n_data datasets from single-dataset parts (a relative grid); the
+    datasets no part reached (an interrupted sweep) are NOT_RUN, with their spectra
+    (``spectra``: per-dataset arrays, the same values the parts computed)."""
+    first = parts[0]
+    kw = {}
+    for fld in dataclasses.fields(SweepResult):
+        v = getattr(first, fld.name)
+        if not isinstance(v, np.ndarray) or fld.name in ("lr", "seeds", "curve_t"):
+            kw[fld.name] = v
+            continue
+        if v.dtype.kind == "b":
+            fill = False
+        elif v.dtype.kind in "iu":
+            fill = -1  # Status.NOT_RUN, and "never" for the step counts
+        elif fld.name in ("final_loss", "curves"):
+            fill = np.inf
+        else:
+            fill = np.nan
+        out = np.full((n_data,) + v.shape[1:], fill, dtype=v.dtype)
+        for k, p in enumerate(parts):
+            out[k] = getattr(p, fld.name)[0]
+        kw[fld.name] = out
+    kw.update(spectra)
+    meta = dict(first.meta)
+    spec = dict(meta.get("spec", {}))
+    spec.update(lr=rel, lr_unit="eta_max", condition=kappa)
+    meta["spec"] = spec
+    for key in ("chunks_total", "chunks_resumed", "chunks_computed", "seconds_run"):
+        if all(key in p.meta for p in parts):
+            meta[key] = sum(p.meta[key] for p in parts)
+    kw.update(lr=rel, meta=meta, names=names, lr_unit="eta_max")
+    return SweepResult(**kw)
+
+
+def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,
+                threads):
+    """Fill the SGD mean-square (and, on request, almost-sure) limits of each dataset."""
+    from fastgd.theory import limits
+
+    if order == "cyclic" and not almost_sure:
+        return  # the exact cyclic limit needs an epoch-product root search per dataset
+    for k, (X, _) in enumerate(datasets):
+        try:
+            lim = limits(X, bias=bias, momentum=momentum, nesterov=nesterov,
+                         batch_size=batch_size, order=order, almost_sure=almost_sure,
+                         threads=threads)
+        except ValueError:  # e.g. too many directions for the dense operator
+            continue
+        res.sgd_ms_limit[k] = lim["sgd_ms"]
+        res.sgd_as_limit[k] = lim["sgd_as"]
+
+
+def _versions():
+    import numba
+
+    from fastgd.version import __version__
+
+    return {"fastgd": __version__, "numba": numba.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
