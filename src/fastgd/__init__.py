@@ -6,6 +6,27 @@ of learning rates as SIMD lanes.
 
 Convention: squared-error losses carry a 1/2, E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, so
 that H = X^T X / P exactly and batch GD diverges above eta_max = 2/lambda_max.
+
+Quick start
+-----------
+>>> import numpy as np
+>>> import fastgd as fg
+>>> X, y = fg.lecture_data()                      # the lecture's 100 points, d = 2
+>>> s = fg.spectrum(X)
+>>> round(s.lambda_max, 2), round(s.eta_max, 2)   # eta_max = 2 / lambda_max
+(0.84, 2.38)
+>>> fg.gd(X, y, lr=1.5, steps=500).status         # below eta_max: converges
+<Status.CONVERGED: 1>
+>>> fg.gd(X, y, lr=2.5, steps=500).diverged       # above: diverges (a result, not an error)
+True
+>>> res = fg.sweep("gd", lr=np.geomspace(0.5, 4, 16), data=[(X, y)], steps=500)
+>>> round(float(res.critical_lr()[0]) / s.eta_max, 1)   # the observed boundary
+1.0
+
+Where to look: runs and sweeps of the linear unit here (``gd``, ``sgd``, ``sweep``,
+``critical_lr``, ``load``); closed forms in :mod:`fastgd.theory`; the 1-1-1 chain in
+:mod:`fastgd.chain`; two-layer networks in :mod:`fastgd.net`; figures in
+:mod:`fastgd.plot`; the ``fastgd`` command (``fastgd --help``).
 """
 
 from fastgd._vector import apply_opt_in as _apply_opt_in
