@@ -403,3 +403,166 @@ def test_divergence_is_a_result_not_nan():
     assert r.diverged and r.diverged_at == 0 and np.isinf(r.max_loss_ratio)
     res = chain.chain_sweep(np.array([[1e200, 1e200], [1.0, 1.0]]), 0.1, 10)
     assert not np.any(np.isnan(res.max_loss_ratio)) and not np.any(np.isnan(res.sharpness))
+
+
+# ------------------------------------------------------------------ engines, checkpoints
+def _engine_case(method):
+    """A grid of several chunks (64 cells each) with every status, GD or SGD."""
+    rng = np.random.default_rng(21)
+    inits = rng.uniform(-2.0, 2.0, (13, 3))
+    lrs = np.geomspace(0.02, 1.5, 23)                  # 299 cells: 5 chunks, the last short
+    kw = dict(method=method, progress=False)
+    if method == "sgd":
+        kw.update(x=[0.5, 1.0, -1.5, 2.0], y=[0.4, 1.1, -1.4, 2.3], order="shuffle", seed=5,
+                  batch_size=2)
+    return inits, lrs, 60 if method == "sgd" else 300, kw
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd"])
+def test_sweep_on_a_thread_pool_equals_local_bit_for_bit(method):
+    import concurrent.futures as cf
+
+    inits, lrs, steps, kw = _engine_case(method)
+    ref = chain.chain_sweep(inits, lrs, steps, **kw)
+    assert len(np.unique(ref.status)) == 3 and ref.meta["engine"] == "local"
+    for workers, threads in ((2, None), (3, 2)):
+        with cf.ThreadPoolExecutor(workers) as ex:
+            got = chain.chain_sweep(inits, lrs, steps, engine=ex, threads=threads, **kw)
+        assert got.equals(ref) and got.complete
+        assert got.meta["engine"] == "ThreadPoolExecutor"
+        assert got.meta["chunks_computed"] == ref.meta["chunks_total"] == 5
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd"])
+def test_run_chunks_independent_of_cutting(method):
+    """Any block of rows, in any order, gives the cells of the in-place local run."""
+    import pickle
+
+    from fastgd.chain.contract import ChainJob, ChainSpec, chain_inputs
+    from fastgd.chain.launch import LANES, Out, run_chunks
+    from fastgd.status import ORDERS
+
+    inits, lrs, steps, kw = _engine_case(method)
+    ref = chain.chain_sweep(inits, lrs, steps, **kw)
+    sgd = method == "sgd"
+    spec = ChainSpec(method, steps, 1e-10, 1e12, batch=2 if sgd else 1,
+                     order=ORDERS["shuffle"] if sgd else 0)
+    inp = chain_inputs(kw.get("x", 1.0), kw.get("y", 1.0), 1.0, inits, lrs,
+                       seed=5 if sgd else None)
+    job = pickle.loads(pickle.dumps(ChainJob(spec, inp, LANES)))   # what a worker gets
+    n = inits.shape[0] * lrs.size
+    rows = G.make_chunks(1, 1, n, LANES)
+    out = Out(n, 3)
+    for blk in np.array_split(rows[np.random.default_rng(0).permutation(len(rows))], 3):
+        out.scatter(run_chunks(job, blk, threads=2))
+    np.testing.assert_array_equal(out.status.reshape(ref.status.shape), ref.status)
+    np.testing.assert_array_equal(out.w.reshape(ref.w.shape), ref.w)
+    np.testing.assert_array_equal(out.tol_at.reshape(ref.status.shape), ref.steps_to_tol)
+
+
+def _interrupt_at_second_launch(monkeypatch):
+    """Ctrl-C at the second kernel launch of this process (evidence, not a timer): with
+    one thread the local engine's first batch is two chunks, so two chunks finish."""
+    from fastgd.chain import launch as L
+
+    real, calls = L._launch, []
+
+    def launch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(L, "_launch", launch)
+
+
+def test_interrupted_checkpointed_sweep_resumes_identically(tmp_path, monkeypatch):
+    from fastgd import SweepInterrupted
+
+    inits, lrs, steps, kw = _engine_case("sgd")
+    ref = chain.chain_sweep(inits, lrs, steps, **kw)
+    ck = tmp_path / "ck"
+    _interrupt_at_second_launch(monkeypatch)
+    with pytest.raises(SweepInterrupted) as info:
+        chain.chain_sweep(inits, lrs, steps, checkpoint=ck, threads=1, **kw)
+    monkeypatch.undo()
+    part = info.value.result
+    done = part.status.ravel() != Status.NOT_RUN
+    assert not part.complete and done.sum() == 2 * 64 and done[:128].all()
+    for name in ("status", "w", "steps_to_tol", "diverged_at", "excess"):
+        a, b = getattr(part, name), getattr(ref, name)
+        shape = (-1, 3) if name == "w" else (-1,)
+        np.testing.assert_array_equal(a.reshape(shape)[done], b.reshape(shape)[done])
+    assert "interrupted: 171 cells not run" in repr(part)
+    res = chain.chain_sweep(inits, lrs, steps, checkpoint=ck, threads=1, **kw)
+    assert res.equals(ref)
+    assert (res.meta["chunks_resumed"], res.meta["chunks_computed"]) == (2, 3)
+    again = chain.chain_sweep(inits, lrs, steps, checkpoint=ck, **kw)   # all on disk
+    assert again.equals(ref) and again.meta["chunks_resumed"] == 5
+    with pytest.raises(FastGDValueError, match="chain_sweep: 'checkpoint' must be a "
+                       "directory written by the same sweep"):
+        chain.chain_sweep(inits, lrs, steps + 1, checkpoint=ck, **kw)
+
+
+def test_executor_checkpoint_then_local_resume(tmp_path):
+    import concurrent.futures as cf
+    import os
+
+    inits, lrs, steps, kw = _engine_case("gd")
+    ref = chain.chain_sweep(inits, lrs, steps, **kw)
+    ck = tmp_path / "ck"
+    with cf.ThreadPoolExecutor(2) as ex:
+        assert chain.chain_sweep(inits, lrs, steps, engine=ex, checkpoint=ck, **kw).equals(ref)
+    files = sorted(f for f in os.listdir(ck) if f.startswith("chunk-"))
+    gone = 0
+    for f in files[::2]:
+        with np.load(ck / f) as z:
+            gone += z["rows"].shape[0]
+        os.remove(ck / f)
+    res = chain.chain_sweep(inits, lrs, steps, checkpoint=str(ck), **kw)
+    assert res.equals(ref) and res.meta["chunks_computed"] == gone > 0
+
+
+def test_engine_and_checkpoint_are_validated(monkeypatch, tmp_path):
+    import concurrent.futures as cf
+
+    from fastgd.chain import kernels
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a kernel ran before the arguments were validated")
+
+    for name in ("grid_gd_chain", "grid_sgd_chain"):
+        monkeypatch.setattr(kernels, name, forbidden)
+    with pytest.raises(FastGDTypeError, match="chain_sweep: 'engine' must be a concurrent"):
+        chain.chain_sweep([0.5, 0.5], [0.1], 10, engine="dask")
+    with pytest.raises(FastGDTypeError, match="chain_sweep: 'checkpoint' must be a "
+                       "directory path"):
+        chain.chain_sweep([0.5, 0.5], [0.1], 10, checkpoint=3)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FastGDValueError, match="chain_sweep: 'checkpoint' must be a "
+                       "directory that can be created"):
+        chain.chain_sweep([0.5, 0.5], [0.1], 10, checkpoint=tmp_path / "file" / "sub")
+    with cf.ThreadPoolExecutor(1) as ex:
+        with pytest.raises(FastGDValueError, match="'engine' must be None with backend"):
+            chain.chain_sweep([0.5, 0.5], [0.1], 10, engine=ex, backend="cuda")
+        with pytest.raises(FastGDValueError, match="chain_sweep: 'threads' must be"):
+            chain.chain_sweep([0.5, 0.5], [0.1], 10, engine=ex, threads=0)
+
+
+# ------------------------------------------------------------------------------ reprs
+def test_reprs_are_short_and_say_what_matters(big_sweep):
+    text = repr(big_sweep)
+    lines = text.splitlines()
+    assert len(lines) <= 15 and max(map(len, lines)) < 120
+    n_init, n_lr = big_sweep.status.shape
+    assert lines[0].startswith(f"<ChainSweepResult gd: {n_init} inits x {n_lr} rates")
+    for st_ in (Status.CONVERGED, Status.BOUNDED, Status.DIVERGED):
+        assert f"{st_.name.lower()} {int((big_sweep.status == st_).sum())}" in text
+    bound = big_sweep.observed_boundary()
+    assert f"for {int(np.isfinite(bound).sum())} of {n_init} inits" in text
+    assert "local engine" in text
+    r = chain.chain_gd([0.4, 0.4], 0.01, 500, record=True, tol=0.0)   # 501 losses recorded
+    lines = repr(r).splitlines()
+    assert len(lines) <= 15 and "501 losses" in lines[-1] and "BOUNDED" in lines[0]
+    r = chain.chain_gd([3.0, 3.0], 1.0, 200)
+    assert f"diverged at step {r.diverged_at}" in repr(r)

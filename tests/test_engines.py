@@ -119,17 +119,75 @@ def test_warmup_keeps_one_signature_per_kernel():
         assert sorted(str(s[0].dtype) for s in sigs) == ["float32", "float64"], (key, sigs)
 
 
+def _chain_sweep(**kw):
+    """A chain SGD grid of 5 chunks with every status."""
+    rng = np.random.default_rng(4)
+    return fg.chain.chain_sweep(rng.uniform(-2.0, 2.0, (13, 2)), np.geomspace(0.02, 1.5, 23),
+                                40, [0.5, 1.0, -1.5], [0.4, 0.8, -1.2], method="sgd",
+                                order="replacement", seed=2, progress=False, **kw)
+
+
+def test_chain_sweep_on_a_process_pool_matches_local(process_pool):
+    ref = _chain_sweep()  # compiles (or loads) the chain kernels before the workers do
+    assert len(np.unique(ref.status)) == 3
+    got = _chain_sweep(engine=process_pool)
+    assert got.equals(ref) and got.meta["engine"] == "ProcessPoolExecutor"
+
+
 @pytest.mark.dask
 def test_dask_local_cluster_matches_local():
     distributed = pytest.importorskip("distributed")
-    fg.warmup(chain=False)
+    fg.warmup(chain=True)
     ref = [_sweep(c) for c in sorted(CASES)]
+    chain_ref = _chain_sweep()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         ex = client.get_executor()
         assert E.executor_workers(ex) == 2
         got = [_sweep(c, engine=ex) for c in sorted(CASES)]
+        chain_got = _chain_sweep(engine=ex)
     for a, b in zip(ref, got, strict=True):
         assert b.equals(a)
         assert b.meta["engine"] == "ClientExecutor"
+    assert chain_got.equals(chain_ref) and chain_got.meta["engine"] == "ClientExecutor"
+
+
+# ------------------------------------------------------------------ the kernel table
+def test_table_holds_the_chain_and_works_without_other_models():
+    from dataclasses import dataclass
+
+    from fastgd.chain import launch as CL
+    from fastgd.engine import table
+
+    keys = table.registered()
+    assert {("chain", m, b) for m in ("gd", "sgd") for b in ("cpu", "cuda")} <= set(keys)
+    assert table.lookup("chain", "gd") is CL._gd_cpu
+    with pytest.raises(LookupError, match=r"no launcher for model 'nomodel', method 'gd'.*"
+                       r"registered: .*chain/gd/cpu"):
+        table.lookup("nomodel", "gd")
+
+    @dataclass(frozen=True)
+    class Spec:
+        method: str
+        model: str = "toy"
+
+    seen = []
+
+    def toy(spec, inputs, rows, nworkers, out):
+        out.append((spec.method, inputs, rows.dtype.name, rows.shape, nworkers))
+
+    try:
+        table.register("toy", "gd", toy)
+        table.register("toy", "gd", toy)  # the same launcher again: a no-op
+        with pytest.raises(ValueError, match="already registered"):
+            table.register("toy", "gd", lambda *a: None)
+        with pytest.raises(TypeError, match="must be callable"):
+            table.register("toy", "sgd", "launcher")
+        table.launch(Spec("gd"), "inputs", [[0, 0, 0, 3]], 2, seen)
+        assert seen == [("gd", "inputs", "int64", (1, 4), 2)]
+        with pytest.raises(LookupError, match="method 'sgd'"):
+            table.launch(Spec("sgd"), None, [[0, 0, 0, 1]], 1, seen)
+    finally:
+        table.unregister("toy", "gd")
+    assert table.registered() == keys

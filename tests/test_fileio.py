@@ -252,3 +252,76 @@ def test_none_is_refused_and_equals_is_false(saved):
         fg.load(None)
     assert res.equals(None) is False and res.equals("x") is False
     assert res.equals(res) is True
+
+
+# ------------------------------------------------------------------------- chain sweeps
+@pytest.fixture(scope="module")
+def chain_saved(tmp_path_factory):
+    res = fg.chain.chain_sweep([[0.5, 0.5, 0.7], [2.0, 1.5, 1.0]], [0.05, 0.5, 1.5], 200,
+                               [1.0, 2.0], [1.0, 2.5], method="sgd", order="shuffle",
+                               seed=3, progress=False)
+    return res, res.save(tmp_path_factory.mktemp("c") / "chain")
+
+
+def test_chain_sweep_round_trips_with_its_metadata(tmp_path, chain_saved):
+    res, path = chain_saved
+    assert path.endswith("chain.npz")
+    back = fg.chain.chain_load(path)
+    assert back.equals(res)
+    assert back.seconds == res.seconds and back.threads == res.threads
+    assert back.meta["spec"]["order"] == "shuffle" and back.meta["spec"]["seed"] == 3
+    assert back.meta["fastgd"] == fg.__version__ and back.meta["engine"] == "local"
+    assert fg.chain.chain_load(path[:-4]).equals(res)        # the name save() was given
+    assert repr(back) == repr(res)
+
+
+def test_chain_save_is_atomic(tmp_path, chain_saved, monkeypatch):
+    """A save that fails midway leaves the old file whole and no temporary behind."""
+    res, _ = chain_saved
+    path = res.save(tmp_path / "r.npz")
+    before = (tmp_path / "r.npz").read_bytes()
+
+    def fail(fh, **arrays):
+        fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", fail)
+    with pytest.raises(fg.FastGDValueError, match=r"ChainSweepResult.save: 'path'.*No space"):
+        res.save(path)
+    assert (tmp_path / "r.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+
+
+@pytest.mark.parametrize("change,fragment", [
+    (_set("status", lambda v: v + 5), "checksum"),
+    (_set("w", lambda v: v[:, :, :2]), "'w' has shape"),
+    (_set("status", lambda v: v.astype(float)), "'status' has dtype float64"),
+    (_drop("lambda0"), "missing array(s) 'lambda0'"),
+    (_set("extra", np.zeros(2)), "unexpected member 'extra.npy'"),
+    (_meta(lambda m: m.update(format="fastgd-sweep-1")), "format 'fastgd-sweep-1'"),
+], ids=["checksum", "shape", "dtype", "missing", "extra", "format"])
+def test_tampered_chain_file_gives_one_fastgd_error(tmp_path, chain_saved, change, fragment):
+    _, path = chain_saved
+    arrays, meta = _parts(path)
+    change(arrays, meta)
+    bad = tmp_path / "bad.npz"
+    _write(bad, arrays, meta)
+    with pytest.raises(fg.FastGDValueError, match="chain_load: 'path' must be a result "
+                       "file written by ChainSweepResult.save") as info:
+        fg.chain.chain_load(bad)
+    assert fragment in str(info.value)
+
+
+def test_chain_load_refuses_what_is_not_a_file(tmp_path, chain_saved):
+    _, path = chain_saved
+    with pytest.raises(fg.FastGDValueError, match="not a regular file"):
+        fg.chain.chain_load(tmp_path)
+    with pytest.raises(fg.FastGDValueError, match="an existing file"):
+        fg.chain.chain_load(tmp_path / "none.npz")
+    (tmp_path / "cut.npz").write_bytes(open(path, "rb").read()[:300])
+    with pytest.raises(fg.FastGDValueError, match="chain_load: 'path'"):
+        fg.chain.chain_load(tmp_path / "cut.npz")
+    with pytest.raises(fg.FastGDValueError, match="more than the limit"):
+        fg.chain.chain_load(path, max_bytes=100)
+    with pytest.raises(fg.FastGDTypeError, match="ChainSweepResult.save: 'path'"):
+        chain_saved[0].save(None)

@@ -40,8 +40,11 @@ Facts (L = 2, tested in tests/test_chain.py):
 
 Modules: :mod:`~fastgd.chain.model` (statistics, loss, gradient, Hessian, sharpness, NTK,
 minima), :mod:`~fastgd.chain.runs` (:func:`chain_gd`, :func:`chain_sgd`),
-:mod:`~fastgd.chain.sweep` (:func:`chain_sweep`), :mod:`~fastgd.chain.launch` (outputs and
-the CPU/GPU launch), :mod:`~fastgd.chain.kernels` (the Numba kernels).
+:mod:`~fastgd.chain.sweep` (:func:`chain_sweep` on any engine, with checkpoints;
+:func:`chain_load`), :mod:`~fastgd.chain.contract` (the typed kernel contract: spec,
+inputs, job), :mod:`~fastgd.chain.launch` (outputs, the CPU/GPU launchers registered in
+:mod:`fastgd.engine.table`, the chain's part of the engines), :mod:`~fastgd.chain.kernels`
+(the Numba kernels).
 
 Examples
 --------
@@ -66,7 +69,7 @@ from fastgd.chain.model import (
     chain_sharpness,
 )
 from fastgd.chain.runs import ChainRun, chain_gd, chain_sgd
-from fastgd.chain.sweep import REGIONS, ChainSweepResult, chain_sweep
+from fastgd.chain.sweep import REGIONS, ChainSweepResult, chain_load, chain_sweep
 
 __all__ = [
     "ChainMinima",
@@ -76,6 +79,7 @@ __all__ = [
     "chain_gd",
     "chain_grad",
     "chain_hessian",
+    "chain_load",
     "chain_loss",
     "chain_minima",
     "chain_ntk",

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.chain.launch import _common, _launch, _Out, _ratio, _sgd_opts
+from fastgd.chain.contract import ChainSpec, chain_inputs
+from fastgd.chain.launch import Out, _common, _launch, _ratio, _sgd_opts
 from fastgd.chain.model import _loss, _ntk, _sharpness, _stats, _weights
 from fastgd.engine import cost
 from fastgd.engine import grid as G
@@ -94,6 +95,29 @@ class ChainRun:
         """True when the run ended DIVERGED."""
         return self.status == Status.DIVERGED
 
+    def __repr__(self):
+        """Six lines: status and where it came from, the end, weights, losses,
+        curvatures, what was recorded (never the per-step arrays themselves)."""
+        end = {Status.CONVERGED: self.steps_to_tol, Status.DIVERGED: self.diverged_at}.get(
+            self.status, self.losses.shape[0] - 1)
+        how = {Status.CONVERGED: "converged at", Status.DIVERGED: "diverged at"}.get(
+            self.status, "stopped at the budget,")
+        w = np.array2string(self.w, precision=6, threshold=6, edgeitems=3,
+                            max_line_width=10**6)
+        rec = f"{self.losses.shape[0]} losses" + (
+            ", the trajectory and sharpnesses" if self.trajectory is not None else "")
+        return "\n".join([
+            f"<ChainRun {self.method}: {self.status.name}, depth {self.w.shape[0]}, "
+            f"lr {self.lr:g}, loss_scale {self.loss_scale:g}>",
+            f"  {how} {self.unit} {end}",
+            f"  w = {w}  (product {float(np.prod(self.w)):.6g})",
+            f"  loss {self.loss:.6g} (excess {self.excess:.3g}), start {self.loss0:.6g}, "
+            f"max loss / start {self.max_loss_ratio:.4g}",
+            f"  sharpness {self.sharpness:.6g} (lr x {self.lr * self.sharpness:.4g}), "
+            f"at start {self.lambda0:.6g} (lr x {self.lr * self.lambda0:.4g}), "
+            f"NTK0 {self.ntk0:.6g}",
+            f"  recorded: {rec} per {self.unit}"])
+
 
 def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd_opts=None):
     s = _stats(f, x, y, loss_scale)
@@ -102,16 +126,14 @@ def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd
     steps, tol, blowup = _common(f, steps, "steps" if method == "gd" else "epochs", tol,
                                  blowup)
     record = V.boolean(f, "record", record)
-    sgd = None
-    if method == "sgd":
-        batch, code, seed = _sgd_opts(f, s, *sgd_opts)
-        sgd = (batch, code, G.seed_key(seed))
+    batch, code, seed = _sgd_opts(f, s, *sgd_opts) if method == "sgd" else (1, 0, None)
     L = w0.shape[0]
     cost.run(f, "steps" if method == "gd" else "epochs", steps, L,
               L * (s.X.shape[0] if method == "sgd" else 1), record)
-    out = _Out(1, L, n_rec=steps + 1, rec_w=record)
-    chunks = G.make_chunks(1, 1, 1, 1)
-    _launch(method, s, w0[None], np.array([lr]), steps, tol, blowup, out, chunks, 1, sgd)
+    out = Out(1, L, n_rec=steps + 1, rec_w=record)
+    spec = ChainSpec(method, steps, tol, blowup, batch=batch, order=code)
+    _launch(spec, chain_inputs(s, None, None, w0, lr, seed=seed), G.make_chunks(1, 1, 1, 1),
+            1, out)
     st = Status(int(out.status[0]))
     end = {Status.CONVERGED: int(out.tol_at[0]), Status.DIVERGED: int(out.div_at[0])}.get(
         st, steps)

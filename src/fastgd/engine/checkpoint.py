@@ -44,7 +44,9 @@ from fastgd import validate as V
 
 FORMAT = "fastgd-checkpoint-1"
 LOCK = ".lock"
-_ARRAYS = ("rows", "status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
+#: the per-cell result fields of a block when the caller names none (the linear
+#: model's, :data:`fastgd.linear.executors.FIELDS`); every model may name its own
+FIELDS = ("status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
 
 
 def _canon(v):
@@ -98,9 +100,9 @@ def spec_hash(spec, chunks) -> str:
     return h.hexdigest()
 
 
-def _digest(arrays) -> str:
+def _digest(arrays, names) -> str:
     h = hashlib.sha256()
-    for k in _ARRAYS:
+    for k in names:
         a = np.ascontiguousarray(arrays[k])
         h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
@@ -123,13 +125,17 @@ class Checkpoint:
         A JSON-able description written into the manifest for people.
     func : str
         Name used in error messages.
+    fields : tuple of str
+        The per-cell result arrays of a block besides ``rows`` (default
+        :data:`FIELDS`); a file lacking one is invalid (recomputed).
     """
 
-    def __init__(self, path, spec, chunks, summary=None, func="sweep"):
+    def __init__(self, path, spec, chunks, summary=None, func="sweep", fields=FIELDS):
         from fastgd.version import __version__
 
         self.path = os.fspath(path)
         self.func = func
+        self.arrays = ("rows",) + tuple(fields)
         self.chunks = np.asarray(chunks, dtype=np.int64)
         self.hash = spec_hash(spec, self.chunks)
         self.version = __version__
@@ -256,17 +262,17 @@ class Checkpoint:
         try:
             with np.load(full, allow_pickle=False) as z:
                 head = json.loads(str(z["_json"]))
-                res = {k: z[k] for k in _ARRAYS}
+                res = {k: z[k] for k in self.arrays}
         except Exception:  # truncated, not a zip, missing keys, bad JSON...
             return None
         if not isinstance(head, dict) or head.get("spec_hash") != self.hash \
-                or head.get("sha256") != _digest(res):
+                or head.get("sha256") != _digest(res, self.arrays):
             return None
         rows = res["rows"]
         if rows.ndim != 2 or rows.shape[1] != 4:
             return None
         n = int((rows[:, 3] - rows[:, 2]).sum())
-        if any(res[k].shape[0] != n for k in _ARRAYS[1:]):
+        if any(res[k].ndim == 0 or res[k].shape[0] != n for k in self.arrays[1:]):
             return None
         if not all(tuple(r) in table for r in rows.tolist()):
             return None
@@ -277,8 +283,9 @@ class Checkpoint:
         """Write one block of results atomically (temporary file, then os.replace)."""
         if res["rows"].shape[0] == 0:
             return None
-        arrays = {k: np.ascontiguousarray(res[k]) for k in _ARRAYS}
-        head = {"spec_hash": self.hash, "sha256": _digest(arrays), "fastgd": self.version}
+        arrays = {k: np.ascontiguousarray(res[k]) for k in self.arrays}
+        head = {"spec_hash": self.hash, "sha256": _digest(arrays, self.arrays),
+                "fastgd": self.version}
         self._count += 1
         r0 = arrays["rows"][0]
         name = (f"chunk-{self.hash[:12]}-{int(r0[0]):06d}-{int(r0[1]):06d}-{int(r0[2]):08d}"

@@ -33,10 +33,79 @@ import time
 
 import numpy as np
 
+from fastgd import validate as V
 from fastgd.engine import grid as G
 
-__all__ = ["SigtermAsInterrupt", "concat", "executor_workers", "run_blocks",
-           "run_executor", "run_local", "run_resumable"]
+__all__ = ["SigtermAsInterrupt", "check_checkpoint", "check_engine", "concat",
+           "executor_workers", "run_blocks", "run_executor", "run_local", "run_resumable",
+           "task_threads"]
+
+
+def check_engine(func, engine, backend="cpu"):
+    """``engine`` checked for a grid call named ``func``: None (this process's threads)
+    or a :class:`concurrent.futures.Executor` (Dask's ``client.get_executor()``
+    included), and None with a GPU backend.  Raises the API's
+    :class:`fastgd.FastGDTypeError` / :class:`fastgd.FastGDValueError`.
+
+    Examples
+    --------
+    >>> import concurrent.futures as cf
+    >>> from fastgd.engine.executors import check_engine
+    >>> with cf.ThreadPoolExecutor(1) as ex:
+    ...     check_engine("demo", ex) is ex
+    True
+    >>> check_engine("demo", "dask")
+    Traceback (most recent call last):
+    ...
+    fastgd.validate.FastGDTypeError: demo: 'engine' must be a concurrent.futures.Executor ...
+    """
+    if engine is None:
+        return None
+    import concurrent.futures as cf
+
+    if not isinstance(engine, cf.Executor):
+        raise V.fail_type(func, "engine", "a concurrent.futures.Executor (e.g. "
+                          "ProcessPoolExecutor, or a Dask client.get_executor())", engine)
+    if backend != "cpu":
+        raise V.fail(func, "engine", f"None with backend={backend!r}", type(engine).__name__)
+    return engine
+
+
+def check_checkpoint(func, checkpoint):
+    """``checkpoint`` checked: None, or a directory path (str, bytes or os.PathLike)
+    returned as a str; the directory itself is checked when it is opened
+    (:class:`fastgd.engine.checkpoint.Checkpoint`).
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> from fastgd.engine.executors import check_checkpoint
+    >>> check_checkpoint("demo", pathlib.Path("ck"))
+    'ck'
+    """
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, bytes):
+        checkpoint = os.fsdecode(checkpoint)
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise V.fail_type(func, "checkpoint", "a directory path (str or os.PathLike)",
+                          checkpoint)
+    checkpoint = os.fspath(checkpoint)
+    if not checkpoint:
+        raise V.fail(func, "checkpoint", "a directory path", "an empty string")
+    return checkpoint
+
+
+def task_threads(func, threads) -> int:
+    """The Numba threads of each task on an executor: ``threads`` (>= 1) or 1.
+
+    Examples
+    --------
+    >>> from fastgd.engine.executors import task_threads
+    >>> task_threads("demo", None), task_threads("demo", 2)
+    (1, 2)
+    """
+    return 1 if threads is None else V.integer(func, "threads", threads, minimum=1)
 
 
 def executor_workers(engine) -> int:
@@ -250,7 +319,7 @@ class SigtermAsInterrupt:
 
 
 def run_resumable(run, chunks, *, scatter, finish, counts, checkpoint=None, job=None,
-                  summary=None, func="sweep"):
+                  summary=None, func="sweep", fields=None):
     """Run a chunk table, through a checkpoint directory when one is given.
 
     With ``checkpoint`` (a path), the finished blocks found there are checked by
@@ -261,8 +330,10 @@ def run_resumable(run, chunks, *, scatter, finish, counts, checkpoint=None, job=
     blocks are written to the directory as they come (the first at once, later ones
     about once a second; SIGTERM stops cleanly).  The directory's lock is released
     however the run ends.  ``counts`` (a dict) receives ``chunks_resumed``,
-    ``chunks_computed`` and ``seconds_run``; ``job``, ``summary`` and ``func`` open the
-    directory (:class:`fastgd.engine.checkpoint.Checkpoint`).
+    ``chunks_computed`` and ``seconds_run``; ``job``, ``summary``, ``func`` and
+    ``fields`` (the block's per-cell arrays, default the linear model's) open the
+    directory (:class:`fastgd.engine.checkpoint.Checkpoint`).  ``finish`` may be None
+    (a model whose blocks need no check).
 
     Examples
     --------
@@ -281,14 +352,16 @@ def run_resumable(run, chunks, *, scatter, finish, counts, checkpoint=None, job=
         if chunks.shape[0]:
             _run_recorded(run, chunks, None, counts)
         return
-    from fastgd.engine.checkpoint import Checkpoint
+    from fastgd.engine.checkpoint import FIELDS, Checkpoint
 
-    ck = Checkpoint(checkpoint, job, chunks, summary=summary, func=func)
+    ck = Checkpoint(checkpoint, job, chunks, summary=summary, func=func,
+                    fields=FIELDS if fields is None else fields)
     try:
         todo = chunks
         done = set()
         for blk in ck.load():
-            finish(blk)  # idempotent: blocks are written checked
+            if finish is not None:
+                finish(blk)  # idempotent: blocks are written checked
             scatter(blk)
             done.update(map(tuple, blk["rows"].tolist()))
         if done:

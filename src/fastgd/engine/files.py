@@ -47,13 +47,13 @@ def npz_path(func, path, *, reading=False):
     return path if path.endswith(".npz") else path + ".npz"
 
 
-def _bad(path, what):
-    return V.fail("load", "path", "a result file written by SweepResult.save",
-                  f"{path!r}: {what}")
+def _bad(path, what, func="load", writer="SweepResult.save"):
+    return V.fail(func, "path", f"a result file written by {writer}", f"{path!r}: {what}")
 
 
-def _header(zf, info, path):
-    """(shape, dtype, header length) of one ``.npy`` member, reading only its header."""
+def _header(zf, info, path, bad=_bad):
+    """(shape, dtype) of one ``.npy`` member, reading only its header (``bad(path,
+    what)`` makes the error)."""
     fmt = np.lib.format
     try:
         with zf.open(info) as fp:
@@ -66,16 +66,16 @@ def _header(zf, info, path):
                 raise ValueError(f".npy format version {version}")
             hlen = fp.tell()
     except _MEMBER_ERRORS as exc:
-        raise _bad(path, f"member {info.filename!r} has no valid .npy header ({exc})") from exc
+        raise bad(path, f"member {info.filename!r} has no valid .npy header ({exc})") from exc
     if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biufU":
-        raise _bad(path, f"member {info.filename!r} has dtype {dtype} (object and structured "
-                   "arrays are never read)")
+        raise bad(path, f"member {info.filename!r} has dtype {dtype} (object and structured "
+                  "arrays are never read)")
     if fortran and len(shape) > 1:
-        raise _bad(path, f"member {info.filename!r} is in Fortran order")
+        raise bad(path, f"member {info.filename!r} is in Fortran order")
     nbytes = math.prod(shape) * dtype.itemsize
     if info.file_size != hlen + nbytes:
-        raise _bad(path, f"member {info.filename!r} declares {info.file_size} bytes but its "
-                   f"header implies {hlen + nbytes} (shape {shape}, dtype {dtype})")
+        raise bad(path, f"member {info.filename!r} declares {info.file_size} bytes but its "
+                  f"header implies {hlen + nbytes} (shape {shape}, dtype {dtype})")
     return shape, dtype
 
 
@@ -245,3 +245,229 @@ def _physical_memory():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 16 << 30
+
+
+# --------------------------------------------------------------- any result kind
+def checksum(arrays) -> str:
+    """SHA-256 of arrays by name, dtype, shape and bytes (names sorted): what
+    :func:`write_npz` stores and :func:`read_npz` checks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.files import checksum
+    >>> checksum({"a": np.zeros(2)}) == checksum({"a": np.zeros(2)})
+    True
+    >>> checksum({"a": np.zeros(2)}) == checksum({"a": np.ones(2)})
+    False
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"|{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def json_default(o):
+    """JSON for NumPy scalars and arrays (anything else as its ``str``)."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_npz(func, path, arrays, head, fmt) -> str:
+    """Write a result file atomically: the arrays (``.npz``, compressed) and ``head``
+    (JSON in ``_json``, with ``format`` = ``fmt`` and the arrays' :func:`checksum`) to a
+    temporary file in the same directory, flushed to disk, then renamed over ``path``
+    (``.npz`` appended when it lacks it): a failure at any moment leaves the old file
+    whole.  Returns the path written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.files import read_npz, write_npz
+    >>> p = write_npz("demo", "demo", {"a": np.arange(3.0)}, {"n": 3}, "demo-1")
+    >>> arrays, head = read_npz(p, {"a": (("n",), "f")}, fmt="demo-1")
+    >>> arrays["a"].tolist(), head["n"], p
+    ([0.0, 1.0, 2.0], 3, 'demo.npz')
+    """
+    path = npz_path(func, path)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    head = dict(head, format=fmt, sha256=checksum(arrays))
+    text = json.dumps(head, default=json_default, sort_keys=True)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}-"
+                       f"{os.urandom(4).hex()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, _json=np.array(text), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise V.fail(func, "path", "a file in a writable directory",
+                     f"{path!r} ({exc.strerror or exc})") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_npz(path, schema, *, fmt, func="load", writer=None, optional=(), max_bytes=None):
+    """Validate and read a file written by :func:`write_npz`; returns (arrays, head).
+
+    ``schema`` maps each array's name to (dims, kinds): ``dims`` a tuple of ints and
+    names (the same name is the same length in every array), ``kinds`` the allowed
+    dtype kinds (``"f"``, ``"iu"``, ``"b"``).  Before anything is decompressed: the path
+    must be a regular file and a zip whose members are exactly the schema's (those in
+    ``optional`` may be absent) with valid ``.npy`` headers, consistent shapes, a JSON
+    size bounded by the grid and a total size under ``max_bytes`` (default: half of
+    physical memory).  Then the JSON must be an object of format ``fmt`` and the
+    arrays must match its checksum.  Any failure: one
+    :class:`fastgd.FastGDValueError` naming ``func``, ``path`` and what is wrong.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.files import read_npz, write_npz
+    >>> p = write_npz("demo", "demo2.npz", {"a": np.zeros((2, 3))}, {}, "demo-1")
+    >>> read_npz(p, {"a": (("n", 3), "f")}, fmt="demo-1")[0]["a"].shape
+    (2, 3)
+    >>> read_npz(p, {"a": (("n", 4), "f")}, fmt="demo-1")
+    Traceback (most recent call last):
+    ...
+    fastgd.validate.FastGDValueError: load: 'path' must be a result file ...
+    """
+    import stat
+
+    writer = writer or fmt
+
+    def bad(p, what):
+        return _bad(p, what, func, writer)
+
+    path = npz_path(func, path, reading=True)
+    limit = _physical_memory() / 2 if max_bytes is None else V.real(
+        func, "max_bytes", max_bytes, positive=True, finite=False)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise V.fail(func, "path", "an existing file", f"{path!r} ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise bad(path, "not a regular file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise bad(path, f"not a readable .npz (zip) file ({exc})") from exc
+    with zf:
+        heads = _members(zf, path, schema, optional, bad)
+        dims = _bind_dims(path, schema, heads, bad)
+        json_chars = heads["_json"][1][1].itemsize // 4
+        cap = JSON_BASE + 64 * int(sum(dims.values()))
+        if json_chars > cap:
+            raise bad(path, f"its JSON metadata declares {json_chars} characters, more "
+                      f"than {cap} for its arrays")
+        total = sum(info.file_size for info, _ in heads.values())
+        if total > limit:
+            raise bad(path, f"its arrays declare {total / 2**30:.3g} GiB, more than the "
+                      f"limit max_bytes = {limit / 2**30:.3g} GiB")
+        arrays = {}
+        for k, (info, _) in heads.items():
+            try:
+                with zf.open(info) as fp:
+                    arrays[k] = np.lib.format.read_array(fp, allow_pickle=False)
+            except _MEMBER_ERRORS as exc:
+                raise bad(path, f"member {info.filename!r} is damaged ({exc})") from exc
+    try:
+        head = json.loads(str(arrays.pop("_json")))
+    except (ValueError, RecursionError) as exc:
+        raise bad(path, f"its JSON metadata is not valid JSON ({exc})") from exc
+    if not isinstance(head, dict) or head.get("format") != fmt:
+        got = head.get("format") if isinstance(head, dict) else type(head).__name__
+        raise bad(path, f"format {got!r} (expected {fmt!r})")
+    if head.get("sha256") != checksum(arrays):
+        raise bad(path, "its arrays do not match their checksum (damaged or edited)")
+    return arrays, head
+
+
+def _members(zf, path, schema, optional, bad):
+    """{name: (ZipInfo, (shape, dtype))} of the members, each checked against the
+    schema's dtype kinds (headers only)."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise bad(path, f"member {dup[0]!r} appears more than once")
+    heads = {}
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else None
+        if key not in schema and key != "_json":
+            raise bad(path, f"unexpected member {info.filename!r}")
+        if info.flag_bits & 0x1:
+            raise bad(path, f"member {info.filename!r} is encrypted")
+        heads[key] = (info, _header(zf, info, path, bad))
+    missing = [k for k in ("_json", *schema) if k not in heads and k not in optional]
+    if missing:
+        raise bad(path, f"missing array(s) {', '.join(map(repr, missing))}")
+    shp, dtype = heads["_json"][1]
+    if shp != () or dtype.kind != "U":
+        raise bad(path, f"'_json' has shape {shp} and dtype {dtype}; expected a text scalar")
+    for k, (_, (_shp, dtype)) in heads.items():
+        if k != "_json" and dtype.kind not in schema[k][1]:
+            raise bad(path, f"{k!r} has dtype {dtype}; expected " + {
+                "iu": "integers", "b": "booleans"}.get(schema[k][1], "floating point"))
+    return heads
+
+
+def _bind_dims(path, schema, heads, bad):
+    """The named lengths of the schema, bound from the members' shapes in schema order;
+    a shape that disagrees with a bound name (or a fixed length) is an error."""
+    bound = {}
+    for k, (dims, _) in schema.items():
+        if k not in heads:
+            continue
+        shp = heads[k][1][0]
+        if len(shp) != len(dims):
+            raise bad(path, f"{k!r} has shape {shp}; expected {len(dims)} axes {dims}")
+        for n, d in zip(shp, dims, strict=True):
+            want = d if isinstance(d, int) else bound.setdefault(d, n)
+            if n != want:
+                raise bad(path, f"{k!r} has shape {shp}; expected "
+                          f"{tuple(bound.get(x, x) for x in dims)}")
+    return bound
+
+
+def peek_format(path):
+    """The ``format`` a result file declares in its JSON metadata, or None when it
+    cannot tell (not a readable zip, no ``_json`` member, metadata over
+    :data:`JSON_BASE` characters, not JSON): reads one small member, so that one
+    ``load`` can hand each kind of result file to its reader, which validates it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.engine.files import peek_format, write_npz
+    >>> peek_format(write_npz("demo", "peek", {"a": np.zeros(1)}, {}, "demo-1"))
+    'demo-1'
+    >>> peek_format("no-such-file.npz") is None
+    True
+    """
+    try:
+        path = npz_path("load", path, reading=True)
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("_json.npy")
+            if info.file_size > 4 * JSON_BASE + 4096:
+                return None
+            with zf.open(info) as fp:
+                text = str(np.lib.format.read_array(fp, allow_pickle=False))
+        head = json.loads(text)
+    except Exception:  # anything unreadable: the reader says what is wrong
+        return None
+    fmt = head.get("format") if isinstance(head, dict) else None
+    return fmt if isinstance(fmt, str) else None
