@@ -195,11 +195,25 @@ TABLE = [
         ("rtol", "real>0|None"), ("steps", [5, -1, 2.5, "x", _BIG, 10**12]),
         ("lr_range", [5.0, (1.0,), (2.0, 1.0), (0.0, 1.0), (np.nan, 1.0), "ab",
                       (1.0, 2.0, 3.0), (1.0, "x")]),
-        ("threads", "threads")]),
+        ("threads", "threads"), ("progress", "bool|None"),
+        ("max_work", [0, -1.0, np.nan, "1e9", True, 1j])]),
     ("critical_lr", fg.critical_lr, dict(X=_X, y=_Y, method="sgd"), [
         ("epochs", [-1, _BIG, 10**12, "x", 2.5]), ("seeds", [0, 10**12, _BIG, 1.5]),
-        ("batch_size", "int>=1"), ("order", "choice"), ("blowup", "blowup")]),
-    ("spectrum", fg.spectrum, dict(X=_X), [("X", "X"), ("X", "X:H"), ("bias", "bool")]),
+        ("batch_size", "int>=1"), ("order", "choice"), ("blowup", "blowup"),
+        ("max_work", [1e3], ("epochs",))]),
+    # a simulation whose estimated work exceeds max_work: refused before any round
+    ("critical_lr", fg.critical_lr, dict(X=_X, y=_Y, check=True), [
+        ("max_work", [1e3], ("steps",))]),
+    ("spectrum", fg.spectrum, dict(X=_X), [("X", "X"), ("X", "X:H"), ("bias", "bool"),
+                                           ("H", [np.eye(2)], ("X",))]),
+    ("spectrum", fg.spectrum, dict(H=np.eye(2)), [
+        ("H", [RAGGED2, "abc", np.ones((2, 3)), np.zeros((0, 0)), _nan(np.eye(2)),
+               np.array([[1.0, 2.0], [0.0, 1.0]]), np.eye(2) + 0j, np.ones(3)]),
+        ("bias", "bool")]),
+    ("sample_order", fg.sample_order, dict(n=10), [
+        ("n", [0, -1, 2.5, "10", None, _BIG, 2**31, True, [10]]), ("seed", "seed"),
+        ("epoch", "int>=0"), ("order", "choice"),
+        ("batch_size", [0, -1, 11, 1.5, "2", None, True, _BIG])]),
     ("hessian", fg.hessian, dict(X=_X), [("X", "X"), ("X", "X:H"), ("bias", "bool")]),
     ("normalize", fg.normalize, dict(X=_X), [("X", "X"), ("X", [np.ones((5, 2))])]),
     ("whiten", fg.whiten, dict(X=_X), [("X", "X"), ("X", "X:H"), ("X", [np.ones((5, 2))])]),

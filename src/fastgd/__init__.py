@@ -24,9 +24,10 @@ True
 1.0
 
 Where to look: runs and sweeps of the linear unit here (``gd``, ``sgd``, ``sweep``,
-``critical_lr``, ``load``); closed forms in :mod:`fastgd.theory`; the 1-1-1 chain in
-:mod:`fastgd.chain`; two-layer networks in :mod:`fastgd.net`; figures in
-:mod:`fastgd.plot`; the ``fastgd`` command (``fastgd --help``).
+``critical_lr``, ``load``; ``sample_order`` for the samples an SGD seed presents);
+closed forms in :mod:`fastgd.theory`; the 1-1-1 chain in :mod:`fastgd.chain`; two-layer
+networks in :mod:`fastgd.net`; figures in :mod:`fastgd.plot`; the ``fastgd`` command
+(``fastgd --help``).
 """
 
 from fastgd._vector import apply_opt_in as _apply_opt_in
@@ -37,6 +38,7 @@ from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, GROWING_FACTOR, Status  # 
 from fastgd.validate import DataConversionWarning, FastGDTypeError, FastGDValueError
 from fastgd.data import Dataset, gaussian_data, lecture_data, normalize, whiten
 from fastgd.linear.run import Run, gd, sgd
+from fastgd.linear.orders import sample_order
 from fastgd.spectrum import Spectrum, hessian, spectrum
 from fastgd import chain, net, theory
 from fastgd.chain import chain_gd
@@ -72,6 +74,7 @@ __all__ = [
     "lecture_data",
     "load",
     "normalize",
+    "sample_order",
     "sgd",
     "spectrum",
     "sweep",

@@ -41,6 +41,13 @@ class Dataset:
         yield self.X
         yield self.y
 
+    def __repr__(self):
+        """One line: the shape and the description (the arrays are attributes)."""
+        desc = f": {self.description}" if self.description else ""
+        shape = np.shape(self.X)
+        P, d = (shape[0] if shape else 0), (shape[1] if len(shape) > 1 else 1)
+        return f"Dataset(P={P}, d={d}{desc})"
+
     @property
     def P(self) -> int:
         """Number of samples."""

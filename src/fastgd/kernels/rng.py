@@ -50,3 +50,12 @@ def permutation(k0, k1, epoch, perm):
         t = perm[i]
         perm[i] = perm[j]
         perm[j] = t
+
+
+@jit
+def draws(k0, k1, epoch, out, n):
+    """Fill ``out`` with the epoch's draws with replacement: position q holds
+    ``randbelow(hash4(k0, k1, epoch, q), n)`` (the SGD kernels' ``replacement`` order,
+    written inline there)."""
+    for q in range(out.shape[0]):
+        out[q] = randbelow(hash4(k0, k1, epoch, q), n)

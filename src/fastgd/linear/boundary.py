@@ -10,6 +10,7 @@ above 2/lambda_max.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,8 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
 
 def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
                 steps=None, epochs=100, batch_size=1, order=ST.DEFAULT_ORDER, seeds=64,
-                blowup=1e12, lr_range=None, threads=None, check=False) -> Boundary:
+                blowup=1e12, lr_range=None, threads=None, check=False, progress=None,
+                max_work=None) -> Boundary:
     """The divergence boundary in the learning rate for one dataset.
 
     GD (``method="gd"``): the long-run boundary, where the growth rate of the error
@@ -143,6 +145,17 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
         Initial search range of a simulation (default from the trace of H).
     check : bool
         GD: run the growth-rate bisection instead of the closed form.
+    progress : bool, optional
+        Simulations: a progress bar over the rounds (the engine's, tqdm when installed);
+        ``None`` (default): shown when the work done so far says the whole will take
+        more than 1 s and stderr is a terminal.
+    max_work : float, optional
+        Simulations: refuse, before anything runs, a search whose estimated work
+        exceeds this many units (multiply-adds of the kernels' inner loops, about
+        3e9 a second: :mod:`fastgd.engine.cost`); default ``FASTGD_MAX_WORK``, else
+        1e13.  The estimate counts the rounds the multisection needs for ``rtol`` and
+        the steps each growth measurement runs (for ill-conditioned data GD needs
+        ~20 kappa steps, capped at 4e6); the message says how to reduce it.
 
     Returns
     -------
@@ -159,13 +172,61 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     prob, momentum, nesterov, rtol, steps, lo, hi, check = _arguments(
         f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, batch_size, order,
         seeds, blowup, lr_range, threads, check)
+    progress = V.boolean(f, "progress", progress, allow_none=True)
+    if max_work is not None:
+        max_work = V.real(f, "max_work", max_work, positive=True, finite=False)
     if method == "gd" and not check:
         return _critical_gd_spectrum(prob, momentum, nesterov)
-    with G.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
-        if method == "gd":
-            return _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads)
-        return _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order,
-                             seeds, blowup, lo, hi, nthreads, threads)
+    if method == "gd":
+        steps = _gd_steps(f, prob, rtol, steps)
+    rounds = _budget(f, method, prob, rtol, steps, epochs, seeds, order, lo, hi, max_work)
+    bar = G.Progress(rounds, progress, f"critical_lr {method}")
+    try:
+        with G.using_threads(f, threads) as nthreads, np.errstate(all="ignore"):
+            if method == "gd":
+                b = _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi,
+                                 nthreads, bar)
+            else:
+                b = _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size,
+                                  order, seeds, blowup, lo, hi, nthreads, threads, bar)
+        bar.update(bar.total)
+        return b
+    finally:
+        bar.close()
+
+
+#: rates per round of the searches (one SIMD lane each)
+GRID = 64
+
+
+def _rounds(lo, hi, rtol, shrink):
+    """Rounds a search needs: one to bracket (more when the range misses the boundary)
+    and the refinements of the first bracket, a grid step of [lo, hi] wide, by
+    ``shrink`` each, down to ``rtol``."""
+    width = (hi / lo) ** (1.0 / (GRID - 1)) - 1.0
+    return 1 + max(0, math.ceil(math.log(max(width / rtol, 1.0)) / math.log(shrink)))
+
+
+def _budget(f, method, prob, rtol, steps, epochs, seeds, order, lo, hi, max_work):
+    """The search's estimated rounds, and its work checked against ``max_work`` (before
+    any kernel runs).  Returns the rounds."""
+    d = prob.d
+    if method == "gd":
+        rounds = _rounds(lo, hi, rtol, GRID + 1)
+        work = rounds * GRID * 1.5 * steps * d * d
+        what = f"~{rounds} rounds x {GRID} rates x {1.5 * steps:,.0f} steps x {d * d:,}"
+        hint = "use a larger rtol or fewer steps="
+    else:
+        n_seed = 1 if order == "cyclic" else (
+            int(seeds) if np.ndim(seeds) == 0 else int(np.size(seeds)))
+        rounds = _rounds(lo, hi, rtol, GRID - 1)
+        work = rounds * GRID * n_seed * float(epochs) * prob.P * d
+        what = (f"~{rounds} rounds x {GRID} rates x {n_seed:,} seeds x {epochs:,} epochs x "
+                f"{prob.P * d:,}")
+        hint = "use a larger rtol, fewer seeds or fewer epochs"
+    _cost.check(f, "steps" if method == "gd" else "epochs", work=work, work_what=what,
+                max_work=max_work, hint=hint)
+    return rounds
 
 
 def _arguments(f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, batch_size,
@@ -197,32 +258,37 @@ def _arguments(f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, b
 
 
 def _critical_gd_spectrum(prob, momentum, nesterov):
-    """The GD boundary from lambda_max of H (scipy's ``eigvalsh``, as
-    :func:`fastgd.spectrum`)."""
-    import scipy.linalg
-
+    """The GD boundary from lambda_max of H (from the data, as :func:`fastgd.spectrum`)."""
+    from fastgd.spectrum import eigenvalues_from_data
     from fastgd.theory import momentum_lr_max
 
-    lam_max = float(scipy.linalg.eigvalsh(prob.H)[-1])
+    lam_max = float(eigenvalues_from_data(prob.X)[-1])
     lr = (momentum_lr_max(lam_max, momentum, nesterov) if momentum > 0 or nesterov
           else 2.0 / lam_max)
     return Boundary(lr=float(lr), lo=float(lr), hi=float(lr), method="gd",
                     criterion="spectrum", lrs=np.array([lr]))
 
 
-def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
-    lam = np.linalg.eigvalsh(prob.H)
-    if steps is None:
-        # transients along other directions decay like (1 - 2 lambda_min/lambda_max)^t:
-        # run long enough for them to vanish, and for the top rate to be resolved
-        pos = lam[lam > 1e-12 * lam[-1]]
-        gap = max(pos[0] / lam[-1], 1e-6)
-        steps = int(min(max(20.0 / gap, 0.2 / rtol, 2000), 4e6))
-    else:
-        steps = V.integer(f, "steps", steps, minimum=100)
-    grid = np.geomspace(lo, hi, 64)
+def _gd_steps(f, prob, rtol, steps):
+    """Steps per growth measurement: ``steps``, or by default long enough for the
+    transients along other directions, which decay like (1 - 2 lambda_min/lambda_max)^t,
+    to vanish, and for the top rate to be resolved (at most 4e6)."""
+    if steps is not None:
+        return V.integer(f, "steps", steps, minimum=100)
+    from fastgd.spectrum import eigenvalues_from_data
+
+    lam = eigenvalues_from_data(prob.X)
+    pos = lam[lam > 1e-12 * lam[-1]]
+    gap = max(pos[0] / lam[-1], 1e-6)
+    return int(min(max(20.0 / gap, 0.2 / rtol, 2000), 4e6))
+
+
+def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads, bar):
+    grid = np.geomspace(lo, hi, GRID)
+    done = 0
     for _ in range(8):
         g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        done = _advance(bar, done)
         unstable = np.flatnonzero(g > 0)
         if unstable.size == 0:
             grid = np.geomspace(grid[-1], grid[-1] * 1e3, 64)
@@ -239,6 +305,7 @@ def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
     while (hi - lo) / lo > rtol:
         grid = np.linspace(lo, hi, 66)[1:-1]
         g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
+        done = _advance(bar, done)
         unstable = np.flatnonzero(g > 0)
         if unstable.size == 0:
             lo = grid[-1]
@@ -252,8 +319,16 @@ def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads):
                     lrs=grid, growth=g)
 
 
+def _advance(bar, done):
+    """One more round done: the bar moves (never to its end before the search ends:
+    a search may need more rounds than estimated)."""
+    done += 1
+    bar.update(min(done, bar.total - 1))
+    return done
+
+
 def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, seeds, blowup,
-                  lo, hi, nthreads, threads):
+                  lo, hi, nthreads, threads, bar):
     data = [(prob.X[:, :-1] if prob.bias else prob.X, prob.y)]
     if order == "cyclic":  # the order does not depend on the seed: one is enough
         seeds = [0]
@@ -261,8 +336,10 @@ def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, 
               seeds=seeds, momentum=momentum, nesterov=nesterov, bias=prob.bias, tol=0.0,
               blowup=blowup, threads=threads, progress=False)
     grid = np.geomspace(lo, hi, 64)
+    done = 0
     for _ in range(40):
         res = SW.sweep(lr=grid, **kw)  # through the module: tests spy on it
+        done = _advance(bar, done)
         frac = res.diverged_fraction()[0]
         k = np.flatnonzero(frac >= 0.5)
         if k.size == 0:

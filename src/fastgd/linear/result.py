@@ -231,8 +231,22 @@ class SweepResult:
         return "\n".join([head] + rows)
 
     def __repr__(self):
-        return (f"<SweepResult {self.method} shape={self.shape}>\n"
-                f"{self.summary(max_rows=12)}")
+        """At most 15 lines: where it came from (budget, tolerance, version) and
+        :meth:`summary` with at most 10 dataset rows."""
+        spec = self.meta.get("spec", {}) if isinstance(self.meta, dict) else {}
+        budget = spec.get("steps" if self.method == "gd" else "epochs")
+        origin = [f"{budget:,} {self.unit}s" if isinstance(budget, (int, np.integer))
+                  else None,
+                  f"tol {spec['tol']:g}" if isinstance(spec.get("tol"), float) else None,
+                  f"order {spec['order']}" if self.method == "sgd" and spec.get("order")
+                  else None]
+        versions = self.meta.get("versions", {}) if isinstance(self.meta, dict) else {}
+        if isinstance(versions, dict) and versions.get("fastgd"):
+            origin.append(f"fastgd {versions['fastgd']}")
+        origin = ", ".join(o for o in origin if o)
+        return (f"<SweepResult {self.method} shape={self.shape}"
+                + (f": {origin}" if origin else "") + ">\n"
+                + self.summary(max_rows=10))
 
     # -- files ---------------------------------------------------------------
     def save(self, path):

@@ -56,6 +56,16 @@ class Run:
         max(initial loss, loss at w = 0): the loss grew by orders of magnitude without
         reaching the ``blowup`` threshold within the budget (e.g. just above
         2/lambda_max); a longer run would most likely diverge.
+    w_star : (d,) array
+        The least-squares minimiser of the run's data (min-norm when X is rank
+        deficient; bias last with ``bias=True``), the point the run converges to: the
+        same w* the kernels and the statuses use (one ``np.linalg.lstsq`` per dataset).
+    loss_star : float
+        E* = E(w*) = 1/(2P) sum_p (y_p - w*.x_p)^2 (the 1/2 convention: half the mean
+        squared residual), so that ``excess = loss - loss_star`` up to rounding.
+
+    ``print(run)`` shows a summary (status, losses at start and end, shapes); the arrays
+    are attributes.
 
     Examples
     --------
@@ -63,6 +73,8 @@ class Run:
     >>> r = fg.gd(*fg.lecture_data(), lr=1.5, steps=100)
     >>> r.status.name, r.unit, bool(r.losses[0] > r.losses[-1])
     ('CONVERGED', 'step', True)
+    >>> r.w_star.round(6).tolist(), round(r.loss_star, 6)   # the lecture's minimiser
+    ([0.47619, 0.952381], 0.02381)
     """
 
     w: np.ndarray
@@ -77,6 +89,31 @@ class Run:
     unit: str
     excess: float
     growing: bool = False
+    w_star: np.ndarray | None = None
+    loss_star: float | None = None
+
+    def __repr__(self):
+        unit = self.unit
+        head = f"Run({self.method}, lr={self.lr:.6g}: {self.status.name}"
+        if self.status == Status.CONVERGED:
+            head += f" at {unit} {self.steps_to_tol}"
+        elif self.status == Status.DIVERGED:
+            head += f" at {unit} {self.diverged_at}"
+        elif self.growing:
+            head += f" but growing (loss > {ST.GROWING_FACTOR:g} x its start)"
+        n = int(np.size(self.losses))
+        star = "" if self.loss_star is None else f", loss_star {self.loss_star:.6g}"
+        lines = [head + ")",
+                 f"  loss {self.loss:.6g}, excess {self.excess:.3g}{star}",
+                 "  w = " + np.array2string(np.asarray(self.w), precision=6, threshold=8,
+                                            edgeitems=3, max_line_width=10**6)]
+        if n:
+            lines.append(f"  losses: {n} values, one per {unit} 0..{n - 1}, from "
+                         f"{self.losses[0]:.4g} to {self.losses[-1]:.4g}")
+        lines.append("  trajectory: " + ("not recorded (record=True keeps it)"
+                                         if self.trajectory is None
+                                         else f"array of shape {np.shape(self.trajectory)}"))
+        return "\n".join(lines)
 
     @property
     def diverged(self) -> bool:
@@ -122,7 +159,8 @@ def _to_run(out, n, record, lr, method, unit, prob, w0):
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
                steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
                unit=unit, excess=float(out.excess[0, 0, 0]),
-               growing=bool(PB.growing([prob], out, w0)[0, 0, 0]))
+               growing=bool(PB.growing([prob], out, w0)[0, 0, 0]),
+               w_star=prob.wstar.copy(), loss_star=float(prob.estar))
 
 
 def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
