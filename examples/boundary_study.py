@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 import fastgd as fg
@@ -36,13 +37,25 @@ for k in kappas:
     print(f"kappa {k:8.3g}: 2/lambda_max {s.eta_max:.6g}  GD observed {gd_c:.6g}  "
           f"SGD mean-square {ms:.4g}  SGD half-diverged {sgd_c:.4g}")
 r = np.array(rows)
-fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
-ax.plot(r[:, 0], r[:, 1], "k-", label="2/λ$_{max}$ (batch GD theory)")
-ax.plot(r[:, 0], r[:, 2], "o", mfc="none", color="#0072B2", label="GD observed")
+fig, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
+ax.plot(r[:, 0], r[:, 1], "k-", lw=2.5, label="2/λ$_{max}$ (batch GD theory)", zorder=2)
+ax.plot(r[:, 0], r[:, 2], "o", ms=8, mfc="none", mew=1.6, color="#0072B2",
+        label="GD observed (growth-rate bisection)", zorder=3, clip_on=False)
 ax.plot(r[:, 0], r[:, 3], "-.", color="#009E73", label="SGD mean-square limit")
 ax.plot(r[:, 0], r[:, 4], "s", mfc="none", color="#D55E00", label="SGD: half of 32 seeds diverge")
-ax.set(xscale="log", yscale="log", xlabel="condition number κ", ylabel="critical learning rate η$_c$",
-       title="divergence boundary: simulation vs theory")
-ax.legend(fontsize="small")
+# room above the GD points (λ_max = 1: all at 2) and plain tick labels, not 2×10⁰
+finite = r[:, 1:][np.isfinite(r[:, 1:]) & (r[:, 1:] > 0)]
+ax.set_ylim(finite.min() / 1.6, finite.max() * 1.8)
+ax.set(xscale="log", yscale="log", xlabel="condition number κ (λ$_{max}$ = 1)",
+       ylabel="critical learning rate η$_c$", title="divergence boundary: simulation vs theory")
+ax.set_xlim(r[0, 0] / 1.5, r[-1, 0] * 1.5)
+plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+for axis in (ax.xaxis, ax.yaxis):
+    axis.set_major_formatter(plain)
+ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+    lambda v, _: f"{v:g}" if round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
+ax.grid(which="both", color="0.92", lw=0.6)
+ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+          frameon=False)
 fig.savefig(out / "boundary_study.png", dpi=120)
 print(f"wrote {out / 'boundary_study.png'}")

@@ -91,8 +91,9 @@ def test_parser_does_not_import_the_commands_back():
                 mods.update(a.name for a in node.names)
         imports[f.stem] = {m.rsplit(".", 1)[-1] for m in mods if m.startswith("fastgd.cli.")}
     assert imports["args"] == set()
+    assert imports["owndata"] <= {"args"} and imports["info"] == set()  # leaves too
     for name in ("commands", "lecture", "net"):
-        assert "parser" not in imports[name] and imports[name] <= {"args"}, name
+        assert "parser" not in imports[name] and imports[name] <= {"args", "owndata"}, name
 
 
 def test_help_does_not_import_numba_or_matplotlib():

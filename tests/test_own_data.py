@@ -231,8 +231,9 @@ def test_phase_growing_cells_hatched(lecture):
 
 # ------------------------------------------------------------------ boundary plots
 def _legend_matches_artists(ax):
-    """Every legend entry belongs to an artist that draws data."""
-    leg = ax.get_legend()
+    """Every legend entry belongs to an artist that draws data (the legend of the axes,
+    or the figure's legend under a figure that holds only these axes)."""
+    leg = ax.get_legend() or ax.figure.legends[0]
     for t in leg.get_texts():
         label = t.get_text()
         owners = [a for a in ax.lines + ax.collections + ax.containers
@@ -250,20 +251,54 @@ def _distinct_tick_labels(ax):
     assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
 
 
-def test_boundary_one_dataset(lecture):
+def _texts(ax, gid):
+    return [t.get_text() for t in ax.texts if t.get_gid() == gid]
+
+
+def test_boundary_one_dataset_shows_numbers(lecture):
+    """One GD dataset: the observed rate, 2/lambda_max and their relative difference as
+    numbers, not a dot at "+0 %"."""
     ns = types.SimpleNamespace(method="gd", names=("lecture",), meta={"spec": {}},
                                condition=np.array([23.3]), gd_limit=np.array([2 / 0.84]),
                                momentum_limit=np.array([np.nan]),
                                sgd_ms_limit=np.array([np.nan]), sgd_as_limit=np.array([np.nan]))
     ax = P.plot_boundary(ns, observed=np.array([2 / 0.84 * (1 + 3e-8)]))
-    y = _line(ax, "observed").get_ydata()
-    np.testing.assert_allclose(y, 3e-8, rtol=1e-6)
+    values = _texts(ax, "single_gd")
+    assert values == [f"{2 / 0.84 * (1 + 3e-8):.10g}", f"{2 / 0.84:.10g}", "+3.00e-08"]
+    assert _texts(ax, "single_gd_name") == ["lecture"]
+    assert not ax.axison and not ax.lines and ax.get_legend() is None
+    # a grid crossing names its bracket
+    res = fg.sweep("gd", lr=np.geomspace(2.3, 2.5, 9), data={"lecture": tuple(lecture)},
+                   steps=2000)
+    ax = P.plot_boundary(res)
+    assert any("grid crossing" in t.get_text() for t in ax.texts)
+
+
+def test_boundary_off_scale_marks_are_arrows():
+    """Raw / standardised / whitened rows: the whitened batch limit at +30,000 % is an
+    arrow with its value and does not set the range, so the observed points stay apart."""
+    nan = np.full(3, np.nan)
+    ns = types.SimpleNamespace(
+        method="sgd", names=("raw", "standardised", "whitened"), meta={"spec": {}},
+        condition=np.array([1e6, 470, 1.0]), gd_limit=np.array([2.7e-5, 0.5, 2.0]),
+        momentum_limit=nan, sgd_ms_limit=np.array([2.4e-5, 0.08, 0.0066]), sgd_as_limit=nan)
+    obs = np.array([2.6e-5, 0.11, 0.0095])
+    ax = P.plot_boundary(ns, observed=obs)
     lo, hi = ax.get_ylim()
-    assert lo < 0 < hi and lo <= -0.01 and hi >= 0.01  # the point sits inside the frame
-    _distinct_tick_labels(ax)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["lecture\npredicted 2.381"]
+    err = obs / ns.sgd_ms_limit - 1
+    assert lo < 0 and hi < 1.0 and hi > err.max()  # set by the points (44 %), not 30,000 %
+    gd_rel = ns.gd_limit / ns.sgd_ms_limit - 1
+    assert gd_rel[0] < hi  # the raw row's mark is on the scale
+    arrows = [a for a in ax.texts if a.get_gid() == "gd_limit_offscale"]
+    assert len(arrows) == 2
+    assert _texts(ax, "gd_limit_offscale_value") == [f"{100 * gd_rel[1]:+,.0f} %",
+                                                    f"{100 * gd_rel[2]:+,.0f} %"]
+    assert "+30,203 %" in _texts(ax, "gd_limit_offscale_value")
     labels = _legend_matches_artists(ax)
-    assert labels == ["predicted: batch GD limit 2/λ$_{max}$", "observed (simulation)"]
+    assert any("arrow: off the scale" in t for t in labels)
+    # observed points spread over the frame: distinct, readable
+    y = _line(ax, "observed").get_ydata()
+    assert np.ptp(y) > 0.3 * (hi - lo)
 
 
 def test_boundary_close_agreement_is_not_stretched():
@@ -356,12 +391,9 @@ def test_cli_condition_grid_keeps_kappa_axis(tmp_path, figures):
 
 def test_cli_boundary_and_plot_boundary(tmp_path, figures, capsys):
     assert cli.main(["boundary", "--out", str(tmp_path / "lb.png")]) == 0
-    ax = figures[0].axes[0]
-    _distinct_tick_labels(ax)
-    _legend_matches_artists(ax)
-    y = _line(ax, "observed").get_ydata()
-    assert abs(y[0]) < 1e-5 and ax.get_ylim()[1] >= 0.01
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["lecture\npredicted 2.381"]
+    ax = figures[0].axes[0]  # one GD dataset: numbers, not a dot at +0 %
+    assert _texts(ax, "single_gd")[1] == f"{2 / 0.84:.10g}"
+    assert abs(float(_texts(ax, "single_gd")[2])) < 1e-5
     figures.clear()
     res = fg.sweep("gd", lr=np.geomspace(1.99, 2.03, 16), condition=[1, 10], steps=4000)
     res.save(tmp_path / "gd.npz")
@@ -428,3 +460,107 @@ def test_relative_grid_checkpoint_resumes(two, tmp_path):
     assert again.equals(first) and again.names == first.names
     assert again.meta["chunks_resumed"] == again.meta["chunks_total"] > 0
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["data0", "data1"]
+
+
+# ------------------------------------------------------------------ real data, transformed
+def _sklearn_file(name, tmp_path):
+    """scikit-learn's raw diabetes (κ ~ 1e6) or breast cancer (κ ~ 2e12) as an .npz."""
+    sk = pytest.importorskip("sklearn.datasets")
+    load = {"diabetes": lambda: sk.load_diabetes(return_X_y=True, scaled=False),
+            "breast_cancer": lambda: sk.load_breast_cancer(return_X_y=True)}[name]
+    X, y = load()
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, X=np.asarray(X, float), y=np.asarray(y, float))
+    return path
+
+
+@pytest.mark.skipif(naive.JITLESS, reason="NUMBA_DISABLE_JIT=1: too slow")
+@pytest.mark.parametrize("name, kappa, color", [("diabetes", 1e6, "status"),
+                                                ("breast_cancer", 2e12, "excess")])
+def test_cli_phase_transforms_on_real_data(name, kappa, color, tmp_path, figures, capsys):
+    """Raw real data converges nowhere within the budget, and says why; its standardised
+    and whitened rows, from the same file, show converged cells."""
+    path = _sklearn_file(name, tmp_path)
+    assert cli.main(["phase", "--data", str(path), "--transform", "raw,standardize,whiten",
+                     "--color", color, "--out", str(tmp_path / "p.png"),
+                     "--save", str(tmp_path / "r.npz")]) == 0
+    res = fg.load(tmp_path / "r.npz")
+    assert res.names == (f"{name} (raw)", f"{name} (standardized)", f"{name} (whitened)")
+    assert res.lr_unit == "eta_max" and res.meta["spec"]["steps"] == 100_000
+    assert 0.5 * kappa < res.condition[0] < 2 * kappa and res.condition[2] < 1 + 1e-6
+    conv = res.converged.any(axis=(1, 2))
+    assert not conv[0] and conv[2]  # raw: none; whitened: converged cells
+    assert conv[1] == (name == "diabetes")  # standardised breast cancer: κ = 1e5
+    assert res.diverged[:, -1].all()  # every row still shows the boundary
+    # one line on stderr per row without a converged cell: κ, the steps, what would help
+    err = capsys.readouterr().err.splitlines()
+    raw = [ln for ln in err if ln.startswith(f"fastgd phase: {name} (raw): no cell converged")]
+    assert len(raw) == 1 and len(err) == (1 if name == "diabetes" else 2), err
+    X = np.load(path)["X"]
+    s = fg.spectrum(X)
+    steps = fg.theory.gd_steps_to_tol(X, np.load(path)["y"], s.eta_opt, fg.DEFAULT_TOL,
+                                      max_steps=10**18)
+    assert steps > 100_000
+    assert "κ = " in raw[0] and "--transform " in raw[0] and "1/λ_max" in raw[0]
+    assert ("--transform standardize" in raw[0]) == (name == "diabetes")
+    # the figure: the same explanation in the raw row, none in a row that converged
+    ax = figures[0].axes[0]
+    notes = [t for t in ax.texts if t.get_gid() == "note"]
+    assert len(notes) == len(err)
+    assert notes[0].get_text().startswith("no cell converged in 100,000 steps")
+    assert notes[0].get_position()[1] == 0.0  # in the raw row (the first)
+    if color == "excess":  # the raw row still shows structure: progress varies with η
+        (mesh,) = [c for c in ax.collections if c.get_gid() == "excess"]
+        vals = np.ma.masked_invalid(mesh.get_array()).reshape(3, -1)
+        raw_row = vals[0].compressed()
+        assert raw_row.size > 50 and np.all(raw_row < 0) and np.ptp(raw_row) > 0.1
+        assert raw_row[-1] < raw_row[0]  # more progress at a larger rate
+        assert len(res.meta["initial_excess"]) == 3
+        assert any("final / initial" in a.get_ylabel() for a in figures[0].axes)
+
+
+def test_excess_color_without_initial_excess(lecture):
+    res = fg.sweep("gd", lr=np.geomspace(0.5, 4, 12), data={"a": tuple(lecture)}, steps=30)
+    ax = P.plot_phase_diagram(res, color="excess")
+    (mesh,) = [c for c in ax.collections if c.get_gid() == "excess"]
+    vals = np.ma.masked_invalid(mesh.get_array()).compressed()
+    assert vals.size == np.sum(~res.diverged[0, :, 0])
+    assert any("final excess loss" in a.get_ylabel() for a in ax.figure.axes)
+    with pytest.raises(fg.FastGDTypeError, match="notes"):
+        P.plot_phase_diagram(res, notes=["one", "two"])
+
+
+def test_auto_note_on_a_named_row(lecture):
+    X, y = _raw(lecture)
+    res = fg.sweep("gd", lr=[0.5], lr_unit="eta_max", data={"raw": (X * [1, 1e-3], y)},
+                   steps=50)
+    assert not res.converged.any()
+    ax = P.plot_phase_diagram(res)
+    (note,) = [t.get_text() for t in ax.texts if t.get_gid() == "note"]
+    assert "κ = " in note and "κ·ln(1/tol)/2" in note
+    assert not [t for t in P.plot_phase_diagram(res, notes=False).texts
+                if t.get_gid() == "note"]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--transform", "raw,square"], "'transform' must name raw, standardize or whiten"),
+    (["--transform", ","], "at least one"),
+    (["--condition", "1:10:2", "--transform", "whiten"], "applies to given data"),
+])
+def test_cli_transform_refused(args, msg, capsys):
+    data = [] if "--condition" in args else ["--data", "lecture"]
+    assert cli.main(["phase", *data, *args, "--out", "never.png"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_cli_boundary_transforms(tmp_path, figures, capsys):
+    np.savez(tmp_path / "mine.npz", X=_raw(fg.lecture_data())[0], y=fg.lecture_data().y)
+    assert cli.main(["boundary", "--data", str(tmp_path / "mine.npz"), "--transform",
+                     "raw,standardise,whiten", "--out", str(tmp_path / "b.png")]) == 0
+    out = capsys.readouterr().out
+    for row in ("mine (raw)", "mine (standardized)", "mine (whitened)"):
+        assert row in out
+    ax = figures[0].axes[0]
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == [
+        "mine (raw)", "mine (standardized)", "mine (whitened)"]
+    _legend_matches_artists(ax)

@@ -45,6 +45,8 @@ def _landscape(ax, x, y, loss_scale, lim, levels):
                      alpha=0.35, extend="neither")
     cf.set_gid("landscape")
     ax.contour(W1, W2, L, levels=lev, colors="0.5", linewidths=0.6)
+    ax.plot([], [], color="0.5", lw=0.6, gid="contours_key",  # the contours' legend entry
+            label="contours of the loss (darker: higher)")
 
 
 def _minima_and_saddle(ax, x, y, lim):
@@ -63,6 +65,30 @@ def _minima_and_saddle(ax, x, y, lim):
             ls="none", label="saddle (0, 0)", gid="saddle", zorder=6)
     ax.plot([-lim, lim], [-lim, lim], color="0.4", lw=0.8, ls=":", label="balanced w$_1$ = w$_2$")
     ax.plot([-lim, lim], [lim, -lim], color="0.4", lw=0.8, ls=":")
+
+
+def _chain_runs(ax, items, f, max_points):
+    """Trajectories, a larger rate under a smaller one (a run that jumps far would hide a
+    short one from the same start), a diverging run dashed; one start square per start."""
+    lrs = np.array([float(getattr(r, "lr", np.nan)) for _, r in items])
+    rank = np.argsort(np.argsort(np.where(np.isfinite(lrs), -lrs, -np.inf), kind="stable"))
+    starts = []
+    for k, (lab, r) in enumerate(items):
+        tr = trajectory(r, f, "runs")[:max_points]
+        col = CYCLE[(k + 1) % len(CYCLE)]
+        ok = np.all(np.isfinite(tr), axis=1)
+        div = bool(getattr(r, "diverged", False))
+        if lab is None and hasattr(r, "lr"):
+            lab = f"GD η = {r.lr:g}" + (" (diverges)" if div else "")
+        (line,) = ax.plot(tr[ok, 0], tr[ok, 1], color=col, lw=1.1 if div else 1.6,
+                          ls="--" if div else "-", marker="o", ms=2.5, label=lab,
+                          zorder=3 + rank[k] / max(len(items), 1))
+        line.set_gid(f"run{k}")
+        if not any(np.array_equal(tr[0], s0) for s0 in starts):
+            starts.append(tr[0])
+    for k, s0 in enumerate(starts):  # after the runs: the legend lists them first
+        ax.plot(s0[0], s0[1], marker="s", ms=7, color="white", mec="black", ls="none",
+                zorder=6, gid=f"start{k}", label="start w$_0$" if k == 0 else None)
 
 
 def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=2.5,
@@ -100,8 +126,8 @@ def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=
     >>> from fastgd.plot import plot_chain_landscape
     >>> ax = plot_chain_landscape({"by hand": np.array([[0.5, 1.5], [0.8, 1.2]])},
     ...                           loss_scale=2.0, levels=4)
-    >>> [l.get_gid() for l in ax.lines][:3]
-    ['hyperbola0', 'hyperbola1', 'saddle']
+    >>> [l.get_gid() for l in ax.lines][:4]
+    ['contours_key', 'hyperbola0', 'hyperbola1', 'saddle']
     """
     f = "plot_chain_landscape"
     check(f, ax=ax, title=title, legend=legend)
@@ -115,17 +141,7 @@ def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=
     ax = axes(ax, figsize=(5.6, 5.4))
     _landscape(ax, x, y, loss_scale, lim, levels)
     _minima_and_saddle(ax, x, y, lim)
-    for k, (lab, r) in enumerate(run_items(runs, f)):
-        tr = trajectory(r, f, "runs")[:max_points]
-        col = CYCLE[(k + 1) % len(CYCLE)]
-        ok = np.all(np.isfinite(tr), axis=1)
-        if lab is None and hasattr(r, "lr"):
-            lab = f"GD η = {r.lr:g}" + (" (diverges)" if getattr(r, "diverged", False) else "")
-        (line,) = ax.plot(tr[ok, 0], tr[ok, 1], color=col, lw=1.3, marker="o", ms=2.5,
-                          label=lab, zorder=4)
-        line.set_gid(f"run{k}")
-        ax.plot(tr[0, 0], tr[0, 1], marker="s", ms=7, color=col, mec="black", ls="none",
-                zorder=6)
+    _chain_runs(ax, run_items(runs, f), f, max_points)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")

@@ -18,7 +18,8 @@ arguments are parsed, so ``fastgd --help`` is fast.
 
 The package: :mod:`~fastgd.cli.args` (the shared helpers: usage errors, grids, TOML
 specs, output names, saving figures; it imports no other command module),
-:mod:`~fastgd.cli.commands` (phase, sweep, plot, boundary, info),
+:mod:`~fastgd.cli.commands` (phase, sweep, plot, boundary), :mod:`~fastgd.cli.info`,
+:mod:`~fastgd.cli.owndata` (--transform, --color excess, why a row has no converged cell),
 :mod:`~fastgd.cli.lecture` (the lecture script), :mod:`~fastgd.cli.net` (two-layer
 networks) and :mod:`~fastgd.cli.parser` (the argparse parser over all of them);
 :func:`main` runs them.

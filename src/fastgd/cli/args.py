@@ -18,6 +18,7 @@ SPEC_KEYS = {
     "lr_unit": "absolute, or eta_max (lr in multiples of each dataset's 2/lambda_max)",
     "condition": "condition numbers kappa of Gaussian datasets (as lr)",
     "data": "'lecture', 'lecture-normalized', 'lecture-whitened', a .npz with X and y, or a list",
+    "transform": "rows per dataset: 'raw,standardize,whiten' or a list of them",
     "steps": "GD steps", "epochs": "SGD epochs", "batch_size": "SGD batch size",
     "order": "SGD order: cyclic, shuffle or replacement", "seeds": "number of SGD seeds",
     "seed": "first seed (SGD sample orders and the Gaussian data)",
@@ -179,7 +180,7 @@ def _check_type(spec, key, types, what):
 def _merge(args, spec):
     """Spec values overridden by the flags that were given -> a plain dict."""
     cfg = dict(spec)
-    for key in ("method", "lr", "lr_unit", "condition", "data", "steps", "epochs",
+    for key in ("method", "lr", "lr_unit", "condition", "data", "transform", "steps", "epochs",
                 "batch_size", "order",
                 "seeds", "momentum", "nesterov", "tol", "n", "d", "theory", "seed", "threads",
                 "checkpoint", "dtype", "backend"):

@@ -1,10 +1,10 @@
-"""The ``fastgd`` commands phase, sweep, plot, boundary and info: a merged spec becomes
-a sweep (:func:`_sweep_from`), a figure, a table.  NumPy, Numba and matplotlib are
+"""The ``fastgd`` commands phase, sweep, plot and boundary (info is in
+:mod:`fastgd.cli.info`): a merged spec becomes a sweep (:func:`_sweep_from`), a figure,
+a table.  NumPy, Numba and matplotlib are
 imported inside the commands, after the arguments are parsed."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from fastgd.cli.args import (
     load_spec,
     parse_grid,
 )
+from fastgd.cli.owndata import explain_rows, initial_excess, parse_transforms, transformed
 from fastgd.status import DEFAULT_ORDER
 
 PHASE_DEFAULTS = {
@@ -117,7 +118,8 @@ def _given_data(cfg):
     if "condition" in cfg:
         raise UsageError("give 'data' or 'condition', not both")
     items = cfg["data"] if isinstance(cfg["data"], list) else [cfg["data"]]
-    loaded = [_load_data(it) for it in items]
+    loaded = transformed([_load_data(it) for it in items],
+                         parse_transforms(cfg.get("transform")))
     datasets = [(X, y) for X, y, _ in loaded]
     labels = _unique([lab for _, _, lab in loaded])
     return datasets, labels, {"data": dict(zip(labels, datasets, strict=True))}
@@ -130,6 +132,9 @@ def _condition_data(cfg, dflt, method, lr, seed):
 
     from fastgd.engine import cost
 
+    if cfg.get("transform") is not None:
+        raise UsageError("'transform' applies to given data (--data); the Gaussian datasets "
+                         "of 'condition' are already centred with λ_max = 1")
     kappa = _spec_grid(cfg["condition"], "condition") if "condition" in cfg else \
         parse_grid(dflt.get("condition", "1:1e4:48"), "condition")
     n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
@@ -213,10 +218,29 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
         _sgd_options(kw, cfg, dflt, given, datasets, len(lr), seed)
     res = fg.sweep(method, **kw)
     res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
+    # E(w0) - E* per dataset: what --color excess divides the final excess by
+    res.meta["initial_excess"] = initial_excess(
+        datasets if given else _gaussians(where), kw["bias"])
     if method == "sgd" and not cfg.get("theory", True):  # limits the user did not ask for
         nan = np.full(res.shape[0], np.nan)
         res = dataclasses.replace(res, sgd_ms_limit=nan, sgd_as_limit=nan.copy())
     return res, datasets
+
+
+def _gaussians(where):
+    """The (X, y) of a condition grid, drawn as the sweep draws them
+    (:mod:`fastgd.linear.datasets`: eigenvalues 1/κ .. 1, geometric)."""
+    import numpy as np
+
+    from fastgd.data import gaussian_family
+
+    kappa, d = np.asarray(where["condition"], dtype=float), where["d"]
+    rows = np.exp(np.log(kappa)[:, None] * np.linspace(-1.0, 0.0, d)[None, :])
+    rows[:, 0], rows[:, -1] = 1.0 / kappa, 1.0
+    if where["fix"] == "lambda_min":
+        rows = rows * kappa[:, None]
+    fam = gaussian_family(where["n"], rows, seed=where["data_seed"], describe=False)
+    return [(ds.X, ds.y) for ds in fam]
 
 
 def _unique(labels):
@@ -246,13 +270,29 @@ def _data_steps(datasets, floor, bias):
     return int(min(math.ceil(t / e) * e, STEPS_MAX))
 
 
-def _phase_figure(res, args, title=None):
+def _phase_figure(res, args, title=None, notes=True):
     plt = _pyplot()
     from fastgd.plot import plot_phase_diagram
 
     fig, ax = plt.subplots(figsize=(7.2, 5.6), layout="constrained")
-    plot_phase_diagram(res, ax=ax, color=getattr(args, "color", "status"), title=title)
+    plot_phase_diagram(res, ax=ax, color=getattr(args, "color", "status"), title=title,
+                       notes=notes)
     return fig
+
+
+def _explain(res, datasets, cfg, cmd="phase"):
+    """Per-row figure notes of a GD sweep over given data where no cell converged, each
+    also one line on stderr; True (the figure's own notes) for a condition grid."""
+    import sys
+
+    if datasets is None:
+        return True
+    notes, lines = explain_rows(res, datasets, res.names,
+                                parse_transforms(cfg.get("transform")),
+                                bool(cfg.get("bias", False)))
+    for line in lines:
+        print(f"fastgd {cmd}: {line}", file=sys.stderr)
+    return notes
 
 
 def _print_counts(res, seconds):
@@ -277,13 +317,13 @@ def cmd_phase(args):
     _pyplot_soon()
     t0 = time.perf_counter()
     try:
-        res, _ = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress)
+        res, datasets = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress)
     except _interrupted() as exc:
         res = exc.result
         _phase_out(res, args, out, partial=True)
         raise
     _print_counts(res, time.perf_counter() - t0)
-    _phase_out(res, args, out)
+    _phase_out(res, args, out, notes=_explain(res, datasets, cfg))
     return 0
 
 
@@ -293,7 +333,7 @@ def _interrupted():
     return SweepInterrupted
 
 
-def _phase_out(res, args, out, partial=False):
+def _phase_out(res, args, out, partial=False, notes=True):
     if args.save:
         path = res.save(args.save)
         print(f"fastgd: saved {'partial ' if partial else ''}result to {path}")
@@ -301,7 +341,7 @@ def _phase_out(res, args, out, partial=False):
     if partial:  # cells not run, or (all ran) Ctrl-C in the SGD theory stage
         title = ("interrupted: grey cells did not run" if (res.status < 0).any() else
                  "interrupted before the SGD theory limits were computed")
-    fig = _phase_figure(res, args, title=title)
+    fig = _phase_figure(res, args, title=title, notes=notes)
     print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
 
 
@@ -317,7 +357,7 @@ def cmd_sweep(args):
     plot_out = _out_path(args.plot, args.format, out.stem) if args.plot else None
     t0 = time.perf_counter()
     try:
-        res, _ = _sweep_from(cfg, progress=args.progress)
+        res, datasets = _sweep_from(cfg, progress=args.progress)
     except _interrupted() as exc:
         path = exc.result.save(out)
         print(f"fastgd: saved the finished cells to {path}")  # stderr: one line, by main()
@@ -326,8 +366,9 @@ def cmd_sweep(args):
     path = res.save(out)
     print(f"fastgd: saved {path}")
     print(res.summary())
+    notes = _explain(res, datasets, cfg, "sweep")
     if plot_out:
-        print(f"fastgd: wrote {_save(_phase_figure(res, args), plot_out, args.dpi)}")
+        print(f"fastgd: wrote {_save(_phase_figure(res, args, notes=notes), plot_out, args.dpi)}")
     return 0
 
 
@@ -363,6 +404,9 @@ def _boundary_data(cfg):
     import fastgd as fg
 
     if "condition" in cfg and cfg.get("data") is None:
+        if cfg.get("transform") is not None:
+            raise UsageError("'transform' applies to given data (--data), not to the "
+                             "Gaussian datasets of 'condition'")
         kappa = _spec_grid(cfg["condition"], "condition")
         n, d = int(cfg.get("n", 100)), int(cfg.get("d", 2))
         seed = int(cfg.get("seed", 0))
@@ -372,7 +416,8 @@ def _boundary_data(cfg):
             data.append((ds.X, ds.y, f"κ = {k:.4g}"))
         return data
     items = cfg.get("data", "lecture")
-    return [_load_data(it) for it in (items if isinstance(items, list) else [items])]
+    return transformed([_load_data(it) for it in (items if isinstance(items, list) else [items])],
+                       parse_transforms(cfg.get("transform")))
 
 
 def _boundary_row(X, y, label, method, cfg, opts):
@@ -464,81 +509,3 @@ def cmd_boundary(args):
     if args.out:
         _boundary_figure(args, cfg, method, rows, obs, cond, lims)
     return 0
-
-
-def cmd_info(args):
-    import platform
-
-    import numpy as np
-
-    import fastgd as fg
-
-    def version(mod):
-        try:
-            m = __import__(mod)
-            return getattr(m, "__version__", "?")
-        except ImportError:
-            return "not installed"
-
-    import numba
-
-    print(f"fastgd        {fg.__version__}")
-    print(f"python        {platform.python_version()} ({platform.python_implementation()})")
-    for mod in ("numpy", "numba", "llvmlite", "scipy", "matplotlib", "tqdm"):
-        print(f"{mod:<13} {version(mod)}")
-    print(f"platform      {platform.platform()}")
-    print(f"cpu count     {os.cpu_count()}")
-    env_threads = os.environ.get("NUMBA_NUM_THREADS")
-    print(f"numba threads {numba.config.NUMBA_NUM_THREADS} (max; NUMBA_NUM_THREADS="
-          f"{env_threads or 'unset'}), using {numba.get_num_threads()}")
-    print("threading     every kernel: nogil chunk kernels on Python worker threads "
-          "(no numba threading layer)")
-    from fastgd.kernels import jit as _jit
-
-    print(f"FMA contract  {'on' if _jit.contract() else 'off'} (FASTGD_CONTRACT="
-          f"{os.environ.get('FASTGD_CONTRACT', 'unset')})")
-    try:
-        import llvmlite.binding as ll
-
-        cpu = ll.get_host_cpu_name()
-        feats = ll.get_host_cpu_features()
-        has = {k for k, v in feats.items() if v}
-    except Exception:  # pragma: no cover
-        cpu, has = "unknown", set()
-    cfg_cpu = numba.config.CPU_NAME or cpu
-    cfg_feat = numba.config.CPU_FEATURES or ""
-    width = 512 if "avx512f" in has else 256 if "avx2" in has or "avx" in has else 128
-    simd = [f for f in ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512vl", "neon", "sve")
-            if f in has]
-    print(f"cpu           {cfg_cpu} (host {cpu}); SIMD: {' '.join(simd) or 'none found'}")
-    lanes = width // 64
-    note = ""
-    if width == 512 and "-prefer-256-bit" not in cfg_feat:
-        note = ("; numba prefers 256-bit vectors here by default: NUMBA_CPU_FEATURES with "
-                "'-prefer-256-bit' enables 512 (see README, Performance)")
-    print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
-    print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
-          f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
-    cache, n_cached = _kernel_cache(Path(fg.__file__).parent, numba.config.CACHE_DIR)
-    print(f"kernel cache  {cache} ({n_cached} index files; NUMBA_CACHE_DIR="
-          f"{os.environ.get('NUMBA_CACHE_DIR', 'unset')})")
-    print(f"numpy BLAS    {_blas(np)}")
-    return 0
-
-
-def _kernel_cache(package, cache_dir):
-    """(where, number of index files) of Numba's kernel cache: NUMBA_CACHE_DIR when set,
-    else the ``__pycache__`` folders next to the kernel modules (kernels/, linear/,
-    chain/, net/)."""
-    if cache_dir:
-        return cache_dir, len(list(Path(cache_dir).rglob("*.nbi")))
-    return str(package / "*" / "__pycache__"), len(list(package.glob("*/__pycache__/*.nbi")))
-
-
-def _blas(np):
-    try:
-        cfg = np.show_config(mode="dicts")
-        b = cfg.get("Build Dependencies", {}).get("blas", {})
-        return f"{b.get('name', '?')} {b.get('version', '')}".strip()
-    except Exception:  # pragma: no cover - older numpy
-        return "?"

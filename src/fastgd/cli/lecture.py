@@ -26,6 +26,23 @@ def _per_update_path(X, y, lr, epochs, w0, seed=0):
     return np.array(path)
 
 
+def _shared_legend(fig, axs):
+    """Under each panel its own entries (eigen-axes, the run); the entries every panel
+    shares (contours, minimum, start) once, at the bottom of the figure."""
+    shared = {}
+    for ax in axs:
+        own = []
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab.startswith(("contours", "minimum", "start")):  # the same in every panel
+                shared.setdefault(lab, h)
+            else:
+                own.append((h, lab))
+        ax.legend(*zip(*own, strict=True), loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                  ncol=1, frameon=False, fontsize="small")
+    fig.legend(list(shared.values()), list(shared), loc="outside lower center",
+               ncol=len(shared), frameon=False, fontsize="small")
+
+
 class _Table:
     def __init__(self):
         self.rows = []
@@ -218,7 +235,7 @@ class _Lecture:
                      fg.normalize(X + offset)),
                     ("whitened (PCA)", "whitened", fg.whiten(X + offset))]
         if self.plots:
-            fig, axs = self.plt.subplots(1, 3, figsize=(15, 6.6), layout="constrained")
+            fig, axs = self.plt.subplots(1, 3, figsize=(15, 6.4), layout="constrained")
         for k, (name, short, Xv) in enumerate(variants):
             sv = fg.spectrum(Xv)
             lr = sv.eta_minimax
@@ -226,10 +243,12 @@ class _Lecture:
             self.T.add("6 normalizing", f"{short}: κ, GD steps at 2/(λ_max+λ_min)",
                        f"κ = {sv.condition_number:.3g}, {r.steps_to_tol} steps", "")
             if self.plots:
-                P.plot_weight_space(Xv, y, {f"GD η = {lr:.3g}: {r.steps_to_tol} steps to tol "
+                n = f"{r.steps_to_tol} step{'s' if r.steps_to_tol != 1 else ''}"
+                P.plot_weight_space(Xv, y, {f"GD η = {lr:.3g}: {n} to tol "
                                             f"(κ = {sv.condition_number:.3g})": r},
-                                    ax=axs[k], max_points=40, title=name)
+                                    ax=axs[k], max_points=40, title=name, legend=False)
         if self.plots:
+            _shared_legend(fig, axs)
             self.save(fig, "06_normalizing")
 
     # 7. the 1-1-1 network --------------------------------------------------------

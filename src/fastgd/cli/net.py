@@ -205,12 +205,12 @@ def cmd_net_phase(args):
     if not np.all(mult > 0):
         raise UsageError("'lr_ntk' must be > 0")
     kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
-    lam = [fn.net_ntk(fn.net_init(w, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
-                                  bias=cfg["bias"]), X, y, **kw) for w in widths]
-    lr = mult / float(np.median(lam))
-    res = fn.net_sweep(X, y, lr, cfg["steps"], width=widths, scale=cfg["scale"],
+    # one grid of η·λ0 for every width, each relative to its own NTK eigenvalue λ0: the
+    # rows align (absolute rates would give each width a different η·λ0 range)
+    res = fn.net_sweep(X, y, mult, cfg["steps"], width=widths, scale=cfg["scale"],
                        seeds=[cfg["seed"]], momentum=cfg["momentum"], tol=cfg["tol"],
-                       threads=cfg.get("threads", args.threads), progress=args.progress, **kw)
+                       lr_unit="lambda0", threads=cfg.get("threads", args.threads),
+                       progress=args.progress, **kw)
     fig, ax = _figure(size=(7.4, 5.2))
     fn.plot_net_phase(res, ax=ax, title=f"catapults: {cfg['activation']} network "
                       f"({cfg['param']} param.), GD {cfg['steps']} steps\n{label}")
@@ -219,7 +219,7 @@ def cmd_net_phase(args):
     print(f"fastgd net phase: {res.status.size} runs in {time.perf_counter() - t0:.1f} s -> "
           f"{out}")
     for k, w in enumerate(res.width):
-        cat = res.lr[codes[k] == 2] * res.ntk0[k, 0, 0]
+        cat = res.lr[codes[k] == 2]  # in units of η·λ0
         mx = res.observed_lr_max()[k, 0, 0] * res.ntk0[k, 0, 0]
         span = f"{cat.min():.2f}..{cat.max():.2f}" if cat.size else "none"
         print(f"  width {w:6d}: λ0 = {res.ntk0[k, 0, 0]:.4g}, catapults at η·λ0 in {span}, "

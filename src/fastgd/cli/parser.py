@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from fastgd.cli.args import SPEC_KEYS, _grid_arg, common_options
-from fastgd.cli.commands import cmd_boundary, cmd_info, cmd_phase, cmd_plot, cmd_sweep
+from fastgd.cli.commands import cmd_boundary, cmd_phase, cmd_plot, cmd_sweep
+from fastgd.cli.info import cmd_info
 from fastgd.cli.lecture import cmd_lecture
 from fastgd.cli.net import add_parser as add_net_parser
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
@@ -44,6 +45,10 @@ def _sweep_flags(p, defaults_note):
                    help="instead of --condition: lecture, lecture-normalized, "
                         "lecture-whitened, or FILE.npz with arrays X and y; repeat for "
                         "several datasets (rows named after the files)")
+    g.add_argument("--transform", default=None, metavar="LIST",
+                   help="with --data: one row per dataset and transform, from raw, "
+                        "standardize (fg.normalize: centred, unit variance) and whiten "
+                        "(fg.whiten: H = I), e.g. raw,standardize,whiten")
     g.add_argument("--steps", type=int, default=None,
                    help="GD steps (default 1000; with --data, 5 κ up to 100000)")
     g.add_argument("--epochs", type=int, default=None, help="SGD epochs")
@@ -79,8 +84,10 @@ def _add_phase(sub):
                         "steps. SGD defaults: η 0.01:4:96, κ 1:1e3:32, 100 epochs, 4 seeds.")
     _sweep_flags(ph, "defaults above")
     ph.add_argument("--config", default=None, help="a TOML spec (flags override it)")
-    ph.add_argument("--color", choices=("status", "steps"), default="status",
-                    help="categorical outcome, or steps to tolerance (default status)")
+    ph.add_argument("--color", choices=("status", "steps", "excess"), default="status",
+                    help="categorical outcome, steps to tolerance, or excess: log10 of the "
+                         "final / initial excess loss per cell, which shows progress where "
+                         "nothing converges (default status)")
     ph.add_argument("--out", default=None, help="figure file (default phase.png)")
     ph.add_argument("--save", default=None, metavar="RESULT.npz", help="also save the sweep")
     common_options(ph, seed=SWEEP_SEED)
@@ -120,9 +127,9 @@ def _add_plot(sub):
     pl.add_argument("--kind", choices=("phase", "boundary"), default="phase",
                     help="the phase diagram, or observed / predicted − 1 of the critical "
                          "rate per dataset (default phase)")
-    pl.add_argument("--color", choices=("status", "steps"), default="status",
-                    help="phase diagram: categorical outcome, or steps to tolerance "
-                         "(default status)")
+    pl.add_argument("--color", choices=("status", "steps", "excess"), default="status",
+                    help="phase diagram: categorical outcome, steps to tolerance, or log10 "
+                         "of the final / initial excess loss (default status)")
     common_options(pl, threads=False, progress=False)
     pl.set_defaults(func=cmd_plot)
 
@@ -139,6 +146,10 @@ def _add_boundary(sub):
     bo.add_argument("--data", default=None, action="append",
                     help="repeatable; lecture (default), lecture-normalized, "
                     "lecture-whitened, or FILE.npz")
+    bo.add_argument("--transform", default=None, metavar="LIST",
+                    help="with --data: one row per dataset and transform, from raw, "
+                         "standardize (fg.normalize) and whiten (fg.whiten), e.g. "
+                         "raw,standardize,whiten")
     bo.add_argument("--condition", type=_grid_arg("condition"), default=None, metavar="GRID",
                     help="instead of --data: condition numbers κ of Gaussian datasets "
                          "(λ_max = 1), LO:HI:N (geometric), LO:HI:N:lin or a,b,c")

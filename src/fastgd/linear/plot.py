@@ -15,7 +15,7 @@ import numpy as np
 from fastgd import validate as V
 from fastgd.figures import STATUS_COLORS, axes, check, halo, instance, log_edges
 from fastgd.linear.result import SweepResult
-from fastgd.status import Status
+from fastgd.status import DEFAULT_TOL, Status
 
 __all__ = ["cell_status", "plot_phase_diagram"]
 
@@ -264,6 +264,99 @@ def _steps_cells(ax, result, seed, codes, cells, xe, ye, colorbar, unit):
                            steps=True)
 
 
+def _excess_values(result, seed):
+    """(n_data, n_lr) log10 of the final / initial excess loss (the median over the seeds;
+    a diverged seed counts as infinite) and the colour bar's label.  The initial excess
+    per dataset comes from ``result.meta["initial_excess"]`` (the CLI stores it); without
+    it, log10 of the final excess itself."""
+    fl = np.asarray(result.final_loss, dtype=float)
+    meta = result.meta if isinstance(result.meta, dict) else {}
+    e0 = np.asarray(meta.get("initial_excess", []), dtype=float).ravel()
+    if e0.size == fl.shape[0] and np.all(e0 > 0):
+        fl = fl / e0[:, None, None]
+        label = "log$_{10}$(final / initial excess loss)"
+    else:
+        label = "log$_{10}$ final excess loss E − E*"
+    fl = fl[:, :, seed] if seed is not None else np.median(fl, axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.maximum(fl, 1e-300)), label
+
+
+def _excess_cells(ax, result, seed, codes, cells, xe, ye, colorbar):
+    """The ``color="excess"`` map: every finished, not diverged cell on a viridis scale
+    of log10(final / initial excess) (so a dataset where nothing converges still shows
+    where GD made progress), diverged and unfinished cells in their categorical colours;
+    returns legend patches."""
+    vals, label = _excess_values(result, seed)
+    vals = vals[cells]
+    good = np.isfinite(vals) & (codes != Status.DIVERGED) & (codes != Status.NOT_RUN)
+    _status_mesh(ax, xe, ye, codes, mask=good)
+    if good.any():
+        spec = result.meta.get("spec", {}) if isinstance(result.meta, dict) else {}
+        tol = float(spec.get("tol") or DEFAULT_TOL)
+        lo = max(float(vals[good].min()), np.log10(tol) - 2.0) if tol > 0 else \
+            float(vals[good].min())
+        hi = max(float(vals[good].max()), lo + 1.0)
+        mesh = ax.pcolormesh(xe, ye, np.ma.masked_array(np.clip(vals, lo, hi), mask=~good),
+                             cmap="viridis", vmin=lo, vmax=hi, shading="flat")
+        mesh.set_gid("excess")
+        if colorbar:
+            cb = ax.figure.colorbar(mesh, ax=ax, pad=0.02,
+                                    extend="min" if vals[good].min() < lo else "neither")
+            cb.set_label(label + " (not diverged)")
+            if "initial" in label and tol > 0 and lo <= np.log10(tol) <= hi:
+                cb.ax.axhline(np.log10(tol), color="white", lw=2.0)
+                cb.ax.text(-0.08, np.log10(tol), "tol", ha="right", va="center",
+                           fontsize="x-small", transform=cb.ax.get_yaxis_transform())
+    return _status_patches(codes, STATUS_COLORS, (Status.DIVERGED, Status.NOT_RUN),
+                           steps=False)
+
+
+def _auto_notes(result, codes, d_order):
+    """Why a named row of a GD sweep has no converged cell: κ and the steps GD needs at
+    η = 1/λ_max, ≈ κ·ln(1/tol)/2 (one note per row, '' where a cell converged)."""
+    spec = result.meta.get("spec", {}) if isinstance(result.meta, dict) else {}
+    tol = float(spec.get("tol") or DEFAULT_TOL)
+    kappa = np.asarray(result.condition, dtype=float)[d_order]
+    notes = []
+    for k in range(codes.shape[0]):
+        row = codes[k]
+        if result.method != "gd" or (row == Status.CONVERGED).any() or \
+                (row == Status.NOT_RUN).any() or not 0 < tol < 1:
+            notes.append("")
+            continue
+        need = kappa[k] * np.log(1.0 / tol) / 2
+        notes.append(f"no cell converged in {spec.get('steps', '?')} steps: κ = "
+                     f"{kappa[k]:.3g}\nGD needs ≈ κ·ln(1/tol)/2 = {need:.2g} steps "
+                     f"at η = 1/λ$_{{max}}$")
+    return notes
+
+
+def _notes_arg(f, notes, n):
+    """``notes``: True, False or a sequence of n strings (one per dataset, '' for none)."""
+    if isinstance(notes, bool):
+        return notes
+    if isinstance(notes, (str, bytes)) or not isinstance(notes, (list, tuple)) or \
+            len(notes) != n or not all(isinstance(t, str) for t in notes):
+        raise V.fail_type(f, "notes", f"True, False or a list of {n} str (one per dataset)",
+                          notes)
+    return list(notes)
+
+
+def _draw_notes(ax, notes, yc):
+    """Each non-empty note as a boxed text at the left of its row."""
+    from matplotlib.transforms import blended_transform_factory
+
+    tr = blended_transform_factory(ax.transAxes, ax.transData)
+    for text, y in zip(notes, yc, strict=True):
+        if text:
+            t = ax.text(0.02, y, text, transform=tr, ha="left", va="center",
+                        fontsize="small", gid="note", zorder=8, clip_on=True,
+                        bbox=dict(boxstyle="round,pad=0.35", facecolor="white", alpha=0.88,
+                                  edgecolor="0.5"))
+            t.set_in_layout(False)  # a long note never squeezes the axes
+
+
 def _growing_hatch(ax, result, seed, codes, cells, xe, ye):
     """Hatch the cells with a run flagged ``growing`` (not diverged, all run); returns
     its legend patch in a list (empty when there are none)."""
@@ -350,7 +443,7 @@ def _phase_title(result, title, seed, unit):
 
 
 def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=True,
-                       legend=True, colorbar=True, title=None):
+                       legend=True, colorbar=True, title=None, notes=True):
     """Phase diagram of a sweep: learning rate η (log) x condition number κ (log), or x
     the named datasets of a sweep over given data.
 
@@ -359,11 +452,15 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     result : SweepResult
         From :func:`fastgd.sweep` (or :func:`fastgd.load`).
     ax : matplotlib Axes, optional
-    color : {"status", "steps"}
+    color : {"status", "steps", "excess"}
         ``"status"``: categorical colours for converged / bounded / diverged (Okabe-Ito:
         blue / yellow / vermillion; grey for cells an interrupted sweep did not run).
         ``"steps"``: log-scaled steps (epochs) to tolerance of the converged cells
         (viridis, median over seeds), the other cells in their categorical colours.
+        ``"excess"``: log10 of the final / initial excess loss of every cell that did
+        not diverge (viridis, median over seeds; the initial excess per dataset from
+        ``result.meta["initial_excess"]``, else the final excess itself), so that a
+        dataset on which nothing converges still shows how far GD got.
     seed : int, optional
         Show one seed index; default: summarise over seeds (a cell is diverged when at
         least half of its seeds diverged, converged when at least half converged).
@@ -373,6 +470,10 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
         and almost-sure limits, one line through the datasets' rows.
     legend, colorbar : bool
     title : str, optional
+    notes : bool or list of str
+        True: a note on each named row of a GD sweep in which no cell converged: κ and
+        the steps GD needs at its best rate η = 1/λ_max, ≈ κ·ln(1/tol)/2.  A list: one
+        note per dataset ('' for none).  False: none.
 
     Returns
     -------
@@ -405,7 +506,8 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     f = "plot_phase_diagram"
     _sweep_result(f, result)
     check(f, ax=ax, title=title, theory=theory, legend=legend, colorbar=colorbar)
-    V.choice(f, "color", color, ("status", "steps"))
+    V.choice(f, "color", color, ("status", "steps", "excess"))
+    notes = _notes_arg(f, notes, int(np.shape(result.status)[0]))
     cell_status(result, seed)  # validates seed before anything is drawn
     ax = axes(ax)
     lr_order = np.argsort(result.lr)
@@ -416,12 +518,18 @@ def plot_phase_diagram(result, *, ax=None, color="status", seed=None, theory=Tru
     unit = getattr(result, "unit", "step")
     if color == "status":
         handles = _status_cells(ax, codes, xe, ye)
-    else:
+    elif color == "steps":
         handles = _steps_cells(ax, result, seed, codes, cells, xe, ye, colorbar, unit)
+    else:
+        handles = _excess_cells(ax, result, seed, codes, cells, xe, ye, colorbar)
     handles += _growing_hatch(ax, result, seed, codes, cells, xe, ye)
     if theory:
         handles += _theory_lines(ax, result, d_order, yc, ye, names)
     _phase_frame(ax, result, xe, ye, yc, ylabel, ylog, names)
+    if notes is True and names is not None:
+        notes = _auto_notes(result, codes, d_order)
+    if isinstance(notes, list):
+        _draw_notes(ax, [notes[i] for i in d_order] if len(notes) == yc.size else notes, yc)
     ax.set_title(_phase_title(result, title, seed, unit), fontsize="medium")
     if legend and handles:
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14),

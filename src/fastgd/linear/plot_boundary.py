@@ -84,7 +84,8 @@ def _observed_rates(result, observed, fraction, n):
 
 
 def _other_limits(ax, result, ref, ref_attr, order, xc, names):
-    """The limits other than the reference, relative to it; returns their values."""
+    """The limits other than the reference, relative to it; returns [(attr, x, values,
+    colour)] of each drawn."""
     n = np.size(result.condition)
     labels = {attr: label for attr, label, _ in _LIMITS}
     colors = {"gd_limit": "0.4", "momentum_limit": COLORS["blue"],
@@ -105,7 +106,7 @@ def _other_limits(ax, result, ref, ref_attr, order, xc, names):
             ax.plot(xc[ok], rv[ok], ls=style["ls"], lw=1.6, **kw)
         else:
             ax.plot(xc[ok], rv[ok], ls="none", marker="_", ms=22, mew=2.4, **kw)
-        shown.append(rv[ok])
+        shown.append((attr, xc[ok], rv[ok], colors[attr]))
     return shown
 
 
@@ -123,27 +124,80 @@ def _observed_marks(ax, xc, err, elo, ehi):
                                                        else ""))
     eb.lines[0].set_gid("observed")
     if ok.sum() <= 8:
+        last = xc[ok].max()
         for x, e in zip(xc[ok], err[ok], strict=True):
-            ax.annotate(f"{100 * e:+.2g} %", (x, e), xytext=(8, 4),
+            text = "exact" if e == 0 else f"{e:+.1e}" if abs(e) < 1e-4 else _percent(e)
+            below = x == last and ok.sum() > 1  # the rightmost label stays in the frame
+            ax.annotate(text, (x, e), xytext=(0, -9) if below else (8, 4),
+                        ha="center" if below else "left", va="top" if below else "baseline",
                         textcoords="offset points", fontsize="small",
                         color=COLORS["vermillion"], gid="observed_value")
     return [err[ok], elo[has_bar], ehi[has_bar]]
 
 
-def _boundary_frame(ax, shown, data_axis, ref):
-    """y limits (at least ±1 %) and percent ticks, the dataset x axis and labels."""
+def _y_range(observed, theory):
+    """(lo, hi) of the y axis: the observed values, their brackets and 0 (the
+    reference), at least ±1 %, padded; a theory mark widens it only when it lies within
+    one such span beyond it (a mark far off the scale is drawn as an arrow instead)."""
+    vals = np.concatenate([np.zeros(1)] + [np.ravel(v) for v in observed])
+    vals = vals[np.isfinite(vals)]
+    lo, hi = min(float(vals.min()), -0.005), max(float(vals.max()), 0.005)
+    span = hi - lo
+    th = np.concatenate([np.ravel(v) for v in theory]) if theory else np.zeros(0)
+    th = th[np.isfinite(th) & (th >= lo - span) & (th <= hi + span)]
+    if th.size:
+        lo, hi = min(lo, float(th.min())), max(hi, float(th.max()))
+    pad = 0.15 * (hi - lo)
+    return min(lo - pad, -0.01), max(hi + pad, 0.01)
+
+
+def _percent(v):
+    """A relative error as a short percent string: +3e-06 %, +12 %, +30,000 %."""
+    p = 100 * v
+    if abs(p) >= 100:
+        return f"{p:+,.0f} %"
+    return f"{p:+.2g} %"
+
+
+def _offscale_arrows(ax, marks, ylim):
+    """Theory marks outside ``ylim`` as arrows at the frame's edge with their value:
+    ``marks`` = [(attr, x positions, relative values, colour)]."""
+    from matplotlib.transforms import blended_transform_factory
+
+    tr = blended_transform_factory(ax.transData, ax.transAxes)
+    lo, hi = ylim
+    for attr, xs, vals, color in marks:
+        off = [(x, v) for x, v in zip(xs, vals, strict=True) if np.isfinite(v)
+               and not lo <= v <= hi]
+        for x, v in off:
+            up = v > hi
+            y0, y1 = (0.84, 0.995) if up else (0.16, 0.005)
+            ax.annotate("", xy=(x, y1), xytext=(x, y0), xycoords=tr, textcoords=tr,
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=1.6),
+                        gid=f"{attr}_offscale", annotation_clip=False)
+            ax.annotate(_percent(v), (x, (y0 + y1) / 2), xycoords=tr, xytext=(5, 0),
+                        textcoords="offset points", ha="left", va="center",
+                        fontsize="x-small", color=color, gid=f"{attr}_offscale_value",
+                        bbox=dict(boxstyle="round,pad=0.15", facecolor="white", alpha=0.8,
+                                  edgecolor="none"))
+        if off:  # the legend says what the arrows are
+            for line in ax.lines:
+                if line.get_gid() == attr:
+                    line.set_label(line.get_label() + "; arrow: off the scale")
+
+
+def _boundary_frame(ax, ylim, data_axis, ref):
+    """y limits and percent ticks, the dataset x axis and labels."""
     from matplotlib.ticker import PercentFormatter
 
     xc, xe, xlabel, xlog, order, names = data_axis
-    vals = np.concatenate(shown)
-    vals = vals[np.isfinite(vals)]
-    lo, hi = min(float(vals.min()), 0.0), max(float(vals.max()), 0.0)
-    pad = 0.15 * (hi - lo)
-    ax.set_ylim(min(lo - pad, -0.01), max(hi + pad, 0.01))  # at least +-1 %
+    ax.set_ylim(*ylim)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     if names is not None:
         few = len(order) <= 4  # room for the predicted rate under each name
-        ticks = [f"{nm}\npredicted {r:.4g}" if few and np.isfinite(r) else nm
+        long = max(len(names[i]) for i in order) > 60 / max(len(order), 1)
+        ticks = [f"{nm.replace(' (', chr(10) + '(') if long else nm}\npredicted {r:.4g}"
+                 if few and np.isfinite(r) else nm
                  for nm, r in zip((names[i] for i in order), ref, strict=True)]
         _set_rows(ax, xc, xe, ticks, axis="x")
         if not few:
@@ -158,6 +212,29 @@ def _boundary_frame(ax, shown, data_axis, ref):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("observed / predicted − 1")
     ax.grid(axis="y", color="0.9", lw=0.8)
+
+
+def _single_gd(ax, name, observed, predicted, title, bracket):
+    """One dataset's GD boundary as numbers: the observed η_c, 2/λ_max and their
+    relative difference (a dot at "+0 %" would tell nothing)."""
+    rel = observed / predicted - 1
+    rows = [("observed η$_c$ (simulation)", f"{observed:.10g}"),
+            ("predicted 2/λ$_{max}$", f"{predicted:.10g}"),
+            ("relative difference", f"{rel:+.2e}")]
+    ax.set_axis_off()
+    kw = dict(transform=ax.transAxes, va="baseline", fontsize="large")
+    ax.text(0.5, 0.75, name, ha="center", fontsize="x-large", transform=ax.transAxes,
+            va="center", gid="single_gd_name")
+    for k, (label, value) in enumerate(rows):
+        ax.text(0.5, 0.55 - 0.1 * k, label, ha="right", gid="single_gd_label", **kw)
+        ax.text(0.55, 0.55 - 0.1 * k, value, ha="left", gid="single_gd", **kw)
+    foot = "batch GD diverges above 2/λ$_{max}$ (Efficient BackProp, eq. 38)"
+    if np.all(np.isfinite(bracket)):
+        foot = f"η$_c$: the grid crossing, between {bracket[0]:.6g} and {bracket[1]:.6g}\n" + foot
+    ax.text(0.5, 0.12, foot, ha="center", fontsize="small", color="0.35", transform=ax.transAxes, va="center")
+    if title:
+        ax.set_title(title)
+    return ax
 
 
 def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, legend=True):
@@ -181,8 +258,14 @@ def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, l
         per dataset (tick label: the name and the predicted rate).  y: observed /
         predicted − 1 in percent (linear, at least ±1 %), predicted = the
         momentum limit when there is one, else the SGD mean-square limit (SGD), else
-        2/λ_max; the other limits the result carries are drawn relative to it.  Every
-        legend entry belongs to something drawn.
+        2/λ_max; the other limits the result carries are drawn relative to it.  The
+        range is set by the observed points (and 0); a theory mark far outside it is
+        an arrow at the frame's edge with its value, never a reason to squash the
+        points.  A single dataset compared with 2/λ_max (batch GD, no momentum) is
+        shown as numbers: the observed η_c, 2/λ_max and their relative difference.
+        Every legend entry belongs to something drawn; the legend goes under the
+        figure when the axes are alone in a constrained-layout figure
+        (``ax.figure.legends``), else inside the axes.
 
     Examples
     --------
@@ -212,14 +295,35 @@ def plot_boundary(result, *, ax=None, observed=None, fraction=0.5, title=None, l
     ref, obs, lo, hi = ref[order], obs[order], lo[order], hi[order]
     with np.errstate(divide="ignore", invalid="ignore"):
         err, elo, ehi = obs / ref - 1, lo / ref - 1, hi / ref - 1
+    if n == 1 and ref_attr == "gd_limit" and np.isfinite(err[0]) and ref[0] > 0:
+        return _single_gd(ax, (names or ("",))[0], float(obs[0]), float(ref[0]), title,
+                          (lo[0], hi[0]))
     label = {attr: lab for attr, lab, _ in _LIMITS}[ref_attr]
     ax.axhline(0.0, color="black", lw=2.0, label=f"predicted: {label}", gid=ref_attr)
-    shown = [np.zeros(1)]
-    shown += _other_limits(ax, result, ref, ref_attr, order, xc, names)
-    shown += _observed_marks(ax, xc, err, elo, ehi)
-    _boundary_frame(ax, shown, data_axis, ref)
+    marks = _other_limits(ax, result, ref, ref_attr, order, xc, names)
+    observed_vals = _observed_marks(ax, xc, err, elo, ehi)
+    ylim = _y_range(observed_vals, [m[2] for m in marks])
+    th = np.concatenate([np.zeros(0)] + [m[2] for m in marks])
+    room = 0.25 * (ylim[1] - ylim[0])  # headroom for the arrows of far-off marks
+    ylim = (ylim[0] - room * bool(np.any(th < ylim[0])), ylim[1] + room * bool(np.any(th > ylim[1])))
+    _offscale_arrows(ax, marks, ylim)
+    _boundary_frame(ax, ylim, data_axis, ref)
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(fontsize="small", loc="best")
+        _legend(ax)
     return ax
+
+
+def _legend(ax):
+    """The legend under the figure when the axes are alone in a constrained-layout
+    figure (it then covers no point or line), else inside at the best place."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    fig = ax.figure
+    handles, labels = ax.get_legend_handles_labels()
+    if len(fig.axes) == 1 and isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.legend(handles, labels, loc="outside lower center", frameon=False,
+                   fontsize="small", ncol=2 if len(handles) > 2 else len(handles))
+        return
+    ax.legend(fontsize="small", loc="best")

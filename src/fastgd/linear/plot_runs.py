@@ -64,6 +64,9 @@ def _loss_contours(ax, extent, quad, levels):
     lev = estar + np.geomspace(top * 1e-3, top * 0.9, levels) if top > 0 else None
     cs = ax.contour(g1, g2, E, levels=lev, colors="0.55", linewidths=0.8)
     cs.set_gid("contours")
+    # the legend's entry for the contours (a ContourSet has no legend handle of its own)
+    ax.plot([], [], color="0.55", lw=0.8, label="contours of E (geometric in E − E*)",
+            gid="contours_key")
 
 
 def _eigen_lines(ax, wstar, H, extent):
@@ -79,16 +82,21 @@ def _eigen_lines(ax, wstar, H, extent):
 
 
 def _trajectories(ax, items, colors, markers):
-    """Each trajectory (its finite points) with a square at its start."""
+    """Each trajectory (its finite points), then one white square per distinct start
+    (runs from one start share it: a coloured square would hide the others')."""
     cyc = list(colors) if colors else CYCLE
+    starts = []
     for k, (lab, _r, tr) in enumerate(items):
         col = cyc[k % len(cyc)]
         ok = np.all(np.isfinite(tr), axis=1)
         (line,) = ax.plot(tr[ok, 0], tr[ok, 1], color=col, lw=1.4,
                           marker="o" if markers else None, ms=3, label=lab, zorder=4)
         line.set_gid(f"run{k}")
-        ax.plot(tr[0, 0], tr[0, 1], marker="s", ms=7, color=col, mec="black", ls="none",
-                zorder=6)
+        if not any(np.array_equal(tr[0], s0) for s0 in starts):
+            starts.append(tr[0])
+    for k, s0 in enumerate(starts):
+        ax.plot(s0[0], s0[1], marker="s", ms=7, color="white", mec="black", ls="none",
+                zorder=6, label="start w$_0$" if k == 0 else None, gid=f"start{k}")
 
 
 def plot_weight_space(X, y, runs=(), *, ax=None, eigen_axes=True, max_points=60, extent=None,
@@ -127,8 +135,8 @@ def plot_weight_space(X, y, runs=(), *, ax=None, eigen_axes=True, max_points=60,
     >>> from fastgd.plot import plot_weight_space
     >>> X, y = np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([1.0, 2.0])
     >>> ax = plot_weight_space(X, y, {"by hand": np.array([[0.0, 0.0], [0.5, 0.8]])})
-    >>> [l.get_gid() for l in ax.lines][:4]
-    ['minimum', 'eigen1', 'eigen0', 'run0']
+    >>> [l.get_gid() for l in ax.lines][:5]
+    ['contours_key', 'minimum', 'eigen1', 'eigen0', 'run0']
     """
     f = "plot_weight_space"
     check(f, ax=ax, title=title, colors=colors, eigen_axes=eigen_axes, legend=legend,
@@ -215,6 +223,7 @@ def plot_losses(runs, *, per="epoch", ax=None, minimum=None, updates_per_epoch=N
             raise V.fail_type(f, "runs", "runs with .losses (from gd, sgd, chain_gd)", r)
     ax = axes(ax)
     cyc = list(colors) if colors else CYCLE
+    flagged = False  # one legend entry for the divergence crosses
     for k, (lab, r) in enumerate(items):
         loss = np.asarray(r.losses, dtype=float)
         t = np.arange(loss.size, dtype=float)
@@ -232,7 +241,9 @@ def plot_losses(runs, *, per="epoch", ax=None, minimum=None, updates_per_epoch=N
         line.set_gid(f"run{k}")
         if getattr(r, "diverged", False) and ok.any():
             ax.plot(t[ok][-1], loss[ok][-1], marker="X", ms=10, color=col, mec="black",
-                    ls="none")
+                    ls="none", gid=f"diverged{k}",
+                    label=None if flagged else "flagged diverged (last finite loss)")
+            flagged = True
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("epoch (pass over the data)" if per == "epoch" else "weight updates")
