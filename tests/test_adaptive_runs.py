@@ -296,3 +296,29 @@ def test_bad_arguments_are_named(lecture, name, kw, monkeypatch):
         adaptive_sweep(0.1, 10)
     with pytest.raises((fg.FastGDValueError, fg.FastGDTypeError), match="lanes"):
         adaptive_sweep(0.1, 10, data=(X, y), lanes=0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "adagrad"])
+def test_gd_optimizer_delegates_bit_for_bit(optimizer):
+    """fg.gd(optimizer=...) is adaptive_gd: same weights, losses and status, bit for bit."""
+    X, y = fg.lecture_data()
+    kw = dict(warmup=20, schedule="cosine", decay_steps=300, decay_factor=0.1)
+    a = fg.gd(X, y, 0.05, 400, optimizer=optimizer, **kw)
+    b = adaptive_gd(X, y, 0.05, 400, optimizer=optimizer, **kw)
+    assert a.status == b.status
+    np.testing.assert_array_equal(a.w, b.w)
+    np.testing.assert_array_equal(a.losses, b.losses)
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(optimizer="adam", momentum=0.5), "momentum"),
+    (dict(optimizer="adam", nesterov=True), "momentum"),
+    (dict(optimizer="nadam"), "optimizer"),
+    (dict(warmup=10), "warmup"),
+    (dict(schedule="cosine"), "schedule"),
+    (dict(freeze_preconditioner=5), "freeze_preconditioner"),
+])
+def test_gd_optimizer_options_refused_by_name(kw, name, no_kernels):
+    X, y = fg.lecture_data()
+    with pytest.raises(fg.FastGDValueError, match=f"^gd: '{name}'"):
+        fg.gd(X, y, 0.1, 10, **kw)

@@ -241,7 +241,7 @@ def _inits(depth=3):
 @pytest.mark.parametrize("case", CHAIN, ids=CHAIN_IDS)
 def test_scalar_chain_runs_equal_chain_kernels(case):
     import fastgd.chain as ch
-    from fastgd.chain.launch import _Out
+    from fastgd.chain.launch import Out
     from fastgd.chain.model import _stats
     from fastgd.linear import gpu, scalar
 
@@ -252,7 +252,7 @@ def test_scalar_chain_runs_equal_chain_kernels(case):
     ref = ch.chain_sweep(inits, lr, steps, x, y, method=method, progress=False, **kw)
     s = _stats("t", x, y, kw.get("loss_scale", 1.0))
     n, L = inits.shape[0] * lr.size, inits.shape[1]
-    out = _Out(n, L)
+    out = Out(n, L)
     scratch = [np.empty((L, n)) for _ in range(3)]
     pre = np.empty((L + 1, n))
     if method == "sgd":

@@ -325,3 +325,24 @@ def test_chain_load_refuses_what_is_not_a_file(tmp_path, chain_saved):
         fg.chain.chain_load(path, max_bytes=100)
     with pytest.raises(fg.FastGDTypeError, match="ChainSweepResult.save: 'path'"):
         chain_saved[0].save(None)
+
+
+def test_sweep_save_is_atomic(tmp_path, monkeypatch):
+    """SweepResult.save writes a temporary file and renames it: a failure midway leaves
+    the old file whole (and loadable) and no temporary behind."""
+    X, y = fg.lecture_data()
+    res = fg.sweep("gd", lr=[0.5, 3.0], data=[(X, y)], steps=50)
+    path = res.save(tmp_path / "s.npz")
+    before = (tmp_path / "s.npz").read_bytes()
+
+    def fail(fh, **arrays):
+        fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", fail)
+    with pytest.raises(fg.FastGDValueError, match=r"SweepResult.save: 'path'.*No space"):
+        res.save(path)
+    monkeypatch.undo()
+    assert (tmp_path / "s.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+    assert fg.load(path).equals(res)

@@ -42,7 +42,8 @@ from fastgd.linear.orders import sample_order
 from fastgd.spectrum import Spectrum, hessian, spectrum
 from fastgd import chain, net, theory
 from fastgd.chain import chain_gd
-from fastgd.linear.result import SweepInterrupted, SweepResult, load
+from fastgd.linear.result import SweepInterrupted, SweepResult
+from fastgd._load import load
 from fastgd.linear.boundary import Boundary, critical_lr
 from fastgd.linear.sweep import sweep
 from fastgd._warmup import warmup

@@ -239,4 +239,3 @@ def _ratio(maxloss, loss0):
     return np.where(np.isinf(maxloss), np.inf, ratio)
 
 
-_Out = Out  # the name tests/test_cuda.py imports

@@ -47,8 +47,7 @@ from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
-from fastgd.linear.result import SweepInterrupted, SweepResult
-from fastgd.linear.run import Run
+from fastgd.linear.result import Run, SweepInterrupted, SweepResult
 from fastgd.status import Status
 
 __all__ = ["AdaptiveRun", "AdaptiveSpec", "adaptive_gd", "adaptive_sweep", "launch",

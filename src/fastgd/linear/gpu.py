@@ -1,7 +1,7 @@
 """GPU backend: ``fastgd.sweep(..., backend="cuda")`` (optional extra ``fastgd[cuda]``).
 
 One run per CUDA thread, for the linear unit's GD and SGD sweeps and for scalar-chain
-sweeps (:func:`chain_launch`, the GPU twin of ``fastgd.chain._launch``).  The runs are
+sweeps (:func:`chain_launch`, the GPU twin of the chain CPU launcher in :mod:`fastgd.chain.launch`, used by ``chain_sweep(backend="cuda")``).  The runs are
 the scalar functions of :mod:`fastgd.linear.scalar` (``gd_run``, ``sgd_run``,
 ``chain_gd_run``, ``chain_sgd_run``), compiled with
 ``numba.cuda.jit(device=True)`` from the same source that the CPU ``jit`` compiles for
@@ -248,9 +248,9 @@ def run_rows(job, rows):
 
 
 def chain_launch(method, s, inits, lrs, steps, tol, blowup, out, chunks, sgd):
-    """The GPU twin of ``fastgd.chain._launch``: run the cells of the chunk rows
+    """The GPU twin of the chain CPU launcher (:mod:`fastgd.chain.launch`): run the cells of the chunk rows
     (``[_, _, cell_start, cell_stop]``) of a scalar-chain sweep, one cell per CUDA
-    thread, into the flat outputs ``out`` (``chain._Out``).  ``s`` holds the chain's
+    thread, into the flat outputs ``out`` (:class:`fastgd.chain.launch.Out`).  ``s`` holds the chain's
     statistics (X, Y, sxx, pstar, estar, c0, c); ``sgd`` = (batch, order code, key)."""
     cuda = _cuda()
     kern = _kernels()

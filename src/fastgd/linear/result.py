@@ -24,6 +24,108 @@ _FIELDS = ("status", "final_loss", "steps_to_tol", "diverged_at")
 _SCALAR_FIELDS = ("names", "lr_unit")
 
 
+@dataclass(frozen=True)
+class Run:
+    """Result of one run.
+
+    Attributes
+    ----------
+    w : (d,) array
+        Final weights (bias last when ``bias=True``).  For a diverged run: the last
+        finite iterate that was checked (the iterate at detection when finite).
+    loss : float
+        E(w) at the end (``inf`` when diverged).
+    losses : (n,) array
+        E(w) per step (``gd``) or per epoch (``sgd``), starting with the initial loss.
+        The run stops when it converges or diverges: ``n - 1`` is then that step; the
+        entry of a diverged step is ``inf``.
+    status : Status
+    diverged_at : int
+        Step (gd) or epoch (sgd) at which divergence was detected, -1 if none.
+    steps_to_tol : int
+        Step / epoch at which the excess loss first reached tol x its initial value, -1 if never.
+    trajectory : (n, d) array or None
+        Weights per step / epoch (``record=True``), aligned with ``losses``.
+    lr : float
+    method : str
+        ``"gd"`` or ``"sgd"``.
+    unit : str
+        ``"step"`` or ``"epoch"``: the time unit of ``losses``, ``diverged_at``, ``steps_to_tol``.
+    excess : float
+        E(w) - E(w*) at the end.
+    growing : bool
+        BOUNDED, yet the final loss exceeds ``fastgd.GROWING_FACTOR`` (1e3) x
+        max(initial loss, loss at w = 0): the loss grew by orders of magnitude without
+        reaching the ``blowup`` threshold within the budget (e.g. just above
+        2/lambda_max); a longer run would most likely diverge.
+    w_star : (d,) array
+        The least-squares minimiser of the run's data (min-norm when X is rank
+        deficient; bias last with ``bias=True``), the point the run converges to: the
+        same w* the kernels and the statuses use (one ``np.linalg.lstsq`` per dataset).
+    loss_star : float
+        E* = E(w*) = 1/(2P) sum_p (y_p - w*.x_p)^2 (the 1/2 convention: half the mean
+        squared residual), so that ``excess = loss - loss_star`` up to rounding.
+
+    ``print(run)`` shows a summary (status, losses at start and end, shapes); the arrays
+    are attributes.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> r = fg.gd(*fg.lecture_data(), lr=1.5, steps=100)
+    >>> r.status.name, r.unit, bool(r.losses[0] > r.losses[-1])
+    ('CONVERGED', 'step', True)
+    >>> r.w_star.round(6).tolist(), round(r.loss_star, 6)   # the lecture's minimiser
+    ([0.47619, 0.952381], 0.02381)
+    """
+
+    w: np.ndarray
+    loss: float
+    losses: np.ndarray
+    status: Status
+    diverged_at: int
+    steps_to_tol: int
+    trajectory: np.ndarray | None
+    lr: float
+    method: str
+    unit: str
+    excess: float
+    growing: bool = False
+    w_star: np.ndarray | None = None
+    loss_star: float | None = None
+
+    def __repr__(self):
+        unit = self.unit
+        head = f"Run({self.method}, lr={self.lr:.6g}: {self.status.name}"
+        if self.status == Status.CONVERGED:
+            head += f" at {unit} {self.steps_to_tol}"
+        elif self.status == Status.DIVERGED:
+            head += f" at {unit} {self.diverged_at}"
+        elif self.growing:
+            head += f" but growing (loss > {ST.GROWING_FACTOR:g} x its start)"
+        n = int(np.size(self.losses))
+        star = "" if self.loss_star is None else f", loss_star {self.loss_star:.6g}"
+        lines = [head + ")",
+                 f"  loss {self.loss:.6g}, excess {self.excess:.3g}{star}",
+                 "  w = " + np.array2string(np.asarray(self.w), precision=6, threshold=8,
+                                            edgeitems=3, max_line_width=10**6)]
+        if n:
+            lines.append(f"  losses: {n} values, one per {unit} 0..{n - 1}, from "
+                         f"{self.losses[0]:.4g} to {self.losses[-1]:.4g}")
+        lines.append("  trajectory: " + ("not recorded (record=True keeps it)"
+                                         if self.trajectory is None
+                                         else f"array of shape {np.shape(self.trajectory)}"))
+        return "\n".join(lines)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == Status.DIVERGED
+
+    @property
+    def converged(self) -> bool:
+        return self.status == Status.CONVERGED
+
+
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`fastgd.sweep`; ``.result`` holds the finished cells
     (unfinished ones have status ``NOT_RUN``).
@@ -250,25 +352,21 @@ class SweepResult:
 
     # -- files ---------------------------------------------------------------
     def save(self, path):
-        """Write ``.npz`` (arrays) with the metadata as JSON inside; ``fastgd.load`` reads it.
+        """Write ``.npz`` (arrays) with the metadata as JSON inside, atomically (the old
+        file survives any failure); ``fastgd.load`` reads it.
 
         ``.npz`` is appended to ``path`` when it lacks it (``load`` finds the file under
         the same name).  Returns the path written.  Raises :class:`fastgd.FastGDTypeError`
         when ``path`` is not a str or os.PathLike (None included).
         """
-        from fastgd.engine.files import FORMAT, npz_path
+        from fastgd.engine.files import FORMAT, write_npz
 
-        path = npz_path("SweepResult.save", path)
-        arrays = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                arrays[f.name] = v
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if isinstance(getattr(self, f.name), np.ndarray)}
         scalars = {"method": self.method, "unit": self.unit, "meta": self.meta,
-                   "names": list(self.names), "lr_unit": self.lr_unit, "format": FORMAT}
-        arrays["_json"] = np.array(json.dumps(scalars, default=_json_default))
-        np.savez_compressed(path, **arrays)
-        return path
+                   "names": list(self.names), "lr_unit": self.lr_unit}
+        # atomic: a temporary file in the same directory, fsynced, renamed over path
+        return write_npz("SweepResult.save", path, arrays, scalars, FORMAT)
 
     def equals(self, other) -> bool:
         """True when every array is identical (bit for bit, NaN == NaN) and so are

@@ -10,8 +10,6 @@ batch GD converges iff lr < 2/lambda_max (LeCun et al., Efficient BackProp, 1998
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from fastgd import status as ST
@@ -19,109 +17,35 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
 from fastgd.linear import problem as PB
+from fastgd.linear.result import Run
 from fastgd.status import Status
 
+#: the ``optimizer=`` choices of :func:`gd` (the adaptive ones: :mod:`fastgd.linear.adaptive`)
+OPTIMIZERS = ("gd", "adam", "rmsprop", "adagrad")
 
-@dataclass(frozen=True)
-class Run:
-    """Result of one run.
 
-    Attributes
-    ----------
-    w : (d,) array
-        Final weights (bias last when ``bias=True``).  For a diverged run: the last
-        finite iterate that was checked (the iterate at detection when finite).
-    loss : float
-        E(w) at the end (``inf`` when diverged).
-    losses : (n,) array
-        E(w) per step (``gd``) or per epoch (``sgd``), starting with the initial loss.
-        The run stops when it converges or diverges: ``n - 1`` is then that step; the
-        entry of a diverged step is ``inf``.
-    status : Status
-    diverged_at : int
-        Step (gd) or epoch (sgd) at which divergence was detected, -1 if none.
-    steps_to_tol : int
-        Step / epoch at which the excess loss first reached tol x its initial value, -1 if never.
-    trajectory : (n, d) array or None
-        Weights per step / epoch (``record=True``), aligned with ``losses``.
-    lr : float
-    method : str
-        ``"gd"`` or ``"sgd"``.
-    unit : str
-        ``"step"`` or ``"epoch"``: the time unit of ``losses``, ``diverged_at``, ``steps_to_tol``.
-    excess : float
-        E(w) - E(w*) at the end.
-    growing : bool
-        BOUNDED, yet the final loss exceeds ``fastgd.GROWING_FACTOR`` (1e3) x
-        max(initial loss, loss at w = 0): the loss grew by orders of magnitude without
-        reaching the ``blowup`` threshold within the budget (e.g. just above
-        2/lambda_max); a longer run would most likely diverge.
-    w_star : (d,) array
-        The least-squares minimiser of the run's data (min-norm when X is rank
-        deficient; bias last with ``bias=True``), the point the run converges to: the
-        same w* the kernels and the statuses use (one ``np.linalg.lstsq`` per dataset).
-    loss_star : float
-        E* = E(w*) = 1/(2P) sum_p (y_p - w*.x_p)^2 (the 1/2 convention: half the mean
-        squared residual), so that ``excess = loss - loss_star`` up to rounding.
+def _adaptive(f, X, y, lr, steps, options, momentum, nesterov):
+    """``gd(optimizer=...)`` for an adaptive optimizer: momentum belongs to plain GD."""
+    from fastgd.linear.adaptive import run_adaptive
 
-    ``print(run)`` shows a summary (status, losses at start and end, shapes); the arrays
-    are attributes.
+    if V.real(f, "momentum", momentum) != 0 or V.boolean(f, "nesterov", nesterov):
+        raise V.fail(f, "momentum", "0 (and nesterov False) with an adaptive optimizer "
+                     "(Adam's own momentum is betas[0])", momentum)
+    return run_adaptive(f, X, y, lr, steps, **options)
 
-    Examples
-    --------
-    >>> import fastgd as fg
-    >>> r = fg.gd(*fg.lecture_data(), lr=1.5, steps=100)
-    >>> r.status.name, r.unit, bool(r.losses[0] > r.losses[-1])
-    ('CONVERGED', 'step', True)
-    >>> r.w_star.round(6).tolist(), round(r.loss_star, 6)   # the lecture's minimiser
-    ([0.47619, 0.952381], 0.02381)
-    """
 
-    w: np.ndarray
-    loss: float
-    losses: np.ndarray
-    status: Status
-    diverged_at: int
-    steps_to_tol: int
-    trajectory: np.ndarray | None
-    lr: float
-    method: str
-    unit: str
-    excess: float
-    growing: bool = False
-    w_star: np.ndarray | None = None
-    loss_star: float | None = None
-
-    def __repr__(self):
-        unit = self.unit
-        head = f"Run({self.method}, lr={self.lr:.6g}: {self.status.name}"
-        if self.status == Status.CONVERGED:
-            head += f" at {unit} {self.steps_to_tol}"
-        elif self.status == Status.DIVERGED:
-            head += f" at {unit} {self.diverged_at}"
-        elif self.growing:
-            head += f" but growing (loss > {ST.GROWING_FACTOR:g} x its start)"
-        n = int(np.size(self.losses))
-        star = "" if self.loss_star is None else f", loss_star {self.loss_star:.6g}"
-        lines = [head + ")",
-                 f"  loss {self.loss:.6g}, excess {self.excess:.3g}{star}",
-                 "  w = " + np.array2string(np.asarray(self.w), precision=6, threshold=8,
-                                            edgeitems=3, max_line_width=10**6)]
-        if n:
-            lines.append(f"  losses: {n} values, one per {unit} 0..{n - 1}, from "
-                         f"{self.losses[0]:.4g} to {self.losses[-1]:.4g}")
-        lines.append("  trajectory: " + ("not recorded (record=True keeps it)"
-                                         if self.trajectory is None
-                                         else f"array of shape {np.shape(self.trajectory)}"))
-        return "\n".join(lines)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == Status.DIVERGED
-
-    @property
-    def converged(self) -> bool:
-        return self.status == Status.CONVERGED
+def _plain_gd_only(f, warmup, schedule, freeze_preconditioner):
+    """Refuse the adaptive-only options with ``optimizer="gd"`` (the GD kernels have no
+    schedule), naming the argument."""
+    if not (isinstance(warmup, int | np.integer) and not isinstance(warmup, bool)
+            and warmup == 0):
+        raise V.fail(f, "warmup", "0 with optimizer='gd' (warm-up needs an adaptive "
+                     "optimizer: optimizer='adam')", warmup)
+    if not (isinstance(schedule, str) and schedule == "constant"):
+        raise V.fail(f, "schedule", "'constant' with optimizer='gd'", schedule)
+    if freeze_preconditioner is not None:
+        raise V.fail(f, "freeze_preconditioner", "None with optimizer='gd'",
+                     freeze_preconditioner)
 
 
 def _common(f, lr, steps, stepname, momentum, nesterov, tol, blowup, record):
@@ -164,7 +88,9 @@ def _to_run(out, n, record, lr, method, unit, prob, w0):
 
 
 def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
-       tol=ST.DEFAULT_TOL, blowup=1e12) -> Run:
+       tol=ST.DEFAULT_TOL, blowup=1e12, optimizer="gd", betas=(0.9, 0.999), eps=1e-8,
+       warmup=0, lr_init=0.0, schedule="constant", decay_steps=None, decay_factor=None,
+       freeze_preconditioner=None, pre_freeze_lr=None) -> Run:
     """Batch gradient descent on E(w) = 1/(2P) sum_p (y_p - w.x_p)^2.
 
     Parameters
@@ -193,6 +119,15 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
         ``fastgd.DEFAULT_TOL`` = 1e-8, the same as :func:`fastgd.sweep`.
     blowup : float
         Diverged when E(w) > blowup * max(E(w0), E(0)) or E(w) is not finite.
+    optimizer : {"gd", "adam", "rmsprop", "adagrad"}
+        "gd" (default): plain / heavy-ball / Nesterov GD, the kernels above.  The adaptive
+        ones (PyTorch's / optax's convention: bias-corrected moments, ``eps`` added to
+        sqrt(v_hat)) run :func:`fastgd.linear.adaptive.adaptive_gd` and return its
+        ``AdaptiveRun``; ``betas``, ``eps``, ``warmup`` (linear warm-up over that many
+        steps from ``lr_init``), ``schedule`` ("constant", "cosine", "step" with
+        ``decay_steps`` / ``decay_factor``), ``freeze_preconditioner`` (freeze v_hat and
+        the bias factors after that many steps) and ``pre_freeze_lr`` are theirs and
+        documented there.  Momentum must be 0 with them.
 
     Returns
     -------
@@ -213,6 +148,13 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     ('CONVERGED', 'DIVERGED')
     """
     f = "gd"
+    if V.choice(f, "optimizer", optimizer, OPTIMIZERS) != "gd":
+        return _adaptive(f, X, y, lr, steps, dict(
+            optimizer=optimizer, betas=betas, eps=eps, warmup=warmup, lr_init=lr_init,
+            schedule=schedule, decay_steps=decay_steps, decay_factor=decay_factor,
+            freeze_preconditioner=freeze_preconditioner, pre_freeze_lr=pre_freeze_lr, w0=w0,
+            bias=bias, tol=tol, blowup=blowup, record=record), momentum, nesterov)
+    _plain_gd_only(f, warmup, schedule, freeze_preconditioner)
     prob = PB.prepare(f, X, y, bias)
     d_in = prob.d - int(prob.bias)
     lr, steps, momentum, nesterov, tol, blowup, record = _common(
