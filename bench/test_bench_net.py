@@ -231,3 +231,39 @@ def test_bench_net_sgd(benchmark, act, batch):
     if rate:
         benchmark.extra_info["fraction_of_256bit_ceiling"] = rate / _ceiling256()
     _report(f"fastgd net SGD {act} batch={batch} threads={threads}", rate, benchmark)
+
+
+@pytest.mark.parametrize("m", [64, 512])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_bench_net_curvature_share(benchmark, m, act):
+    """The default curvature (the sharpness at the start and the end of every cell, Lanczos
+    over lanes on every thread, warm-started: :mod:`fastgd.net.lanczos`) as a share of the
+    training it describes: the same sweep with ``sharpness=True`` and ``False``, timed
+    alternately in this process (min of 5), 64 rates, 200 steps (issue 22 item 4: a
+    fraction of the training)."""
+    import time
+
+    threads = min(2, G.max_threads())
+    X, y = _data()
+    n_lr, steps = (N_LR, STEPS) if not benchmark.disabled else (8, 5)
+    kw = dict(width=m if not benchmark.disabled else 16, activation=act, tol=0.0,
+              threads=threads, progress=False)
+    lrs = _lrs(n_lr)
+    fn.net_sweep(X, y, lrs, steps, **kw)  # warm-up: compile / cache load
+    best = {False: np.inf, True: np.inf}
+    for _ in range(5 if not benchmark.disabled else 1):
+        for sharp in (False, True):
+            t = time.perf_counter()
+            res = fn.net_sweep(X, y, lrs, steps, sharpness=sharp, **kw)
+            best[sharp] = min(best[sharp], time.perf_counter() - t)
+    assert np.all(np.isfinite(res.sharpness))
+    benchmark.group = f"net: curvature share, P={P}, d={D}, {N_LR} lr, {STEPS} steps"
+    benchmark.pedantic(fn.net_sweep, args=(X, y, lrs, steps), kwargs=kw, rounds=1,
+                       iterations=1, warmup_rounds=0)
+    share = (best[True] - best[False]) / best[False]
+    benchmark.extra_info.update(train_s=best[False], with_curvature_s=best[True],
+                                curvature_over_training=share, threads=threads)
+    if not benchmark.disabled:
+        print(f"\n[net curvature m={m} {act}] training {best[False]:.3f} s, with curvature "
+              f"{best[True]:.3f} s: curvature = {share:.2f} x the training "
+              f"({threads} thread(s))")

@@ -103,3 +103,23 @@ def amplification(reference, t0, end, rel=1e-9):
         moved = reference(t0 + dt)
     change = np.abs(moved - end).max() / np.abs(end).max()
     return change / rel if np.isfinite(change) else np.inf
+
+
+def ref_gd_status(theta0, X, y, lr, steps, *, bias, act, param, tol, gtol):
+    """Plain GD with fastgd's convergence rules, written from their definitions: at each
+    step t (before the update) CONVERGED when E <= tol E(theta0) or
+    |grad E| <= gtol |grad E(theta0)|.  Returns (converged?, t, theta_t, |g_t|/|g_0|)."""
+    idx = list(range(X.shape[0]))
+    t = theta0.copy()
+    E0 = ref_loss(t, X, y, bias, act, param)
+    g0 = np.linalg.norm(ref_grad(t, X, y, idx, bias, act, param))
+    for k in range(steps + 1):
+        E = ref_loss(t, X, y, bias, act, param)
+        g = ref_grad(t, X, y, idx, bias, act, param)
+        ratio = np.linalg.norm(g) / g0
+        if E <= tol * E0 or ratio <= gtol:
+            return True, k, t, ratio
+        if k == steps:
+            break
+        t = t - lr * g
+    return False, steps, t, ratio

@@ -375,8 +375,10 @@ TABLE = [
         ("order", ["Cyclic"])]),
     ("net_sweep", NN.net_sweep, dict(X=_X, y=_Y, lr=[0.1, 0.2], steps=10, width=4), [
         ("X", "X"), ("y", "y"), ("lr", "rates"), ("steps", "int>=0"),
-        ("width", [0, -1, [4, 0], "4", None, [], [[4]], True, [2.5], RAGGED2]),
-        ("scale", [[-1.0], [np.nan], "x", None, [], [[1.0]]]),
+        ("width", [0, -1, [4, 0], "4", [], [[4]], True, [2.5], RAGGED2]),
+        ("scale", [[-1.0], [np.nan], "x", [], [[1.0]]]),
+        ("theta0", [[np.nan] * 28, "x", [[np.inf] * 28]]),
+        ("lr_unit", ["lambda", "", None, 1]), ("gtol", [-1.0, np.nan, "x"]),
         ("seeds", [0, -1, "2", None, [], [-1], [1.5], True, _BIG]),
         ("method", "choice"), ("batch_size", "int>=1"), ("batch_size", [101]),
         ("order", "choice"), ("activation", "choice"), ("param", "choice"),

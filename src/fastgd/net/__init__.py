@@ -21,8 +21,15 @@ the outputs w.r.t. theta; at a zero-loss point the Hessian is J^T J / P, with th
 non-zero eigenvalues) and the LeCun-Simard-Pearlmutter on-line estimate.
 
 Status of a run (as for chains, :mod:`fastgd.chain`): CONVERGED when E <= tol x E(theta0)
-(E* = 0 is assumed: the networks here can fit their data) and, for batch GD, the minimum
-reached is linearly stable, lr x S <= 2 (1 + momentum); DIVERGED when E or a parameter is
+-- the loss rule, which assumes E* = 0 (a network that can fit its data) -- or, with
+``gtol`` > 0, when the full-batch gradient has fallen to |grad E| <= gtol x
+|grad E(theta0)| -- the gradient rule, which also ends a run on a target the network
+cannot fit (E* > 0: duplicated inputs with different labels, noise, a narrow network),
+where the loss rule never fires and the run would otherwise stay BOUNDED to the end of
+its budget (:attr:`NetRun.converged_by` says which rule fired; both are checked when the
+loss is, at every step of GD and at the start of every SGD epoch, on the full batch) --
+and, for batch GD, the point reached is linearly stable, lr x S <= 2 (1 + momentum);
+DIVERGED when E or a parameter is
 not finite or E > blowup x max(E(theta0), E(0)), E(0) = mean(y^2)/2 the loss of the zero
 output (so a catapult's spike is not a divergence; the step is recorded, the parameters
 reported are the last finite iterate and the loss is ``inf``); BOUNDED otherwise.
@@ -40,7 +47,9 @@ reaches 2/lr and then hovers there (the edge of stability) while the loss keeps 
 Modules: :mod:`~fastgd.net.model` (parameter layout, NumPy references, Lanczos),
 :mod:`~fastgd.net.curvature` (loss, gradient, HVP, Hessian, sharpness, NTK at a point),
 :mod:`~fastgd.net.runs` (:func:`net_gd`, :func:`net_sgd`), :mod:`~fastgd.net.sweep`
-(:func:`net_sweep`), :mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.kernels` (Numba).
+(:func:`net_sweep`; ``lr_unit="lambda0"`` for a grid of eta x lambda0, ``theta0`` for
+given start parameters), :mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.report`
+(short reprs), :mod:`~fastgd.net.kernels` (Numba).
 
 References: Lewkowycz, Bahri, Dyer, Sohl-Dickstein, Gur-Ari, "The large learning rate
 phase of deep learning: the catapult mechanism", 2020; Cohen, Kaur, Li, Kolter,

@@ -191,13 +191,15 @@ def net_hessian(theta, X, y, *, activation="tanh", param="ntk", bias=False):
 def net_sharpness(theta, X, y, *, activation="tanh", param="ntk", bias=False,
                   iters=LANCZOS_ITERS):
     """Sharpness: the top eigenvalue of the Hessian of :func:`net_loss` (Lanczos on exact
-    HVPs, full reorthogonalisation; exact to rounding when N <= ``iters``).
+    HVPs, full reorthogonalisation, stopped once the top Ritz pair's residual is below
+    1e-10 of the spectrum's scale, :mod:`fastgd.net.lanczos`; exact to rounding when
+    N <= ``iters``).
 
     Parameters
     ----------
     {params}
     iters : int
-        Lanczos steps (>= 1).
+        Lanczos steps at most (>= 1).
 
     Returns
     -------

@@ -25,14 +25,16 @@ bits as gradient then step.  A chunk of several runs is padded to whole blocks o
 (idle lanes, lr 0, never written out).  A full-batch step costs m (2 d + 3 + 2 bias)
 multiply-adds per sample and lane.
 
-Status rule (:func:`.steps.thresholds` and :func:`.steps.check` with E* = 0, as the chain
-kernels): the loss at step t is computed before the update;
+Status rule (:func:`lane_status`: :func:`.steps.thresholds` and :func:`.steps.check`
+with E* = 0, as the chain kernels): the loss at step t is computed before the update;
 DIVERGED when it is not finite, a parameter is not finite, or the loss >
 blowup x max(E(theta0), E(0)) with E(0) = mean(y^2)/2 (the loss of the zero output: a
 catapult spike is not a divergence); the reported parameters are then the previous
 iterate (finite), the loss ``inf``.  CONVERGED when the loss <= tol x E(theta0) (E* = 0
-assumed: the network can fit the data).  BOUNDED otherwise.  Finished lanes are frozen
-(lr 0) and a chunk ends when all of its lanes are done.
+assumed: the network can fit the data) or, with ``gtol`` > 0, when the squared norm of
+the full-batch gradient <= gtol^2 x its value at theta0 (the same check on |g|^2: it
+ends runs whose target cannot be fit, E* > 0).  BOUNDED otherwise.  Finished lanes are
+frozen (lr 0) and a chunk ends when all of its lanes are done.
 
 Outputs are flat over cells k = init * n_lr + lr index: ``out_status[k]``,
 ``out_loss[k]``, ``out_tol_at[k]``, ``out_div_at[k]``, ``out_maxloss[k]`` (max of the loss
@@ -273,6 +275,29 @@ def hvp_lanes(X, Y, act, bias, m, s, T, V, G, HV, loss):
 
 
 @jit
+def lane_status(x, thc, thd, g2, thg, gtol):
+    """The status of a lane at a check: :func:`.steps.check` of its loss ``x`` (E* = 0:
+    CONVERGED at ``thc`` = tol E(theta0), DIVERGED above ``thd`` or not finite), then, with
+    ``gtol`` > 0, CONVERGED also when its squared full-batch gradient norm ``g2`` is at or
+    below ``thg`` = gtol^2 |grad E(theta0)|^2 (the same check on g2, which a non-realizable
+    target, E* > 0, reaches where the loss rule never does)."""
+    st = check(x, thc, thd)
+    if st == 0 and gtol > 0.0 and check(g2, thg, np.inf) == CONVERGED:
+        return CONVERGED
+    return st
+
+
+@jit
+def grad_norm2(G, g2):
+    """``g2[l]`` = sum_n G[n, l]^2 (parameters in order, lanes innermost)."""
+    for l in range(G.shape[1]):
+        g2[l] = 0.0
+    for n in range(G.shape[0]):
+        for l in range(G.shape[1]):
+            g2[l] += G[n, l] * G[n, l]
+
+
+@jit
 def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_off,
             out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_every, rec_theta,
             rec_off):
@@ -347,20 +372,22 @@ def _sgd_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, act, bias, s):
 # over 80 lines, unsplit for speed: check, record and step of all lanes in one loop nest
 @jit
 def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
-             batch, order, tol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
+             batch, order, tol, gtol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
              out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
              rec_theta, rec_off):
     """GD (``method`` 0) or SGD (1) for the chunks wk, wk + nworkers, ... of ``chunks``.
 
     ``chunks`` rows: (init, lr_start, lr_stop); init ``c`` has width ``widths[c]``, output
     scale ``scales[c]`` (1/sqrt(m) or 1), parameters ``inits[init_off[c]:init_off[c+1]]``
-    and sample-order key ``keys[c]``.  ``lrs`` (n_lr,), ``beta`` heavy-ball momentum
+    and sample-order key ``keys[c]``.  ``lrs`` (n_init, n_lr): the rates of init ``c`` in
+    row ``c`` (a rate grid relative to each init's curvature), ``beta`` heavy-ball momentum
     (PyTorch form: buf <- beta buf + g, theta <- theta - lr buf).  ``steps``: steps (GD)
     or epochs (SGD; batches of ``batch`` in the order ``order``, the last one smaller).
     Time unit of status, recordings: steps (GD) or epochs (SGD, checked on the full loss
-    at the start of each epoch)."""
+    at the start of each epoch).  ``gtol`` > 0 adds the gradient rule of
+    :func:`lane_status` (the full-batch gradient is then computed at every check)."""
     P, d = X.shape
-    nlr = lrs.shape[0]
+    nlr = lrs.shape[1]
     idx_all = np.arange(P)
     perm = np.empty(P, dtype=np.int64)
     bidx = np.empty(P, dtype=np.int64)
@@ -395,6 +422,8 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         lre = np.empty(nl)
         thc = np.empty(nl)
         thd = np.empty(nl)
+        g2 = np.zeros(nl)
+        thg = np.zeros(nl)
         mx = np.empty(nl)
         okp = np.ones(nl, dtype=np.bool_)
         active = np.zeros(nl, dtype=np.bool_)
@@ -406,29 +435,34 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         for l in range(nl):
             lre[l] = 0.0
         for l in range(nreal):
-            lre[l] = lrs[a0 + l]
+            lre[l] = lrs[c, a0 + l]
             active[l] = True
         nact = nreal
         k0 = keys[c, 0]
         k1 = keys[c, 1]
         t = 0
         for t in range(steps + 1):
-            want = method == METHOD_GD and t < steps
+            want = (method == METHOD_GD and t < steps) or gtol > 0.0
             loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
+            if gtol > 0.0:
+                grad_norm2(G, g2)
             if t == 0:
-                for l in range(nl):  # E* = 0: the network can fit the data
+                for l in range(nl):  # E* = 0 for the loss rule (module doc)
                     thc[l], thd[l] = thresholds(0.0, lo[l], c0, tol, blowup)
+                    thg[l] = thresholds(0.0, g2[l], 0.0, gtol * gtol, 1.0)[0]
                     mx[l] = lo[l]
             for l in range(nl):
                 if lo[l] > mx[l]:
                     mx[l] = lo[l]
-            # the status rule of .steps.check, and DIVERGED when a parameter is not finite
+            # the status rule of lane_status, and DIVERGED when a parameter is not finite
             ev = 0
             for l in range(nl):
-                ev += active[l] & ((check(lo[l], thc[l], thd[l]) != 0) | (not okp[l]))
+                ev += active[l] & ((lane_status(lo[l], thc[l], thd[l], g2[l], thg[l], gtol)
+                                    != 0) | (not okp[l]))
             if ev > 0:
                 for l in range(nl):
-                    st = DIVERGED if not okp[l] else check(lo[l], thc[l], thd[l])
+                    st = DIVERGED if not okp[l] else lane_status(lo[l], thc[l], thd[l], g2[l],
+                                                                 thg[l], gtol)
                     if not active[l] or st == 0:
                         continue
                     k = (c * nlr) + a0 + l
@@ -497,12 +531,12 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
 
 
 def grid_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
-             batch, order, tol, blowup, c0, chunks, nworkers, rec_every, out_status, out_theta,
-             theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_theta,
-             rec_off):
+             batch, order, tol, gtol, blowup, c0, chunks, nworkers, rec_every, out_status,
+             out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
+             rec_theta, rec_off):
     """Run the chunks of ``chunks`` interleaved over ``nworkers`` threads
     (:func:`.threads.fan_out`; chunk k goes to worker k % nworkers)."""
     fan_out(rows_net, (X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs,
-                       beta, steps, batch, order, tol, blowup, c0, chunks), nworkers,
+                       beta, steps, batch, order, tol, gtol, blowup, c0, chunks), nworkers,
             (rec_every, out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at,
              out_maxloss, rec_loss, rec_theta, rec_off))

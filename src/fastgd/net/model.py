@@ -268,94 +268,31 @@ def _hvp_batch(M, m, Th, Vv):
     return HV.T
 
 
-def _hvp_point(M, m, t):
-    """v -> H v at one parameter vector t: :func:`_hvp_np` with the forward pass (z,
-    phi, phi', phi'', residuals) computed once, for the Lanczos steps of a single
-    network (the batched kernel would run one lane as scalar code, slower than these
-    NumPy matrix products)."""
-    with np.errstate(all="ignore"):
-        W, b, a, Z, H, H1, H2, s = _forward_np(t, M, m)
-        c = (s * (H @ a) - M.y) * (s / M.P)
-        aH1 = a * H1
-        caH2 = c[:, None] * (a * H2)
-        cH1 = c[:, None] * H1
-    ss = s * s / M.P
+def _top_eig(M, m, Th, iters=LANCZOS_ITERS, start=None, vectors=False, threads=None,
+             max_bytes=128e6):
+    """Top Hessian eigenvalue of each row of Th (n, N) by Lanczos over lanes
+    (:func:`fastgd.net.lanczos.top_eig`: full reorthogonalisation, at most
+    k = min(N, iters) steps, exact for N <= iters), from the fixed start vector or the
+    rows of ``start``; in groups of lanes whose Lanczos vectors fit ``max_bytes`` (a lane's
+    result does not depend on its group).  ``inf`` where the parameters or the Hessian are
+    not finite.  With ``vectors``: (values, top Ritz vectors (n, N))."""
+    from fastgd.net.lanczos import BLOCK, top_eig
 
-    def hv(v):
-        with np.errstate(all="ignore"):
-            VW, Vb, Va = _split(v, M.d, M.bias)
-            U = M.X @ VW.T
-            if M.bias:
-                U = U + Vb
-            H1U = H1 * U
-            cr = (H @ Va + H1U @ a) * ss
-            ha = H.T @ cr + H1U.T @ c
-            HZ = cr[:, None] * aH1 + cH1 * Va + caH2 * U
-            hW = HZ.T @ M.X
-            parts = [hW.ravel(), HZ.sum(0)] if M.bias else [hW.ravel()]
-            return np.concatenate(parts + [ha])
-
-    return hv
-
-
-def _top_eig(M, m, Th, iters=LANCZOS_ITERS, chunk=256):
-    """Top Hessian eigenvalue of each row of Th (n, N) by Lanczos (full
-    reorthogonalisation, a fixed start vector): k = min(N, iters) steps, exact for
-    N <= iters.  ``inf`` where the parameters or the Hessian are not finite."""
     Th = np.atleast_2d(np.asarray(Th, dtype=np.float64))
     n, N = Th.shape
-    out = np.full(n, np.inf)
-    ok = np.flatnonzero(np.all(np.isfinite(Th), axis=1))
-    for lo in range(0, ok.size, chunk):
-        sel = ok[lo: lo + chunk]
-        out[sel] = _lanczos(M, m, Th[sel], min(N, iters))
-    return out
-
-
-def _lanczos(M, m, Th, k):
-    n, N = Th.shape
-    q = np.random.default_rng(12345).standard_normal(N)
-    q = np.broadcast_to(q / np.linalg.norm(q), (n, N)).copy()
-    Q = np.zeros((k, n, N))
-    al = np.zeros((n, k))
-    be = np.zeros((n, k))
-    alive = np.ones(n, dtype=bool)
-    size = np.full(n, k)
-    point = _hvp_point(M, m, Th[0]) if n == 1 else None
-    with np.errstate(all="ignore"):
-        for j in range(k):
-            Q[j] = q
-            w = point(q[0])[None] if n == 1 else _hvp_batch(M, m, Th, q)
-            a = np.einsum("nN,nN->n", w, q)
-            al[:, j] = np.where(alive, a, 0.0)
-            for _ in range(2):  # full reorthogonalisation, twice
-                c = np.einsum("jnN,nN->jn", Q[: j + 1], w)
-                w = w - np.einsum("jn,jnN->nN", c, Q[: j + 1])
-            b = np.linalg.norm(w, axis=1)
-            scale = np.maximum(np.abs(al[:, : j + 1]).max(axis=1), be[:, :j].max(axis=1)
-                               if j else 0.0)
-            dead = alive & ~(b > 1e-10 * scale)
-            size[dead] = j + 1
-            alive &= ~dead
-            be[:, j] = np.where(alive, b, 0.0)
-            q = np.where(alive[:, None], w / np.where(b > 0, b, 1.0)[:, None], 0.0)
-        Tm = np.zeros((n, k, k))
-        ii = np.arange(k)
-        Tm[:, ii, ii] = al
-        Tm[:, ii[:-1], ii[1:]] = be[:, :-1]
-        Tm[:, ii[1:], ii[:-1]] = be[:, :-1]
-        # pad the rows past a breakdown below every eigenvalue of the leading block
-        pad = np.abs(al).max(axis=1) + 2 * np.abs(be).max(axis=1) + 1.0
-        for r in np.flatnonzero(size < k):
-            Tm[r, size[r]:, :] = 0.0
-            Tm[r, :, size[r]:] = 0.0
-            Tm[r, ii[size[r]:], ii[size[r]:]] = -pad[r]
-        good = np.all(np.isfinite(Tm), axis=(1, 2))
-        res = np.full(n, np.inf)
-        if good.any():
-            res[good] = np.linalg.eigvalsh(Tm[good])[:, -1]
-    return res
-
+    lane = 8.0 * (N * (min(N, iters) + 3) + M.P * (4 * m + 1))  # vectors, forward parts
+    per = max(BLOCK, int(max_bytes // lane) // (2 * BLOCK) * 2 * BLOCK)  # even blocks
+    vals = np.empty(n)
+    vecs = np.zeros((n, N)) if vectors else None
+    for lo in range(0, n, per):
+        sl = slice(lo, lo + per)
+        got = top_eig(M, m, Th[sl], iters, None if start is None else start[sl], vectors,
+                      threads)
+        if vectors:
+            vals[sl], vecs[sl] = got
+        else:
+            vals[sl] = got
+    return (vals, vecs) if vectors else vals
 
 
 def _with_params(**parts):

@@ -19,7 +19,10 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     the initial NTK eigenvalue (lr x lambda0) against the width, coloured by region
     (monotone convergence, convergence after a loss spike > ``spike`` x E(theta0) -- a
     catapult --, divergence, neither).  Lines: lr = 2/lambda0 (the end of the lazy phase)
-    and the observed lr_max (the smallest diverging rate) per width.
+    and the observed lr_max (the smallest diverging rate) per width.  A sweep run with
+    ``lr_unit="lambda0"`` has one grid of eta x lambda0 for every width (the rows align)
+    and is drawn with the marks 2 and 4 (the wide-network catapult phase, Lewkowycz et al.
+    2020); with absolute rates each row has its own x positions.
 
     Parameters
     ----------
@@ -46,6 +49,11 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     >>> ax = fn.plot_net_phase(res, ax=Figure().subplots())
     >>> sorted(line.get_gid() for line in ax.get_lines())
     ['observed_lr_max', 'two_over_lambda0']
+    >>> rel = fn.net_sweep(X, y, [1.0, 3.0, 10.0], 200, width=[4, 8], activation="identity",
+    ...                    lr_unit="lambda0")
+    >>> ax = fn.plot_net_phase(rel, ax=Figure().subplots())
+    >>> sorted(line.get_gid() for line in ax.get_lines())
+    ['four_over_lambda0', 'observed_lr_max', 'two_over_lambda0']
     """
     f = "plot_net_phase"
     if not isinstance(result, NetSweepResult):
@@ -59,7 +67,7 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     widths = result.width[order_w].astype(float)
     ye = log_edges(widths) if widths.size > 1 else np.array([widths[0] / 1.4, widths[0] * 1.4])
     codes, (xs_lo, xs_hi), obs = _phase_mesh(ax, result, order_w, ye, seed, scale, spike)
-    handles = _phase_lines(ax, codes, ye, obs, spike)
+    handles = _phase_lines(ax, codes, ye, obs, spike, result.lr_unit == "lambda0")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xs_lo, xs_hi)
@@ -67,7 +75,9 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     ax.set_yticks(widths)
     ax.set_yticklabels([f"{int(w)}" for w in widths])
     ax.minorticks_off()
-    ax.set_xlabel("learning rate × initial NTK eigenvalue, η·λ$_0$")
+    ax.set_xlabel("η·λ$_0$: learning rate × each width's own initial NTK eigenvalue"
+                  if result.lr_unit == "lambda0" else
+                  "learning rate × initial NTK eigenvalue, η·λ$_0$")
     ax.set_ylabel("width m")
     if title is None:
         title = (f"two-layer {result.activation} network ({result.param} param.), "
@@ -91,22 +101,24 @@ def _phase_mesh(ax, result, order_w, ye, seed, scale, spike):
     norm = BoundaryNorm(np.arange(-0.5, 4.0), 4)
     xs_lo, xs_hi = np.inf, 0.0
     obs_x, obs_y = [], []
-    lr_max = result.observed_lr_max()[order_w, scale, seed]
+    rates = result.rates[:, scale, seed][order_w][:, lr_order]
     for r in range(order_w.size):
-        x = result.lr[lr_order] * lam[r]
+        # the grid's own values where it is relative (the same x edges on every row)
+        x = result.lr[lr_order] if result.lr_unit == "lambda0" else rates[r] * lam[r]
         xe = log_edges(x)
         xs_lo, xs_hi = min(xs_lo, xe[0]), max(xs_hi, xe[-1])
         ax.pcolormesh(xe, ye[r: r + 2], codes[r][None, :], cmap=cmap, norm=norm,
                       shading="flat")
-        if np.isfinite(lr_max[r]):
-            obs_x += [lr_max[r] * lam[r]] * 2
+        div = np.flatnonzero(codes[r] == 3)
+        if div.size:  # the smallest diverging rate, at its own x
+            obs_x += [x[div[0]]] * 2
             obs_y += [ye[r], ye[r + 1]]
     return codes, (xs_lo, xs_hi), (obs_x, obs_y)
 
 
-def _phase_lines(ax, codes, ye, obs, spike):
-    """The lines lr = 2/lambda0 and the observed lr_max; returns the legend's handles
-    (the regions present, then the lines)."""
+def _phase_lines(ax, codes, ye, obs, spike, relative=False):
+    """The lines lr = 2/lambda0 (and, ``relative``, 4/lambda0) and the observed lr_max;
+    returns the legend's handles (the regions present, then the lines)."""
     from matplotlib.patches import Patch
 
     obs_x, obs_y = obs
@@ -118,6 +130,12 @@ def _phase_lines(ax, codes, ye, obs, spike):
                      path_effects=halo(3.5, "white"), label="η = 2/λ$_0$ (NTK at the start)",
                      gid="two_over_lambda0")
     handles.append(two)
+    if relative:
+        (four,) = ax.plot([4.0, 4.0], [ye[0], ye[-1]], color="black", lw=1.2, ls="-.",
+                          path_effects=halo(3.0, "white"),
+                          label="η = 4/λ$_0$ (end of the catapult phase, wide networks)",
+                          gid="four_over_lambda0")
+        handles.append(four)
     if obs_x:
         (line,) = ax.plot(obs_x, obs_y, color="black", lw=1.8, ls=":", marker="",
                           path_effects=halo(3.5, "white"),

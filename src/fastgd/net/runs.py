@@ -10,6 +10,7 @@ bit-identical.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -86,8 +87,9 @@ class _Out:
 
 
 def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
-             rec_every, threads, progress, lanes=None):
-    """Run every (init, lr) cell; ``inits``: list of (m, theta0, key)."""
+             rec_every, threads, progress, lanes=None, gtol=0.0):
+    """Run every (init, lr) cell; ``inits``: list of (m, theta0, key); ``lrs`` (n_lr,)
+    shared by every init or (n_init, n_lr), a row per init."""
     from fastgd.net.kernels import grid_net, rows_net
 
     if first_compile(rows_net):
@@ -96,7 +98,10 @@ def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n
 
     n_th = steps // rec_every + 1 if rec_every else 0
     Ns = [t.size for _, t, _ in inits]
-    out = _Out(Ns, lrs.size, n_rec, rec_every, n_th)
+    lrs = np.ascontiguousarray(np.broadcast_to(lrs, (len(inits), lrs.shape[-1])),
+                               dtype=np.float64)
+    n_lr = lrs.shape[1]
+    out = _Out(Ns, n_lr, n_rec, rec_every, n_th)
     widths = np.array([mm for mm, _, _ in inits], dtype=np.int64)
     scales = np.array([M.scale(mm) for mm in widths], dtype=np.float64)
     init_off = np.concatenate([[0], np.cumsum(Ns)]).astype(np.int64)
@@ -105,15 +110,16 @@ def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n
     rows = []
     for c in range(len(inits)):
         n = lanes or _lanes(inits[c][0], M.d, M.bias)
-        for a in range(0, lrs.size, n):
-            rows.append((c, a, min(a + n, lrs.size)))
+        for a in range(0, n_lr, n):
+            rows.append((c, a, min(a + n, n_lr)))
     chunks = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 3))
     code = 0 if method == "gd" else 1
 
     def call(rows_, nw):
         with np.errstate(all="ignore"):
             grid_net(M.X, M.y, M.act, M.bias, code, widths, scales, init_off, flat, keys, lrs,
-                     beta, steps, batch, order, tol, blowup, M.c0, rows_, nw, *out.tail())
+                     beta, steps, batch, order, tol, gtol, blowup, M.c0, rows_, nw,
+                     *out.tail())
 
     t0 = time.perf_counter()
     with G.using_threads(f, threads) as nw:
@@ -144,7 +150,9 @@ class NetRun:
     Attributes
     ----------
     status : Status
-        CONVERGED, DIVERGED or BOUNDED (module doc).
+        CONVERGED, DIVERGED or BOUNDED (:mod:`fastgd.net`): CONVERGED when E <= tol x
+        E(theta0) or, with ``gtol`` > 0, |grad E| <= gtol x |grad E(theta0)| (the rule
+        that ends a run on a target the network cannot fit; :attr:`converged_by`).
     theta : (N,) array
         Final parameters (for a diverged run the last iterate that passed the check).
     loss, loss0 : float
@@ -167,6 +175,12 @@ class NetRun:
     lr, momentum : float;  width, d : int;  activation, param : str;  bias : bool
     method, unit : str
         ``"gd"``/``"step"`` or ``"sgd"``/``"epoch"``.
+    trajectory_steps, trajectory : arrays or None
+        With ``record=True`` / ``record_every=k``: the steps (epochs) 0, k, 2k, ... up to
+        the end and the parameters there, (n, N) (after a divergence: the last reported
+        iterate).  None otherwise.
+    tol, gtol : float
+        The convergence tolerances of the run.
 
     Examples
     --------
@@ -203,6 +217,35 @@ class NetRun:
     bias: bool
     method: str
     unit: str
+    trajectory_steps: np.ndarray | None = None
+    trajectory: np.ndarray | None = None
+    tol: float = DEFAULT_TOL
+    gtol: float = 0.0
+
+    def __repr__(self):
+        from fastgd.net.report import run_repr
+
+        return run_repr(self)
+
+    @property
+    def converged_by(self) -> str | None:
+        """Which rule ended a CONVERGED run: ``"loss"`` (E <= tol x E(theta0)) or
+        ``"gradient"`` (|grad E| <= gtol x |grad E(theta0)|, a target that cannot be fit);
+        None when the run did not converge.
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.ones((2, 1)); y = np.array([1.0, -1.0])   # same input, two labels: E* > 0
+        >>> r = fn.net_gd(X, y, 0.5, 500, width=2, activation="identity", gtol=1e-6)
+        >>> r.status.name, r.converged_by
+        ('CONVERGED', 'gradient')
+        """
+        if not self.converged:
+            return None
+        # the kernel's own check, on its recorded losses (E(theta0) first)
+        at = self.losses[self.steps_to_tol]
+        return "loss" if at <= self.tol * self.losses[0] else "gradient"
 
     @property
     def converged(self) -> bool:
@@ -237,14 +280,15 @@ class NetRun:
         return bool(self.converged and self.max_loss_ratio > spike)
 
 
-def _run_opts(f, steps, stepname, tol, blowup, momentum, sharpness_every, iters):
+def _run_opts(f, steps, stepname, tol, blowup, momentum, sharpness_every, iters, gtol=0.0):
     steps = V.integer(f, stepname, steps, minimum=0)
     tol = V.real(f, "tol", tol, nonneg=True)
     blowup = V.blowup(f, blowup)
     beta = V.momentum(f, momentum)
     every = V.integer(f, "sharpness_every", sharpness_every, minimum=0)
     iters = V.integer(f, "sharpness_iters", iters, minimum=1, maximum=10**5)
-    return steps, tol, blowup, beta, every, iters
+    gtol = V.real(f, "gtol", gtol, nonneg=True)
+    return steps, tol, blowup, beta, every, iters, gtol
 
 
 def _start(f, M, theta0, width, scale, seed):
@@ -263,14 +307,33 @@ def _start(f, M, theta0, width, scale, seed):
     return _init(m, M.d, scale, seed, M.bias), m
 
 
+def _recording(f, record, record_every, every):
+    """(trajectory spacing, kernel spacing): ``record=True`` records every step unless
+    ``record_every`` says otherwise; the kernel records every gcd of the trajectory's and
+    the sharpness curve's spacings (0: off)."""
+    record = V.boolean(f, "record", record)
+    k = V.integer(f, "record_every", record_every, minimum=0)
+    k = k or (1 if record else 0)
+    return k, (math.gcd(k, every) if k and every else k or every)
+
+
+def _recorded(out, rec_every, k, end):
+    """The kernel's recordings every ``k`` steps up to ``end``: (steps, rows)."""
+    rec = out.rec_of(0)
+    steps = np.arange(rec.shape[0]) * rec_every
+    keep = (steps <= end) & (steps % k == 0)
+    return steps[keep], rec[keep]
+
+
 def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, param, bias,
-            momentum, tol, blowup, sharpness_every, sharpness_iters, sgd=None):
+            momentum, tol, blowup, sharpness_every, sharpness_iters, sgd=None, gtol=0.0,
+            record=False, record_every=0):
     M = _model(f, X, y, activation, param, bias)
     lr = V.real(f, "lr", lr, positive=True)
     stepname = "steps" if method == "gd" else "epochs"
-    steps, tol, blowup, beta, every, iters = _run_opts(f, steps, stepname, tol, blowup,
-                                                       momentum, sharpness_every,
-                                                       sharpness_iters)
+    steps, tol, blowup, beta, every, iters, gtol = _run_opts(
+        f, steps, stepname, tol, blowup, momentum, sharpness_every, sharpness_iters, gtol)
+    rk, rec_every = _recording(f, record, record_every, every)
     batch, code, key = 1, 0, np.zeros(2, dtype=np.int64)
     if method == "sgd":
         batch_size, order, oseed = sgd
@@ -279,32 +342,48 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
         key = G.seed_key(V.integer(f, "seed", oseed, minimum=0))
     t0, m = _start(f, M, theta0, width, scale, seed)
     N = t0.size
-    n_th = steps // every + 1 if every else 0
     _cost.run(f, stepname, steps, 0, 4.0 * M.P * N, False)
-    _cost.check(f, "sharpness_every", nbytes=8.0 * n_th * N,
-                work=float(n_th) * iters * 4 * M.P * N,
-                what=f"{n_th:,} recorded parameter vectors x {N:,}",
-                work_what=f"{n_th:,} sharpness estimates x {iters} HVPs",
-                hint="record the sharpness less often")
+    n_rec = steps // rec_every + 1 if rec_every else 0
+    n_sh = steps // every + 1 if every else 0
+    _cost.check(f, "record_every" if rk else "sharpness_every", nbytes=8.0 * n_rec * N,
+                work=float(n_sh) * iters * 4 * M.P * N,
+                what=f"{n_rec:,} recorded parameter vectors x {N:,}",
+                work_what=f"{n_sh:,} sharpness estimates x {iters} HVPs",
+                hint="record less often")
     out, _, _ = _execute(f, M, method, [(m, t0, key)], np.array([lr]), steps, beta, batch,
-                         code, tol, blowup, steps + 1, every, None, False, lanes=1)
+                         code, tol, blowup, steps + 1, rec_every, None, False, lanes=1,
+                         gtol=gtol)
+    return _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
+                   tol, gtol)
+
+
+def _sharpness_warm(M, m, t0, Th, iters, threads=None):
+    """(sharpness at t0 then at each row of Th, the top Ritz vector at t0): the rows
+    warm-started from that vector (the end of a run that moved little stops early)."""
+    lam0, v0 = _top_eig(M, m, t0[None], iters, vectors=True, threads=threads)
+    lam = _top_eig(M, m, Th, iters, start=np.broadcast_to(v0, Th.shape), threads=threads)
+    return np.concatenate([lam0, lam]), v0[0]
+
+
+def _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every, tol, gtol):
+    """The NetRun of a one-cell kernel output: the stability rule, the curvature."""
     st = np.array([out.status[0]])
     tol_at = np.array([out.tol_at[0]])
     theta = out.theta_of(0).copy()
-    lam = _top_eig(M, m, np.stack([t0, theta]), iters)
+    lam, v0 = _sharpness_warm(M, m, t0, theta[None], iters)
     _stable_check(method, st, tol_at, lr, lam[1:], beta)
     status = Status(int(st[0]))
     end = {Status.DIVERGED: int(out.div_at[0])}.get(status, None)
     if end is None:
         end = int(out.tol_at[0]) if out.status[0] == Status.CONVERGED else steps
     loss0 = _loss_np(t0, M, m)
-    sharp_steps = sharps = None
+    sharp_steps = sharps = traj_steps = traj = None
     if every:
-        rec = out.rec_of(0)
-        sharp_steps = np.arange(rec.shape[0]) * every
-        keep = sharp_steps <= end
-        sharp_steps = sharp_steps[keep]
-        sharps = _top_eig(M, m, rec[keep], iters)
+        sharp_steps, rec = _recorded(out, rec_every, every, end)
+        sharps = _top_eig(M, m, rec, iters, start=np.broadcast_to(v0, rec.shape))
+    if rk:
+        traj_steps, traj = _recorded(out, rec_every, rk, end)
+        traj = traj.copy()
     return NetRun(
         status=status, theta=theta, loss=float(out.loss[0]), loss0=loss0,
         sharpness=float(lam[1]), lambda0=float(lam[0]), ntk=_ntk_top(theta, M, m),
@@ -312,7 +391,8 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
         steps_to_tol=int(tol_at[0]), diverged_at=int(out.div_at[0]),
         losses=out.rec_loss[0, : end + 1].copy(), sharpness_steps=sharp_steps,
         sharpnesses=sharps, lr=lr, momentum=beta, width=m, d=M.d, activation=M.activation,
-        param=M.param, bias=M.bias, method=method, unit="step" if method == "gd" else "epoch")
+        param=M.param, bias=M.bias, method=method, unit="step" if method == "gd" else "epoch",
+        trajectory_steps=traj_steps, trajectory=traj, tol=tol, gtol=gtol)
 
 
 #: the arguments :func:`net_gd` and :func:`net_sgd` share (put in their docstrings by
@@ -342,20 +422,30 @@ _RUN_OPTIONS = """\
     momentum : float in [0, 1)
         Heavy ball in PyTorch's form: buf <- momentum buf + g, theta <- theta - lr buf.
     tol : float
-        Converged when E <= tol x E(theta0) (E* = 0 assumed).
+        Converged when E <= tol x E(theta0).
+    gtol : float
+        With gtol > 0, also converged when |grad E| <= gtol x |grad E(theta0)| (full
+        batch, checked when the loss is): the rule that ends a run whose target the
+        network cannot fit (E* > 0, where the loss rule never fires).  0 (default): off.
     blowup : float (>= 1)
         Diverged when E > blowup x max(E(theta0), mean(y^2)/2) or not finite.
     sharpness_every : int
         Record the sharpness every k steps (epochs) (0: only at the start and the end).
     sharpness_iters : int
-        Lanczos steps per sharpness.
+        Lanczos steps per sharpness, at most (:mod:`fastgd.net.lanczos`: the end of the
+        run and its curve start from the top eigenvector found at theta0).
+    record : bool
+        Keep the parameters of every step (epoch): :attr:`NetRun.trajectory`.
+    record_every : int
+        Keep them every k steps (epochs) instead (implies ``record``; 0: as ``record``).
 """
 
 
 @_with_params(data=_RUN_DATA, options=_RUN_OPTIONS)
 def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
            activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
-           blowup=1e12, sharpness_every=0, sharpness_iters=LANCZOS_ITERS) -> NetRun:
+           blowup=1e12, sharpness_every=0, sharpness_iters=LANCZOS_ITERS, gtol=0.0,
+           record=False, record_every=0) -> NetRun:
     """Full-batch gradient descent on a two-layer network, E = 1/(2P) sum (y - f(x))^2.
 
     Parameters
@@ -379,16 +469,20 @@ def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
     ('CONVERGED', True, True)
     >>> r.losses.shape == (r.steps_to_tol + 1,)   # E(theta0), then one loss per step
     True
+    >>> r = fn.net_gd(X, y, 0.5, 400, width=4, activation="identity", tol=0, record_every=100)
+    >>> r.trajectory_steps.tolist(), r.trajectory.shape      # theta at steps 0, 100, ...
+    ([0, 100, 200, 300, 400], (5, 8))
     """
     return _single("net_gd", "gd", X, y, lr, steps, width, theta0, scale, seed, activation,
-                   param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters)
+                   param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters,
+                   gtol=gtol, record=record, record_every=record_every)
 
 
 @_with_params(data=_RUN_DATA, options=_RUN_OPTIONS)
 def net_sgd(X, y, lr, epochs, *, batch_size=1, order=DEFAULT_ORDER, width=None, theta0=None,
             scale=1.0, seed=0, activation="tanh", param="ntk", bias=False, momentum=0.0,
             tol=DEFAULT_TOL, blowup=1e12, sharpness_every=0,
-            sharpness_iters=LANCZOS_ITERS) -> NetRun:
+            sharpness_iters=LANCZOS_ITERS, gtol=0.0, record=False, record_every=0) -> NetRun:
     """Per-sample or minibatch SGD on a two-layer network (status checked once per epoch
     on the full loss; the step on a batch B is -lr times the gradient of its mean loss
     1/(2|B|) sum_B (y - f)^2).
@@ -419,4 +513,5 @@ def net_sgd(X, y, lr, epochs, *, batch_size=1, order=DEFAULT_ORDER, width=None, 
     """
     return _single("net_sgd", "sgd", X, y, lr, epochs, width, theta0, scale, seed, activation,
                    param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters,
-                   (batch_size, order, seed))
+                   (batch_size, order, seed), gtol=gtol, record=record,
+                   record_every=record_every)

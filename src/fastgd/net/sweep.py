@@ -17,7 +17,15 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
-from fastgd.net.model import LANCZOS_ITERS, _init, _loss_np, _model, _ntk_top, _top_eig
+from fastgd.net.model import (
+    LANCZOS_ITERS,
+    _init,
+    _loss_np,
+    _model,
+    _ntk_top,
+    _theta,
+    _top_eig,
+)
 from fastgd.net.runs import _execute, _ratio, _run_opts, _stable_check
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
 
@@ -43,6 +51,13 @@ class NetSweepResult:
     sharpness_curve : (..., n_k) or None   sharpness every ``sharpness_every`` steps.
     activation, param, method : str;  bias : bool;  d, steps, sharpness_every : int
     momentum, tol, blowup : float;  seconds : float (kernels);  threads : int
+    lr_unit : str            ``"absolute"``: :attr:`lr` are the rates; ``"lambda0"``: they
+                             are multiples eta x lambda0 of each initialisation's own NTK
+                             eigenvalue :attr:`ntk0` (the rows of every width align).
+    lr_abs : float or None   The absolute rates per cell (shape of :attr:`status`).
+    gtol : float             The gradient rule of CONVERGED (0: off; :func:`net_gd`).
+    given_theta0 : bool      Every cell started from the ``theta0`` given (the
+                             :attr:`scale` axis then holds NaN).
 
     Examples
     --------
@@ -79,16 +94,41 @@ class NetSweepResult:
     blowup: float
     seconds: float
     threads: int
+    lr_unit: str = "absolute"
+    lr_abs: np.ndarray | None = None
+    gtol: float = 0.0
+    given_theta0: bool = False
+
+    def __repr__(self):
+        from fastgd.net.report import sweep_repr
+
+        return sweep_repr(self)
+
+    @property
+    def rates(self):
+        """The absolute learning rate of every cell (shape of :attr:`status`).
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> res = fn.net_sweep(X, y, [0.5, 1.0], 50, width=4, lr_unit="lambda0")
+        >>> bool(np.allclose(res.rates * res.ntk0[..., None], [0.5, 1.0]))
+        True
+        """
+        if self.lr_abs is not None:
+            return self.lr_abs
+        return np.broadcast_to(self.lr, self.status.shape)
 
     @property
     def lr_ntk0(self):
         """lr x lambda0 (NTK) per cell (the naive limit is 2)."""
-        return self.lr * self.ntk0[..., None]
+        return self.rates * self.ntk0[..., None]
 
     @property
     def lr_lambda0(self):
         """lr x initial sharpness per cell."""
-        return self.lr * self.lambda0[..., None]
+        return self.rates * self.lambda0[..., None]
 
     def regions(self, spike=2.0):
         """Per-cell region code, index into :data:`fastgd.chain.REGIONS`.
@@ -142,12 +182,13 @@ class NetSweepResult:
         return self.regions(spike) == 2
 
     def observed_lr_max(self):
-        """Per initialisation: the smallest learning rate that diverged.
+        """Per initialisation: the smallest (absolute) learning rate that diverged.
 
         Returns
         -------
         float array (n_width, n_scale, n_seed)
-            ``inf`` where no rate diverged.
+            ``inf`` where no rate diverged (with ``lr_unit="lambda0"`` multiply by
+            :attr:`ntk0` for the grid's unit).
 
         Examples
         --------
@@ -160,33 +201,44 @@ class NetSweepResult:
         """
         order = np.argsort(self.lr)
         div = (self.status == Status.DIVERGED)[..., order]
-        lr = self.lr[order]
+        lr = self.rates[..., order]
         first = np.where(div.any(-1), np.argmax(div, axis=-1), -1)
-        return np.where(first >= 0, lr[np.maximum(first, 0)], np.inf)
+        at = np.take_along_axis(lr, np.maximum(first, 0)[..., None], axis=-1)[..., 0]
+        return np.where(first >= 0, at, np.inf)
 
 
-def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd",
-              batch_size=1, order=DEFAULT_ORDER, activation="tanh", param="ntk", bias=False,
-              momentum=0.0, tol=DEFAULT_TOL, blowup=1e12, sharpness=True, sharpness_every=0,
+def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=None,
+              lr_unit="absolute", method="gd", batch_size=1, order=DEFAULT_ORDER,
+              activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
+              gtol=0.0, blowup=1e12, sharpness=True, sharpness_every=0,
               sharpness_iters=LANCZOS_ITERS, threads=None, progress=None) -> NetSweepResult:
     """Run every (width, scale, seed, learning rate) cell of a two-layer network on shared
     data (Numba lanes: the learning rates of one initialisation run as SIMD lanes).
 
     Parameters
     ----------
-    X, y, activation, param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters
+    X, y, activation, param, bias, momentum, tol, gtol, blowup, sharpness_every, sharpness_iters
         As in :func:`net_gd`.
     lr : float or array (n_lr,)
-        Learning rates (> 0).
+        Learning rates (> 0), in the unit ``lr_unit``.
     steps : int
         Step budget (epochs for ``method="sgd"``).
     width : int or array of ints
-        Widths m.
+        Widths m (default 64; inferred from ``theta0`` when given).
     scale : float or array
-        Initial standard deviations of W and a.
+        Initial standard deviations of W and a (default 1; not with ``theta0``).
     seeds : int or list of ints
         A count n (seeds 0..n-1) or the seeds: each seeds the initial parameters (and the
-        SGD sample order); every learning rate of a seed shares them.
+        SGD sample order); every learning rate of a seed shares them.  With ``theta0``
+        they seed only the SGD order.
+    theta0 : array (N,) or list of arrays, optional
+        Start every cell from these parameters (flat, :func:`net_unpack`; finite, length
+        m (d + 1 + bias)), one array per width (the width axis lists their widths).
+    lr_unit : {"absolute", "lambda0"}
+        ``"lambda0"``: ``lr`` holds multiples eta x lambda0 of each initialisation's own
+        top NTK eigenvalue lambda0 (:func:`net_ntk` at theta0), so the rows of every width
+        line up (the lazy phase ends at 2, catapults up to about 4); the absolute rates
+        are in :attr:`NetSweepResult.rates`.
     method : {"gd", "sgd"}
     batch_size, order
         SGD options as in :func:`net_sgd`.
@@ -207,19 +259,27 @@ def net_sweep(X, y, lr, steps=1000, *, width=64, scale=1.0, seeds=1, method="gd"
     >>> res = fn.net_sweep(X, y, [0.1, 1.0, 100.0], 200, width=[4, 8])
     >>> res.status.shape, int(res.status[0, 0, 0, 2])   # lr = 100 diverges
     ((2, 1, 1, 3), 2)
+    >>> rel = fn.net_sweep(X, y, [1.0, 3.0, 10.0], 200, width=[4, 8], lr_unit="lambda0")
+    >>> rel.lr_unit, rel.rates.shape, rel.status[:, 0, 0, 2].tolist()   # 10/lambda0 diverges
+    ('lambda0', (2, 1, 1, 3), [2, 2])
+    >>> t0 = fn.net_init(4, 1, seed=7)
+    >>> fn.net_sweep(X, y, [0.1, 1.0], 50, theta0=t0, sharpness=False).width.tolist()
+    [4]
     """
     f = "net_sweep"
     M = _model(f, X, y, activation, param, bias)
-    g = _grid(f, M, lr, steps, width, scale, seeds, method, batch_size, order, momentum, tol,
-              blowup, sharpness, sharpness_every, sharpness_iters, progress)
+    g = _grid(f, M, lr, steps, width, scale, seeds, theta0, lr_unit, method, batch_size,
+              order, momentum, tol, gtol, blowup, sharpness, sharpness_every,
+              sharpness_iters, progress)
     V.threads(f, threads)
     _check_cost(f, M, g)
-    inits = [(int(m), _init(int(m), M.d, float(sc), int(sd), M.bias),
-              G.seed_key(int(sd)) if g.method == "sgd" else np.zeros(2, dtype=np.int64))
-             for m in g.widths for sc in g.scales for sd in g.seeds]
-    out, seconds, nw = _execute(f, M, g.method, inits, g.lrs, g.steps, g.beta, g.batch,
-                                g.code, g.tol, g.blowup, 0, g.every, threads, g.progress)
-    return _result(M, g, inits, out, seconds, nw)
+    inits = _inits(M, g)
+    ntk0 = np.array([_ntk_top(t0, M, m) for m, t0, _ in inits])
+    rates = _absolute(f, g, ntk0)
+    out, seconds, nw = _execute(f, M, g.method, inits, rates, g.steps, g.beta, g.batch,
+                                g.code, g.tol, g.blowup, 0, g.every, threads, g.progress,
+                                gtol=g.gtol)
+    return _result(M, g, inits, ntk0, rates, out, seconds, nw)
 
 
 @dataclass(frozen=True)
@@ -241,6 +301,9 @@ class _Grid:
     code: int
     sharp: bool
     progress: bool | None
+    thetas: tuple | None
+    unit: str
+    gtol: float
 
     @property
     def n_init(self):
@@ -252,17 +315,15 @@ class _Grid:
         return self.steps // self.every + 1 if self.every else 0
 
 
-def _grid(f, M, lr, steps, width, scale, seeds, method, batch_size, order, momentum, tol,
-          blowup, sharpness, sharpness_every, sharpness_iters, progress) -> _Grid:
+def _grid(f, M, lr, steps, width, scale, seeds, theta0, lr_unit, method, batch_size, order,
+          momentum, tol, gtol, blowup, sharpness, sharpness_every, sharpness_iters,
+          progress) -> _Grid:
     lrs = V.rates(f, "lr", lr)
+    unit = V.choice(f, "lr_unit", lr_unit, ("absolute", "lambda0"))
     method = V.choice(f, "method", method, ("gd", "sgd"))
-    steps, tol, blowup, beta, every, iters = _run_opts(f, steps, "steps", tol, blowup,
-                                                       momentum, sharpness_every,
-                                                       sharpness_iters)
-    widths = _int_list(f, "width", width)
-    scales = V.as_float_array(f, "scale", V.atleast_1d(f, "scale", scale), 1)
-    if not np.all(scales >= 0):
-        raise V.fail(f, "scale", ">= 0", f"min {scales.min():g}")
+    steps, tol, blowup, beta, every, iters, gtol = _run_opts(
+        f, steps, "steps", tol, blowup, momentum, sharpness_every, sharpness_iters, gtol)
+    thetas, widths, scales = _axes(f, M, width, scale, theta0)
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seed_list = np.arange(V.integer(f, "seeds", seeds, minimum=1, maximum=10**6))
     else:
@@ -272,7 +333,54 @@ def _grid(f, M, lr, steps, width, scale, seeds, method, batch_size, order, momen
     sharp = V.boolean(f, "sharpness", sharpness)
     progress = V.boolean(f, "progress", progress, allow_none=True)
     return _Grid(lrs, method, steps, tol, blowup, beta, every, iters, widths, scales,
-                 seed_list, batch, code, sharp, progress)
+                 seed_list, batch, code, sharp, progress, thetas, unit, gtol)
+
+
+def _axes(f, M, width, scale, theta0):
+    """(thetas or None, widths, scales): drawn from (width, scale) or given as theta0."""
+    if theta0 is None:
+        widths = _int_list(f, "width", 64 if width is None else width)
+        sc = 1.0 if scale is None else scale
+        scales = V.as_float_array(f, "scale", V.atleast_1d(f, "scale", sc), 1)
+        if not np.all(scales >= 0):
+            raise V.fail(f, "scale", ">= 0", f"min {scales.min():g}")
+        return None, widths, scales
+    if scale is not None:
+        raise V.fail(f, "scale", "left out with theta0 (the parameters are given)",
+                     repr(scale))
+    many = isinstance(theta0, (list, tuple)) and theta0 and V.ndim_of(theta0[0]) == 1
+    thetas = tuple(_theta(f, "theta0", t, M)[0] for t in (theta0 if many else [theta0]))
+    widths = np.array([t.size // M.per() for t in thetas], dtype=np.int64)
+    if width is not None and not np.array_equal(_int_list(f, "width", width), widths):
+        raise V.fail(f, "width", f"left out or the widths of theta0 ({widths.tolist()})",
+                     repr(width))
+    return thetas, widths, np.array([np.nan])
+
+
+def _inits(M, g: _Grid):
+    """(m, theta0, sample-order key) per initialisation: width-major, then scale, then
+    seed; drawn by :func:`net_init` from (width, scale, seed), or the given theta0."""
+    def key(sd):
+        return G.seed_key(int(sd)) if g.method == "sgd" else np.zeros(2, dtype=np.int64)
+
+    if g.thetas is not None:
+        return [(int(t.size // M.per()), t, key(sd)) for t in g.thetas for sd in g.seeds]
+    return [(int(m), _init(int(m), M.d, float(sc), int(sd), M.bias), key(sd))
+            for m in g.widths for sc in g.scales for sd in g.seeds]
+
+
+def _absolute(f, g: _Grid, ntk0):
+    """The absolute rates (n_init, n_lr): the grid, or the grid / each init's lambda0."""
+    if g.unit == "absolute":
+        return np.broadcast_to(g.lrs, (ntk0.size, g.lrs.size))
+    bad = ~(np.isfinite(ntk0) & (ntk0 > 0))
+    if bad.any():
+        raise V.fail(f, "lr_unit", "'absolute' where lambda0 (NTK at theta0) is not finite "
+                     "and > 0", f"lambda0 = {ntk0[bad][0]:g}")
+    rates = g.lrs[None, :] / ntk0[:, None]
+    if not np.all(np.isfinite(rates) & (rates > 0)):
+        raise V.fail(f, "lr", "finite and > 0 once divided by lambda0", "an overflow")
+    return rates
 
 
 def _check_cost(f, M, g: _Grid):
@@ -292,39 +400,42 @@ def _check_cost(f, M, g: _Grid):
                 hint="use fewer cells or steps")
 
 
-def _curvature(M, g: _Grid, inits, out):
-    """Per initialisation: the initial sharpness, NTK eigenvalue and loss; per cell: the
-    final sharpness (``inf`` without ``sharpness``) and the sharpness curve."""
+def _curvature(M, g: _Grid, inits, out, nw):
+    """Per initialisation: the initial sharpness and loss; per cell: the final sharpness
+    (``inf`` without ``sharpness``) and the sharpness curve.  The Lanczos runs of every
+    initialisation of a width go in one call (lanes on ``nw`` threads), then those of
+    all its cells, each warm-started from its initialisation's top Ritz vector."""
     n_lr, n_th, n_init = g.lrs.size, g.n_th, g.n_init
     lam0 = np.empty(n_init)
-    ntk0 = np.empty(n_init)
-    loss0 = np.empty(n_init)
+    loss0 = np.array([_loss_np(t0, M, m) for m, t0, _ in inits])
     final = np.full(n_init * n_lr, np.inf)
     curves = np.full((n_init * n_lr, n_th), np.inf) if g.every else None
-    for c, (m, t0, _) in enumerate(inits):
-        lam0[c] = _top_eig(M, m, t0[None], g.iters)[0]
-        ntk0[c] = _ntk_top(t0, M, m)
-        loss0[c] = _loss_np(t0, M, m)
-        ks = range(c * n_lr, (c + 1) * n_lr)
-        if g.sharp or g.every:
+    widths = np.array([m for m, _, _ in inits])
+    for m in np.unique(widths):
+        cs = np.flatnonzero(widths == m)
+        lam0[cs], v0 = _top_eig(M, int(m), np.stack([inits[c][1] for c in cs]), g.iters,
+                                vectors=True, threads=nw)
+        ks = (cs[:, None] * n_lr + np.arange(n_lr)).ravel()
+        if g.sharp:
             Th = np.stack([out.theta_of(k) for k in ks])
-            if g.sharp:
-                final[c * n_lr: (c + 1) * n_lr] = _top_eig(M, m, Th, g.iters)
-            if g.every:
-                R = np.stack([out.rec_of(k) for k in ks])  # (n_lr, n_th, N)
-                curves[c * n_lr: (c + 1) * n_lr] = _top_eig(
-                    M, m, R.reshape(-1, R.shape[-1]), g.iters).reshape(n_lr, n_th)
-    return lam0, ntk0, loss0, final, curves
+            final[ks] = _top_eig(M, int(m), Th, g.iters, start=np.repeat(v0, n_lr, axis=0),
+                                 threads=nw)
+        if g.every:
+            R = np.stack([out.rec_of(k) for k in ks])  # (cells, n_th, N)
+            start = np.repeat(v0, n_lr * n_th, axis=0)
+            curves[ks] = _top_eig(M, int(m), R.reshape(-1, R.shape[-1]), g.iters,
+                                  start=start, threads=nw).reshape(-1, n_th)
+    return lam0, loss0, final, curves
 
 
-def _result(M, g: _Grid, inits, out, seconds, nw) -> NetSweepResult:
+def _result(M, g: _Grid, inits, ntk0, rates, out, seconds, nw) -> NetSweepResult:
     """The grid's result: the stability rule applied, arrays in their axes' shapes."""
     n_lr = g.lrs.size
     status = out.status.copy()
     tol_at = out.tol_at.copy()
-    lam0, ntk0, loss0, final, curves = _curvature(M, g, inits, out)
+    lam0, loss0, final, curves = _curvature(M, g, inits, out, nw)
     if g.sharp:
-        _stable_check(g.method, status, tol_at, np.tile(g.lrs, g.n_init), final, g.beta)
+        _stable_check(g.method, status, tol_at, rates.ravel(), final, g.beta)
     shape = (g.widths.size, g.scales.size, g.seeds.size)
     cell = shape + (n_lr,)
     return NetSweepResult(
@@ -337,7 +448,9 @@ def _result(M, g: _Grid, inits, out, seconds, nw) -> NetSweepResult:
         sharpness_curve=None if curves is None else curves.reshape(cell + (g.n_th,)),
         activation=M.activation, param=M.param, bias=M.bias, method=g.method, d=M.d,
         steps=g.steps, sharpness_every=g.every, momentum=g.beta, tol=g.tol,
-        blowup=g.blowup, seconds=seconds, threads=nw)
+        blowup=g.blowup, seconds=seconds, threads=nw, lr_unit=g.unit,
+        lr_abs=np.array(rates).reshape(cell), gtol=g.gtol,
+        given_theta0=g.thetas is not None)
 
 
 def _int_list(f, name, value, minimum=1):
