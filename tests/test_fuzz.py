@@ -224,6 +224,8 @@ TABLE = [
     ("warmup", fg.warmup, {}, [("float32", "bool"), ("chain", "bool"),
                                ("threads", "threads")]),
     ("load", fg.load, dict(path="/nonexistent/result.npz"), [("path", [None, 5, 1.5])]),
+    ("chain_load", ch.chain_load, dict(path="/nonexistent/result.npz"), [
+        ("path", [None, 5, 1.5, "/nonexistent/result.npz"]), ("max_bytes", [-1, "x"])]),
     ("Spectrum.multipliers", _SPEC.multipliers, dict(lr=0.5), [("lr", "real>0")]),
     ("Spectrum.regime", _SPEC.regime, dict(lr=0.5), [("lr", "real>0"), ("rtol", "real>=0")]),
     ("SweepResult.critical_lr", _RES.critical_lr, {}, [
