@@ -1,21 +1,17 @@
-"""Lane state in registers: per-sample SGD steps for a block of lanes, written as LLVM
-vector code (:func:`sgd_lanes` for the register layout, :func:`block4_lanes` for the
-streaming layout's blocks of four samples at d <= 20, where it beats the loops; beyond,
-the loops are faster: bench/ has the comparison).
+"""Hand-written LLVM vector code, kept where a benchmark row shows it faster than plain
+Numba by more than 5 % (bench/test_bench_layouts.py).
 
-LLVM's loop vectoriser keeps lane state in memory: per sample it loads and stores
-every weight of every lane.  Here a block of V vectors of lanes (4 doubles or 8 floats
-each) keeps its d x V weight vectors in registers for a whole epoch of samples; only
-x_p and y_p are loaded (broadcast) per sample.  The arithmetic is the register
-layout's (:func:`fastgd.linear.kernels.sgd_kernel`) operation for operation --
-s = w.x accumulated from 0 in component order, c = lr (s - y), w <- w - c x, fused
-multiply-adds exactly where contraction fuses them (none with ``FASTGD_CONTRACT=0``) --
-so results are equal bit for bit (tested).
-
-Why V vectors: a lane's step is a chain of five dependent operations (~20 cycles), so a
-core needs about ten independent vectors in flight to keep both FMA units busy; too many
-and the d x V weights no longer fit the registers (they spill).  :data:`VECTORS` is the
-best V for each d found by the benchmarks (bench/).
+Linear SGD, register layout at d = 3 and 4 (:func:`sgd_lanes`; every other d and the
+streaming layout run the plain-Numba blocks of :mod:`fastgd.linear.kernels_plain`): a
+block of V vectors of lanes (4 doubles or 8 floats each) keeps its d x V weight vectors
+in registers for a whole epoch of samples; only x_p and y_p are loaded (broadcast) per
+sample.  The arithmetic is the register layout's
+(:func:`fastgd.linear.kernels.sgd_kernel`) operation for operation -- s = w.x
+accumulated from 0 in component order, c = lr (s - y), w <- w - c x, fused multiply-adds
+exactly where contraction fuses them (none with ``FASTGD_CONTRACT=0``) -- so results are
+equal bit for bit (tested).  V: a lane's step is a chain of five dependent operations,
+so a core needs about ten independent vectors in flight to keep both FMA units busy;
+too many and the d x V weights no longer fit the registers.
 
 Two-layer networks (:func:`net_block`): a block of 8 samples x 8 lanes runs the whole
 loss and gradient through every hidden unit, pre-activations and outputs in registers,
@@ -33,8 +29,8 @@ from numba.extending import intrinsic
 from fastgd.kernels.fmath import emit_tanh
 from fastgd.kernels.jit import contract
 
-#: vectors per block for each d of the register layout (registers: d x V weights)
-VECTORS = {1: 12, 2: 10, 3: 8, 4: 8, 5: 6, 6: 6, 7: 6, 8: 6}
+#: vectors per block of :func:`sgd_lanes` for the d it serves (registers: d x V weights)
+VECTORS = {3: 8, 4: 8}
 
 
 def _vector(context, fty):
@@ -154,128 +150,6 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
         for i in range(d):
             for v in range(V):
                 builder.store(w[i][v], wptr(i, v), align=size)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-#: vectors of lanes per block of :func:`block4_lanes` (4 V dot-product accumulators, V
-#: weight vectors and 4 broadcasts stay within 16 registers)
-BLOCK4_VECTORS = 2
-
-
-@intrinsic
-def block4_lanes(typingctx, W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12, g13, g23,
-                 lo):
-    """Four per-sample steps (samples p0..p3 of dataset di, Gram entries g_mj = x_m.x_j)
-    for lanes lo .. lo + BLOCK4_VECTORS * 32 / itemsize - 1 of W (d, nl), d at run time:
-    the arithmetic of :func:`fastgd.linear.kernels._block4` operation for operation (a
-    pass over the components for the four dot products, accumulated in registers; the
-    steps r_j; a pass that applies them), equal to it bit for bit."""
-    sig = types.void(W, LR, X, Y, di, p0, p1, p2, p3, g01, g02, g03, g12, g13, g23, lo)
-
-    def codegen(context, builder, signature, args):
-        Wv, LRv, Xv, Yv, div, P0, P1, P2, P3, G01, G02, G03, G12, G13, G23, lov = args
-        tys = signature.args
-        Wa = context.make_array(tys[0])(context, builder, Wv)
-        LRa = context.make_array(tys[1])(context, builder, LRv)
-        Xa = context.make_array(tys[2])(context, builder, Xv)
-        Ya = context.make_array(tys[3])(context, builder, Yv)
-        fty = context.get_value_type(tys[0].dtype)
-        vt, width, size = _vector(context, fty)
-        V = BLOCK4_VECTORS
-        i64 = ir.IntType(64)
-        fused = contract()
-        fma = _fma(builder, vt)
-        d = cgutils.unpack_tuple(builder, Wa.shape, 2)[0]
-        wstr = cgutils.unpack_tuple(builder, Wa.strides, 2)
-        xstr = cgutils.unpack_tuple(builder, Xa.strides, 3)
-        ystr = cgutils.unpack_tuple(builder, Ya.strides, 2)
-
-        def at(base, off, ty):
-            return _at(builder, base, off, ty)
-
-        def lanes(v):
-            return builder.mul(builder.add(lov, ir.Constant(i64, width * v)),
-                               ir.Constant(i64, size))
-
-        def bcast(s):
-            return _bcast(builder, vt, s)
-
-        def muladd(a, b, c):  # a * b + c, fused where contraction fuses it
-            return builder.call(fma, [a, b, c]) if fused else builder.fadd(builder.fmul(a, b), c)
-
-        def mulsub(a, b, c):  # c - a * b
-            return (builder.call(fma, [builder.fneg(a), b, c]) if fused
-                    else builder.fsub(c, builder.fmul(a, b)))
-
-        rows = [builder.add(builder.mul(div, xstr[0]), builder.mul(p, xstr[1]))
-                for p in (P0, P1, P2, P3)]
-
-        def xat(j, i):
-            return bcast(builder.load(at(Xa.data, builder.add(rows[j], builder.mul(i, xstr[2])),
-                                         fty)))
-
-        def wptr(i, v):
-            return at(Wa.data, builder.add(builder.mul(i, wstr[0]), lanes(v)), vt)
-
-        def loop(name, init, body):
-            """for i in range(d): state = body(i, state); returns the final state."""
-            entry = builder.basic_block
-            head = builder.append_basic_block(name)
-            step = builder.append_basic_block(name + ".body")
-            out = builder.append_basic_block(name + ".end")
-            builder.branch(head)
-            builder.position_at_end(head)
-            i = builder.phi(i64)
-            i.add_incoming(ir.Constant(i64, 0), entry)
-            st = [builder.phi(vt) for _ in init]
-            for s, s0 in zip(st, init, strict=True):
-                s.add_incoming(s0, entry)
-            builder.cbranch(builder.icmp_signed("<", i, d), step, out)
-            builder.position_at_end(step)
-            new = body(i, st)
-            latch = builder.basic_block
-            i.add_incoming(builder.add(i, ir.Constant(i64, 1)), latch)
-            for s, s1 in zip(st, new, strict=True):
-                s.add_incoming(s1, latch)
-            builder.branch(head)
-            builder.position_at_end(out)
-            return st
-
-        zero = ir.Constant(vt, [0.0] * width)
-
-        def dots(i, s):  # s[4 v + j] += w_i x_j,i
-            x = [xat(j, i) for j in range(4)]
-            w = [builder.load(wptr(i, v), align=size) for v in range(V)]
-            return [muladd(w[k // 4], x[k % 4], s[k]) for k in range(4 * V)]
-
-        s = loop("dots", [zero] * (4 * V), dots)
-        y = [bcast(builder.load(at(Ya.data, builder.add(builder.mul(div, ystr[0]),
-                                                         builder.mul(p, ystr[1])), fty)))
-             for p in (P0, P1, P2, P3)]
-        g = [bcast(v) for v in (G01, G02, G03, G12, G13, G23)]
-        r = []
-        for v in range(V):
-            lr = builder.load(at(LRa.data, lanes(v), vt), align=size)
-            sj = s[4 * v:4 * v + 4]
-            r0 = builder.fmul(lr, builder.fsub(sj[0], y[0]))
-            r1 = builder.fmul(lr, mulsub(r0, g[0], builder.fsub(sj[1], y[1])))
-            r2 = builder.fmul(lr, mulsub(r1, g[3], mulsub(r0, g[1], builder.fsub(sj[2], y[2]))))
-            r3 = builder.fmul(lr, mulsub(r2, g[5], mulsub(r1, g[4], mulsub(
-                r0, g[2], builder.fsub(sj[3], y[3])))))
-            r.append((r0, r1, r2, r3))
-
-        def update(i, st):  # w_i -= r_0 x_0,i; ... ; w_i -= r_3 x_3,i
-            x = [xat(j, i) for j in range(4)]
-            for v in range(V):
-                u = builder.load(wptr(i, v), align=size)
-                for j in range(4):
-                    u = mulsub(r[v][j], x[j], u)
-                builder.store(u, wptr(i, v), align=size)
-            return st
-
-        loop("update", [], update)
         return context.get_dummy_value()
 
     return sig, codegen

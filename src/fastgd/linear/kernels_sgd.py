@@ -1,8 +1,10 @@
 """Per-sample and minibatch SGD chunk kernels of the linear unit (:func:`sgd_kernel`).
 
-Both layouts of :mod:`fastgd.linear.kernels`: the register layout (d compiled in, a
-lane's weights in registers for the sample) and the streaming layout (any d, the weights
-streamed through the cache, per-sample steps in blocks of four samples, :func:`_block4`),
+Both layouts of :mod:`fastgd.linear.kernels`: the register layout (d compiled in, blocks
+of lanes whose weights stay in registers for the epoch,
+:func:`fastgd.linear.kernels_plain.register_block`) and the streaming layout (any d, the
+weights streamed through the cache, per-sample steps in blocks of four samples,
+:func:`_block4`),
 with the per-epoch status check (:func:`_excess` where a lane may change state, else the
 O(d) bounds of :func:`_quiet`).
 """
@@ -13,14 +15,19 @@ from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDE
 from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
-from fastgd.kernels.simd import BLOCK4_VECTORS, block4_lanes, lanes_per_block, sgd_lanes
+from fastgd.kernels.simd import lanes_per_block, sgd_lanes
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
+from fastgd.linear.kernels_plain import register_block, register_lanes
 
-#: largest d for which the streaming layout's sample blocks run as LLVM vector code
-#: (:func:`fastgd.kernels.simd.block4_lanes`); beyond it the plain loops are faster
-#: (bench/ has the comparison)
-BLOCK4_SIMD_MAX_D = 20
+#: the streaming layout's sample blocks run as plain loops at every d (no vector code of
+#: their own: bench/test_bench_layouts.py); kept for :mod:`fastgd.linear.kernels`
+BLOCK4_SIMD_MAX_D = 0
+
+#: d whose register blocks run the hand-written vector code (:func:`fastgd.kernels.simd.sgd_lanes`):
+#: faster than the plain-Numba blocks by more than 5 % (bench/test_bench_layouts.py,
+#: rows d=4 ``ir_over_plain``); every other d <= REGISTER_MAX_D runs the plain blocks
+REGISTER_IR_D = (3, 4)
 
 
 @jit
@@ -112,15 +119,7 @@ def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
         g12 += b * c
         g13 += b * e
         g23 += c * e
-    # lanes in blocks whose dot products stay in registers (simd.block4_lanes), the rest
-    # below, with the same operations in the same order
-    lb = np.int64(lo)
-    if SIMD and d <= BLOCK4_SIMD_MAX_D:
-        nb = BLOCK4_VECTORS * 32 // w.itemsize
-        while lb + nb <= np.int64(hi):
-            block4_lanes(w, lre, X, y, di, p0, p1, p2, p3, g01, g02, g03, g12, g13, g23, lb)
-            lb += nb
-    ulo = np.uint64(lb)
+    ulo = np.uint64(lo)
     for l in range(ulo, hi):
         sb[0, l] = 0.0
         sb[1, l] = 0.0
@@ -217,7 +216,7 @@ def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
             w[i, l] = u
 
 
-def sgd_kernel(D, FULL, BLOCK=1):
+def sgd_kernel(D, FULL, BLOCK=1, IR=None):
     """The SGD chunk kernel for one layout (:mod:`fastgd.linear.kernels`).
 
     Parameters
@@ -232,6 +231,11 @@ def sgd_kernel(D, FULL, BLOCK=1):
         4 (streaming layout, per-sample steps): blocks of four samples with their Gram
         entries (:func:`_block4`); 1: every sample on its own (exact per-sample
         arithmetic, equal bit for bit to the register layout).
+    IR : bool, optional
+        Register layout: run the blocks of lanes as the hand-written vector code
+        (:func:`fastgd.kernels.simd.sgd_lanes`, d in ``REGISTER_IR_D`` only) or as plain
+        Numba (:func:`fastgd.linear.kernels_plain.register_block`); default (None): the
+        vector code exactly for d in ``REGISTER_IR_D`` (benchmarks compare the two).
 
     Returns
     -------
@@ -249,8 +253,11 @@ def sgd_kernel(D, FULL, BLOCK=1):
     True
     """
     REG = D > 0  # a closure constant: only one layout's loops are compiled
-    NB64 = lanes_per_block(D, 8) if REG else 0  # lanes per register block, float64
-    NB32 = lanes_per_block(D, 4) if REG else 0  # float32
+    VEC = (D in REGISTER_IR_D) if IR is None else bool(IR) and D in REGISTER_IR_D
+    LB = register_lanes(D) if REG else 1  # lanes per register block (plain Numba)
+    NW = D * LB if REG else 1  # weights per register block
+    NB64 = lanes_per_block(D, 8) if VEC else 0  # lanes per vector-code block, float64
+    NB32 = lanes_per_block(D, 4) if VEC else 0  # float32
 
     # over 80 lines, unsplit for speed: an epoch's check, record and steps in one loop nest
     @jit
@@ -414,18 +421,24 @@ def sgd_kernel(D, FULL, BLOCK=1):
                 hi = np.uint64(lhi)
                 if per_sample:
                     if REG:
-                        # register layout: blocks of lanes whose weights stay in registers
-                        # for the epoch (simd.sgd_lanes), the lanes left over in a
-                        # vectorised pass over them per sample.  s = w.x accumulates from
-                        # 0.0 in component order, as below: each product then meets a sum,
-                        # never another product, so LLVM's contraction fuses the same
-                        # multiply into each add in every layout
+                        # register layout: blocks of LB lanes whose weights stay in
+                        # registers for the epoch (kernels_plain.register_block, or the
+                        # vector code of simd.sgd_lanes at d in REGISTER_IR_D), the
+                        # lanes left over in a vectorised pass over them per sample.
+                        # s = w.x accumulates from 0.0 in component order, as below: each
+                        # product then meets a sum, never another product, so LLVM's
+                        # contraction fuses the same multiply into each add in every
+                        # layout
                         b = llo4
-                        if SIMD:
+                        if SIMD and VEC:  # REGISTER_IR_D: the vector code is faster
                             nb = NB64 if w.itemsize == 8 else NB32
                             while b + nb <= lhi:
                                 sgd_lanes(w, lre, X, y, perm, di, b, P, D)
                                 b += nb
+                        elif SIMD:
+                            while b + LB <= lhi:
+                                register_block(w, lre, X, y, perm, di, b, P, zero, D, LB, NW)
+                                b += LB
                         for q in range(P):
                             p = perm[q]
                             yp = y[di, p]

@@ -1,0 +1,81 @@
+"""The register layout's plain-Numba lane blocks (:mod:`fastgd.linear.kernels_plain`)
+against a NumPy per-sample reference and, bit for bit, against the kernel's loops."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+
+JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+pytestmark = pytest.mark.skipif(JITLESS, reason="stack arrays need compiled code")
+
+
+def _numpy_epoch(w, lre, X, y, perm):
+    """Per-sample SGD on the samples perm of (X, y), every lane (column of w) at its
+    rate: r = lr (w.x - y), w <- w - r x."""
+    w = w.copy()
+    for p in perm:
+        r = lre * (X[p] @ w - y[p])
+        w -= np.outer(X[p], r)
+    return w
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 8])
+def test_register_block_equals_numpy(d):
+    """One block of lanes at an offset: the NumPy per-sample steps to 1e-12 relative;
+    the lanes outside the block untouched (same bits)."""
+    from fastgd.linear.kernels_plain import register_block, register_lanes
+
+    rng = np.random.default_rng(d)
+    P, L, b = 23, register_lanes(d), 3
+    X = rng.normal(size=(2, P, d)) * np.geomspace(1, 3, d)
+    y = rng.normal(size=(2, P))
+    nl = b + L + 5
+    lre = np.geomspace(1e-3, 0.2, nl) / d
+    w = rng.normal(size=(d, nl))
+    perm = rng.permutation(P).astype(np.int64)
+    out = w.copy()
+    register_block(out, lre, X, y, perm, 1, b, P, 0.0, d, L, d * L)
+    ref = _numpy_epoch(w, lre, X[1], y[1], perm)
+    blk = slice(b, b + L)
+    np.testing.assert_allclose(out[:, blk], ref[:, blk], rtol=1e-12, atol=1e-14)
+    assert np.array_equal(out[:, :b], w[:, :b]) and np.array_equal(out[:, b + L:], w[:, b + L:])
+
+
+@pytest.mark.parametrize("d", [2, 7])
+def test_register_blocks_equal_the_loops(d):
+    """A sweep whose chunks fill several register blocks (and leave lanes over) equals
+    one whose chunks are narrower than a block (loops only) bit for bit, with curves and
+    weights, float64 and float32, lanes converging, bounded and diverging."""
+    from fastgd.linear.kernels_plain import register_lanes
+
+    rng = np.random.default_rng(40 + d)
+    X = rng.normal(size=(29, d)) * np.geomspace(1, 5, d)
+    data = [(X, X @ rng.normal(size=d) + 0.05 * rng.normal(size=29)),
+            (X[:17], X[:17] @ rng.normal(size=d))]
+    lam = np.linalg.eigvalsh(X.T @ X / 29)[-1]
+    n = 2 * register_lanes(d) + 7
+    lrs = np.geomspace(1e-3, 40.0, n) / (d * lam)
+    for dtype in ("float64", "float32"):
+        kw = dict(lr=lrs, data=data, epochs=15, order="shuffle", seeds=[2], tol=1e-5,
+                  dtype=dtype, curve_points=16, weights=True, progress=False)
+        a = fg.sweep("sgd", lanes=n, **kw)
+        assert a.equals(fg.sweep("sgd", lanes=3, **kw)), dtype
+        assert len(np.unique(a.status)) == 3, dtype
+
+
+def test_stack_empty_needs_a_literal_size():
+    """``stack_empty`` types only with a compile-time size."""
+    import numba
+    from numba.core.errors import TypingError
+
+    from fastgd.linear.kernels_plain import stack_empty
+
+    @numba.njit
+    def f(n):
+        return numba.carray(stack_empty(n, np.float64), (1,))[0]
+
+    with pytest.raises(TypingError):
+        f(3)
