@@ -470,9 +470,9 @@ def test_fill_records_carries_the_last_value_of_stopped_cells():
 
 @pytest.mark.parametrize("d", [1, 3, 4, 5, 6, 8, 12, 20])
 def test_vector_code_equals_the_loops_at_every_d(d):
-    """The lanes of a chunk that fill a register block run LLVM vector code
-    (``kernels/simd.py``: every d <= 8, and the sample blocks for 8 < d <= 20), the rest
-    the loops: a sweep in chunks of 64 lanes equals one in chunks of 3 (loops only) bit
+    """The lanes of a chunk that fill a register block run the lane blocks (plain Numba,
+    ``linear/kernels_plain.py``, or ``kernels/simd.sgd_lanes`` at d = 3, 4) for d <= 8,
+    the rest the loops: a sweep in chunks of 64 lanes equals one in chunks of 3 (loops only) bit
     for bit, float64 and float32, on unstandardised data with some lanes diverging."""
     rng = np.random.default_rng(100 + d)
     X = rng.normal(size=(37, d)) * np.geomspace(1, 20, d) + 0.5

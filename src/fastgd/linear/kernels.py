@@ -1,14 +1,17 @@
 """Kernels for the linear unit E(w) = 1/(2P) sum_p (y_p - w.x_p)^2: the layouts.
 
-The kernels live in three modules, by layout; this module names them for the rest of
+The kernels live in four modules, by layout; this module names them for the rest of
 the package (:mod:`fastgd.linear.table` picks among them):
 
 * :mod:`fastgd.linear.kernels_sgd` -- per-sample and minibatch SGD (:func:`sgd_kernel`);
 * :mod:`fastgd.linear.kernels_gd` -- batch GD in the eigenbasis of H (:func:`gd_kernel`,
   :func:`eig_basis`) and the final check of returned weights (:func:`residual_losses`);
-* :mod:`fastgd.linear.kernels_lanes` -- the per-lane helpers both share.
+* :mod:`fastgd.linear.kernels_plain` -- the register blocks of plain per-sample SGD
+  (lanes' weights in stack arrays held in registers for an epoch; at d = 3, 4 the
+  hand-written vector code of :mod:`fastgd.kernels.simd` still runs, see ``REGISTER_IR_D``);
+* :mod:`fastgd.linear.kernels_lanes` -- the per-lane helpers they share.
 
-Layout (DESIGN.md): a *chunk* is up to L runs (lanes) that share one dataset and one
+Layout: a *chunk* is up to L runs (lanes) that share one dataset and one
 sample order and differ in learning rate (and momentum).  Per-lane state is stored
 ``[field][lane]`` so that the innermost loop runs over lanes and compiles to SIMD code.
 Divergence and convergence are detected without branches in the vector loops: a count
@@ -53,7 +56,6 @@ recording off.
 from fastgd.linear.kernels_gd import eig_basis, gd_kernel, residual_losses  # noqa: F401
 from fastgd.linear.kernels_lanes import REGISTER_MAX_D, SIMD  # noqa: F401
 from fastgd.linear.kernels_sgd import (  # noqa: F401
-    BLOCK4_SIMD_MAX_D,
     _block4,
     _excess,
     _quiet,

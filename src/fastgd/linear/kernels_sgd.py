@@ -20,10 +20,6 @@ from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
 from fastgd.linear.kernels_plain import register_block, register_lanes
 
-#: the streaming layout's sample blocks run as plain loops at every d (no vector code of
-#: their own: bench/test_bench_layouts.py); kept for :mod:`fastgd.linear.kernels`
-BLOCK4_SIMD_MAX_D = 0
-
 #: d whose register blocks run the hand-written vector code (:func:`fastgd.kernels.simd.sgd_lanes`):
 #: faster than the plain-Numba blocks by more than 5 % (bench/test_bench_layouts.py,
 #: rows d=4 ``ir_over_plain``); every other d <= REGISTER_MAX_D runs the plain blocks
