@@ -1,5 +1,6 @@
 """Batch-GD chunk kernels of the linear unit (:func:`gd_kernel`), in the eigenbasis of
-H (:func:`eig_basis`), and the final check of returned weights (:func:`residual_losses`).
+H (:func:`eig_basis`), and the final check of returned weights (:func:`cell_losses`;
+:func:`residual_losses`, its one-dataset predecessor).
 
 Layouts and conventions in :mod:`fastgd.linear.kernels`.
 """
@@ -20,12 +21,16 @@ _MARGIN = 1e-9  # GD blocks: relative margin of the excess bounds (far above rou
 def eig_basis(R):
     """The eigenvalues and eigenvectors of H = R^T R for a stack of square roots R.
 
-    From the SVD of each R (R = diag(s) V^T / sqrt(P) from the SVD of X, so that
-    R^T R = H = X^T X / P, the Hessian of E = 1/(2P) sum_p (y_p - w.x_p)^2): lam = s^2
-    keeps the small eigenvalues to the precision of the singular values of X, which
-    ``eigh`` of a formed X^T X / P loses once kappa(H) passes ~1e8.  The basis in which
-    the GD kernels (CPU lanes and GPU) iterate.  Kept out of the kernels: Numba's linear
-    algebra adds compile time.
+    R = diag(s) V^T / sqrt(P) from the SVD of X (:func:`fastgd.linear.problem.hessian_roots`,
+    so that R^T R = H = X^T X / P, the Hessian of E = 1/(2P) sum_p (y_p - w.x_p)^2) has
+    orthogonal rows: the eigenvalues are their squared norms s^2 / P and the
+    eigenvectors the rows normalised, read off in O(d^2) (orthonormality checked on one
+    vector) without a second factorisation, with the relative precision of the singular values of X (which
+    ``eigh`` of a formed X^T X / P loses once kappa(H) passes ~1e8).  An R whose rows
+    are not orthogonal to rounding, or that has a zero row (rank below d: the basis
+    needs a completion), float32 R too, goes through an SVD of R instead.  The basis in
+    which the GD kernels (CPU lanes and GPU) iterate.  Kept out of the kernels: Numba's
+    linear algebra adds compile time.
 
     Parameters
     ----------
@@ -35,7 +40,7 @@ def eig_basis(R):
     Returns
     -------
     lam : array (n_data, d)
-        Eigenvalues of each H, in descending order (the SVD's); R's dtype.
+        Eigenvalues of each H, in descending order; R's dtype.
     V : array (n_data, d, d)
         Orthonormal eigenvectors, ``V[di][:, j]`` for ``lam[di, j]``; R's dtype.
 
@@ -47,9 +52,36 @@ def eig_basis(R):
     >>> lam.tolist(), abs(V[0]).tolist()
     ([[4.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
     """
-    _, s, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))  # float64 for float32 R too
-    return (np.ascontiguousarray(s * s, dtype=R.dtype),
-            np.ascontiguousarray(Vt.transpose(0, 2, 1), dtype=R.dtype))
+    Rd = np.asarray(R, dtype=np.float64)  # float64 for float32 R too
+    n, d = Rd.shape[:2]
+    lam = np.empty((n, d))
+    V = np.empty((n, d, d))
+    ok = np.zeros(n, dtype=bool)
+    if R.dtype == np.float64 and n > 0:
+        sq = np.einsum("nij,nij->ni", Rd, Rd)
+        norm = np.sqrt(sq)
+        ok = np.all(sq > np.finfo(np.float64).tiny, axis=1)
+        Q = Rd / np.where(ok[:, None], norm, 1.0)[:, :, None]  # rows normalised
+        # Q square with orthonormal rows <=> Q Q^T g = g for every g: checked on one
+        # fixed vector in O(d^2) (einsum: no BLAS threads for these small products)
+        g = np.cos(np.arange(1, d + 1) * 0.7)
+        back = np.einsum("nji,nj->ni", Q, np.einsum("nij,j->ni", Q, g))
+        ok &= np.sqrt(np.einsum("ni,ni->n", back - g, back - g)) <= (
+            _ORTHO * d * np.sqrt(g @ g))
+        if ok.any():
+            order = np.argsort(-sq[ok], axis=1, kind="stable")
+            lam[ok] = np.take_along_axis(sq[ok], order, axis=1)
+            V[ok] = np.take_along_axis(Q[ok], order[:, :, None], axis=1).transpose(0, 2, 1)
+    if not ok.all():
+        _, s, Vt = np.linalg.svd(Rd[~ok])
+        lam[~ok] = s * s
+        V[~ok] = Vt.transpose(0, 2, 1)
+    return (np.ascontiguousarray(lam, dtype=R.dtype), np.ascontiguousarray(V, dtype=R.dtype))
+
+
+#: the rows of R, normalised (Q), count as orthonormal when |Q^T Q g - g| <= _ORTHO d |g|
+#: (rounding of an SVD's V^T rows is ~d eps)
+_ORTHO = 1e-13
 
 
 def gd_kernel(D, FULL):
@@ -275,13 +307,18 @@ def gd_kernel(D, FULL):
                         logg[l] += _log_norm(z, buf, l)
                     _stop(l, np.int64(BOUNDED), np.int64(t), ex[l], es,
                           z, zfin, fst, ft, floss, fex)
-            # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0)
-            for l in range(nl):
-                for i in range(d):
-                    s = wstar[di, i]
-                    for j in range(d):
-                        s += V[i, j] * zfin[j, l]
-                    wfin[i, l] = w0[i] if ft[l] == 0 else s
+            # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0),
+            # the lanes innermost (vectorised; each lane's sum still runs over j in order)
+            for i in range(d):
+                for l in range(nl):
+                    wfin[i, l] = wstar[di, i]
+                for j in range(d):
+                    vij = V[i, j]
+                    for l in range(nl):
+                        wfin[i, l] += vij * zfin[j, l]
+                for l in range(nl):
+                    if ft[l] == 0:
+                        wfin[i, l] = w0[i]
             _flush(a, di, si, fst, ft, floss, fex, wfin, logg, out_status, out_w, out_loss,
                    out_excess, out_tol_at, out_div_at, out_logg, rec_every, rec_loss, rec_w)
         fpenv_restore(old)
@@ -351,3 +388,77 @@ def residual_losses(X, y, wstar, Wt, loss, excess, chunks, wk, nworkers):
         for c in range(n):
             lc[c] = 0.5 * lc[c] / P
             ec[c] = 0.5 * ec[c] / P
+
+
+@jit
+def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
+    """The loss and excess loss of returned weights, from the data (kernel, in place).
+
+    loss[c] = |y - X w_c|^2 / (2P) and excess[c] = |X (w_c - w*)|^2 / (2P) for the
+    cells ``order[a:b]`` (rows of ``W``) of the segments ``segs[k] = (dataset, a, b)``,
+    k = wk, wk + nworkers, ...: the excess without the cancellation of a difference of
+    losses, the loss to the rounding of y - X w itself (not of y - X w*, which a huge
+    w* of collinear data would spoil).  The cells of a segment are the innermost loop
+    (vectorised); each cell's sums run over samples and components in the same order
+    whatever the segment it is in (a sweep cell equals its single run bit for bit), the
+    arithmetic of :func:`residual_losses`.
+
+    Parameters
+    ----------
+    X : array (n_data, P_max, d);  y : array (n_data, P_max);  Pn : int array (n_data,)
+        The datasets (zero-padded) and their sample counts.
+    wstar : array (n_data, d)
+        Least-squares minimisers w*.
+    W : array (n_cells, d)
+        The weights, one row per cell.
+    order : int array
+        Rows of ``W`` in segment order.
+    loss, excess : array (n_cells,)
+        Outputs, written for the cells of this worker's segments.
+    segs : int array (n_segments, 3);  wk, nworkers : int
+        Segments (dataset, first, stop) over ``order``, and this worker's share of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.linear.kernels_gd import cell_losses
+    >>> X, y = np.array([[[1.0], [2.0]]]), np.array([[1.0, 2.0]])
+    >>> loss, excess = np.empty(2), np.empty(2)
+    >>> cell_losses(X, y, np.array([2]), np.array([[1.0]]), np.array([[1.0], [0.0]]),
+    ...             np.array([0, 1]), loss, excess, np.array([[0, 0, 2]]), 0, 1)
+    >>> loss.tolist(), excess.tolist()
+    ([0.0, 1.25], [0.0, 1.25])
+    """
+    d = X.shape[2]
+    for k in range(wk, segs.shape[0], nworkers):
+        di = segs[k, 0]
+        a = segs[k, 1]
+        n = segs[k, 2] - a
+        P = Pn[di]
+        Wc = np.empty((d, n))  # the segment's weights, one column per cell
+        for c in range(n):
+            row = order[a + c]
+            for i in range(d):
+                Wc[i, c] = W[row, i]
+        r = np.empty(n)
+        u = np.empty(n)
+        lc = np.zeros(n)
+        ec = np.zeros(n)
+        for p in range(P):
+            yp = y[di, p]
+            for c in range(n):
+                r[c] = yp
+                u[c] = 0.0
+            for i in range(d):
+                xi = X[di, p, i]
+                wi = wstar[di, i]
+                for c in range(n):
+                    wc = Wc[i, c]
+                    r[c] -= wc * xi
+                    u[c] += (wc - wi) * xi
+            for c in range(n):
+                lc[c] += r[c] * r[c]
+                ec[c] += u[c] * u[c]
+        for c in range(n):
+            loss[order[a + c]] = 0.5 * lc[c] / P
+            excess[order[a + c]] = 0.5 * ec[c] / P

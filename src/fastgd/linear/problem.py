@@ -64,10 +64,8 @@ def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> P
     X0, y0 = X, y
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
-    wstar = np.linalg.lstsq(X, y, rcond=None)[0]
-    H, R, estar, c0 = _statistics(X[None], y[None], wstar[None])
-    prob = Problem(X, y, H[0], R[0], np.ascontiguousarray(wstar), float(estar[0]),
-                   float(c0[0]), bias)
+    wstar, H, R, estar, c0 = _stack_statistics(X[None], y[None])
+    prob = Problem(X, y, H[0], R[0], wstar[0], float(estar[0]), float(c0[0]), bias)
     if key is not None:
         # the cache keeps private copies: a caller who later changes X in place changes
         # its key, never a cached problem
@@ -107,14 +105,16 @@ def clear_cache():
         _CACHE.clear()
 
 
-def _statistics(Xs, ys, ws):
+def _statistics(Xs, ys, ws, svd=None):
     """H = X^T X / P, its square root R (see :class:`Problem`), E* = |y - X w*|^2 / (2P)
     and E(0) = |y|^2 / (2P) for a stack of same-shape problems, each by one stacked
-    NumPy call.  :func:`prepare` calls it with a stack of one, so a problem's statistics
-    do not depend on the company it is prepared in (bit for bit; tested)."""
+    NumPy call (``svd``: the stack's singular values and right singular vectors, when
+    already computed).  Every call treats each problem of the stack on its own, so a
+    problem's statistics do not depend on the company it is prepared in (bit for bit;
+    tested)."""
     n, P, d = Xs.shape
     H = np.ascontiguousarray(np.matmul(Xs.transpose(0, 2, 1), Xs) / P)
-    R = hessian_roots(Xs)
+    R = hessian_roots(Xs) if svd is None else _roots(P, d, *svd)
     res = ys - np.matmul(Xs, ws[:, :, None])[:, :, 0]
     estar = 0.5 * np.matmul(res[:, None, :], res[:, :, None])[:, 0, 0] / P
     c0 = 0.5 * np.matmul(ys[:, None, :], ys[:, :, None])[:, 0, 0] / P
@@ -126,20 +126,95 @@ def hessian_roots(Xs):
     (d, d) square roots of H = X^T X / P with R^T R = H (rows past min(P, d) are 0)."""
     n, P, d = Xs.shape
     _, s, Vt = np.linalg.svd(Xs, full_matrices=False)
-    R = np.zeros((n, d, d))
+    return _roots(P, d, s, Vt)
+
+
+def _roots(P, d, s, Vt):
+    R = np.zeros((s.shape[0], d, d))
     R[:, : s.shape[1]] = (s / np.sqrt(P))[:, :, None] * Vt
     return R
 
 
-def prepare_many(func, datasets, bias=False) -> list[Problem]:
+def _lapack_part(Xs, ys, W, s, Vt, parts, wk, nworkers):
+    """Worker ``wk`` of :func:`_stack_statistics`: the least-squares solutions and the
+    SVDs of its slices ``parts[k] = (a, b)`` of the stack (LAPACK releases the GIL)."""
+    from numpy.linalg import _umath_linalg
+
+    P, d = Xs.shape[1:]
+    for a, b in parts[wk::nworkers]:
+        with np.errstate(invalid="raise", over="ignore", divide="ignore", under="ignore"):
+            W[a:b] = _umath_linalg.lstsq(Xs[a:b], ys[a:b, :, None],
+                                         np.finfo(np.float64).eps * max(P, d),
+                                         signature="ddd->ddid")[0][..., 0]
+        _, s[a:b], Vt[a:b] = np.linalg.svd(Xs[a:b], full_matrices=False)
+
+
+#: least-squares solutions and SVDs of a stack run on threads from this many
+#: multiply-adds of LAPACK work (~n P d^2; below it a thread hand-off costs more)
+LAPACK_THREADED_WORK = 2_000_000
+_BLAS = {}
+_BLAS_LOCK = threading.Lock()
+
+
+def _blas_single():
+    """A context that runs the BLAS behind NumPy on one thread (threadpoolctl, optional),
+    or None where threadpoolctl is missing.  OpenBLAS's SVD bits depend on its thread
+    count, and two threads of ours each calling a threaded OpenBLAS would oversubscribe
+    the cores: the stacked LAPACK calls run on our threads with BLAS on one."""
+    if "ctl" not in _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS["ctl"] = ThreadpoolController()
+        except Exception:  # optional dependency (installed with scikit-learn)
+            _BLAS["ctl"] = None
+    ctl = _BLAS["ctl"]
+    return None if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
+def _stack_statistics(Xs, ys, nworkers=1):
+    """(w*, H, R, E*, E(0)) of a stack of same-shape problems (n, P, d).
+
+    w* comes from NumPy's own ``lstsq`` gufunc (the LAPACK routine ``np.linalg.lstsq``
+    runs, hence the same bits) and R from one SVD per problem.  Where threadpoolctl is
+    installed, BLAS runs on one thread for these calls (:func:`_blas_single`) and, with
+    ``nworkers`` > 1 and enough work, the stack is cut in slices that run on our threads
+    (LAPACK releases the GIL; each problem is solved on its own, so the bits depend
+    neither on the cut nor on the company a problem is prepared in).  Raises
+    ``np.linalg.LinAlgError`` where LAPACK fails."""
+    from fastgd.kernels.threads import fan_out
+
+    n, P, d = Xs.shape
+    k = min(P, d)
+    W = np.empty((n, d))
+    s = np.empty((n, k))
+    Vt = np.empty((n, k, d))
+    single = _blas_single()
+    nw = max(1, min(int(nworkers), n))
+    if single is None or n * P * d * d < LAPACK_THREADED_WORK:
+        nw = 1
+    cuts = np.linspace(0, n, nw + 1).astype(np.int64)
+    parts = np.ascontiguousarray(np.stack([cuts[:-1], cuts[1:]], axis=1))
+    try:
+        if single is None:
+            fan_out(_lapack_part, (Xs, ys, W, s, Vt, parts), 1, ())
+            H, R, estar, c0 = _statistics(Xs, ys, W, svd=(s, Vt))
+        else:
+            with _BLAS_LOCK, single:  # the stacked products too (many small GEMMs)
+                fan_out(_lapack_part, (Xs, ys, W, s, Vt, parts), nw, ())
+                H, R, estar, c0 = _statistics(Xs, ys, W, svd=(s, Vt))
+    except FloatingPointError as exc:  # the gufunc's LAPACK failure flag
+        raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares") from exc
+    return W, H, R, estar, c0
+
+
+def prepare_many(func, datasets, bias=False, nworkers=1) -> list[Problem]:
     """:func:`prepare` for a list of checked (X, y) pairs; bit for bit the same Problems.
 
-    When the datasets share one shape, their least-squares solutions come from one call
-    of NumPy's own ``lstsq`` gufunc over the stack (the routine ``np.linalg.lstsq`` runs
-    per dataset, hence the same LAPACK call and bits; measured 0.24 ms instead of 0.9 ms
-    for 64 datasets of 100 x 2) and their statistics from :func:`_statistics` once.
-    Otherwise, or if that private entry point is missing or reports a failure, each
-    dataset goes through :func:`prepare`.
+    When the datasets share one shape, their least-squares solutions and SVDs come from
+    stacked LAPACK calls over ``nworkers`` threads (:func:`_stack_statistics`, the code
+    :func:`prepare` runs on a stack of one).  Otherwise each dataset goes through
+    :func:`prepare`.
     """
     bias = V.boolean(func, "bias", bias)
     if len({(X.shape, y.shape) for X, y in datasets}) == 1:
@@ -147,24 +222,19 @@ def prepare_many(func, datasets, bias=False) -> list[Problem]:
         if bias:
             Xs = np.concatenate([Xs, np.ones(Xs.shape[:2] + (1,))], axis=2)
         ys = np.stack([y for _, y in datasets])
-        m, n = Xs.shape[-2:]
-        try:
-            from numpy.linalg import _umath_linalg
-
-            with np.errstate(invalid="raise", over="ignore", divide="ignore",
-                             under="ignore"):
-                W = _umath_linalg.lstsq(Xs, ys[..., None],
-                                        np.finfo(np.float64).eps * max(n, m),
-                                        signature="ddd->ddid")[0][..., 0]
-        except Exception:  # pragma: no cover - private NumPy API moved, or LAPACK failed
-            W = None
-        if W is not None:
-            W = np.ascontiguousarray(W)
-            H, R, estar, c0 = _statistics(Xs, ys, W)
-            return [Problem(Xs[k], ys[k], H[k], R[k], W[k], float(estar[k]), float(c0[k]),
-                            bias)
-                    for k in range(len(datasets))]
+        W, H, R, estar, c0 = _stack_statistics(Xs, ys, nworkers)
+        return [Problem(Xs[k], ys[k], H[k], R[k], W[k], float(estar[k]), float(c0[k]), bias)
+                for k in range(len(datasets))]
     return [prepare(func, X, y, bias, checked=True) for X, y in datasets]
+
+
+def spectra(probs):
+    """(lambda_max, lambda_min) of each problem's H, from its square root R: the rows of
+    R = diag(s) V^T / sqrt(P) are orthogonal and their squared norms are the eigenvalues
+    s^2 / P (to the relative precision of the singular values; nothing recomputed)."""
+    R = np.stack([p.R for p in probs])
+    lam = np.einsum("nij,nij->ni", R, R)
+    return lam.max(axis=1), np.maximum(lam.min(axis=1), 0.0)
 
 
 #: relative slack of the CONVERGED check on the returned weights: the kernels' excess
@@ -172,47 +242,112 @@ def prepare_many(func, datasets, bias=False) -> list[Problem]:
 CONVERGED_SLACK = 1e-6
 
 
-def true_losses(prob: Problem, W, nworkers=1):
-    """E(w) and E(w) - E* of weights ``W`` (m, d), from the data: the loss from the
-    residuals y - X w, the excess as |X (w - w*)|^2 / (2P) (not as a difference of two
-    losses, which cancels).  Never negative; inf where a weight is huge or non-finite.
+#: doubles of weights per segment of the final check (the unit of work of its kernel:
+#: a segment's weights, d x cells, stay in the L1 cache), and the most cells in one
+SEGMENT_DOUBLES = 2048
+SEGMENT_MAX = 256
+#: multiply-adds under which the final check runs on the calling thread only (a thread
+#: hand-off costs more)
+CHECK_THREADED_WORK = 500_000
 
-    Per-row arithmetic does not depend on the other rows (a Numba loop), so a sweep
-    cell and the matching single run agree bit for bit; ``nworkers`` threads."""
+
+def _stack(probs):
+    """(X, y, P, w*) of problems as zero-padded stacks (n, P_max, d), (n, P_max), (n,),
+    (n, d): the final check's inputs."""
+    if len(probs) == 1:
+        p = probs[0]
+        return (np.ascontiguousarray(p.X)[None], np.ascontiguousarray(p.y)[None],
+                np.array([p.P], dtype=np.int64), np.ascontiguousarray(p.wstar)[None])
+    Pmax = max(p.P for p in probs)
+    X = np.zeros((len(probs), Pmax, probs[0].d))
+    y = np.zeros((len(probs), Pmax))
+    for k, p in enumerate(probs):
+        X[k, : p.P] = p.X
+        y[k, : p.P] = p.y
+    return (X, y, np.array([p.P for p in probs], dtype=np.int64),
+            np.ascontiguousarray(np.stack([p.wstar for p in probs])))
+
+
+def _segments(data, d):
+    """The final check's work list: (datasets used, cell order, segments).  Cells sorted
+    by dataset (stable; a block's cells already are), cut where the dataset changes and
+    every ``SEGMENT_DOUBLES // d`` cells (32 to :data:`SEGMENT_MAX`); segment rows
+    (local dataset, first, stop) over the sorted cells, the local dataset indexing the
+    datasets used."""
+    m = data.size
+    seg = int(min(SEGMENT_MAX, max(32, SEGMENT_DOUBLES // max(d, 1))))
+    order = (np.arange(m, dtype=np.int64) if m < 2 or np.all(data[1:] >= data[:-1])
+             else np.argsort(data, kind="stable").astype(np.int64))
+    ds = data[order]
+    start = np.flatnonzero(np.r_[True, ds[1:] != ds[:-1]])
+    size = np.diff(np.r_[start, m])
+    count = -(-size // seg)
+    first = np.repeat(start, count) + seg * (
+        np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count))
+    stop = np.minimum(first + seg, np.repeat(start + size, count))
+    local = np.repeat(np.arange(start.size), count)
+    segs = np.ascontiguousarray(np.stack([local, first, stop], axis=1), dtype=np.int64)
+    return ds[start], order, segs
+
+
+def cell_losses(probs, W, data, nworkers=1):
+    """E(w) and E(w) - E* of the weights ``W`` (m, d), row c on ``probs[data[c]]``, from
+    the data: the loss from the residuals y - X w, the excess as |X (w - w*)|^2 / (2P)
+    (never a difference of two losses, which cancels).  Never negative; inf where a
+    weight is huge or non-finite.
+
+    One kernel call for every cell of every dataset, on ``nworkers`` threads
+    (:func:`fastgd.linear.kernels_gd.cell_losses`); a cell's arithmetic does not depend
+    on the other cells, so a sweep cell and the matching single run agree bit for bit.
+    """
     from fastgd.kernels.threads import fan_out
-    from fastgd.linear.kernels import residual_losses
+    from fastgd.linear.kernels_gd import cell_losses as kernel
 
-    Wt = np.ascontiguousarray(np.asarray(W, dtype=np.float64).T)
-    m = Wt.shape[1]
+    d = probs[0].d
+    W = np.ascontiguousarray(np.asarray(W, dtype=np.float64).reshape(-1, d))
+    data = np.ascontiguousarray(np.asarray(data, dtype=np.int64).reshape(-1))
+    m = W.shape[0]
     loss = np.empty(m)
     excess = np.empty(m)
-    starts = np.arange(0, m, 64, dtype=np.int64)  # blocks of cells, spread over threads
-    chunks = np.ascontiguousarray(np.stack([starts, np.minimum(starts + 64, m)], axis=1))
-    if m * prob.X.size < 1_000_000:  # under ~0.3 ms of work: a thread hand-off costs more
+    if m == 0:
+        return loss, excess
+    used, order, segs = _segments(data, d)
+    X, y, P, wstar = _stack([probs[int(k)] for k in used])
+    if m * X.shape[1] * d < CHECK_THREADED_WORK:
         nworkers = 1
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
-        fan_out(residual_losses, (np.ascontiguousarray(prob.X), np.ascontiguousarray(prob.y),
-                                  np.ascontiguousarray(prob.wstar), Wt, loss, excess, chunks),
-                nworkers, ())
+        fan_out(kernel, (X, y, P, wstar, W, order, loss, excess, segs), nworkers, ())
     bad = ~(np.isfinite(loss) & np.isfinite(excess))
     loss[bad] = np.inf
     excess[bad] = np.inf
     return loss, excess
 
 
-def _check_cells(prob, cells, w0, tol, T, nworkers=1):
-    """The checks of :func:`finalize` on the cells of one dataset: ``cells`` is a dict
-    of flat per-cell arrays (status, w, loss, excess, tol_at, div_at), changed in place.
-    Idempotent (a checked block read back from a checkpoint comes out unchanged)."""
+def true_losses(prob: Problem, W, nworkers=1):
+    """E(w) and E(w) - E* of weights ``W`` (m, d) on one problem (:func:`cell_losses`)."""
+    W = np.asarray(W, dtype=np.float64).reshape(-1, prob.d)
+    return cell_losses([prob], W, np.zeros(W.shape[0], dtype=np.int64), nworkers)
+
+
+def _check_cells(probs, data, cells, w0, tol, T, nworkers=1):
+    """The checks of :func:`finalize` on flat per-cell arrays ``cells`` (status, w, loss,
+    excess, tol_at, div_at; changed in place), cell c on ``probs[data[c]]``: one
+    vectorised pass over every cell.  Idempotent (a checked block read back from a
+    checkpoint comes out unchanged)."""
     st = cells["status"]
     idx = np.flatnonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
     if idx.size == 0:
         return
-    loss, excess = true_losses(prob, cells["w"][idx], nworkers)
-    ex0 = true_losses(prob, np.asarray(w0, dtype=np.float64)[None])[1][0]
+    di = data[idx]
+    W = cells["w"] if idx.size == st.size else cells["w"][idx]
+    loss, excess = cell_losses(probs, W, di, nworkers)
+    used, local = np.unique(di, return_inverse=True)
+    w0 = np.asarray(w0, dtype=np.float64)
+    ex0 = cell_losses(probs, np.broadcast_to(w0, (used.size, w0.size)), used)[1]
     s = st[idx]
     diverged = ~np.isfinite(loss)
-    unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0 * (1.0 + CONVERGED_SLACK))
+    unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0[local.reshape(-1)]
+                                        * (1.0 + CONVERGED_SLACK))
     s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
     st[idx] = s
     cells["loss"][idx] = loss
@@ -224,18 +359,20 @@ def _check_cells(prob, cells, w0, tol, T, nworkers=1):
 _CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")
 
 
-def finalize(probs, out, w0, tol, T):
+def finalize(probs, out, w0, tol, T, nworkers=1):
     """Check every finished cell of ``out`` against the truth of the weights it returns
-    (in place): loss and excess recomputed from residuals (:func:`true_losses`), so the
+    (in place): loss and excess recomputed from residuals (:func:`cell_losses`), so the
     reported loss is the loss of the reported weights on the float64 data, whatever the
     kernel's precision or kappa; a BOUNDED cell whose loss is not finite becomes
     DIVERGED (at the end of its budget ``T``); a CONVERGED cell whose excess exceeds
     ``tol`` x its initial excess (up to :data:`CONVERGED_SLACK`) becomes BOUNDED -- the
     tolerance was met in the kernel's arithmetic, not by the weights returned."""
-    for di, prob in enumerate(probs):
-        cells = {k: getattr(out, k)[di].reshape((-1,) + getattr(out, k).shape[3:])
-                 for k in _CHECKED}  # views: contiguous per-dataset slices
-        _check_cells(prob, cells, w0, tol, T)
+    n_data = len(probs)
+    per = out.status[0].size  # cells per dataset
+    cells = {k: getattr(out, k).reshape((n_data * per,) + getattr(out, k).shape[3:])
+             for k in _CHECKED}  # views of the contiguous outputs
+    data = np.repeat(np.arange(n_data, dtype=np.int64), per)
+    _check_cells(probs, data, cells, w0, tol, T, nworkers)
 
 
 def fill_records(out):
@@ -256,23 +393,21 @@ def fill_records(out):
 
 def finalize_block(probs, res, w0, tol, T, nworkers=1):
     """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
-    :func:`fastgd.linear.executors.run_block`), in place.  Idempotent: a block that was already
-    checked (e.g. read back from a checkpoint) comes out unchanged."""
+    :func:`fastgd.linear.executors.run_block`), in place: every cell of the block in one
+    pass.  Idempotent: a block that was already checked (e.g. read back from a
+    checkpoint) comes out unchanged."""
     rows = res["rows"]
-    cell_data = np.repeat(rows[:, 0], rows[:, 3] - rows[:, 2])
-    for di in np.unique(cell_data):
-        sel = np.flatnonzero(cell_data == di)
-        cells = {k: res[k][sel] for k in _CHECKED}
-        _check_cells(probs[int(di)], cells, w0, tol, T, nworkers)
-        for k in _CHECKED:
-            res[k][sel] = cells[k]
+    data = np.repeat(rows[:, 0], rows[:, 3] - rows[:, 2]).astype(np.int64)
+    _check_cells(probs, data, res, w0, tol, T, nworkers)
 
 
 def growing(probs, out, w0):
     """(n_data, n_seed, n_lr) bool: BOUNDED cells whose final loss exceeds
     :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0)."""
     w0 = np.asarray(w0, dtype=np.float64)
-    scale = np.array([max(true_losses(p, w0[None])[0][0], p.c0) for p in probs])
+    n = len(probs)
+    loss0 = cell_losses(probs, np.broadcast_to(w0, (n, w0.size)), np.arange(n))[0]
+    scale = np.maximum(loss0, np.array([p.c0 for p in probs]))
     with np.errstate(invalid="ignore", over="ignore"):
         return (out.status == Status.BOUNDED) & \
             (out.loss > GROWING_FACTOR * scale[:, None, None])

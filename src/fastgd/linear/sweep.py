@@ -69,12 +69,11 @@ def _sweep_relative(f, rel, args):
     datasets, kappa, names = DS._datasets(f, args["data"], args["condition"], args["n"],
                                        args["d"], args["fix"], args["data_seed"])
     bias = V.boolean(f, "bias", args["bias"])
-    probs = PB.prepare_many(f, datasets, bias)
-    # lambda_max exactly as the part's own result computes it (_assemble), so that
-    # absolute_lr = lr * gd_limit reproduces the rates run bit for bit
-    lam = [np.linalg.eigvalsh(np.stack([p.H]))[0] for p in probs]
-    lam_max = np.array([max(v[-1], 0.0) for v in lam])
-    lam_min = np.array([max(v[0], 0.0) for v in lam])
+    probs = PB.prepare_many(f, datasets, bias, _lapack_threads(args["threads"]))
+    # lambda_max exactly as the part's own result computes it (_assemble, from each
+    # problem on its own), so that absolute_lr = lr * gd_limit reproduces the rates run
+    # bit for bit
+    lam_max, lam_min = PB.spectra(probs)
     if np.any(lam_max <= 0):
         raise V.fail(f, "lr_unit", "'absolute' for data with H = 0 (no eta_max)",
                      f"'eta_max' with lambda_max = 0 for dataset {int(np.argmin(lam_max))}")
@@ -367,7 +366,7 @@ def _grid(f, lrs, a):
     datasets, kappa, names = DS._datasets(f, a["data"], a["condition"], a["n"], a["d"],
                                           a["fix"], a["data_seed"])
     bias = V.boolean(f, "bias", a["bias"])
-    probs = PB.prepare_many(f, datasets, bias)
+    probs = PB.prepare_many(f, datasets, bias, _lapack_threads(a["threads"]))
     w0 = PB.initial_weights(f, a["w0"], probs[0], datasets[0][0].shape[1])
     momentum = V.momentum(f, a["momentum"])
     nesterov = V.boolean(f, "nesterov", a["nesterov"])
@@ -395,6 +394,17 @@ def _grid(f, lrs, a):
                  lanes=lanes, curve_points=curve_points, rec_every=rec_every, n_rec=n_rec,
                  weights=weights, dtype=dtype, exact=exact, backend=backend,
                  progress=progress, almost_sure=almost_sure)
+
+
+def _lapack_threads(threads):
+    """Threads for the datasets' SVDs and least squares (:func:`fastgd.linear.problem.
+    prepare_many`): the sweep's ``threads`` (validated before) or Numba's count."""
+    if isinstance(threads, (int, np.integer)) and not isinstance(threads, bool) \
+            and threads >= 1:
+        return int(threads)
+    import numba
+
+    return numba.get_num_threads()
 
 
 def _budget(f, a, probs):
@@ -514,9 +524,7 @@ def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, ne
               nthreads, w0=None):
     if w0 is None:
         w0 = np.zeros(probs[0].d)
-    lam = np.linalg.eigvalsh(np.stack([p.H for p in probs]))  # one LAPACK call per H
-    lam_max = np.array([max(l[-1], 0.0) for l in lam])
-    lam_min = np.array([max(l[0], 0.0) for l in lam])
+    lam_max, lam_min = PB.spectra(probs)  # from the SVD already done: nothing recomputed
     with np.errstate(divide="ignore", invalid="ignore"):
         cond = np.where(lam_min > 0, lam_max / np.where(lam_min > 0, lam_min, 1), np.inf)
         gd_lim = 2.0 / lam_max
