@@ -322,3 +322,32 @@ def test_gd_optimizer_options_refused_by_name(kw, name, no_kernels):
     X, y = fg.lecture_data()
     with pytest.raises(fg.FastGDValueError, match=f"^gd: '{name}'"):
         fg.gd(X, y, 0.1, 10, **kw)
+
+
+def test_sweep_optimizer_delegates_bit_for_bit():
+    """fg.sweep(optimizer=...) is adaptive_sweep: the same result, bit for bit."""
+    X, y = fg.lecture_data()
+    kw = dict(betas=(0.5, 0.99), warmup=10, freeze_preconditioner=50)
+    a = fg.sweep("gd", lr=[0.01, 0.1, 1.0], data=[(X, y)], steps=300, optimizer="adam", **kw)
+    b = adaptive_sweep([0.01, 0.1, 1.0], 300, data=[(X, y)], optimizer="adam", **kw)
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(method="sgd", epochs=2), "method"),
+    (dict(momentum=0.9), "momentum"),
+    (dict(lr_unit="eta_max"), "lr_unit"),
+    (dict(dtype="float32"), "dtype"),
+    (dict(almost_sure=True), "almost_sure"),
+])
+def test_sweep_optimizer_unsupported_options_refused(kw, name, no_kernels):
+    X, y = fg.lecture_data()
+    args = dict(method="gd", lr=[0.1], data=[(X, y)], steps=10, optimizer="adam") | kw
+    with pytest.raises(fg.FastGDValueError, match=f"^sweep: '{name}'"):
+        fg.sweep(**args)
+
+
+def test_sweep_adaptive_options_need_an_adaptive_optimizer(no_kernels):
+    X, y = fg.lecture_data()
+    with pytest.raises(fg.FastGDValueError, match="^sweep: 'warmup'"):
+        fg.sweep("gd", lr=[0.1], data=[(X, y)], steps=10, warmup=5)

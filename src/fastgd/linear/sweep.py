@@ -31,6 +31,7 @@ from fastgd.engine import grid as G
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
 from fastgd.linear.result import SweepInterrupted, SweepResult, load  # noqa: F401
+from fastgd.linear.run import _plain_gd_only
 
 __all__ = ["auto_lanes", "momentum_limit", "sweep"]
 
@@ -130,7 +131,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
           tol=ST.DEFAULT_TOL, blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0,
           curve_points=0, lanes=None, threads=None, progress=None, max_bytes=None,
           almost_sure=False, dtype="float64", backend="cpu", engine=None, checkpoint=None,
-          weights=False, exact=False) -> SweepResult:
+          weights=False, exact=False, optimizer="gd", betas=(0.9, 0.999), eps=1e-8,
+          warmup=0, lr_init=0.0, schedule="constant", decay_steps=None, decay_factor=None,
+          freeze_preconditioner=None, pre_freeze_lr=None) -> SweepResult:
     """Run a grid of learning rates x datasets (x seeds for SGD) and classify each run.
 
     Parameters
@@ -172,6 +175,13 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
 
     batch_size, order, momentum, nesterov
         As in :func:`fastgd.sgd` / :func:`fastgd.gd`.
+    optimizer : {"gd", "adam", "rmsprop", "adagrad"}
+        "gd" (default): the kernels above.  An adaptive optimizer (batch only,
+        ``method="gd"``, absolute rates, local threads, float64) runs
+        :func:`fastgd.linear.adaptive.adaptive_sweep` with ``betas``, ``eps``,
+        ``warmup``, ``lr_init``, ``schedule``, ``decay_steps``, ``decay_factor``,
+        ``freeze_preconditioner`` and ``pre_freeze_lr`` (documented there; PyTorch's /
+        optax's convention).
     exact : bool
         Per-sample SGD at d > 8: ``False`` (default) takes blocks of four samples per pass
         over the weights (the same steps in exact arithmetic; rounding differs by about
@@ -267,6 +277,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
     args = dict(locals())
     f = "sweep"
     V.choice(f, "method", method, ("gd", "sgd"))
+    if V.choice(f, "optimizer", optimizer, _OPTIMIZERS) != "gd":
+        return _adaptive(f, args)
+    _plain_gd_only(f, warmup, schedule, freeze_preconditioner)
     lrs = V.rates(f, "lr", lr)
     if V.choice(f, "lr_unit", lr_unit, LR_UNITS) == "eta_max":
         return _sweep_relative(f, lrs, args)
@@ -296,6 +309,37 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
     if interrupted is not None:
         raise SweepInterrupted(res)
     return res
+
+
+#: ``sweep(optimizer=)``: the plain kernels, or the adaptive lanes of linear.adaptive
+_OPTIMIZERS = ("gd", "adam", "rmsprop", "adagrad")
+#: the adaptive sweep's own arguments, passed through from :func:`sweep`
+_ADAPTIVE_ARGS = ("lr", "data", "condition", "optimizer", "betas", "eps", "warmup", "lr_init",
+                  "schedule", "decay_steps", "decay_factor", "freeze_preconditioner",
+                  "pre_freeze_lr", "w0", "bias", "tol", "blowup", "n", "d", "fix", "data_seed",
+                  "curve_points", "lanes", "threads", "weights")
+
+
+def _adaptive(f, args):
+    """``sweep(optimizer=...)`` for an adaptive optimizer: what it does not support is
+    refused by name, the rest handed to :func:`fastgd.linear.adaptive.sweep_adaptive`."""
+    from fastgd.linear.adaptive import sweep_adaptive
+
+    unsupported = [("method", args["method"] != "gd", "'gd' (batch)"),
+                   ("lr_unit", args["lr_unit"] != "absolute", "'absolute'"),
+                   ("momentum", V.real(f, "momentum", args["momentum"]) != 0
+                    or bool(args["nesterov"]), "0 (Adam's momentum is betas[0])"),
+                   ("engine", args["engine"] is not None, "None"),
+                   ("checkpoint", args["checkpoint"] is not None, "None"),
+                   ("backend", args["backend"] != "cpu", "'cpu'"),
+                   ("dtype", args["dtype"] != "float64", "'float64'"),
+                   ("almost_sure", bool(args["almost_sure"]), "False")]
+    for name, bad, want in unsupported:
+        if bad:
+            raise V.fail(f, name, f"{want} with an adaptive optimizer", args[name])
+    kw = {k: args[k] for k in _ADAPTIVE_ARGS}
+    kw["steps"] = 1000 if args["steps"] is None else args["steps"]
+    return sweep_adaptive(f, kw)
 
 
 @dataclass(frozen=True, eq=False)
