@@ -414,6 +414,8 @@ class SweepResult:
 
     def to_xarray(self):
         """``xarray.Dataset`` with dims (data, lr, seed) (needs xarray)."""
+        from fastgd.engine.files import json_default
+
         try:
             import xarray as xr
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -435,18 +437,8 @@ class SweepResult:
             dv["weights"] = (dims + ("input",), self.weights)
         attrs = {"method": self.method, "unit": self.unit, "lr_unit": self.lr_unit,
                  "growing_factor": ST.GROWING_FACTOR,
-                 "meta": json.dumps(self.meta, default=_json_default)}
+                 "meta": json.dumps(self.meta, default=json_default)}
         return xr.Dataset(dv, coords=coords, attrs=attrs)
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def load(path, *, max_bytes=None) -> SweepResult:
