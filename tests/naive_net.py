@@ -81,6 +81,57 @@ def ref_run(theta0, X, y, lr, steps, *, bias, act, param, beta=0.0, batch=None,
     return t
 
 
+def ref_rate(k, lr, warmup=0, lr_init=0.0, schedule="constant", decay_steps=1,
+             decay_factor=1.0):
+    """The rate of update k (0-based), written from the definitions: linear warm-up
+    from lr_init to lr over ``warmup`` updates, then constant, cosine decay to
+    decay_factor x lr over decay_steps, or times decay_factor every decay_steps."""
+    if k < warmup:
+        return lr_init + (lr - lr_init) * k / warmup
+    u = k - warmup
+    if schedule == "cosine":
+        c = 0.5 * (1 + np.cos(np.pi * min(u, decay_steps) / decay_steps))
+        return lr * (decay_factor + (1 - decay_factor) * c)
+    if schedule == "step":
+        return lr * decay_factor ** (u // decay_steps)
+    return lr
+
+
+def ref_adaptive(theta0, X, y, lr, steps, *, bias, act, param, optimizer="adam",
+                 betas=(0.9, 0.999), eps=1e-8, batch=None, freeze=None, **sched):
+    """Adam / RMSProp / AdaGrad (PyTorch's formulas: m_hat / (sqrt(v_hat) + eps)) or GD
+    (``optimizer="gd"``), full batch (``batch`` None) or cyclic minibatches, with the
+    schedule of :func:`ref_rate`; returns (theta, v)."""
+    P = X.shape[0]
+    b1, b2 = betas
+    t = theta0.copy()
+    m = np.zeros_like(t)
+    v = np.zeros_like(t)
+    k = 0
+    for _ in range(steps):
+        batches = ([list(range(P))] if batch is None else
+                   [list(range(q, min(q + batch, P))) for q in range(0, P, batch)])
+        for bt in batches:
+            g = ref_grad(t, X, y, bt, bias, act, param)
+            lr_k = ref_rate(k, lr, **sched)
+            upd = freeze is None or k < freeze
+            k += 1
+            kk = k if upd else freeze
+            if optimizer == "gd":
+                t = t - lr_k * g
+            elif optimizer == "adam":
+                m = b1 * m + (1 - b1) * g
+                if upd:
+                    v = b2 * v + (1 - b2) * g * g
+                m_hat = m / (1 - b1 ** k) if upd else m / (1 - b1 ** kk)
+                t = t - lr_k * m_hat / (np.sqrt(v / (1 - b2 ** kk)) + eps)
+            else:
+                if upd:
+                    v = v + g * g if optimizer == "adagrad" else b2 * v + (1 - b2) * g * g
+                t = t - lr_k * g / (np.sqrt(v) + eps)
+    return t, v
+
+
 def ref_hessian(theta, X, y, bias, act, param, eps=1e-5):
     """Dense Hessian by central differences of the analytic reference gradient."""
     N = theta.size

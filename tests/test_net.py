@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import fastgd as fg
 import fastgd.chain as ch
 import fastgd.net as fn
-import fastgd.net.runs as net_runs
+import fastgd.net.launch as net_launch
 from fastgd import Status
 from fastgd.engine import grid as G
 from fastgd.kernels.simd import NET_SAMPLES
@@ -383,7 +383,7 @@ def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypat
     a block of 8 with 3 idle lanes."""
     assert NET_SAMPLES == 8
     if wide:
-        monkeypatch.setattr(net_runs, "_FIT", 0)  # every chunk of LANES_WIDE lanes
+        monkeypatch.setattr(net_launch, "_FIT", 0)  # every chunk of LANES_WIDE lanes
     X, y = _sphere(19, 5, seed=3)
     lrs = np.geomspace(0.05, 300.0, 37) / (30.0 if method == "sgd1" else 1.0)
     kw = dict(activation=activation, bias=bias, tol=1e-3, sharpness=False)

@@ -7,7 +7,14 @@
     fastgd net eos [--data diabetes|FILE.npz] [--lr GRID] [--width M] [--steps N] ...
         sharpness against step for several learning rates with their 2/lr lines (edge
         of stability; default: scikit-learn's diabetes data, first 100 samples,
-        standardised, tanh, standard parametrisation, width 16).
+        standardised, tanh, standard parametrisation, width 16).  With ``--optimizer adam``
+        (or rmsprop, adagrad) the preconditioned sharpness against its threshold 38/lr
+        beside the ordinary one against 2/lr, the loss below (default: all 442 samples,
+        lr 0.02,0.05,0.1, betas 0.9, 0.98, 3000 steps).
+    fastgd net warmup [--warmup LIST] [--lr-sharp GRID] [--steps N] ...
+        the largest trainable learning rate against the length of a linear warm-up
+        (default: diabetes, first 100 samples, relu, NTK parametrisation, width 64, 3000
+        steps; trainable: not diverged and the final loss below half the initial one).
 
 Both take flags and/or a TOML spec (``--config``; flags override it); keys are the
 flags' names with underscores (``lr_ntk``, ``every``, ...).  Heavy imports happen after
@@ -37,23 +44,33 @@ PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "
 EOS = {"width": 16, "lr": "0.12,0.16,0.2", "steps": 4000, "every": 100, "tol": 0.0,
        "activation": "tanh", "param": "standard", "scale": 0.5, "samples": 100,
        "data": "diabetes", "seed": 0, "momentum": 0.0, "bias": False}
+EOS_ADAPTIVE = {"lr": "0.02,0.05,0.1", "samples": 442, "steps": 3000, "every": 10,
+                "beta1": 0.9, "beta2": 0.98}
+WARMUP = {"width": 64, "warmup": "0,10,30,100,300,1000", "lr_sharp": "0.5:64:29",
+          "steps": 3000, "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 100,
+          "data": "diabetes", "seed": 0, "bias": False}
 _TYPES = {"width": "grid", "lr_ntk": "grid", "lr": "grid", "steps": int, "tol": float,
           "activation": str, "param": str, "scale": float, "samples": int, "d": int,
           "data": str, "seed": int, "momentum": float, "bias": bool, "every": int,
-          "threads": int}
+          "threads": int, "optimizer": str, "beta1": float, "beta2": float,
+          "warmup": "grid", "lr_sharp": "grid"}
 
 
 def add_parser(sub):
     """Register ``fastgd net phase`` and ``fastgd net eos`` on the subparsers ``sub``."""
     p = sub.add_parser("net", help="two-layer networks: catapult phase diagram, edge of "
-                       "stability", description="Two-layer networks f = a.φ(Wx + b)/√m: "
-                       "'phase' draws the catapult phase diagram over (η·λ0, width), 'eos' "
-                       "the sharpness against step for several η with the 2/η lines.")
+                       "stability, warm-up", description="Two-layer networks f = "
+                       "a.φ(Wx + b)/√m: 'phase' draws the catapult phase diagram over "
+                       "(η·λ0, width), 'eos' the sharpness against step for several η with "
+                       "the 2/η lines (with --optimizer adam: the preconditioned sharpness "
+                       "and 38/η), 'warmup' the largest trainable η against the warm-up "
+                       "length.")
     nsub = p.add_subparsers(dest="figure", metavar="FIGURE")
     p.set_defaults(func=_no_figure, _net_parser=p)
     for name, dflt, helptext in (
             ("phase", PHASE, "catapult phase diagram over (η·λ0, width)"),
-            ("eos", EOS, "sharpness vs step with 2/η lines (edge of stability)")):
+            ("eos", EOS, "sharpness vs step with 2/η lines (edge of stability)"),
+            ("warmup", WARMUP, "largest trainable η vs warm-up length")):
         q = nsub.add_parser(name, help=helptext, description=helptext + "; defaults: " +
                             ", ".join(f"{k}={v}" for k, v in dflt.items()))
         q.add_argument("--config", default=None, help="a TOML spec (flags override it)")
@@ -64,13 +81,28 @@ def add_parser(sub):
                            help="widths m, e.g. 64,256,1024")
             q.add_argument("--d", type=_int_arg("--d", 1, 10**4), default=None,
                            help="inputs of the built-in data")
-        else:
+        elif name == "eos":
             q.add_argument("--lr", type=_grid_arg("lr"), default=None, metavar="GRID",
                            help="learning rates, e.g. 0.12,0.16,0.2")
             q.add_argument("--width", type=_int_arg("--width", 1, 10**6), default=None,
                            help="width m (hidden units)")
             q.add_argument("--every", type=_int_arg("--every", 1), default=None,
                            help="steps between sharpness estimates")
+            q.add_argument("--optimizer", choices=("gd", "adam", "rmsprop", "adagrad"),
+                           default=None, help="gd (default) or an adaptive method: then the "
+                           "preconditioned sharpness against its threshold")
+            q.add_argument("--beta1", type=float, default=None,
+                           help="Adam's first-moment decay (default 0.9)")
+            q.add_argument("--beta2", type=float, default=None,
+                           help="second-moment decay (default 0.98 here)")
+        else:
+            q.add_argument("--warmup", type=_grid_arg("warmup"), default=None,
+                           metavar="LIST", help="warm-up lengths, e.g. 0,10,100,1000")
+            q.add_argument("--lr-sharp", type=_grid_arg("lr_sharp"), default=None,
+                           metavar="GRID", help="target rates in units of 1/λ0 (λ0 the "
+                           "sharpness at the start): LO:HI:N or a,b,c")
+            q.add_argument("--width", type=_int_arg("--width", 1, 10**6), default=None,
+                           help="width m (hidden units)")
         q.add_argument("--data", default=None,
                        help="sphere (built-in), diabetes (scikit-learn) or FILE.npz with X, y")
         q.add_argument("--samples", type=_int_arg("--samples", 2, 10**6), default=None,
@@ -82,15 +114,17 @@ def add_parser(sub):
                        help="parametrisation: ntk (f = a·φ(Wx + b)/√m) or standard "
                             "(without the 1/√m)")
         q.add_argument("--scale", type=float, default=None, help="initial std of W and a")
-        q.add_argument("--momentum", type=float, default=None, help="heavy-ball β")
-        q.add_argument("--tol", type=float, default=None, help="convergence tolerance")
+        if name != "warmup":
+            q.add_argument("--momentum", type=float, default=None, help="heavy-ball β")
+            q.add_argument("--tol", type=float, default=None, help="convergence tolerance")
         q.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
                        help="hidden-unit biases b")
         q.add_argument("--out", default=None, help=f"figure file (default net_{name}.png)")
         # eos runs one network after another: no worker threads, no progress bar
         common_options(q, seed="seed of the initial weights and of the sphere data "
-                       "(default 0)", threads=name == "phase", progress=name == "phase")
-        q.set_defaults(func=cmd_net_phase if name == "phase" else cmd_net_eos)
+                       "(default 0)", threads=name != "eos", progress=name != "eos")
+        q.set_defaults(func={"phase": cmd_net_phase, "eos": cmd_net_eos,
+                             "warmup": cmd_net_warmup}[name])
     return p
 
 
@@ -116,7 +150,8 @@ def _config(args, defaults):
 def _load(path, defaults):
     p = Path(path)
     spec = read_toml(p)
-    known = set(defaults) | {"threads"}
+    known = set(defaults) | {"threads"} | ({"optimizer"} | set(EOS_ADAPTIVE)
+                                           if "every" in defaults else set())
     for key, v in spec.items():
         if key not in known:
             raise UsageError(f"spec {str(p)!r}: unknown key {key!r} (known: "
@@ -178,13 +213,15 @@ def _data(cfg):
     return X, y, label
 
 
-def _figure(ncols=1, size=(7.2, 5.0)):
+def _figure(ncols=1, size=(7.2, 5.0), rows=False):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, layout="constrained")
+    if ncols > 1 and rows:  # stacked: the first above, sharing the x axis
+        return fig, fig.subplots(ncols, 1, sharex=True, height_ratios=[3, 2])
     axes = fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
     return fig, axes
 
@@ -229,6 +266,9 @@ def cmd_net_phase(args):
 
 def cmd_net_eos(args):
     cfg = _config(args, EOS)
+    if cfg.get("optimizer", "gd") != "gd":  # the adaptive defaults, then spec and flags
+        cfg = _config(args, {**EOS, **EOS_ADAPTIVE})
+        return _eos_adaptive(args, cfg)
     out = _out_path(args.out, args.format, "net_eos")
     import numpy as np
 
@@ -260,4 +300,91 @@ def cmd_net_eos(args):
         tail = r.sharpnesses[-max(1, r.sharpnesses.size // 4):]
         print(f"  η = {r.lr:g}: sharpness {r.lambda0:.3g} -> {float(np.mean(tail)):.3g} "
               f"(2/η = {2 / r.lr:.3g}), loss {r.loss0:.3g} -> {r.loss:.3g}, {r.status.name}")
+    return 0
+
+
+def _eos_adaptive(args, cfg):
+    """``fastgd net eos --optimizer adam``: the adaptive edge of stability."""
+    out = _out_path(args.out, args.format, "net_adaptive_eos")
+    import numpy as np
+
+    import fastgd.net as fn
+
+    t0 = time.perf_counter()
+    X, y, label = _data(cfg)
+    lrs = _grid(cfg, "lr")
+    if not all(v > 0 for v in lrs):
+        raise UsageError("'lr' must be > 0")
+    width = int(cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"])
+    betas = (cfg["beta1"], cfg["beta2"])
+    if not all(0 <= b < 1 for b in betas):
+        raise UsageError(f"'beta1' and 'beta2' must be in [0, 1); got {betas}")
+    theta0 = fn.net_init(width, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
+                         bias=cfg["bias"])
+    runs = [fn.net_gd(X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
+                      param=cfg["param"], bias=cfg["bias"], tol=cfg["tol"],
+                      sharpness_every=int(cfg["every"]), optimizer=cfg["optimizer"],
+                      betas=betas) for lr in lrs]
+    fig, (ax, lax) = _figure(2, size=(7.6, 8.2), rows=True)
+    fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
+                    title=f"adaptive edge of stability: {cfg['optimizer']} (β = {betas[0]:g}, "
+                    f"{betas[1]:g}), {cfg['activation']}, width {width}, {cfg['param']} "
+                    f"param.\n{label}")
+    lax.set_title("loss (full batch)")
+    _save(fig, out, args.dpi)
+    print(f"fastgd net eos: {len(runs)} {cfg['optimizer']} runs in "
+          f"{time.perf_counter() - t0:.1f} s -> {out}")
+    for r in runs:
+        st = r.sharpness_steps
+        last = st > 2 * st[-1] / 3
+        ps = float(np.median(r.preconditioned_sharpnesses[last]))
+        sh = float(np.median(r.sharpnesses[last]))
+        print(f"  η = {r.lr:g}: median over the last third: λmax(P⁻¹H) = {ps:.4g} = "
+              f"{ps / r.threshold:.3f} × threshold {r.threshold:.4g}; λmax(H) = {sh:.3g} = "
+              f"{sh * r.lr / 2:.3f} × 2/η; loss {r.loss0:.3g} -> {r.loss:.3g}")
+    return 0
+
+
+def cmd_net_warmup(args):
+    cfg = _config(args, WARMUP)
+    out = _out_path(args.out, args.format, "net_warmup")
+    import numpy as np
+
+    import fastgd.net as fn
+
+    t0 = time.perf_counter()
+    X, y, label = _data(cfg)
+    warmups = [int(w) for w in _grid(cfg, "warmup")]
+    if any(w < 0 or w != v for w, v in zip(warmups, _grid(cfg, "warmup"), strict=True)):
+        raise UsageError(f"'warmup' must hold integers >= 0; got {cfg['warmup']}")
+    mult = np.array(_grid(cfg, "lr_sharp"))
+    if not np.all(mult > 0):
+        raise UsageError("'lr_sharp' must be > 0")
+    width = int(cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"])
+    kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
+    theta0 = fn.net_init(width, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
+                         bias=cfg["bias"])
+    lam0 = fn.net_sharpness(theta0, X, y, **kw)
+    lrs = mult / lam0
+    best = []
+    for T in warmups:
+        res = fn.net_sweep(X, y, lrs, cfg["steps"], theta0=theta0, tol=0.0, warmup=T,
+                           sharpness=False, threads=cfg.get("threads", args.threads),
+                           progress=args.progress, **kw)
+        ok = (res.status[0, 0, 0] != 2) & (res.loss[0, 0, 0] < 0.5 * res.loss0[0, 0, 0])
+        best.append(float(lrs[ok].max()) if ok.any() else float("nan"))
+    fig, ax = _figure(size=(7.0, 4.8))
+    fn.plot_net_warmup(warmups, np.array(best), lr0=2.0 / lam0, ax=ax,
+                       label="largest trainable η (not diverged, final loss < ½ E(θ0); "
+                       f"grid steps ×{mult[1] / mult[0]:.2f})" if mult.size > 1 else None,
+                       title=f"warm-up: {cfg['activation']} network, width {width}, "
+                       f"{cfg['param']} param., GD {cfg['steps']} steps\n{label}")
+    _save(fig, out, args.dpi)
+    print(f"fastgd net warmup: {len(warmups) * lrs.size} runs in "
+          f"{time.perf_counter() - t0:.1f} s -> {out}")
+    print(f"  λ0 = {lam0:.4g} (sharpness at the start); trainable: not diverged, final "
+          f"loss < ½ E(θ0)")
+    for T, b in zip(warmups, best, strict=True):
+        print(f"  warm-up {T:5d} steps: largest trainable η = {b:.4g} = {b * lam0:.3g}/λ0 "
+              f"({b / best[0]:.2f}× no warm-up)")
     return 0

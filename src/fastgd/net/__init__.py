@@ -48,8 +48,11 @@ Modules: :mod:`~fastgd.net.model` (parameter layout, NumPy references, Lanczos),
 :mod:`~fastgd.net.curvature` (loss, gradient, HVP, Hessian, sharpness, NTK at a point),
 :mod:`~fastgd.net.runs` (:func:`net_gd`, :func:`net_sgd`), :mod:`~fastgd.net.sweep`
 (:func:`net_sweep`; ``lr_unit="lambda0"`` for a grid of eta x lambda0, ``theta0`` for
-given start parameters), :mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.report`
-(short reprs), :mod:`~fastgd.net.kernels` (Numba).
+given start parameters), :mod:`~fastgd.net.adaptive` (``optimizer="adam"``, "rmsprop",
+"adagrad", warm-up and schedules, the preconditioned sharpness lambda_max(P^-1 H)),
+:mod:`~fastgd.net.launch` (chunks, outputs, the final status rules),
+:mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.report` (short reprs),
+:mod:`~fastgd.net.kernels` and :mod:`~fastgd.net.kernels_adaptive` (Numba).
 
 References: Lewkowycz, Bahri, Dyer, Sohl-Dickstein, Gur-Ari, "The large learning rate
 phase of deep learning: the catapult mechanism", 2020; Cohen, Kaur, Li, Kolter,
@@ -68,7 +71,7 @@ from fastgd.net.curvature import (
     online_sharpness,
 )
 from fastgd.net.model import ACTIVATIONS, net_init, net_unpack
-from fastgd.net.plot import plot_net_eos, plot_net_phase
+from fastgd.net.plot import plot_net_eos, plot_net_phase, plot_net_warmup
 from fastgd.net.runs import NetRun, net_gd, net_sgd
 from fastgd.net.sweep import NetSweepResult, net_sweep
 
@@ -90,4 +93,5 @@ __all__ = [
     "online_sharpness",
     "plot_net_eos",
     "plot_net_phase",
+    "plot_net_warmup",
 ]

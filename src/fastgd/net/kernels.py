@@ -55,6 +55,7 @@ from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.kernels.threads import fan_out
+from fastgd.net.kernels_adaptive import OPT_GD, rates, step_adaptive
 
 #: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT
@@ -300,13 +301,18 @@ def grad_norm2(G, g2):
 @jit
 def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_off,
             out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_every, rec_theta,
-            rec_off):
-    """Write lane ``l`` (cell ``k``); fill its remaining recordings with the final value."""
+            rec_off, srcv, out_v, rec_v):
+    """Write lane ``l`` (cell ``k``); fill its remaining recordings with the final value
+    (and, for the adaptive methods, the second moments ``srcv`` likewise: ``out_v``,
+    ``rec_v``, empty otherwise)."""
     N = src.shape[0]
     out_status[k] = status
     o = theta_off[k]
     for n in range(N):
         out_theta[o + n] = src[n, l]
+    if out_v.shape[0] > 0:
+        for n in range(N):
+            out_v[o + n] = srcv[n, l]
     out_loss[k] = loss
     out_maxloss[k] = maxloss
     if status == CONVERGED:
@@ -322,6 +328,9 @@ def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_of
             base = rec_off[k] + r * N
             for n in range(N):
                 rec_theta[base + n] = src[n, l]
+            if rec_v.shape[0] > 0:
+                for n in range(N):
+                    rec_v[base + n] = srcv[n, l]
 
 
 @jit
@@ -371,10 +380,10 @@ def _sgd_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, act, bias, s):
 
 # over 80 lines, unsplit for speed: check, record and step of all lanes in one loop nest
 @jit
-def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
-             batch, order, tol, gtol, blowup, c0, chunks, wk, nworkers, rec_every, out_status,
-             out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
-             rec_theta, rec_off):
+def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, opt_i,
+             opt_f, steps, batch, order, tol, gtol, blowup, c0, chunks, wk, nworkers, rec_every,
+             out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+             rec_loss, rec_theta, rec_off, out_v, rec_v):
     """GD (``method`` 0) or SGD (1) for the chunks wk, wk + nworkers, ... of ``chunks``.
 
     ``chunks`` rows: (init, lr_start, lr_stop); init ``c`` has width ``widths[c]``, output
@@ -385,13 +394,29 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
     or epochs (SGD; batches of ``batch`` in the order ``order``, the last one smaller).
     Time unit of status, recordings: steps (GD) or epochs (SGD, checked on the full loss
     at the start of each epoch).  ``gtol`` > 0 adds the gradient rule of
-    :func:`lane_status` (the full-batch gradient is then computed at every check)."""
+    :func:`lane_status` (the full-batch gradient is then computed at every check).
+
+    The optimizer: ``opt_i`` = (code: :data:`OPT_GD` heavy ball or an adaptive method of
+    :mod:`.steps`, warm-up steps, schedule code, decay steps, freeze), ``opt_f`` =
+    (beta1, beta2, eps, lr_init, decay_factor).  The rate of update k (k counts updates:
+    steps of GD, minibatches of SGD) follows :func:`.steps.schedule` (only when there is a
+    warm-up or a decay: otherwise the rates themselves, the same bits as before); the
+    adaptive steps (:func:`.kernels_adaptive.step_adaptive`: the plain loops, never the fused per-sample
+    vector step) keep first and second moments per parameter and lane, and write the
+    second moments where the parameters go (``out_v``, ``rec_v``; empty for heavy ball)."""
     P, d = X.shape
     nlr = lrs.shape[1]
     idx_all = np.arange(P)
     perm = np.empty(P, dtype=np.int64)
     bidx = np.empty(P, dtype=np.int64)
     nrec = rec_loss.shape[1]
+    opt = opt_i[0]
+    adaptive = opt != OPT_GD
+    scheduled = opt_i[1] > 0 or opt_i[2] != 0
+    beta1 = opt_f[0]
+    beta2 = opt_f[1]
+    eps = opt_f[2]
+    bias_f = np.ones(2)
     for ck in range(wk, chunks.shape[0], nworkers):
         c = chunks[ck, 0]
         a0 = chunks[ck, 1]
@@ -406,6 +431,10 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         Tp = np.empty((N, nl))
         G = np.empty((N, nl))
         B = np.zeros((N, nl))
+        na = N if adaptive else 0  # the moments of the adaptive methods
+        Mo = np.zeros((na, nl))
+        Vo = np.zeros((na, nl))
+        Vp = np.zeros((na, nl))
         Z = np.empty((P, nl))
         F = np.empty((P, nl))
         R = np.empty((P, nl))
@@ -416,10 +445,11 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         ib = m * d
         ia = ib + (m if bias else 0)
         fused = (SIMD and method == METHOD_SGD and batch == 1 and beta == 0.0
-                 and nl % NET_LANES == 0)
+                 and nl % NET_LANES == 0 and not adaptive and not scheduled)
         lo = np.empty(nl)
         bl = np.empty(nl)
         lre = np.empty(nl)
+        lrt = np.zeros(nl)
         thc = np.empty(nl)
         thd = np.empty(nl)
         g2 = np.zeros(nl)
@@ -441,6 +471,7 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         k0 = keys[c, 0]
         k1 = keys[c, 1]
         t = 0
+        ku = 0  # updates so far (the schedule's and the bias factors' count)
         for t in range(steps + 1):
             want = (method == METHOD_GD and t < steps) or gtol > 0.0
             loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
@@ -469,13 +500,15 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                     if st == DIVERGED:
                         for n in range(N):
                             T[n, l] = Tp[n, l]
+                        for n in range(na):
+                            Vo[n, l] = Vp[n, l]
                         _finish(l, k, t, DIVERGED, T, np.inf, np.inf, out_status, out_theta,
                                 theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
-                                rec_loss, rec_every, rec_theta, rec_off)
+                                rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
                     else:  # CONVERGED
                         _finish(l, k, t, CONVERGED, T, lo[l], mx[l], out_status, out_theta,
                                 theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
-                                rec_loss, rec_every, rec_theta, rec_off)
+                                rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
                     active[l] = False
                     lre[l] = 0.0
                     nact -= 1
@@ -492,14 +525,29 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                         base = rec_off[c * nlr + a0 + l] + r * N
                         for n in range(N):
                             rec_theta[base + n] = T[n, l]
+                        for n in range(na):
+                            rec_v[base + n] = Vo[n, l]
             if t == steps:
                 break
             if method == METHOD_GD:
-                _step(T, B, G, lre, beta, okp, Tp, True)
+                if adaptive:
+                    frozen = rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f,
+                                    bias_f)
+                    step_adaptive(T, Mo, Vo, G, lrt, opt, beta1, beta2, eps, bias_f[1],
+                                   frozen, okp, Tp, Vp, True)
+                elif scheduled:
+                    rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f, bias_f)
+                    _step(T, B, G, lrt, beta, okp, Tp, True)
+                else:
+                    _step(T, B, G, lre, beta, okp, Tp, True)
+                ku += 1
             else:
                 for n in range(N):
                     for l in range(nl):
                         Tp[n, l] = T[n, l]
+                for n in range(na):
+                    for l in range(nl):
+                        Vp[n, l] = Vo[n, l]
                 if order == ORDER_SHUFFLE:
                     permutation(k0, k1, t, perm)
                 pos = 0
@@ -521,22 +569,32 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                         bidx[q] = _sample(order, perm, k0, k1, t, pos + q, P)
                     loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb,
                                     bl, True)
-                    _step(T, B, G, lre, beta, okp, Tp, False)
+                    if adaptive:
+                        frozen = rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i,
+                                        opt_f, bias_f)
+                        step_adaptive(T, Mo, Vo, G, lrt, opt, beta1, beta2, eps,
+                                       bias_f[1], frozen, okp, Tp, Vp, False)
+                    elif scheduled:
+                        rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f, bias_f)
+                        _step(T, B, G, lrt, beta, okp, Tp, False)
+                    else:
+                        _step(T, B, G, lre, beta, okp, Tp, False)
+                    ku += 1
                     pos += nb
         for l in range(nl):
             if active[l]:
                 _finish(l, c * nlr + a0 + l, t + 1, BOUNDED, T, lo[l], mx[l], out_status,
                         out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
-                        rec_loss, rec_every, rec_theta, rec_off)
+                        rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
 
 
-def grid_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, steps,
-             batch, order, tol, gtol, blowup, c0, chunks, nworkers, rec_every, out_status,
-             out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss,
-             rec_theta, rec_off):
+def grid_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta, opt_i,
+             opt_f, steps, batch, order, tol, gtol, blowup, c0, chunks, nworkers, rec_every,
+             out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+             rec_loss, rec_theta, rec_off, out_v, rec_v):
     """Run the chunks of ``chunks`` interleaved over ``nworkers`` threads
     (:func:`.threads.fan_out`; chunk k goes to worker k % nworkers)."""
     fan_out(rows_net, (X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs,
-                       beta, steps, batch, order, tol, gtol, blowup, c0, chunks), nworkers,
-            (rec_every, out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at,
-             out_maxloss, rec_loss, rec_theta, rec_off))
+                       beta, opt_i, opt_f, steps, batch, order, tol, gtol, blowup, c0, chunks),
+            nworkers, (rec_every, out_status, out_theta, theta_off, out_loss, out_tol_at,
+                       out_div_at, out_maxloss, rec_loss, rec_theta, rec_off, out_v, rec_v))

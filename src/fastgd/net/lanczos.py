@@ -125,8 +125,8 @@ def _hvp_block(X, m, bias, s, V, HV, lb, FH, FH1, FA1, FA2, FC, u, rf):
 
 # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
 @jit
-def lanczos_rows(X, Y, act, bias, m, s, T, Q, W, FH, FH1, FA1, FA2, FC, j, alive, alpha,
-                 beta, size, chunks, wk, nworkers):
+def lanczos_rows(X, Y, act, bias, m, s, T, Q, W, FH, FH1, FA1, FA2, FC, Dg, U, j, alive,
+                 alpha, beta, size, chunks, wk, nworkers):
     """Lanczos step ``j`` of the lane blocks wk, wk + nworkers, ... of ``chunks`` (rows:
     the first lane of a block).
 
@@ -134,7 +134,9 @@ def lanczos_rows(X, Y, act, bias, m, s, T, Q, W, FH, FH1, FA1, FA2, FC, j, alive
     one), ``W`` (N, n) scratch, ``FH`` .. ``FC`` the forward parts (written at step 0:
     :func:`_forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
     dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
-    ``Q[j + 1]`` (when j + 1 < k) of the live lanes."""
+    ``Q[j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (N, n), when not empty: the
+    operator is D H D with D = diag(Dg[:, l]) (the preconditioned Hessian
+    P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`; ``U`` (N, n) scratch)."""
     N = T.shape[0]
     k = Q.shape[0]
     u = np.empty((m, BLOCK))
@@ -150,7 +152,16 @@ def lanczos_rows(X, Y, act, bias, m, s, T, Q, W, FH, FH1, FA1, FA2, FC, j, alive
             continue
         if j == 0:
             _forward_block(X, Y, act, bias, m, s, T, lb, FH, FH1, FA1, FA2, FC)
-        _hvp_block(X, m, bias, s, Q[j], W, lb, FH, FH1, FA1, FA2, FC, u, rf)
+        if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
+            for n in range(N):
+                for l in range(BLOCK):
+                    U[n, lb + l] = Dg[n, lb + l] * Q[j, n, lb + l]
+            _hvp_block(X, m, bias, s, U, W, lb, FH, FH1, FA1, FA2, FC, u, rf)
+            for n in range(N):
+                for l in range(BLOCK):
+                    W[n, lb + l] *= Dg[n, lb + l]
+        else:
+            _hvp_block(X, m, bias, s, Q[j], W, lb, FH, FH1, FA1, FA2, FC, u, rf)
         for l in range(BLOCK):
             acc[l] = 0.0
         for n in range(N):
@@ -223,7 +234,7 @@ def _converged(al, be, j, lanes):
     return lanes[ok & (res <= RTOL * scale)]
 
 
-def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None):
+def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None):
     """Top Hessian eigenvalue of each row of Th (n, N) by Lanczos (module doc), from the
     fixed start vector or the rows of ``start`` (n, N).  ``inf`` where the parameters or
     the Hessian are not finite.  With ``vectors`` also the top Ritz vectors (n, N)
@@ -241,6 +252,9 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None):
     vectors : bool
     threads : int, optional
         Worker threads (default: as many as the machine's sweeps use).
+    diag : array (n, N), optional
+        Positive finite D per row: the top eigenvalue of D H D instead (with
+        D = P^-1/2: lambda_max(P^-1 H), the preconditioned sharpness).
 
     Returns
     -------
@@ -282,12 +296,18 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None):
     size = np.full(npad, k, dtype=np.int64)
     chunks = np.arange(0, npad, BLOCK, dtype=np.int64)
     W = np.empty((N, npad))
+    Dg = np.zeros((0, npad))
+    U = np.zeros((0, npad))
+    if diag is not None:
+        Dg = np.ones((N, npad))
+        Dg[:, :n] = np.asarray(diag, dtype=np.float64).T
+        U = np.empty((N, npad))
     fwd = [np.empty((M.P, m, npad)) for _ in range(4)] + [np.empty((M.P, npad))]
     nw = G.max_threads() if threads is None else threads
     with np.errstate(all="ignore"):
         for j in range(k):
-            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, W, *fwd, j,
-                                   alive, al, be, size, chunks), nw, ())
+            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, W, *fwd, Dg,
+                                   U, j, alive, al, be, size, chunks), nw, ())
             if j + 1 < k and (j + 1) % _CHECK_EVERY == 0 and alive.any():
                 done = _converged(al, be, j, np.flatnonzero(alive))
                 size[done] = j + 1

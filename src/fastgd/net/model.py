@@ -269,25 +269,26 @@ def _hvp_batch(M, m, Th, Vv):
 
 
 def _top_eig(M, m, Th, iters=LANCZOS_ITERS, start=None, vectors=False, threads=None,
-             max_bytes=128e6):
+             max_bytes=128e6, diag=None):
     """Top Hessian eigenvalue of each row of Th (n, N) by Lanczos over lanes
     (:func:`fastgd.net.lanczos.top_eig`: full reorthogonalisation, at most
     k = min(N, iters) steps, exact for N <= iters), from the fixed start vector or the
     rows of ``start``; in groups of lanes whose Lanczos vectors fit ``max_bytes`` (a lane's
     result does not depend on its group).  ``inf`` where the parameters or the Hessian are
-    not finite.  With ``vectors``: (values, top Ritz vectors (n, N))."""
+    not finite.  With ``vectors``: (values, top Ritz vectors (n, N)).  ``diag`` (n, N):
+    of D H D instead, D = diag(row) (the preconditioned sharpness)."""
     from fastgd.net.lanczos import BLOCK, top_eig
 
     Th = np.atleast_2d(np.asarray(Th, dtype=np.float64))
     n, N = Th.shape
-    lane = 8.0 * (N * (min(N, iters) + 3) + M.P * (4 * m + 1))  # vectors, forward parts
+    lane = 8.0 * (N * (min(N, iters) + 3 + 2 * (diag is not None)) + M.P * (4 * m + 1))
     per = max(BLOCK, int(max_bytes // lane) // (2 * BLOCK) * 2 * BLOCK)  # even blocks
     vals = np.empty(n)
     vecs = np.zeros((n, N)) if vectors else None
     for lo in range(0, n, per):
         sl = slice(lo, lo + per)
         got = top_eig(M, m, Th[sl], iters, None if start is None else start[sl], vectors,
-                      threads)
+                      threads, None if diag is None else diag[sl])
         if vectors:
             vals[sl], vecs[sl] = got
         else:

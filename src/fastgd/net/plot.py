@@ -11,7 +11,7 @@ from fastgd.figures import COLORS, CYCLE, REGION_COLORS, axes, check, halo, log_
 from fastgd.net.runs import NetRun
 from fastgd.net.sweep import NetSweepResult
 
-__all__ = ["plot_net_eos", "plot_net_phase"]
+__all__ = ["plot_net_eos", "plot_net_phase", "plot_net_warmup"]
 
 
 def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, legend=True):
@@ -148,7 +148,11 @@ def _phase_lines(ax, codes, ye, obs, spike, relative=False):
 def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     """Sharpness against step for runs of :func:`fastgd.net.net_gd` recorded with
     ``sharpness_every > 0``, each with its stability line 2/lr (dashed, same colour): at
-    the edge of stability the sharpness rises to 2/lr and hovers there.
+    the edge of stability the sharpness rises to 2/lr and hovers there.  Adaptive runs
+    (``optimizer="adam"``, ...) draw their preconditioned sharpness lambda_max(P^-1 H)
+    with its threshold (2 + 2 beta1)/(lr (1 - beta1)) -- 38/lr for Adam -- and, thin and
+    dotted, the ordinary sharpness with 2/lr, on a log scale (the adaptive edge of
+    stability: the first hovers at its threshold, the second stays far below 2/lr).
 
     Parameters
     ----------
@@ -173,6 +177,10 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
     >>> ax = fn.plot_net_eos(runs, ax=Figure().subplots())
     >>> [line.get_gid() for line in ax.get_lines()][:2]
     ['sharpness_0', 'two_over_lr_0']
+    >>> run = fn.net_gd(X, y, 0.05, 20, width=4, sharpness_every=5, optimizer="adam")
+    >>> ax = fn.plot_net_eos(run, ax=Figure().subplots())
+    >>> [line.get_gid() for line in ax.get_lines()][:4]
+    ['preconditioned_0', 'threshold_0', 'sharpness_0', 'two_over_lr_0']
     """
     f = "plot_net_eos"
     if isinstance(runs, NetRun):
@@ -191,6 +199,8 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
         if not isinstance(loss_ax, Axes):
             raise V.fail_type(f, "loss_ax", "a matplotlib Axes or None", loss_ax)
     ax = axes(ax)
+    if any(r.optimizer != "gd" for r in runs):
+        return _adaptive_eos(ax, runs, loss_ax, title, legend)
     top = 0.0
     for k, r in enumerate(sorted(runs, key=lambda r: r.lr)):
         col = CYCLE[k % len(CYCLE)]
@@ -221,3 +231,113 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
             loss_ax.legend(fontsize="small")
     return ax
 
+
+
+def _adaptive_eos(ax, runs, loss_ax, title, legend):
+    """:func:`plot_net_eos` for adaptive runs (log scale, two curves per run)."""
+    for k, r in enumerate(sorted(runs, key=lambda r: r.lr)):
+        col = CYCLE[k % len(CYCLE)]
+        steps = r.sharpness_steps
+        ps = r.preconditioned_sharpnesses
+        ps = np.where(np.isfinite(ps) if ps is not None else False, ps, np.nan)
+        ax.plot(steps, ps * np.ones(steps.size), color=col, lw=1.6,
+                label=f"λ$_{{max}}$(P$^{{-1}}$H), {r.optimizer} η = {r.lr:g}",
+                gid=f"preconditioned_{k}")
+        ax.axhline(r.threshold, color=col, lw=1.3, ls="--", gid=f"threshold_{k}")
+        s = np.where(np.isfinite(r.sharpnesses), r.sharpnesses, np.nan)
+        ax.plot(steps, s, color=col, lw=1.0, ls=":", label=f"λ$_{{max}}$(H), η = {r.lr:g}",
+                gid=f"sharpness_{k}")
+        ax.axhline(2.0 / r.lr, color=col, lw=0.9, ls="-.", gid=f"two_over_lr_{k}")
+        if loss_ax is not None:
+            loss_ax.plot(np.arange(r.losses.size), r.losses, color=col, lw=1.1,
+                         label=f"η = {r.lr:g}")
+    ax.set_yscale("log")
+    low = [np.nanmin(r.sharpnesses) for r in runs if np.any(np.isfinite(r.sharpnesses))]
+    if low and min(low) > 0:  # room below the curves for the legend
+        ax.set_ylim(bottom=min(low) / 8)
+    ax.set_xlabel(f"{runs[0].unit}")
+    ax.set_ylabel("sharpness")
+    b1 = runs[0].optim["betas"][0] if runs[0].optimizer == "adam" else 0.0
+    ax.plot([], [], color=COLORS["black"], ls="--", lw=1.3,
+            label=f"(2 + 2β$_1$)/(η(1 − β$_1$)) = {(2 + 2 * b1) / (1 - b1):.3g}/η")
+    ax.plot([], [], color=COLORS["black"], ls="-.", lw=0.9, label="2/η (GD's limit)")
+    if title is None:
+        r = runs[0]
+        title = (f"adaptive edge of stability: {r.activation} network, width {r.width}, "
+                 f"full-batch {r.optimizer}")
+    ax.set_title(title)
+    if legend:
+        ax.legend(loc="lower right", fontsize="x-small", frameon=True, ncol=2)
+    if loss_ax is not None:
+        loss_ax.set_yscale("log")
+        loss_ax.set_xlabel(f"{runs[0].unit}")
+        loss_ax.set_ylabel("loss E (½ mean squared error)")
+        if legend:
+            loss_ax.legend(fontsize="small")
+    return ax
+
+
+def plot_net_warmup(warmups, lr_max, *, lr0=None, ax=None, title=None, label=None,
+                    legend=True):
+    """The largest trainable learning rate against the warm-up length (Kalra &
+    Barkeshli, "Why warmup the learning rate?", 2024): a linear warm-up moves the network
+    to flatter regions first, so that it trains at target rates several times above
+    the largest one without warm-up.
+
+    Parameters
+    ----------
+    warmups : 1-D array of ints
+        Warm-up lengths T (0 allowed: drawn on a symmetric-log axis).
+    lr_max : 1-D array
+        The largest trainable rate found for each (NaN: none).
+    lr0 : float, optional
+        A reference rate drawn as a horizontal line (e.g. 2/lambda0 of the start).
+    ax : matplotlib Axes, optional
+    title, label : str, optional
+    legend : bool
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import fastgd.net as fn
+    >>> from matplotlib.figure import Figure
+    >>> ax = fn.plot_net_warmup([0, 10, 100, 1000], [1.0, 1.0, 2.0, 4.0], lr0=0.5,
+    ...                         ax=Figure().subplots())
+    >>> [line.get_gid() for line in ax.get_lines()]
+    ['lr_max', 'lr0']
+    """
+    f = "plot_net_warmup"
+    T = V.as_float_array(f, "warmups", V.atleast_1d(f, "warmups", warmups), 1)
+    L = np.asarray(lr_max, dtype=float)
+    if L.shape != T.shape:
+        raise V.fail(f, "lr_max", f"one value per warm-up length ({T.size})",
+                     f"shape {L.shape}")
+    check(f, ax=ax, title=title, legend=legend)
+    ax = axes(ax, figsize=(6.4, 4.4))
+    ax.plot(T, L, color=CYCLE[0], lw=2.0, marker="o", label=label or "largest trainable η",
+            gid="lr_max")
+    if lr0 is not None:
+        ax.axhline(V.real(f, "lr0", lr0, positive=True), color=COLORS["black"], lw=1.2,
+                   ls="--", label="2/λ$_0$ (sharpness at the start)", gid="lr0")
+    ax.set_xscale("symlog", linthresh=max(1.0, float(np.min(T[T > 0])) if np.any(T > 0)
+                                          else 1.0))
+    ax.set_xlim(0, 1.4 * max(float(T.max()), 1.0))
+    ax.set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    if np.isfinite(L[0]) and L[0] > 0:  # each point's gain over no warm-up
+        for t, v in zip(T, L, strict=True):
+            if np.isfinite(v):
+                ax.annotate(f"{v / L[0]:.2g}×", (t, v), textcoords="offset points",
+                            xytext=(0, 7), ha="center", fontsize="small")
+    ax.set_xlabel("warm-up steps T (linear from 0 to η)")
+    ax.set_ylabel("largest trainable target η")
+    ax.set_title(title or "learning-rate warm-up")
+    if legend:
+        ax.legend(fontsize="small", loc="upper left")
+    return ax

@@ -1,7 +1,7 @@
 """Single runs of a two-layer network (:mod:`fastgd.net`): full-batch GD
-(:func:`net_gd`) and SGD (:func:`net_sgd`), their result :class:`NetRun`, and the
-machinery a sweep shares with them (chunks of learning rates run as SIMD lanes of
-:func:`fastgd.net.kernels.grid_net`, the final status rules).
+(:func:`net_gd`) and SGD (:func:`net_sgd`), plain, with momentum or adaptive (Adam,
+RMSProp, AdaGrad: :mod:`fastgd.net.adaptive`), their result :class:`NetRun`, and the
+option checks a sweep shares with them (the kernels' launcher: :mod:`fastgd.net.launch`).
 
 The loss is E = 1/(2P) sum_p (y_p - f(x_p))^2 (note the 1/2); a single run is one lane
 of the sweep's kernel, so a :func:`fastgd.net.net_sweep` cell with the same arguments is
@@ -10,9 +10,8 @@ bit-identical.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,14 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
-from fastgd.engine.notice import first_compile
+from fastgd.net.adaptive import (
+    OPTIM_DOC,
+    _Optim,
+    _optim,
+    _precond_sharpness,
+    _preconditioner,
+)
+from fastgd.net.launch import _execute, _ratio, _stable_check
 from fastgd.net.model import (
     LANCZOS_ITERS,
     _init,
@@ -35,112 +41,6 @@ from fastgd.net.model import (
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
 
 __all__ = ["NetRun", "net_gd", "net_sgd"]
-
-#: learning rates per chunk (SIMD lanes sharing one initialisation), and for wide
-#: networks one vector block of the kernel (:mod:`fastgd.kernels.simd`: 8).  A chunk's
-#: arrays are [param][lane]: with 32 lanes a block's rows sit 256 bytes apart and use a
-#: quarter of the cache's sets, which costs nothing while a block's parameters, gradient
-#: and activations fit a quarter of the cache and a lot when they do not (wide networks
-#: run faster with 8 lanes; bench/test_bench_net.py)
-LANES = 32
-LANES_WIDE = 8
-_FIT = 4096  # cache lines (256 KB): the largest block footprint run with LANES
-
-
-def _lanes(m, d, bias):
-    """Lanes per chunk for width m: a block touches ~3 N + 8 m lines (parameters,
-    gradient and rollback copy, activations of 8 samples)."""
-    N = m * (d + 1 + int(bias))
-    return LANES if 3 * N + 8 * m <= _FIT else LANES_WIDE
-
-
-class _Out:
-    """Flat per-cell kernel outputs (cells: init-major, lr-minor)."""
-
-    def __init__(self, Ns, n_lr, n_rec=0, rec_every=0, n_th=0):
-        n = len(Ns) * n_lr
-        per_cell_N = np.repeat(np.asarray(Ns, dtype=np.int64), n_lr)
-        self.status = np.full(n, Status.NOT_RUN, dtype=np.int8)
-        self.theta_off = np.concatenate([[0], np.cumsum(per_cell_N)]).astype(np.int64)
-        self.theta = np.zeros(int(self.theta_off[-1]))
-        self.loss = np.full(n, np.inf)
-        self.tol_at = np.full(n, -1, dtype=np.int64)
-        self.div_at = np.full(n, -1, dtype=np.int64)
-        self.maxloss = np.full(n, np.inf)
-        self.rec_loss = np.full((n, n_rec), np.inf)
-        self.rec_every = int(rec_every)
-        self.rec_off = np.concatenate([[0], np.cumsum(per_cell_N * n_th)]).astype(np.int64)
-        self.rec_theta = np.zeros(int(self.rec_off[-1]) if rec_every else 0)
-        self.per_cell_N = per_cell_N
-
-    def tail(self):
-        return (self.rec_every, self.status, self.theta, self.theta_off, self.loss,
-                self.tol_at, self.div_at, self.maxloss, self.rec_loss, self.rec_theta,
-                self.rec_off)
-
-    def theta_of(self, k):
-        return self.theta[self.theta_off[k]: self.theta_off[k + 1]]
-
-    def rec_of(self, k):
-        N = self.per_cell_N[k]
-        return self.rec_theta[self.rec_off[k]: self.rec_off[k + 1]].reshape(-1, N)
-
-
-def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
-             rec_every, threads, progress, lanes=None, gtol=0.0):
-    """Run every (init, lr) cell; ``inits``: list of (m, theta0, key); ``lrs`` (n_lr,)
-    shared by every init or (n_init, n_lr), a row per init."""
-    from fastgd.net.kernels import grid_net, rows_net
-
-    if first_compile(rows_net):
-        print("fastgd: compiling the two-layer network kernels, first run only (cached on "
-              "disk)...", file=sys.stderr, flush=True)
-
-    n_th = steps // rec_every + 1 if rec_every else 0
-    Ns = [t.size for _, t, _ in inits]
-    lrs = np.ascontiguousarray(np.broadcast_to(lrs, (len(inits), lrs.shape[-1])),
-                               dtype=np.float64)
-    n_lr = lrs.shape[1]
-    out = _Out(Ns, n_lr, n_rec, rec_every, n_th)
-    widths = np.array([mm for mm, _, _ in inits], dtype=np.int64)
-    scales = np.array([M.scale(mm) for mm in widths], dtype=np.float64)
-    init_off = np.concatenate([[0], np.cumsum(Ns)]).astype(np.int64)
-    flat = np.ascontiguousarray(np.concatenate([t for _, t, _ in inits]))
-    keys = np.ascontiguousarray(np.stack([k for _, _, k in inits]).astype(np.int64))
-    rows = []
-    for c in range(len(inits)):
-        n = lanes or _lanes(inits[c][0], M.d, M.bias)
-        for a in range(0, n_lr, n):
-            rows.append((c, a, min(a + n, n_lr)))
-    chunks = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 3))
-    code = 0 if method == "gd" else 1
-
-    def call(rows_, nw):
-        with np.errstate(all="ignore"):
-            grid_net(M.X, M.y, M.act, M.bias, code, widths, scales, init_off, flat, keys, lrs,
-                     beta, steps, batch, order, tol, gtol, blowup, M.c0, rows_, nw,
-                     *out.tail())
-
-    t0 = time.perf_counter()
-    with G.using_threads(f, threads) as nw:
-        G.execute(call, chunks, nw, progress=progress, desc=f)
-    return out, time.perf_counter() - t0, nw
-
-
-def _ratio(maxloss, loss0):
-    with np.errstate(all="ignore"):
-        ratio = np.where(loss0 > 0, maxloss / np.where(loss0 > 0, loss0, 1.0), 1.0)
-    return np.where(np.isinf(maxloss), np.inf, ratio)
-
-
-def _stable_check(method, status, tol_at, lr, sharp, beta):
-    """Batch GD: a converged cell whose minimum is linearly unstable (lr S > 2 (1 + beta))
-    met the tolerance on a pass near it and is BOUNDED (in place)."""
-    if method != "gd":
-        return
-    bad = (status == Status.CONVERGED) & (lr * sharp > 2.0 * (1.0 + beta) * (1 + 1e-9))
-    status[bad] = Status.BOUNDED
-    tol_at[bad] = -1
 
 
 @dataclass(frozen=True)
@@ -181,6 +81,18 @@ class NetRun:
         iterate).  None otherwise.
     tol, gtol : float
         The convergence tolerances of the run.
+    optimizer : str
+        ``"gd"`` (plain, heavy ball with ``momentum``), ``"adam"``, ``"rmsprop"`` or
+        ``"adagrad"``; ``optim`` holds its settings (betas, eps, warm-up, schedule,
+        freeze; :mod:`fastgd.net.adaptive`).
+    preconditioned_sharpness, preconditioned_sharpness0 : float
+        Adaptive runs: lambda_max(P^-1 H) at the end and at theta0 (NaN for GD; NaN at
+        theta0 for SGD), to compare with (2 + 2 beta1)/(lr (1 - beta1)) -- 38/lr for
+        Adam at beta1 = 0.9, 2/lr for RMSProp and AdaGrad (:attr:`threshold`).
+    preconditioned_sharpnesses : array or None
+        At the steps :attr:`sharpness_steps`, with ``sharpness_every > 0``.
+    preconditioner : (N,) array or None
+        The diagonal of P behind :attr:`preconditioned_sharpness`.
 
     Examples
     --------
@@ -221,6 +133,30 @@ class NetRun:
     trajectory: np.ndarray | None = None
     tol: float = DEFAULT_TOL
     gtol: float = 0.0
+    optimizer: str = "gd"
+    optim: dict | None = None
+    preconditioned_sharpness: float = math.nan
+    preconditioned_sharpness0: float = math.nan
+    preconditioned_sharpnesses: np.ndarray | None = None
+    preconditioner: np.ndarray | None = None
+
+    @property
+    def threshold(self) -> float:
+        """The stability threshold of the run's curvature at its target rate: 2 (1 +
+        momentum)/lr for GD (on the sharpness), (2 + 2 beta1)/(lr (1 - beta1)) for Adam
+        and 2/lr for RMSProp and AdaGrad (on the preconditioned sharpness).
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> round(fn.net_gd(X, y, 0.1, 5, width=2, optimizer="adam").threshold, 9)
+        380.0
+        """
+        if self.optimizer == "gd":
+            return 2.0 * (1.0 + self.momentum) / self.lr
+        b = self.optim["betas"][0] if self.optimizer == "adam" else 0.0
+        return (2.0 + 2.0 * b) / (self.lr * (1.0 - b))
 
     def __repr__(self):
         from fastgd.net.report import run_repr
@@ -327,7 +263,7 @@ def _recorded(out, rec_every, k, end):
 
 def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, param, bias,
             momentum, tol, blowup, sharpness_every, sharpness_iters, sgd=None, gtol=0.0,
-            record=False, record_every=0):
+            record=False, record_every=0, opts=None):
     M = _model(f, X, y, activation, param, bias)
     lr = V.real(f, "lr", lr, positive=True)
     stepname = "steps" if method == "gd" else "epochs"
@@ -340,6 +276,9 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
         batch = V.integer(f, "batch_size", batch_size, minimum=1, maximum=M.P)
         code = ST.ORDERS[V.choice(f, "order", order, tuple(ST.ORDERS))]
         key = G.seed_key(V.integer(f, "seed", oseed, minimum=0))
+    # the schedule counts updates: steps of GD, minibatches of SGD
+    optim = _optim(f, steps * (1 if method == "gd" else -(-M.P // batch)), momentum=beta,
+                   **(opts or {}))
     t0, m = _start(f, M, theta0, width, scale, seed)
     N = t0.size
     _cost.run(f, stepname, steps, 0, 4.0 * M.P * N, False)
@@ -352,9 +291,44 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
                 hint="record less often")
     out, _, _ = _execute(f, M, method, [(m, t0, key)], np.array([lr]), steps, beta, batch,
                          code, tol, blowup, steps + 1, rec_every, None, False, lanes=1,
-                         gtol=gtol)
-    return _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
-                   tol, gtol)
+                         gtol=gtol, optim=optim)
+    run = _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
+                  tol, gtol, optim)
+    if optim.adaptive:
+        per_step = 1 if method == "gd" else -(-M.P // batch)  # updates per step / epoch
+        run = _with_precond(run, M, m, t0, out, optim, per_step, every, rec_every, iters)
+    return run
+
+
+def _with_precond(run, M, m, t0, out, optim: _Optim, per_step, every, rec_every, iters):
+    """``run`` with the preconditioned sharpness at theta0, at the end and every
+    ``every`` steps (:mod:`fastgd.net.adaptive`: ``per_step`` updates per step or epoch),
+    each warm-started from the top Ritz vector at theta0; then the stability rule of a
+    frozen preconditioner."""
+    full = run.method == "gd"
+    last = len(run.losses) - 1
+    end = max(last - 1, 0) if run.status == Status.DIVERGED else last  # reported iterate
+    ps0, v0 = _precond_sharpness(M, m, optim, t0[None], np.zeros((1, t0.size)), [0], full,
+                                 iters, vectors=True)
+    start = np.broadcast_to(v0, (1, t0.size))
+    v_end = out.v_of(0)
+    ps = _precond_sharpness(M, m, optim, run.theta[None], v_end[None], [end * per_step], full,
+                            iters, start=start)
+    curve = None
+    if every:  # the steps of the sharpness curve (after a divergence: the kept iterate)
+        keep = np.arange(out.rec_of(0).shape[0]) * rec_every
+        sel = np.flatnonzero((keep <= last) & (keep % every == 0))
+        Th, Vs = out.rec_of(0)[sel], out.rec_of(0, v=True)[sel]
+        curve = _precond_sharpness(M, m, optim, Th, Vs, np.minimum(keep[sel], end) * per_step,
+                                   full, iters, start=np.broadcast_to(v0, Th.shape))
+    st = np.array([int(run.status)])
+    tol_at = np.array([run.steps_to_tol])
+    _stable_check("gd" if full else "sgd", st, tol_at, run.lr, None, 0.0, optim, ps)
+    return dataclasses.replace(
+        run, status=Status(int(st[0])), steps_to_tol=int(tol_at[0]),
+        preconditioned_sharpness=float(ps[0]), preconditioned_sharpness0=float(ps0[0]),
+        preconditioned_sharpnesses=curve,
+        preconditioner=_preconditioner(M, m, optim, run.theta, v_end, end * per_step, full))
 
 
 def _sharpness_warm(M, m, t0, Th, iters, threads=None):
@@ -365,13 +339,15 @@ def _sharpness_warm(M, m, t0, Th, iters, threads=None):
     return np.concatenate([lam0, lam]), v0[0]
 
 
-def _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every, tol, gtol):
+def _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every, tol, gtol,
+            optim: _Optim):
     """The NetRun of a one-cell kernel output: the stability rule, the curvature."""
     st = np.array([out.status[0]])
     tol_at = np.array([out.tol_at[0]])
     theta = out.theta_of(0).copy()
     lam, v0 = _sharpness_warm(M, m, t0, theta[None], iters)
-    _stable_check(method, st, tol_at, lr, lam[1:], beta)
+    if not optim.adaptive:
+        _stable_check(method, st, tol_at, lr, lam[1:], beta, optim)
     status = Status(int(st[0]))
     end = {Status.DIVERGED: int(out.div_at[0])}.get(status, None)
     if end is None:
@@ -392,7 +368,8 @@ def _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
         losses=out.rec_loss[0, : end + 1].copy(), sharpness_steps=sharp_steps,
         sharpnesses=sharps, lr=lr, momentum=beta, width=m, d=M.d, activation=M.activation,
         param=M.param, bias=M.bias, method=method, unit="step" if method == "gd" else "epoch",
-        trajectory_steps=traj_steps, trajectory=traj, tol=tol, gtol=gtol)
+        trajectory_steps=traj_steps, trajectory=traj, tol=tol, gtol=gtol,
+        optimizer=optim.name, optim=optim.as_dict())
 
 
 #: the arguments :func:`net_gd` and :func:`net_sgd` share (put in their docstrings by
@@ -438,14 +415,17 @@ _RUN_OPTIONS = """\
         Keep the parameters of every step (epoch): :attr:`NetRun.trajectory`.
     record_every : int
         Keep them every k steps (epochs) instead (implies ``record``; 0: as ``record``).
+    {optim}
 """
 
 
-@_with_params(data=_RUN_DATA, options=_RUN_OPTIONS)
+@_with_params(data=_RUN_DATA, options=_RUN_OPTIONS.replace("    {optim}\n", OPTIM_DOC))
 def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
            activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
            blowup=1e12, sharpness_every=0, sharpness_iters=LANCZOS_ITERS, gtol=0.0,
-           record=False, record_every=0) -> NetRun:
+           record=False, record_every=0, optimizer="gd", betas=(0.9, 0.999), eps=1e-8,
+           warmup=0, lr_init=0.0, schedule="constant", decay_steps=None, decay_factor=None,
+           freeze_preconditioner=None) -> NetRun:
     """Full-batch gradient descent on a two-layer network, E = 1/(2P) sum (y - f(x))^2.
 
     Parameters
@@ -473,16 +453,22 @@ def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
     >>> r.trajectory_steps.tolist(), r.trajectory.shape      # theta at steps 0, 100, ...
     ([0, 100, 200, 300, 400], (5, 8))
     """
+    opts = dict(optimizer=optimizer, betas=betas, eps=eps, warmup=warmup, lr_init=lr_init,
+                schedule=schedule, decay_steps=decay_steps, decay_factor=decay_factor,
+                freeze=freeze_preconditioner)
     return _single("net_gd", "gd", X, y, lr, steps, width, theta0, scale, seed, activation,
                    param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters,
-                   gtol=gtol, record=record, record_every=record_every)
+                   gtol=gtol, record=record, record_every=record_every, opts=opts)
 
 
-@_with_params(data=_RUN_DATA, options=_RUN_OPTIONS)
+@_with_params(data=_RUN_DATA, options=_RUN_OPTIONS.replace("    {optim}\n", OPTIM_DOC))
 def net_sgd(X, y, lr, epochs, *, batch_size=1, order=DEFAULT_ORDER, width=None, theta0=None,
             scale=1.0, seed=0, activation="tanh", param="ntk", bias=False, momentum=0.0,
             tol=DEFAULT_TOL, blowup=1e12, sharpness_every=0,
-            sharpness_iters=LANCZOS_ITERS, gtol=0.0, record=False, record_every=0) -> NetRun:
+            sharpness_iters=LANCZOS_ITERS, gtol=0.0, record=False, record_every=0,
+            optimizer="gd", betas=(0.9, 0.999), eps=1e-8, warmup=0, lr_init=0.0,
+            schedule="constant", decay_steps=None, decay_factor=None,
+            freeze_preconditioner=None) -> NetRun:
     """Per-sample or minibatch SGD on a two-layer network (status checked once per epoch
     on the full loss; the step on a batch B is -lr times the gradient of its mean loss
     1/(2|B|) sum_B (y - f)^2).
@@ -511,7 +497,10 @@ def net_sgd(X, y, lr, epochs, *, batch_size=1, order=DEFAULT_ORDER, width=None, 
     >>> r.status.name, r.unit
     ('CONVERGED', 'epoch')
     """
+    opts = dict(optimizer=optimizer, betas=betas, eps=eps, warmup=warmup, lr_init=lr_init,
+                schedule=schedule, decay_steps=decay_steps, decay_factor=decay_factor,
+                freeze=freeze_preconditioner)
     return _single("net_sgd", "sgd", X, y, lr, epochs, width, theta0, scale, seed, activation,
                    param, bias, momentum, tol, blowup, sharpness_every, sharpness_iters,
                    (batch_size, order, seed), gtol=gtol, record=record,
-                   record_every=record_every)
+                   record_every=record_every, opts=opts)

@@ -9,6 +9,7 @@ The loss is E = 1/(2P) sum_p (y_p - f(x_p))^2 (note the 1/2); a cell equals
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.net.adaptive import _Optim, _optim, _precond_sharpness
+from fastgd.net.launch import _execute, _ratio, _stable_check
 from fastgd.net.model import (
     LANCZOS_ITERS,
     _init,
@@ -26,7 +29,7 @@ from fastgd.net.model import (
     _theta,
     _top_eig,
 )
-from fastgd.net.runs import _execute, _ratio, _run_opts, _stable_check
+from fastgd.net.runs import _run_opts
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
 
 __all__ = ["NetSweepResult", "net_sweep"]
@@ -58,6 +61,13 @@ class NetSweepResult:
     gtol : float             The gradient rule of CONVERGED (0: off; :func:`net_gd`).
     given_theta0 : bool      Every cell started from the ``theta0`` given (the
                              :attr:`scale` axis then holds NaN).
+    optimizer : str          ``"gd"``, ``"adam"``, ``"rmsprop"`` or ``"adagrad"``;
+                             ``optim`` its settings (:mod:`fastgd.net.adaptive`).
+    preconditioned_sharpness : float or None
+                             Adaptive sweeps: lambda_max(P^-1 H) at the end per cell
+                             (with ``sharpness``), and its curve
+                             ``preconditioned_sharpness_curve`` (with
+                             ``sharpness_every``); None for GD.
 
     Examples
     --------
@@ -98,6 +108,10 @@ class NetSweepResult:
     lr_abs: np.ndarray | None = None
     gtol: float = 0.0
     given_theta0: bool = False
+    optimizer: str = "gd"
+    optim: dict | None = None
+    preconditioned_sharpness: np.ndarray | None = None
+    preconditioned_sharpness_curve: np.ndarray | None = None
 
     def __repr__(self):
         from fastgd.net.report import sweep_repr
@@ -211,7 +225,10 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
               lr_unit="absolute", method="gd", batch_size=1, order=DEFAULT_ORDER,
               activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
               gtol=0.0, blowup=1e12, sharpness=True, sharpness_every=0,
-              sharpness_iters=LANCZOS_ITERS, threads=None, progress=None) -> NetSweepResult:
+              sharpness_iters=LANCZOS_ITERS, threads=None, progress=None, optimizer="gd",
+              betas=(0.9, 0.999), eps=1e-8, warmup=0, lr_init=0.0, schedule="constant",
+              decay_steps=None, decay_factor=None,
+              freeze_preconditioner=None) -> NetSweepResult:
     """Run every (width, scale, seed, learning rate) cell of a two-layer network on shared
     data (Numba lanes: the learning rates of one initialisation run as SIMD lanes).
 
@@ -246,6 +263,8 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
         Compute the final sharpness of every cell (Lanczos, ``sharpness_iters`` HVPs each).
     threads : int, optional
     progress : bool, optional
+    optimizer, betas, eps, warmup, lr_init, schedule, decay_steps, decay_factor, freeze_preconditioner
+        As in :func:`net_gd`, the same for every cell.
 
     Returns
     -------
@@ -271,6 +290,9 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
     g = _grid(f, M, lr, steps, width, scale, seeds, theta0, lr_unit, method, batch_size,
               order, momentum, tol, gtol, blowup, sharpness, sharpness_every,
               sharpness_iters, progress)
+    g = dataclasses.replace(g, optim=_optim(  # the schedule counts updates (SGD: batches)
+        f, g.steps * (1 if g.method == "gd" else -(-M.P // g.batch)), optimizer, betas, eps, warmup, lr_init, schedule, decay_steps,
+        decay_factor, freeze_preconditioner, g.beta))
     V.threads(f, threads)
     _check_cost(f, M, g)
     inits = _inits(M, g)
@@ -278,7 +300,7 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
     rates = _absolute(f, g, ntk0)
     out, seconds, nw = _execute(f, M, g.method, inits, rates, g.steps, g.beta, g.batch,
                                 g.code, g.tol, g.blowup, 0, g.every, threads, g.progress,
-                                gtol=g.gtol)
+                                gtol=g.gtol, optim=g.optim)
     return _result(M, g, inits, ntk0, rates, out, seconds, nw)
 
 
@@ -304,6 +326,7 @@ class _Grid:
     thetas: tuple | None
     unit: str
     gtol: float
+    optim: _Optim = _Optim()
 
     @property
     def n_init(self):
@@ -428,14 +451,48 @@ def _curvature(M, g: _Grid, inits, out, nw):
     return lam0, loss0, final, curves
 
 
+def _precond_curvature(M, g: _Grid, inits, out, nw):
+    """Adaptive sweeps, per cell: the preconditioned sharpness at the end (with
+    ``sharpness``; else ``inf``) and its curve (with ``sharpness_every``), each
+    warm-started from its initialisation's top Ritz vector of P^-1/2 H P^-1/2 at
+    theta0: the computation of :func:`fastgd.net.runs._with_precond`, cell by cell."""
+    n_lr, n_th = g.lrs.size, g.n_th
+    full = g.method == "gd"
+    per = 1 if full else -(-M.P // g.batch)
+    final = np.full(g.n_init * n_lr, np.inf)
+    curves = np.full((g.n_init * n_lr, n_th), np.inf) if g.every else None
+    for c, (m, t0, _) in enumerate(inits):
+        _, v0 = _precond_sharpness(M, m, g.optim, t0[None], np.zeros((1, t0.size)), [0],
+                                   full, g.iters, vectors=True, threads=nw)
+        for k in range(c * n_lr, (c + 1) * n_lr):
+            st, last = out.status[k], {1: out.tol_at[k], 2: out.div_at[k]}
+            last = int(last.get(int(st), g.steps))
+            end = max(last - 1, 0) if st == Status.DIVERGED else last
+            if g.sharp:
+                final[k] = _precond_sharpness(M, m, g.optim, out.theta_of(k)[None],
+                                              out.v_of(k)[None], [end * per], full, g.iters,
+                                              start=v0, threads=nw)[0]
+            if g.every:
+                steps = np.arange(n_th) * g.every
+                curves[k] = _precond_sharpness(
+                    M, m, g.optim, out.rec_of(k), out.rec_of(k, v=True),
+                    np.minimum(steps, end) * per, full, g.iters,
+                    start=np.broadcast_to(v0, (n_th, t0.size)), threads=nw)
+    return final, curves
+
+
 def _result(M, g: _Grid, inits, ntk0, rates, out, seconds, nw) -> NetSweepResult:
     """The grid's result: the stability rule applied, arrays in their axes' shapes."""
     n_lr = g.lrs.size
     status = out.status.copy()
     tol_at = out.tol_at.copy()
     lam0, loss0, final, curves = _curvature(M, g, inits, out, nw)
+    pfinal = pcurves = None
+    if g.optim.adaptive:
+        pfinal, pcurves = _precond_curvature(M, g, inits, out, nw)
     if g.sharp:
-        _stable_check(g.method, status, tol_at, rates.ravel(), final, g.beta)
+        _stable_check(g.method, status, tol_at, rates.ravel(), final, g.beta, g.optim,
+                      pfinal)
     shape = (g.widths.size, g.scales.size, g.seeds.size)
     cell = shape + (n_lr,)
     return NetSweepResult(
@@ -450,7 +507,10 @@ def _result(M, g: _Grid, inits, ntk0, rates, out, seconds, nw) -> NetSweepResult
         steps=g.steps, sharpness_every=g.every, momentum=g.beta, tol=g.tol,
         blowup=g.blowup, seconds=seconds, threads=nw, lr_unit=g.unit,
         lr_abs=np.array(rates).reshape(cell), gtol=g.gtol,
-        given_theta0=g.thetas is not None)
+        given_theta0=g.thetas is not None, optimizer=g.optim.name, optim=g.optim.as_dict(),
+        preconditioned_sharpness=None if pfinal is None else pfinal.reshape(cell),
+        preconditioned_sharpness_curve=(None if pcurves is None
+                                        else pcurves.reshape(cell + (g.n_th,))))
 
 
 def _int_list(f, name, value, minimum=1):
