@@ -35,7 +35,8 @@ COMMON = {"phase": {"--seed", "--threads", "--progress", "--format", "--dpi"},
           "boundary": {"--seed", "--threads", "--format", "--dpi"},
           "info": set(),
           "net phase": {"--seed", "--threads", "--progress", "--format", "--dpi"},
-          "net eos": {"--seed", "--format", "--dpi"}}
+          "net eos": {"--seed", "--format", "--dpi"},
+          "net warmup": {"--seed", "--threads", "--progress", "--format", "--dpi"}}
 
 
 def test_help_every_subcommand():

@@ -393,6 +393,10 @@ TABLE = [
         ("result", [None, _RES, 5, _chain_result()]), ("ax", "ax"),
         ("seed", [-1, 5, 2.5, "0"]), ("scale", [-1, 5, "0"]), ("spike", "real>0"),
         ("title", "title"), ("legend", "bool")]),
+    ("plot_net_warmup", NN.plot_net_warmup, dict(warmups=[0, 10], lr_max=[1.0, 2.0]), [
+        ("warmups", [[-1, 10], "x", None, [[0, 1]], [np.nan, 1]]),
+        ("lr_max", [[1.0], "x", None, [1.0, 2.0, 3.0]]), ("lr0", [0, -1.0, "x", np.nan]),
+        ("ax", "ax"), ("title", "title"), ("legend", "bool")]),
     ("plot_net_eos", NN.plot_net_eos, dict(runs=[_NETRUN]), [
         ("runs", [5, "abc", [5], [None], [], None]), ("ax", "ax"),
         ("loss_ax", [5, "ax", object()]), ("title", "title"), ("legend", "bool")]),

@@ -311,7 +311,12 @@ def plot_net_warmup(warmups, lr_max, *, lr0=None, ax=None, title=None, label=Non
     """
     f = "plot_net_warmup"
     T = V.as_float_array(f, "warmups", V.atleast_1d(f, "warmups", warmups), 1)
-    L = np.asarray(lr_max, dtype=float)
+    if np.any(T < 0):
+        raise V.fail(f, "warmups", "warm-up lengths >= 0", f"min {T.min():g}")
+    try:  # NaN allowed: no trainable rate found at that length
+        L = np.asarray(lr_max, dtype=float)
+    except (TypeError, ValueError):
+        raise V.fail_type(f, "lr_max", "an array of rates (NaN where none)", lr_max) from None
     if L.shape != T.shape:
         raise V.fail(f, "lr_max", f"one value per warm-up length ({T.size})",
                      f"shape {L.shape}")
