@@ -276,6 +276,11 @@ def _segments(data, d):
     datasets used."""
     m = data.size
     seg = int(min(SEGMENT_MAX, max(32, SEGMENT_DOUBLES // max(d, 1))))
+    if m and data[0] == data[-1] and (m < 3 or not np.any(data != data[0])):
+        # one dataset (every block of a relative-rate sweep): segments of seg cells
+        first = np.arange(0, m, seg, dtype=np.int64)
+        segs = np.stack([np.zeros_like(first), first, np.minimum(first + seg, m)], axis=1)
+        return data[:1].copy(), np.arange(m, dtype=np.int64), np.ascontiguousarray(segs)
     order = (np.arange(m, dtype=np.int64) if m < 2 or np.all(data[1:] >= data[:-1])
              else np.argsort(data, kind="stable").astype(np.int64))
     ds = data[order]
