@@ -2,9 +2,8 @@
 
 Numba compiles for 256-bit vectors by default even on AVX-512 CPUs (LLVM's
 ``prefer-256-bit`` tuning).  Setting ``NUMBA_CPU_FEATURES`` to the host's features plus
-``-prefer-256-bit`` lets the lane loops use 512-bit registers (measured on the
-development machine: per-sample SGD lane loop 3.2 -> 4.8 G updates/s per core).
-fastgd does not do this by default: the variable is process-wide (it changes how every
+``-prefer-256-bit`` lets the lane loops use 512-bit registers (bench/ measures the
+difference on a given machine).  fastgd does not do this by default: the variable is process-wide (it changes how every
 numba-compiled library in the process is built and keys a separate kernel cache), and
 on some CPUs 512-bit code lowers the clock.  ``FASTGD_AVX512=1`` asks fastgd to set it
 at import, when numba has not been imported yet and the variable is not already set.

@@ -55,8 +55,8 @@ def cmd_info(args):
     lanes = width // 64
     note = ""
     if width == 512 and "-prefer-256-bit" not in cfg_feat:
-        note = ("; numba prefers 256-bit vectors here by default: NUMBA_CPU_FEATURES with "
-                "'-prefer-256-bit' enables 512 (see README, Performance)")
+        note = ("; fastgd compiles 256-bit vector code by default: FASTGD_AVX512=1 (set "
+                "before numba is imported) enables 512 (see README, Performance)")
     print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
     print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
           f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
