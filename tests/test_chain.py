@@ -425,7 +425,7 @@ def test_sweep_on_a_thread_pool_equals_local_bit_for_bit(method):
     inits, lrs, steps, kw = _engine_case(method)
     ref = chain.chain_sweep(inits, lrs, steps, **kw)
     assert len(np.unique(ref.status)) == 3 and ref.meta["engine"] == "local"
-    for workers, threads in ((2, None), (3, 2)):
+    for workers, threads in ((2, None), (3, min(2, G.max_threads()))):
         with cf.ThreadPoolExecutor(workers) as ex:
             got = chain.chain_sweep(inits, lrs, steps, engine=ex, threads=threads, **kw)
         assert got.equals(ref) and got.complete
