@@ -5,7 +5,7 @@ the package (:mod:`fastgd.linear.table` picks among them):
 
 * :mod:`fastgd.linear.kernels_sgd` -- per-sample and minibatch SGD (:func:`sgd_kernel`);
 * :mod:`fastgd.linear.kernels_gd` -- batch GD in the eigenbasis of H (:func:`gd_kernel`,
-  :func:`eig_basis`) and the final check of returned weights (:func:`residual_losses`);
+  :func:`eig_basis`) and the final check of returned weights (:func:`cell_losses`);
 * :mod:`fastgd.linear.kernels_plain` -- the register blocks of plain per-sample SGD
   (lanes' weights in stack arrays held in registers for an epoch; at d = 3, 4 the
   hand-written vector code of :mod:`fastgd.kernels.simd` still runs, see ``REGISTER_IR_D``);
@@ -53,7 +53,7 @@ where a lane stops (the API fills the rest); a zero-length record axis switches
 recording off.
 """
 
-from fastgd.linear.kernels_gd import eig_basis, gd_kernel, residual_losses  # noqa: F401
+from fastgd.linear.kernels_gd import cell_losses, eig_basis, gd_kernel  # noqa: F401
 from fastgd.linear.kernels_lanes import REGISTER_MAX_D, SIMD  # noqa: F401
 from fastgd.linear.kernels_sgd import (  # noqa: F401
     _block4,

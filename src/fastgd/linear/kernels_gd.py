@@ -1,6 +1,5 @@
 """Batch-GD chunk kernels of the linear unit (:func:`gd_kernel`), in the eigenbasis of
-H (:func:`eig_basis`), and the final check of returned weights (:func:`cell_losses`;
-:func:`residual_losses`, its one-dataset predecessor).
+H (:func:`eig_basis`), and the final check of returned weights (:func:`cell_losses`).
 
 Layouts and conventions in :mod:`fastgd.linear.kernels`.
 """
@@ -327,70 +326,6 @@ def gd_kernel(D, FULL):
 
 
 @jit
-def residual_losses(X, y, wstar, Wt, loss, excess, chunks, wk, nworkers):
-    """The loss and excess loss of returned weights, from residuals (kernel, in place).
-
-    loss[c] = |y - X w_c|^2 / (2P) and excess[c] = |X (w_c - w*)|^2 / (2P) for the
-    columns w_c of ``Wt`` in the cell ranges ``chunks[k] = (c0, c1)``, k = wk, wk +
-    nworkers, ...: the excess without the cancellation of a difference of losses.  The
-    loops over cells are innermost (vectorised); each cell's sums run over samples and
-    components in the same order whatever the other cells (a sweep cell equals its
-    single run bit for bit).
-
-    Parameters
-    ----------
-    X : array (P, d);  y : array (P,);  wstar : array (d,)
-        The data and a least-squares minimiser w*.
-    Wt : array (d, n)
-        The weights, one column per cell.
-    loss, excess : array (n,)
-        Outputs, written for the cells of this worker's chunks.
-    chunks : int array (n_chunks, 2);  wk, nworkers : int
-        Cell ranges, and this worker's share of them.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastgd.linear.kernels import residual_losses
-    >>> X, y = np.array([[1.0], [2.0]]), np.array([1.0, 2.0])
-    >>> loss, excess = np.empty(2), np.empty(2)
-    >>> residual_losses(X, y, np.array([1.0]), np.array([[1.0, 0.0]]), loss, excess,
-    ...                 np.array([[0, 2]]), 0, 1)
-    >>> loss.tolist(), excess.tolist()
-    ([0.0, 1.25], [0.0, 1.25])
-    """
-    P, d = X.shape
-    for k in range(wk, chunks.shape[0], nworkers):
-        Wc = Wt[:, chunks[k, 0]:chunks[k, 1]]
-        lc = loss[chunks[k, 0]:chunks[k, 1]]
-        ec = excess[chunks[k, 0]:chunks[k, 1]]
-        n = lc.shape[0]
-        r = np.empty(n)
-        u = np.empty(n)
-        for c in range(n):
-            lc[c] = 0.0
-            ec[c] = 0.0
-        for p in range(P):
-            yp = y[p]
-            for c in range(n):
-                r[c] = yp
-                u[c] = 0.0
-            for i in range(d):
-                xi = X[p, i]
-                wi = wstar[i]
-                for c in range(n):
-                    wc = Wc[i, c]
-                    r[c] -= wc * xi
-                    u[c] += (wc - wi) * xi
-            for c in range(n):
-                lc[c] += r[c] * r[c]
-                ec[c] += u[c] * u[c]
-        for c in range(n):
-            lc[c] = 0.5 * lc[c] / P
-            ec[c] = 0.5 * ec[c] / P
-
-
-@jit
 def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
     """The loss and excess loss of returned weights, from the data (kernel, in place).
 
@@ -400,8 +335,8 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
     losses, the loss to the rounding of y - X w itself (not of y - X w*, which a huge
     w* of collinear data would spoil).  The cells of a segment are the innermost loop
     (vectorised); each cell's sums run over samples and components in the same order
-    whatever the segment it is in (a sweep cell equals its single run bit for bit), the
-    arithmetic of :func:`residual_losses`.
+    whatever the segment it is in (a sweep cell equals its single run bit for bit):
+    r = y_p - sum_i w_i x_pi and u = sum_i (w_i - w*_i) x_pi, squares summed over samples.
 
     Parameters
     ----------
