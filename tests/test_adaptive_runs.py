@@ -352,3 +352,30 @@ def test_sweep_adaptive_options_need_an_adaptive_optimizer(no_kernels):
     X, y = fg.lecture_data()
     with pytest.raises(fg.FastGDValueError, match="^sweep: 'warmup'"):
         fg.sweep("gd", lr=[0.1], data=[(X, y)], steps=10, warmup=5)
+
+
+@pytest.mark.parametrize("beta1", [0.0, 0.9])
+def test_critical_lr_of_a_frozen_adam_run_is_the_boundary(diabetes, beta1):
+    """critical_lr(optimizer='adam', freeze_preconditioner=T, pre_freeze_lr=...) is the
+    closed form on the frozen preconditioner, and runs meet it: stable at 0.98 x, DIVERGED
+    at 1.02 x (standardised diabetes)."""
+    X, y = diabetes
+    kw = dict(optimizer="adam", betas=(beta1, 0.999), freeze_preconditioner=20,
+              pre_freeze_lr=0.01)
+    b = fg.critical_lr(X, y, **kw)
+    assert b.criterion == "frozen-preconditioner" and b.lo == b.hi == b.lr > 0
+    below = fg.gd(X, y, 0.98 * b.lr, 3000, **kw)
+    above = fg.gd(X, y, 1.02 * b.lr, 3000, **kw)
+    assert below.status != fg.Status.DIVERGED and above.status == fg.Status.DIVERGED
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(optimizer="adam"), "freeze_preconditioner"),
+    (dict(optimizer="rmsprop", freeze_preconditioner=5), "pre_freeze_lr"),
+    (dict(optimizer="adam", method="sgd", freeze_preconditioner=5, pre_freeze_lr=0.1),
+     "method"),
+])
+def test_critical_lr_says_when_an_adaptive_run_has_no_boundary(kw, name, no_kernels):
+    X, y = fg.lecture_data()
+    with pytest.raises(fg.FastGDValueError, match=f"^critical_lr: '{name}'"):
+        fg.critical_lr(X, y, **kw)

@@ -39,7 +39,9 @@ class Boundary:
     criterion : str
         ``"spectrum"`` (GD: the closed form from lambda_max), ``"growth"`` (GD with
         ``check=True``: the sign of the long-run growth rate of the error) or
-        ``"half-diverged"`` (SGD: half of the seeds diverge within the budget).
+        ``"half-diverged"`` (SGD: half of the seeds diverge within the budget) or
+        ``"frozen-preconditioner"`` (an adaptive optimizer with its preconditioner
+        frozen: the closed form of :func:`fastgd.theory.adaptive_lr_max`).
     lrs, fraction : arrays
         SGD: the final grid and its diverged fraction (the fraction curve); GD: the
         final grid and its growth rate per step (``growth``).
@@ -106,7 +108,8 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
 def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
                 steps=None, epochs=100, batch_size=1, order=ST.DEFAULT_ORDER, seeds=64,
                 blowup=1e12, lr_range=None, threads=None, check=False, progress=None,
-                max_work=None) -> Boundary:
+                max_work=None, optimizer="gd", betas=(0.9, 0.999), eps=1e-8,
+                freeze_preconditioner=None, pre_freeze_lr=None) -> Boundary:
     """The divergence boundary in the learning rate for one dataset.
 
     GD (``method="gd"``): the long-run boundary, where the growth rate of the error
@@ -156,6 +159,18 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
         1e13.  The estimate counts the rounds the multisection needs for ``rtol`` and
         the steps each growth measurement runs (for ill-conditioned data GD needs
         ~20 kappa steps, capped at 4e6); the message says how to reduce it.
+    optimizer : {"gd", "adam", "rmsprop", "adagrad"}
+        An adaptive optimizer (batch, :mod:`fastgd.linear.adaptive`) has a boundary only
+        with its preconditioner frozen: give ``freeze_preconditioner=T`` and
+        ``pre_freeze_lr`` (the rate of the T updates before the freeze, so that the
+        frozen preconditioner P does not depend on the rate being tested).  The run of
+        T updates is made and the closed form
+        eta* = (2 + 2 beta1)/((1 - beta1) lambda_max(P^-1 H)) returned
+        (:func:`fastgd.theory.adaptive_lr_max`; criterion ``"frozen-preconditioner"``).
+        Without them there is no single boundary in eta -- the preconditioner itself
+        depends on eta and Adam's steps are scale-free -- and the call says so (a
+        ``FastGDValueError``) rather than return a number.  ``betas``, ``eps``: as in
+        :func:`fastgd.gd`.
 
     Returns
     -------
@@ -169,6 +184,9 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
     2.38095
     """
     f = "critical_lr"
+    if V.choice(f, "optimizer", optimizer, ("gd", "adam", "rmsprop", "adagrad")) != "gd":
+        return _critical_adaptive(f, X, y, method, bias, optimizer, betas, eps,
+                                  freeze_preconditioner, pre_freeze_lr)
     prob, momentum, nesterov, rtol, steps, lo, hi, check = _arguments(
         f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, batch_size, order,
         seeds, blowup, lr_range, threads, check)
@@ -359,3 +377,30 @@ def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, 
     return Boundary(lr=lr, lo=float(lo), hi=float(hi), method="sgd", criterion="half-diverged",
                     lrs=grid,
                     fraction=frac)
+
+
+def _critical_adaptive(f, X, y, method, bias, optimizer, betas, eps, freeze, pre_lr):
+    """:func:`critical_lr` for an adaptive optimizer: the frozen-preconditioner closed
+    form, or a clear refusal where no boundary in eta exists."""
+    if V.choice(f, "method", method, ("gd", "sgd")) != "gd":
+        raise V.fail(f, "method", "'gd' (batch) with an adaptive optimizer", method)
+    if freeze is None or pre_lr is None:
+        name = "freeze_preconditioner" if freeze is None else "pre_freeze_lr"
+        raise V.fail(f, name, "given with an adaptive optimizer: with one learning rate "
+                     "for both phases the preconditioner depends on eta (Adam's steps are "
+                     "scale-free), so no single boundary in eta exists; freeze it after T "
+                     "updates at pre_freeze_lr", None)
+    from fastgd.linear.adaptive import run_adaptive
+
+    freeze = V.integer(f, "freeze_preconditioner", freeze, minimum=1)
+    run = run_adaptive(f, X, y, pre_lr, freeze, optimizer=optimizer, betas=betas, eps=eps,
+                       warmup=0, lr_init=0.0, schedule="constant", decay_steps=None,
+                       decay_factor=None, freeze_preconditioner=freeze,
+                       pre_freeze_lr=pre_lr, w0=None, bias=bias, tol=0.0, blowup=np.inf,
+                       record=False)
+    if run.frozen_v_hat is None:  # the run stopped before the freeze
+        raise V.fail(f, "freeze_preconditioner", f"reached by the run ({run.status.name} "
+                     "before it): lower it", freeze)
+    eta = run.frozen_lr_max(X, bias=bias)
+    return Boundary(lr=eta, lo=eta, hi=eta, method="gd", criterion="frozen-preconditioner",
+                    lrs=np.array([eta]))
