@@ -207,3 +207,26 @@ def test_info():
     out = run("info", check=0)
     for key in ("numba", "threading", "vector width", "kernel cache"):
         assert key in out.stdout
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    """A figure write that fails midway leaves the old file whole and no temporary."""
+    from matplotlib.figure import Figure
+
+    from fastgd.cli import args
+
+    fig = Figure()
+    fig.subplots().plot([0, 1], [0, 1])
+    path = args._save(fig, tmp_path / "f.png", 50)
+    before = path.read_bytes()
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def fail(self, fh, **kw):
+        fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    with pytest.raises(OSError, match="No space"):
+        args._save(fig, path, 50)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]

@@ -8,6 +8,7 @@ Bad usage raises :class:`UsageError` (exit 2, one line)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -280,12 +281,23 @@ def _pyplot():
 
 
 def _save(fig, path, dpi):
-    """Write ``fig`` to ``path`` (creating its directory), close it when pyplot manages
-    it, and return the path."""
+    """Write ``fig`` to ``path`` atomically (a temporary file with the same extension in
+    the same directory, flushed, then renamed over ``path``: an interrupted or failed
+    write leaves the old figure whole), creating the directory; close the figure when
+    pyplot manages it, and return the path."""
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, dpi=dpi, format=path.suffix[1:] or None)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close(fig)
