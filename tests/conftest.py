@@ -29,6 +29,13 @@ settings.register_profile("explore", derandomize=False, deadline=None, max_examp
 settings.load_profile("explore" if os.environ.get("FASTGD_HYPOTHESIS") == "explore"
                       else "fastgd")
 
+# Opt-in: FASTGD_COMPILE_LOG=path.json logs every Numba compilation of the run (kernel,
+# signature, seconds, test; tests/compile_log.py) to see what a cold suite compiles.
+if os.environ.get("FASTGD_COMPILE_LOG"):
+    import compile_log
+
+    compile_log.install(os.environ["FASTGD_COMPILE_LOG"])
+
 
 @pytest.fixture(scope="session")
 def lecture():

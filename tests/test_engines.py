@@ -140,17 +140,26 @@ def test_dask_local_cluster_matches_local():
     fg.warmup(chain=True)
     ref = [_sweep(c) for c in sorted(CASES)]
     chain_ref = _chain_sweep()
+    X = np.linspace(-1, 1, 8)[:, None]
+    net_kw = dict(width=[3, 4], seeds=2, sharpness_every=10, progress=False)
+    net_ref = fg.net.net_sweep(X, np.sin(2 * X[:, 0]), [0.1, 1.0, 30.0], 30, **net_kw)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         ex = client.get_executor()
-        assert E.executor_workers(ex) == 2
+        # the Client's public nthreads() sizes the tasks; the executor hides its client
+        assert E.executor_workers(client) == 2
         got = [_sweep(c, engine=ex) for c in sorted(CASES)]
-        chain_got = _chain_sweep(engine=ex)
+        chain_got = _chain_sweep(engine=client)
+        net_got = fg.net.net_sweep(X, np.sin(2 * X[:, 0]), [0.1, 1.0, 30.0], 30,
+                                   engine=client, **net_kw)
     for a, b in zip(ref, got, strict=True):
         assert b.equals(a)
         assert b.meta["engine"] == "ClientExecutor"
-    assert chain_got.equals(chain_ref) and chain_got.meta["engine"] == "ClientExecutor"
+    assert chain_got.equals(chain_ref) and chain_got.meta["engine"] == "Client"
+    for name in ("status", "loss", "sharpness", "sharpness_curve", "lambda0"):
+        np.testing.assert_array_equal(getattr(net_got, name), getattr(net_ref, name))
+    assert net_got.meta["engine"] == "Client"
 
 
 # ------------------------------------------------------------------ the kernel table
@@ -162,6 +171,7 @@ def test_table_holds_the_chain_and_works_without_other_models():
 
     keys = table.registered()
     assert {("chain", m, b) for m in ("gd", "sgd") for b in ("cpu", "cuda")} <= set(keys)
+    assert {(model, m, "cpu") for model in ("linear", "net") for m in ("gd", "sgd")} <= set(keys)
     assert table.lookup("chain", "gd") is CL._gd_cpu
     with pytest.raises(LookupError, match=r"no launcher for model 'nomodel', method 'gd'.*"
                        r"registered: .*chain/gd/cpu"):

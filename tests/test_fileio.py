@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import tracemalloc
 import zipfile
@@ -346,3 +347,257 @@ def test_sweep_save_is_atomic(tmp_path, monkeypatch):
     assert (tmp_path / "s.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
     assert fg.load(path).equals(res)
+
+
+# ------------------------------------------------------------- every result kind
+@pytest.fixture(scope="module")
+def every_kind():
+    """One result of each kind (network runs: plain, recorded, Adam, SGD, diverged)."""
+    from test_fuzz_files import results
+
+    X = np.linspace(-1, 1, 6)[:, None]
+    y = 0.5 * X[:, 0]
+    out = results()
+    out["net_sweep_adam"] = fg.net.net_sweep(X, y, [0.5, 1.0], 30, width=3,
+                                             lr_unit="lambda0", optimizer="adam",
+                                             sharpness_every=10)
+    out["net_gd_plain"] = fg.net.net_gd(X, y, 0.5, 40, width=4)
+    out["net_gd_diverged"] = fg.net.net_gd(X, y, 50.0, 30, width=3)
+    out["net_sgd"] = fg.net.net_sgd(X, y, 0.1, 5, width=3, bias=True)
+    return out
+
+
+def test_every_kind_round_trips_exactly(tmp_path, every_kind):
+    """Every array bit-identical (dtype, shape, bytes), every attribute equal, through
+    ``fastgd.load`` (which tells the kinds apart by the format a file declares)."""
+    from test_fuzz_files import same
+
+    for name, res in every_kind.items():
+        path = res.save(tmp_path / name)
+        assert path == str(tmp_path / name) + ".npz"
+        back = fg.load(path)
+        assert type(back) is type(res) and same(res, back), name
+        assert repr(back) == repr(res), name
+    assert fg.load(tmp_path / "net_gd_diverged").status == fg.Status.DIVERGED
+    assert fg.load(tmp_path / "net_sweep_adam").optim["betas"] == (0.9, 0.999)
+
+
+_ENOSPC = OSError(28, "No space left on device")
+
+
+def _fail(point):
+    """A monkeypatch target and replacement that fails ``save`` at ``point``."""
+    if point == "write":
+        def partial(fh, **arrays):
+            fh.write(b"partial")
+            raise _ENOSPC
+        return np, "savez_compressed", partial
+
+    def raise_(*a, **k):
+        raise _ENOSPC if point == "fsync" else OSError(18, "Invalid cross-device link")
+    return os, {"fsync": "fsync", "rename": "replace"}[point], raise_
+
+
+@pytest.mark.parametrize("point", ["write", "fsync", "rename"])
+@pytest.mark.parametrize("kind", ["linear", "chain", "net_sweep", "net_run"])
+def test_failed_save_leaves_the_old_file(tmp_path, every_kind, kind, point, monkeypatch):
+    """A full disk (ENOSPC while writing or flushing) or a failed rename: one clean
+    FastGDValueError naming the path, the old file byte for byte, no temporary left."""
+    from test_fuzz_files import same
+
+    res = every_kind[kind]
+    path = res.save(tmp_path / "r.npz")
+    before = (tmp_path / "r.npz").read_bytes()
+    monkeypatch.setattr(*_fail(point))
+    with pytest.raises(fg.FastGDValueError, match=r"\.save: 'path' must be a file in a "
+                       r"writable directory with space left; got '.*r\.npz' \(") as info:
+        res.save(path)
+    monkeypatch.undo()
+    assert ("No space" in str(info.value)) == (point != "rename")
+    assert (tmp_path / "r.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+    assert same(res, fg.load(path))
+
+
+def test_save_to_places_it_cannot_write(tmp_path, every_kind):
+    res = every_kind["net_run"]
+    (tmp_path / "d.npz").mkdir()
+    for target in (tmp_path / "d.npz", tmp_path / "no" / "x.npz", "/proc/self/x.npz"):
+        with pytest.raises(fg.FastGDValueError, match=r"NetRun.save: 'path' must be a file "
+                           r"in a writable directory"):
+            res.save(target)
+    with pytest.raises(fg.FastGDValueError, match=r"NetRun.save: 'path' must be a file path"):
+        res.save("a\0b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_dataset_names_over_the_limit_are_refused_at_save(tmp_path, saved):
+    """A name of 2 MB: refused by save (nothing written, the old file intact), never a
+    file that save wrote and load refuses."""
+    import dataclasses
+
+    res = saved[0]
+    path = res.save(tmp_path / "n.npz")
+    long = dataclasses.replace(res, names=("x" * (2 << 20), "y"))
+    with pytest.raises(fg.FastGDValueError, match=r"SweepResult.save: 'self' must be a "
+                       r"consistent result.*'names' must be a list of 2 strings of at most "
+                       r"4096 characters \(nothing written to '.*n\.npz'\)"):
+        long.save(path)
+    assert fg.load(path).names == res.names
+    ok = dataclasses.replace(res, names=("é" * 4096, "y"))   # at the limit: round trips
+    assert fg.load(ok.save(tmp_path / "ok")).names == ok.names
+
+
+# ------------------------------------------------------------------ killed saves
+class _Tap:
+    """A file whose writes call ``hook(n)`` after the n-th write."""
+
+    def __init__(self, fh, hook):
+        self.fh, self.hook, self.n = fh, hook, 0
+
+    def write(self, b):
+        out = self.fh.write(b)
+        self.n += 1
+        self.hook(self.n)
+        return out
+
+    def __getattr__(self, k):
+        return getattr(self.fh, k)
+
+
+def _tapped(hook):
+    real = np.savez_compressed
+    return lambda fh, **arrays: real(_Tap(fh, hook), **arrays)
+
+
+def _kill_save(res, path, point):
+    """Fork a child that saves ``res`` over ``path`` and stops at ``point`` (("write",
+    n), "before rename" or "after rename") to report it through a pipe; SIGKILL it once
+    the report has arrived (no sleep); returns the report."""
+    import signal
+
+    report_r, report_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(report_r)
+            os.close(hold_w)
+
+            def hold(tag):
+                os.write(report_w, tag.encode() + b"\n")
+                os.read(hold_r, 1)   # nobody writes: blocks until killed
+
+            np.savez_compressed = _tapped(lambda n: point == ("write", n) and hold(f"write {n}"))
+            real_replace = os.replace
+
+            def replace(a, b):
+                if point == "before rename":
+                    hold(point)
+                real_replace(a, b)
+                if point == "after rename":
+                    hold(point)
+            os.replace = replace
+            res.save(path)
+            os.write(report_w, b"finished\n")
+        finally:
+            os._exit(0)
+    os.close(report_w)
+    os.close(hold_r)
+    with os.fdopen(report_r) as fh:
+        line = fh.readline().strip()   # the child is now blocked at ``point``
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(hold_w)
+    return line
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_killed_save_leaves_the_previous_file_loadable_and_equal(tmp_path, monkeypatch):
+    """SIGKILL at random writes of a save of MBs over a good file, just before and just
+    after the rename: the file then loads equal to the old result (or, after the rename,
+    to the new one), never anything in between."""
+    from test_fuzz_files import same
+
+    old = fg.sweep("gd", lr=[0.5, 1.5], condition=[1.0, 10.0], steps=50, progress=False)
+    new = fg.sweep("gd", lr=np.linspace(0.05, 2.2, 60), condition=[1.0, 10.0, 100.0, 1e3],
+                   steps=1000, curve_points=1000, weights=True, progress=False)
+    path = old.save(tmp_path / "r.npz")
+    writes = []
+    monkeypatch.setattr(np, "savez_compressed", _tapped(writes.append))
+    new.save(tmp_path / "count.npz")    # how many writes a full save makes
+    monkeypatch.undo()
+    assert os.path.getsize(tmp_path / "count.npz") > 1 << 19 and len(writes) > 100, (
+        os.path.getsize(tmp_path / "count.npz"), len(writes))
+    rng = np.random.default_rng(25)
+    points = [("write", int(n)) for n in sorted({1, len(writes), *rng.integers(
+        2, len(writes), size=2)})] + ["before rename", "after rename"]
+    for point in points:
+        report = _kill_save(new, path, point)
+        assert report == (point if isinstance(point, str) else f"write {point[1]}")
+        back = fg.load(path)
+        assert same(new if point == "after rename" else old, back), point
+        old.save(path)   # the old file again for the next kill
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("r.npz", "count.npz")]
+    assert all(p.startswith(".tmp-r.npz-") for p in leftovers)   # killed writers' temporaries
+
+
+# ------------------------------------------------------------------- data files
+def test_read_arrays_reads_only_the_rows_it_needs(tmp_path):
+    """``engine.files.read_arrays`` (what ``--data FILE.npz`` should read with): a file
+    declaring a billion rows costs the rows asked for; special files, duplicates and
+    non-numeric arrays are refused with one FastGDValueError naming the path."""
+    from fastgd.engine.files import read_arrays
+
+    X = np.arange(40.0).reshape(20, 2)
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(20.0), F=np.asfortranarray(X),
+             c=np.ones(3, complex), s=np.array(["a"]), t=np.array([1], "m8[s]"))
+    got = read_arrays("cli", tmp_path / "d.npz", ("X", "y", "F"), rows=16)
+    assert got["X"].tolist() == X[:16].tolist() and got["y"].shape == (16,)
+    assert got["F"].tolist() == X[:16].tolist() and got["X"].flags.writeable
+    for k in "cst":
+        with pytest.raises(fg.FastGDValueError, match=r"cli: 'path' must be an .npz file of "
+                           r"numeric arrays .*d\.npz'"):
+            read_arrays("cli", tmp_path / "d.npz", (k,))
+    # a bomb: X declares 2**27 rows (2 GiB), its stream holds 1 KiB: 16 rows are read
+    hdr = io.BytesIO()
+    np.lib.format.write_array_header_1_0(hdr, {"descr": "<f8", "fortran_order": False,
+                                               "shape": (2**27, 2)})
+    _zip(tmp_path / "bomb.npz", {"X.npy": hdr.getvalue() + bytes(1024),
+                                 "y.npy": _npy(np.zeros(16))})
+    _patch_declared_size(tmp_path / "bomb.npz", "X.npy", len(hdr.getvalue()) + 2**31)
+    tracemalloc.start()
+    try:
+        got = read_arrays("cli", tmp_path / "bomb.npz", ("X", "y"), rows=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got["X"].shape == (16, 2) and peak < 1 << 20
+    with pytest.raises(fg.FastGDValueError, match="truncated|damaged"):
+        read_arrays("cli", tmp_path / "bomb.npz", ("X",), rows=2**20)
+    os.mkfifo(tmp_path / "fifo.npz")
+    with pytest.raises(fg.FastGDValueError, match=r"not a regular file \(a FIFO"):
+        read_arrays("cli", tmp_path / "fifo.npz", ("X",))
+
+
+def test_files_written_before_metadata_checksums_still_load(tmp_path, saved):
+    """Format ``fastgd-sweep-1`` (earlier versions): no checksum, or one over the arrays
+    only, is accepted and verified when present; the invariants are checked as ever;
+    a current file stripped of its checksum is refused."""
+    from fastgd.engine.files import LEGACY, checksum
+
+    arrays, meta = _parts(saved[1])
+    old = {k: v for k, v in arrays.items() if k not in ("growing", "weights")}
+    head = {k: v for k, v in meta.items() if k not in ("sha256", "names", "lr_unit")}
+    _write(tmp_path / "v1.npz", old, dict(head, format=LEGACY))
+    back = fg.load(tmp_path / "v1.npz")
+    assert back.names == ("κ=1", "κ=10") and back.weights is None and not back.growing.any()
+    _write(tmp_path / "v1sum.npz", old, dict(head, format=LEGACY, sha256=checksum(old)))
+    assert fg.load(tmp_path / "v1sum.npz").status.tolist() == back.status.tolist()
+    for bad, what in ((dict(head, format=LEGACY, sha256=checksum(arrays)), "checksum"),
+                      (head, "no checksum")):
+        _write(tmp_path / "bad.npz", old, bad)
+        assert what in _assert_clean(tmp_path / "bad.npz")
+    old["final_loss"] = -old["final_loss"]
+    _write(tmp_path / "neg.npz", old, dict(head, format=LEGACY))
+    assert "NaN or negative" in _assert_clean(tmp_path / "neg.npz")

@@ -27,6 +27,7 @@ from fastgd import cli
 from fastgd import net as NN
 from fastgd import plot as P
 from fastgd import theory as T
+from fastgd.linear import phase2 as PH2
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
@@ -121,6 +122,10 @@ def _net_result():
         sharpness_curve=None, activation="tanh", param="ntk", bias=False, method="gd", d=2,
         steps=10, sharpness_every=0, momentum=0.0, tol=1e-8, blowup=1e12, seconds=0.0,
         threads=1)
+
+
+_PHASE2 = PH2.PhaseTable("linear", "gd", "beta1", np.zeros(2), np.array([1.0, 2.0]),
+                         np.array([[1, 2], [1, 1]], dtype=np.int8), np.zeros((2, 2)), 10)
 
 
 def _net_run():
@@ -397,6 +402,27 @@ TABLE = [
         ("warmups", [[-1, 10], "x", None, [[0, 1]], [np.nan, 1]]),
         ("lr_max", [[1.0], "x", None, [1.0, 2.0, 3.0]]), ("lr0", [0, -1.0, "x", np.nan]),
         ("ax", "ax"), ("title", "title"), ("legend", "bool")]),
+    ("net_adaptive_phase", NN.net_adaptive_phase,
+     dict(X=_X, y=_Y, lr=[0.1, 0.2], axis="beta1", values=[0.0, 0.5], steps=5, width=4), [
+        ("X", "X"), ("y", "y"), ("lr", "rates"), ("axis", "choice"),
+        ("values", [[], "x", None, [1.5], [np.nan], [[0.1]]]), ("steps", "int>=0"),
+        ("optimizer", "choice"), ("width", [0, -1, "4", 2.5]),
+        ("scale", [-1.0, np.nan, "x"]), ("seed", "seed"), ("activation", "choice"),
+        ("param", "choice"), ("bias", "bool"), ("tol", "real>=0"), ("blowup", "blowup"),
+        ("warmup", [-1, 2.5, "x"]), ("threads", "threads")]),
+    ("net_adaptive_phase", NN.net_adaptive_phase,
+     dict(X=_X, y=_Y, lr=[0.1, 0.2], axis="width", values=[4, 8], steps=5), [
+        ("values", [[0, 4], [2.5], [-1], ["4"]])]),
+    ("adaptive_phase", PH2.adaptive_phase,
+     dict(X=_X, y=_Y, lr=[0.1, 0.2], axis="beta1", values=[0.0, 0.5], steps=5), [
+        ("X", "X"), ("y", "y"), ("lr", "rates"), ("axis", "choice"), ("axis", ["width"]),
+        ("values", [[], "x", None, [1.5], [np.nan], [[0.1]]]), ("steps", "int>=0"),
+        ("optimizer", "choice"), ("bias", "bool"),
+        ("tol", "real>=0"), ("blowup", "blowup"), ("threads", "threads"),
+        ("freeze_preconditioner", [-1, 2.5, "x"]), ("pre_freeze_lr", [-1.0, np.nan, "x"])]),
+    ("plot_adaptive_phase", P.plot_adaptive_phase, dict(table=_PHASE2), [
+        ("table", [None, _RES, 5, _chain_result()]), ("ax", "ax"), ("title", "title"),
+        ("legend", "bool"), ("theory", "bool")]),
     ("plot_net_eos", NN.plot_net_eos, dict(runs=[_NETRUN]), [
         ("runs", [5, "abc", [5], [None], [], None]), ("ax", "ax"),
         ("loss_ax", [5, "ax", object()]), ("title", "title"), ("legend", "bool")]),

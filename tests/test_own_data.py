@@ -122,6 +122,8 @@ def _rewrite_json(src, dst, edit):
 
                 meta = json.loads(str(np.load(io.BytesIO(data))))
                 edit(meta)
+                meta.pop("sha256", None)   # an earlier version's file: no checksum
+                meta["format"] = "fastgd-sweep-1"
                 buf = io.BytesIO()
                 np.save(buf, np.array(json.dumps(meta)))
                 data = buf.getvalue()

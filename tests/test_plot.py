@@ -244,12 +244,12 @@ def test_plot_is_the_namespace_of_the_model_figures():
     from fastgd import figures
     from fastgd.chain import plot as chain_plot
     from fastgd.linear import plot as linear_plot
-    from fastgd.linear import plot_boundary, plot_runs
+    from fastgd.linear import plot_boundary, plot_phase2, plot_runs
 
     homes = {"plot_phase_diagram": linear_plot, "plot_boundary": plot_boundary,
              "plot_weight_space": plot_runs, "plot_losses": plot_runs, "plot_data": plot_runs,
              "plot_regimes": plot_runs, "plot_chain_landscape": chain_plot,
-             "plot_chain_phase": chain_plot}
+             "plot_chain_phase": chain_plot, "plot_adaptive_phase": plot_phase2}
     assert set(homes) == {n for n in P.__all__ if n.startswith("plot_")}
     for name, mod in homes.items():
         assert getattr(P, name) is getattr(mod, name)

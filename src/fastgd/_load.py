@@ -11,27 +11,29 @@ from fastgd.linear.result import load as load_sweep
 
 def load(path, *, max_bytes=None):
     """Read a result saved with ``.save(path)``: a :class:`fastgd.SweepResult` (linear
-    unit) or a :class:`fastgd.chain.ChainSweepResult`, told apart by the format the file
-    declares.
+    unit), a :class:`fastgd.chain.ChainSweepResult`, a :class:`fastgd.net.NetSweepResult`
+    or a :class:`fastgd.net.NetRun`, told apart by the format the file declares.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file (``.npz`` is appended when missing, as ``save`` does).
-    max_bytes : int, optional
-        Refuse files whose arrays would take more memory (default: the package limit,
-        ``FASTGD_MAX_BYTES``).
+        The file (``.npz`` is appended when missing, as ``save`` does).  Only a regular
+        file is read (a device, a FIFO, a directory or a symlink to one is refused
+        without blocking).
+    max_bytes : float, optional
+        Refuse files whose arrays would take more memory (default: half of physical
+        memory or of the address-space limit), before decompressing anything.
 
     Returns
     -------
-    SweepResult or ChainSweepResult
+    SweepResult, ChainSweepResult, NetSweepResult or NetRun
         Checked against its metadata (shapes, invariants, checksum) before it is returned.
 
     Raises
     ------
     FastGDValueError
-        Not a fastgd result file, damaged, tampered with or too large (one message naming
-        what is wrong).
+        Not a fastgd result file, damaged, tampered with, impossible or too large (one
+        message naming the path and what is wrong).
 
     Examples
     --------
@@ -44,6 +46,17 @@ def load(path, *, max_bytes=None):
     >>> type(fg.load(ch.save("chain_sweep"))).__name__
     'ChainSweepResult'
     """
-    if peek_format(path) == CHAIN_FORMAT:
+    from fastgd.net import io as net_io
+
+    fmt = peek_format(path, max_bytes)
+    if fmt == CHAIN_FORMAT:
         return chain_load(path, max_bytes=max_bytes)
+    if fmt == net_io.NET_SWEEP_FORMAT:
+        from fastgd.net.sweep import NetSweepResult
+
+        return NetSweepResult(**net_io.read_net(path, fmt, max_bytes=max_bytes))
+    if fmt == net_io.NET_RUN_FORMAT:
+        from fastgd.net.runs import NetRun
+
+        return NetRun(**net_io.read_net(path, fmt, max_bytes=max_bytes))
     return load_sweep(path, max_bytes=max_bytes)

@@ -39,11 +39,13 @@ from fastgd.figures import log_edges as log_edges
 from fastgd.linear.plot import cell_status as cell_status
 from fastgd.linear.plot import plot_phase_diagram
 from fastgd.linear.plot_boundary import plot_boundary
+from fastgd.linear.plot_phase2 import plot_adaptive_phase
 from fastgd.linear.plot_runs import plot_data, plot_losses, plot_regimes, plot_weight_space
 
 __all__ = [
     "COLORS",
     "STATUS_COLORS",
+    "plot_adaptive_phase",
     "plot_boundary",
     "plot_chain_landscape",
     "plot_chain_phase",

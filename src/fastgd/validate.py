@@ -95,6 +95,10 @@ def as_float_array(func, name, value, ndim, *, allow_empty=False):
     if arr.size == 0 and not allow_empty:
         raise fail(func, name, "non-empty", f"shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not arr.flags.writeable:
+        # read-only (np.memmap mode 'r', pandas copy-on-write, writeable=False): a copy,
+        # so that the kernels see the array type they were compiled for (no new compile)
+        arr = arr.copy()
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise fail(func, name, "finite (no NaN or inf)", f"{bad} non-finite value(s)")

@@ -134,8 +134,8 @@ def _events(a, t, stable, w, wprev, p, ex, thc, thd, mx, lre, active, estar, out
         if st == DIVERGED:
             for i in range(depth):
                 w[i, l] = wprev[i, l]
-            _finish(l, a + l, t, DIVERGED, w, np.inf, np.inf, out_status, out_w, out_excess,
-                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+            _finish(l, a + l, t, np.int64(DIVERGED), w, np.inf, np.inf, out_status, out_w,
+                    out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
         else:  # CONVERGED
             if stable:
                 ntk = 0.0
@@ -143,8 +143,8 @@ def _events(a, t, stable, w, wprev, p, ex, thc, thd, mx, lre, active, estar, out
                     ntk += p[i, l] * p[i, l]
                 if lre[l] * ntk > 2.0:
                     continue
-            _finish(l, a + l, t, CONVERGED, w, ex[l], mx[l], out_status, out_w, out_excess,
-                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+            _finish(l, a + l, t, np.int64(CONVERGED), w, ex[l], mx[l], out_status, out_w,
+                    out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
         active[l] = False
         lre[l] = 0.0
         done += 1
@@ -202,7 +202,7 @@ def gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, a, b, ou
         for l in range(nl):
             ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
         if ev > 0:
-            nact -= _events(a, t, True, w, wprev, p, ex, thc, thd, mx, lre, active, estar,
+            nact -= _events(a, t, np.bool_(True), w, wprev, p, ex, thc, thd, mx, lre, active, estar,
                             out_status, out_w, out_excess, out_tol_at, out_div_at,
                             out_maxloss, rec_loss, rec_w)
         if nact == 0:
@@ -219,8 +219,8 @@ def gd_chain(sxx, pstar, estar, c0, cs, inits, lrs, steps, tol, blowup, a, b, ou
                 w[i, l] -= ex[l] * p[i, l]
     for l in range(nl):
         if active[l]:
-            _finish(l, a + l, t + 1, BOUNDED, w, ex[l], mx[l], out_status, out_w, out_excess,
-                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+            _finish(l, a + l, t + 1, np.int64(BOUNDED), w, ex[l], mx[l], out_status, out_w,
+                    out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
 
 
 @jit
@@ -264,7 +264,8 @@ def sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order,
         for l in range(nl):
             ev += active[l] & (check(ex[l], thc[l], thd[l]) != 0)
         if ev > 0:
-            nact -= _events(a, ep, False, w, wprev, p, ex, thc, thd, mx, lre, active, estar,
+            nact -= _events(a, ep, np.bool_(False), w, wprev, p, ex, thc, thd, mx, lre, active,
+                            estar,
                             out_status, out_w, out_excess, out_tol_at, out_div_at,
                             out_maxloss, rec_loss, rec_w)
         if nact == 0:
@@ -304,8 +305,8 @@ def sgd_chain(X, Y, sxx, pstar, estar, c0, cs, inits, lrs, epochs, batch, order,
             pos += nb
     for l in range(nl):
         if active[l]:
-            _finish(l, a + l, ep + 1, BOUNDED, w, ex[l], mx[l], out_status, out_w, out_excess,
-                    out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
+            _finish(l, a + l, ep + 1, np.int64(BOUNDED), w, ex[l], mx[l], out_status, out_w,
+                    out_excess, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_w, estar)
 
 
 @jit

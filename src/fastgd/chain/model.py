@@ -58,13 +58,19 @@ def _stats(func, x, y, loss_scale) -> _Stats:
     with np.errstate(all="ignore"):
         sxx = float(np.mean(X * X))
         sxy = float(np.mean(X * Y))
-        pstar = sxy / sxx
+        pstar = sxy / sxx if sxx > 0 else np.inf
         res = Y - pstar * X
         estar = 0.5 * c * float(np.mean(res * res))
         c0 = 0.5 * c * float(np.mean(Y * Y))
-    if not all(np.isfinite(v) for v in (sxx, sxy, pstar, estar, c0)):
+    if not sxx > 0:  # every x^2 underflows: the loss would not depend on w in float64
+        raise V.fail(func, "x", "large enough for mean x^2 to be > 0 in float64 "
+                     "(|x|max above about 1e-154)", f"|x|max = {np.max(np.abs(X)):.3g}")
+    if not all(np.isfinite(v) for v in (sxx, sxy, estar, c0)):
         raise V.fail(func, "x", "small enough for mean x^2, mean x y, mean y^2 to be finite",
                      "overflow")
+    if not np.isfinite(pstar):
+        raise V.fail(func, "y", "small enough beside x for pi* = mean(x y) / mean(x^2) to be "
+                     "finite", f"pi* overflows (mean x^2 = {sxx:.3g})")
     return _Stats(np.ascontiguousarray(X), np.ascontiguousarray(Y), c, sxx, sxy, pstar,
                   estar, c0)
 
@@ -87,13 +93,33 @@ def _weights(func, name, w, *, batch=True):
     return arr
 
 
+_LOO_DIRECT = 32  # depths up to which a leave-one-out product is one np.prod
+
+
 def _loo(w):
-    """Leave-one-out products p[..., i] = prod_{j != i} w[..., j] (no division)."""
+    """Leave-one-out products p[..., i] = prod_{j != i} w[..., j] (no division): one
+    product per i up to depth :data:`_LOO_DIRECT`, prefix and suffix products (O(L))
+    beyond."""
     L = w.shape[-1]
+    if L > _LOO_DIRECT:
+        with np.errstate(all="ignore"):
+            one = np.ones(w.shape[:-1] + (1,))
+            pre = np.cumprod(np.concatenate([one, w[..., :-1]], axis=-1), axis=-1)
+            suf = np.cumprod(np.concatenate([one, w[..., :0:-1]], axis=-1), axis=-1)
+            return pre * suf[..., ::-1]
     p = np.empty_like(w)
     for i in range(L):
         p[..., i] = np.prod(np.delete(w, i, axis=-1), axis=-1)
     return p
+
+
+def _points(func, name, w, hessian):
+    """``w`` (..., L), its curvatures refused when out of reach
+    (:func:`fastgd.engine.cost.chain_curvature`)."""
+    from fastgd.engine import cost
+
+    cost.chain_curvature(func, name, max(w.size // w.shape[-1], 1), w.shape[-1], hessian)
+    return w
 
 
 # --------------------------------------------------------------------- point functions
@@ -165,7 +191,7 @@ def chain_hessian(w, x=1.0, y=1.0, *, loss_scale=1.0):
     """
     f = "chain_hessian"
     s = _stats(f, x, y, loss_scale)
-    w = _weights(f, "w", w)
+    w = _points(f, "w", _weights(f, "w", w), True)
     return _hessian(w, s)
 
 
@@ -213,7 +239,7 @@ def chain_sharpness(w, x=1.0, y=1.0, *, loss_scale=1.0):
     """
     f = "chain_sharpness"
     s = _stats(f, x, y, loss_scale)
-    return _sharpness(_weights(f, "w", w), s)
+    return _sharpness(_points(f, "w", _weights(f, "w", w), True), s)
 
 
 def chain_ntk(w, x=1.0, y=1.0, *, loss_scale=1.0):
@@ -230,7 +256,7 @@ def chain_ntk(w, x=1.0, y=1.0, *, loss_scale=1.0):
     """
     f = "chain_ntk"
     s = _stats(f, x, y, loss_scale)
-    return _ntk(_weights(f, "w", w), s)
+    return _ntk(_points(f, "w", _weights(f, "w", w), False), s)
 
 
 @dataclass(frozen=True)

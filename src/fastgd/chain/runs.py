@@ -130,6 +130,8 @@ def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd
     L = w0.shape[0]
     cost.run(f, "steps" if method == "gd" else "epochs", steps, L,
               L * (s.X.shape[0] if method == "sgd" else 1), record)
+    # the curvatures at w0 and at the end (and at every recorded step): L x L Hessians
+    cost.chain_curvature(f, "w0", 2 + (steps + 1 if record else 0), L)
     out = Out(1, L, n_rec=steps + 1, rec_w=record)
     spec = ChainSpec(method, steps, tol, blowup, batch=batch, order=code)
     _launch(spec, chain_inputs(s, None, None, w0, lr, seed=seed), G.make_chunks(1, 1, 1, 1),

@@ -239,7 +239,7 @@ class ChainSweepResult:
         arrays = {k: getattr(self, k) for k in _SCHEMA}
         head = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in _SCHEMA}
-        return write_npz("ChainSweepResult.save", path, arrays, head, FORMAT)
+        return write_npz("ChainSweepResult.save", path, arrays, head, FORMAT, _check)
 
 
 #: fields saved as arrays: name -> (dims, dtype kinds) (:func:`fastgd.engine.files.read_npz`)
@@ -292,29 +292,47 @@ def chain_load(path, *, max_bytes=None) -> ChainSweepResult:
     """
     from fastgd.engine.files import read_npz
 
-    f = "chain_load"
-    arrays, head = read_npz(path, _SCHEMA, fmt=FORMAT, func=f, writer="ChainSweepResult.save",
-                            max_bytes=max_bytes)
-    head.pop("format", None)
-    head.pop("sha256", None)
-    kinds = {"product_star": float, "loss_star": float, "depth": int, "steps": int,
-             "loss_scale": float, "tol": float, "blowup": float, "method": str,
-             "seconds": float, "threads": int, "backend": str, "meta": dict}
-    bad = [k for k, t in kinds.items() if not isinstance(head.get(k), t)
-           or (t is float and isinstance(head.get(k), bool))]
-    if bad or set(head) != set(kinds):
-        what = f"metadata {bad[0]!r} missing or mistyped" if bad else \
-            f"unexpected metadata {sorted(set(head) - set(kinds))}"
-        raise V.fail(f, "path", "a result file written by ChainSweepResult.save",
-                     f"{path!r}: {what}")
-    st = arrays["status"]
-    if not np.isin(st, [int(x) for x in Status]).all() or head["method"] not in (
-            "gd", "sgd") or head["depth"] != arrays["inits"].shape[1] or \
-            not np.all(np.isfinite(arrays["lr"]) & (arrays["lr"] > 0)):
-        raise V.fail(f, "path", "a result file written by ChainSweepResult.save",
-                     f"{path!r}: status codes, method, depth or rates out of range")
-    arrays["status"] = st.astype(np.int8)
+    arrays, head = read_npz(path, _SCHEMA, fmt=FORMAT, func="chain_load",
+                            writer="ChainSweepResult.save", max_bytes=max_bytes,
+                            bind=_bind, check=_check)
+    arrays["status"] = arrays["status"].astype(np.int8)
     return ChainSweepResult(**arrays, **head)
+
+
+#: the metadata of a chain sweep file: field -> type
+_KINDS = {"product_star": float, "loss_star": float, "depth": int, "steps": int,
+          "loss_scale": float, "tol": float, "blowup": float, "method": str,
+          "seconds": float, "threads": int, "backend": str, "meta": dict}
+
+
+def _bind(head):
+    """The depth the metadata fixes (L), or what is wrong with its types."""
+    from fastgd.engine.files import check_kinds
+
+    return check_kinds(head, _KINDS) or {"L": head["depth"]}
+
+
+def _check(a, head):
+    """What makes a chain sweep file impossible (None: nothing)."""
+    from fastgd.engine.files import status_rules
+
+    what = _bind(head)
+    if isinstance(what, str):
+        return what
+    if head["method"] not in ("gd", "sgd") or head["depth"] < 1 or head["steps"] < 0:
+        return "metadata method, depth or steps out of range"
+    if not np.all(np.isfinite(a["lr"]) & (a["lr"] > 0)):
+        return "'lr' holds values that are not finite and > 0"
+    what = status_rules(a["status"], a["diverged_at"], a["steps_to_tol"], a["loss"],
+                        head["steps"])
+    if what:
+        return what
+    if not (np.isfinite(a["inits"]).all() and (a["loss0"] >= 0).all()) or \
+            (a["lambda0"] < 0).any() or (a["ntk0"] < 0).any():
+        return "'inits' not finite, or 'loss0', 'lambda0' or 'ntk0' negative (or NaN loss0)"
+    if np.isnan(a["max_loss_ratio"]).any() or (a["max_loss_ratio"] < 0).any():
+        return "'max_loss_ratio' holds NaN or negative values"
+    return None
 
 
 def chain_sweep(inits, lr, steps=1000, x=1.0, y=1.0, *, loss_scale=1.0, method="gd",
@@ -449,7 +467,10 @@ def _check_size(f, s, shape, n_lr, steps, method):
     """Refuse grids that do not fit in memory or would run unreasonably long."""
     n_init, L = shape
     n = n_init * n_lr
+    cost.check(f, "inits" if n_init >= n_lr else "lr", nbytes=n * 2.0 * (1 + 8 * (L + 8)),
+               what=f"{n_init:,} inits x {n_lr:,} rates", hint="use fewer cells")
     G.check_memory(f, n, 2 * (1 + 8 * (L + 8)))
+    cost.chain_curvature(f, "inits", n_init + n, L)  # the sharpness at inits and ends
     per = L * (s.X.shape[0] if method == "sgd" else 1)
     cost.check(f, "steps", work=float(n) * steps * per,
                work_what=f"{n:,} cells x {steps:,} steps x {per:,}",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 
-from fastgd.cli.args import UsageError, load_spec, parse_grid  # noqa: F401
+from fastgd.cli.args import SIGINT, UsageError, load_spec, parse_grid  # noqa: F401
 from fastgd.cli.commands import _data_steps, _unique  # noqa: F401
 from fastgd.cli.parser import build_parser
 
@@ -49,13 +49,26 @@ def main(argv=None) -> int:
 
     Ctrl-C (or SIGTERM during a checkpointed sweep) anywhere in a command, parsing and
     the heavy imports included, exits 130 with one line on stderr; a command that was
-    sweeping saves / draws what finished first.
+    sweeping saves / draws what finished first.  A second Ctrl-C while it does is
+    ignored, and figures are written whole (:data:`fastgd.cli.args.SIGINT`).  Called as
+    the process entry point (``argv`` None), a Ctrl-C while the interpreter exits also
+    ends with 130 and one line; called with ``argv`` (tests, scripts) the previous
+    SIGINT handler is restored on return.
     """
+    previous = SIGINT.install()
     try:
-        return _main(argv)
+        rc = _main(argv)
     except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
-        print("fastgd: interrupted", file=sys.stderr)
-        return 130
+        rc = 130
+    except SystemExit as exc:  # argparse's usage errors and --help
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if rc == 130:
+        SIGINT.report()
+    if argv is None:
+        SIGINT.finish()
+    else:
+        SIGINT.restore(previous)
+    return rc
 
 
 def _main(argv):
@@ -69,7 +82,9 @@ def _main(argv):
     if args.command is None:
         parser.print_help()
         return 2
-    cmd = f"fastgd {args.command}"
+    cmd = f"fastgd {args.command}" + (f" {args.figure}" if getattr(args, "figure", None)
+                                      else "")
+    SIGINT.cmd = cmd
     threads = getattr(args, "threads", None)
     if threads is not None:
         top = _max_threads()
@@ -90,8 +105,7 @@ def _main(argv):
         print(f"{cmd}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{cmd}: interrupted", file=sys.stderr)
-        return 130
+        return 130  # main() prints the one line
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return 1
     except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -34,6 +35,11 @@ SPEC_KEYS = {
 }
 
 
+#: The figure resolutions --dpi accepts: below, text cannot be rendered; above, one
+#: figure's pixels take gigabytes.
+DPI = (20, 1200)
+#: Smallest magnitude (other than 0) of a grid value.
+TINY = 1e-300
 #: Most points in one grid axis given on the command line or in a spec.
 GRID_MAX = 10**7
 
@@ -55,7 +61,7 @@ def parse_grid(text, name="value"):
                 raise ValueError
             lo, hi, num = float(parts[0]), float(parts[1]), int(parts[2])
             scale = parts[3] if len(parts) == 4 else "log"
-            return _grid(lo, hi, num, scale, name)
+            return _not_tiny(_grid(lo, hi, num, scale, name), name)
         vals = [float(v) for v in s.split(",") if v.strip()]
     except (ValueError, UsageError) as exc:
         if isinstance(exc, UsageError):
@@ -64,6 +70,15 @@ def parse_grid(text, name="value"):
                          f"list of numbers; got {text!r}") from None
     if not vals or not all(math.isfinite(v) for v in vals):
         raise UsageError(f"'{name}' must hold finite numbers; got {text!r}")
+    return _not_tiny(vals, name)
+
+
+def _not_tiny(vals, name):
+    """``vals``, refusing magnitudes below 1e-300 other than 0 (subnormal numbers: their
+    reciprocals overflow and no run can resolve them)."""
+    if any(v != 0 and abs(v) < TINY for v in vals):
+        raise UsageError(f"'{name}' must hold 0 or magnitudes of at least {TINY:g}; got "
+                         f"{min(abs(v) for v in vals if v != 0):g}")
     return vals
 
 
@@ -127,7 +142,7 @@ def _spec_grid(value, name):
         if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                 for v in value):
             raise UsageError(f"spec: '{name}' must be a non-empty list of numbers; got {value!r}")
-        return [float(v) for v in value]
+        return _not_tiny([float(v) for v in value], name)
     if isinstance(value, dict):
         extra = set(value) - {"min", "max", "num", "scale"}
         if extra or not {"min", "max", "num"} <= set(value):
@@ -142,18 +157,63 @@ def _spec_grid(value, name):
                      f"got {type(value).__name__}")
 
 
-def read_toml(path):
-    """The table of a TOML spec file; a missing or malformed file exits 2."""
+def read_toml(path, flag="--config"):
+    """The table of a TOML spec file; a missing, special (directory, FIFO, device),
+    oversized (over :data:`CONFIG_MAX` bytes), non-UTF-8 or malformed file exits 2
+    naming ``flag``."""
     import tomllib
 
-    p = Path(path)
+    p = str(path)
+    fh, size = _open_regular(p, flag)
+    with fh:
+        raw = fh.read(CONFIG_MAX + 1)
+    if max(size, len(raw)) > CONFIG_MAX:
+        raise UsageError(f"'{flag}' must be a spec of at most {CONFIG_MAX:,} bytes; got "
+                         f"{p!r} ({max(size, len(raw)):,} bytes)")
     try:
-        with open(p, "rb") as fh:
-            return tomllib.load(fh)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"'{flag}' must be UTF-8 text; got {p!r} (invalid byte at "
+                         f"offset {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise UsageError(f"'{flag}' file {p!r} is not valid TOML: {exc}") from None
+
+
+#: Most bytes of a ``--config`` spec.
+CONFIG_MAX = 2**20
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode):
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _open_regular(path, flag):
+    """(binary file, size) of the regular file ``path`` (links followed), opened without
+    blocking; a missing, unreadable or special file (directory, FIFO, device, socket)
+    exits 2 naming ``flag``, before anything is read."""
+    p = str(path)
+    try:
+        st = os.stat(p)
     except FileNotFoundError:
-        raise UsageError(f"spec file {str(p)!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"spec file {str(p)!r} is not valid TOML: {exc}") from None
+        raise UsageError(f"'{flag}' file {p!r} not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"'{flag}' file {p!r} cannot be read: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"'{flag}' must be a regular file; got {p!r} ({_kind(st.st_mode)})")
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise UsageError(f"'{flag}' file {p!r} cannot be read: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # replaced since the first look
+        os.close(fd)
+        raise UsageError(f"'{flag}' must be a regular file; got {p!r} ({_kind(st.st_mode)})")
+    return os.fdopen(fd, "rb"), st.st_size
 
 
 def load_spec(path):
@@ -199,8 +259,17 @@ def _writable_target(p, flag="--out"):
     the nearest existing ancestor must be a writable directory."""
     import os
 
-    if p.exists() and p.is_dir():
+    if not p.name:
+        raise UsageError(f"'{flag}' must be a file name; got {str(p)!r}")
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         raise UsageError(f"'{flag}' must be a file name; got the directory {str(p)!r}")
+    if mode is not None and not stat.S_ISREG(mode):  # a FIFO would block, a device vanish
+        raise UsageError(f"'{flag}' must name a regular file (it is replaced); got {str(p)!r} "
+                         f"({_kind(mode)})")
     parent = p.parent if str(p.parent) else Path(".")
     anc = parent
     while not anc.exists() and anc != anc.parent:
@@ -223,22 +292,24 @@ def _writable_target(p, flag="--out"):
     return p
 
 
-def _out_path(out, fmt, default_stem):
+def _out_path(out, fmt, default_stem, flag="--out"):
     """The output file: --format wins; else the suffix of --out; else png.  Its
     directory must exist (or be creatable) and be writable: checked before any work."""
-    return _writable_target(_out_name(out, fmt, default_stem))
+    return _writable_target(_out_name(out, fmt, default_stem, flag), flag)
 
 
-def _out_name(out, fmt, default_stem):
+def _out_name(out, fmt, default_stem, flag="--out"):
     if out is None:
         return Path(f"{default_stem}.{fmt or 'png'}")
     p = Path(out)
+    if not str(out).strip() or not p.name:
+        raise UsageError(f"'{flag}' must be a file name; got {out!r}")
     suf = p.suffix.lower().lstrip(".")
     if fmt is None:
         if suf in FORMATS:
             return p
         if suf:
-            raise UsageError(f"'--out' must end in .png, .pdf or .svg (or give --format); "
+            raise UsageError(f"'{flag}' must end in .png, .pdf or .svg (or give --format); "
                              f"got {out!r}")
         return p.with_suffix(".png")
     if suf == fmt:
@@ -255,7 +326,8 @@ def common_options(p, *, seed=None, threads=True, progress=True, figures=True):
         return
     g = p.add_argument_group("common options")
     if seed:
-        g.add_argument("--seed", type=int, default=None, metavar="INT", help=seed)
+        g.add_argument("--seed", type=_int_arg("--seed", 0, 2**63 - 1), default=None,
+                       metavar="INT", help=seed)
     if threads:
         g.add_argument("--threads", type=_int_arg("--threads", 1), default=None, metavar="N",
                        help="worker threads (default: all cores)")
@@ -265,8 +337,8 @@ def common_options(p, *, seed=None, threads=True, progress=True, figures=True):
     if figures:
         g.add_argument("--format", choices=FORMATS, default=None,
                        help="figure format (default: from --out, else png)")
-        g.add_argument("--dpi", type=_int_arg("--dpi", 1, 10000), default=150,
-                       help="figure resolution (default 150)")
+        g.add_argument("--dpi", type=_int_arg("--dpi", DPI[0], DPI[1]), default=150,
+                       help=f"figure resolution, {DPI[0]} to {DPI[1]} (default 150)")
 
 
 # --------------------------------------------------------------------------- figures
@@ -284,21 +356,137 @@ def _save(fig, path, dpi):
     """Write ``fig`` to ``path`` atomically (a temporary file with the same extension in
     the same directory, flushed, then renamed over ``path``: an interrupted or failed
     write leaves the old figure whole), creating the directory; close the figure when
-    pyplot manages it, and return the path."""
+    pyplot manages it, and return the path.  Ctrl-C waits until the file is whole
+    (:data:`SIGINT`)."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{path.name}")
-    try:
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, dpi=dpi, format=path.suffix[1:] or None)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with SIGINT.deferred():
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{path.name}")
+        try:
+            with open(tmp, "wb") as fh:
+                fig.savefig(fh, dpi=dpi, format=path.suffix[1:] or None)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+class _Sigint:
+    """Ctrl-C in the ``fastgd`` command (one instance, :data:`SIGINT`).
+
+    While a command runs (:meth:`install`), the first SIGINT raises KeyboardInterrupt
+    (the command then saves and draws what finished) and every later one is ignored, so
+    that saving, drawing and exiting are never cut short (no truncated file, no
+    traceback, no death by signal).  Inside :meth:`deferred` (a figure being written) a
+    first SIGINT waits for the end of the block.  After the command (:meth:`finish`, the
+    process entry point only), a SIGINT during the interpreter's exit prints one line
+    and ends the process with 130 at once.
+    """
+
+    def __init__(self):
+        self.count = 0          # SIGINTs since install()
+        self.depth = 0          # nesting of deferred() blocks
+        self.pending = False    # a first SIGINT that arrived inside deferred()
+        self.cmd = "fastgd"     # who says "interrupted"
+        self.reported = False   # the one line has been printed
+        self.late = False       # the command has returned: only the exit is left
+
+    def handler(self, signum, frame):
+        self.count += 1
+        if self.late:
+            self._exit_now()
+        if self.count > 1:
+            return  # the first interrupt is being handled: let it finish
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def _exit_now(self):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or broken stream: exit anyway
+                pass
+        if not self.reported:
+            try:
+                os.write(2, f"{self.cmd}: interrupted\n".encode())
+            except OSError:
+                pass
+        os._exit(130)
+
+    def report(self):
+        """Print the one line 'CMD: interrupted' on stderr (once)."""
+        if not self.reported:
+            self.reported = True
+            print(f"{self.cmd}: interrupted", file=sys.stderr)
+
+    def install(self):
+        """Handle SIGINT as above (main thread only); returns the handler to restore."""
+        import signal
+        import threading
+
+        self.count, self.depth, self.pending = 0, 0, False
+        self.reported = self.late = False
+        self.cmd = "fastgd"
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGINT, self.handler)
+
+    def restore(self, previous):
+        import signal
+
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    def finish(self):
+        """The command has returned (process entry point): a SIGINT from now on ends the
+        process with 130 and one line at once; one during the interpreter's last steps
+        (after the exit handlers) is blocked rather than killing the process."""
+        import atexit
+        import signal
+
+        self.late = True
+        if self.count:  # an interrupt was already handled: any further one just exits
+            self.reported = True
+        if hasattr(signal, "pthread_sigmask"):
+            atexit.register(signal.pthread_sigmask, signal.SIG_BLOCK, {signal.SIGINT})
+
+    def deferred(self):
+        """A context in which a first SIGINT waits until the block ends."""
+        import contextlib
+        import signal
+        import threading
+
+        @contextlib.contextmanager
+        def block():
+            main = threading.current_thread() is threading.main_thread()
+            previous = None
+            if main and signal.getsignal(signal.SIGINT) != self.handler:
+                previous = signal.signal(signal.SIGINT, self.handler)
+                self.count, self.pending = 0, False
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+                if self.pending and not self.depth:
+                    self.pending = False
+                    if main and (previous is None or previous is not signal.SIG_IGN):
+                        raise KeyboardInterrupt
+
+        return block()
+
+
+#: The command's Ctrl-C handling (see :class:`_Sigint`).
+SIGINT = _Sigint()

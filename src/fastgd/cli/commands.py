@@ -12,6 +12,7 @@ from fastgd.cli.args import (
     UsageError,
     _check_type,
     _merge,
+    _open_regular,
     _out_path,
     _pyplot,
     _save,
@@ -20,7 +21,13 @@ from fastgd.cli.args import (
     load_spec,
     parse_grid,
 )
-from fastgd.cli.owndata import explain_rows, initial_excess, parse_transforms, transformed
+from fastgd.cli.owndata import (
+    explain_rows,
+    initial_excess,
+    parse_transforms,
+    read_data,
+    transformed,
+)
 from fastgd.status import DEFAULT_ORDER
 
 PHASE_DEFAULTS = {
@@ -60,8 +67,6 @@ def _lecture_variant(name):
 
 def _load_data(item):
     """A data name or .npz path -> (X, y, label)."""
-    import numpy as np
-
     if not isinstance(item, str):
         raise UsageError(f"'data' entries must be strings; got {item!r}")
     try:
@@ -73,12 +78,8 @@ def _load_data(item):
     if p.suffix != ".npz":
         raise UsageError(f"'data' must be lecture, lecture-normalized, lecture-whitened or a "
                          f".npz file with arrays X and y; got {item!r}")
-    if not p.exists():
-        raise UsageError(f"data file {item!r} not found")
-    with np.load(p, allow_pickle=False) as z:
-        if "X" not in z.files or "y" not in z.files:
-            raise UsageError(f"data file {item!r} must hold arrays 'X' and 'y'; has {z.files}")
-        return z["X"], z["y"], p.stem
+    X, y = read_data(p, "--data")  # bounded: regular files, checked headers
+    return X, y, p.stem
 
 
 #: Types of the spec keys a sweep reads: (key, types, what the message says).
@@ -351,10 +352,13 @@ def cmd_sweep(args):
     if "lr" not in cfg:
         raise UsageError("'lr' is required (in the spec or as --lr)")
     out = Path(args.out)
+    if not out.name:
+        raise UsageError(f"'--out' must be a file name; got {args.out!r}")
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     _writable_target(out)
-    plot_out = _out_path(args.plot, args.format, out.stem) if args.plot else None
+    plot_out = _out_path(args.plot, args.format, out.stem, "--plot") if args.plot is not None \
+        else None
     t0 = time.perf_counter()
     try:
         res, datasets = _sweep_from(cfg, progress=args.progress)
@@ -376,12 +380,12 @@ def cmd_plot(args):
     import fastgd as fg
 
     src = Path(args.result)
-    if not src.exists():
-        raise UsageError(f"result file {str(src)!r} not found")
+    _open_regular(src, "result")[0].close()  # a regular file: a FIFO or device never blocks
     try:
         res = fg.load(src)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"{str(src)!r} is not a fastgd result: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
+            MemoryError) as exc:  # fg.load's FastGDValueError, or a file it cannot parse
+        raise UsageError(f"'result' {str(src)!r} is not a fastgd result: {exc}") from None
     out = _out_path(args.out, args.format, src.with_suffix("").as_posix()
                     + ("" if args.kind == "phase" else "_boundary"))
     if args.kind == "phase":
@@ -493,7 +497,7 @@ def cmd_boundary(args):
     method = cfg.get("method", "gd")
     if method not in ("gd", "sgd"):
         raise UsageError(f"'method' must be 'gd' or 'sgd'; got {method!r}")
-    if args.out:
+    if args.out is not None:
         _out_path(args.out, args.format, "boundary")  # refuse a bad --out before the work
     data = _boundary_data(cfg)
     opts = (float(cfg.get("momentum", 0.0)), bool(cfg.get("nesterov", False)),
@@ -506,6 +510,6 @@ def cmd_boundary(args):
         cond.append(kappa)
         lims.append(lim)
     _print_boundary(method, rows)
-    if args.out:
+    if args.out is not None:
         _boundary_figure(args, cfg, method, rows, obs, cond, lims)
     return 0

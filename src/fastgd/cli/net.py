@@ -24,6 +24,7 @@ parsing.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from fastgd.cli.args import (
     common_options,
     read_toml,
 )
+from fastgd.cli.owndata import read_data
 
 PHASE = {"width": "64,128,256,512,1024", "lr_ntk": "0.5:12:28", "steps": 1500, "tol": 1e-5,
          "activation": "relu", "param": "ntk", "scale": 1.0, "samples": 16, "d": 4,
@@ -128,6 +130,32 @@ def add_parser(sub):
     return p
 
 
+def _loop(values, run):
+    """``[run(v) for v in values]`` up to a Ctrl-C: (the finished results, the
+    KeyboardInterrupt or None).  An interrupt before the first result is raised."""
+    done = []
+    try:
+        for v in values:
+            done.append(run(v))
+    except KeyboardInterrupt as exc:
+        if not done:
+            raise
+        return done, exc
+    return done, None
+
+
+def _stopped(stop, done, values, what="runs"):
+    """The title line of a figure of an interrupted loop ('' when it finished)."""
+    return "" if stop is None else f"interrupted: {len(done)} of {len(values)} {what} finished\n"
+
+
+def _reraise(stop, line):
+    """After the figure of an interrupted loop: say what was kept, then stop (exit 130)."""
+    if stop is not None:
+        print(line)
+        raise stop
+
+
 def _no_figure(args):
     args._net_parser.print_help()
     return 2
@@ -141,10 +169,48 @@ def _config(args, defaults):
         v = getattr(args, key, None)
         if v is not None:
             cfg[key] = v
-    for key in ("steps", "samples", "d", "seed", "every", "threads"):
-        if key in cfg and cfg[key] is not None and cfg[key] < (2 if key == "samples" else 0):
-            raise UsageError(f"'{key}' must be >= {2 if key == 'samples' else 0}; got {cfg[key]}")
+    _check_numbers(cfg)
     return cfg
+
+
+#: Smallest value of each integer key (flags or spec).
+_MIN_INT = {"steps": 0, "samples": 2, "d": 1, "seed": 0, "every": 1, "threads": 1}
+#: Each real key's range [lo, hi) and what it is: checked before any work, so that no
+#: NumPy warning, or a message about another argument, comes later.
+_RANGES = {"scale": (1e-6, 1e6, "the initial std of W and a"),
+           "tol": (0.0, 1e300, "the convergence tolerance"),
+           "momentum": (0.0, 1.0, "heavy-ball β"),
+           "beta1": (0.0, 1.0, "Adam's first-moment decay"),
+           "beta2": (0.0, 1.0, "the second-moment decay")}
+#: Largest grid value of these keys (rates in units of 1/λ0 beyond it diverge at once).
+_GRID_MAX = {"lr_ntk": 1e6, "lr_sharp": 1e6}
+
+
+def _one_width(cfg):
+    """The one width of eos / warmup: an integer >= 1 (a one-element list allowed)."""
+    w = cfg["width"]
+    w = w[0] if isinstance(w, list) and len(w) == 1 else w
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or w != int(w) or w < 1:
+        raise UsageError(f"'width' must be one integer >= 1; got {cfg['width']}")
+    return int(w)
+
+
+def _check_numbers(cfg):
+    """Refuse, naming the key, integers below their minimum and reals out of range."""
+    import math
+
+    for key, lo in _MIN_INT.items():
+        v = cfg.get(key)
+        if v is not None and v < lo:
+            raise UsageError(f"'{key}' must be >= {lo}; got {v}")
+    for key, (lo, hi, what) in _RANGES.items():
+        v = cfg.get(key)
+        if v is not None and not (math.isfinite(v) and lo <= v < hi):
+            raise UsageError(f"'{key}' ({what}) must be in [{lo:g}, {hi:g}); got {v!r}")
+    for key, hi in _GRID_MAX.items():
+        if cfg.get(key) is not None and not all(0 < x <= hi for x in _grid(cfg, key)):
+            raise UsageError(f"'{key}' must hold rates in (0, {hi:g}] (units of 1/λ0); "
+                             f"got {cfg[key]}")
 
 
 def _load(path, defaults):
@@ -196,12 +262,7 @@ def _data(cfg):
         p = Path(name)
         if p.suffix != ".npz":
             raise UsageError(f"'data' must be sphere, diabetes or a .npz file; got {name!r}")
-        if not p.exists():
-            raise UsageError(f"data file {name!r} not found")
-        with np.load(p, allow_pickle=False) as z:
-            if "X" not in z.files or "y" not in z.files:
-                raise UsageError(f"data file {name!r} must hold arrays 'X' and 'y'")
-            X, y = np.asarray(z["X"], float), np.asarray(z["y"], float)
+        X, y = read_data(p, "--data", rows=n)  # bounded: only the first n rows are read
         label = f"{p.stem} (first {min(n, X.shape[0])} samples, standardised)"
     X, y = X[:n], y[:n]
     if X.ndim == 1:
@@ -244,14 +305,16 @@ def cmd_net_phase(args):
     kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
     # one grid of η·λ0 for every width, each relative to its own NTK eigenvalue λ0: the
     # rows align (absolute rates would give each width a different η·λ0 range)
-    res = fn.net_sweep(X, y, mult, cfg["steps"], width=widths, scale=cfg["scale"],
-                       seeds=[cfg["seed"]], momentum=cfg["momentum"], tol=cfg["tol"],
-                       lr_unit="lambda0", threads=cfg.get("threads", args.threads),
-                       progress=args.progress, **kw)
-    fig, ax = _figure(size=(7.4, 5.2))
-    fn.plot_net_phase(res, ax=ax, title=f"catapults: {cfg['activation']} network "
-                      f"({cfg['param']} param.), GD {cfg['steps']} steps\n{label}")
-    _save(fig, out, args.dpi)
+    try:
+        res = fn.net_sweep(X, y, mult, cfg["steps"], width=widths, scale=cfg["scale"],
+                           seeds=[cfg["seed"]], momentum=cfg["momentum"], tol=cfg["tol"],
+                           lr_unit="lambda0", threads=cfg.get("threads", args.threads),
+                           progress=args.progress, **kw)
+    except KeyboardInterrupt as exc:  # the engine's partial result: draw what finished
+        if getattr(exc, "result", None) is not None:
+            _net_phase_figure(exc.result, cfg, label, out, args)
+        raise
+    _net_phase_figure(res, cfg, label, out, args)
     codes = res.regions()[:, 0, 0]
     print(f"fastgd net phase: {res.status.size} runs in {time.perf_counter() - t0:.1f} s -> "
           f"{out}")
@@ -262,6 +325,36 @@ def cmd_net_phase(args):
         print(f"  width {w:6d}: λ0 = {res.ntk0[k, 0, 0]:.4g}, catapults at η·λ0 in {span}, "
               f"observed η_max·λ0 = {mx:.3g}")
     return 0
+
+
+def _net_phase_figure(res, cfg, label, out, args):
+    """Draw the catapult phase diagram to ``out``; cells of an interrupted sweep that did
+    not run (status < 0) are grey, and the title says so."""
+    import numpy as np
+
+    import fastgd.net as fn
+
+    fig, ax = _figure(size=(7.4, 5.2))
+    title = (f"catapults: {cfg['activation']} network ({cfg['param']} param.), GD "
+             f"{cfg['steps']} steps\n{label}")
+    missing = np.asarray(res.status) < 0
+    if missing.any():
+        title = (f"interrupted: {int((~missing).sum())} of {missing.size} runs finished "
+                 f"(grey: not run)\n" + title)
+    fn.plot_net_phase(res, ax=ax, title=title)
+    if missing.any():
+        from fastgd.figures import log_edges
+
+        ow, ol = np.argsort(res.width, kind="stable"), np.argsort(res.lr)
+        w = res.width[ow].astype(float)
+        ye = log_edges(w) if w.size > 1 else np.array([w[0] / 1.4, w[0] * 1.4])
+        grey = np.ma.masked_where(~missing[:, 0, 0][np.ix_(ow, ol)], np.ones((w.size, ol.size)))
+        ax.pcolormesh(log_edges(res.lr[ol]), ye, grey, cmap="Greys", vmin=0, vmax=2.5,
+                      shading="flat", zorder=1.5)
+        print(f"fastgd net phase: {int((~missing).sum())} of {missing.size} runs finished; "
+              f"wrote {_save(fig, out, args.dpi)}")
+    else:
+        _save(fig, out, args.dpi)
 
 
 def cmd_net_eos(args):
@@ -277,8 +370,8 @@ def cmd_net_eos(args):
     t0 = time.perf_counter()
     X, y, label = _data(cfg)
     lrs = _grid(cfg, "lr")
-    if not all(v > 0 for v in lrs):
-        raise UsageError("'lr' must be > 0")
+    if not all(1e-300 <= v <= 1e300 for v in lrs):  # 2/η and η·λ stay finite
+        raise UsageError(f"'lr' must hold rates in [1e-300, 1e300]; got {cfg['lr']}")
     every = int(cfg["every"]) if cfg.get("every") else max(1, cfg["steps"] // 40)
     width = cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"]
     if int(width) != width or width < 1:
@@ -286,15 +379,17 @@ def cmd_net_eos(args):
     cfg["width"] = int(width)
     theta0 = fn.net_init(int(cfg["width"]), X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
                          bias=cfg["bias"])
-    runs = [fn.net_gd(X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
-                      param=cfg["param"], bias=cfg["bias"], momentum=cfg["momentum"],
-                      tol=cfg["tol"], sharpness_every=every) for lr in lrs]
+    runs, stop = _loop(lrs, lambda lr: fn.net_gd(
+        X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
+        param=cfg["param"], bias=cfg["bias"], momentum=cfg["momentum"], tol=cfg["tol"],
+        sharpness_every=every))
     fig, (ax, lax) = _figure(2, size=(11.0, 4.6))
     fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
-                    title=f"edge of stability: {cfg['activation']}, width {cfg['width']}, "
-                    f"{cfg['param']} param.\n{label}")
+                    title=_stopped(stop, runs, lrs) + f"edge of stability: {cfg['activation']}, "
+                    f"width {cfg['width']}, {cfg['param']} param.\n{label}")
     lax.set_title("loss (full batch)")
     _save(fig, out, args.dpi)
+    _reraise(stop, f"fastgd net eos: {len(runs)} of {len(lrs)} runs finished; wrote {out}")
     print(f"fastgd net eos: {len(runs)} runs in {time.perf_counter() - t0:.1f} s -> {out}")
     for r in runs:
         tail = r.sharpnesses[-max(1, r.sharpnesses.size // 4):]
@@ -313,25 +408,27 @@ def _eos_adaptive(args, cfg):
     t0 = time.perf_counter()
     X, y, label = _data(cfg)
     lrs = _grid(cfg, "lr")
-    if not all(v > 0 for v in lrs):
-        raise UsageError("'lr' must be > 0")
-    width = int(cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"])
+    if not all(1e-300 <= v <= 1e300 for v in lrs):  # 2/η and η·λ stay finite
+        raise UsageError(f"'lr' must hold rates in [1e-300, 1e300]; got {cfg['lr']}")
+    width = _one_width(cfg)
     betas = (cfg["beta1"], cfg["beta2"])
     if not all(0 <= b < 1 for b in betas):
         raise UsageError(f"'beta1' and 'beta2' must be in [0, 1); got {betas}")
     theta0 = fn.net_init(width, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
                          bias=cfg["bias"])
-    runs = [fn.net_gd(X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
-                      param=cfg["param"], bias=cfg["bias"], tol=cfg["tol"],
-                      sharpness_every=int(cfg["every"]), optimizer=cfg["optimizer"],
-                      betas=betas) for lr in lrs]
+    runs, stop = _loop(lrs, lambda lr: fn.net_gd(
+        X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
+        param=cfg["param"], bias=cfg["bias"], tol=cfg["tol"],
+        sharpness_every=int(cfg["every"]), optimizer=cfg["optimizer"], betas=betas))
     fig, (ax, lax) = _figure(2, size=(7.6, 8.2), rows=True)
     fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
-                    title=f"adaptive edge of stability: {cfg['optimizer']} (β = {betas[0]:g}, "
+                    title=_stopped(stop, runs, lrs) + "adaptive edge of stability: "
+                    f"{cfg['optimizer']} (β = {betas[0]:g}, "
                     f"{betas[1]:g}), {cfg['activation']}, width {width}, {cfg['param']} "
                     f"param.\n{label}")
     lax.set_title("loss (full batch)")
     _save(fig, out, args.dpi)
+    _reraise(stop, f"fastgd net eos: {len(runs)} of {len(lrs)} runs finished; wrote {out}")
     print(f"fastgd net eos: {len(runs)} {cfg['optimizer']} runs in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
     for r in runs:
@@ -360,26 +457,35 @@ def cmd_net_warmup(args):
     mult = np.array(_grid(cfg, "lr_sharp"))
     if not np.all(mult > 0):
         raise UsageError("'lr_sharp' must be > 0")
-    width = int(cfg["width"][0] if isinstance(cfg["width"], list) else cfg["width"])
+    width = _one_width(cfg)
     kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
     theta0 = fn.net_init(width, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
                          bias=cfg["bias"])
     lam0 = fn.net_sharpness(theta0, X, y, **kw)
+    if not (math.isfinite(lam0) and lam0 > 1e-300):
+        raise UsageError(f"'scale' must give a network with a positive sharpness at the start "
+                         f"(the rates are multiples of 1/λ0); got λ0 = {lam0:g}")
     lrs = mult / lam0
-    best = []
-    for T in warmups:
+
+    def trainable(T):
         res = fn.net_sweep(X, y, lrs, cfg["steps"], theta0=theta0, tol=0.0, warmup=T,
                            sharpness=False, threads=cfg.get("threads", args.threads),
                            progress=args.progress, **kw)
         ok = (res.status[0, 0, 0] != 2) & (res.loss[0, 0, 0] < 0.5 * res.loss0[0, 0, 0])
-        best.append(float(lrs[ok].max()) if ok.any() else float("nan"))
+        return float(lrs[ok].max()) if ok.any() else float("nan")
+
+    best, stop = _loop(warmups, trainable)  # the rows of an interrupt: those that finished
+    done = warmups[:len(best)]
     fig, ax = _figure(size=(7.0, 4.8))
-    fn.plot_net_warmup(warmups, np.array(best), lr0=2.0 / lam0, ax=ax,
+    fn.plot_net_warmup(done, np.array(best), lr0=2.0 / lam0, ax=ax,
                        label="largest trainable η (not diverged, final loss < ½ E(θ0); "
                        f"grid steps ×{mult[1] / mult[0]:.2f})" if mult.size > 1 else None,
-                       title=f"warm-up: {cfg['activation']} network, width {width}, "
+                       title=_stopped(stop, best, warmups, "warm-up lengths") +
+                       f"warm-up: {cfg['activation']} network, width {width}, "
                        f"{cfg['param']} param., GD {cfg['steps']} steps\n{label}")
     _save(fig, out, args.dpi)
+    _reraise(stop, f"fastgd net warmup: {len(best)} of {len(warmups)} warm-up lengths "
+             f"finished; wrote {out}")
     print(f"fastgd net warmup: {len(warmups) * lrs.size} runs in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
     print(f"  λ0 = {lam0:.4g} (sharpness at the start); trainable: not diverged, final "

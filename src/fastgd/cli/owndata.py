@@ -1,4 +1,5 @@
-"""A user's own data on the command line: ``--transform raw,standardize,whiten`` (named
+"""A user's own data on the command line: ``--data FILE.npz`` read with bounds
+(:func:`read_data`), ``--transform raw,standardize,whiten`` (named
 rows from one file, through :func:`fastgd.normalize` and :func:`fastgd.whiten`), the
 initial excess loss that ``--color excess`` divides by, and the one-line explanation of
 a GD row in which no cell converged (κ, the steps GD would need, the transform that
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from fastgd.cli.args import UsageError
+from fastgd.cli.args import UsageError, _open_regular
 
 #: The transforms of --transform, in their canonical spelling, and each one's row label.
 TRANSFORMS = {"raw": "raw", "standardize": "standardized", "whiten": "whitened"}
@@ -178,3 +179,128 @@ def explain_rows(res, datasets, labels, transforms=None, bias=False):
                      f"so GD needs {need} at its best rate η = 1/λ_max (≈ κ·ln(1/tol)/2 = "
                      f"{_num(rough)} for tol {tol:g})" + (f"; try {helps}" if helps else ""))
     return notes, lines
+
+
+# --------------------------------------------------------------------------- --data files
+#: Most bytes the arrays of a ``--data`` file may take once read (larger data: load it
+#: in Python and call the API).
+DATA_MAX = 2**30
+#: A ``--data`` array of over BOMB_BYTES that inflates more than BOMB_RATIO-fold from
+#: its compressed size is refused unread (a decompression bomb; real data compresses
+#: a few-fold at most).
+BOMB_BYTES, BOMB_RATIO = 2**24, 200
+_DTYPE_WORDS = {"c": "complex numbers (fastgd fits real data: give the real and imaginary "
+                     "parts as separate columns)",
+                "O": "Python objects", "U": "strings", "S": "byte strings",
+                "m": "time spans (convert them to numbers, e.g. seconds)",
+                "M": "dates (convert them to numbers)",
+                "V": "a structured array (give a plain numeric array)"}
+
+
+def read_data(path, flag="--data", rows=None):
+    """(X, y) as float64 arrays from a ``.npz`` file (numpy.savez), read with bounds: a
+    regular file only, a zip of ``X.npy`` and ``y.npy`` whose headers are checked
+    (real numbers, X 1-D or 2-D, y one value per row) before any data is read, the first
+    ``rows`` rows only when given, at most :data:`DATA_MAX` bytes, no member inflating
+    like a decompression bomb, and finite values.  Anything else exits 2 naming
+    ``flag``.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np
+    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "mine.npz")
+    >>> np.savez(f, X=np.arange(12.0).reshape(6, 2), y=np.arange(6))
+    >>> X, y = read_data(f, rows=4)
+    >>> X.shape, y.tolist()
+    ((4, 2), [0.0, 1.0, 2.0, 3.0])
+    """
+    import zipfile
+
+    import numpy as np
+
+    p = str(path)
+    fh, _ = _open_regular(p, flag)
+    with fh:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise UsageError(f"'{flag}' must be a .npz file (numpy.savez: a zip of arrays X "
+                             f"and y); got {p!r} ({exc})") from None
+        with zf:
+            infos = {i.filename: i for i in zf.infolist()[:10_000]}
+            if "X.npy" not in infos or "y.npy" not in infos:
+                has = sorted(n.removesuffix(".npy") for n in infos)[:8]
+                raise UsageError(f"'{flag}' file {p!r} must hold arrays 'X' and 'y'; has "
+                                 f"{has}")
+            X = _member(zf, infos["X.npy"], f"'{flag}' file {p!r}: X", rows, (1, 2))
+            y = _member(zf, infos["y.npy"], f"'{flag}' file {p!r}: y", rows, (1, 2))
+    if y.ndim == 2 and y.shape[1] != 1:
+        raise UsageError(f"'{flag}' file {p!r}: y must be one target per row (1-D); got "
+                         f"shape {y.shape}")
+    y = y.reshape(-1)
+    if X.shape[0] == 0 or X.size == 0:
+        raise UsageError(f"'{flag}' file {p!r}: X must hold at least one sample; got shape "
+                         f"{X.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise UsageError(f"'{flag}' file {p!r}: y must have one value per row of X "
+                         f"({X.shape[0]}); got {y.shape[0]}")
+    for name, a in (("X", X), ("y", y)):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise UsageError(f"'{flag}' file {p!r}: {name} must be finite; got {bad} NaN or "
+                             "infinite value(s)")
+    return X, y
+
+
+def _member(zf, info, where, rows, ndims):
+    """One .npy member as float64, its header checked before its data is read."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+    from numpy.lib import format as npf
+
+    try:
+        with zf.open(info) as m:
+            version = npf.read_magic(m)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"unsupported .npy version {version}")
+            read = npf.read_array_header_1_0 if version == (1, 0) else \
+                npf.read_array_header_2_0
+            shape, fortran, dtype = read(m, max_header_size=10_000)
+            _check_header(where, shape, dtype, ndims)
+            n = shape[0] if rows is None or fortran else min(int(rows), shape[0])
+            per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+            nbytes = n * per_row
+            if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                raise ValueError("the file is shorter than the array's shape says")
+            if nbytes > DATA_MAX:
+                raise UsageError(f"{where} must take at most {DATA_MAX:,} bytes to read; got "
+                                 f"{nbytes:,} (load it in Python and call fastgd's API)")
+            if nbytes > BOMB_BYTES and nbytes > BOMB_RATIO * max(info.compress_size, 1):
+                raise UsageError(f"{where} must not inflate more than {BOMB_RATIO}-fold; got "
+                                 f"{info.compress_size:,} compressed bytes for {nbytes:,} "
+                                 "(a decompression bomb?)")
+            data = m.read(nbytes)
+    except UsageError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, RuntimeError,
+            NotImplementedError, MemoryError) as exc:
+        raise UsageError(f"{where} cannot be read: {exc}") from None
+    if len(data) < nbytes:
+        raise UsageError(f"{where} cannot be read: the file is truncated")
+    arr = np.frombuffer(data, dtype=dtype)
+    if fortran:
+        arr = arr.reshape(shape[::-1]).T
+    else:
+        arr = arr.reshape((n,) + tuple(shape[1:]))
+    return np.array(arr[:n], dtype=np.float64)
+
+
+def _check_header(where, shape, dtype, ndims):
+    if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields:
+        what = _DTYPE_WORDS.get(dtype.kind, f"dtype {dtype}")
+        raise UsageError(f"{where} must hold real numbers; got {what}")
+    if len(shape) not in ndims:
+        raise UsageError(f"{where} must be a {' or '.join(f'{k}-D' for k in ndims)} array; "
+                         f"got {len(shape)}-D (shape {shape})")

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 
 from fastgd.cli.args import SPEC_KEYS, _grid_arg, common_options
-from fastgd.cli.commands import cmd_boundary, cmd_phase, cmd_plot, cmd_sweep
+from fastgd.cli.commands import cmd_boundary, cmd_plot, cmd_sweep
 from fastgd.cli.info import cmd_info
 from fastgd.cli.lecture import cmd_lecture
 from fastgd.cli.net import add_parser as add_net_parser
+from fastgd.cli.phase2 import add_net_phase2, add_phase_flags
+from fastgd.cli.phase2 import cmd_phase as cmd_phase_any
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL  # already loaded by `import fastgd`
 
 __all__ = ["build_parser"]
@@ -90,8 +92,9 @@ def _add_phase(sub):
                          "nothing converges (default status)")
     ph.add_argument("--out", default=None, help="figure file (default phase.png)")
     ph.add_argument("--save", default=None, metavar="RESULT.npz", help="also save the sweep")
+    add_phase_flags(ph)
     common_options(ph, seed=SWEEP_SEED)
-    ph.set_defaults(func=cmd_phase)
+    ph.set_defaults(func=cmd_phase_any)
 
 
 def _add_lecture(sub):
@@ -197,5 +200,5 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_phase, _add_lecture, _add_sweep, _add_plot, _add_boundary, _add_info):
         add(sub)
-    add_net_parser(sub)
+    add_net_phase2(add_net_parser(sub))
     return p

@@ -228,3 +228,69 @@ def python_loop(func, name, n, per_item_bytes, per_item_work):
     check(func, name, nbytes=n * per_item_bytes, what=f"{n:,.0f} {name} x {per_item_bytes} B",
           work=n * (PY_STEP + per_item_work),
           work_what=f"{n:,.0f} {name} (a Python loop)", hint=f"use fewer {name}")
+
+
+# ------------------------------------------------------------- networks and chains
+#: Lanczos lanes per block and the group size of :func:`fastgd.net.model._top_eig`
+_BLOCK, _GROUP_BYTES = 8, 128e6
+
+
+def lanczos(func, name, n, N, P, m, iters, calls=1, hint="use fewer sharpness_iters or a "
+            "smaller width"):
+    """The sharpness of ``n`` networks of N parameters (width m, P samples) by Lanczos
+    (:func:`fastgd.net.lanczos.top_eig`, in ``calls`` calls): memory of one group of
+    lanes (at least a block of 8; Lanczos vectors, forward parts), work of every lane
+    (k = min(N, iters) HVPs of about 12 P N and the reorthogonalisation, 4 k N per step)."""
+    if n <= 0:
+        return
+    k = float(min(N, iters))
+    lane = 8.0 * (N * (k + 5) + P * (4.0 * m + 1))
+    lanes = float(n) + (_BLOCK - 1) * calls
+    group = max(_BLOCK * lane, min(lanes * lane, _GROUP_BYTES))
+    check(func, name, nbytes=group, what=f"Lanczos vectors of {k:,.0f} x {N:,} x 8 lanes",
+          work=lanes * k * (12.0 * P * N + 4.0 * k * N),
+          work_what=f"{lanes:,.0f} Lanczos lanes x {k:,.0f} HVPs x {12.0 * P * N:,.0f}",
+          hint=hint)
+
+
+def ntk(func, name, n, P, N, m, dense_p):
+    """The top NTK eigenvalue of ``n`` networks (:func:`fastgd.net.model._ntk_top`): a
+    dense P x P kernel and its eigenvalues up to ``dense_p`` samples, matrix-free
+    Lanczos on K v = J (J^T v) / P above (P x m forward parts, Lanczos vectors; about 64
+    products of 8 P N and their reorthogonalisation)."""
+    if P <= dense_p:
+        nbytes, work = 6 * 8.0 * P * P, float(n) * (P * P * (m + 3) + 0.5 * P ** 3)
+    else:
+        nbytes = 8.0 * P * (3 * m + 210)
+        work = float(n) * 64 * (8.0 * P * N + 4.0 * 64 * P)
+    check(func, name, nbytes=nbytes, what=f"the NTK of {P:,} samples", work=work,
+          work_what=f"{n:,} NTK top eigenvalues of {P:,} samples",
+          hint="use fewer samples or a smaller width")
+
+
+def chain_curvature(func, name, n, L, hessian=True):
+    """Curvatures of ``n`` chains of depth L (:mod:`fastgd.chain.model`): the
+    leave-one-out products (n x L); with ``hessian`` the Hessians (n x L x L, built by a
+    Python loop over the L^2/2 pairs, each O(n L)) and their eigenvalues (n L^3)."""
+    n, L = float(n), float(L)
+    if not hessian:
+        check(func, name, nbytes=4 * 8.0 * n * L, what=f"{n:,.0f} x {L:,.0f} products",
+              work=n * L * 8, hint="use a shallower chain")
+        return
+    check(func, name, nbytes=3 * 8.0 * n * L * L,
+          what=f"{n:,.0f} Hessians of {L:,.0f} x {L:,.0f}",
+          work=L * L / 2 * (PY_STEP + 2 * n * L) + n * L ** 3,
+          work_what=f"{n:,.0f} Hessians of depth {L:,.0f}",
+          hint="use a shallower chain or fewer points")
+
+
+#: work units per lane, step (GD) or epoch (SGD) and parameter-sample product of the
+#: network kernels; every chunk of lanes costs at least a whole block of 8
+NET_GD, NET_SGD, NET_BLOCK = 8.0, 24.0, 8
+
+
+def net_lanes(n_lr, lanes=32):
+    """Lanes a chunk table of ``n_lr`` rates costs (chunks of ``lanes``, each at least a
+    block of :data:`NET_BLOCK`)."""
+    full, rest = divmod(int(n_lr), lanes)
+    return full * lanes + (-(-rest // NET_BLOCK) * NET_BLOCK if rest else 0)

@@ -22,7 +22,10 @@ so a cell is bit-identical on every engine.
 
 Sizing for a cluster: give a grid at least 4-10 times more chunks than workers; blocks
 are sent as about 8 tasks per worker, and chunks whose runs all diverge finish early,
-so a worker with nothing left to take sits idle.
+so a worker with nothing left to take sits idle.  The worker count is read from public
+interfaces only (:func:`executor_workers`): pass a Dask ``distributed.Client`` itself as
+the engine for its ``nthreads()``; an executor's own pool size is private, so the CPU
+count stands in for it.
 """
 
 from __future__ import annotations
@@ -37,14 +40,15 @@ from fastgd import validate as V
 from fastgd.engine import grid as G
 
 __all__ = ["SigtermAsInterrupt", "check_checkpoint", "check_engine", "concat",
-           "executor_workers", "run_blocks", "run_executor", "run_local", "run_resumable",
-           "task_threads"]
+           "executor_workers", "is_client", "run_blocks", "run_executor", "run_local",
+           "run_resumable", "task_threads"]
 
 
 def check_engine(func, engine, backend="cpu"):
-    """``engine`` checked for a grid call named ``func``: None (this process's threads)
-    or a :class:`concurrent.futures.Executor` (Dask's ``client.get_executor()``
-    included), and None with a GPU backend.  Raises the API's
+    """``engine`` checked for a grid call named ``func``: None (this process's threads),
+    a :class:`concurrent.futures.Executor` (Dask's ``client.get_executor()`` included) or
+    a Dask ``distributed.Client`` itself (:func:`is_client`: its public ``nthreads()``
+    then sizes the tasks), and None with a GPU backend.  Raises the API's
     :class:`fastgd.FastGDTypeError` / :class:`fastgd.FastGDValueError`.
 
     Examples
@@ -63,12 +67,32 @@ def check_engine(func, engine, backend="cpu"):
         return None
     import concurrent.futures as cf
 
-    if not isinstance(engine, cf.Executor):
+    if not isinstance(engine, cf.Executor) and not is_client(engine):
         raise V.fail_type(func, "engine", "a concurrent.futures.Executor (e.g. "
-                          "ProcessPoolExecutor, or a Dask client.get_executor())", engine)
+                          "ProcessPoolExecutor, or a Dask client.get_executor()) or a Dask "
+                          "Client", engine)
     if backend != "cpu":
         raise V.fail(func, "engine", f"None with backend={backend!r}", type(engine).__name__)
     return engine
+
+
+def is_client(engine) -> bool:
+    """Whether ``engine`` is a Dask ``distributed.Client`` (or anything with its public
+    ``get_executor()`` and ``nthreads()``) rather than an executor.
+
+    Examples
+    --------
+    >>> import concurrent.futures as cf
+    >>> from fastgd.engine.executors import is_client
+    >>> with cf.ThreadPoolExecutor(1) as ex:
+    ...     is_client(ex), is_client(None)
+    (False, False)
+    """
+    import concurrent.futures as cf
+
+    return (not isinstance(engine, cf.Executor)
+            and callable(getattr(engine, "get_executor", None))
+            and callable(getattr(engine, "nthreads", None)))
 
 
 def check_checkpoint(func, checkpoint):
@@ -108,26 +132,26 @@ def task_threads(func, threads) -> int:
     return 1 if threads is None else V.integer(func, "threads", threads, minimum=1)
 
 
-def executor_workers(engine) -> int:
-    """Best guess of the number of workers behind an executor (for task sizing): the
-    pool size of the standard library's executors, the threads of a Dask cluster, else
-    the CPU count.
+def executor_workers(engine, workers=None) -> int:
+    """The number of workers behind an engine, for task sizing only (results never
+    depend on it), from public interfaces only: ``workers`` when given, the threads of
+    a Dask cluster when ``engine`` is its ``distributed.Client`` (``client.nthreads()``),
+    else the CPU count (an executor does not say how many workers it has: pass the
+    Client, or ``workers``, for a cluster).
 
     Examples
     --------
-    >>> import concurrent.futures as cf
+    >>> import concurrent.futures as cf, os
     >>> from fastgd.engine.executors import executor_workers
     >>> with cf.ThreadPoolExecutor(3) as ex:
-    ...     executor_workers(ex)
-    3
+    ...     executor_workers(ex, workers=3), executor_workers(ex) == (os.cpu_count() or 1)
+    (3, True)
     """
-    n = getattr(engine, "_max_workers", None)  # the standard library's pools
-    if n:
-        return int(n)
-    client = getattr(engine, "_client", None)  # dask.distributed ClientExecutor
-    if client is not None:
+    if workers is not None:
+        return max(1, int(workers))
+    if is_client(engine):
         try:
-            return max(1, int(sum(client.nthreads().values())))
+            return max(1, int(sum(engine.nthreads().values())))
         except Exception:  # pragma: no cover - depends on the cluster
             pass
     return os.cpu_count() or 1
@@ -187,12 +211,14 @@ def run_local(run_block, scatter, chunks, nthreads, *, max_batch, progress, desc
 
 
 def run_executor(task, job, scatter, chunks, engine, threads, *, progress, desc,
-                 on_result=None, finish=None, tasks_per_worker=8):
+                 on_result=None, finish=None, tasks_per_worker=8, workers=None):
     """Run the chunk table on ``engine`` (a ``concurrent.futures.Executor``):
-    ``task(job, rows, threads)`` on the workers.
+    ``task(job, rows, threads)`` on the workers (a Dask ``Client``: on its
+    ``get_executor()``).
 
     Rows are cut into blocks of consecutive rows, about ``tasks_per_worker`` blocks per
-    worker, and at most ``2 x workers`` blocks are in flight; each finished block is
+    worker, and at most ``2 x workers`` blocks are in flight (``workers``: as
+    :func:`executor_workers` says); each finished block is
     checked by ``finish`` (in place), written by ``scatter`` and handed to
     ``on_result`` (checkpoint).  Ctrl-C cancels the blocks not yet started and raises
     :class:`fastgd.engine.grid.Interrupted`.  Returns the number of rows finished.
@@ -212,7 +238,8 @@ def run_executor(task, job, scatter, chunks, engine, threads, *, progress, desc,
     import concurrent.futures as cf
 
     n = chunks.shape[0]
-    workers = executor_workers(engine)
+    workers = executor_workers(engine, workers)
+    pool = engine.get_executor() if is_client(engine) else engine
     per = max(1, math.ceil(n / (tasks_per_worker * workers)))
     blocks = iter([chunks[i:i + per] for i in range(0, n, per)])
     window = max(2, 2 * workers)
@@ -222,7 +249,7 @@ def run_executor(task, job, scatter, chunks, engine, threads, *, progress, desc,
 
     def refill():
         for blk in blocks:
-            pending.add(engine.submit(task, job, blk, threads))
+            pending.add(pool.submit(task, job, blk, threads))
             if len(pending) >= window:
                 break
 

@@ -15,7 +15,16 @@ its launch module is imported (the engine never imports a model)::
 
 and every caller runs a grid with :func:`launch`, which dispatches on the spec.  The
 table holds one entry per (model, method, backend): it is bounded by the code, not by
-the calls.
+the calls.  The models and where they register:
+
+* ("linear", "gd" | "sgd", "cpu"): :mod:`fastgd.linear.executors` (the kernels of
+  :mod:`fastgd.linear.table`; specs :class:`fastgd.linear.table.KernelSpec`, inputs
+  :class:`fastgd.linear.contract.LinearInputs`);
+* ("chain", "gd" | "sgd", "cpu" | "cuda"): :mod:`fastgd.chain.launch` (specs and inputs
+  in :mod:`fastgd.chain.contract`);
+* ("net", "gd" | "sgd", "cpu"): :mod:`fastgd.net.launch` (specs and inputs in
+  :mod:`fastgd.net.contract`; Adam, RMSProp and AdaGrad are options of the same
+  kernel, carried by the spec).
 
 Examples
 --------
@@ -94,10 +103,10 @@ def registered() -> tuple:
 
     Examples
     --------
-    >>> import fastgd.chain
+    >>> import fastgd.chain, fastgd.linear.executors, fastgd.net
     >>> from fastgd.engine import table
-    >>> ("chain", "gd", "cpu") in table.registered()
-    True
+    >>> sorted({key[0] for key in table.registered()})
+    ['chain', 'linear', 'net']
     """
     return tuple(sorted(_LAUNCHERS))
 

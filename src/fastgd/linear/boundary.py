@@ -195,6 +195,11 @@ def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, 
         max_work = V.real(f, "max_work", max_work, positive=True, finite=False)
     if method == "gd" and not check:
         return _critical_gd_spectrum(prob, momentum, nesterov)
+    if method == "gd" and lr_range is not None:  # the search reaches 1e24 beyond the range
+        known = _critical_gd_spectrum(prob, momentum, nesterov).lr
+        if not lo * 1e-24 < known < hi * 1e24:
+            raise V.fail(f, "lr_range", f"a range within a factor 1e24 of the boundary "
+                         f"({known:.3g})", f"({lo:g}, {hi:g})")
     if method == "gd":
         steps = _gd_steps(f, prob, rtol, steps)
     rounds = _budget(f, method, prob, rtol, steps, epochs, seeds, order, lo, hi, max_work)
@@ -258,6 +263,9 @@ def _arguments(f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, b
     if rtol is None:
         rtol = 1e-6 if method == "gd" else 1e-3
     rtol = V.real(f, "rtol", rtol, positive=True)
+    if rtol < RTOL_MIN:
+        raise V.fail(f, "rtol", f">= {RTOL_MIN:.3g} (64 x float64's epsilon: a finer bracket "
+                     "of 64 rates cannot be resolved)", rtol)
     V.threads(f, threads)
     if method == "sgd":
         V.integer(f, "batch_size", batch_size, minimum=1, maximum=prob.P)
@@ -266,6 +274,10 @@ def _arguments(f, X, y, method, momentum, nesterov, bias, rtol, steps, epochs, b
     steps = _cost.critical(f, method, steps, epochs, seeds, prob.P, prob.d)
     trH = float(np.trace(prob.H))
     if trH <= 0:
+        if np.any(prob.X != 0):
+            raise V.fail(f, "X", "large enough for H = X^T X / P to be non-zero in float64 "
+                         "(|X|max above about 1e-154)",
+                         f"|X|max = {np.max(np.abs(prob.X)):.3g}: H underflows to 0")
         raise V.fail(f, "X", "not identically zero", "H = 0 (no boundary exists)")
     if lr_range is None:
         lo, hi = 0.1 / trH, 1e3 / trH
@@ -301,6 +313,18 @@ def _gd_steps(f, prob, rtol, steps):
     return int(min(max(20.0 / gap, 0.2 / rtol, 2000), 4e6))
 
 
+#: the finest relative bracket critical_lr resolves
+RTOL_MIN = 64 * float(np.finfo(np.float64).eps)
+
+
+def _grid(f, lo, hi):
+    """64 rates from lo to hi (a search moving out of float64's range: lr_range's fault)."""
+    if not (0 < lo < hi < np.inf):
+        raise V.fail(f, "lr_range", "a range near the boundary (the search left float64's "
+                     "range)", f"a grid ({lo:g}, {hi:g})")
+    return np.geomspace(lo, hi, 64)
+
+
 def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads, bar):
     grid = np.geomspace(lo, hi, GRID)
     done = 0
@@ -309,17 +333,17 @@ def _critical_gd(f, prob, momentum, nesterov, rtol, steps, lo, hi, nthreads, bar
         done = _advance(bar, done)
         unstable = np.flatnonzero(g > 0)
         if unstable.size == 0:
-            grid = np.geomspace(grid[-1], grid[-1] * 1e3, 64)
+            grid = _grid(f, grid[-1], grid[-1] * 1e3)
             continue
         k = unstable[0]
         if k == 0:
-            grid = np.geomspace(grid[0] * 1e-3, grid[0], 64)
+            grid = _grid(f, grid[0] * 1e-3, grid[0])
             continue
         lo, hi = grid[k - 1], grid[k]
         break
     else:
-        raise V.fail(f, "X", "data with a finite divergence boundary",
-                     "no diverging rate found")
+        raise V.fail(f, "lr_range", "a range within a factor 1e24 of the boundary",
+                     "no rate in reach changes stability")
     while (hi - lo) / lo > rtol:
         grid = np.linspace(lo, hi, 66)[1:-1]
         g = _gd_growth(prob, grid, momentum, nesterov, steps // 2, steps, nthreads)
@@ -361,11 +385,11 @@ def _critical_sgd(f, prob, momentum, nesterov, rtol, epochs, batch_size, order, 
         frac = res.diverged_fraction()[0]
         k = np.flatnonzero(frac >= 0.5)
         if k.size == 0:
-            grid = np.geomspace(grid[-1], grid[-1] * 100, 64)
+            grid = _grid(f, grid[-1], grid[-1] * 100)
             continue
         k = k[0]
         if k == 0:
-            grid = np.geomspace(grid[0] / 100, grid[0], 64)
+            grid = _grid(f, grid[0] / 100, grid[0])
             continue
         lo, hi = grid[k - 1], grid[k]
         if (hi - lo) / lo <= rtol:

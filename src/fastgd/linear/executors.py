@@ -5,7 +5,9 @@ The unit of work is :func:`run_chunks`, a plain module-level function: it takes 
 :class:`fastgd.linear.contract.LinearJob` (kernel spec and inputs, already validated and
 converted), a block of rows of the chunk table ``(data, seed, lr_start, lr_stop)`` and
 a Numba thread count; it imports the kernels on the worker (no Numba dispatcher is ever
-pickled), runs the rows and returns their results as small arrays (a *block*).
+pickled), runs the rows and returns their results as small arrays (a *block*).  Every
+launch goes through :func:`fastgd.engine.table.launch`, where this module registers the
+linear model's launcher for ("linear", "gd") and ("linear", "sgd").
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from fastgd.engine import executors as X
 from fastgd.engine import grid as G
+from fastgd.engine import table
 from fastgd.engine.executors import concat, executor_workers, run_blocks  # noqa: F401
 
 #: result fields of a chunk block, per cell (in row order, lanes concatenated)
@@ -32,10 +35,10 @@ _ANNOUNCED = set()
 def announce_compile(kspec):
     """One line on stderr before a kernel compiles on a cold cache (once per machine
     and kernel; the same run is then silent)."""
-    from fastgd.linear import table
+    from fastgd.linear import table as kernel_table
 
     key = (kspec.key, kspec.dtype)
-    if key in _ANNOUNCED or not table.is_cold(kspec):
+    if key in _ANNOUNCED or not kernel_table.is_cold(kspec):
         return
     _ANNOUNCED.add(key)
     what = ("batch GD" if kspec.method == "gd" else
@@ -46,14 +49,26 @@ def announce_compile(kspec):
 
 
 def launch(kspec, inputs, rows, nworkers, out):
-    """Announce a cold compilation, then run ``rows`` of a grid
-    (:func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
+    """Announce a cold compilation, then run ``rows`` of a grid through the engine's
+    kernel table (:func:`fastgd.engine.table.launch`, which finds :func:`_cpu` below,
+    i.e. :func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
     result)."""
-    from fastgd.linear import table
-
     announce_compile(kspec)
     with np.errstate(all="ignore"):
         table.launch(kspec, inputs, rows, nworkers, out)
+
+
+def _cpu(spec, inputs, rows, nworkers, out):
+    """The launcher of ("linear", "gd") and ("linear", "sgd") in
+    :mod:`fastgd.engine.table`: :func:`fastgd.linear.table.launch`, imported when
+    called (this module stays light, so registering costs no kernel import)."""
+    from fastgd.linear import table as kernel_table
+
+    kernel_table.launch(spec, inputs, rows, nworkers, out)
+
+
+table.register("linear", "gd", _cpu)
+table.register("linear", "sgd", _cpu)
 
 
 def run_block(job, rows, nworkers):

@@ -365,20 +365,27 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
     ([0.0, 1.25], [0.0, 1.25])
     """
     d = X.shape[2]
+    # np.empty with the data's dtype object only, the sums zeroed by a loop: the same
+    # allocation signatures as the chunk kernels (each distinct np.empty / np.zeros
+    # signature is one more compilation on a cold cache)
+    dt = X.dtype
     for k in range(wk, segs.shape[0], nworkers):
         di = segs[k, 0]
         a = segs[k, 1]
         n = segs[k, 2] - a
         P = Pn[di]
-        Wc = np.empty((d, n))  # the segment's weights, one column per cell
+        Wc = np.empty((d, n), dt)  # the segment's weights, one column per cell
         for c in range(n):
             row = order[a + c]
             for i in range(d):
                 Wc[i, c] = W[row, i]
-        r = np.empty(n)
-        u = np.empty(n)
-        lc = np.zeros(n)
-        ec = np.zeros(n)
+        r = np.empty(n, dt)
+        u = np.empty(n, dt)
+        lc = np.empty(n, dt)
+        ec = np.empty(n, dt)
+        for c in range(n):
+            lc[c] = 0.0
+            ec[c] = 0.0
         for p in range(P):
             yp = y[di, p]
             for c in range(n):

@@ -309,7 +309,9 @@ def cell_losses(probs, W, data, nworkers=1):
     from fastgd.linear.kernels_gd import cell_losses as kernel
 
     d = probs[0].d
-    W = np.ascontiguousarray(np.asarray(W, dtype=np.float64).reshape(-1, d))
+    # C-contiguous and writeable (a read-only W, e.g. np.broadcast_to of w0, would compile
+    # a second, read-only specialisation of the kernel on a cold cache)
+    W = np.require(np.asarray(W, dtype=np.float64).reshape(-1, d), requirements=("C", "W"))
     data = np.ascontiguousarray(np.asarray(data, dtype=np.int64).reshape(-1))
     m = W.shape[0]
     loss = np.empty(m)
@@ -317,7 +319,8 @@ def cell_losses(probs, W, data, nworkers=1):
     if m == 0:
         return loss, excess
     used, order, segs = _segments(data, d)
-    X, y, P, wstar = _stack([probs[int(k)] for k in used])
+    X, y, P, wstar = (np.require(a, requirements=("C", "W"))
+                      for a in _stack([probs[int(k)] for k in used]))
     if m * X.shape[1] * d < CHECK_THREADED_WORK:
         nworkers = 1
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)

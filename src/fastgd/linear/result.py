@@ -352,12 +352,22 @@ class SweepResult:
 
     # -- files ---------------------------------------------------------------
     def save(self, path):
-        """Write ``.npz`` (arrays) with the metadata as JSON inside, atomically (the old
-        file survives any failure); ``fastgd.load`` reads it.
+        """Write ``.npz`` (arrays) with the metadata as JSON inside and a checksum of
+        both, atomically (a temporary file renamed over ``path``: the old file survives
+        any failure or kill); ``fastgd.load`` reads it.
 
-        ``.npz`` is appended to ``path`` when it lacks it (``load`` finds the file under
-        the same name).  Returns the path written.  Raises :class:`fastgd.FastGDTypeError`
-        when ``path`` is not a str or os.PathLike (None included).
+        ``.npz`` is appended to ``path`` when it lacks it.  Returns the path written.
+        Raises :class:`fastgd.FastGDTypeError` when ``path`` is not a str or
+        os.PathLike, :class:`fastgd.FastGDValueError` when the directory cannot be
+        written (no space, no permission: the old file intact) or when the result
+        could not be read back (invariants, names over 4096 characters).
+
+        Examples
+        --------
+        >>> import fastgd as fg
+        >>> res = fg.sweep("gd", lr=[1.0, 2.5], condition=[1, 10], steps=100)
+        >>> res.save("sweep")
+        'sweep.npz'
         """
         from fastgd.engine.files import FORMAT, write_npz
 
@@ -365,8 +375,7 @@ class SweepResult:
                   if isinstance(getattr(self, f.name), np.ndarray)}
         scalars = {"method": self.method, "unit": self.unit, "meta": self.meta,
                    "names": list(self.names), "lr_unit": self.lr_unit}
-        # atomic: a temporary file in the same directory, fsynced, renamed over path
-        return write_npz("SweepResult.save", path, arrays, scalars, FORMAT)
+        return write_npz("SweepResult.save", path, arrays, scalars, FORMAT, _check)
 
     def equals(self, other) -> bool:
         """True when every array is identical (bit for bit, NaN == NaN) and so are
@@ -471,19 +480,81 @@ def load(path, *, max_bytes=None) -> SweepResult:
     >>> fg.load(path).equals(res)
     True
     """
-    from fastgd.engine.files import read_result
+    from fastgd.engine.files import FORMAT, LEGACY, read_npz
 
-    fields = [f.name for f in dataclasses.fields(SweepResult)
-              if f.name not in ("method", "unit", "meta") + _SCALAR_FIELDS]
-    kw, scal = read_result(path, fields, ("curves", "curve_t", "growing", "weights"),
-                           max_bytes=max_bytes)
-    kw.setdefault("curves", None)
-    kw.setdefault("curve_t", None)
+    # files written before metadata checksums (format LEGACY) load with their checks
+    arrays, scal = read_npz(path, _SCHEMA, fmt=FORMAT, func="load", writer="SweepResult.save",
+                            optional=("curves", "curve_t", "growing", "weights"),
+                            max_bytes=max_bytes, bind=_bind, check=_check, legacy=LEGACY)
+    arrays.setdefault("curves", None)
+    arrays.setdefault("curve_t", None)
     # files written before names / lr_unit existed get the defaults
-    kw.update({k: scal[k] for k in _SCALAR_FIELDS if k in scal})
-    if "names" in kw:
-        kw["names"] = tuple(kw["names"])
-    return SweepResult(method=scal["method"], unit=scal["unit"], meta=scal["meta"], **kw)
+    arrays.update({k: scal[k] for k in _SCALAR_FIELDS if k in scal})
+    if "names" in arrays:
+        arrays["names"] = tuple(arrays["names"])
+    return SweepResult(method=scal["method"], unit=scal["unit"], meta=scal["meta"], **arrays)
+
+
+#: the arrays of a SweepResult file: name -> (dims, dtype kinds)
+_GRID = ("n_data", "n_lr", "n_seed")
+_SCHEMA = {"lr": (("n_lr",), "f"), "seeds": (("n_seed",), "iu"),
+           **{k: (("n_data",), "f") for k in ("lambda_max", "lambda_min", "condition",
+                                              "gd_limit", "momentum_limit", "sgd_ms_limit",
+                                              "sgd_as_limit")},
+           "status": (_GRID, "iu"), "final_loss": (_GRID, "f"), "steps_to_tol": (_GRID, "iu"),
+           "diverged_at": (_GRID, "iu"), "growing": (_GRID, "b"),
+           "curve_t": (("n_t",), "iu"), "curves": (_GRID + ("n_t",), "f"),
+           "weights": (_GRID + ("d",), "f")}
+#: characters of one dataset name (longer names are refused at save)
+NAME_MAX = 4096
+
+
+def _bind(head):
+    """Lengths the metadata fixes before any array is read: ``d`` = len(spec.w0), or an
+    error message for metadata of the wrong types."""
+    meta = head.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("spec", {}), dict):
+        return "its metadata 'meta' (and 'meta.spec') must be JSON objects"
+    w0 = meta.get("spec", {}).get("w0")
+    return {"d": len(w0)} if isinstance(w0, list) else {}
+
+
+def _check(a, head):
+    """What makes a SweepResult file impossible (None: nothing)."""
+    from fastgd.engine.files import status_rules
+
+    for key, ok in (("method", ("gd", "sgd")), ("unit", ("step", "epoch")),
+                    ("lr_unit", ("absolute", "eta_max", None))):
+        if head.get(key) not in ok:
+            return f"metadata {key} {str(head.get(key))[:40]!r} (expected one of {ok})"
+    what = _bind(head)
+    if isinstance(what, str):
+        return what
+    extra = set(head) - {"method", "unit", "meta", "names", "lr_unit", "format", "sha256"}
+    if extra:
+        return f"unexpected metadata {sorted(extra)[:5]}"
+    names, n = head.get("names", []), a["status"].shape[0]
+    if "names" in head and (not isinstance(names, list) or len(names) != n or not all(
+            isinstance(x, str) and len(x) <= NAME_MAX for x in names)):
+        return f"'names' must be a list of {n} strings of at most {NAME_MAX} characters"
+    spec = head["meta"].get("spec", {})
+    budget = spec.get("steps" if head["method"] == "gd" else "epochs")
+    what = status_rules(a["status"], a["diverged_at"], a["steps_to_tol"], a["final_loss"],
+                        budget if isinstance(budget, int) else None)
+    if what:
+        return what
+    lr, lo, hi = a["lr"], a["lambda_min"], a["lambda_max"]
+    if not np.all(np.isfinite(lr) & (lr > 0)):
+        return "'lr' holds values that are not finite and > 0"
+    if not (np.isfinite(hi).all() and (lo >= 0).all() and (lo <= hi).all()):
+        return "the spectra are impossible (need 0 <= lambda_min <= lambda_max < inf)"
+    if np.isnan(a["condition"]).any() or (a["condition"] < 1).any():
+        return "'condition' holds NaN or values below 1"
+    if (a["seeds"] < 0).any():
+        return "'seeds' holds negative values"
+    if "growing" in a and (a["growing"] & (a["status"] != Status.BOUNDED)).any():
+        return "'growing' flags cells that are not BOUNDED"
+    return None
 
 
 def default_names(n_data, condition=None):

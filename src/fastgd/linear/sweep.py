@@ -78,6 +78,9 @@ def _sweep_relative(f, rel, args):
     if np.any(lam_max <= 0):
         raise V.fail(f, "lr_unit", "'absolute' for data with H = 0 (no eta_max)",
                      f"'eta_max' with lambda_max = 0 for dataset {int(np.argmin(lam_max))}")
+    if not np.all(lam_max > 2.0 / np.finfo(float).max):  # subnormal: 2/lambda_max = inf
+        raise V.fail(f, "data", "rescaled: lambda_max too small for a finite eta_max",
+                     f"lambda_max = {lam_max.min():.3g}")
     eta_max = 2.0 / lam_max
     momentum = V.momentum(f, args["momentum"])
     nesterov = V.boolean(f, "nesterov", args["nesterov"])

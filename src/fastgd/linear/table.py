@@ -9,7 +9,10 @@ the one threading model of every kernel).  The kernels' argument lists are spell
 :func:`launch` and nowhere else, from a :class:`KernelSpec` (the scalars) and a
 :class:`fastgd.linear.contract.LinearInputs` (the arrays); the outputs are
 ``out.kernel_args()`` (:class:`fastgd.engine.grid.Outputs`).  Callers -- single runs,
-sweeps, engines, the boundary and theory code -- build the two and call :func:`launch`.
+sweeps, engines, the boundary and theory code -- build the two and call
+:func:`fastgd.engine.table.launch`, where :mod:`fastgd.linear.executors` registers
+:func:`launch` for ("linear", "gd") and ("linear", "sgd") on the CPU (the GPU runs its
+own kernels, :mod:`fastgd.linear.gpu`).
 
 Specialisation keys (``D``, ``FULL``, ``BLOCK``):
 

@@ -50,7 +50,10 @@ Modules: :mod:`~fastgd.net.model` (parameter layout, NumPy references, Lanczos),
 (:func:`net_sweep`; ``lr_unit="lambda0"`` for a grid of eta x lambda0, ``theta0`` for
 given start parameters), :mod:`~fastgd.net.adaptive` (``optimizer="adam"``, "rmsprop",
 "adagrad", warm-up and schedules, the preconditioned sharpness lambda_max(P^-1 H)),
-:mod:`~fastgd.net.launch` (chunks, outputs, the final status rules),
+:mod:`~fastgd.net.contract` (the kernel contract: ``NetSpec``, ``NetInputs``, ``NetJob``),
+:mod:`~fastgd.net.launch` (chunks, outputs, the launcher registered in
+:mod:`fastgd.engine.table`, the sweep's blocks on the engines, the final status rules),
+:mod:`~fastgd.net.io` (``NetSweepResult.save`` / ``NetRun.save`` files; ``fastgd.load``),
 :mod:`~fastgd.net.plot` (figures), :mod:`~fastgd.net.report` (short reprs),
 :mod:`~fastgd.net.kernels` and :mod:`~fastgd.net.kernels_adaptive` (Numba).
 
@@ -71,6 +74,7 @@ from fastgd.net.curvature import (
     online_sharpness,
 )
 from fastgd.net.model import ACTIVATIONS, net_init, net_unpack
+from fastgd.net.phase2 import net_adaptive_phase
 from fastgd.net.plot import plot_net_eos, plot_net_phase, plot_net_warmup
 from fastgd.net.runs import NetRun, net_gd, net_sgd
 from fastgd.net.sweep import NetSweepResult, net_sweep
@@ -79,6 +83,7 @@ __all__ = [
     "ACTIVATIONS",
     "NetRun",
     "NetSweepResult",
+    "net_adaptive_phase",
     "net_gd",
     "net_grad",
     "net_hessian",

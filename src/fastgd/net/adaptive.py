@@ -147,7 +147,8 @@ def _preconditioner(M, m, o: _Optim, theta, v, k, full_batch):
 
     if full_batch and not (o.freeze and k >= o.freeze):
         g = _grad_np(theta, M, m)
-        v = v + g * g if o.name == "adagrad" else o.beta2 * v + (1.0 - o.beta2) * (g * g)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged cell: inf/NaN is its result
+            v = v + g * g if o.name == "adagrad" else o.beta2 * v + (1.0 - o.beta2) * (g * g)
         kk = k + 1
     else:
         kk = min(k, o.freeze) if o.freeze else k
@@ -167,18 +168,26 @@ def _precond_sharpness(M, m, o: _Optim, Th, Vs, ks, full_batch, iters, start=Non
     from fastgd.net.model import _top_eig
 
     Th = np.atleast_2d(Th)
-    n = Th.shape[0]
+    D, bad = _precond_diag(M, m, o, Th, Vs, ks, full_batch)
+    got = _top_eig(M, m, Th, iters, start=start, vectors=vectors, threads=threads, diag=D)
+    vals = got[0] if vectors else got
+    vals[bad] = np.nan
+    return got
+
+
+def _precond_diag(M, m, o: _Optim, Th, Vs, ks, full_batch):
+    """The scalings D = P^-1/2 (n, N) of the rows of ``Th`` (n, N) with second moments
+    ``Vs`` after ``ks`` updates, row by row, and the rows where P is undefined or not > 0
+    (``bad``: their D is 1, their sharpness NaN).  A sweep builds the D of all its cells
+    and runs them as the lanes of one Lanczos call (:mod:`fastgd.net.launch`)."""
     D = np.empty(Th.shape)
-    for r in range(n):
+    for r in range(Th.shape[0]):
         p = _preconditioner(M, m, o, Th[r], Vs[r], int(ks[r]), full_batch)
         with np.errstate(all="ignore"):
             D[r] = 1.0 / np.sqrt(p)
     bad = ~np.all(np.isfinite(D) & (D > 0), axis=1)
     D[bad] = 1.0
-    got = _top_eig(M, m, Th, iters, start=start, vectors=vectors, threads=threads, diag=D)
-    vals = got[0] if vectors else got
-    vals[bad] = np.nan
-    return got
+    return D, bad
 
 
 #: the optimizer arguments of :func:`fastgd.net.net_gd`, :func:`fastgd.net.net_sgd` and

@@ -16,6 +16,7 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.net.model import (
     LANCZOS_ITERS,
+    NTK_DENSE,
     _grad_np,
     _hvp_batch,
     _hvp_np,
@@ -151,6 +152,9 @@ def net_hvp(theta, v, X, y, *, activation="tanh", param="ntk", bias=False, engin
     if v.shape != t.shape:
         raise V.fail(f, "v", f"of length N = {t.size} (as theta)", f"length {v.size}")
     engine = V.choice(f, "engine", engine, ("numba", "numpy"))
+    _cost.check(f, "theta", nbytes=8.0 * t.size * 6 + 8.0 * M.P * m * 4,
+                what=f"{t.size:,} parameters and their forward parts",
+                work=8.0 * M.P * t.size, hint="use a smaller width")
     if engine == "numpy":
         return _hvp_np(t, v, M, m)
     return _hvp_batch(M, m, t[None], v[None])[0].copy()
@@ -180,9 +184,10 @@ def net_hessian(theta, X, y, *, activation="tanh", param="ntk", bias=False):
     f = "net_hessian"
     M, t, m = _point(f, theta, X, y, activation, param, bias)
     N = t.size
-    _cost.check(f, "theta", nbytes=_cost.matrix_bytes(N, 4),
-                work=float(N) * N * M.P * 4, what=f"a {N:,} x {N:,} Hessian",
-                work_what=f"{N:,} HVPs x {N * M.P * 4:,}", hint="use a smaller width")
+    # N lanes of HVPs: parameters, directions, gradients, products, then H + H^T
+    _cost.check(f, "theta", nbytes=_cost.matrix_bytes(N, 7),
+                work=float(N) * N * M.P * 8, what=f"a {N:,} x {N:,} Hessian",
+                work_what=f"{N:,} HVPs x {N * M.P * 8:,}", hint="use a smaller width")
     H = _hvp_batch(M, m, np.broadcast_to(t, (N, N)), np.eye(N))
     return 0.5 * (H + H.T)
 
@@ -217,6 +222,8 @@ def net_sharpness(theta, X, y, *, activation="tanh", param="ntk", bias=False,
     f = "net_sharpness"
     M, t, m = _point(f, theta, X, y, activation, param, bias)
     iters = V.integer(f, "iters", iters, minimum=1, maximum=10**5)
+    name = "iters" if iters > LANCZOS_ITERS else "X" if M.P > t.size else "theta"
+    _cost.lanczos(f, name, 1, t.size, M.P, m, iters, hint="use fewer iters or a smaller width")
     return float(_top_eig(M, m, t[None], iters)[0])
 
 
@@ -226,7 +233,9 @@ def net_ntk(theta, X, y, *, activation="tanh", param="ntk", bias=False):
     outputs f(x_p) w.r.t. theta.
 
     The Gauss-Newton part J^T J / P of the Hessian has the same non-zero eigenvalues, so
-    at a zero-loss point lambda0 equals the sharpness.
+    at a zero-loss point lambda0 equals the sharpness.  Up to 1024 samples from the
+    dense P x P kernel; above, matrix-free (Lanczos on K v = J (J^T v) / P, never
+    forming P x P or J).
 
     Parameters
     ----------
@@ -245,6 +254,7 @@ def net_ntk(theta, X, y, *, activation="tanh", param="ntk", bias=False):
     2.0
     """
     M, t, m = _point("net_ntk", theta, X, y, activation, param, bias)
+    _cost.ntk("net_ntk", "X", 1, M.P, t.size, m, NTK_DENSE)
     return _ntk_top(t, M, m)
 
 
@@ -296,7 +306,8 @@ def online_sharpness(theta, X, y, *, activation="tanh", param="ntk", bias=False,
     presentations = V.integer(f, "presentations", presentations, minimum=1)
     leak = V.real(f, "leak", leak, positive=True, below=1.0)
     alpha = V.real(f, "alpha", alpha, positive=True)
-    _cost.python_loop(f, "presentations", presentations, 16, 8 * t.size)
+    # each presentation: two one-sample gradients, a dozen NumPy calls
+    _cost.python_loop(f, "presentations", presentations, 16, 5 * _cost.PY_STEP + 8 * t.size)
     window = V.integer(f, "window", window, minimum=1, maximum=presentations)
     V.choice(f, "order", order, ("shuffle", "replacement", "cyclic"))
     seed = V.integer(f, "seed", seed, minimum=0)

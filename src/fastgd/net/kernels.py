@@ -502,12 +502,12 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                             T[n, l] = Tp[n, l]
                         for n in range(na):
                             Vo[n, l] = Vp[n, l]
-                        _finish(l, k, t, DIVERGED, T, np.inf, np.inf, out_status, out_theta,
-                                theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+                        _finish(l, k, t, np.int64(DIVERGED), T, np.inf, np.inf, out_status,
+                                out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
                                 rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
                     else:  # CONVERGED
-                        _finish(l, k, t, CONVERGED, T, lo[l], mx[l], out_status, out_theta,
-                                theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
+                        _finish(l, k, t, np.int64(CONVERGED), T, lo[l], mx[l], out_status,
+                                out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
                                 rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
                     active[l] = False
                     lre[l] = 0.0
@@ -534,12 +534,12 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                     frozen = rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f,
                                     bias_f)
                     step_adaptive(T, Mo, Vo, G, lrt, opt, beta1, beta2, eps, bias_f[1],
-                                   frozen, okp, Tp, Vp, True)
+                                   frozen, okp, Tp, Vp, np.bool_(True))
                 elif scheduled:
                     rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f, bias_f)
-                    _step(T, B, G, lrt, beta, okp, Tp, True)
+                    _step(T, B, G, lrt, beta, okp, Tp, np.bool_(True))
                 else:
-                    _step(T, B, G, lre, beta, okp, Tp, True)
+                    _step(T, B, G, lre, beta, okp, Tp, np.bool_(True))
                 ku += 1
             else:
                 for n in range(N):
@@ -568,22 +568,22 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
                     for q in range(nb):
                         bidx[q] = _sample(order, perm, k0, k1, t, pos + q, P)
                     loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb,
-                                    bl, True)
+                                    bl, np.bool_(True))
                     if adaptive:
                         frozen = rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i,
                                         opt_f, bias_f)
                         step_adaptive(T, Mo, Vo, G, lrt, opt, beta1, beta2, eps,
-                                       bias_f[1], frozen, okp, Tp, Vp, False)
+                                       bias_f[1], frozen, okp, Tp, Vp, np.bool_(False))
                     elif scheduled:
                         rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i, opt_f, bias_f)
-                        _step(T, B, G, lrt, beta, okp, Tp, False)
+                        _step(T, B, G, lrt, beta, okp, Tp, np.bool_(False))
                     else:
-                        _step(T, B, G, lre, beta, okp, Tp, False)
+                        _step(T, B, G, lre, beta, okp, Tp, np.bool_(False))
                     ku += 1
                     pos += nb
         for l in range(nl):
             if active[l]:
-                _finish(l, c * nlr + a0 + l, t + 1, BOUNDED, T, lo[l], mx[l], out_status,
+                _finish(l, c * nlr + a0 + l, t + 1, np.int64(BOUNDED), T, lo[l], mx[l], out_status,
                         out_theta, theta_off, out_loss, out_tol_at, out_div_at, out_maxloss,
                         rec_loss, rec_every, rec_theta, rec_off, Vo, out_v, rec_v)
 

@@ -1,22 +1,32 @@
 """Between the network API (:mod:`fastgd.net.runs`, :mod:`fastgd.net.sweep`) and its
 kernels (:func:`fastgd.net.kernels.grid_net`): the chunks of learning rates run as SIMD
-lanes, the flat per-cell outputs, and the final status rules.
+lanes, the flat per-cell outputs, the launcher (registered in :mod:`fastgd.engine.table`
+for ("net", "gd") and ("net", "sgd"); the adaptive methods are options of the same
+kernel), the network's part of the engines (:mod:`fastgd.engine.executors`: its blocks,
+its worker task, its dispatch) and the final status rules.
 
 A single run is one lane of the sweep's kernel, so a :func:`fastgd.net.net_sweep` cell
 with the same arguments is bit-identical; the optimizer (:mod:`fastgd.net.adaptive`)
-reaches the kernel as two small arrays (``opt_i``, ``opt_f``).
+reaches the kernel as two small arrays (``opt_i``, ``opt_f``).  A sweep's block runs its
+cells and then their curvature (the final sharpness and its curve, Lanczos lanes
+warm-started from each initialisation's top Ritz vector at theta0, which the sweep
+computes once, before any block): a lane's arithmetic depends neither on the other
+lanes nor on the thread that runs it, so every cell is bit-identical on every engine,
+for any thread count and however the chunk table is cut.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
+from fastgd.engine import executors as X
 from fastgd.engine import grid as G
+from fastgd.engine import table
 from fastgd.engine.notice import first_compile
-from fastgd.net.adaptive import _Optim
+from fastgd.net.adaptive import _Optim, _precond_diag, _precond_sharpness
+from fastgd.net.model import _top_eig
 from fastgd.status import Status
 
 #: learning rates per chunk (SIMD lanes sharing one initialisation), and for wide
@@ -28,6 +38,12 @@ from fastgd.status import Status
 LANES = 32
 LANES_WIDE = 8
 _FIT = 4096  # cache lines (256 KB): the largest block footprint run with LANES
+#: per-cell result fields of a sweep's block (what a checkpoint file holds): the
+#: kernel's outputs, the final sharpness, its curve and their preconditioned twins
+FIELDS = ("status", "loss", "tol_at", "div_at", "maxloss", "sharpness", "curve", "psharp",
+          "pcurve")
+#: bytes of parameters (final and recorded) one block of the local engine may hold
+BLOCK_BYTES = 64 << 20
 
 
 def _lanes(m, d, bias):
@@ -35,6 +51,18 @@ def _lanes(m, d, bias):
     gradient and rollback copy, activations of 8 samples)."""
     N = m * (d + 1 + int(bias))
     return LANES if 3 * N + 8 * m <= _FIT else LANES_WIDE
+
+
+def chunk_table(job):
+    """The chunk table of a :class:`fastgd.net.contract.NetJob`: rows ``(init, 0,
+    lr_start, lr_stop)``, init-major, ``job.lanes`` rates each (None: by width)."""
+    inp = job.inputs
+    d, bias, n_lr = inp.X.shape[1], inp.bias, inp.n_lr
+    rows = []
+    for c in range(inp.n_init):
+        n = job.lanes or _lanes(int(inp.widths[c]), d, bias)
+        rows += [(c, 0, a, min(a + n, n_lr)) for a in range(0, n_lr, n)]
+    return np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 4))
 
 
 class _Out:
@@ -59,6 +87,12 @@ class _Out:
         self.rec_v = np.zeros(self.rec_theta.size if moments else 0)
         self.per_cell_N = per_cell_N
 
+    @classmethod
+    def of(cls, spec, inputs):
+        """Outputs for every cell of ``inputs`` under ``spec``."""
+        return cls(inputs.sizes, inputs.n_lr, spec.n_rec, spec.rec_every, spec.n_th,
+                   moments=spec.optim.adaptive)
+
     def tail(self):
         return (self.rec_every, self.status, self.theta, self.theta_off, self.loss,
                 self.tol_at, self.div_at, self.maxloss, self.rec_loss, self.rec_theta,
@@ -76,49 +110,343 @@ class _Out:
         return src[self.rec_off[k]: self.rec_off[k + 1]].reshape(-1, N)
 
 
-def _execute(f, M, method, inits, lrs, steps, beta, batch, order, tol, blowup, n_rec,
-             rec_every, threads, progress, lanes=None, gtol=0.0, optim=None):
-    """Run every (init, lr) cell; ``inits``: list of (m, theta0, key); ``lrs`` (n_lr,)
-    shared by every init or (n_init, n_lr), a row per init; ``optim`` an
-    :class:`fastgd.net.adaptive._Optim` (default plain GD / SGD)."""
-    from fastgd.net.kernels import grid_net, rows_net
+# ------------------------------------------------------------------- the launcher
+def _cpu(spec, i, rows, nworkers, out):
+    """The launcher of ("net", "gd") and ("net", "sgd"): the one place the kernel's
+    argument list is spelled (rows ``(init, 0, a, b)`` become the kernel's
+    ``(init, a, b)``)."""
+    from fastgd.net.kernels import grid_net
+
+    opt_i, opt_f = spec.optim.kernel_args()
+    grid_net(i.X, i.y, i.act, i.bias, 0 if spec.method == "gd" else 1, i.widths, i.scales,
+             i.init_off, i.inits, i.keys, i.lrs, spec.beta, opt_i, opt_f, spec.steps,
+             spec.batch, spec.order, spec.tol, spec.gtol, spec.blowup, i.c0,
+             np.ascontiguousarray(rows[:, [0, 2, 3]]), nworkers, *out.tail())
+
+
+table.register("net", "gd", _cpu)
+table.register("net", "sgd", _cpu)
+
+
+def _launch(spec, inputs, rows, nworkers, out):
+    """Run the cells of the chunk rows into ``out`` (:func:`fastgd.engine.table.launch`)
+    with NumPy's warnings off (divergence is a result); one line on stderr before the
+    kernels' first compilation on this machine."""
+    from fastgd.net.kernels import rows_net
 
     if first_compile(rows_net):
         print("fastgd: compiling the two-layer network kernels, first run only (cached on "
               "disk)...", file=sys.stderr, flush=True)
-    optim = optim or _Optim()
-    n_th = steps // rec_every + 1 if rec_every else 0
-    Ns = [t.size for _, t, _ in inits]
-    lrs = np.ascontiguousarray(np.broadcast_to(lrs, (len(inits), lrs.shape[-1])),
-                               dtype=np.float64)
-    n_lr = lrs.shape[1]
-    out = _Out(Ns, n_lr, n_rec, rec_every, n_th, moments=optim.adaptive)
-    widths = np.array([mm for mm, _, _ in inits], dtype=np.int64)
-    scales = np.array([M.scale(mm) for mm in widths], dtype=np.float64)
-    init_off = np.concatenate([[0], np.cumsum(Ns)]).astype(np.int64)
-    flat = np.ascontiguousarray(np.concatenate([t for _, t, _ in inits]))
-    keys = np.ascontiguousarray(np.stack([k for _, _, k in inits]).astype(np.int64))
-    rows = []
-    for c in range(len(inits)):
-        n = lanes or _lanes(inits[c][0], M.d, M.bias)
-        for a in range(0, n_lr, n):
-            rows.append((c, a, min(a + n, n_lr)))
-    chunks = np.ascontiguousarray(np.array(rows, dtype=np.int64).reshape(-1, 3))
-    code = 0 if method == "gd" else 1
-    opt_i, opt_f = optim.kernel_args()
+    with np.errstate(all="ignore"):
+        table.launch(spec, inputs, rows, nworkers, out)
 
-    def call(rows_, nw):
-        with np.errstate(all="ignore"):
-            grid_net(M.X, M.y, M.act, M.bias, code, widths, scales, init_off, flat, keys, lrs,
-                     beta, opt_i, opt_f, steps, batch, order, tol, gtol, blowup, M.c0, rows_,
-                     nw, *out.tail())
 
+def run_job(f, job, threads=None, progress=False):
+    """Run every cell of ``job`` in this process into full-size outputs (single runs:
+    the parameters and recordings are read back); returns (outputs, seconds, threads).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.net.contract import NetJob, NetSpec, net_inputs
+    >>> from fastgd.net.launch import run_job
+    >>> from fastgd.net.model import _init, _model
+    >>> M = _model("demo", np.linspace(-1, 1, 6)[:, None], 0.5 * np.linspace(-1, 1, 6),
+    ...            "identity", "ntk", False)
+    >>> inp = net_inputs(M, [(4, _init(4, 1, 1.0, 0, False), np.zeros(2, np.int64))],
+    ...                  [1.0, 20.0])
+    >>> out, _, _ = run_job("demo", NetJob(NetSpec("gd", 200, 1e-8, 1e12), inp))
+    >>> out.status.tolist()
+    [1, 2]
+    """
+    import time
+
+    chunks = chunk_table(job)
     t0 = time.perf_counter()
+    out = _Out.of(job.spec, job.inputs)
     with G.using_threads(f, threads) as nw:
-        G.execute(call, chunks, nw, progress=progress, desc=f)
+        G.execute(lambda rows, n: _launch(job.spec, job.inputs, rows, n, out), chunks, nw,
+                  progress=progress, desc=f)
     return out, time.perf_counter() - t0, nw
 
 
+# -------------------------------------------------------------------- the engines
+def _cell_index(rows, n_lr):
+    """The cells of chunk rows ``(init, 0, a, b)`` in row order."""
+    if rows.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(c * n_lr + a, c * n_lr + b) for c, _, a, b in rows])
+
+
+def run_chunks(job, rows, threads=1):
+    """Run a block of chunk-table rows of a network sweep and the curvature of its
+    cells; return their results (the engines' task, here or on a worker).
+
+    Parameters
+    ----------
+    job : fastgd.net.contract.NetJob
+        Spec, inputs (with the warm starts) and lanes built by :func:`fastgd.net.net_sweep`.
+    rows : (n, 4) int64
+        Rows ``(init, 0, lr_start, lr_stop)`` of the chunk table.
+    threads : int
+        Worker threads for this call (the kernel's and the Lanczos lanes').
+
+    Returns
+    -------
+    dict
+        ``rows`` and, per cell in row order, each field of :data:`FIELDS`.
+
+    Notes
+    -----
+    The rows run in one kernel call on the initialisations they touch, restricted to
+    the rates between their first and last (outputs for those cells only); every cell
+    equals the one of any other cutting of the table, bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.net.contract import NetJob, NetSpec, net_inputs
+    >>> from fastgd.net.launch import run_chunks
+    >>> from fastgd.net.model import _init, _model
+    >>> M = _model("demo", np.linspace(-1, 1, 6)[:, None], 0.5 * np.linspace(-1, 1, 6),
+    ...            "identity", "ntk", False)
+    >>> inp = net_inputs(M, [(4, _init(4, 1, 1.0, 0, False), np.zeros(2, np.int64))],
+    ...                  [1.0, 6.0, 20.0])
+    >>> run_chunks(NetJob(NetSpec("gd", 200, 1e-8, 1e12), inp), [[0, 0, 1, 3]])["status"]
+    array([1, 2], dtype=int8)
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 4)
+    spec, nw = job.spec, max(1, int(threads))
+    if rows.shape[0] == 0:
+        used, local, lo, hi = np.zeros(0, np.int64), rows, 0, 0
+    else:
+        used, loc = np.unique(rows[:, 0], return_inverse=True)
+        lo, hi = int(rows[:, 2].min()), int(rows[:, 3].max())
+        local = rows.copy()
+        local[:, 0] = loc.ravel()
+        local[:, 2:] -= lo
+    inputs = job.inputs.writable().take(used)
+    inputs = _rates(inputs, lo, hi)
+    out = _Out.of(spec, inputs)
+    if rows.shape[0]:
+        _launch(spec, inputs, local, nw, out)
+    cells = _cell_index(local, inputs.n_lr)
+    block = {"rows": rows, "status": out.status[cells], "loss": out.loss[cells],
+             "tol_at": out.tol_at[cells], "div_at": out.div_at[cells],
+             "maxloss": out.maxloss[cells]}
+    block.update(_curvature(spec, inputs, out, cells, nw))
+    return block
+
+
+def _rates(inputs, lo, hi):
+    """``inputs`` with the rates ``lo:hi`` of each initialisation only."""
+    import dataclasses
+
+    return dataclasses.replace(inputs, lrs=np.ascontiguousarray(inputs.lrs[:, lo:hi]))
+
+
+def _curvature(spec, inp, out, cells, nw):
+    """Per cell of ``cells``: the final sharpness (with ``spec.sharpness``, else
+    ``inf``) and the sharpness curve (every ``spec.rec_every`` steps); for the adaptive
+    methods also their preconditioned twins lambda_max(P^-1 H) (the computation of
+    :func:`fastgd.net.runs._with_precond`).  The points of all the cells of a width are
+    the lanes of one Lanczos call per operator (:func:`_width_curvature`), each
+    warm-started from its initialisation's top Ritz vector at theta0."""
+    n, n_th, n_lr = cells.size, spec.n_th, inp.n_lr
+    res = {"sharpness": np.full(n, np.inf), "curve": np.full((n, n_th), np.inf),
+           "psharp": np.full(n, np.inf), "pcurve": np.full((n, n_th), np.inf)}
+    if n == 0 or not (spec.sharpness or spec.rec_every):
+        return res
+    M = inp.model()
+    init = cells // n_lr
+    end = _ends(spec, out, cells) if spec.optim.adaptive else None
+    for m in np.unique(inp.widths[init]):
+        sel = np.flatnonzero(inp.widths[init] == m)
+        _width_curvature(spec, inp, M, int(m), out, cells[sel], nw, res, sel, None)
+        if spec.optim.adaptive:
+            _width_curvature(spec, inp, M, int(m), out, cells[sel], nw, res, sel, end[sel])
+    return res
+
+
+def _ends(spec, out, cells):
+    """The updates made by each cell's run up to its last finite iterate (a diverged
+    run: the one before its blow-up)."""
+    st = out.status[cells]
+    last = np.where(st == Status.CONVERGED, out.tol_at[cells],
+                    np.where(st == Status.DIVERGED, out.div_at[cells], spec.steps))
+    return np.where(st == Status.DIVERGED, np.maximum(last - 1, 0), last)
+
+
+def _width_curvature(spec, inp, M, m, out, ks, nw, res, sel, end):
+    """The curvature of the cells ``ks`` (all of width m; rows ``sel`` of ``res``) as the
+    lanes of one Lanczos call: their final points (with ``spec.sharpness``), then their
+    recorded ones (with ``spec.rec_every``), into ``sharpness`` and ``curve``; with
+    ``end`` (:func:`_ends`) the preconditioned operator P^-1/2 H P^-1/2 of each point
+    (:func:`fastgd.net.adaptive._precond_diag`, warm starts ``inp.pv0``), into ``psharp``
+    and ``pcurve``.  A lane's result depends neither on the other lanes nor on the
+    threads, so every value equals the one of a call per cell, bit for bit."""
+    pre, n, n_th = end is not None, ks.size, spec.n_th
+    start = np.concatenate([inp.start(c, precond=pre) for c in ks // inp.n_lr])
+    Th, S, Vs, at = [], [], [], []
+    if spec.sharpness:
+        Th.append(np.stack([out.theta_of(k) for k in ks]))
+        S.append(start)
+        if pre:
+            Vs.append(np.stack([out.v_of(k) for k in ks]))
+            at.append(end)
+    if spec.rec_every:
+        Th.append(np.concatenate([out.rec_of(k) for k in ks]))  # (n * n_th, N)
+        S.append(np.repeat(start, n_th, axis=0))
+        if pre:
+            Vs.append(np.concatenate([out.rec_of(k, v=True) for k in ks]))
+            steps = np.arange(n_th)[None, :] * spec.rec_every
+            at.append(np.minimum(steps, end[:, None]).ravel())
+    Th, S = np.concatenate(Th), np.concatenate(S)
+    if pre:
+        per = 1 if spec.method == "gd" else -(-M.P // spec.batch)
+        D, bad = _precond_diag(M, m, spec.optim, Th, np.concatenate(Vs),
+                               np.concatenate(at) * per, spec.method == "gd")
+        vals = _top_eig(M, m, Th, spec.iters, start=S, threads=nw, diag=D)
+        vals[bad] = np.nan
+    else:
+        vals = _top_eig(M, m, Th, spec.iters, start=S, threads=nw)
+    final, curve = ("psharp", "pcurve") if pre else ("sharpness", "curve")
+    if spec.sharpness:
+        res[final][sel], vals = vals[:n], vals[n:]
+    if spec.rec_every:
+        res[curve][sel] = vals.reshape(n, n_th)
+
+
+class Cells:
+    """The per-cell results of a whole sweep (:data:`FIELDS`, NOT_RUN until a block
+    is scattered in), flat: cell ``k = init * n_lr + lr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.net.launch import Cells
+    >>> cells = Cells(2, 3, 0)
+    >>> cells.scatter({"rows": np.array([[1, 0, 1, 3]]), "status": np.array([1, 2]),
+    ...                **{f: np.zeros(2) for f in ("loss", "tol_at", "div_at", "maxloss",
+    ...                                           "sharpness", "psharp")},
+    ...                "curve": np.zeros((2, 0)), "pcurve": np.zeros((2, 0))})
+    >>> cells.status.tolist()
+    [-1, -1, -1, -1, 1, 2]
+    """
+
+    def __init__(self, n_init, n_lr, n_th):
+        n = n_init * n_lr
+        self.n_lr = int(n_lr)
+        self.status = np.full(n, Status.NOT_RUN, dtype=np.int8)
+        self.tol_at = np.full(n, -1, dtype=np.int64)
+        self.div_at = np.full(n, -1, dtype=np.int64)
+        for name in ("loss", "maxloss", "sharpness", "psharp"):
+            setattr(self, name, np.full(n, np.inf))
+        self.curve = np.full((n, n_th), np.inf)
+        self.pcurve = np.full((n, n_th), np.inf)
+
+    def scatter(self, block):
+        """Write a block (:func:`run_chunks`) into these results."""
+        idx = _cell_index(np.asarray(block["rows"], dtype=np.int64).reshape(-1, 4),
+                          self.n_lr)
+        for f in FIELDS:
+            getattr(self, f)[idx] = block[f]
+
+
+def block_rows(job, nworkers, max_bytes=None):
+    """Most chunk rows per block of the local engine: the parameters a block holds
+    (final, recorded, second moments) stay under ``max_bytes`` (default
+    :data:`BLOCK_BYTES`), never fewer than ``nworkers`` rows."""
+    spec, inp = job.spec, job.inputs
+    N = int(inp.sizes.max()) if inp.n_init else 1
+    per_row = 8 * N * (1 + spec.n_th) * (2 if spec.optim.adaptive else 1) * (
+        job.lanes or LANES)
+    edge = 2 * per_row * max(1, -(-inp.n_lr // (job.lanes or LANES)))  # partial inits
+    budget = (BLOCK_BYTES if max_bytes is None else max_bytes) - edge
+    return max(int(nworkers), int(budget // max(per_row, 1)))
+
+
+def initial(spec, M, inits, nw):
+    """Per initialisation of a sweep, once, before any cell runs (the same bits on every
+    engine and for any thread count: a Lanczos lane depends neither on the other lanes
+    nor on the threads): the top Hessian eigenvalue lambda0 (the Lanczos runs of a width
+    in one call), E(theta0) and, when the cells report curvature (``spec.sharpness``,
+    ``spec.rec_every``), the top Ritz vectors that warm-start their Lanczos runs (for the
+    adaptive methods also those of P^-1/2 H P^-1/2 at theta0).  ``inits``: (m, theta0,
+    key) per initialisation.  Returns (lambda0, loss0, v0 or None, pv0 or None), the
+    vectors as lists."""
+    from fastgd.net.model import _loss_np
+
+    n_init = len(inits)
+    lam0 = np.empty(n_init)
+    loss0 = np.array([_loss_np(t0, M, m) for m, t0, _ in inits])
+    v0 = [None] * n_init
+    widths = np.array([m for m, _, _ in inits])
+    for m in np.unique(widths):
+        cs = np.flatnonzero(widths == m)
+        lam0[cs], vs = _top_eig(M, int(m), np.stack([inits[c][1] for c in cs]), spec.iters,
+                                vectors=True, threads=nw)
+        for j, c in enumerate(cs):
+            v0[c] = vs[j]
+    if not (spec.sharpness or spec.rec_every):
+        return lam0, loss0, None, None
+    pv0 = None
+    if spec.optim.adaptive:  # the initialisations of a width as the lanes of one call
+        pv0 = [None] * n_init
+        for m in np.unique(widths):
+            cs = np.flatnonzero(widths == m)
+            T0 = np.stack([inits[c][1] for c in cs])
+            _, vs = _precond_sharpness(M, int(m), spec.optim, T0, np.zeros(T0.shape),
+                                       np.zeros(cs.size, np.int64), spec.method == "gd",
+                                       spec.iters, vectors=True, threads=nw)
+            for j, c in enumerate(cs):
+                pv0[c] = vs[j]
+    return lam0, loss0, v0, pv0
+
+
+def run_sweep(f, job, nw, engine, checkpoint, progress):
+    """Run a sweep's chunk table (:func:`chunk_table`) on ``engine`` (None: this
+    process's ``nw`` threads; else ``nw`` threads per task) through ``checkpoint``
+    (:func:`fastgd.engine.executors.run_resumable`); return (:class:`Cells`, meta,
+    whether Ctrl-C stopped it: the cells then hold the finished chunks, the rest
+    NOT_RUN)."""
+    from fastgd.version import __version__
+
+    inp = job.inputs
+    cells = Cells(inp.n_init, inp.n_lr, job.spec.n_th)
+    chunks = chunk_table(job)
+    counts = {"chunks_total": int(chunks.shape[0])}
+    run = runner(job, cells, nw, engine, progress=progress, desc=f"{f} {job.spec.method}")
+    stopped = False
+    try:
+        X.run_resumable(run, chunks, scatter=cells.scatter, finish=None, counts=counts,
+                        checkpoint=checkpoint, job=job, func=f, fields=FIELDS,
+                        summary=dict(method=job.spec.method, n_init=inp.n_init,
+                                     n_lr=inp.n_lr, widths=inp.widths.tolist()))
+    except G.Interrupted:
+        stopped = True
+    meta = {"fastgd": __version__, **counts,
+            "engine": "local" if engine is None else type(engine).__name__}
+    return cells, meta, stopped
+
+
+def runner(job, cells, nthreads, engine, *, progress, desc):
+    """The ``run(todo, on_done, on_result)`` of
+    :func:`fastgd.engine.executors.run_resumable` for a network sweep: blocks of
+    :func:`run_chunks` on this process's threads (``engine`` None) or on an executor,
+    scattered into ``cells`` (:class:`Cells`)."""
+    def run(todo, on_done, on_result):
+        if engine is None:
+            X.run_local(lambda rows, nw: run_chunks(job, rows, nw), cells.scatter, todo,
+                        nthreads, max_batch=block_rows(job, nthreads), progress=progress,
+                        desc=desc, on_done=on_done)
+        else:
+            X.run_executor(run_chunks, job, cells.scatter, todo, engine, nthreads,
+                           progress=progress, desc=desc, on_result=on_result)
+    return run
+
+
+# ------------------------------------------------------------------ final rules
 def _ratio(maxloss, loss0):
     with np.errstate(all="ignore"):
         ratio = np.where(loss0 > 0, maxloss / np.where(loss0 > 0, loss0, 1.0), 1.0)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.figures import COLORS, CYCLE, REGION_COLORS, axes, check, halo, log_edges
+from fastgd.figures import COLORS, CYCLE, REGION_COLORS, STATUS_COLORS, axes, check, halo, log_edges
 from fastgd.net.runs import NetRun
 from fastgd.net.sweep import NetSweepResult
+from fastgd.status import Status
 
 __all__ = ["plot_net_eos", "plot_net_phase", "plot_net_warmup"]
 
@@ -68,6 +69,11 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     ye = log_edges(widths) if widths.size > 1 else np.array([widths[0] / 1.4, widths[0] * 1.4])
     codes, (xs_lo, xs_hi), obs = _phase_mesh(ax, result, order_w, ye, seed, scale, spike)
     handles = _phase_lines(ax, codes, ye, obs, spike, result.lr_unit == "lambda0")
+    if (result.status[:, scale, seed] < 0).any():
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color=STATUS_COLORS[Status.NOT_RUN],
+                             label="not run (the sweep was interrupted)"))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xs_lo, xs_hi)
@@ -98,6 +104,8 @@ def _phase_mesh(ax, result, order_w, ye, seed, scale, spike):
     codes = result.regions(spike)[:, scale, seed][np.ix_(order_w, lr_order)]
     lam = result.ntk0[order_w, scale, seed]
     cmap = ListedColormap(REGION_COLORS)
+    grey = ListedColormap([STATUS_COLORS[Status.NOT_RUN]])
+    missing = (result.status[:, scale, seed] < 0)[np.ix_(order_w, lr_order)]
     norm = BoundaryNorm(np.arange(-0.5, 4.0), 4)
     xs_lo, xs_hi = np.inf, 0.0
     obs_x, obs_y = [], []
@@ -109,6 +117,9 @@ def _phase_mesh(ax, result, order_w, ye, seed, scale, spike):
         xs_lo, xs_hi = min(xs_lo, xe[0]), max(xs_hi, xe[-1])
         ax.pcolormesh(xe, ye[r: r + 2], codes[r][None, :], cmap=cmap, norm=norm,
                       shading="flat")
+        if missing[r].any():  # an interrupted sweep: cells that did not run are grey
+            ax.pcolormesh(xe, ye[r: r + 2], np.ma.masked_where(~missing[r][None, :],
+                          np.zeros((1, x.size))), cmap=grey, shading="flat")
         div = np.flatnonzero(codes[r] == 3)
         if div.size:  # the smallest diverging rate, at its own x
             obs_x += [x[div[0]]] * 2

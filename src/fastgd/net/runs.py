@@ -27,9 +27,11 @@ from fastgd.net.adaptive import (
     _precond_sharpness,
     _preconditioner,
 )
-from fastgd.net.launch import _execute, _ratio, _stable_check
+from fastgd.net.contract import NetJob, NetSpec, net_inputs
+from fastgd.net.launch import _ratio, _stable_check, run_job
 from fastgd.net.model import (
     LANCZOS_ITERS,
+    NTK_DENSE,
     _init,
     _loss_np,
     _model,
@@ -163,6 +165,22 @@ class NetRun:
 
         return run_repr(self)
 
+    def save(self, path):
+        """Write the run to ``path`` (``.npz`` appended) atomically, with a checksum;
+        ``fastgd.load`` reads it back bit for bit (:func:`fastgd.net.io.save_net`).
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd as fg, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> run = fn.net_gd(X, y, 0.5, 50, width=4)
+        >>> fg.load(run.save("net_run")).loss == run.loss
+        True
+        """
+        from fastgd.net.io import save_net
+
+        return save_net(self, path)
+
     @property
     def converged_by(self) -> str | None:
         """Which rule ended a CONVERGED run: ``"loss"`` (E <= tol x E(theta0)) or
@@ -240,6 +258,8 @@ def _start(f, M, theta0, width, scale, seed):
     m = V.integer(f, "width", 64 if width is None else width, minimum=1, maximum=10**7)
     scale = V.real(f, "scale", scale, nonneg=True)
     seed = V.integer(f, "seed", seed, minimum=0)
+    _cost.check(f, "width", nbytes=3 * 8.0 * m * M.per(), what=f"{m:,} x {M.per()} "
+                "parameters (drawn, run and kept)", hint="use a smaller width")
     return _init(m, M.d, scale, seed, M.bias), m
 
 
@@ -281,7 +301,8 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
                    **(opts or {}))
     t0, m = _start(f, M, theta0, width, scale, seed)
     N = t0.size
-    _cost.run(f, stepname, steps, 0, 4.0 * M.P * N, False)
+    _cost.run(f, stepname, steps, 0, _cost.NET_BLOCK * M.P * N * (
+        _cost.NET_GD if method == "gd" else _cost.NET_SGD), False)  # one lane: a block
     n_rec = steps // rec_every + 1 if rec_every else 0
     n_sh = steps // every + 1 if every else 0
     _cost.check(f, "record_every" if rk else "sharpness_every", nbytes=8.0 * n_rec * N,
@@ -289,14 +310,20 @@ def _single(f, method, X, y, lr, steps, width, theta0, scale, seed, activation, 
                 what=f"{n_rec:,} recorded parameter vectors x {N:,}",
                 work_what=f"{n_sh:,} sharpness estimates x {iters} HVPs",
                 hint="record less often")
-    out, _, _ = _execute(f, M, method, [(m, t0, key)], np.array([lr]), steps, beta, batch,
-                         code, tol, blowup, steps + 1, rec_every, None, False, lanes=1,
-                         gtol=gtol, optim=optim)
+    twice = 2 if optim.adaptive else 1  # and the preconditioned sharpness
+    _cost.lanczos(f, "sharpness_iters" if iters > LANCZOS_ITERS else "X" if M.P > N
+                  else "width", twice * (n_sh + 2), N, M.P, m, iters,
+                  calls=twice * (3 if n_sh else 2))
+    _cost.ntk(f, "X", 2, M.P, N, m, NTK_DENSE)
+    spec = NetSpec(method, steps, tol, blowup, beta=beta, batch=batch, order=code, gtol=gtol,
+                   optim=optim, n_rec=steps + 1, rec_every=rec_every)
+    out, _, _ = run_job(f, NetJob(spec, net_inputs(M, [(m, t0, key)], [lr]), lanes=1))
     run = _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
                   tol, gtol, optim)
     if optim.adaptive:
         per_step = 1 if method == "gd" else -(-M.P // batch)  # updates per step / epoch
-        run = _with_precond(run, M, m, t0, out, optim, per_step, every, rec_every, iters)
+        with np.errstate(all="ignore"):  # the moments of a diverged run overflow
+            run = _with_precond(run, M, m, t0, out, optim, per_step, every, rec_every, iters)
     return run
 
 

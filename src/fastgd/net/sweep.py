@@ -10,24 +10,26 @@ The loss is E = 1/(2P) sum_p (y_p - f(x_p))^2 (note the 1/2); a cell equals
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
+from fastgd.engine import executors as EX
 from fastgd.engine import grid as G
-from fastgd.net.adaptive import _Optim, _optim, _precond_sharpness
-from fastgd.net.launch import _execute, _ratio, _stable_check
+from fastgd.linear.result import SweepInterrupted
+from fastgd.net.adaptive import _Optim, _optim
+from fastgd.net.contract import NetJob, NetSpec, net_inputs
+from fastgd.net.launch import _ratio, _stable_check, initial, run_sweep
 from fastgd.net.model import (
     LANCZOS_ITERS,
+    NTK_DENSE,
     _init,
-    _loss_np,
     _model,
     _ntk_top,
     _theta,
-    _top_eig,
 )
 from fastgd.net.runs import _run_opts
 from fastgd.status import DEFAULT_ORDER, DEFAULT_TOL, Status
@@ -68,6 +70,8 @@ class NetSweepResult:
                              (with ``sharpness``), and its curve
                              ``preconditioned_sharpness_curve`` (with
                              ``sharpness_every``); None for GD.
+    meta : dict              Where it came from: fastgd version, the engine, chunks
+                             total / resumed / computed.
 
     Examples
     --------
@@ -112,11 +116,33 @@ class NetSweepResult:
     optim: dict | None = None
     preconditioned_sharpness: np.ndarray | None = None
     preconditioned_sharpness_curve: np.ndarray | None = None
+    meta: dict = field(default_factory=dict, compare=False)
 
     def __repr__(self):
         from fastgd.net.report import sweep_repr
 
         return sweep_repr(self)
+
+    def save(self, path):
+        """Write the result to ``path`` (``.npz`` appended) atomically, with a checksum;
+        ``fastgd.load`` reads it back bit for bit (:func:`fastgd.net.io.save_net`).
+
+        Examples
+        --------
+        >>> import numpy as np, fastgd as fg, fastgd.net as fn
+        >>> X = np.linspace(-1, 1, 6)[:, None]; y = 0.5 * X[:, 0]
+        >>> res = fn.net_sweep(X, y, [1.0, 20.0], 50, width=4)
+        >>> fg.load(res.save("net_sweep")).status.tolist() == res.status.tolist()
+        True
+        """
+        from fastgd.net.io import save_net
+
+        return save_net(self, path)
+
+    @property
+    def complete(self) -> bool:
+        """False when the sweep was interrupted (some cells NOT_RUN)."""
+        return bool(np.all(self.status != Status.NOT_RUN))
 
     @property
     def rates(self):
@@ -227,8 +253,8 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
               gtol=0.0, blowup=1e12, sharpness=True, sharpness_every=0,
               sharpness_iters=LANCZOS_ITERS, threads=None, progress=None, optimizer="gd",
               betas=(0.9, 0.999), eps=1e-8, warmup=0, lr_init=0.0, schedule="constant",
-              decay_steps=None, decay_factor=None,
-              freeze_preconditioner=None) -> NetSweepResult:
+              decay_steps=None, decay_factor=None, freeze_preconditioner=None,
+              engine=None, checkpoint=None) -> NetSweepResult:
     """Run every (width, scale, seed, learning rate) cell of a two-layer network on shared
     data (Numba lanes: the learning rates of one initialisation run as SIMD lanes).
 
@@ -262,14 +288,35 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
     sharpness : bool
         Compute the final sharpness of every cell (Lanczos, ``sharpness_iters`` HVPs each).
     threads : int, optional
+        Numba threads for this call (default: numba's current setting); with
+        ``engine``, the threads of each task (default 1).
     progress : bool, optional
     optimizer, betas, eps, warmup, lr_init, schedule, decay_steps, decay_factor, freeze_preconditioner
         As in :func:`net_gd`, the same for every cell.
+    engine : concurrent.futures.Executor, optional
+        Run the chunks (and the curvature of their cells) on an executor instead of
+        this process's threads, as :func:`fastgd.sweep` does (a process pool, a thread
+        pool, Dask's ``client.get_executor()`` or the ``distributed.Client`` itself);
+        results are bit-identical.  lambda0 and the warm starts of every
+        initialisation are computed here, once, before any chunk.
+    checkpoint : str or os.PathLike, optional
+        A directory that makes the sweep resumable (:mod:`fastgd.engine.checkpoint`):
+        finished chunks are written there as they complete, and the same call run
+        again computes only the missing ones and returns a result identical to an
+        uninterrupted run (``meta["chunks_resumed"]``, ``meta["chunks_computed"]``).
+        A directory of another sweep is refused.
 
     Returns
     -------
     NetSweepResult
-        A cell equals :func:`net_gd` (:func:`net_sgd`) with the same arguments bit for bit.
+        A cell equals :func:`net_gd` (:func:`net_sgd`) with the same arguments bit for
+        bit, on any engine and for any thread count.
+
+    Raises
+    ------
+    fastgd.SweepInterrupted
+        On Ctrl-C (SIGTERM too with a checkpoint), between chunks; ``.result`` holds
+        the finished cells (the others NOT_RUN; per-initialisation arrays complete).
 
     Examples
     --------
@@ -294,14 +341,26 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
         f, g.steps * (1 if g.method == "gd" else -(-M.P // g.batch)), optimizer, betas, eps, warmup, lr_init, schedule, decay_steps,
         decay_factor, freeze_preconditioner, g.beta))
     V.threads(f, threads)
+    engine = EX.check_engine(f, engine)
+    checkpoint = EX.check_checkpoint(f, checkpoint)
     _check_cost(f, M, g)
     inits = _inits(M, g)
     ntk0 = np.array([_ntk_top(t0, M, m) for m, t0, _ in inits])
     rates = _absolute(f, g, ntk0)
-    out, seconds, nw = _execute(f, M, g.method, inits, rates, g.steps, g.beta, g.batch,
-                                g.code, g.tol, g.blowup, 0, g.every, threads, g.progress,
-                                gtol=g.gtol, optim=g.optim)
-    return _result(M, g, inits, ntk0, rates, out, seconds, nw)
+    sgd = g.method == "sgd"
+    spec = NetSpec(g.method, g.steps, g.tol, g.blowup, beta=g.beta,
+                   batch=g.batch if sgd else 1, order=g.code if sgd else 0, gtol=g.gtol,
+                   optim=g.optim, rec_every=g.every, sharpness=g.sharp, iters=g.iters)
+    with G.using_threads(f, None if engine is not None else threads) as nw:
+        lam0, loss0, v0, pv0 = initial(spec, M, inits, nw)  # once, here, for every engine
+        job = NetJob(spec, net_inputs(M, inits, rates, v0=v0, pv0=pv0))
+        if engine is not None:
+            nw = EX.task_threads(f, threads)
+        cells, meta, stopped = run_sweep(f, job, nw, engine, checkpoint, g.progress)
+    res = _result(M, g, (lam0, ntk0, loss0), rates, cells, meta, nw)
+    if stopped:
+        raise SweepInterrupted(res) from None
+    return res
 
 
 @dataclass(frozen=True)
@@ -416,80 +475,30 @@ def _check_cost(f, M, g: _Grid):
     _cost.check(f, "width" if g.widths.size > 1 else "lr",
                 nbytes=Nsum * g.lrs.size * 8 * (1 + n_th),
                 what=f"{n:,} cells' parameters", hint="use fewer cells or narrower networks")
-    per = 4.0 * M.P * (1 if g.method == "gd" else 1.5)
-    _cost.check(f, "steps", work=Nsum * g.lrs.size * g.steps * per
-                + (Nsum * g.lrs.size * g.iters * 4 * M.P * (n_th + 1) if g.sharp else 0),
-                work_what=f"{n:,} cells x {g.steps:,} steps x {per * Nsum / n_init:,.0f}",
+    per = M.P * (_cost.NET_GD if g.method == "gd" else _cost.NET_SGD)
+    lanes = _cost.net_lanes(g.lrs.size)  # the curvature: _cost.lanczos below
+    _cost.check(f, "steps", work=Nsum * lanes * g.steps * per, work_what=f"{n_init:,} inits x"
+                f" {lanes:,} lanes x {g.steps:,} steps x {per * Nsum / n_init:,.0f}",
                 hint="use fewer cells or steps")
+    m, N = int(np.max(g.widths)), int(np.max(g.widths)) * M.per()
+    ad = g.optim.adaptive  # the preconditioned sharpness: Lanczos calls per cell
+    _cost.lanczos(f, "sharpness_iters" if g.iters > LANCZOS_ITERS else "X" if M.P > N
+                  else "width", (1 + ad) * (n_init + n * (int(g.sharp) + n_th)), N, M.P,
+                  m, g.iters, calls=g.widths.size * (1 + int(g.sharp) + int(n_th > 0))
+                  + ad * (n_init + n * (int(g.sharp) + int(n_th > 0))))
+    _cost.ntk(f, "X", n_init, M.P, N, m, NTK_DENSE)
 
 
-def _curvature(M, g: _Grid, inits, out, nw):
-    """Per initialisation: the initial sharpness and loss; per cell: the final sharpness
-    (``inf`` without ``sharpness``) and the sharpness curve.  The Lanczos runs of every
-    initialisation of a width go in one call (lanes on ``nw`` threads), then those of
-    all its cells, each warm-started from its initialisation's top Ritz vector."""
-    n_lr, n_th, n_init = g.lrs.size, g.n_th, g.n_init
-    lam0 = np.empty(n_init)
-    loss0 = np.array([_loss_np(t0, M, m) for m, t0, _ in inits])
-    final = np.full(n_init * n_lr, np.inf)
-    curves = np.full((n_init * n_lr, n_th), np.inf) if g.every else None
-    widths = np.array([m for m, _, _ in inits])
-    for m in np.unique(widths):
-        cs = np.flatnonzero(widths == m)
-        lam0[cs], v0 = _top_eig(M, int(m), np.stack([inits[c][1] for c in cs]), g.iters,
-                                vectors=True, threads=nw)
-        ks = (cs[:, None] * n_lr + np.arange(n_lr)).ravel()
-        if g.sharp:
-            Th = np.stack([out.theta_of(k) for k in ks])
-            final[ks] = _top_eig(M, int(m), Th, g.iters, start=np.repeat(v0, n_lr, axis=0),
-                                 threads=nw)
-        if g.every:
-            R = np.stack([out.rec_of(k) for k in ks])  # (cells, n_th, N)
-            start = np.repeat(v0, n_lr * n_th, axis=0)
-            curves[ks] = _top_eig(M, int(m), R.reshape(-1, R.shape[-1]), g.iters,
-                                  start=start, threads=nw).reshape(-1, n_th)
-    return lam0, loss0, final, curves
-
-
-def _precond_curvature(M, g: _Grid, inits, out, nw):
-    """Adaptive sweeps, per cell: the preconditioned sharpness at the end (with
-    ``sharpness``; else ``inf``) and its curve (with ``sharpness_every``), each
-    warm-started from its initialisation's top Ritz vector of P^-1/2 H P^-1/2 at
-    theta0: the computation of :func:`fastgd.net.runs._with_precond`, cell by cell."""
-    n_lr, n_th = g.lrs.size, g.n_th
-    full = g.method == "gd"
-    per = 1 if full else -(-M.P // g.batch)
-    final = np.full(g.n_init * n_lr, np.inf)
-    curves = np.full((g.n_init * n_lr, n_th), np.inf) if g.every else None
-    for c, (m, t0, _) in enumerate(inits):
-        _, v0 = _precond_sharpness(M, m, g.optim, t0[None], np.zeros((1, t0.size)), [0],
-                                   full, g.iters, vectors=True, threads=nw)
-        for k in range(c * n_lr, (c + 1) * n_lr):
-            st, last = out.status[k], {1: out.tol_at[k], 2: out.div_at[k]}
-            last = int(last.get(int(st), g.steps))
-            end = max(last - 1, 0) if st == Status.DIVERGED else last
-            if g.sharp:
-                final[k] = _precond_sharpness(M, m, g.optim, out.theta_of(k)[None],
-                                              out.v_of(k)[None], [end * per], full, g.iters,
-                                              start=v0, threads=nw)[0]
-            if g.every:
-                steps = np.arange(n_th) * g.every
-                curves[k] = _precond_sharpness(
-                    M, m, g.optim, out.rec_of(k), out.rec_of(k, v=True),
-                    np.minimum(steps, end) * per, full, g.iters,
-                    start=np.broadcast_to(v0, (n_th, t0.size)), threads=nw)
-    return final, curves
-
-
-def _result(M, g: _Grid, inits, ntk0, rates, out, seconds, nw) -> NetSweepResult:
-    """The grid's result: the stability rule applied, arrays in their axes' shapes."""
+def _result(M, g: _Grid, per_init, rates, cells, meta, nw) -> NetSweepResult:
+    """The grid's result: the stability rule applied, arrays in their axes' shapes
+    (``per_init``: lambda0, the NTK's lambda0 and E(theta0) per initialisation)."""
+    lam0, ntk0, loss0 = per_init
     n_lr = g.lrs.size
-    status = out.status.copy()
-    tol_at = out.tol_at.copy()
-    lam0, loss0, final, curves = _curvature(M, g, inits, out, nw)
-    pfinal = pcurves = None
-    if g.optim.adaptive:
-        pfinal, pcurves = _precond_curvature(M, g, inits, out, nw)
+    status = cells.status.copy()
+    tol_at = cells.tol_at.copy()
+    final, curves = cells.sharpness, cells.curve if g.every else None
+    pfinal = cells.psharp if g.optim.adaptive else None
+    pcurves = cells.pcurve if g.optim.adaptive and g.every else None
     if g.sharp:
         _stable_check(g.method, status, tol_at, rates.ravel(), final, g.beta, g.optim,
                       pfinal)
@@ -497,20 +506,21 @@ def _result(M, g: _Grid, inits, ntk0, rates, out, seconds, nw) -> NetSweepResult
     cell = shape + (n_lr,)
     return NetSweepResult(
         lr=g.lrs, width=g.widths, scale=g.scales, seeds=g.seeds, status=status.reshape(cell),
-        loss=out.loss.reshape(cell),
-        max_loss_ratio=_ratio(out.maxloss, np.repeat(loss0, n_lr)).reshape(cell),
+        loss=cells.loss.reshape(cell),
+        max_loss_ratio=_ratio(cells.maxloss, np.repeat(loss0, n_lr)).reshape(cell),
         sharpness=final.reshape(cell), steps_to_tol=tol_at.reshape(cell),
-        diverged_at=out.div_at.reshape(cell), lambda0=lam0.reshape(shape),
+        diverged_at=cells.div_at.reshape(cell), lambda0=lam0.reshape(shape),
         ntk0=ntk0.reshape(shape), loss0=loss0.reshape(shape),
         sharpness_curve=None if curves is None else curves.reshape(cell + (g.n_th,)),
         activation=M.activation, param=M.param, bias=M.bias, method=g.method, d=M.d,
         steps=g.steps, sharpness_every=g.every, momentum=g.beta, tol=g.tol,
-        blowup=g.blowup, seconds=seconds, threads=nw, lr_unit=g.unit,
+        blowup=g.blowup, seconds=meta.get("seconds_run", 0.0), threads=nw, lr_unit=g.unit,
         lr_abs=np.array(rates).reshape(cell), gtol=g.gtol,
         given_theta0=g.thetas is not None, optimizer=g.optim.name, optim=g.optim.as_dict(),
         preconditioned_sharpness=None if pfinal is None else pfinal.reshape(cell),
         preconditioned_sharpness_curve=(None if pcurves is None
-                                        else pcurves.reshape(cell + (g.n_th,))))
+                                        else pcurves.reshape(cell + (g.n_th,))),
+        meta=meta)
 
 
 def _int_list(f, name, value, minimum=1):
