@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastgd.chain.model import _Stats, _stats
+from fastgd.engine.table import writable
 
 __all__ = ["ChainInputs", "ChainJob", "ChainSpec", "chain_inputs"]
 
@@ -111,13 +112,8 @@ class ChainInputs:
         return dataclasses.replace(self, inits=np.ascontiguousarray(self.inits[start:stop]))
 
     def writable(self) -> ChainInputs:
-        """The inputs with every read-only array copied (arrays deserialised from a
-        buffer, e.g. by Dask, can be read-only: another Numba type, i.e. another
-        compiled signature)."""
-        change = {f.name: np.array(v) for f in dataclasses.fields(self)
-                  if isinstance(v := getattr(self, f.name), np.ndarray)
-                  and not v.flags.writeable}
-        return dataclasses.replace(self, **change) if change else self
+        """The inputs with every read-only array copied (:func:`fastgd.engine.table.writable`)."""
+        return writable(self)
 
 
 def chain_inputs(x, y, loss_scale, inits, lr, *, seed=None, func="chain_inputs"):

@@ -44,7 +44,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["launch", "lookup", "register", "registered", "unregister"]
+__all__ = ["launch", "lookup", "register", "registered", "unregister", "writable"]
 
 #: (model, method, backend) -> launcher; filled by the models' launch modules on import
 _LAUNCHERS: dict = {}
@@ -168,3 +168,31 @@ def launch(spec, inputs, rows, nworkers, out):
     rows = np.ascontiguousarray(rows, dtype=np.int64).reshape(-1, 4)
     return lookup(spec.model, spec.method, getattr(spec, "backend", "cpu"))(
         spec, inputs, rows, nworkers, out)
+
+
+def writable(inputs):
+    """A model's frozen inputs dataclass with every read-only array field copied (arrays
+    deserialised from a buffer, e.g. by Dask, can be read-only: another Numba type, so
+    another compiled signature); the same object when none is.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> import numpy as np
+    >>> from fastgd.engine import table
+    >>> @dataclass(frozen=True)
+    ... class Inputs:
+    ...     x: np.ndarray
+    >>> a = np.zeros(3)
+    >>> a.flags.writeable = False
+    >>> table.writable(Inputs(a)).x.flags.writeable
+    True
+    """
+    import dataclasses
+
+    import numpy as np
+
+    change = {f.name: np.array(v) for f in dataclasses.fields(inputs)
+              if isinstance(v := getattr(inputs, f.name), np.ndarray)
+              and not v.flags.writeable}
+    return dataclasses.replace(inputs, **change) if change else inputs

@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from fastgd.engine.table import writable
+
 __all__ = ["LinearInputs", "LinearJob", "lam_bounds", "linear_inputs"]
 
 
@@ -95,13 +97,8 @@ class LinearInputs:
         return dataclasses.replace(self, **change)
 
     def writable(self) -> LinearInputs:
-        """The inputs with every read-only array copied (arrays deserialised from a
-        buffer, e.g. by Dask, can be read-only: another Numba type, i.e. another
-        compiled signature)."""
-        change = {f.name: np.array(v) for f in dataclasses.fields(self)
-                  if isinstance(v := getattr(self, f.name), np.ndarray)
-                  and not v.flags.writeable}
-        return dataclasses.replace(self, **change) if change else self
+        """The inputs with every read-only array copied (:func:`fastgd.engine.table.writable`)."""
+        return writable(self)
 
 
 def lam_bounds(R):

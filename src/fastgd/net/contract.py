@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastgd.engine.table import writable
 from fastgd.net.adaptive import _Optim
 from fastgd.net.model import LANCZOS_ITERS, _Model
 
@@ -196,13 +197,8 @@ class NetInputs:
             lrs=np.ascontiguousarray(self.lrs[idx]), v0=pick(self.v0), pv0=pick(self.pv0))
 
     def writable(self) -> NetInputs:
-        """The inputs with every read-only array copied (arrays deserialised from a
-        buffer, e.g. by Dask, can be read-only: another Numba type, i.e. another
-        compiled signature)."""
-        change = {f.name: np.array(v) for f in dataclasses.fields(self)
-                  if isinstance(v := getattr(self, f.name), np.ndarray)
-                  and not v.flags.writeable}
-        return dataclasses.replace(self, **change) if change else self
+        """The inputs with every read-only array copied (:func:`fastgd.engine.table.writable`)."""
+        return writable(self)
 
 
 def net_inputs(M, inits, lrs, *, v0=None, pv0=None) -> NetInputs:
