@@ -364,6 +364,19 @@ def every_kind():
     out["net_gd_plain"] = fg.net.net_gd(X, y, 0.5, 40, width=4)
     out["net_gd_diverged"] = fg.net.net_gd(X, y, 50.0, 30, width=3)
     out["net_sgd"] = fg.net.net_sgd(X, y, 0.1, 5, width=3, bias=True)
+    Xl, yl = fg.lecture_data()
+    out["gd_diverged"] = fg.gd(Xl, yl, 50.0, 100, record=True)
+    out["gd_bias_momentum"] = fg.gd(Xl, yl, 0.5, 60, bias=True, momentum=0.5)
+    out["sgd_run"] = fg.sgd(Xl, yl, 0.05, 5, order="shuffle", seed=2, record=True)
+    out["adam_run"] = fg.gd(Xl, yl, 0.05, 40, optimizer="adam")
+    out["adam_frozen"] = fg.gd(Xl, yl, 0.05, 40, optimizer="adam", freeze_preconditioner=10,
+                               record=True)
+    out["rmsprop_unfrozen"] = fg.gd(Xl, yl, 0.05, 20, optimizer="rmsprop",
+                                    freeze_preconditioner=100)   # v_hat NaN: never frozen
+    out["chain_sgd_run"] = fg.chain.chain_sgd([0.5, 0.5, 0.7], 0.05, 20, [1.0, 2.0],
+                                              [1.0, 2.5], batch_size=2, order="shuffle")
+    out["chain_diverged"] = fg.chain.chain_gd([3.0, 3.0], 1.0, 200, record=True)
+    out["chain_overflow"] = fg.chain.chain_gd([1e100, 1e100], 1e-300, 10)  # loss0 = inf
     return out
 
 
@@ -380,6 +393,10 @@ def test_every_kind_round_trips_exactly(tmp_path, every_kind):
         assert repr(back) == repr(res), name
     assert fg.load(tmp_path / "net_gd_diverged").status == fg.Status.DIVERGED
     assert fg.load(tmp_path / "net_sweep_adam").optim["betas"] == (0.9, 0.999)
+    assert type(fg.load(tmp_path / "adam_frozen")).__name__ == "AdaptiveRun"
+    assert fg.load(tmp_path / "adam_frozen").betas == (0.9, 0.999)
+    assert np.isnan(fg.load(tmp_path / "rmsprop_unfrozen").frozen_v_hat).all()
+    assert fg.load(tmp_path / "chain_overflow").loss0 == np.inf
 
 
 _ENOSPC = OSError(28, "No space left on device")
@@ -399,7 +416,8 @@ def _fail(point):
 
 
 @pytest.mark.parametrize("point", ["write", "fsync", "rename"])
-@pytest.mark.parametrize("kind", ["linear", "chain", "net_sweep", "net_run"])
+@pytest.mark.parametrize("kind", ["linear", "chain", "net_sweep", "net_run", "linear_run",
+                                  "chain_run", "adam_frozen"])
 def test_failed_save_leaves_the_old_file(tmp_path, every_kind, kind, point, monkeypatch):
     """A full disk (ENOSPC while writing or flushing) or a failed rename: one clean
     FastGDValueError naming the path, the old file byte for byte, no temporary left."""
@@ -601,3 +619,74 @@ def test_files_written_before_metadata_checksums_still_load(tmp_path, saved):
     old["final_loss"] = -old["final_loss"]
     _write(tmp_path / "neg.npz", old, dict(head, format=LEGACY))
     assert "NaN or negative" in _assert_clean(tmp_path / "neg.npz")
+
+
+# ------------------------------------------------------------------ single runs
+@pytest.mark.parametrize("kind,writer", [("linear_run", "Run"), ("adam_frozen", "AdaptiveRun"),
+                                         ("chain_run", "ChainRun")])
+def test_damaged_run_files_are_refused_cleanly(tmp_path, every_kind, kind, writer):
+    """Truncated, byte-flipped, edited (old checksum) and impossible-but-resealed run
+    files: one FastGDValueError naming ``load``, the writer and the path."""
+    from test_fuzz_files import parts, reseal, same
+
+    res = every_kind[kind]
+    path = res.save(tmp_path / "ok")
+    raw = open(path, "rb").read()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    flipped = bytearray(raw)
+    for k in range(60, 90):
+        flipped[k] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    arrays, head = parts(path)
+    arrays["losses"] = arrays["losses"][::-1].copy()
+    _write(tmp_path / "edited.npz", arrays, head)            # the old checksum
+    arrays, head = parts(path)
+    head["status"], head["diverged_at"] = 2, -1              # DIVERGED without a step
+    _write(tmp_path / "impossible.npz", arrays, reseal(arrays, head))
+    for name, what in (("cut", ""), ("flip", ""), ("edited", "checksum"),
+                       ("impossible", "'diverged_at' disagrees with 'status'")):
+        with pytest.raises(fg.FastGDValueError, match=r"load: 'path' must be a result file "
+                           rf"written by ({writer}|SweepResult)\.save") as info:
+            fg.load(tmp_path / f"{name}.npz")
+        assert f"{name}.npz" in str(info.value) and what in str(info.value), name
+    assert same(res, fg.load(path))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+@pytest.mark.parametrize("kind", ["linear_run", "chain_run"])
+def test_killed_run_save_leaves_the_previous_file(tmp_path, every_kind, kind):
+    """SIGKILL at the first write, before and after the rename of a run's save over a
+    good file of another run: the file loads equal to the old run, or after the rename
+    to the new one."""
+    from test_fuzz_files import same
+
+    new = every_kind[kind]
+    old = every_kind["gd_diverged" if kind == "linear_run" else "chain_diverged"]
+    path = old.save(tmp_path / "r.npz")
+    for point in (("write", 1), "before rename", "after rename"):
+        report = _kill_save(new, path, point)
+        assert report == (point if isinstance(point, str) else f"write {point[1]}")
+        assert same(new if point == "after rename" else old, fg.load(path)), point
+        old.save(path)
+
+
+def test_runs_refuse_to_write_what_load_would_refuse(tmp_path, every_kind):
+    """A run edited into an impossible state is refused by ``save`` (nothing written,
+    the old file intact), never written for ``load`` to refuse."""
+    import dataclasses
+
+    from test_fuzz_files import same
+
+    for kind, change, writer in (
+            ("linear_run", dict(status=fg.Status.DIVERGED), "Run"),
+            ("linear_run", dict(losses=np.array([np.nan])), "Run"),
+            ("chain_run", dict(lr=-1.0), "ChainRun"),
+            ("chain_run", dict(sharpnesses=None), "ChainRun"),
+            ("adam_frozen", dict(frozen_v_hat=None), "AdaptiveRun")):
+        res = every_kind[kind]
+        path = res.save(tmp_path / "r.npz")
+        bad = dataclasses.replace(res, **change)
+        with pytest.raises(fg.FastGDValueError, match=rf"{writer}\.save: 'self' must be a "
+                           r"consistent result.*nothing written"):
+            bad.save(path)
+        assert same(res, fg.load(path))

@@ -281,6 +281,7 @@ def _specs():
                        ("--scale", ("0", "-1")), ("--width", ("0",))):
         for v in vals:
             cases.append((["net", "warmup", "--data", "sphere", f"{flag}={v}"], flag))
+    cases += _net_specs()
     # result files for `fastgd plot`
     for f in ("missing.npz", "dir.npz", "fifo.npz", "zero.npz", "urandom.npz", "notzip.npz",
               "empty_file.npz", "noise.npz", "truncated.npz", "result_truncated.npz",
@@ -293,6 +294,119 @@ def _specs():
               (["plot", "result_noext", "--out", "ok3.svg"], 0),
               (["plot", "result.npz", "--dpi", "20", "--out", "ok4.png"], 0),
               (["plot", "result.npz", "--dpi", "100", "--out", "ok5.png"], 0)]
+    return cases
+
+
+def _net_specs():
+    """More of ``fastgd net``: every flag of phase, eos, warmup and phase2 with bad and
+    extreme values, grids and lists, data and spec files for phase2, spec keys."""
+    cases = []
+    eos = ["net", "eos", "--data", "sphere"]
+    warm = ["net", "warmup", "--data", "sphere"]
+    p2 = ["net", "phase2", "--data", "sphere", "--axis", "beta1"]
+    bases = {"phase": ["net", "phase"], "eos": eos, "warmup": warm, "phase2": p2}
+    # choices and the flags every network command shares
+    for sub, base in bases.items():
+        for flag, vals in (("--activation", ("sigmoid", "", "RELU")),
+                           ("--param", ("mup", "")),
+                           ("--samples", ("0", "1", "-3", "x", "1.5", _BIG)),
+                           ("--steps", ("-1", "x", "1e3", _BIG)),
+                           ("--data", ("", "nosuch", "diabetes.npz"))):
+            for v in vals:
+                cases.append((base + [f"{flag}={v}"], flag if flag != "--data" else "data"))
+        if sub != "phase2":
+            for v in ("0", "-1", "nan", "inf", "x", "1e400"):
+                cases.append((base + [f"--scale={v}"], "--scale"))
+            cases.append((base + ["--bias=1"], "--bias"))
+        cases.append((base + ["--no-such-flag"], "--no-such-flag"))
+        cases.append((base + ["--config", "good.npz"] if sub != "phase2" else
+                      base + ["--config", "x.toml"], "--config"))
+    # grids and lists
+    for v in ("1:2:0", "x", "", "0.1,nan", "-0.1,0.2", "1e-320", "1e400",
+              "0.1:4:100000000", "inf"):
+        cases.append((["net", "phase", f"--lr-ntk={v}"], "--lr-ntk"))
+        cases.append((eos + [f"--lr={v}"], "--lr"))
+        cases.append((warm + [f"--lr-sharp={v}"], "--lr-sharp"))
+        cases.append((p2 + [f"--lr={v}"], "--lr"))
+    for v in ("0,64", "x", "", "64,-1", str(10**9), "1.5,2", "64:128:3"):
+        cases.append((["net", "phase", f"--width={v}"], "--width"))
+    for v in ("x", "", "1.5", "-1", str(10**9), "64,128"):
+        cases.append((eos + [f"--width={v}"], "--width"))
+        cases.append((warm + [f"--width={v}"], "--width"))
+        cases.append((p2 + [f"--width={v}"], "--width"))
+    for v in ("0,1e9", "", "x", "-5,10", "10:20:0", _BIG):
+        cases.append((warm + [f"--warmup={v}"], "--warmup"))
+    # eos: the sharpness estimates and the optimizer
+    for flag, vals in (("--every", ("x", "1.5", _BIG)), ("--optimizer", ("sgd", "", "ADAM")),
+                       ("--beta2", ("1", "-0.1", "nan", "x")), ("--tol", ("nan", "-1", "inf")),
+                       ("--momentum", ("1", "-0.5", "inf"))):
+        for v in vals:
+            argv = eos + [f"{flag}={v}"]
+            if flag == "--beta2":
+                argv += ["--optimizer", "adam"]
+            cases.append((argv, flag))
+    cases += [(eos + ["--beta1=0.5"], "--beta1"), (eos + ["--beta2=0.5"], "--beta2"),
+              (eos + ["--optimizer", "adam", "--momentum", "0.5"], ("--momentum",
+                                                                    "--optimizer"))]
+    # phase2: the axes, their rows and the optimizer's hyper-parameters
+    for flag, vals in (("--axis", ("x", "", "lr")), ("--optimizer", ("sgd", "x")),
+                       ("--beta1", ("1", "-0.1", "nan", "x")),
+                       ("--beta2", ("1", "-0.1", "nan")),
+                       ("--warmup", ("-1", "1.5", "x", _BIG)),
+                       ("--tol", ("nan", "-1", "inf", "x")),
+                       ("--threads", ("0", "x", _BIG)), ("--seed", ("-1", "x", _BIG)),
+                       ("--dpi", ("0", "10000", "x")), ("--format", ("gif",))):
+        for v in vals:
+            argv = (p2[:4] + ["--axis", "warmup"]) if flag == "--beta1" else p2
+            if flag == "--warmup":
+                argv = p2
+            cases.append((argv + [f"{flag}={v}"], flag if flag != "--seed" else "seed"))
+    for axis, vals in (("beta1", ("1.0", "-0.5", "nan", "x", "", "0.5,1")),
+                       ("warmup", ("-1", "1.5", "x", _BIG)),
+                       ("width", ("0", "-4", "1.5", str(10**9), "x"))):
+        for v in vals:
+            cases.append((p2[:4] + ["--axis", axis, f"--values={v}"], "--values"))
+    cases += [(["net", "phase2", "--data", "sphere"], "--axis"),
+              (p2[:4] + ["--axis", "width", "--width", "16"], "--width"),
+              (p2 + ["--beta1", "0.5"], "--beta1"),
+              (p2[:4] + ["--axis", "warmup", "--warmup", "10"], "--warmup"),
+              (p2 + ["--optimizer", "gd", "--beta2", "0.5"], ("--beta2", "--optimizer")),
+              (p2 + ["--steps", str(10**9)], ("--steps",))]
+    for name in ("obj", "str", "complex", "timedelta", "zerod", "threed", "empty", "noy",
+                 "badlen", "nan", "notzip", "truncated", "dir", "fifo", "zero", "urandom",
+                 "dangling", "missing", "y2d"):
+        cases.append((["net", "phase2", "--axis", "beta1", "--data", f"{name}.npz"], "data"))
+    for v in ("fifo.png", "outdir.png", "null.png", "/proc/fastgd-fuzz.png", "x.gif", "",
+              "full.svg"):
+        cases.append((p2 + ["--out", v], "--out"))
+    # spec keys (TOML) of the network commands
+    for sub in ("phase", "eos", "warmup"):
+        data = "" if sub == "phase" else "data = 'sphere'\n"
+        for text, key in (("samples = 0", "samples"), ("samples = 'x'", "samples"),
+                          ("samples = 1e9", "samples"), ("steps = 1e400", "steps"),
+                          ("steps = true", "steps"), ("scale = 'x'", "scale"),
+                          ("scale = 1e400", "scale"), ("activation = 3", "activation"),
+                          ("param = []", "param"), ("bias = 'yes'", "bias"),
+                          ("seed = 1.5", "seed"), ("data = ''", "data"),
+                          ("data = 'fifo.npz'", "data"), ("data = 'zero.npz'", "data"),
+                          ("[net]\nwidth = 0", "width"), ("width = [0]", "width"),
+                          ("width = 'x'", "width")):
+            cases.append((["net", sub, "--config", _toml(
+                (data if key != "data" else "") + text)], key))
+    for text, key in (("lr_ntk = []", "lr_ntk"), ("lr_ntk = 'x'", "lr_ntk"),
+                      ("lr_ntk = [nan]", "lr_ntk"), ("width = []", "width"),
+                      ("width = [64, -1]", "width"), ("d = 1e9", "d"), ("d = 'x'", "d"),
+                      ("momentum = 1", "momentum"), ("tol = 'x'", "tol")):
+        cases.append((["net", "phase", "--config", _toml(text)], key))
+    for text, key in (("lr = []", "lr"), ("lr = 'x'", "lr"), ("every = -1", "every"),
+                      ("every = 1.5", "every"), ("beta2 = 1.0", "beta2"),
+                      ("optimizer = 3", "optimizer"), ("tol = nan", "tol"),
+                      ("momentum = -1", "momentum"), ("width = 0", "width")):
+        cases.append((["net", "eos", "--config", _toml("data = 'sphere'\n" + text)], key))
+    for text, key in (("warmup = []", "warmup"), ("warmup = 'x'", "warmup"),
+                      ("warmup = [1e12]", "warmup"), ("lr_sharp = []", "lr_sharp"),
+                      ("lr_sharp = 'x'", "lr_sharp"), ("lr_sharp = [nan]", "lr_sharp")):
+        cases.append((["net", "warmup", "--config", _toml("data = 'sphere'\n" + text)], key))
     return cases
 
 
@@ -504,6 +618,7 @@ def test_cli_call(folder, argv, expect):
 
 def test_fuzz_cli_size():
     assert len(CASES) >= 300, len(CASES)
+    assert sum(a[0] == "net" for a, _ in CASES) >= 300   # the network commands alone
 
 
 def test_data_reads_only_the_rows_it_uses(folder):

@@ -1,5 +1,5 @@
-"""Fuzz the result files: every kind of result (linear sweep, chain sweep, network sweep,
-network run) read from special files (FIFOs, devices, directories, symlinks to them,
+"""Fuzz the result files: every kind of result (linear sweep and run, chain sweep and
+run, network sweep and run) read from special files (FIFOs, devices, directories, symlinks to them,
 empty and truncated files), bombs (huge declared shapes and headers, decompression
 bombs, tens of thousands of members, duplicate members, JSON bombs) and well-formed but
 impossible contents (negative or NaN losses, lambda_min > lambda_max, shapes that
@@ -62,6 +62,11 @@ def results():
                                         activation="identity", sharpness_every=10)
         out["net_run"] = fn.net_gd(X, y, 0.05, 30, width=3, sharpness_every=10,
                                    record=True, optimizer="adam", bias=True)
+    if hasattr(fg.Run, "save"):
+        out["linear_run"] = fg.gd(*fg.lecture_data(), lr=1.5, steps=100, record=True)
+    if hasattr(ch.ChainRun, "save"):
+        out["chain_run"] = ch.chain_gd([0.5, 0.5], 0.1, 300, x=[1.0, 2.0], y=[1.0, 2.5],
+                                       record=True)
     return out
 
 
@@ -237,6 +242,11 @@ ROLES = {
     "net_run": dict(status=None, div=None, tol=None, loss="losses", lr=None, dim="theta",
                     pos="losses", meta_key="activation",
                     same_shape=("sharpnesses", "preconditioned_sharpnesses")),
+    "linear_run": dict(status=None, div=None, tol=None, loss="losses", lr=None, dim="w",
+                       pos="losses", meta_key="method", same_shape=("w", "w_star")),
+    "chain_run": dict(status=None, div=None, tol=None, loss="losses", lr=None, dim="w",
+                      pos="sharpnesses", meta_key="method",
+                      same_shape=("losses", "sharpnesses")),
 }
 
 
@@ -292,17 +302,60 @@ def impossible(kind):
             ("BOUNDED with a step", _meta(lambda h: h.update(status=0, diverged_at=3))),
             ("CONVERGED without tol", _meta(lambda h: h.update(status=1, steps_to_tol=-1))),
             ("step beyond the losses", _meta(lambda h: h.update(diverged_at=10**6))),
-            ("width 0", _meta(lambda h: h.update(width=0))),
-            ("width wrong", _meta(lambda h: h.update(width=h["width"] + 1))),
-            ("d wrong", _meta(lambda h: h.update(d=h["d"] + 2))),
             ("lr negative", _meta(lambda h: h.update(lr=-1.0))),
+            ("lr NaN", _meta(lambda h: h.update(lr=float("nan")))),
+            ("lr a string", _meta(lambda h: h.update(lr="0.1"))),
             ("unit for sgd", _meta(lambda h: h.update(unit="epoch"))),
-            ("trajectory other N", _set("trajectory", lambda v: v[:, :2])),
-            ("optim a list", _meta(lambda h: h.update(optim=[1, 2]))),
-            ("activation unknown", _meta(lambda h: h.update(activation="sigmoid"))),
+            ("trajectory other N", _set("trajectory", lambda v: v[:, :1])),
+            ("trajectory one row less", _set("trajectory", lambda v: v[:-1])),
             ("losses empty", _set("losses", lambda v: v[:0])),
             ("losses 2-D", _set("losses", lambda v: v[None])),
+            ("loss NaN (metadata)", _meta(lambda h: h.update(loss=float("nan")))),
+            ("loss inf, not diverged", _meta(lambda h: h.update(loss=float("inf")))),
+            ("status a float", _meta(lambda h: h.update(status=1.0))),
+            ("steps_to_tol null", _meta(lambda h: h.update(steps_to_tol=None))),
         ]
+    if kind in ("linear_run", "chain_run"):  # the end step fixes the number of losses
+        out += [("losses one more", _set("losses", lambda v: np.append(v, v[-1]))),
+                ("losses inf, not diverged", _set("losses", _first(np.inf))),
+                ("status NOT_RUN", _meta(lambda h: h.update(status=-1)))]
+    if kind == "net_run":  # losses may be recorded every k steps: no length rule
+        out += [("losses inf, not diverged", _set("losses", _first(np.inf))),
+                ("status NOT_RUN", _meta(lambda h: h.update(status=-1)))]
+    if kind == "net_run":
+        out += [("width 0", _meta(lambda h: h.update(width=0))),
+                ("width wrong", _meta(lambda h: h.update(width=h["width"] + 1))),
+                ("d wrong", _meta(lambda h: h.update(d=h["d"] + 2))),
+                ("optim a list", _meta(lambda h: h.update(optim=[1, 2]))),
+                ("activation unknown", _meta(lambda h: h.update(activation="sigmoid")))]
+    if kind == "linear_run":
+        out += [("growing on a CONVERGED run", _meta(lambda h: h.update(growing=True))),
+                ("growing an int", _meta(lambda h: h.update(growing=1))),
+                ("w_star NaN", _set("w_star", _first(np.nan))),
+                ("w_star other d", _set("w_star", lambda v: np.append(v, 1.0))),
+                ("loss_star negative", _meta(lambda h: h.update(loss_star=-1.0))),
+                ("loss_star inf", _meta(lambda h: h.update(loss_star=float("inf")))),
+                ("excess NaN", _meta(lambda h: h.update(excess=float("nan")))),
+                ("method adam", _meta(lambda h: h.update(method="adam"))),
+                ("optimizer on a plain run", _meta(lambda h: h.update(optimizer="adam"))),
+                ("adaptive format, no optimizer",
+                 _meta(lambda h: h.update(format="fastgd-adaptive-run-1")))]
+    if kind == "chain_run":
+        out += [("depth 1", lambda a, h: (_set("w", lambda v: v[:1])(a, h),
+                                          _set("trajectory", lambda v: v[:, :1])(a, h))),
+                ("sharpnesses without trajectory", lambda a, h: a.pop("trajectory")),
+                ("trajectory without sharpnesses", lambda a, h: a.pop("sharpnesses")),
+                ("sharpnesses one more", _set("sharpnesses", lambda v: np.append(v, 1.0))),
+                ("sharpness negative", _meta(lambda h: h.update(sharpness=-1.0))),
+                ("ntk0 NaN", _meta(lambda h: h.update(ntk0=float("nan")))),
+                ("lambda0 negative", _meta(lambda h: h.update(lambda0=-3.0))),
+                ("max_loss_ratio NaN", _meta(lambda h: h.update(max_loss_ratio=float("nan")))),
+                ("loss0 negative", _meta(lambda h: h.update(loss0=-1.0))),
+                ("loss_scale 0", _meta(lambda h: h.update(loss_scale=0.0))),
+                ("loss_scale inf", _meta(lambda h: h.update(loss_scale=float("inf")))),
+                ("excess NaN", _meta(lambda h: h.update(excess=float("nan")))),
+                ("method adam", _meta(lambda h: h.update(method="adam"))),
+                ("depth in metadata", _meta(lambda h: h.update(depth=2)))]
     if kind == "linear":
         out += [
             ("lambda_min > lambda_max", _set("lambda_min", lambda v: v + 1e3)),
@@ -610,7 +663,8 @@ def test_files_fuzz(tmp_path):
     table, bad = tally(cases, out)
     print(json.dumps(table, indent=1))
     assert len(cases) >= 300
-    assert {c["kind"] for c in cases} >= {"linear", "chain", "net_sweep", "net_run"}
+    assert {c["kind"] for c in cases} >= {"linear", "chain", "net_sweep", "net_run",
+                                          "linear_run", "chain_run"}
     assert not bad, "\n".join(bad)
 
 

@@ -138,10 +138,32 @@ def _judge_hessian(H):
     return None
 
 
+def _round_trip(r):
+    """A result that ``save`` refuses or that does not load back bit for bit is a
+    finding (the file invariants must hold for every truthful result)."""
+    import shutil
+    import tempfile
+
+    from test_fuzz_files import same
+
+    if not hasattr(r, "save"):
+        return None
+    d = tempfile.mkdtemp()
+    try:
+        back = fg.load(r.save(os.path.join(d, "r")))
+    except (VE, TE) as exc:
+        return f"save/load refused it: {str(exc)[:200]}"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return None if same(r, back) else "did not load back bit for bit"
+
+
 def _judge_any(r):
     if r is None:
         return None
-    if isinstance(r, (fn.NetRun, ch.ChainRun)):
+    if isinstance(r, ch.ChainRun):
+        return _judge_run(r) or _round_trip(r)
+    if isinstance(r, fn.NetRun):
         return _judge_run(r)
     if isinstance(r, (fn.NetSweepResult, ch.ChainSweepResult)):
         return _judge_grid(r)
@@ -385,6 +407,121 @@ def _chain_cases():
                  expect="error", names=(arg,))
 
 
+_CHAIN_FUNCS = (  # (function, arguments before x, y; names a bad sample scale may blame)
+    (ch.chain_gd, ([0.5, 0.5], 0.1, 30)), (ch.chain_sgd, ([0.5, 0.5], 0.1, 3)),
+    (ch.chain_sweep, ([[0.5, 0.5], [1.0, 2.0]], [0.05, 0.5], 30)),
+    (ch.chain_loss, ([0.5, 0.5],)), (ch.chain_grad, ([0.5, 0.5],)),
+    (ch.chain_hessian, ([0.5, 0.5],)), (ch.chain_sharpness, ([0.5, 0.5],)),
+    (ch.chain_ntk, ([0.5, 0.5],)), (ch.chain_minima, (2,)))
+
+
+def _chain_scale_cases(A):
+    """Samples and loss scales from 1e-300 to 1e300 (and bad ones) at every entry point."""
+    for func, args in _CHAIN_FUNCS:
+        for mag in (1e-300, 1e-160, 1e160, 1e300):
+            case(A, func, args + ([mag, 2 * mag], [1.0, 2.0]), names=("x",),
+                 label=f"{func.__name__}(x={mag:g})")
+            case(A, func, args + ([1.0, 2.0], [mag, -mag]), names=("y",),
+                 label=f"{func.__name__}(y={mag:g})")
+        case(A, func, args + ([1.0, 2.0], [1e150, 1e150]), dict(loss_scale=1e300),
+             names=("loss_scale",), label=f"{func.__name__}(y=1e150, loss_scale=1e300)")
+        for c in (1e-300, 1e300, -1.0, np.nan, "x", True):
+            case(A, func, args, dict(loss_scale=c), names=("loss_scale",),
+                 expect="error" if c in (-1.0, "x", True) or c != c else "either")
+        for x, y in (([], []), ([1.0, 2.0], [1.0]), ([np.nan, 1.0], [1.0, 1.0]),
+                     ([1.0, 2.0], [np.inf, 1.0]), ([[1.0, 2.0]], [[1.0, 2.0]]),
+                     (["a", "b"], [1.0, 2.0]), (None, 1.0), (0.0, 1.0)):
+            case(A, func, args + (x, y), expect="error", names=("x", "y"),
+                 label=f"{func.__name__}(x={_short(x)}, y={_short(y)})")
+
+
+def _chain_weight_cases(A):
+    """Weights of the model functions: empty, depth 1, non-finite, complex, None, 2-D."""
+    for func in (ch.chain_loss, ch.chain_grad, ch.chain_hessian, ch.chain_sharpness,
+                 ch.chain_ntk):
+        for w in ([], [1.0], [np.inf, 1.0], [np.nan, 1.0], [1.0 + 1j, 1.0], None,
+                  [[1e300, 1e300], [1e-300, 1e-300]], [1e308, 1e308, 1e308]):
+            bad = not isinstance(w, list) or len(w) < 2 or (
+                np.size(w) == 2 and not np.isfinite(np.asarray(w, dtype=complex)).all()) \
+                or isinstance(w[0], complex)
+            case(A, func, (w,), expect="error" if bad else "either", names=("w",),
+                 label=f"{func.__name__}(w={_short(w)})")
+    for depth in (0, 1, 2.5, -3, True, "2", None, np.int64(3), 2**40):
+        case(A, ch.chain_minima, (depth,), names=("depth",),
+             expect="either" if depth in (2**40,) or type(depth) is np.int64 else "error",
+             label=f"chain_minima(depth={_short(depth)})")
+
+
+def _chain_run_cases(A):
+    """chain_gd / chain_sgd: rates, budgets, tolerances and thresholds at the extremes."""
+    for func, budget in ((ch.chain_gd, "steps"), (ch.chain_sgd, "epochs")):
+        extra = () if func is ch.chain_gd else ([1.0, 2.0], [1.0, 3.0])
+        for lr in (1e-320, 1e-300, 1e300, np.inf, True, np.float32(0.1), 1j, [0.1]):
+            bad = lr is True or isinstance(lr, (complex, list)) or lr == np.inf
+            case(A, func, ([0.5, 0.5], lr, 5) + extra, expect="error" if bad else "either",
+                 names=("lr",), label=f"{func.__name__}(lr={_short(lr)})")
+        for n in (0, True, np.int64(5), 2**63, np.inf, "5"):
+            bad = n is True or n == np.inf or n == "5" or n == 2**63
+            case(A, func, ([0.5, 0.5], 0.1, n) + extra, expect="error" if bad else "either",
+                 names=(budget,), label=f"{func.__name__}({budget}={_short(n)})")
+        for arg, vals in (("tol", (np.nan, np.inf, 1e300, 1e-320, "x", 0.0)),
+                          ("blowup", (1.0, np.inf, np.nan, 1e308, -1.0, "x"))):
+            for v in vals:
+                bad = isinstance(v, str) or v != v or v < 0 or (arg == "tol" and v == np.inf)
+                case(A, func, ([0.5, 0.5], 0.1, 20) + extra, {arg: v}, names=(arg,),
+                     expect="error" if bad else "either")
+        for w0 in ([1e300, -1e300], [1e-300, 1e300], [0.0, 0.0], [-0.5, 0.5],
+                   np.full(40, 1.2), [1e154, 1e154]):
+            case(A, func, (w0, 0.1, 20) + extra, names=("w0",),
+                 label=f"{func.__name__}(w0={_short(w0)})")
+        case(A, func, ([0.5, 0.5], 0.1, 50) + extra, dict(record=True), expect="result")
+        case(A, func, ([3.0, 3.0], 1.0, 50) + extra, dict(record=True), expect="result")
+    for arg, vals in (("batch_size", (True, 1.5, 10**18, np.int64(2), None)),
+                      ("order", (None, 3, "SHUFFLE", "")), ("seed", (2**64, 1.5, "1", None))):
+        for v in vals:
+            ok = type(v) is np.int64
+            case(A, ch.chain_sgd, ([0.5, 0.5], 0.1, 3, [1.0, 2.0, 3.0], [1.0, 2.0, 2.5]),
+                 {arg: v}, expect="either" if ok else "error", names=(arg,))
+
+
+def _chain_sweep_cases(A):
+    """chain_sweep: inits, rate grids, budgets, SGD options, engines and checkpoints."""
+    base = ([[0.5, 0.5], [1.0, 2.0]], [0.05, 0.5], 20)
+    for inits in ([0.5, 0.5], np.zeros((0, 2)), [[0.5], [1.0]], np.ones((2, 2, 2)),
+                  [[np.nan, 1.0]], [[np.inf, 1.0]], [["a", "b"]], [[0.5, 0.5], [1.0]],
+                  [[1e300, 1e300], [1e-300, 1e-300]], np.full((3, 50), 1.01)):
+        ok = isinstance(inits, list) and len(inits) == 2 and not isinstance(inits[0], list) \
+            or (isinstance(inits, np.ndarray) and inits.shape == (3, 50)) \
+            or (isinstance(inits, list) and inits[0] == [1e300, 1e300])
+        case(A, ch.chain_sweep, (inits, [0.05, 0.5], 20), names=("inits",),
+             expect="either" if ok else "error", label=f"chain_sweep(inits={_short(inits)})")
+    for lr in ([], [[0.1]], [0.1, np.nan], [1e-320], [1e300], np.geomspace(1e-300, 1e300, 7),
+               ["a"], 0.1, [-0.1, 0.1], [0.5, 0.05, 0.5], np.ones(10**7), [np.inf]):
+        ok = isinstance(lr, float) or (isinstance(lr, np.ndarray) and lr.size == 7) or (
+            isinstance(lr, list) and len(lr) >= 1 and all(
+                isinstance(v, float) and 0 < v < np.inf for v in lr))
+        case(A, ch.chain_sweep, (base[0], lr, 20), names=("lr",),
+             expect="either" if ok else "error", label=f"chain_sweep(lr={_short(lr)})")
+    for n in (0, -1, 1.5, None, True, 10**12):
+        case(A, ch.chain_sweep, base[:2] + (n,), names=("steps",),
+             expect="either" if n == 0 and n is not True else "error",
+             label=f"chain_sweep(steps={_short(n)})")
+    sgd = dict(method="sgd", x=[1.0, 2.0, 3.0], y=[1.0, 2.0, 2.5])
+    for arg, v in (("method", "adam"), ("method", None), ("method", "SGD"),
+                   ("batch_size", 0), ("batch_size", 4), ("batch_size", 3),
+                   ("order", "replacement"), ("order", "x"), ("seed", -1), ("seed", 2**63),
+                   ("tol", np.nan), ("tol", 1e300), ("blowup", 0.5), ("blowup", np.inf),
+                   ("threads", 0), ("threads", -1), ("threads", 1.5), ("threads", 10**6),
+                   ("progress", "yes"), ("progress", False), ("backend", "x"),
+                   ("backend", None), ("engine", "x"), ("engine", 5), ("checkpoint", 5),
+                   ("checkpoint", ""), ("checkpoint", "/proc/fastgd-fuzz/ck"),
+                   ("checkpoint", "/dev/null"), ("checkpoint", "a\0b")):
+        kw = dict(sgd, **{arg: v}) if arg in ("batch_size", "order", "seed") else {arg: v}
+        ok = (arg, v) in (("batch_size", 3), ("order", "replacement"), ("tol", 1e300),
+                          ("blowup", np.inf), ("progress", False))
+        case(A, ch.chain_sweep, base, kw, names=(arg,), expect="either" if ok else "error")
+
+
 def _linear_cases():
     A = "linear"
     Xl, yl = fg.lecture_data()
@@ -424,6 +561,8 @@ def _linear_cases():
 
 _net_cases()
 _chain_cases()
+for _part in (_chain_scale_cases, _chain_weight_cases, _chain_run_cases, _chain_sweep_cases):
+    _part("chain")
 _linear_cases()
 
 

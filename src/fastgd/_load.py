@@ -11,8 +11,10 @@ from fastgd.linear.result import load as load_sweep
 
 def load(path, *, max_bytes=None):
     """Read a result saved with ``.save(path)``: a :class:`fastgd.SweepResult` (linear
-    unit), a :class:`fastgd.chain.ChainSweepResult`, a :class:`fastgd.net.NetSweepResult`
-    or a :class:`fastgd.net.NetRun`, told apart by the format the file declares.
+    unit), a linear run (``fastgd.gd``/``fastgd.sgd``, Adam/RMSProp/AdaGrad runs too), a
+    :class:`fastgd.chain.ChainSweepResult`, a :class:`fastgd.chain.ChainRun`, a
+    :class:`fastgd.net.NetSweepResult` or a :class:`fastgd.net.NetRun`, told apart by
+    the format the file declares.
 
     Parameters
     ----------
@@ -26,7 +28,7 @@ def load(path, *, max_bytes=None):
 
     Returns
     -------
-    SweepResult, ChainSweepResult, NetSweepResult or NetRun
+    SweepResult, Run, AdaptiveRun, ChainSweepResult, ChainRun, NetSweepResult or NetRun
         Checked against its metadata (shapes, invariants, checksum) before it is returned.
 
     Raises
@@ -45,12 +47,28 @@ def load(path, *, max_bytes=None):
     >>> ch = fg.chain.chain_sweep(lr=[0.1, 0.5], inits=[(0.5, 0.5)], steps=100)
     >>> type(fg.load(ch.save("chain_sweep"))).__name__
     'ChainSweepResult'
+    >>> fg.load(fg.gd(X, y, lr=1.5, steps=100).save("gd_run")).status.name
+    'CONVERGED'
     """
+    from fastgd.chain import io as chain_io
+    from fastgd.linear import run_io
     from fastgd.net import io as net_io
 
     fmt = peek_format(path, max_bytes)
     if fmt == CHAIN_FORMAT:
         return chain_load(path, max_bytes=max_bytes)
+    if fmt == chain_io.CHAIN_RUN_FORMAT:
+        from fastgd.chain.runs import ChainRun
+
+        return ChainRun(**chain_io.read_chain_run(path, max_bytes=max_bytes))
+    if fmt == run_io.RUN_FORMAT:
+        from fastgd.linear.result import Run
+
+        return Run(**run_io.read_run(path, fmt, max_bytes=max_bytes))
+    if fmt == run_io.ADAPTIVE_RUN_FORMAT:
+        from fastgd.linear.adaptive import AdaptiveRun
+
+        return AdaptiveRun(**run_io.read_run(path, fmt, max_bytes=max_bytes))
     if fmt == net_io.NET_SWEEP_FORMAT:
         from fastgd.net.sweep import NetSweepResult
 

@@ -66,13 +66,27 @@ def _stats(func, x, y, loss_scale) -> _Stats:
         raise V.fail(func, "x", "large enough for mean x^2 to be > 0 in float64 "
                      "(|x|max above about 1e-154)", f"|x|max = {np.max(np.abs(X)):.3g}")
     if not all(np.isfinite(v) for v in (sxx, sxy, estar, c0)):
-        raise V.fail(func, "x", "small enough for mean x^2, mean x y, mean y^2 to be finite",
-                     "overflow")
+        _overflow(func, X, Y)
     if not np.isfinite(pstar):
         raise V.fail(func, "y", "small enough beside x for pi* = mean(x y) / mean(x^2) to be "
                      "finite", f"pi* overflows (mean x^2 = {sxx:.3g})")
     return _Stats(np.ascontiguousarray(X), np.ascontiguousarray(Y), c, sxx, sxy, pstar,
                   estar, c0)
+
+
+def _overflow(func, X, Y):
+    """Raise the error that names what overflowed: x (mean x^2), y (mean y^2 or
+    mean x y), else the loss scale (c/2 mean y^2 or the residual E*)."""
+    with np.errstate(all="ignore"):
+        syy, sxx, sxy = (float(np.mean(a * b)) for a, b in ((Y, Y), (X, X), (X, Y)))
+    if not np.isfinite(sxx):
+        raise V.fail(func, "x", "small enough for mean x^2 to be finite in float64",
+                     f"|x|max = {np.max(np.abs(X)):.3g} (overflow)")
+    if not (np.isfinite(syy) and np.isfinite(sxy)):
+        raise V.fail(func, "y", "small enough for mean y^2 and mean x y to be finite in "
+                     "float64", f"|y|max = {np.max(np.abs(Y)):.3g} (overflow)")
+    raise V.fail(func, "loss_scale", "small enough for c/2 mean y^2 and the residual loss "
+                 "E* to be finite", "overflow")
 
 
 def _weights(func, name, w, *, batch=True):

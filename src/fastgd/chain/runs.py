@@ -95,6 +95,21 @@ class ChainRun:
         """True when the run ended DIVERGED."""
         return self.status == Status.DIVERGED
 
+    def save(self, path):
+        """Write the run to ``path`` (``.npz`` appended) atomically, with a checksum;
+        ``fastgd.load`` reads it back bit for bit (:func:`fastgd.chain.io.save_chain_run`).
+
+        Examples
+        --------
+        >>> import fastgd as fg, fastgd.chain as ch
+        >>> r = ch.chain_gd([0.5, 0.5], lr=0.1, steps=300)
+        >>> fg.load(r.save("chain_gd_run")).loss == r.loss
+        True
+        """
+        from fastgd.chain.io import save_chain_run
+
+        return save_chain_run(self, path)
+
     def __repr__(self):
         """Six lines: status and where it came from, the end, weights, losses,
         curvatures, what was recorded (never the per-step arrays themselves)."""
@@ -104,13 +119,15 @@ class ChainRun:
             self.status, "stopped at the budget,")
         w = np.array2string(self.w, precision=6, threshold=6, edgeitems=3,
                             max_line_width=10**6)
+        with np.errstate(over="ignore", under="ignore"):  # weights near the float limits
+            product = float(np.prod(self.w))
         rec = f"{self.losses.shape[0]} losses" + (
             ", the trajectory and sharpnesses" if self.trajectory is not None else "")
         return "\n".join([
             f"<ChainRun {self.method}: {self.status.name}, depth {self.w.shape[0]}, "
             f"lr {self.lr:g}, loss_scale {self.loss_scale:g}>",
             f"  {how} {self.unit} {end}",
-            f"  w = {w}  (product {float(np.prod(self.w)):.6g})",
+            f"  w = {w}  (product {product:.6g})",
             f"  loss {self.loss:.6g} (excess {self.excess:.3g}), start {self.loss0:.6g}, "
             f"max loss / start {self.max_loss_ratio:.4g}",
             f"  sharpness {self.sharpness:.6g} (lr x {self.lr * self.sharpness:.4g}), "

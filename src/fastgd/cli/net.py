@@ -182,6 +182,8 @@ _RANGES = {"scale": (1e-6, 1e6, "the initial std of W and a"),
            "momentum": (0.0, 1.0, "heavy-ball β"),
            "beta1": (0.0, 1.0, "Adam's first-moment decay"),
            "beta2": (0.0, 1.0, "the second-moment decay")}
+#: Largest step budget (the API's bound), refused before the data and lambda0 are computed
+_MAX_STEPS = 2**62
 #: Largest grid value of these keys (rates in units of 1/λ0 beyond it diverge at once).
 _GRID_MAX = {"lr_ntk": 1e6, "lr_sharp": 1e6}
 
@@ -203,6 +205,8 @@ def _check_numbers(cfg):
         v = cfg.get(key)
         if v is not None and v < lo:
             raise UsageError(f"'{key}' must be >= {lo}; got {v}")
+    if cfg.get("steps") is not None and cfg["steps"] > _MAX_STEPS:  # before the data
+        raise UsageError(f"'steps' must be <= {_MAX_STEPS}; got {cfg['steps']}")
     for key, (lo, hi, what) in _RANGES.items():
         v = cfg.get(key)
         if v is not None and not (math.isfinite(v) and lo <= v < hi):
@@ -359,7 +363,15 @@ def _net_phase_figure(res, cfg, label, out, args):
 
 def cmd_net_eos(args):
     cfg = _config(args, EOS)
-    if cfg.get("optimizer", "gd") != "gd":  # the adaptive defaults, then spec and flags
+    opt = cfg.get("optimizer", "gd")
+    if opt in ("rmsprop", "adagrad", "gd") and cfg.get("beta1") is not None:
+        raise UsageError(f"'--beta1' applies to --optimizer adam; got {opt}")
+    if opt in ("adagrad", "gd") and cfg.get("beta2") is not None:
+        raise UsageError(f"'--beta2' applies to --optimizer adam or rmsprop; got {opt}")
+    if opt != "gd" and cfg["momentum"] != 0.0:
+        raise UsageError(f"'--momentum' applies to --optimizer gd (Adam's momentum is "
+                         f"--beta1); got {cfg['momentum']:g}")
+    if opt != "gd":  # the adaptive defaults, then spec and flags
         cfg = _config(args, {**EOS, **EOS_ADAPTIVE})
         return _eos_adaptive(args, cfg)
     out = _out_path(args.out, args.format, "net_eos")
@@ -454,6 +466,9 @@ def cmd_net_warmup(args):
     warmups = [int(w) for w in _grid(cfg, "warmup")]
     if any(w < 0 or w != v for w, v in zip(warmups, _grid(cfg, "warmup"), strict=True)):
         raise UsageError(f"'warmup' must hold integers >= 0; got {cfg['warmup']}")
+    if max(warmups, default=0) > cfg["steps"]:  # the target rate would never be reached
+        raise UsageError(f"'warmup' must hold lengths <= 'steps' ({cfg['steps']}): a longer "
+                         f"warm-up never reaches the target rate; got {max(warmups)}")
     mult = np.array(_grid(cfg, "lr_sharp"))
     if not np.all(mult > 0):
         raise UsageError("'lr_sharp' must be > 0")

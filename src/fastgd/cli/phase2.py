@@ -413,12 +413,20 @@ def _net_phase2(args):
     if args.axis is None:
         raise UsageError("'--axis' is required: beta1, warmup or width")
     opt, axis = args.optimizer or "adam", args.axis
+    if opt in ("rmsprop", "adagrad", "gd") and args.beta1 is not None:
+        raise UsageError(f"'--beta1' applies to --optimizer adam; got {opt}")
+    if opt in ("adagrad", "gd") and args.beta2 is not None:
+        raise UsageError(f"'--beta2' applies to --optimizer adam or rmsprop; got {opt}")
     cfg = {k: getattr(args, k, None) for k in ("data", "samples", "activation", "param",
                                                "width", "steps", "tol")}
     cfg = {k: (NET[k] if v is None else v) for k, v in cfg.items()}
     cfg["seed"] = args.seed or 0
     if axis == "width" and args.width is not None:
         raise UsageError("'--width' is the axis with --axis width: give its rows as --values")
+    if axis == "width" and args.values is not None and not all(
+            v == int(v) and 1 <= v <= 10**6 for v in args.values):  # as --width
+        raise UsageError(f"'--values' must hold widths (integers in [1, 1000000]) with "
+                         f"--axis width; got {args.values}")
     for flag, dest in (("--beta1", "beta1"), ("--warmup", "warmup")):
         if axis == dest and getattr(args, dest) is not None:
             raise UsageError(f"'{flag}' is the axis with --axis {axis}: give its rows as "

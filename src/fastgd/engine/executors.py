@@ -117,6 +117,8 @@ def check_checkpoint(func, checkpoint):
     checkpoint = os.fspath(checkpoint)
     if not checkpoint:
         raise V.fail(func, "checkpoint", "a directory path", "an empty string")
+    if "\0" in checkpoint:
+        raise V.fail(func, "checkpoint", "a directory path", f"{checkpoint!r} (a NUL character)")
     return checkpoint
 
 

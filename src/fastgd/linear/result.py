@@ -125,6 +125,21 @@ class Run:
     def converged(self) -> bool:
         return self.status == Status.CONVERGED
 
+    def save(self, path):
+        """Write the run to ``path`` (``.npz`` appended) atomically, with a checksum;
+        ``fastgd.load`` reads it back bit for bit (:func:`fastgd.linear.run_io.save_run`).
+
+        Examples
+        --------
+        >>> import fastgd as fg
+        >>> r = fg.gd(*fg.lecture_data(), lr=1.5, steps=100)
+        >>> fg.load(r.save("gd_run")).steps_to_tol == r.steps_to_tol
+        True
+        """
+        from fastgd.linear.run_io import save_run
+
+        return save_run(self, path)
+
 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`fastgd.sweep`; ``.result`` holds the finished cells

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 from fastgd.engine.files import check_kinds, read_npz, status_rules, write_npz
+from fastgd.status import Status
 
 __all__ = ["NET_RUN_FORMAT", "NET_SWEEP_FORMAT", "read_net", "save_net"]
 
@@ -102,8 +103,6 @@ def read_net(path, fmt, *, max_bytes=None, func="load"):
     >>> kw["status"].tolist(), kw["activation"]
     ([[[[1, 2]]]], 'identity')
     """
-    from fastgd.status import Status
-
     name, schema, kinds, optional = _KIND[fmt]
     bind = _bind_run if fmt == NET_RUN_FORMAT else _bind_sweep
     arrays, head = read_npz(path, schema, fmt=fmt, func=func, writer=f"{name}.save",
@@ -182,6 +181,10 @@ def _check_run(a, head):
     losses = a["losses"]
     if np.isnan(losses).any() or (losses < 0).any() or not head["loss0"] >= 0:
         return "'losses' or loss0 holds NaN or negative values"
+    if head["status"] == Status.NOT_RUN:
+        return "a single run's status NOT_RUN"
+    if head["status"] != Status.DIVERGED and not np.isfinite(losses).all():
+        return "'losses' holds inf on a run that did not diverge"
     return None
 
 
