@@ -1,14 +1,19 @@
 """The sharpness of many networks at once (:mod:`fastgd.net`): Lanczos on exact
 Hessian-vector products, every network a lane.
 
-Layout as the training kernels' (:mod:`fastgd.net.kernels`): parameters, Lanczos vectors
-and HVPs stored ``[param][lane]``, lanes padded to whole blocks of :data:`BLOCK` (idle
-lanes hold zeros and are never read back), so every lane runs in a block of the same
-shape and its arithmetic never depends on the other lanes, on the thread that ran it or
-on how many networks were asked for at once (a sweep cell equals its single run bit for
-bit).  One Lanczos step of every block (the HVP, alpha, two passes of classical
-Gram-Schmidt against the earlier vectors, beta and the next vector) is one call of
-:func:`lanczos_rows`, fanned out over worker threads (:func:`fastgd.kernels.threads.fan_out`).
+Layout: lanes padded to whole blocks of :data:`BLOCK` (idle lanes hold zeros and are
+never read back), each block's parameters, Lanczos vectors and forward parts stored
+contiguously, ``[block][param][lane]`` (a block's rows BLOCK doubles apart, whatever the
+number of lanes of the call), so every lane runs in a block of the same shape and its
+arithmetic never depends on the other lanes, on the thread that ran it or on how many
+networks were asked for at once (a sweep cell equals its single run bit for bit).  One
+Lanczos step of every block (the HVP, alpha, two passes of classical Gram-Schmidt against
+the earlier vectors, beta and the next vector) is one call of :func:`lanczos_rows`,
+fanned out over worker threads (:func:`fastgd.kernels.threads.fan_out`), as vector code
+(:mod:`fastgd.net.lanczos_ir`; the loops here without the JIT, the same bits).  The
+forward parts are h = phi(z) per sample and unit and the residual factors, once per run;
+the HVP derives phi' and phi'' from h (1 - h^2 and -2 h (1 - h^2) for tanh, h > 0 for
+relu).
 
 Stopping: a lane stops at a breakdown (beta <= 1e-10 x the largest |alpha|, |beta| so
 far: its Krylov space is invariant, the top Ritz value exact) or, every few steps, when
@@ -23,185 +28,231 @@ to the new top eigenvector (or an eigenvector itself) still finds it.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from fastgd.kernels.fmath import tanh
 from fastgd.kernels.jit import jit
 from fastgd.kernels.threads import fan_out
 from fastgd.net.kernels import ACT_RELU, ACT_TANH
+from fastgd.net.lanczos_ir import (
+    BLOCK,
+    SAMPLES,
+    dot_v,
+    forward1_v,
+    forward_v,
+    hvp1_v,
+    hvp2_v,
+    hvp11_v,
+    hvp21_v,
+    mul_v,
+    orth_v,
+)
 
 __all__ = ["BLOCK", "RTOL", "WARM_MIX", "lanczos_rows", "top_eig"]
 
-#: lanes per block (one 512-bit vector of doubles, two 256-bit ones)
-BLOCK = 8
 #: residual tolerance of the stopping rule (module doc)
 RTOL = 1e-10
 #: share of the fixed start vector added to a warm start (module doc)
 WARM_MIX = 0.1
 _CHECK_EVERY = 3  # steps between two checks of the stopping rule
 _SEED = 12345  # the fixed start vector (no warm start)
+#: the vector code (LLVM IR) is not used under NUMBA_DISABLE_JIT (plain Python)
+SIMD = not numba.config.DISABLE_JIT
 
 
 @jit
-def _forward_block(X, Y, act, bias, m, s, T, lb, FH, FH1, FA1, FA2, FC):
-    """The parts of H v that do not depend on v, for lanes lb .. lb + BLOCK - 1, once per
-    Lanczos run: per sample p and unit j, h = phi(z), phi', a phi', a phi'' (``FH``,
-    ``FH1``, ``FA1``, ``FA2``, (P, m, n)) and the residual factor (s f - y) s / P
-    (``FC``, (P, n))."""
+def _forward_block(X, Y, act, bias, m, s, T, FH, FC):
+    """The parts of H v that do not depend on v, for the lanes of one block (``T``
+    (N, BLOCK)), once per Lanczos run: h = phi(z) per sample p and unit j (``FH``
+    (P, m, BLOCK)) and the residual factor (s f - y) s / P (``FC`` (P, BLOCK))."""
     P, d = X.shape
     ib = m * d
     ia = ib + (m if bias else 0)
     inv = 1.0 / P
     for p in range(P):
-        for l in range(BLOCK):
-            FC[p, lb + l] = 0.0
-        for j in range(m):
+        if SIMD:
+            if p % SAMPLES == 0 and p + SAMPLES <= P:
+                forward_v(X, p, T, FH, FC, act, bias, m, ib, ia)
+            elif p >= P - P % SAMPLES:
+                forward1_v(X, p, T, FH, FC, act, bias, m, ib, ia)
+        else:
             for l in range(BLOCK):
-                z = T[ib + j, lb + l] if bias else 0.0
-                for i in range(d):
-                    z += T[j * d + i, lb + l] * X[p, i]
-                if act == ACT_TANH:
-                    t = tanh(z)
-                    g1 = 1.0 - t * t
-                    g2 = -2.0 * t * g1
-                elif act == ACT_RELU:
-                    t = max(z, 0.0)
-                    g1 = 1.0 if z > 0.0 else 0.0
-                    g2 = 0.0
-                else:
-                    t = z
-                    g1 = 1.0
-                    g2 = 0.0
-                a = T[ia + j, lb + l]
-                FH[p, j, lb + l] = t
-                FH1[p, j, lb + l] = g1
-                FA1[p, j, lb + l] = a * g1
-                FA2[p, j, lb + l] = a * g2
-                FC[p, lb + l] += a * t
+                FC[p, l] = 0.0
+            for j in range(m):
+                for l in range(BLOCK):
+                    z = T[ib + j, l] if bias else 0.0
+                    for i in range(d):
+                        z += T[j * d + i, l] * X[p, i]
+                    t = tanh(z) if act == ACT_TANH else max(z, 0.0) if act == ACT_RELU else z
+                    FH[p, j, l] = t
+                    FC[p, l] += T[ia + j, l] * t
         for l in range(BLOCK):
-            FC[p, lb + l] = (s * FC[p, lb + l] - Y[p]) * s * inv
+            FC[p, l] = (s * FC[p, l] - Y[p]) * s * inv
 
 
 @jit
-def _hvp_block(X, m, bias, s, V, HV, lb, FH, FH1, FA1, FA2, FC, u, rf):
-    """HV[:, lb:lb+BLOCK] = H V[:, l] from the forward parts (:func:`_forward_block`;
-    Pearlmutter's R-operator, the formulas of :func:`fastgd.net.kernels.hvp_lanes`),
-    lanes innermost."""
+def _hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf):
+    """HV = H V for the lanes of one block (``V``, ``HV`` (N, BLOCK)) from the forward
+    parts (:func:`_forward_block`; phi', phi'' from h: 1 - h^2, -2 h (1 - h^2) for tanh,
+    h > 0 for relu; Pearlmutter's R-operator, the formulas of
+    :func:`fastgd.net.kernels.hvp_lanes`), lanes innermost; ``u`` (SAMPLES m, BLOCK), ``rf``
+    (SAMPLES, BLOCK) scratch."""
     P, d = X.shape
     ib = m * d
     ia = ib + (m if bias else 0)
     ss = s * s / P
     for k in range(V.shape[0]):
         for l in range(BLOCK):
-            HV[k, lb + l] = 0.0
+            HV[k, l] = 0.0
     for p in range(P):
+        if SIMD:
+            if p % SAMPLES == 0 and p + SAMPLES <= P:
+                hvp1_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, ss)
+                hvp2_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, HV)
+            elif p >= P - P % SAMPLES:
+                hvp11_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, ss)
+                hvp21_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, HV)
+            continue
         for l in range(BLOCK):
-            rf[l] = 0.0
+            rf[0, l] = 0.0
         for j in range(m):
             for l in range(BLOCK):
-                u[j, l] = V[ib + j, lb + l] if bias else 0.0
+                u[j, l] = V[ib + j, l] if bias else 0.0
             for i in range(d):
-                xv = X[p, i]
                 for l in range(BLOCK):
-                    u[j, l] += V[j * d + i, lb + l] * xv
+                    u[j, l] += V[j * d + i, l] * X[p, i]
             for l in range(BLOCK):
-                rf[l] += V[ia + j, lb + l] * FH[p, j, lb + l] + FA1[p, j, lb + l] * u[j, l]
+                h = FH[p, j, l]
+                g1 = 1.0 - h * h if act == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
+                    if act == ACT_RELU else 1.0
+                rf[0, l] += V[ia + j, l] * h + (T[ia + j, l] * g1) * u[j, l]
         for l in range(BLOCK):
-            rf[l] *= ss
+            rf[0, l] *= ss
         for j in range(m):
             for l in range(BLOCK):
-                c = FC[p, lb + l]
-                HV[ia + j, lb + l] += rf[l] * FH[p, j, lb + l] + c * FH1[p, j, lb + l] * u[j, l]
-                u[j, l] = rf[l] * FA1[p, j, lb + l] + c * (V[ia + j, lb + l] * FH1[p, j, lb + l]
-                                                           + FA2[p, j, lb + l] * u[j, l])
-            if bias:
-                for l in range(BLOCK):
-                    HV[ib + j, lb + l] += u[j, l]
-            for i in range(d):
-                xv = X[p, i]
-                for l in range(BLOCK):
-                    HV[j * d + i, lb + l] += u[j, l] * xv
+                h, a, c, r = FH[p, j, l], T[ia + j, l], FC[p, l], rf[0, l]
+                g1 = 1.0 - h * h if act == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
+                    if act == ACT_RELU else 1.0
+                g2 = -2.0 * h * g1 if act == ACT_TANH else 0.0
+                HV[ia + j, l] += r * h + c * g1 * u[j, l]
+                u[j, l] = r * (a * g1) + c * (V[ia + j, l] * g1 + (a * g2) * u[j, l])
+                if bias:
+                    HV[ib + j, l] += u[j, l]
+                for i in range(d):
+                    HV[j * d + i, l] += u[j, l] * X[p, i]
 
 
 # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
 @jit
-def lanczos_rows(X, Y, act, bias, m, s, T, Q, W, FH, FH1, FA1, FA2, FC, Dg, U, j, alive,
-                 alpha, beta, size, chunks, wk, nworkers):
-    """Lanczos step ``j`` of the lane blocks wk, wk + nworkers, ... of ``chunks`` (rows:
-    the first lane of a block).
+def lanczos_rows(X, Y, act, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size,
+                 chunks, wk, nworkers):
+    """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
+    (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
 
-    ``T`` (N, n) parameters, ``Q`` (k, N, n) the Lanczos vectors (``Q[j]`` the current
-    one), ``W`` (N, n) scratch, ``FH`` .. ``FC`` the forward parts (written at step 0:
+    Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
+    ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
+    (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
     :func:`_forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
     dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
-    ``Q[j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (N, n), when not empty: the
-    operator is D H D with D = diag(Dg[:, l]) (the preconditioned Hessian
-    P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`; ``U`` (N, n) scratch)."""
-    N = T.shape[0]
-    k = Q.shape[0]
-    u = np.empty((m, BLOCK))
-    rf = np.empty(BLOCK)
+    ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
+    empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
+    P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
+    without the JIT, the same operations as loops."""
+    N = T.shape[1]
+    k = Q.shape[1]
+    u = np.empty((SAMPLES * m, BLOCK))
+    rf = np.empty((SAMPLES, BLOCK))
     c = np.empty((j + 1, BLOCK))
-    acc = np.empty(BLOCK)
+    c2 = np.empty((j + 1, BLOCK))
+    acc = np.empty((1, BLOCK))
+    W = np.empty((N, BLOCK))
+    U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
     for ck in range(wk, chunks.shape[0], nworkers):
-        lb = chunks[ck]
+        b = chunks[ck]
+        lb = b * BLOCK
         any_alive = False
         for l in range(BLOCK):
             any_alive |= alive[lb + l]
         if not any_alive:
             continue
+        Qb = Q[b]
+        q = Qb[j]
         if j == 0:
-            _forward_block(X, Y, act, bias, m, s, T, lb, FH, FH1, FA1, FA2, FC)
+            _forward_block(X, Y, act, bias, m, s, T[b], FH[b], FC[b])
         if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
-            for n in range(N):
-                for l in range(BLOCK):
-                    U[n, lb + l] = Dg[n, lb + l] * Q[j, n, lb + l]
-            _hvp_block(X, m, bias, s, U, W, lb, FH, FH1, FA1, FA2, FC, u, rf)
-            for n in range(N):
-                for l in range(BLOCK):
-                    W[n, lb + l] *= Dg[n, lb + l]
+            D = Dg[b]
+            _rmul(U, D, q, 1, N)
+            _hvp_block(X, act, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
+            _rmul(W, W, D, 1, N)
         else:
-            _hvp_block(X, m, bias, s, Q[j], W, lb, FH, FH1, FA1, FA2, FC, u, rf)
+            _hvp_block(X, act, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
+        # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
+        # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
+        c[:] = 0.0
+        _orth(Qb, W, c, c, j + 1, False, True)
         for l in range(BLOCK):
-            acc[l] = 0.0
-        for n in range(N):
-            for l in range(BLOCK):
-                acc[l] += W[n, lb + l] * Q[j, n, lb + l]
-        for l in range(BLOCK):
-            alpha[lb + l, j] = acc[l] if alive[lb + l] else 0.0
-        for _ in range(2):  # full reorthogonalisation (classical Gram-Schmidt), twice
-            for i in range(j + 1):
-                for l in range(BLOCK):
-                    c[i, l] = 0.0
-                for n in range(N):
-                    for l in range(BLOCK):
-                        c[i, l] += Q[i, n, lb + l] * W[n, lb + l]
-            for i in range(j + 1):
-                for n in range(N):
-                    for l in range(BLOCK):
-                        W[n, lb + l] -= c[i, l] * Q[i, n, lb + l]
-        for l in range(BLOCK):
-            acc[l] = 0.0
-        for n in range(N):
-            for l in range(BLOCK):
-                acc[l] += W[n, lb + l] * W[n, lb + l]
+            alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
+        c2[:] = 0.0
+        _orth(Qb, W, c, c2, j + 1, True, True)
+        _orth(Qb, W, c2, c2, j + 1, True, False)
+        _rdot(W, 0, W, 0, N, acc, 0)
         for l in range(BLOCK):
             g = lb + l
-            b = np.sqrt(acc[l])
+            bt = np.sqrt(acc[0, l])
             scale = 0.0
             for i in range(j + 1):
                 scale = max(scale, abs(alpha[g, i]))
             for i in range(j):
                 scale = max(scale, beta[g, i])
-            if alive[g] and not (b > 1e-10 * scale):
+            if alive[g] and not (bt > 1e-10 * scale):
                 size[g] = j + 1  # breakdown: an invariant subspace
                 alive[g] = False
-            beta[g, j] = b if alive[g] else 0.0
-            acc[l] = 1.0 / b if alive[g] else 0.0
+            beta[g, j] = bt if alive[g] else 0.0
+            acc[0, l] = 1.0 / bt if alive[g] else 0.0
         if j + 1 < k:
-            for n in range(N):
-                for l in range(BLOCK):
-                    Q[j + 1, n, lb + l] = W[n, lb + l] * acc[l]
+            _rmul(Qb[j + 1], W, acc, 0, N)
+
+
+@jit
+def _rdot(A, ra, B, rb, n, C, rc):
+    """C[rc] = sum_t A[ra + t] B[rb + t] (rows, lane by lane, t in order)."""
+    if SIMD:
+        dot_v(A, ra, B, rb, n, C, rc)
+        return
+    for l in range(BLOCK):
+        C[rc, l] = 0.0
+    for t in range(n):
+        for l in range(BLOCK):
+            C[rc, l] += A[ra + t, l] * B[rb + t, l]
+
+
+@jit
+def _orth(Q, W, C1, C2, nq, sub, dot):
+    """One sweep over the rows n of ``W``: with ``sub`` W[n] -= C1[i] Q[i, n] for i < nq,
+    then with ``dot`` C2[i] += Q[i, n] W[n] (classical Gram-Schmidt against Q[:nq], the
+    vectors read once per sweep)."""
+    if SIMD:
+        orth_v(Q, W, C1, C2, nq, sub, dot)
+        return
+    for n in range(W.shape[0]):
+        for i in range(nq if sub else 0):
+            for l in range(BLOCK):
+                W[n, l] -= C1[i, l] * Q[i, n, l]
+        for i in range(nq if dot else 0):
+            for l in range(BLOCK):
+                C2[i, l] += Q[i, n, l] * W[n, l]
+
+
+@jit
+def _rmul(D, A, B, sb, n):
+    """D[t] = A[t] B[t sb] for t < n (rows; sb = 0: one row of B for all)."""
+    if SIMD:
+        mul_v(D, A, B, sb, n)
+        return
+    for t in range(n):
+        for l in range(BLOCK):
+            D[t, l] = A[t, l] * B[t * sb, l]
 
 
 def _tridiagonal(al, be, size, k):
@@ -274,11 +325,14 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
     n, N = Th.shape
     k = min(N, iters)
     npad = -(-n // BLOCK) * BLOCK
-    T = np.zeros((N, npad))
-    T[:, :n] = Th.T
-    Q = np.zeros((k, N, npad))
+    nb = npad // BLOCK
+    T = np.zeros((npad, N))
+    T[:n] = Th
+    T = _blocks(T)
+    Q0 = np.zeros((npad, N))  # the start vectors, a row per lane
     q = np.random.default_rng(_SEED).standard_normal(N)
-    Q[0, :, :n] = (q / np.linalg.norm(q))[:, None]
+    q = q / np.linalg.norm(q)
+    Q0[:n] = q
     if start is not None:  # rows of zeros or not finite keep the fixed vector
         with np.errstate(all="ignore"):
             S = np.asarray(start, dtype=np.float64)
@@ -286,28 +340,28 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
             use = np.isfinite(nrm) & (nrm > 0)
             # plus WARM_MIX of the fixed vector: a start orthogonal to the top eigenvector
             # (or an eigenvector itself, a breakdown at step 1) would never find it
-            S = S[use] / nrm[use][:, None] + WARM_MIX * Q[0, :, 0]
-            Q[0, :, np.flatnonzero(use)] = S / np.linalg.norm(S, axis=1)[:, None]
+            S = S[use] / nrm[use][:, None] + WARM_MIX * q
+            Q0[np.flatnonzero(use)] = S / np.linalg.norm(S, axis=1)[:, None]
+    Q = np.zeros((nb, k, N, BLOCK))  # block by block: each block's vectors contiguous
+    Q[:, 0] = _blocks(Q0)
     alive = np.zeros(npad, dtype=np.bool_)
     alive[:n] = np.all(np.isfinite(Th), axis=1)
     ok = alive.copy()
     al = np.zeros((npad, k))
     be = np.zeros((npad, k))
     size = np.full(npad, k, dtype=np.int64)
-    chunks = np.arange(0, npad, BLOCK, dtype=np.int64)
-    W = np.empty((N, npad))
-    Dg = np.zeros((0, npad))
-    U = np.zeros((0, npad))
+    chunks = np.arange(nb, dtype=np.int64)
+    Dg = np.zeros((0, N, BLOCK))
     if diag is not None:
-        Dg = np.ones((N, npad))
-        Dg[:, :n] = np.asarray(diag, dtype=np.float64).T
-        U = np.empty((N, npad))
-    fwd = [np.empty((M.P, m, npad)) for _ in range(4)] + [np.empty((M.P, npad))]
+        Dg = np.ones((npad, N))
+        Dg[:n] = np.asarray(diag, dtype=np.float64)
+        Dg = _blocks(Dg)
+    fwd = (np.empty((nb, M.P, m, BLOCK)), np.empty((nb, M.P, BLOCK)))
     nw = G.max_threads() if threads is None else threads
     with np.errstate(all="ignore"):
         for j in range(k):
-            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, W, *fwd, Dg,
-                                   U, j, alive, al, be, size, chunks), nw, ())
+            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, *fwd, Dg,
+                                   j, alive, al, be, size, chunks), nw, ())
             if j + 1 < k and (j + 1) % _CHECK_EVERY == 0 and alive.any():
                 done = _converged(al, be, j, np.flatnonzero(alive))
                 size[done] = j + 1
@@ -317,12 +371,18 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
         return _finish(al, be, size, k, ok, n, Q if vectors else None)
 
 
+def _blocks(A):
+    """Rows of lanes (npad, N) as blocks (npad / BLOCK, N, BLOCK), C-contiguous."""
+    npad, N = A.shape
+    return np.ascontiguousarray(A.reshape(npad // BLOCK, BLOCK, N).transpose(0, 2, 1))
+
+
 def _finish(al, be, size, k, ok, n, Q):
     """The top eigenvalue of every lane's tridiagonal (and its Ritz vector with ``Q``)."""
     Tm = _tridiagonal(al[:n], be[:n], size[:n], k)
     good = ok[:n] & np.all(np.isfinite(Tm), axis=(1, 2))
     res = np.full(n, np.inf)
-    vec = np.zeros((n, Q.shape[1])) if Q is not None else None
+    vec = np.zeros((n, Q.shape[2])) if Q is not None else None
     if good.any():
         if Q is None:
             res[good] = np.linalg.eigvalsh(Tm[good])[:, -1]
@@ -331,8 +391,9 @@ def _finish(al, be, size, k, ok, n, Q):
         res[good] = vals[:, -1]
         for r, lane in enumerate(np.flatnonzero(good)):  # lane by lane: same bits for any n
             s = S[r, :, -1]
-            v = s[0] * Q[0, :, lane]
+            Ql = Q[lane // BLOCK, :, :, lane % BLOCK]
+            v = s[0] * Ql[0]
             for i in range(1, int(size[lane])):
-                v = v + s[i] * Q[i, :, lane]
+                v = v + s[i] * Ql[i]
             vec[lane] = v
     return res if Q is None else (res, vec)
