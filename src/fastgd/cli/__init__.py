@@ -49,26 +49,25 @@ def main(argv=None) -> int:
 
     Ctrl-C (or SIGTERM during a checkpointed sweep) anywhere in a command, parsing and
     the heavy imports included, exits 130 with one line on stderr; a command that was
-    sweeping saves / draws what finished first.  A second Ctrl-C while it does is
+    sweeping saves / draws what finished first (``phase``, ``sweep`` and ``boundary``
+    also when the Ctrl-C comes after the work, while the outputs are written).  A second Ctrl-C while it does is
     ignored, and figures are written whole (:data:`fastgd.cli.args.SIGINT`).  Called as
     the process entry point (``argv`` None), a Ctrl-C while the interpreter exits also
     ends with 130 and one line; called with ``argv`` (tests, scripts) the previous
     SIGINT handler is restored on return.
     """
-    previous = SIGINT.install()
-    try:
+    rc = 130
+    try:  # a Ctrl-C can come at any moment, install() included
+        SIGINT.install()
         rc = _main(argv)
     except KeyboardInterrupt:  # outside a command's own handling (e.g. while parsing)
         rc = 130
     except SystemExit as exc:  # argparse's usage errors and --help
         rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    if rc == 130:
-        SIGINT.report()
-    if argv is None:
-        SIGINT.finish()
-    else:
-        SIGINT.restore(previous)
-    return rc
+    try:
+        return SIGINT.end(rc, argv is None)
+    except KeyboardInterrupt:  # the first Ctrl-C came as the command returned
+        return SIGINT.end(130, argv is None)  # later ones are ignored: no second raise
 
 
 def _main(argv):

@@ -357,7 +357,8 @@ def _save(fig, path, dpi):
     the same directory, flushed, then renamed over ``path``: an interrupted or failed
     write leaves the old figure whole), creating the directory; close the figure when
     pyplot manages it, and return the path.  Ctrl-C waits until the file is whole
-    (:data:`SIGINT`)."""
+    (:data:`SIGINT`, whose ``written`` then holds the path: a caller that catches that
+    Ctrl-C knows the figure is there)."""
     path = Path(path)
     with SIGINT.deferred():
         if path.parent and not path.parent.exists():
@@ -369,6 +370,7 @@ def _save(fig, path, dpi):
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
+            SIGINT.written.add(str(path))
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -398,8 +400,12 @@ class _Sigint:
         self.cmd = "fastgd"     # who says "interrupted"
         self.reported = False   # the one line has been printed
         self.late = False       # the command has returned: only the exit is left
+        self.previous = None    # the SIGINT handler install() replaced
+        self.written = set()    # figures written whole since install() (_save)
 
     def handler(self, signum, frame):
+        """The SIGINT handler (SIGTERM too, inside a checkpointed grid: it opts in with
+        ``handles_sigterm``, :class:`fastgd.engine.executors.SigtermAsInterrupt`)."""
         self.count += 1
         if self.late:
             self._exit_now()
@@ -436,16 +442,30 @@ class _Sigint:
 
         self.count, self.depth, self.pending = 0, 0, False
         self.reported = self.late = False
-        self.cmd = "fastgd"
+        self.cmd, self.previous, self.written = "fastgd", None, set()
         if threading.current_thread() is not threading.main_thread():
             return None
-        return signal.signal(signal.SIGINT, self.handler)
+        self.previous = signal.signal(signal.SIGINT, self.handler)
+        return self.previous
 
     def restore(self, previous):
         import signal
 
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+    def end(self, rc, entry):
+        """The command returned ``rc``: print the one line for 130, then :meth:`finish`
+        (``entry``: the process entry point) or restore the handler :meth:`install`
+        replaced.  Idempotent: a Ctrl-C raised while it runs (the first one can come
+        at any moment) is caught by the caller, which calls it again with 130."""
+        if rc == 130:
+            self.report()
+        if entry:
+            self.finish()
+        else:
+            self.restore(self.previous)
+        return rc
 
     def finish(self):
         """The command has returned (process entry point): a SIGINT from now on ends the
@@ -457,6 +477,11 @@ class _Sigint:
         self.late = True
         if self.count:  # an interrupt was already handled: any further one just exits
             self.reported = True
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) != self.handler:  # install() was cut short
+            signal.signal(signal.SIGINT, self.handler)
         if hasattr(signal, "pthread_sigmask"):
             atexit.register(signal.pthread_sigmask, signal.SIG_BLOCK, {signal.SIGINT})
 
@@ -487,6 +512,8 @@ class _Sigint:
 
         return block()
 
+
+_Sigint.handler.handles_sigterm = True  # SigtermAsInterrupt hands SIGTERM to it
 
 #: The command's Ctrl-C handling (see :class:`_Sigint`).
 SIGINT = _Sigint()

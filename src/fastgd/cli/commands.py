@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from fastgd.cli.args import (
+    SIGINT,
     UsageError,
     _check_type,
     _merge,
@@ -185,11 +186,11 @@ def _sgd_options(kw, cfg, dflt, given, datasets, n_lr, seed):
     kw["almost_sure"] = bool(cfg.get("almost_sure", False))
 
 
-def _sweep_from(cfg, *, defaults=None, progress=None):
+def _sweep_from(cfg, *, defaults=None, progress=None, got=None):
     """Run the sweep a merged config describes; returns (result, datasets) (datasets:
-    the given ones, None for a condition grid, which the sweep draws itself)."""
-    import dataclasses
-
+    the given ones, None for a condition grid, which the sweep draws itself).  ``got``
+    (a dict) receives the finished sweep as soon as it returns (``res``, ``datasets``,
+    ``annotate``): a Ctrl-C after that keeps it (:func:`_kept`)."""
     import numpy as np
 
     import fastgd as fg
@@ -218,14 +219,38 @@ def _sweep_from(cfg, *, defaults=None, progress=None):
     else:
         _sgd_options(kw, cfg, dflt, given, datasets, len(lr), seed)
     res = fg.sweep(method, **kw)
+    ctx = (cfg, labels, datasets if given else None, where, kw["bias"])
+    if got is not None:
+        got.update(res=res, datasets=datasets, annotate=lambda r: _annotate(r, *ctx))
+    return _annotate(res, *ctx), datasets
+
+
+def _annotate(res, cfg, labels, datasets, where, bias):
+    """The command's metadata on a finished sweep (run again on the same sweep when a
+    Ctrl-C cut it short: it only sets fields)."""
+    import dataclasses
+
+    import numpy as np
+
     res.meta["cli"] = {"datasets": labels, "config": {k: v for k, v in cfg.items()}}
     # E(w0) - E* per dataset: what --color excess divides the final excess by
     res.meta["initial_excess"] = initial_excess(
-        datasets if given else _gaussians(where), kw["bias"])
-    if method == "sgd" and not cfg.get("theory", True):  # limits the user did not ask for
+        datasets if datasets is not None else _gaussians(where), bias)
+    if res.method == "sgd" and not cfg.get("theory", True):  # limits not asked for
         nan = np.full(res.shape[0], np.nan)
         res = dataclasses.replace(res, sgd_ms_limit=nan, sgd_as_limit=nan.copy())
-    return res, datasets
+    return res
+
+
+def _kept(exc, got):
+    """(result, partial) that a Ctrl-C ``exc`` leaves to save and draw: the finished
+    cells of an interrupted sweep, the whole sweep when it had returned (``got``, see
+    :func:`_sweep_from`; annotated again: later Ctrl-C are ignored), else (None, False)."""
+    if isinstance(exc, _interrupted()):
+        return exc.result, True
+    if "res" in got:
+        return got["annotate"](got["res"]), False
+    return None, False
 
 
 def _gaussians(where):
@@ -317,14 +342,17 @@ def cmd_phase(args):
         _writable_target(Path(args.save), "--save")
     _pyplot_soon()
     t0 = time.perf_counter()
+    got, done = {}, {}
     try:
-        res, datasets = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress)
-    except _interrupted() as exc:
-        res = exc.result
-        _phase_out(res, args, out, partial=True)
+        res, datasets = _sweep_from(cfg, defaults=PHASE_DEFAULTS, progress=args.progress,
+                                    got=got)
+        _print_counts(res, time.perf_counter() - t0)
+        _phase_out(res, args, out, notes=_explain(res, datasets, cfg), done=done)
+    except KeyboardInterrupt as exc:  # what finished is saved and drawn, then exit 130
+        res, partial = _kept(exc, got)
+        if res is not None:
+            _phase_out(res, args, out, partial=partial, done=done)
         raise
-    _print_counts(res, time.perf_counter() - t0)
-    _phase_out(res, args, out, notes=_explain(res, datasets, cfg))
     return 0
 
 
@@ -334,16 +362,31 @@ def _interrupted():
     return SweepInterrupted
 
 
-def _phase_out(res, args, out, partial=False, notes=True):
-    if args.save:
-        path = res.save(args.save)
-        print(f"fastgd: saved {'partial ' if partial else ''}result to {path}")
-    title = None
-    if partial:  # cells not run, or (all ran) Ctrl-C in the SGD theory stage
-        title = ("interrupted: grey cells did not run" if (res.status < 0).any() else
-                 "interrupted before the SGD theory limits were computed")
-    fig = _phase_figure(res, args, title=title, notes=notes)
-    print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+def _phase_out(res, args, out, partial=False, notes=True, done=None):
+    """Save (--save) and draw a sweep; ``done`` records what is written, so that a call
+    after a Ctrl-C writes only what is missing."""
+    done = {} if done is None else done
+    if args.save and "save" not in done:
+        done["save"] = res.save(args.save)
+        print(f"fastgd: saved {'partial ' if partial else ''}result to {done['save']}")
+    if not _drawn(out, done):
+        fig = _phase_figure(res, args, title=_partial_title(res) if partial else None,
+                            notes=notes)
+        done["figure"] = _save(fig, out, args.dpi)
+        print(f"fastgd: wrote {done['figure']}")
+
+
+def _drawn(out, done):
+    """Whether the figure ``out`` is written: ``done`` says so, or a Ctrl-C came while
+    :func:`fastgd.cli.args._save` wrote it whole (:data:`SIGINT` ``.written``)."""
+    return "figure" in done or str(out) in SIGINT.written
+
+
+def _partial_title(res):
+    """The title of an interrupted sweep's figure: cells not run, or (all ran) Ctrl-C in
+    the SGD theory stage."""
+    return ("interrupted: grey cells did not run" if (res.status < 0).any() else
+            "interrupted before the SGD theory limits were computed")
 
 
 def cmd_sweep(args):
@@ -360,20 +403,35 @@ def cmd_sweep(args):
     plot_out = _out_path(args.plot, args.format, out.stem, "--plot") if args.plot is not None \
         else None
     t0 = time.perf_counter()
+    got, done = {}, {}
     try:
-        res, datasets = _sweep_from(cfg, progress=args.progress)
-    except _interrupted() as exc:
-        path = exc.result.save(out)
-        print(f"fastgd: saved the finished cells to {path}")  # stderr: one line, by main()
+        res, datasets = _sweep_from(cfg, progress=args.progress, got=got)
+        _print_counts(res, time.perf_counter() - t0)
+        _sweep_out(res, args, out, plot_out, done,
+                   notes=lambda: _explain(res, datasets, cfg, "sweep"))
+    except KeyboardInterrupt as exc:  # what finished is saved (and drawn), then exit 130
+        res, partial = _kept(exc, got)
+        if res is not None:
+            _sweep_out(res, args, out, plot_out, done, partial=partial)
         raise
-    _print_counts(res, time.perf_counter() - t0)
-    path = res.save(out)
-    print(f"fastgd: saved {path}")
-    print(res.summary())
-    notes = _explain(res, datasets, cfg, "sweep")
-    if plot_out:
-        print(f"fastgd: wrote {_save(_phase_figure(res, args, notes=notes), plot_out, args.dpi)}")
     return 0
+
+
+def _sweep_out(res, args, out, plot_out, done, partial=False, notes=None):
+    """Save a sweep to ``out`` and draw it to ``plot_out`` (when given); ``done``
+    records what is written (see :func:`_phase_out`)."""
+    if "save" not in done:
+        done["save"] = path = res.save(out)
+        print(f"fastgd: saved the finished cells to {path}" if partial else
+              f"fastgd: saved {path}")  # stderr: one line, by main()
+        if not partial:
+            print(res.summary())
+    notes = notes() if notes is not None else True  # also the stderr lines (_explain)
+    if plot_out and not _drawn(plot_out, done):
+        fig = _phase_figure(res, args, title=_partial_title(res) if partial else None,
+                            notes=notes)
+        done["figure"] = _save(fig, plot_out, args.dpi)
+        print(f"fastgd: wrote {done['figure']}")
 
 
 def cmd_plot(args):
@@ -466,7 +524,7 @@ def _print_boundary(method, rows):
               f"{r[5]:>10.6g} {r[6]:>10.6g} {r[7]:>11.7g} {r[8]:>11.2e} {r[9]:>6.2f}s")
 
 
-def _boundary_figure(args, cfg, method, rows, obs, cond, lims):
+def _boundary_figure(args, cfg, method, rows, obs, cond, lims, done):
     """Draw observed / predicted − 1 per dataset to ``args.out``."""
     import types
 
@@ -488,7 +546,23 @@ def _boundary_figure(args, cfg, method, rows, obs, cond, lims):
     fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
     plot_boundary(ns, ax=ax, observed=np.array(obs),
                   title=f"{method.upper()}: observed vs predicted critical η")
-    print(f"fastgd: wrote {_save(fig, out, args.dpi)}")
+    done["figure"] = _save(fig, out, args.dpi)
+    print(f"fastgd: wrote {done['figure']}")
+
+
+def _boundary_out(args, cfg, method, finished, done, total=None):
+    """Print the table of the ``finished`` rows and draw them (--out); ``total``: the
+    datasets of an interrupted run.  ``done`` records what is written."""
+    if "table" not in done:
+        if total is not None:
+            print(f"fastgd boundary: interrupted: {len(finished)} of {total} datasets "
+                  "finished")
+        _print_boundary(method, [f[0] for f in finished])
+        done["table"] = True
+    if args.out is not None and not _drawn(_out_path(args.out, args.format, "boundary"),
+                                           done):
+        rows, obs, cond, lims = (list(c) for c in zip(*finished, strict=True))
+        _boundary_figure(args, cfg, method, rows, obs, cond, lims, done)
 
 
 def cmd_boundary(args):
@@ -502,14 +576,13 @@ def cmd_boundary(args):
     data = _boundary_data(cfg)
     opts = (float(cfg.get("momentum", 0.0)), bool(cfg.get("nesterov", False)),
             int(cfg.get("batch_size", 1)), cfg.get("order", DEFAULT_ORDER))
-    rows, obs, cond, lims = [], [], [], []
-    for X, y, label in data:
-        row, lr, kappa, lim = _boundary_row(X, y, label, method, cfg, opts)
-        rows.append(row)
-        obs.append(lr)
-        cond.append(kappa)
-        lims.append(lim)
-    _print_boundary(method, rows)
-    if args.out is not None:
-        _boundary_figure(args, cfg, method, rows, obs, cond, lims)
+    finished, done = [], {}  # (row, observed rate, κ, limits) per dataset
+    try:
+        for X, y, label in data:
+            finished.append(_boundary_row(X, y, label, method, cfg, opts))
+        _boundary_out(args, cfg, method, finished, done)
+    except KeyboardInterrupt:  # the rows that finished are printed and drawn: exit 130
+        if finished:
+            _boundary_out(args, cfg, method, finished, done, total=len(data))
+        raise
     return 0

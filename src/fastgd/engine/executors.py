@@ -312,7 +312,10 @@ def run_blocks(call, chunks, per, *, progress, desc):
 
 class SigtermAsInterrupt:
     """While active (main thread only), SIGTERM raises KeyboardInterrupt, so that a
-    checkpointed grid stops between chunks and saves what finished.
+    checkpointed grid stops between chunks and saves what finished; where the SIGINT
+    handler has a true ``handles_sigterm`` attribute (the ``fastgd`` command's), SIGTERM
+    goes to it instead, so that a signal after the first one (SIGTERM or Ctrl-C) waits
+    for the finished cells to be saved.
 
     Examples
     --------
@@ -331,6 +334,11 @@ class SigtermAsInterrupt:
 
         if self.active and threading.current_thread() is threading.main_thread():
             def handler(signum, frame):
+                # a program's Ctrl-C handler that asks for SIGTERM too (the fastgd
+                # command's: its first signal stops, later ones wait for the saving)
+                own = signal.getsignal(signal.SIGINT)
+                if getattr(own, "handles_sigterm", False):
+                    return own(signum, frame)
                 raise KeyboardInterrupt
 
             try:

@@ -16,6 +16,7 @@ for the same static schedule.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import threading
 
 import numpy as np
@@ -24,6 +25,16 @@ import numpy as np
 _POOL: cf.ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's worker threads: start a new pool there
+    (the old one would take work and never run it)."""
+    global _POOL, _POOL_SIZE, _POOL_LOCK
+    _POOL, _POOL_SIZE, _POOL_LOCK = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _pool(n: int) -> cf.ThreadPoolExecutor:
