@@ -23,7 +23,9 @@ __all__ = [
     "REGION_LABELS",
     "STATUS_COLORS",
     "axes",
+    "below",
     "check",
+    "finish",
     "halo",
     "instance",
     "log_edges",
@@ -105,6 +107,44 @@ def halo(lw=3.5, color="black"):
     import matplotlib.patheffects as pe
 
     return [pe.Stroke(linewidth=lw, foreground=color, alpha=0.6), pe.Normal()]
+
+
+def below(y=-0.12, **options):
+    """Legend options for a frameless two-column legend centred below the axes (its top
+    at ``y`` in axes units), with ``options`` added (e.g. ``handles``).
+
+    Examples
+    --------
+    >>> below(-0.14)["bbox_to_anchor"], below(ncol=1)["ncol"]
+    ((0.5, -0.14), 1)
+    """
+    return {"loc": "upper center", "bbox_to_anchor": (0.5, y), "ncol": 2, "frameon": False,
+            "fontsize": "small", **options}
+
+
+def finish(ax, xlabel, ylabel, title=None, legend=False, **options):
+    """Label the axes of a figure, set ``title`` unless it is None or empty, draw the
+    legend with ``options`` (``ax.legend(**options)``, e.g. :func:`below`) when
+    ``legend`` is true.  Returns ``ax``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> ax = axes(None)
+    >>> _ = ax.plot([0, 1], label="a")
+    >>> finish(ax, "x", "y", "t", True, fontsize="small").get_legend() is not None
+    True
+    >>> ax.get_xlabel(), ax.get_ylabel(), ax.get_title()
+    ('x', 'y', 't')
+    """
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(**options)
+    return ax
 
 
 def check(f, *, ax=None, title=None, colors=None, **flags):

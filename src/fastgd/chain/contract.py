@@ -63,7 +63,7 @@ class ChainSpec:
 
 
 @dataclass(frozen=True, eq=False)
-class ChainInputs:
+class ChainInputs(_Stats):
     """The inputs of the chain kernels: samples, their statistics, the grid's axes.
 
     Attributes
@@ -89,15 +89,7 @@ class ChainInputs:
     ([[1.0, 2.0], [3.0, 0.1]], 2)
     """
 
-    X: np.ndarray
-    Y: np.ndarray
-    c: float
-    sxx: float
-    sxy: float
-    pstar: float
-    estar: float
-    c0: float
-    inits: np.ndarray
+    inits: np.ndarray  # after _Stats's fields X, Y, c, sxx, sxy, pstar, estar, c0
     lrs: np.ndarray
     key: np.ndarray | None = None
 
@@ -147,7 +139,7 @@ def chain_inputs(x, y, loss_scale, inits, lr, *, seed=None, func="chain_inputs")
     >>> inp.inits.shape, inp.lrs.shape, inp.pstar, inp.key.shape
     ((1, 2), (2,), 2.0, (2,))
     """
-    s = x if isinstance(x, _Stats) else _stats(func, x, y, loss_scale)
+    s = x if type(x) is _Stats else _stats(func, x, y, loss_scale)  # not ChainInputs
     inits = np.asarray(inits, dtype=np.float64)
     key = None
     if seed is not None:

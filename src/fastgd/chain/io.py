@@ -11,11 +11,9 @@ one): :func:`read_chain_run` returns the constructor's arguments.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from fastgd.engine.files import check_kinds, read_npz, status_rules, write_npz
+from fastgd.engine.fields import read_fields, run_rules, save_fields
 
 __all__ = ["CHAIN_RUN_FORMAT", "read_chain_run", "save_chain_run"]
 
@@ -45,14 +43,7 @@ def save_chain_run(run, path) -> str:
     >>> back.status == run.status, bool((back.sharpnesses == run.sharpnesses).all())
     (True, True)
     """
-    arrays, head = {}, {}
-    for f in dataclasses.fields(run):  # arrays in the schema (None: left out), the rest JSON
-        v = getattr(run, f.name)
-        if f.name not in _SCHEMA:
-            head[f.name] = v
-        elif v is not None:
-            arrays[f.name] = v
-    return write_npz("ChainRun.save", path, arrays, head, CHAIN_RUN_FORMAT, _check)
+    return save_fields("ChainRun.save", path, run, _SCHEMA, CHAIN_RUN_FORMAT, _check)
 
 
 def read_chain_run(path, *, max_bytes=None, func="load"):
@@ -74,39 +65,19 @@ def read_chain_run(path, *, max_bytes=None, func="load"):
     """
     from fastgd.status import Status
 
-    arrays, head = read_npz(path, _SCHEMA, fmt=CHAIN_RUN_FORMAT, func=func,
-                            writer="ChainRun.save", optional=_OPTIONAL,
-                            max_bytes=max_bytes, check=_check,
-                            bind=lambda h: check_kinds(h, _KINDS) or {})
-    arrays.update({k: None for k in _OPTIONAL if k not in arrays})
+    arrays, head = read_fields(path, _SCHEMA, _KINDS, fmt=CHAIN_RUN_FORMAT,
+                               writer="ChainRun.save", optional=_OPTIONAL,
+                               max_bytes=max_bytes, func=func, check=_check)
     head["status"] = Status(head["status"])
     return {**arrays, **head}
 
 
 def _check(a, head):
     """What makes a chain run file impossible (None: nothing)."""
-    what = check_kinds(head, _KINDS)
+    what = run_rules(a, head, _KINDS, ok=a["w"].shape[0] >= 2, what="no losses, a depth "
+                     "below 2, or a status that is not BOUNDED, CONVERGED or DIVERGED")
     if what:
         return what
-    if head["method"] not in ("gd", "sgd") or head["unit"] != (
-            "step" if head["method"] == "gd" else "epoch"):
-        return "metadata method or unit out of range (gd with step, sgd with epoch)"
-    losses = a["losses"]
-    n, st = losses.shape[0], head["status"]
-    if n < 1 or st not in (0, 1, 2) or a["w"].shape[0] < 2:
-        return "no losses, a depth below 2, or a status that is not BOUNDED, CONVERGED " \
-               "or DIVERGED"
-    what = status_rules(np.array([st]), np.array([head["diverged_at"]]),
-                        np.array([head["steps_to_tol"]]), np.array([head["loss"]]), n - 1)
-    if what:
-        return what
-    end = {1: head["steps_to_tol"], 2: head["diverged_at"]}.get(st)
-    if end is not None and end != n - 1:
-        return f"{n} losses for a run that ended at {end} (expected {end + 1})"
-    if np.isnan(losses).any() or (losses < 0).any() or (
-            st != 2 and not np.isfinite(losses).all()):
-        return "'losses' holds NaN or negative values, or infinite ones in a run that " \
-               "did not diverge"
     if not all(head[k] >= 0 for k in _NONNEG) or np.isnan(head["excess"]):
         return f"metadata {', '.join(_NONNEG)} must be >= 0 (not NaN), excess not NaN"
     if not all(np.isfinite(head[k]) and head[k] > 0 for k in ("lr", "loss_scale")):

@@ -232,10 +232,5 @@ def runner(job, out, nthreads, engine, *, progress, desc, blocks=True):
     return run
 
 
-def _ratio(maxloss, loss0):
-    """max_t E(w_t) / E(w0): 1 where E(w0) = 0, ``inf`` where the run diverged."""
-    with np.errstate(all="ignore"):
-        ratio = np.where(loss0 > 0, maxloss / np.where(loss0 > 0, loss0, 1.0), 1.0)
-    return np.where(np.isinf(maxloss), np.inf, ratio)
 
 

@@ -25,10 +25,12 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Stats:
     """The samples as float64 arrays and the statistics every chain function uses:
-    loss scale c, Sxx, Sxy, pi* = Sxy/Sxx, E* (the residual loss) and E(0) = c/2 mean y^2."""
+    loss scale c, Sxx, Sxy, pi* = Sxy/Sxx, E* (the residual loss) and E(0) = c/2 mean y^2
+    (the first fields of :class:`fastgd.chain.contract.ChainInputs`, which extends it;
+    compared and hashed by identity, as the inputs are)."""
 
     X: np.ndarray
     Y: np.ndarray

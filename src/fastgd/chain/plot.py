@@ -20,7 +20,9 @@ from fastgd.figures import (
     REGION_COLORS,
     REGION_LABELS,
     axes,
+    below,
     check,
+    finish,
     halo,
     instance,
     log_edges,
@@ -145,14 +147,8 @@ def plot_chain_landscape(runs=(), *, ax=None, x=1.0, y=1.0, loss_scale=1.0, lim=
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
-    ax.set_xlabel("first-layer weight w$_1$")
-    ax.set_ylabel("second-layer weight w$_2$")
-    if title:
-        ax.set_title(title)
-    if legend:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False,
-                  fontsize="small")
-    return ax
+    return finish(ax, "first-layer weight w$_1$", "second-layer weight w$_2$", title, legend,
+                  **below())
 
 
 # ----------------------------------------------------------------- the phase diagram
@@ -263,12 +259,7 @@ def plot_chain_phase(result, *, ax=None, y="imbalance", spike=1.0, title=None, l
     ax.set_xscale("log")
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel(ylabel)
     if title is None:
         title = f"1-1-1 network, GD for {result.steps} steps (loss scale c = {result.loss_scale:g})"
-    ax.set_title(title)
-    if legend and handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
-                  frameon=False, fontsize="small")
-    return ax
+    return finish(ax, "learning rate η", ylabel, title, legend and handles,
+                  **below(-0.14, handles=handles))

@@ -11,10 +11,11 @@ import numpy as np
 
 from fastgd import validate as V
 from fastgd.chain.contract import ChainSpec, chain_inputs
-from fastgd.chain.launch import Out, _common, _launch, _ratio, _sgd_opts
+from fastgd.chain.launch import Out, _common, _launch, _sgd_opts
 from fastgd.chain.model import _loss, _ntk, _sharpness, _stats, _weights
 from fastgd.engine import cost
 from fastgd.engine import grid as G
+from fastgd.engine.fields import loss_ratio
 from fastgd.status import Status
 
 __all__ = ["ChainRun", "chain_gd", "chain_sgd"]
@@ -164,7 +165,7 @@ def _single(f, method, w0, lr, steps, x, y, loss_scale, record, tol, blowup, sgd
         status=st, w=w, loss=float(s.estar + excess), excess=excess,
         sharpness=float(_sharpness(w, s)), ntk=float(_ntk(w, s)),
         lambda0=float(_sharpness(w0, s)), ntk0=float(_ntk(w0, s)), loss0=loss0,
-        max_loss_ratio=float(_ratio(out.maxloss[0], loss0)),
+        max_loss_ratio=float(loss_ratio(out.maxloss[0], loss0)),
         steps_to_tol=int(out.tol_at[0]), diverged_at=int(out.div_at[0]),
         losses=out.rec_loss[0, : end + 1].copy(), trajectory=traj,
         sharpnesses=_sharpness(traj, s) if record else None, lr=lr, loss_scale=s.c,

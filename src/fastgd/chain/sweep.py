@@ -19,7 +19,6 @@ from fastgd.chain.launch import (
     Out,
     _backend,
     _common,
-    _ratio,
     _sgd_opts,
     runner,
 )
@@ -27,6 +26,7 @@ from fastgd.chain.model import _loss, _ntk, _sharpness, _stats, _weights
 from fastgd.engine import cost
 from fastgd.engine import executors as X
 from fastgd.engine import grid as G
+from fastgd.engine.fields import loss_ratio
 from fastgd.linear.result import SweepInterrupted
 from fastgd.status import Status
 
@@ -487,7 +487,7 @@ def _result(s, inits, lrs, out, meta, scalars):
     return ChainSweepResult(
         inits=inits, lr=lrs, status=out.status.reshape(shape), w=w, loss=s.estar + excess,
         excess=excess, sharpness=_sharpness(w, s),
-        max_loss_ratio=_ratio(out.maxloss.reshape(shape), loss0[:, None]),
+        max_loss_ratio=loss_ratio(out.maxloss.reshape(shape), loss0[:, None]),
         steps_to_tol=out.tol_at.reshape(shape), diverged_at=out.div_at.reshape(shape),
         lambda0=_sharpness(inits, s), ntk0=_ntk(inits, s), loss0=loss0,
         product_star=float(s.pstar), loss_star=float(s.estar), depth=L, meta=meta,

@@ -14,7 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.figures import COLORS, CYCLE, axes, check, instance, run_items, run_list, trajectory
+from fastgd.figures import (
+    COLORS,
+    CYCLE,
+    axes,
+    below,
+    check,
+    finish,
+    instance,
+    run_items,
+    run_list,
+    trajectory,
+)
 from fastgd.spectrum import Spectrum
 
 __all__ = ["plot_data", "plot_losses", "plot_regimes", "plot_weight_space"]
@@ -165,14 +176,7 @@ def plot_weight_space(X, y, runs=(), *, ax=None, eigen_axes=True, max_points=60,
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_aspect("equal")
-    ax.set_xlabel("weight w$_1$")
-    ax.set_ylabel("weight w$_2$")
-    if title:
-        ax.set_title(title)
-    if legend:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False,
-                  fontsize="small")
-    return ax
+    return finish(ax, "weight w$_1$", "weight w$_2$", title, legend, **below())
 
 
 # ----------------------------------------------------------------- losses
@@ -246,13 +250,9 @@ def plot_losses(runs, *, per="epoch", ax=None, minimum=None, updates_per_epoch=N
             flagged = True
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch (pass over the data)" if per == "epoch" else "weight updates")
-    ax.set_ylabel("excess loss E(w) − E(w*)" if minimum is not None else "loss E(w)")
-    if title:
-        ax.set_title(title)
-    if legend and items:
-        ax.legend(fontsize="small")
-    return ax
+    return finish(ax, "epoch (pass over the data)" if per == "epoch" else "weight updates",
+                  "excess loss E(w) − E(w*)" if minimum is not None else "loss E(w)", title,
+                  legend and items, fontsize="small")
 
 
 # ----------------------------------------------------------------- data and spectrum
@@ -314,13 +314,8 @@ def plot_data(X, y, *, ax=None, eigen=True, title=None, legend=True):
     ax.set_aspect("equal")
     ax.axhline(0, color="0.85", lw=0.8, zorder=0)
     ax.axvline(0, color="0.85", lw=0.8, zorder=0)
-    ax.set_xlabel("input x$_1$")
-    ax.set_ylabel("input x$_2$")
-    if title:
-        ax.set_title(title)
-    if legend:
-        ax.legend(fontsize="small", loc="upper left")
-    return ax
+    return finish(ax, "input x$_1$", "input x$_2$", title, legend, fontsize="small",
+                  loc="upper left")
 
 
 def plot_regimes(spectrum, *, ax=None, lr_max=None, marks=(), title=None, legend=True):
@@ -393,10 +388,5 @@ def plot_regimes(spectrum, *, ax=None, lr_max=None, marks=(), title=None, legend
                 color=COLORS["green"])
     ax.set_xlim(0, lr_max)
     ax.set_ylim(0, ymax)
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel("error multiplier per step |1 − η λ$_i$|")
-    if title:
-        ax.set_title(title)
-    if legend:
-        ax.legend(fontsize="small", loc="lower left")
-    return ax
+    return finish(ax, "learning rate η", "error multiplier per step |1 − η λ$_i$|", title,
+                  legend, fontsize="small", loc="lower left")

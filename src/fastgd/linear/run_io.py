@@ -11,11 +11,9 @@ This module does not import the result classes (their module imports it):
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from fastgd.engine.files import check_kinds, read_npz, status_rules, write_npz
+from fastgd.engine.fields import read_fields, run_rules, save_fields
 
 __all__ = ["ADAPTIVE_RUN_FORMAT", "RUN_FORMAT", "read_run", "save_run"]
 
@@ -60,14 +58,7 @@ def save_run(run, path) -> str:
     """
     fmt = _format(run)
     name, schema, _, _ = _KIND[fmt]
-    arrays, head = {}, {}
-    for f in dataclasses.fields(run):  # arrays in the schema (None: left out), the rest JSON
-        v = getattr(run, f.name)
-        if f.name not in schema:
-            head[f.name] = v
-        elif v is not None:
-            arrays[f.name] = v
-    return write_npz(f"{name}.save", path, arrays, head, fmt, _check)
+    return save_fields(f"{name}.save", path, run, schema, fmt, _check)
 
 
 def read_run(path, fmt, *, max_bytes=None, func="load"):
@@ -90,10 +81,9 @@ def read_run(path, fmt, *, max_bytes=None, func="load"):
     from fastgd.status import Status
 
     name, schema, kinds, optional = _KIND[fmt]
-    arrays, head = read_npz(path, schema, fmt=fmt, func=func, writer=f"{name}.save",
-                            optional=optional, max_bytes=max_bytes, check=_check,
-                            bind=lambda h: check_kinds(h, kinds) or {})
-    arrays.update({k: None for k in optional if k not in arrays})
+    arrays, head = read_fields(path, schema, kinds, fmt=fmt, writer=f"{name}.save",
+                               optional=optional, max_bytes=max_bytes, func=func,
+                               check=_check)
     head["status"] = Status(head["status"])
     if "betas" in head:  # JSON has no tuples
         head["betas"] = tuple(head["betas"])
@@ -103,28 +93,10 @@ def read_run(path, fmt, *, max_bytes=None, func="load"):
 def _check(a, head):
     """What makes a run file impossible (None: nothing)."""
     adaptive = head["format"] == ADAPTIVE_RUN_FORMAT
-    what = check_kinds(head, _ADAPTIVE_KINDS if adaptive else _KINDS)
+    what = run_rules(a, head, _ADAPTIVE_KINDS if adaptive else _KINDS)
     if what:
         return what
-    if head["method"] not in ("gd", "sgd") or head["unit"] != (
-            "step" if head["method"] == "gd" else "epoch"):
-        return "metadata method or unit out of range (gd with step, sgd with epoch)"
-    losses = a["losses"]
-    n = losses.shape[0]
-    st, div, tol = head["status"], head["diverged_at"], head["steps_to_tol"]
-    if n < 1 or st not in (0, 1, 2):
-        return "no losses, or a status that is not BOUNDED, CONVERGED or DIVERGED"
-    what = status_rules(np.array([st]), np.array([div]), np.array([tol]),
-                        np.array([head["loss"]]), n - 1)
-    if what:
-        return what
-    end = {1: tol, 2: div}.get(st)
-    if end is not None and end != n - 1:
-        return f"{n} losses for a run that ended at {end} (expected {end + 1})"
-    if np.isnan(losses).any() or (losses < 0).any() or (
-            st != 2 and not np.isfinite(losses).all()):
-        return "'losses' holds NaN or negative values, or infinite ones in a run that " \
-               "did not diverge"
+    st = head["status"]
     if not (np.isfinite(head["lr"]) and head["lr"] > 0):
         return "metadata lr not finite and > 0"
     if np.isnan(head["excess"]) or (head["growing"] and st != 0):

@@ -96,7 +96,7 @@ class NetSpec:
 
 
 @dataclass(frozen=True, eq=False)
-class NetInputs:
+class NetInputs(_Model):
     """The inputs of the network kernels: the data, the initialisations, the rates.
 
     Attributes
@@ -134,13 +134,6 @@ class NetInputs:
     (2, 2, [0, 4, 10], [3])
     """
 
-    X: np.ndarray
-    y: np.ndarray
-    act: int
-    activation: str
-    param: str
-    bias: bool
-    c0: float
     widths: np.ndarray
     scales: np.ndarray
     init_off: np.ndarray

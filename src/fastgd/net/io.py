@@ -11,11 +11,10 @@ This module does not import the result classes (their modules import it):
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from fastgd.engine.files import check_kinds, read_npz, status_rules, write_npz
+from fastgd.engine.fields import read_fields, save_fields
+from fastgd.engine.files import check_kinds, status_rules
 from fastgd.status import Status
 
 __all__ = ["NET_RUN_FORMAT", "NET_SWEEP_FORMAT", "read_net", "save_net"]
@@ -76,14 +75,7 @@ def save_net(result, path) -> str:
     """
     fmt = NET_SWEEP_FORMAT if type(result).__name__ == "NetSweepResult" else NET_RUN_FORMAT
     name, schema, _, _ = _KIND[fmt]
-    arrays, head = {}, {}
-    for f in dataclasses.fields(result):  # arrays in the schema (None: left out), the rest JSON
-        v = getattr(result, f.name)
-        if f.name not in schema:
-            head[f.name] = v
-        elif v is not None:
-            arrays[f.name] = v
-    return write_npz(f"{name}.save", path, arrays, head, fmt, _CHECK[fmt])
+    return save_fields(f"{name}.save", path, result, schema, fmt, _CHECK[fmt])
 
 
 def read_net(path, fmt, *, max_bytes=None, func="load"):
@@ -105,10 +97,9 @@ def read_net(path, fmt, *, max_bytes=None, func="load"):
     """
     name, schema, kinds, optional = _KIND[fmt]
     bind = _bind_run if fmt == NET_RUN_FORMAT else _bind_sweep
-    arrays, head = read_npz(path, schema, fmt=fmt, func=func, writer=f"{name}.save",
-                            optional=optional, max_bytes=max_bytes, check=_CHECK[fmt],
-                            bind=lambda h: check_kinds(h, kinds) or bind(h))
-    arrays.update({k: None for k in optional if k not in arrays})
+    arrays, head = read_fields(path, schema, kinds, fmt=fmt, writer=f"{name}.save",
+                               optional=optional, max_bytes=max_bytes, func=func,
+                               check=_CHECK[fmt], bind=bind)
     if isinstance(head.get("optim"), dict):  # JSON has no tuples: (beta1, beta2)
         head["optim"] = {k: tuple(v) if isinstance(v, list) else v
                          for k, v in head["optim"].items()}

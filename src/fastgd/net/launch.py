@@ -447,10 +447,6 @@ def runner(job, cells, nthreads, engine, *, progress, desc):
 
 
 # ------------------------------------------------------------------ final rules
-def _ratio(maxloss, loss0):
-    with np.errstate(all="ignore"):
-        ratio = np.where(loss0 > 0, maxloss / np.where(loss0 > 0, loss0, 1.0), 1.0)
-    return np.where(np.isinf(maxloss), np.inf, ratio)
 
 
 def _stable_check(method, status, tol_at, lr, sharp, beta, optim=None, psharp=None):

@@ -25,7 +25,7 @@ _ACT = {"identity": 0, "tanh": 1, "relu": 2}
 LANCZOS_ITERS = 40  # Lanczos steps of the sharpness (fewer when N is smaller: exact)
 
 # ----------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Model:
     X: np.ndarray
     y: np.ndarray

@@ -7,7 +7,18 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.figures import COLORS, CYCLE, REGION_COLORS, STATUS_COLORS, axes, check, halo, log_edges
+from fastgd.figures import (
+    COLORS,
+    CYCLE,
+    REGION_COLORS,
+    STATUS_COLORS,
+    axes,
+    below,
+    check,
+    finish,
+    halo,
+    log_edges,
+)
 from fastgd.net.runs import NetRun
 from fastgd.net.sweep import NetSweepResult
 from fastgd.status import Status
@@ -81,18 +92,13 @@ def plot_net_phase(result, *, ax=None, seed=0, scale=0, spike=2.0, title=None, l
     ax.set_yticks(widths)
     ax.set_yticklabels([f"{int(w)}" for w in widths])
     ax.minorticks_off()
-    ax.set_xlabel("η·λ$_0$: learning rate × each width's own initial NTK eigenvalue"
-                  if result.lr_unit == "lambda0" else
-                  "learning rate × initial NTK eigenvalue, η·λ$_0$")
-    ax.set_ylabel("width m")
     if title is None:
         title = (f"two-layer {result.activation} network ({result.param} param.), "
                  f"GD {result.steps} steps")
-    ax.set_title(title)
-    if legend:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
-                  frameon=False, fontsize="small")
-    return ax
+    return finish(ax, "η·λ$_0$: learning rate × each width's own initial NTK eigenvalue"
+                  if result.lr_unit == "lambda0" else
+                  "learning rate × initial NTK eigenvalue, η·λ$_0$", "width m", title, legend,
+                  **below(-0.14, handles=handles))
 
 
 def _phase_mesh(ax, result, order_w, ye, seed, scale, spike):
@@ -224,22 +230,24 @@ def plot_net_eos(runs, *, ax=None, loss_ax=None, title=None, legend=True):
             loss_ax.plot(np.arange(r.losses.size), r.losses, color=col, lw=1.2,
                          label=f"η = {r.lr:g}")
     ax.set_ylim(0, 1.15 * top)
-    ax.set_xlabel(f"{runs[0].unit}")
-    ax.set_ylabel("sharpness λ$_{max}$(Hessian)")
     ax.plot([], [], color=COLORS["black"], ls="--", lw=1.2, label="2/η (each colour)")
     if title is None:
         r = runs[0]
         title = (f"edge of stability: {r.activation} network, width {r.width} "
                  f"({r.param} param.), full-batch GD")
-    ax.set_title(title)
-    if legend:
-        ax.legend(loc="lower right", fontsize="small", frameon=True)
+    return _eos_finish(ax, runs, loss_ax, "sharpness λ$_{max}$(Hessian)", title, legend,
+                       fontsize="small")
+
+
+def _eos_finish(ax, runs, loss_ax, ylabel, title, legend, **options):
+    """The end of both sharpness figures: labels, title and legend (``options``), and
+    the losses' axis ``loss_ax`` (log scale) when there is one."""
+    finish(ax, f"{runs[0].unit}", ylabel, title, legend, loc="lower right", frameon=True,
+           **options)
     if loss_ax is not None:
         loss_ax.set_yscale("log")
-        loss_ax.set_xlabel(f"{runs[0].unit}")
-        loss_ax.set_ylabel("loss E (½ mean squared error)")
-        if legend:
-            loss_ax.legend(fontsize="small")
+        finish(loss_ax, f"{runs[0].unit}", "loss E (½ mean squared error)", None, legend,
+               fontsize="small")
     return ax
 
 
@@ -266,8 +274,6 @@ def _adaptive_eos(ax, runs, loss_ax, title, legend):
     low = [np.nanmin(r.sharpnesses) for r in runs if np.any(np.isfinite(r.sharpnesses))]
     if low and min(low) > 0:  # room below the curves for the legend
         ax.set_ylim(bottom=min(low) / 8)
-    ax.set_xlabel(f"{runs[0].unit}")
-    ax.set_ylabel("sharpness")
     b1 = runs[0].optim["betas"][0] if runs[0].optimizer == "adam" else 0.0
     ax.plot([], [], color=COLORS["black"], ls="--", lw=1.3,
             label=f"(2 + 2β$_1$)/(η(1 − β$_1$)) = {(2 + 2 * b1) / (1 - b1):.3g}/η")
@@ -276,16 +282,8 @@ def _adaptive_eos(ax, runs, loss_ax, title, legend):
         r = runs[0]
         title = (f"adaptive edge of stability: {r.activation} network, width {r.width}, "
                  f"full-batch {r.optimizer}")
-    ax.set_title(title)
-    if legend:
-        ax.legend(loc="lower right", fontsize="x-small", frameon=True, ncol=2)
-    if loss_ax is not None:
-        loss_ax.set_yscale("log")
-        loss_ax.set_xlabel(f"{runs[0].unit}")
-        loss_ax.set_ylabel("loss E (½ mean squared error)")
-        if legend:
-            loss_ax.legend(fontsize="small")
-    return ax
+    return _eos_finish(ax, runs, loss_ax, "sharpness", title, legend, fontsize="x-small",
+                       ncol=2)
 
 
 def plot_net_warmup(warmups, lr_max, *, lr0=None, ax=None, title=None, label=None,
@@ -351,9 +349,5 @@ def plot_net_warmup(warmups, lr_max, *, lr0=None, ax=None, title=None, label=Non
             if np.isfinite(v):
                 ax.annotate(f"{v / L[0]:.2g}×", (t, v), textcoords="offset points",
                             xytext=(0, 7), ha="center", fontsize="small")
-    ax.set_xlabel("warm-up steps T (linear from 0 to η)")
-    ax.set_ylabel("largest trainable target η")
-    ax.set_title(title or "learning-rate warm-up")
-    if legend:
-        ax.legend(fontsize="small", loc="upper left")
-    return ax
+    return finish(ax, "warm-up steps T (linear from 0 to η)", "largest trainable target η",
+                  title or "learning-rate warm-up", legend, fontsize="small", loc="upper left")

@@ -20,6 +20,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.fields import loss_ratio
 from fastgd.net.adaptive import (
     OPTIM_DOC,
     _Optim,
@@ -28,7 +29,7 @@ from fastgd.net.adaptive import (
     _preconditioner,
 )
 from fastgd.net.contract import NetJob, NetSpec, net_inputs
-from fastgd.net.launch import _ratio, _stable_check, run_job
+from fastgd.net.launch import _stable_check, run_job
 from fastgd.net.model import (
     LANCZOS_ITERS,
     NTK_DENSE,
@@ -390,7 +391,7 @@ def _to_run(M, m, t0, out, method, lr, steps, beta, iters, every, rk, rec_every,
     return NetRun(
         status=status, theta=theta, loss=float(out.loss[0]), loss0=loss0,
         sharpness=float(lam[1]), lambda0=float(lam[0]), ntk=_ntk_top(theta, M, m),
-        ntk0=_ntk_top(t0, M, m), max_loss_ratio=float(_ratio(out.maxloss[0], loss0)),
+        ntk0=_ntk_top(t0, M, m), max_loss_ratio=float(loss_ratio(out.maxloss[0], loss0)),
         steps_to_tol=int(tol_at[0]), diverged_at=int(out.div_at[0]),
         losses=out.rec_loss[0, : end + 1].copy(), sharpness_steps=sharp_steps,
         sharpnesses=sharps, lr=lr, momentum=beta, width=m, d=M.d, activation=M.activation,

@@ -19,10 +19,11 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import executors as EX
 from fastgd.engine import grid as G
+from fastgd.engine.fields import loss_ratio
 from fastgd.linear.result import SweepInterrupted
 from fastgd.net.adaptive import _Optim, _optim
 from fastgd.net.contract import NetJob, NetSpec, net_inputs
-from fastgd.net.launch import _ratio, _stable_check, initial, run_sweep
+from fastgd.net.launch import _stable_check, initial, run_sweep
 from fastgd.net.model import (
     LANCZOS_ITERS,
     NTK_DENSE,
@@ -507,7 +508,7 @@ def _result(M, g: _Grid, per_init, rates, cells, meta, nw) -> NetSweepResult:
     return NetSweepResult(
         lr=g.lrs, width=g.widths, scale=g.scales, seeds=g.seeds, status=status.reshape(cell),
         loss=cells.loss.reshape(cell),
-        max_loss_ratio=_ratio(cells.maxloss, np.repeat(loss0, n_lr)).reshape(cell),
+        max_loss_ratio=loss_ratio(cells.maxloss, np.repeat(loss0, n_lr)).reshape(cell),
         sharpness=final.reshape(cell), steps_to_tol=tol_at.reshape(cell),
         diverged_at=cells.div_at.reshape(cell), lambda0=lam0.reshape(shape),
         ntk0=ntk0.reshape(shape), loss0=loss0.reshape(shape),

@@ -341,10 +341,7 @@ def eta_opt(X, *, bias=False) -> float:
     >>> round(fg.theory.eta_opt(fg.lecture_data().X), 6)  # 1/0.84
     1.190476
     """
-    _, H = _x_only("eta_opt", X, bias)
-    lam = scipy.linalg.eigvalsh(H)
-    _nonzero("eta_opt", lam)
-    return float(1.0 / lam[-1])
+    return float(1.0 / _spectrum("eta_opt", X, bias)[-1])
 
 
 def eta_max(X, *, bias=False) -> float:
@@ -359,10 +356,16 @@ def eta_max(X, *, bias=False) -> float:
     >>> round(fg.theory.eta_max(fg.lecture_data().X), 6)  # 2/0.84
     2.380952
     """
-    _, H = _x_only("eta_max", X, bias)
+    return float(2.0 / _spectrum("eta_max", X, bias)[-1])
+
+
+def _spectrum(f, X, bias):
+    """The eigenvalues of H = X^T X / P, ascending, after the checks of ``X`` and
+    ``bias`` (errors name ``f``); H = 0 refused."""
+    _, H = _x_only(f, X, bias)
     lam = scipy.linalg.eigvalsh(H)
-    _nonzero("eta_max", lam)
-    return float(2.0 / lam[-1])
+    _nonzero(f, lam)
+    return lam
 
 
 def minimax_lr(X, *, bias=False):
@@ -386,10 +389,7 @@ def minimax_lr(X, *, bias=False):
     >>> round(lr, 6), round(rate, 6)
     (2.283105, 0.917808)
     """
-    f = "minimax_lr"
-    _, H = _x_only(f, X, bias)
-    lam = scipy.linalg.eigvalsh(H)
-    _nonzero(f, lam)
+    lam = _spectrum("minimax_lr", X, bias)
     pos = lam[lam > _FLAT * lam[-1]]
     lmax, lmin = pos[-1], pos[0]
     return float(2.0 / (lmax + lmin)), float((lmax - lmin) / (lmax + lmin))
