@@ -80,20 +80,20 @@ def test_relative_grid_condition_and_validation():
 
 
 def test_relative_interrupted_marks_the_rest_not_run(two, monkeypatch):
-    orig = S.sweep
-    calls = []
+    E = sys.modules["fastgd.linear.executors"]
+    real, calls = E.run_block, []
 
-    def part(*a, **kw):  # the second dataset's part is "interrupted" after it ran
+    def run_block(*a, **kw):  # Ctrl-C while the second block (the third dataset) runs
         calls.append(1)
-        res = orig(*a, **kw)
         if len(calls) == 2:
-            raise S.SweepInterrupted(res)
-        return res
+            raise KeyboardInterrupt
+        return real(*a, **kw)
 
-    monkeypatch.setattr(S, "sweep", part)
+    monkeypatch.setattr(E, "run_block", run_block)
     three = dict(two, again=two["raw"])
-    with pytest.raises(S.SweepInterrupted) as info:
-        orig("gd", lr=REL, lr_unit="eta_max", data=three, steps=100)
+    with pytest.raises(S.SweepInterrupted) as info:  # one chunk per dataset, 2 per block
+        fg.sweep("gd", lr=REL, lr_unit="eta_max", data=three, steps=100, lanes=REL.size,
+                 threads=1)
     res = info.value.result
     assert res.names == ("raw", "std", "again") and not res.complete
     assert np.all(res.status[2] == Status.NOT_RUN) and np.all(res.status[:2] != Status.NOT_RUN)
@@ -458,10 +458,14 @@ def test_example_real_data_runs(tmp_path, capsys):
 def test_relative_grid_checkpoint_resumes(two, tmp_path):
     kw = dict(lr=REL, lr_unit="eta_max", data=two, steps=100, checkpoint=tmp_path / "ck")
     first = fg.sweep("gd", **kw)
-    again = fg.sweep("gd", **kw)  # every chunk from the per-dataset directories
+    again = fg.sweep("gd", **kw)  # every chunk from the checkpoint directory
     assert again.equals(first) and again.names == first.names
     assert again.meta["chunks_resumed"] == again.meta["chunks_total"] > 0
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["data0", "data1"]
+    assert (tmp_path / "ck" / "manifest.json").exists()
+    # the per-dataset grid is part of the sweep's identity: other rates are refused
+    with pytest.raises(fg.FastGDValueError, match="different sweep"):
+        fg.sweep("gd", **dict(kw, data={"raw": two["raw"], "std": (two["std"][0] * 2,
+                                                                   two["std"][1])}))
 
 
 # ------------------------------------------------------------------ real data, transformed

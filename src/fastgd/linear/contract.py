@@ -38,8 +38,11 @@ class LinearInputs:
         Minimum losses E(w*) (with the ½ convention).
     c0 : (n_data,) array
         max(E(w0), E(0)) of each dataset: the scale of the blow-up threshold.
-    lr, beta : (n_lr,) arrays
-        Learning rates and momentum coefficients, one per lane.
+    lr : (n_lr,) or (n_data, n_lr) array
+        Learning rates, one per lane: one grid for every dataset, or one row per dataset
+        (``sweep(lr_unit="eta_max")``; the kernels read row di of ``lr.ravel()``).
+    beta : (n_lr,) array
+        Momentum coefficients, one per lane.
     w0 : (d,) array
         Initial weights.
     X, y : (n_data, P_max, d) and (n_data, P_max) arrays, or None
@@ -86,14 +89,15 @@ class LinearInputs:
         rates ``lrs`` (index arrays or slices; None keeps all), as C-contiguous arrays
         (views where the selection is already contiguous)."""
         change = {}
-        for names, idx in ((self.PER_DATA, data), (self.PER_SEED, seeds),
-                           (self.PER_LR, lrs)):
+        per_data = self.PER_DATA + (("lr",) if self.lr.ndim == 2 else ())  # a grid per row
+        for names, idx in ((per_data, data), (self.PER_SEED, seeds), (self.PER_LR, lrs)):
             if idx is None:
                 continue
             for k in names:
-                v = getattr(self, k)
-                if v is not None:
-                    change[k] = np.ascontiguousarray(v[idx])
+                v = change.get(k, getattr(self, k))
+                if v is not None:  # rates: the last axis
+                    change[k] = np.ascontiguousarray(v[..., idx] if names is self.PER_LR
+                                                     else v[idx])
         return dataclasses.replace(self, **change)
 
     def writable(self) -> LinearInputs:
@@ -136,8 +140,8 @@ def linear_inputs(probs, lr, momentum, w0, *, seeds=None, dtype="float64") -> Li
     ----------
     probs : sequence of fastgd.linear.problem.Problem
         The datasets (same d; P may differ).
-    lr : 1-D array
-        Learning rates (one lane each).
+    lr : (n_lr,) or (n_data, n_lr) array
+        Learning rates (one lane each): one grid, or one row per dataset.
     momentum : float
         The momentum coefficient beta of every lane.
     w0 : (d,) array
@@ -173,7 +177,7 @@ def linear_inputs(probs, lr, momentum, w0, *, seeds=None, dtype="float64") -> Li
     R = a(np.stack([p.R for p in probs]))
     inp = LinearInputs(R=R, wstar=a(np.stack([p.wstar for p in probs])),
                        estar=a([p.estar for p in probs]), c0=a([p.c0 for p in probs]),
-                       lr=lr, beta=a(np.full(lr.size, momentum)), w0=a(w0))
+                       lr=lr, beta=a(np.full(lr.shape[-1], momentum)), w0=a(w0))
     if seeds is None:
         return inp
     from fastgd.engine.grid import seed_key
@@ -223,4 +227,4 @@ class LinearJob:
     @property
     def n_lr(self) -> int:
         """The number of learning rates."""
-        return int(self.inputs.lr.shape[0])
+        return int(self.inputs.lr.shape[-1])

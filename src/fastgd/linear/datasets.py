@@ -1,20 +1,19 @@
 """Preparing a sweep's datasets: the ``data`` argument (a list or a dict of (X, y)
 pairs) or a family of Gaussian datasets of given condition numbers, and the pieces that
-put a sweep's result together (parts of a relative grid stacked, the SGD limits of each
-dataset, the versions that ran it).
+put a sweep's result together (the SGD limits of each dataset, the versions that ran
+it).
 
 Convention: E(w) = 1/(2P) sum_p (y_p - w.x_p)^2, H = X^T X / P.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.linear.result import SweepResult, default_names
+from fastgd.linear.result import default_names
 
 
 def _named(f, data):
@@ -78,41 +77,6 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
     # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
     family = gaussian_family(n, rows, seed=data_seed, describe=False)
     return [(ds.X, ds.y) for ds in family], kappa, default_names(kappa.size, kappa)
-
-
-def _stack(parts, n_data, rel, names, kappa, spectra):
-    """One result of n_data datasets from single-dataset parts (a relative grid); the
-    datasets no part reached (an interrupted sweep) are NOT_RUN, with their spectra
-    (``spectra``: per-dataset arrays, the same values the parts computed)."""
-    first = parts[0]
-    kw = {}
-    for fld in dataclasses.fields(SweepResult):
-        v = getattr(first, fld.name)
-        if not isinstance(v, np.ndarray) or fld.name in ("lr", "seeds", "curve_t"):
-            kw[fld.name] = v
-            continue
-        if v.dtype.kind == "b":
-            fill = False
-        elif v.dtype.kind in "iu":
-            fill = -1  # Status.NOT_RUN, and "never" for the step counts
-        elif fld.name in ("final_loss", "curves"):
-            fill = np.inf
-        else:
-            fill = np.nan
-        out = np.full((n_data,) + v.shape[1:], fill, dtype=v.dtype)
-        for k, p in enumerate(parts):
-            out[k] = getattr(p, fld.name)[0]
-        kw[fld.name] = out
-    kw.update(spectra)
-    meta = dict(first.meta)
-    spec = dict(meta.get("spec", {}))
-    spec.update(lr=rel, lr_unit="eta_max", condition=kappa)
-    meta["spec"] = spec
-    for key in ("chunks_total", "chunks_resumed", "chunks_computed", "seconds_run"):
-        if all(key in p.meta for p in parts):
-            meta[key] = sum(p.meta[key] for p in parts)
-    kw.update(lr=rel, meta=meta, names=names, lr_unit="eta_max")
-    return SweepResult(**kw)
 
 
 def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,

@@ -187,8 +187,8 @@ class Runner:
         self.job = job
         inp = job.inputs
         up = cuda.to_device
-        self.common = tuple(up(np.ascontiguousarray(a)) for a in
-                            (inp.wstar, inp.estar, inp.c0, inp.lr, inp.beta))
+        self.common = tuple(up(np.ascontiguousarray(a)) for a in  # lr: 1-D, flat rows
+                            (inp.wstar, inp.estar, inp.c0, inp.lr.ravel(), inp.beta))
         self.w0 = up(np.ascontiguousarray(inp.w0))
         if job.spec.method == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
             from fastgd.linear.kernels import eig_basis

@@ -158,11 +158,14 @@ def gd_kernel(D, FULL):
             thd = np.empty(nl, dt)
             logg = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
+            # lr: one grid for all datasets, or one per dataset (rows of n_lr = beta's
+            # length, C order: lr_unit="eta_max")
+            off = a + di * beta.shape[0] if lr.shape[0] != beta.shape[0] else a
             mom = False
             for l in range(nl):
                 logg[l] = 0.0
                 active[l] = True
-                lre[l] = lr[a + l]
+                lre[l] = lr[off + l]
                 bet[l] = beta[a + l]
                 mom |= bet[l] != 0.0
             for j in range(d):

@@ -314,11 +314,14 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             zero = zz[0]  # 0 in the data's precision (float32 runs stay float32)
             for q in range(P):
                 perm[q] = q
+            # lr: one grid for all datasets, or one per dataset (rows of n_lr = beta's
+            # length, C order: lr_unit="eta_max")
+            off = a + di * beta.shape[0] if lr.shape[0] != beta.shape[0] else a
             mom = False
             for l in range(nl):
                 logg[l] = 0.0
                 active[l] = True
-                lre[l] = lr[a + l]
+                lre[l] = lr[off + l]
                 bet[l] = beta[a + l]
                 mom |= bet[l] != 0.0
             for i in range(d):

@@ -66,7 +66,8 @@ def gd_run(k, di, j, lam, V, wstar, estar, c0, lr, beta, nesterov, w0, steps, to
     :func:`.kernels.gd_kernel`: plain GD multiplies coordinate i by 1 - lr lambda_i, the
     excess loss is sum_i lambda_i z_i^2 / 2."""
     d = lam.shape[1]
-    lre = lr[j]
+    # lr: one grid, or one per dataset (rows of beta's length: lr_unit="eta_max")
+    lre = lr[di * beta.shape[0] + j] if lr.shape[0] != beta.shape[0] else lr[j]
     bet = beta[j]
     mom = bet != 0.0
     for jj in range(d):
@@ -140,7 +141,8 @@ def sgd_run(k, di, si, j, X, y, P, R, wstar, estar, c0, lr, beta, nesterov, w0, 
     (shuffle / replacement; ``oi`` indexes the (P, seed) pair), or an array with a
     zero-length first axis for the cyclic order (sample = position)."""
     d = X.shape[2]
-    lre = lr[j]
+    # lr: one grid, or one per dataset (rows of beta's length: lr_unit="eta_max")
+    lre = lr[di * beta.shape[0] + j] if lr.shape[0] != beta.shape[0] else lr[j]
     zero = lre - lre  # 0 in the data's precision: keeps the float32 inner loop float32
     bet = beta[j]
     mom = bet != 0.0

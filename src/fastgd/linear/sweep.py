@@ -54,58 +54,18 @@ def momentum_limit(lam_max, beta, nesterov=False):
     return np.array([momentum_lr_max(float(l), beta, nesterov) for l in np.atleast_1d(lam_max)])
 
 
-def _sweep_relative(f, rel, args):
-    """``sweep(lr_unit="eta_max")``: each dataset runs its own absolute grid
-    ``rel * 2/lambda_max`` as a sweep of that dataset alone (the kernels share one grid
-    per call); the parts are stacked into one result whose ``lr`` is ``rel``."""
-    import os
-
-    method = args["method"]
-    if args["max_bytes"] is not None:
-        V.real(f, "max_bytes", args["max_bytes"], positive=True, finite=False)
-    data, _ = DS._named(f, args["data"]) if args["data"] is not None else (None, None)
-    _cost.sweep_grid(f, method, rel.size, data, args["condition"], args["steps"],
-                     args["epochs"], args["seeds"], args["n"], args["d"],
-                     args["curve_points"], args["max_bytes"])
-    datasets, kappa, names = DS._datasets(f, args["data"], args["condition"], args["n"],
-                                       args["d"], args["fix"], args["data_seed"])
-    bias = V.boolean(f, "bias", args["bias"])
-    probs = PB.prepare_many(f, datasets, bias, _lapack_threads(args["threads"]))
-    # lambda_max exactly as the part's own result computes it (_assemble, from each
-    # problem on its own), so that absolute_lr = lr * gd_limit reproduces the rates run
-    # bit for bit
-    lam_max, lam_min = PB.spectra(probs)
+def _relative_rates(f, rel, probs):
+    """``sweep(lr_unit="eta_max")``: the (n_data, n_lr) absolute rates ``rel * 2/lambda_max``
+    of each dataset, with lambda_max as the result computes it (:func:`_assemble`), so that
+    ``absolute_lr = lr * gd_limit`` reproduces the rates run bit for bit."""
+    lam_max, _ = PB.spectra(probs)
     if np.any(lam_max <= 0):
         raise V.fail(f, "lr_unit", "'absolute' for data with H = 0 (no eta_max)",
                      f"'eta_max' with lambda_max = 0 for dataset {int(np.argmin(lam_max))}")
     if not np.all(lam_max > 2.0 / np.finfo(float).max):  # subnormal: 2/lambda_max = inf
         raise V.fail(f, "data", "rescaled: lambda_max too small for a finite eta_max",
                      f"lambda_max = {lam_max.min():.3g}")
-    eta_max = 2.0 / lam_max
-    momentum = V.momentum(f, args["momentum"])
-    nesterov = V.boolean(f, "nesterov", args["nesterov"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cond = np.where(lam_min > 0, lam_max / np.where(lam_min > 0, lam_min, 1), np.inf)
-    spectra = {"lambda_max": lam_max, "lambda_min": lam_min, "condition": cond,
-               "gd_limit": eta_max,
-               "momentum_limit": (momentum_limit(lam_max, momentum, nesterov)
-                                  if momentum > 0 or nesterov else np.full(len(probs), np.nan))}
-    parts, interrupted = [], False
-    for k, (X, y) in enumerate(datasets):
-        sub = dict(args, lr=rel * eta_max[k], lr_unit="absolute", data=[(X, y)],
-                   condition=None)
-        if args["checkpoint"] is not None:
-            sub["checkpoint"] = os.path.join(os.fspath(args["checkpoint"]), f"data{k}")
-        try:
-            parts.append(sweep(**sub))
-        except SweepInterrupted as exc:
-            parts.append(exc.result)
-            interrupted = True
-            break
-    res = DS._stack(parts, len(datasets), rel, names, kappa, spectra)
-    if interrupted or any("theory_interrupted" in p.meta for p in parts):
-        raise SweepInterrupted(res)
-    return res
+    return rel[None, :] * (2.0 / lam_max)[:, None]
 
 
 #: fewest lanes :func:`auto_lanes` picks: narrower chunks run the kernels slower per
@@ -284,8 +244,7 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
         return _adaptive(f, args)
     _plain_gd_only(f, warmup, schedule, freeze_preconditioner)
     lrs = V.rates(f, "lr", lr)
-    if V.choice(f, "lr_unit", lr_unit, LR_UNITS) == "eta_max":
-        return _sweep_relative(f, lrs, args)
+    V.choice(f, "lr_unit", lr_unit, LR_UNITS)
     g = _grid(f, lrs, args)  # everything checked, before any work
     job = _job(g)
     out = G.Outputs(g.n_data, g.n_seed, g.n_lr, g.d, n_rec=g.n_rec, keep_w=g.weights)
@@ -299,7 +258,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
     PB.fill_records(out)
     res = _assemble(method, lrs, g.seed_list, g.probs, out, g.rec_every, g.n_rec,
                     g.momentum, g.nesterov, _spec_meta(g, args), nthreads, g.w0)
-    res = dataclasses.replace(res, names=g.names)
+    res = dataclasses.replace(res, names=g.names, lr_unit=lr_unit)
+    if lr_unit == "eta_max":
+        res.meta["spec"]["lr_unit"] = lr_unit
     res.meta.update(counts)
     res.meta["engine"] = "local" if engine is None else type(engine).__name__
     if method == "sgd":
@@ -351,6 +312,7 @@ class _Grid:
 
     method: str
     lrs: np.ndarray
+    rates: np.ndarray  # what the kernels run: lrs, or (n_data, n_lr) for lr_unit="eta_max"
     datasets: list
     kappa: np.ndarray | None
     names: tuple
@@ -414,6 +376,7 @@ def _grid(f, lrs, a):
                                           a["fix"], a["data_seed"])
     bias = V.boolean(f, "bias", a["bias"])
     probs = PB.prepare_many(f, datasets, bias, _lapack_threads(a["threads"]))
+    rates = lrs if a["lr_unit"] == "absolute" else _relative_rates(f, lrs, probs)
     w0 = PB.initial_weights(f, a["w0"], probs[0], datasets[0][0].shape[1])
     momentum = V.momentum(f, a["momentum"])
     nesterov = V.boolean(f, "nesterov", a["nesterov"])
@@ -434,8 +397,8 @@ def _grid(f, lrs, a):
     G.check_memory(f, len(probs) * lrs.size * seed_list.size,
                    G.Outputs.bytes_per_cell(probs[0].d, n_rec, keep_w=weights), max_bytes)
     dtype, exact, backend = _execution(f, a)
-    return _Grid(method=method, lrs=lrs, datasets=datasets, kappa=kappa, names=names,
-                 bias=bias, probs=probs, w0=w0, momentum=momentum, nesterov=nesterov,
+    return _Grid(method=method, lrs=lrs, rates=rates, datasets=datasets, kappa=kappa,
+                 names=names, bias=bias, probs=probs, w0=w0, momentum=momentum, nesterov=nesterov,
                  tol=tol, blowup=blowup, T=T, seed_list=seed_list, batch_size=batch_size,
                  order=a["order"] if method == "sgd" else None, order_code=order_code,
                  lanes=lanes, curve_points=curve_points, rec_every=rec_every, n_rec=n_rec,
@@ -515,7 +478,7 @@ def _job(g):
     from fastgd.linear.table import KernelSpec
 
     sgd = g.method == "sgd"
-    inputs = linear_inputs(g.probs, g.lrs, g.momentum, g.w0,
+    inputs = linear_inputs(g.probs, g.rates, g.momentum, g.w0,
                            seeds=g.seed_list if sgd else None, dtype=g.dtype)
     spec = KernelSpec(g.method, g.d, g.T, g.tol, g.blowup,
                       momentum=bool(np.any(inputs.beta)), nesterov=g.nesterov,

@@ -185,13 +185,14 @@ def launch(spec: KernelSpec, inputs: LinearInputs, chunks, nworkers, out, *, ker
         raise TypeError(f"launch: inputs must be a LinearInputs, got {type(inputs).__name__}")
     i = inputs
     rows = np.ascontiguousarray(chunks, dtype=np.int64).reshape(-1, 4)
+    lr = i.lr.ravel()  # (n_data, n_lr) rates: the kernels read row di of the flat array
     if spec.method == "gd":
         lam, V = linear.eig_basis(i.R)
-        args = (lam, V, i.wstar, i.estar, i.c0, i.lr, i.beta, spec.nesterov, i.w0, spec.T,
+        args = (lam, V, i.wstar, i.estar, i.c0, lr, i.beta, spec.nesterov, i.w0, spec.T,
                 spec.tol, spec.blowup, spec.renorm, rows)
     else:
         bounds = lam_bounds(i.R) if i.bounds is None else i.bounds
-        args = (i.X, i.y, i.P, i.R, bounds, i.wstar, i.estar, i.c0, i.lr, i.beta,
+        args = (i.X, i.y, i.P, i.R, bounds, i.wstar, i.estar, i.c0, lr, i.beta,
                 spec.nesterov, i.w0, spec.T, spec.batch, spec.order, i.keys, spec.tol,
                 spec.blowup, spec.renorm, rows)
     fan_out(kernel or select(spec), args, nworkers, (spec.rec_every, *out.kernel_args()))
