@@ -356,16 +356,20 @@ def _save(fig, path, dpi):
     """Write ``fig`` to ``path`` atomically (a temporary file with the same extension in
     the same directory, flushed, then renamed over ``path``: an interrupted or failed
     write leaves the old figure whole), creating the directory; close the figure when
-    pyplot manages it, and return the path.  Ctrl-C waits until the file is whole
+    pyplot manages it, and return the path; temporaries that writers killed there
+    (SIGKILL) left are deleted first.  Ctrl-C waits until the file is whole
     (:data:`SIGINT`, whose ``written`` then holds the path: a caller that catches that
     Ctrl-C knows the figure is there)."""
+    from fastgd.engine.checkpoint import TEMPORARIES, hold, remove_stale
+
     path = Path(path)
     with SIGINT.deferred():
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path.parent, TEMPORARIES["figure"])  # those of killed writers
         tmp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(4).hex()}-{path.name}")
         try:
-            with open(tmp, "wb") as fh:
+            with hold(open(tmp, "wb")) as fh:
                 fig.savefig(fh, dpi=dpi, format=path.suffix[1:] or None)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -327,7 +327,8 @@ def _print_counts(res, seconds):
     from fastgd.status import Status
 
     st = res.status
-    parts = [f"{s.name.lower()} {int(np.sum(st == s))}" for s in Status if np.any(st == s)]
+    n = {s: int(np.count_nonzero(st == int(s))) for s in Status}  # int: numpy gh-14801
+    parts = [f"{s.name.lower()} {k}" for s, k in n.items() if k]
     cells = st.size
     print(f"fastgd: {res.method} sweep of {res.shape[0]} datasets x {res.shape[1]} rates x "
           f"{res.shape[2]} seeds = {cells} runs in {seconds:.2f} s ({', '.join(parts)})")

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from fastgd.cli.args import (
+    SIGINT,
     UsageError,
     _grid_arg,
     _int_arg,
@@ -130,30 +131,26 @@ def add_parser(sub):
     return p
 
 
-def _loop(values, run):
-    """``[run(v) for v in values]`` up to a Ctrl-C: (the finished results, the
-    KeyboardInterrupt or None).  An interrupt before the first result is raised."""
+def _kept(cmd, values, run, draw, out, what="runs"):
+    """``[run(v) for v in values]``, then ``draw(done, head)``, which builds the figure of
+    the results ``done`` (``head``: a first title line, '' unless runs are missing) and
+    saves it to ``out``; returns the results.  A Ctrl-C in the runs, after them or while
+    drawing draws the finished ones (unless the figure is already written whole,
+    :data:`fastgd.cli.args.SIGINT`), says so on stdout, then stops (exit 130); one
+    before the first result stops at once."""
     done = []
     try:
         for v in values:
             done.append(run(v))
-    except KeyboardInterrupt as exc:
-        if not done:
-            raise
-        return done, exc
-    return done, None
-
-
-def _stopped(stop, done, values, what="runs"):
-    """The title line of a figure of an interrupted loop ('' when it finished)."""
-    return "" if stop is None else f"interrupted: {len(done)} of {len(values)} {what} finished\n"
-
-
-def _reraise(stop, line):
-    """After the figure of an interrupted loop: say what was kept, then stop (exit 130)."""
-    if stop is not None:
-        print(line)
-        raise stop
+        draw(done, "")
+    except KeyboardInterrupt:
+        if done and str(out) not in SIGINT.written:
+            draw(done, "" if len(done) == len(values) else
+                 f"interrupted: {len(done)} of {len(values)} {what} finished\n")
+        if done:
+            print(f"fastgd {cmd}: {len(done)} of {len(values)} {what} finished; wrote {out}")
+        raise
+    return done
 
 
 def _no_figure(args):
@@ -309,16 +306,18 @@ def cmd_net_phase(args):
     kw = dict(activation=cfg["activation"], param=cfg["param"], bias=cfg["bias"])
     # one grid of η·λ0 for every width, each relative to its own NTK eigenvalue λ0: the
     # rows align (absolute rates would give each width a different η·λ0 range)
+    got = {}
     try:
-        res = fn.net_sweep(X, y, mult, cfg["steps"], width=widths, scale=cfg["scale"],
-                           seeds=[cfg["seed"]], momentum=cfg["momentum"], tol=cfg["tol"],
-                           lr_unit="lambda0", threads=cfg.get("threads", args.threads),
-                           progress=args.progress, **kw)
-    except KeyboardInterrupt as exc:  # the engine's partial result: draw what finished
-        if getattr(exc, "result", None) is not None:
-            _net_phase_figure(exc.result, cfg, label, out, args)
+        got["res"] = res = fn.net_sweep(
+            X, y, mult, cfg["steps"], width=widths, scale=cfg["scale"], seeds=[cfg["seed"]],
+            momentum=cfg["momentum"], tol=cfg["tol"], lr_unit="lambda0",
+            threads=cfg.get("threads", args.threads), progress=args.progress, **kw)
+        _net_phase_figure(res, cfg, label, out, args)
+    except KeyboardInterrupt as exc:  # the engine's partial result, or the whole sweep
+        res = got.get("res", getattr(exc, "result", None))  # when the Ctrl-C came after it
+        if res is not None and str(out) not in SIGINT.written:
+            _net_phase_figure(res, cfg, label, out, args)
         raise
-    _net_phase_figure(res, cfg, label, out, args)
     codes = res.regions()[:, 0, 0]
     print(f"fastgd net phase: {res.status.size} runs in {time.perf_counter() - t0:.1f} s -> "
           f"{out}")
@@ -391,17 +390,19 @@ def cmd_net_eos(args):
     cfg["width"] = int(width)
     theta0 = fn.net_init(int(cfg["width"]), X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
                          bias=cfg["bias"])
-    runs, stop = _loop(lrs, lambda lr: fn.net_gd(
+
+    def draw(runs, head):
+        fig, (ax, lax) = _figure(2, size=(11.0, 4.6))
+        fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
+                        title=head + f"edge of stability: {cfg['activation']}, "
+                        f"width {cfg['width']}, {cfg['param']} param.\n{label}")
+        lax.set_title("loss (full batch)")
+        _save(fig, out, args.dpi)
+
+    runs = _kept("net eos", lrs, lambda lr: fn.net_gd(
         X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
         param=cfg["param"], bias=cfg["bias"], momentum=cfg["momentum"], tol=cfg["tol"],
-        sharpness_every=every))
-    fig, (ax, lax) = _figure(2, size=(11.0, 4.6))
-    fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
-                    title=_stopped(stop, runs, lrs) + f"edge of stability: {cfg['activation']}, "
-                    f"width {cfg['width']}, {cfg['param']} param.\n{label}")
-    lax.set_title("loss (full batch)")
-    _save(fig, out, args.dpi)
-    _reraise(stop, f"fastgd net eos: {len(runs)} of {len(lrs)} runs finished; wrote {out}")
+        sharpness_every=every), draw, out)
     print(f"fastgd net eos: {len(runs)} runs in {time.perf_counter() - t0:.1f} s -> {out}")
     for r in runs:
         tail = r.sharpnesses[-max(1, r.sharpnesses.size // 4):]
@@ -428,19 +429,22 @@ def _eos_adaptive(args, cfg):
         raise UsageError(f"'beta1' and 'beta2' must be in [0, 1); got {betas}")
     theta0 = fn.net_init(width, X.shape[1], scale=cfg["scale"], seed=cfg["seed"],
                          bias=cfg["bias"])
-    runs, stop = _loop(lrs, lambda lr: fn.net_gd(
+
+    def draw(runs, head):
+        fig, (ax, lax) = _figure(2, size=(7.6, 8.2), rows=True)
+        fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
+                        title=head + "adaptive edge of stability: "
+                        f"{cfg['optimizer']} (β = {betas[0]:g}, "
+                        f"{betas[1]:g}), {cfg['activation']}, width {width}, {cfg['param']} "
+                        f"param.\n{label}")
+        lax.set_title("loss (full batch)")
+        _save(fig, out, args.dpi)
+
+    runs = _kept("net eos", lrs, lambda lr: fn.net_gd(
         X, y, lr, cfg["steps"], theta0=theta0, activation=cfg["activation"],
         param=cfg["param"], bias=cfg["bias"], tol=cfg["tol"],
-        sharpness_every=int(cfg["every"]), optimizer=cfg["optimizer"], betas=betas))
-    fig, (ax, lax) = _figure(2, size=(7.6, 8.2), rows=True)
-    fn.plot_net_eos(runs, ax=ax, loss_ax=lax,
-                    title=_stopped(stop, runs, lrs) + "adaptive edge of stability: "
-                    f"{cfg['optimizer']} (β = {betas[0]:g}, "
-                    f"{betas[1]:g}), {cfg['activation']}, width {width}, {cfg['param']} "
-                    f"param.\n{label}")
-    lax.set_title("loss (full batch)")
-    _save(fig, out, args.dpi)
-    _reraise(stop, f"fastgd net eos: {len(runs)} of {len(lrs)} runs finished; wrote {out}")
+        sharpness_every=int(cfg["every"]), optimizer=cfg["optimizer"], betas=betas),
+        draw, out)
     print(f"fastgd net eos: {len(runs)} {cfg['optimizer']} runs in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
     for r in runs:
@@ -489,18 +493,16 @@ def cmd_net_warmup(args):
         ok = (res.status[0, 0, 0] != 2) & (res.loss[0, 0, 0] < 0.5 * res.loss0[0, 0, 0])
         return float(lrs[ok].max()) if ok.any() else float("nan")
 
-    best, stop = _loop(warmups, trainable)  # the rows of an interrupt: those that finished
-    done = warmups[:len(best)]
-    fig, ax = _figure(size=(7.0, 4.8))
-    fn.plot_net_warmup(done, np.array(best), lr0=2.0 / lam0, ax=ax,
-                       label="largest trainable η (not diverged, final loss < ½ E(θ0); "
-                       f"grid steps ×{mult[1] / mult[0]:.2f})" if mult.size > 1 else None,
-                       title=_stopped(stop, best, warmups, "warm-up lengths") +
-                       f"warm-up: {cfg['activation']} network, width {width}, "
-                       f"{cfg['param']} param., GD {cfg['steps']} steps\n{label}")
-    _save(fig, out, args.dpi)
-    _reraise(stop, f"fastgd net warmup: {len(best)} of {len(warmups)} warm-up lengths "
-             f"finished; wrote {out}")
+    def draw(best, head):  # the rows of an interrupt: those that finished
+        fig, ax = _figure(size=(7.0, 4.8))
+        fn.plot_net_warmup(warmups[:len(best)], np.array(best), lr0=2.0 / lam0, ax=ax,
+                           label="largest trainable η (not diverged, final loss < ½ E(θ0); "
+                           f"grid steps ×{mult[1] / mult[0]:.2f})" if mult.size > 1 else None,
+                           title=head + f"warm-up: {cfg['activation']} network, width "
+                           f"{width}, {cfg['param']} param., GD {cfg['steps']} steps\n{label}")
+        _save(fig, out, args.dpi)
+
+    best = _kept("net warmup", warmups, trainable, draw, out, "warm-up lengths")
     print(f"fastgd net warmup: {len(warmups) * lrs.size} runs in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
     print(f"  λ0 = {lam0:.4g} (sharpness at the start); trainable: not diverged, final "

@@ -11,7 +11,10 @@
         diagram beside it where GD has that axis (--gd).
     fastgd net phase2 --axis beta1|warmup|width [--optimizer adam] [--values LIST] ...
         the same for a two-layer network (:func:`fastgd.net.net_adaptive_phase`), Adam
-        (or the --optimizer given) beside plain GD.
+        (or the --optimizer given) beside plain GD; flags and/or a TOML spec
+        (``--config``; flags override it; keys are the flags' names with underscores).
+
+Ctrl-C draws the tables (rows, cells) that finished and exits 130 (:func:`_tables`).
 
 Plain ``fastgd phase`` (no --optimizer, no --axis) is :func:`fastgd.cli.commands.cmd_phase`.
 Heavy imports happen after parsing.
@@ -23,12 +26,15 @@ import argparse
 import time
 
 from fastgd.cli.args import (
+    SIGINT,
     UsageError,
     _grid_arg,
     _int_arg,
     _out_path,
     _save,
+    _spec_grid,
     common_options,
+    read_toml,
 )
 
 OPTIMIZERS = ("gd", "adam", "rmsprop", "adagrad")
@@ -155,9 +161,50 @@ def add_net_phase2(net_parser):
     q.add_argument("--tol", type=float, default=None,
                    help="convergence tolerance: loss ≤ tol × E(θ0)")
     q.add_argument("--out", default=None, help="figure file (default net_phase2.png)")
+    q.add_argument("--config", default=None, help="a TOML spec (flags override it); keys: "
+                   "the flags' names with underscores (axis, values, lr, beta1, ...)")
     common_options(q, seed="seed of the initial weights (default 0)", progress=False)
-    q.set_defaults(func=_net_phase2)
+    q.set_defaults(func=_net_phase2, _phase2_parser=q)
     return q
+
+
+#: flags of ``fastgd net phase2`` that a --config spec does not set
+_NOT_IN_SPEC = ("help", "config", "out", "format", "dpi", "func", "_phase2_parser")
+
+
+def _apply_spec(args):
+    """Set the flags that were not given from the ``--config`` spec, each value checked
+    as its flag checks it (a bad key or value exits 2 naming it)."""
+    acts = {a.dest: a for a in args._phase2_parser._actions if a.dest not in _NOT_IN_SPEC}
+    for key, v in read_toml(args.config).items():
+        a = acts.get(key)
+        if a is None:
+            raise UsageError(f"spec {args.config!r}: unknown key {key!r} (known: "
+                             f"{', '.join(sorted(acts))})")
+        if getattr(args, key, None) is None:  # the flag wins
+            setattr(args, key, _spec_value(key, v, a))
+
+
+def _spec_value(key, v, action):
+    """The spec value ``v`` of flag ``action`` (dest ``key``), as the flag would parse it."""
+    flag = isinstance(action, argparse.BooleanOptionalAction)
+    if flag != isinstance(v, bool):
+        want = "true or false" if flag else "a number or a string"
+        raise UsageError(f"spec: '{key}' must be {want}; got {v!r}")
+    if flag:
+        return v
+    if key in ("values", "lr"):
+        return _spec_grid(v, key)
+    if not isinstance(v, (str, int, float)):
+        raise UsageError(f"spec: '{key}' must be a number or a string; got {v!r}")
+    try:
+        v = action.type(str(v)) if action.type is not None else v
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise UsageError(f"spec: '{key}': {exc}") from None
+    if action.choices is not None and v not in action.choices:
+        raise UsageError(f"spec: '{key}' must be one of {', '.join(action.choices)}; got "
+                         f"{v!r}")
+    return v
 
 
 def _figure(ncols, size):
@@ -196,6 +243,31 @@ def _report(cmd, tables, seconds, out):
             print(line)
 
 
+def _tables(cmd, opts, one, out, dpi, suptitle):
+    """Run ``one(o)`` (a :class:`~fastgd.linear.phase2.PhaseTable`) for each optimizer
+    of ``opts``, draw the tables side by side to ``out`` and report them.  A Ctrl-C
+    anywhere -- in a table (its :class:`fastgd.SweepInterrupted` carries the rows and
+    cells that finished), after the tables, while drawing -- draws what finished unless
+    the figure is already written whole, says so on stdout, then stops (exit 130)."""
+    tables, t0 = [], time.perf_counter()
+    try:
+        for o in opts:
+            tables.append(one(o))
+        path = _draw(tables, out, dpi, suptitle)
+        _report(cmd, tables, time.perf_counter() - t0, path)
+    except KeyboardInterrupt as exc:
+        from fastgd.linear.phase2 import PhaseTable
+
+        part = getattr(exc, "result", None)
+        kept = tables + ([part] if isinstance(part, PhaseTable) else [])
+        if kept and str(out) not in SIGINT.written:
+            ran = sum(int((t.status >= 0).sum()) for t in kept)
+            cut = len(kept) < len(opts) or ran < sum(t.status.size for t in kept)
+            path = _draw(kept, out, dpi, ("interrupted: grey cells did not run\n" if cut
+                                          else "") + suptitle)
+            print(f"fastgd {cmd}: interrupted: {ran} runs finished; wrote {path}")
+        raise
+    return 0
 
 
 # ------------------------------------------------------------------ the linear unit
@@ -290,18 +362,32 @@ def _adaptive_condition(args):
         where = dict(condition=np.asarray(kappa), n=args.n or 100, d=args.d or 2,
                      data_seed=args.seed or 0)
         Hs = [X.T @ X / X.shape[0] for X, _ in _gaussians(dict(where, fix="lambda_max"))]
-    t0 = time.perf_counter()
-    res = sweep("gd", lr=lr, steps=args.steps or ADAPTIVE_CONDITION["steps"],
-                optimizer=args.optimizer, tol=args.tol if args.tol is not None else 1e-8,
-                threads=args.threads, **opts, **where)
-    eta = _frozen_rows(res, Hs, opts, args.optimizer)
+    t0, got = time.perf_counter(), {}
+    try:
+        got["res"] = res = sweep("gd", lr=lr, steps=args.steps or ADAPTIVE_CONDITION["steps"],
+                                 optimizer=args.optimizer, threads=args.threads,
+                                 tol=args.tol if args.tol is not None else 1e-8,
+                                 **opts, **where)
+        got["eta"] = _frozen_rows(res, Hs, opts, args.optimizer)
+        path = _condition_out(res, got["eta"], args, opts, out)
+        counts = ", ".join(f"{k.lower()} {v}" for k, v in _counts(res.status).items())
+        print(f"fastgd phase: {args.optimizer} sweep of {res.status.size} runs in "
+              f"{time.perf_counter() - t0:.1f} s ({counts}) -> {path}")
+    except KeyboardInterrupt as exc:  # draw what finished (the sweep's cells), then 130
+        res = getattr(exc, "result", None) if "res" not in got else got["res"]
+        if res is not None and str(out) not in SIGINT.written:
+            path = _condition_out(res, got.get("eta"), args, opts, out)
+            print(f"fastgd phase: interrupted: {int((res.status >= 0).sum())} of "
+                  f"{res.status.size} runs finished; wrote {path}")
+        raise
+    return 0
+
+
+def _condition_out(res, eta, args, opts, out):
+    """Draw the (lr, condition) diagram of ``res`` (grey: cells not run) to ``out``."""
     fig, ax = _figure(1, (7.4, 5.8))
     _condition_figure(ax[0], res, eta, args.optimizer, opts)
-    path = _save(fig, out, args.dpi)
-    counts = ", ".join(f"{k.lower()} {v}" for k, v in _counts(res.status).items())
-    print(f"fastgd phase: {args.optimizer} sweep of {res.status.size} runs in "
-          f"{time.perf_counter() - t0:.1f} s ({counts}) -> {path}")
-    return 0
+    return _save(fig, out, args.dpi)
 
 
 def _counts(status):
@@ -309,7 +395,8 @@ def _counts(status):
 
     from fastgd.status import Status
 
-    return {s.name: int(np.sum(status == s)) for s in Status if np.any(status == s)}
+    n = {s.name: int(np.count_nonzero(status == int(s))) for s in Status}  # numpy gh-14801
+    return {k: v for k, v in n.items() if v}
 
 
 def _frozen_rows(res, Hs, opts, opt):
@@ -347,6 +434,8 @@ def _condition_figure(ax, res, eta, opt, opts):
     if opts["warmup"]:
         sub += f", warm-up {opts['warmup']}"
     title = f"{name} on the linear unit, {res.meta['spec']['steps']} steps\n{sub.strip(', ')}"
+    if (res.status < 0).any():
+        title = "interrupted: grey cells did not run\n" + title
     plot_phase_diagram(res, ax=ax, title=title, notes=False)
     if eta is None:
         return
@@ -382,23 +471,23 @@ def _linear_axis(args):
     X, y, label = _linear_data((args.data or ["lecture"])[0])
     out = _out_path(args.out, args.format, f"phase_{axis}")
     values = args.values if args.values is not None else parse_grid(LINEAR_AXIS[axis])
-    steps, t0 = args.steps or 2000, time.perf_counter()
+    steps = args.steps or 2000
     tol = args.tol if args.tol is not None else 1e-8
     opts = [opt] + (["gd"] if opt != "gd" and axis == "beta1" and args.gd is not False
                     else [])
     if opt == "gd":
         _adaptive_opts(args, "gd", 0)  # refuses the adaptive flags
-    tables = []
-    for o in opts:
-        kw = _adaptive_opts(args, o, 5) if o != "gd" else {"momentum": args.momentum or 0.0}
+    kws = {o: _adaptive_opts(args, o, 5) if o != "gd" else {"momentum": args.momentum or 0.0}
+           for o in opts}
+
+    def one(o):
         lr = args.lr if args.lr is not None and o == opt else \
             parse_grid(LINEAR_LR["gd" if o == "gd" else "adaptive"])
-        tables.append(adaptive_phase(X, y, np.asarray(lr), axis=axis, values=values,
-                                     steps=steps, optimizer=o, tol=tol,
-                                     threads=args.threads, **kw))
-    path = _draw(tables, out, args.dpi, f"phase diagrams over (η, {_AXIS_NAME[axis]}): {label}")
-    _report("phase", tables, time.perf_counter() - t0, path)
-    return 0
+        return adaptive_phase(X, y, np.asarray(lr), axis=axis, values=values, steps=steps,
+                              optimizer=o, tol=tol, threads=args.threads, **kws[o])
+
+    return _tables("phase", opts, one, out, args.dpi,
+                   f"phase diagrams over (η, {_AXIS_NAME[axis]}): {label}")
 
 
 # ------------------------------------------------------------------ networks
@@ -410,6 +499,8 @@ def _net_phase2(args):
     from fastgd.cli.net import _data
     from fastgd.net.phase2 import net_adaptive_phase
 
+    if args.config:
+        _apply_spec(args)
     if args.axis is None:
         raise UsageError("'--axis' is required: beta1, warmup or width")
     opt, axis = args.optimizer or "adam", args.axis
@@ -434,18 +525,18 @@ def _net_phase2(args):
     X, y, label = _data(cfg)
     values = args.values if args.values is not None else parse_grid(NET["values"][axis])
     opts = [opt] + (["gd"] if opt != "gd" and args.gd is not False else [])
-    out, t0 = _out_path(args.out, args.format, "net_phase2"), time.perf_counter()
-    tables = []
-    for o in opts:
+    out = _out_path(args.out, args.format, "net_phase2")
+
+    def one(o):
         lr = args.lr if args.lr is not None and o == opt else \
             parse_grid(NET["lr"]["gd" if o == "gd" else "adaptive"])
         kw = {} if o == "gd" else dict(betas=(0.9 if args.beta1 is None else args.beta1,
                                               0.999 if args.beta2 is None else args.beta2))
-        tables.append(net_adaptive_phase(
+        return net_adaptive_phase(
             X, y, np.asarray(lr), axis=axis, values=values, steps=cfg["steps"], optimizer=o,
             warmup=args.warmup or 0, width=int(cfg["width"]), seed=cfg["seed"],
             activation=cfg["activation"], param=cfg["param"], tol=cfg["tol"],
-            threads=args.threads, **kw))
-    path = _draw(tables, out, args.dpi, f"two-layer network over (η, {_AXIS_NAME[axis]}): {label}")
-    _report("net phase2", tables, time.perf_counter() - t0, path)
-    return 0
+            threads=args.threads, **kw)
+
+    return _tables("net phase2", opts, one, out, args.dpi,
+                   f"two-layer network over (η, {_AXIS_NAME[axis]}): {label}")

@@ -18,8 +18,10 @@ whose files had not yet been renamed are lost.
 Several processes may run the same sweep on one directory at once (each computes its
 missing chunks; duplicates are harmless, every process returns the same result).  Each
 holds a shared ``fcntl.flock`` on ``DIR/.lock`` while it works; temporaries
-(``.tmp-*``, named per process) are deleted only by a process that could take the lock
-exclusively, i.e. when no other process is writing.  A directory is refused, before any
+(``.tmp-*``, named per process) are deleted by a process that could take the lock
+exclusively, i.e. when no other process is writing; while others work, only those whose
+writer is gone (:func:`remove_stale`: its PID is no live process and nobody holds the
+file's lock, which a writer takes while it writes, :func:`hold`).  A directory is refused, before any
 computation, when it cannot be written, when it holds chunk files or other files but no
 manifest (never emptied: they may belong to another sweep), or when it holds chunk files
 of another spec.
@@ -31,6 +33,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import stat
 import time
 
 import numpy as np
@@ -154,6 +158,8 @@ class Checkpoint:
                 for name in os.listdir(self.path):
                     if name.startswith(".tmp-"):
                         _remove(os.path.join(self.path, name))
+            else:  # others are writing: only the temporaries of writers that are gone
+                remove_stale(self.path, TEMPORARIES["checkpoint"])
             if self._lock is not None and alone:
                 fcntl.flock(self._lock, fcntl.LOCK_SH)  # let other processes join
         except BaseException:
@@ -291,7 +297,7 @@ class Checkpoint:
         name = (f"chunk-{self.hash[:12]}-{int(r0[0]):06d}-{int(r0[1]):06d}-{int(r0[2]):08d}"
                 f"-{os.getpid()}-{os.urandom(3).hex()}-{self._count:06d}.npz")
         tmp = os.path.join(self.path, f".tmp-{name}")
-        with open(tmp, "wb") as fh:
+        with hold(open(tmp, "wb")) as fh:
             np.savez(fh, _json=np.array(json.dumps(head)), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
@@ -315,7 +321,7 @@ def _probe_writable(path, func):
 def _atomic_write_text(path, text):
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}-"
                        f"{os.getpid()}-{os.urandom(4).hex()}")
-    with open(tmp, "w") as fh:
+    with hold(open(tmp, "w")) as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
@@ -327,3 +333,102 @@ def _remove(path):
         os.remove(path)
     except OSError:  # pragma: no cover - already gone / read-only
         pass
+
+
+# ------------------------------------------------------------------ stale temporaries
+#: The temporary names fastgd writes, each with its writer's PID (the first group that
+#: matched): checkpoint chunks, probes and manifests (:class:`Checkpoint`), result files
+#: (:func:`fastgd.engine.files.write_npz`), figures (``fastgd.cli.args._save``).
+TEMPORARIES = {
+    "checkpoint": re.compile(r"\.tmp-(?:chunk-[0-9a-f]{12}-\d+-\d+-\d+-(\d+)-[0-9a-f]{6}"
+                             r"-\d+\.npz|(?:probe|manifest\.json)-(\d+)-[0-9a-f]{8})"),
+    "npz": re.compile(r"\.tmp-.+\.npz-(\d+)-[0-9a-f]{8}"),
+    "figure": re.compile(r"\.tmp-(\d+)-[0-9a-f]{8}-.+\.(?:png|pdf|svg)"),
+}
+
+
+def hold(fh):
+    """Lock the temporary file ``fh`` this process is writing (``fcntl.flock``, released
+    when it is closed) and return it: :func:`remove_stale` never deletes a locked file,
+    so a writer on another machine or in another PID namespace (whose PID means nothing
+    here) keeps its temporary."""
+    if fcntl is not None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    return fh
+
+
+def temporary(folder, name):
+    """A fresh temporary name for the result file ``name`` in ``folder``
+    (:func:`fastgd.engine.files.write_npz`: ``.tmp-NAME-PID-HEX``), after deleting the
+    ones that writers killed there left (:func:`remove_stale`)."""
+    remove_stale(folder, TEMPORARIES["npz"])
+    return os.path.join(folder, f".tmp-{name}-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _alive(pid):
+    """Whether ``pid`` may be a live process (POSIX ``kill(pid, 0)``; any doubt: True)."""
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # EPERM: alive, another user's; EINVAL, too big
+        return True
+    return True
+
+
+def _unlocked(path):
+    """Whether ``path`` is a regular file that nobody holds a lock on (not followed when
+    it is a link; never opened when it is not a regular file)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock just taken
+
+
+def remove_stale(folder, pattern):
+    """Delete the temporaries left in ``folder`` by writers that are gone (killed, e.g.
+    SIGKILL): the names that fully match ``pattern`` (one of :data:`TEMPORARIES`) whose
+    writer's PID is no live process of this machine and whose file nobody has locked
+    (:func:`hold`).  Any other file, and every file where there is any doubt, is left
+    alone; on systems without ``fcntl`` nothing is deleted.  Returns the names deleted.
+
+    Examples
+    --------
+    >>> import os, subprocess, sys, tempfile
+    >>> from fastgd.engine.checkpoint import TEMPORARIES, remove_stale
+    >>> gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+    ...                       capture_output=True, text=True).stdout.strip()
+    >>> d = tempfile.mkdtemp()
+    >>> for pid in (gone, os.getpid()):
+    ...     open(os.path.join(d, f".tmp-r.npz-{pid}-0badcafe"), "w").close()
+    >>> remove_stale(d, TEMPORARIES["npz"]) == [f".tmp-r.npz-{gone}-0badcafe"]
+    True
+    >>> os.listdir(d) == [f".tmp-r.npz-{os.getpid()}-0badcafe"]   # a live writer's: kept
+    True
+    """
+    if fcntl is None:  # pragma: no cover - not POSIX: kill(pid, 0) would signal
+        return []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    gone = []
+    for name in names:
+        m = pattern.fullmatch(name) if name.startswith(".tmp-") else None
+        pid = next((int(g) for g in m.groups() if g is not None), 0) if m else 0
+        full = os.path.join(folder, name)
+        if m and not _alive(pid) and _unlocked(full):
+            _remove(full)
+            gone.append(name)
+    return gone

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from fastgd import validate as V
+from fastgd.engine import checkpoint as CK
 
 FORMAT = "fastgd-sweep-2"
 #: SweepResult files written before metadata checksums (array-only checksum, or none)
@@ -28,8 +29,7 @@ JSON_BASE = 1 << 20
 MAX_MEMBERS = 64  #: members a result file may hold (every kind has fewer than 40)
 HEADER_MAX = 1 << 16  #: bytes of one ``.npy`` header (numpy writes < 200 for ours)
 _MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-                  NotImplementedError, RuntimeError, SyntaxError, RecursionError,
-                  struct.error)
+                  NotImplementedError, RuntimeError, SyntaxError, RecursionError, struct.error)
 
 
 def npz_path(func, path, *, reading=False):
@@ -281,10 +281,9 @@ def write_npz(func, path, arrays, head, fmt, check=None) -> str:
         raise V.fail(func, "self", f"a result whose metadata (names, meta) fits in {cap} "
                      "characters", f"{len(text)} characters (nothing written to {path!r})")
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}-{os.getpid()}-"
-                       f"{os.urandom(4).hex()}")
+    tmp = CK.temporary(folder, os.path.basename(path))  # killed writers' ones deleted
     try:
-        with open(tmp, "xb") as fh:
+        with CK.hold(open(tmp, "xb")) as fh:
             np.savez_compressed(fh, _json=np.array(text), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
@@ -579,22 +578,23 @@ def status_rules(status, diverged_at, steps_to_tol, loss=None, steps=None):
     from fastgd.status import Status
 
     st, div, tol = (np.asarray(a) for a in (status, diverged_at, steps_to_tol))
-    codes = [int(s) for s in Status]
+    codes = [int(s) for s in Status]  # plain ints (see fastgd.linear.problem.BOUNDED)
+    B, C, D = (int(s) for s in (Status.BOUNDED, Status.CONVERGED, Status.DIVERGED))
     if st.dtype.kind not in "iu" or not np.isin(st, codes).all():
         return f"'status' holds codes outside {sorted(codes)}"
     if (div < -1).any() or (tol < -1).any():
         return "'diverged_at' or 'steps_to_tol' holds values below -1"
     if steps is not None and ((div > steps).any() or (tol > steps).any()):
         return f"'diverged_at' or 'steps_to_tol' beyond the budget of {steps}"
-    if ((div >= 0) != (st == Status.DIVERGED)).any():
+    if ((div >= 0) != (st == D)).any():
         return ("'diverged_at' disagrees with 'status' (a DIVERGED cell without a step, or "
                 "a step on one that did not diverge)")
-    if ((st == Status.CONVERGED) & (tol < 0)).any():
+    if ((st == C) & (tol < 0)).any():
         return "'steps_to_tol' is -1 on a CONVERGED cell"
     if loss is not None:
         loss = np.asarray(loss, dtype=float)
         if np.isnan(loss).any() or (loss < 0).any():
             return "the final loss holds NaN or negative values"
-        if not np.isfinite(loss[(st == Status.BOUNDED) | (st == Status.CONVERGED)]).all():
+        if not np.isfinite(loss[(st == B) | (st == C)]).all():
             return "a BOUNDED or CONVERGED cell has a non-finite final loss"
     return None

@@ -30,6 +30,7 @@ import numpy as np
 
 from fastgd import status as ST
 from fastgd import validate as V
+from fastgd.linear.result import SweepInterrupted
 from fastgd.status import Status
 
 __all__ = ["AXES", "PhaseTable", "adaptive_phase", "phase_values"]
@@ -258,6 +259,14 @@ def adaptive_phase(X, y, lr, *, axis, values, steps=1000, optimizer="adam",
         row (:func:`fastgd.theory.adaptive_lr_max`); else None.  ``reference``: for an
         adaptive optimizer, plain GD's 2/lambda_max (for scale).
 
+    Raises
+    ------
+    fastgd.SweepInterrupted
+        On Ctrl-C after a row's sweep had started: ``.result`` is the table of the rows
+        that finished and the finished cells of the row in progress (the other cells
+        ``NOT_RUN``, final loss ``inf``, theory NaN where its row has no finished cell).
+        A Ctrl-C before that raises a plain KeyboardInterrupt.
+
     Examples
     --------
     >>> import fastgd as fg
@@ -290,14 +299,31 @@ def adaptive_phase(X, y, lr, *, axis, values, steps=1000, optimizer="adam",
         kw.update(betas=betas, eps=eps, warmup=warmup, lr_init=lr_init,
                   freeze_preconditioner=freeze_preconditioner,
                   pre_freeze_lr=pre_freeze_lr, weights=False)
-    rows = [_linear_row(f, axis, v, kw) for v in vals]
-    return _linear_table(optimizer, axis, vals, lrs, rows, kw, X, bias)
+    kws = [_row_kw(f, axis, v, kw) for v in vals]
+    rows = []  # (sweep result, its kw) of the rows that ran
+    try:
+        for k in kws:
+            rows.append((_linear_row(f, k), k))
+    except KeyboardInterrupt as exc:  # keep what finished: a partial table
+        if isinstance(exc, SweepInterrupted):  # sweep's: the row in progress, its cells
+            rows.append((exc.result, kws[len(rows)]))
+        if not rows:
+            raise
+        raise SweepInterrupted(_linear_table(optimizer, axis, vals, lrs, rows, kws, kw, X,
+                                             bias)) from None
+    return _linear_table(optimizer, axis, vals, lrs, rows, kws, kw, X, bias)
 
 
-def _linear_row(f, axis, value, kw):
-    """One row: the sweep of ``kw`` with the axis set to ``value``."""
+def _linear_row(f, kw):
+    """One row: the sweep of the row's ``kw``."""
     from fastgd.linear.sweep import sweep
 
+    with renamed(f, "sweep"):
+        return sweep("gd", **kw)
+
+
+def _row_kw(f, axis, value, kw):
+    """The options of the row where the axis is ``value``."""
     kw = dict(kw)
     if axis == "beta1" and kw["optimizer"] == "gd":
         kw["momentum"] = float(value)
@@ -305,8 +331,7 @@ def _linear_row(f, axis, value, kw):
         kw["betas"] = _betas(f, kw["betas"], value)
     else:
         kw["warmup"] = int(value)
-    with renamed(f, "sweep"):
-        return sweep("gd", **kw), kw
+    return kw
 
 
 def _betas(f, betas, beta1):
@@ -316,22 +341,26 @@ def _betas(f, betas, beta1):
     return (float(beta1), list(betas)[1])
 
 
-def _linear_table(optimizer, axis, vals, lrs, rows, kw, X, bias):
-    """Stack the rows' sweeps and compute the theory line of each row."""
+def _linear_table(optimizer, axis, vals, lrs, rows, kws, kw, X, bias):
+    """Stack the rows' sweeps and compute the theory line of each row; rows past
+    ``rows`` (an interrupted table) did not run."""
     from fastgd.theory import adaptive_lr_max, momentum_lr_max
 
     res0 = rows[0][0]
     lam = float(res0.lambda_max[0])
-    status = np.stack([r.status[0, :, 0] for r, _ in rows]).astype(np.int8)
-    loss = np.stack([r.final_loss[0, :, 0] for r, _ in rows])
+    n = len(kws)
+    status = np.full((n, lrs.size), int(Status.NOT_RUN), dtype=np.int8)
+    loss = np.full((n, lrs.size), np.inf)
+    for i, (r, _) in enumerate(rows):
+        status[i], loss[i] = r.status[0, :, 0], r.final_loss[0, :, 0]
     theory = reference = None
     tl = rl = ""
     if optimizer == "gd":
-        theory = np.array([momentum_lr_max(lam, float(k["momentum"])) for _, k in rows])
+        theory = np.array([momentum_lr_max(lam, float(k["momentum"])) for k in kws])
         tl = "GD: 2(1 + β)/λ$_{max}$" if axis == "beta1" or kw["momentum"] else \
             "GD: 2/λ$_{max}$"
     else:
-        reference = np.full(len(rows), 2.0 / lam)
+        reference = np.full(n, 2.0 / lam)
         rl = "plain GD: 2/λ$_{max}$ (for scale)"
         if kw["freeze_preconditioner"] is not None and kw["pre_freeze_lr"] is not None:
             Xa = np.asarray(X, dtype=float)
@@ -340,7 +369,9 @@ def _linear_table(optimizer, axis, vals, lrs, rows, kw, X, bias):
             if bias:
                 Xa = np.hstack([Xa, np.ones((Xa.shape[0], 1))])
             H = Xa.T @ Xa / Xa.shape[0]
-            theory = np.array([_frozen_limit(r, k, H, adaptive_lr_max) for r, k in rows])
+            theory = np.full(n, np.nan)
+            for i, (r, k) in enumerate(rows):
+                theory[i] = _frozen_limit(r, k, H, adaptive_lr_max)
             tl = ("frozen preconditioner: η* = (2 + 2β1)/((1 − β1) λ$_{max}$(P⁻¹H))"
                   if optimizer == "adam" else
                   "frozen preconditioner: η* = 2/λ$_{max}$(P⁻¹H)")

@@ -15,6 +15,13 @@ import numpy as np
 from fastgd import validate as V
 from fastgd.status import GROWING_FACTOR, Status
 
+#: The status codes as plain ints, for comparisons with arrays: NumPy converts an IntEnum
+#: (:class:`fastgd.Status`) through Python calls (the enum's ``__getattr__``) and drops
+#: an exception raised there, so a Ctrl-C arriving in that window would be lost (numpy
+#: gh-14801); with ints no Python code runs and the results are the same.
+BOUNDED, CONVERGED, DIVERGED = (int(s) for s in (Status.BOUNDED, Status.CONVERGED,
+                                                  Status.DIVERGED))
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -343,7 +350,7 @@ def _check_cells(probs, data, cells, w0, tol, T, nworkers=1):
     vectorised pass over every cell.  Idempotent (a checked block read back from a
     checkpoint comes out unchanged)."""
     st = cells["status"]
-    idx = np.flatnonzero((st == Status.BOUNDED) | (st == Status.CONVERGED))
+    idx = np.flatnonzero((st == BOUNDED) | (st == CONVERGED))
     if idx.size == 0:
         return
     di = data[idx]
@@ -354,14 +361,14 @@ def _check_cells(probs, data, cells, w0, tol, T, nworkers=1):
     ex0 = cell_losses(probs, np.broadcast_to(w0, (used.size, w0.size)), used)[1]
     s = st[idx]
     diverged = ~np.isfinite(loss)
-    unmet = (s == Status.CONVERGED) & ~(excess <= tol * ex0[local.reshape(-1)]
-                                        * (1.0 + CONVERGED_SLACK))
-    s = np.where(diverged, Status.DIVERGED, np.where(unmet, Status.BOUNDED, s))
+    unmet = (s == CONVERGED) & ~(excess <= tol * ex0[local.reshape(-1)]
+                                 * (1.0 + CONVERGED_SLACK))
+    s = np.where(diverged, DIVERGED, np.where(unmet, BOUNDED, s))
     st[idx] = s
     cells["loss"][idx] = loss
     cells["excess"][idx] = excess
     cells["div_at"][idx] = np.where(diverged, T, cells["div_at"][idx])
-    cells["tol_at"][idx] = np.where(s == Status.CONVERGED, cells["tol_at"][idx], -1)
+    cells["tol_at"][idx] = np.where(s == CONVERGED, cells["tol_at"][idx], -1)
 
 
 _CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")
@@ -395,7 +402,7 @@ def fill_records(out):
     k = np.arange(rec.shape[-1])
     last = np.maximum.accumulate(np.where(np.isfinite(rec), k, 0), axis=-1)
     filled = np.take_along_axis(rec, last, axis=-1)
-    keep = (out.status == Status.DIVERGED)[..., None] | np.isfinite(rec)
+    keep = (out.status == DIVERGED)[..., None] | np.isfinite(rec)
     rec[...] = np.where(keep, rec, filled)
 
 
@@ -417,7 +424,7 @@ def growing(probs, out, w0):
     loss0 = cell_losses(probs, np.broadcast_to(w0, (n, w0.size)), np.arange(n))[0]
     scale = np.maximum(loss0, np.array([p.c0 for p in probs]))
     with np.errstate(invalid="ignore", over="ignore"):
-        return (out.status == Status.BOUNDED) & \
+        return (out.status == BOUNDED) & \
             (out.loss > GROWING_FACTOR * scale[:, None, None])
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from fastgd import validate as V
 from fastgd.linear.phase2 import PhaseTable, phase_values, renamed
-from fastgd.status import DEFAULT_TOL
+from fastgd.linear.result import SweepInterrupted
+from fastgd.status import DEFAULT_TOL, Status
 
 __all__ = ["net_adaptive_phase"]
 
@@ -65,6 +66,14 @@ def net_adaptive_phase(X, y, lr, *, axis, values, steps=1000, optimizer="adam",
         ``model="net"``; ``final_loss`` the final E (``inf`` when diverged);
         ``reference`` 2(1 + beta)/lambda0 per row (module docstring); ``theory`` None.
 
+    Raises
+    ------
+    fastgd.SweepInterrupted
+        On Ctrl-C after a row's sweep had started: ``.result`` is the table of the rows
+        that finished and the finished cells of the row in progress (the other cells
+        ``NOT_RUN``, final loss ``inf``, lambda0 NaN where the row did not start).  A
+        Ctrl-C before that raises a plain KeyboardInterrupt.
+
     Examples
     --------
     >>> import numpy as np
@@ -93,14 +102,30 @@ def net_adaptive_phase(X, y, lr, *, axis, values, steps=1000, optimizer="adam",
         kw.update(betas=betas, eps=eps)
     seed = V.integer(f, "seed", seed, minimum=0)
     kw["seeds"] = [seed]
-    rows = [_row(f, X, y, lrs, steps, axis, v, kw) for v in vals]
-    return _table(optimizer, axis, vals, lrs, steps, rows, kw)
+    kws = [_row_kw(f, axis, v, kw) for v in vals]
+    rows = []  # (net_sweep result, its kw) of the rows that ran
+    try:
+        for k in kws:
+            rows.append((_row(f, X, y, lrs, steps, k), k))
+    except KeyboardInterrupt as exc:  # keep what finished: a partial table
+        if isinstance(exc, SweepInterrupted):  # net_sweep's: the row in progress, its cells
+            rows.append((exc.result, kws[len(rows)]))
+        if not rows:
+            raise
+        raise SweepInterrupted(_table(optimizer, axis, vals, lrs, rows, kws, kw)) from None
+    return _table(optimizer, axis, vals, lrs, rows, kws, kw)
 
 
-def _row(f, X, y, lrs, steps, axis, value, kw):
-    """One row: the network sweep of ``kw`` with the axis set to ``value``."""
+def _row(f, X, y, lrs, steps, kw):
+    """One row: the network sweep of the row's ``kw``."""
     from fastgd.net.sweep import net_sweep
 
+    with renamed(f, "net_sweep"):
+        return net_sweep(X, y, lrs, steps, **kw)
+
+
+def _row_kw(f, axis, value, kw):
+    """The options of the row where the axis is ``value``."""
     kw = dict(kw)
     if axis == "beta1" and kw["optimizer"] == "gd":
         kw["momentum"] = float(value)
@@ -113,16 +138,20 @@ def _row(f, X, y, lrs, steps, axis, value, kw):
         kw["warmup"] = int(value)
     else:
         kw["width"] = int(value)
-    with renamed(f, "net_sweep"):
-        return net_sweep(X, y, lrs, steps, **kw), kw
+    return kw
 
 
-def _table(optimizer, axis, vals, lrs, steps, rows, kw):
-    """Stack the rows' sweeps, with GD's quadratic-model limit at theta0 per row."""
-    status = np.stack([r.status[0, 0, 0] for r, _ in rows]).astype(np.int8)
-    loss = np.stack([r.loss[0, 0, 0] for r, _ in rows])
-    beta = np.array([float(k["momentum"]) if optimizer == "gd" else 0.0 for _, k in rows])
-    lam0 = np.array([float(r.lambda0[0, 0, 0]) for r, _ in rows])
+def _table(optimizer, axis, vals, lrs, rows, kws, kw):
+    """Stack the rows' sweeps, with GD's quadratic-model limit at theta0 per row; rows
+    past ``rows`` (an interrupted table) did not run."""
+    n = len(vals)
+    status = np.full((n, len(lrs)), int(Status.NOT_RUN), dtype=np.int8)
+    loss = np.full((n, len(lrs)), np.inf)
+    lam0, loss0 = np.full(n, np.nan), np.full(n, np.nan)
+    for i, (r, _) in enumerate(rows):
+        status[i], loss[i] = r.status[0, 0, 0], r.loss[0, 0, 0]
+        lam0[i], loss0[i] = r.lambda0[0, 0, 0], r.loss0[0, 0, 0]
+    beta = np.array([float(k["momentum"]) if optimizer == "gd" else 0.0 for k in kws])
     with np.errstate(divide="ignore"):
         ref = 2.0 * (1.0 + beta) / lam0
     if optimizer == "gd":
@@ -132,8 +161,7 @@ def _table(optimizer, axis, vals, lrs, steps, rows, kw):
         label = "plain GD on the quadratic model at θ0: 2/λ0 (for scale)"
     res0 = rows[0][0]
     settings = {k: v for k, v in kw.items() if k not in ("threads", "progress", "seeds")}
-    settings.update(seed=int(kw["seeds"][0]), lambda0=lam0, loss0=np.array(
-        [float(r.loss0[0, 0, 0]) for r, _ in rows]), activation=res0.activation,
-        param=res0.param)
+    settings.update(seed=int(kw["seeds"][0]), lambda0=lam0, loss0=loss0,
+                    activation=res0.activation, param=res0.param)
     return PhaseTable("net", optimizer, axis, vals, lrs, status, loss, int(res0.steps),
                       None, "", ref, label, settings)
