@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
+
 from fastgd import kernels as K
 
 ORDERS = {"cyclic": K.ORDER_CYCLIC, "shuffle": K.ORDER_SHUFFLE,
@@ -56,3 +58,11 @@ class Status(enum.IntEnum):
 
     def __format__(self, spec):
         return str(self) if not spec else format(int(self), spec)
+
+
+# NumPy looks these two up on the class of an operand (``array == Status.X``,
+# ``np.where(m, Status.X, a)``); found here, the lookup runs no Python code, where on
+# Python 3.11 EnumType.__getattr__ would run and a Ctrl-C arriving in it is lost (numpy
+# gh-14801).  ndarray's own methods mean "no override": results are unchanged.
+Status.__array_ufunc__ = np.ndarray.__array_ufunc__
+Status.__array_function__ = np.ndarray.__array_function__
