@@ -11,33 +11,10 @@ another file.  The wrapper patches only the test's own hooks, never the command.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
+import hooks
 
-import pytest
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-#: The wrapper: FASTGD_HOOK names where to wait; FASTGD_MARK the folder of the files
-#: "waiting-N" (the child is waiting the N-th time) and "go-N" (the test lets it go on).
-WRAPPER = r'''
-import os, sys, time, threading
-from pathlib import Path
-
-mark = Path(os.environ["FASTGD_MARK"])
-hook = os.environ["FASTGD_HOOK"]
-seen = [0]
-
-def wait(tag):
-    seen[0] += 1
-    n = seen[0]
-    (mark / f"waiting-{n}").write_text(tag)
-    while not (mark / f"go-{n}").exists():
-        time.sleep(0.01)
-
+#: the wrapper: FASTGD_HOOK names where the child waits (hooks.PRELUDE)
+WRAPPER = hooks.PRELUDE + r'''
 def after_first(module, name):
     """module.name runs once normally, then waits before every later call."""
     orig = getattr(module, name)
@@ -88,61 +65,16 @@ raise SystemExit(main())
 
 
 def _start(tmp_path, hook, *argv):
-    mark = tmp_path / "mark"
-    mark.mkdir(exist_ok=True)
-    env = dict(os.environ, FASTGD_MARK=str(mark), FASTGD_HOOK=hook, MPLBACKEND="Agg")
-    env.pop("NUMBA_DISABLE_JIT", None)
-    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *map(str, argv)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    return proc, mark
-
-
-def _wait_for(proc, mark, n, timeout=300):
-    """Block until the child waits the n-th time (it created waiting-n)."""
-    t0 = time.monotonic()
-    while not (mark / f"waiting-{n}").exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the command ended before waiting ({proc.returncode}): {out}\n{err}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            pytest.fail("the command never reached its waiting point")
-        time.sleep(0.01)
-
-
-def _interrupt(proc, mark, n):
-    """SIGINT while the child waits the n-th time, then let it go on."""
-    _wait_for(proc, mark, n)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)  # the signal is delivered; the child is polling for go-n
-    (mark / f"go-{n}").write_text("")
-
-
-def _finish(proc):
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the command did not end after Ctrl-C: {out}\n{err}")
-    return proc.returncode, out, err
+    return hooks.start(tmp_path, WRAPPER, hook, *argv)
 
 
 def _one_line(rc, err, cmd):
-    assert rc == 130, (rc, err)
-    lines = err.strip().splitlines()
-    assert lines == [f"{cmd}: interrupted"], err
+    hooks.one_line(rc, err, cmd)
     assert "Traceback" not in err
 
 
-def _figure_ok(path):
-    assert path.exists(), f"{path} not written"
-    assert path.read_bytes().startswith(PNG)
-    from matplotlib.image import imread
-
-    assert imread(path).ndim == 3  # decodes whole
-    assert not list(path.parent.glob(".tmp-*"))
+_wait_for, _finish, _figure_ok = hooks.wait_for, hooks.finish, hooks.figure_ok
+_interrupt = hooks.interrupt
 
 
 def test_phase_keeps_finished_cells(tmp_path):

@@ -17,34 +17,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import fastgd as fg
+import hooks
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals, flock")
 
-PNG = b"\x89PNG\r\n\x1a\n"
-
-#: FASTGD_HOOK names where the child waits (the N-th wait creates waiting-N in
-#: FASTGD_MARK and goes on once go-N exists); FASTGD_RUN how it runs the command.
-WRAPPER = r'''
-import os, sys, time
-from pathlib import Path
-
-mark = Path(os.environ["FASTGD_MARK"])
-hook = os.environ["FASTGD_HOOK"]
-seen = [0]
-
-def wait(tag):
-    seen[0] += 1
-    n = seen[0]
-    (mark / f"waiting-{n}").write_text(tag)
-    while not (mark / f"go-{n}").exists():
-        time.sleep(0.01)
-
+#: FASTGD_HOOK names where the child waits (hooks.PRELUDE); FASTGD_RUN how it runs
+#: the command.
+WRAPPER = hooks.PRELUDE + r'''
 def wait_at_call(module, name, k):
     """module.name waits before its k-th call (only that one)."""
     orig = getattr(module, name)
@@ -101,55 +85,11 @@ else:
 
 
 def _start(tmp_path, hook, *argv, run="cli"):
-    mark = tmp_path / "mark"
-    mark.mkdir(exist_ok=True)
-    env = dict(os.environ, FASTGD_MARK=str(mark), FASTGD_HOOK=hook, FASTGD_RUN=run,
-               MPLBACKEND="Agg")
-    env.pop("NUMBA_DISABLE_JIT", None)
-    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *map(str, argv)], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    return proc, mark
+    return hooks.start(tmp_path, WRAPPER, hook, *argv, FASTGD_RUN=run)
 
 
-def _interrupt(proc, mark, n=1, timeout=300):
-    """SIGINT while the child waits the n-th time (it created waiting-n), then let it go
-    on (go-n)."""
-    t0 = time.monotonic()
-    while not (mark / f"waiting-{n}").exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the command ended before waiting ({proc.returncode}): {out}\n{err}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            pytest.fail("the command never reached its waiting point")
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    (mark / f"go-{n}").write_text("")
-
-
-def _finish(proc):
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the command did not end after Ctrl-C: {out}\n{err}")
-    return proc.returncode, out, err
-
-
-def _one_line(rc, err, cmd):
-    assert rc == 130, (rc, err)
-    assert err.strip().splitlines() == [f"{cmd}: interrupted"], err
-
-
-def _figure_ok(path):
-    assert path.exists(), f"{path} not written"
-    assert path.read_bytes().startswith(PNG)
-    from matplotlib.image import imread
-
-    assert imread(path).ndim == 3  # decodes whole
-    assert not list(path.parent.glob(".tmp-*"))
+_interrupt, _finish, _one_line, _figure_ok = (hooks.interrupt, hooks.finish, hooks.one_line,
+                                              hooks.figure_ok)
 
 
 def _runs_kept(out, cmd):
