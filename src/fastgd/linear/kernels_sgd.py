@@ -330,7 +330,11 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                     wok[i, l] = w0[i]
                     buf[i, l] = 0.0
             es = estar[di]
-            _excess(R, di, wstar, w, e, g, ex, np.int64(0), np.int64(nl))
+            # every lane starts at w0: the initial excess once (O(d^2)), the same bits
+            # for every lane (e and g are scratch, recomputed before any use)
+            _excess(R, di, wstar, w, e, g, ex, np.int64(0), np.int64(1))
+            for l in range(1, nl):
+                ex[l] = ex[0]
             for l in range(nl):
                 thc[l], thd[l] = thresholds(es, ex[l], c0[di], tol, blowup)
             per_sample = batch == 1 and not mom
