@@ -318,7 +318,7 @@ def _net_block_sig(S, step, *args):
     ``step`` (S = 1; arguments T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act, bias, s,
     sinv): the SGD step on that sample instead, unit by unit as each unit's gradient is
     complete (no unit's gradient reads another's parameters): theta <- theta - lr g
-    with g the gradient above from 0 (what :func:`fastgd.net.kernels._step` does with
+    with g the gradient above from 0 (what :func:`fastgd.net.kernels_lanes._step` does with
     beta = 0 after the gradient, the same bits), and chk += 0 x theta (NaN once a
     parameter is not finite), no loss."""
     sig = types.void(*args)

@@ -25,7 +25,7 @@ bits as gradient then step.  A chunk of several runs is padded to whole blocks o
 (idle lanes, lr 0, never written out).  A full-batch step costs m (2 d + 3 + 2 bias)
 multiply-adds per sample and lane.
 
-Status rule (:func:`lane_status`: :func:`.steps.thresholds` and :func:`.steps.check`
+Status rule (:func:`.kernels_lanes.lane_status`: :func:`.steps.thresholds` and :func:`.steps.check`
 with E* = 0, as the chain kernels): the loss at step t is computed before the update;
 DIVERGED when it is not finite, a parameter is not finite, or the loss >
 blowup x max(E(theta0), E(0)) with E(0) = mean(y^2)/2 (the loss of the zero output: a
@@ -48,14 +48,15 @@ entries; ``theta_off`` too).
 import numba
 import numpy as np
 
-from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_SHUFFLE
 from fastgd.kernels.fmath import tanh
 from fastgd.kernels.jit import jit
-from fastgd.kernels.rng import hash4, permutation, randbelow
+from fastgd.kernels.rng import permutation
 from fastgd.kernels.simd import NET_SAMPLES, NET_VECTORS, net_block, net_block1, net_step1
-from fastgd.kernels.steps import check, heavy_ball, thresholds
+from fastgd.kernels.steps import thresholds
 from fastgd.kernels.threads import fan_out
 from fastgd.net.kernels_adaptive import OPT_GD, rates, step_adaptive
+from fastgd.net.kernels_lanes import _sample, _step, grad_norm2, lane_status
 
 #: the vector-code blocks (.simd) are not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT
@@ -276,29 +277,6 @@ def hvp_lanes(X, Y, act, bias, m, s, T, V, G, HV, loss):
 
 
 @jit
-def lane_status(x, thc, thd, g2, thg, gtol):
-    """The status of a lane at a check: :func:`.steps.check` of its loss ``x`` (E* = 0:
-    CONVERGED at ``thc`` = tol E(theta0), DIVERGED above ``thd`` or not finite), then, with
-    ``gtol`` > 0, CONVERGED also when its squared full-batch gradient norm ``g2`` is at or
-    below ``thg`` = gtol^2 |grad E(theta0)|^2 (the same check on g2, which a non-realizable
-    target, E* > 0, reaches where the loss rule never does)."""
-    st = check(x, thc, thd)
-    if st == 0 and gtol > 0.0 and check(g2, thg, np.inf) == CONVERGED:
-        return CONVERGED
-    return st
-
-
-@jit
-def grad_norm2(G, g2):
-    """``g2[l]`` = sum_n G[n, l]^2 (parameters in order, lanes innermost)."""
-    for l in range(G.shape[1]):
-        g2[l] = 0.0
-    for n in range(G.shape[0]):
-        for l in range(G.shape[1]):
-            g2[l] += G[n, l] * G[n, l]
-
-
-@jit
 def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_off,
             out_loss, out_tol_at, out_div_at, out_maxloss, rec_loss, rec_every, rec_theta,
             rec_off, srcv, out_v, rec_v):
@@ -331,39 +309,6 @@ def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_of
             if rec_v.shape[0] > 0:
                 for n in range(N):
                     rec_v[base + n] = srcv[n, l]
-
-
-@jit
-def _step(T, B, G, lre, beta, okp, Tp, save):
-    """One heavy-ball step of every lane (:func:`.steps.heavy_ball`; beta = 0: plain
-    GD / SGD, theta <- theta - lr g, which is the same arithmetic with the buffer left
-    out); okp[l] turns False when a parameter of lane l is not finite.  With ``save``
-    the parameters before the step are copied to ``Tp`` (the rollback of a divergence)
-    in the same pass."""
-    for n in range(T.shape[0]):
-        if save:
-            for l in range(T.shape[1]):
-                Tp[n, l] = T[n, l]
-        if beta == 0.0:
-            for l in range(T.shape[1]):
-                v = T[n, l] - lre[l] * G[n, l]
-                T[n, l] = v
-                okp[l] &= abs(v) < np.inf
-        else:
-            for l in range(T.shape[1]):
-                v, B[n, l] = heavy_ball(T[n, l], G[n, l], B[n, l], lre[l], beta, False)
-                T[n, l] = v
-                okp[l] &= abs(v) < np.inf
-
-
-@jit
-def _sample(order, perm, k0, k1, t, pos, P):
-    """The sample at position ``pos`` of epoch ``t`` in the order ``order``."""
-    if order == ORDER_SHUFFLE:
-        return perm[pos]
-    if order == ORDER_REPLACEMENT:
-        return randbelow(hash4(k0, k1, t, pos), P)
-    return pos
 
 
 @jit
@@ -406,9 +351,13 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
     second moments where the parameters go (``out_v``, ``rec_v``; empty for heavy ball)."""
     P, d = X.shape
     nlr = lrs.shape[1]
-    idx_all = np.arange(P)
+    # np.empty only, filled by loops: each distinct np.zeros / np.ones / np.arange
+    # signature is one more compilation on a cold cache
+    idx_all = np.empty(P, dtype=np.int64)
     perm = np.empty(P, dtype=np.int64)
     bidx = np.empty(P, dtype=np.int64)
+    for q in range(P):
+        idx_all[q] = q
     nrec = rec_loss.shape[1]
     opt = opt_i[0]
     adaptive = opt != OPT_GD
@@ -416,7 +365,8 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
     beta1 = opt_f[0]
     beta2 = opt_f[1]
     eps = opt_f[2]
-    bias_f = np.ones(2)
+    bias_f = np.empty(2)
+    bias_f[0] = bias_f[1] = 1.0
     for ck in range(wk, chunks.shape[0], nworkers):
         c = chunks[ck, 0]
         a0 = chunks[ck, 1]
@@ -430,18 +380,18 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         T = np.empty((N, nl))
         Tp = np.empty((N, nl))
         G = np.empty((N, nl))
-        B = np.zeros((N, nl))
+        B = np.empty((N, nl))
         na = N if adaptive else 0  # the moments of the adaptive methods
-        Mo = np.zeros((na, nl))
-        Vo = np.zeros((na, nl))
-        Vp = np.zeros((na, nl))
+        Mo = np.empty((na, nl))
+        Vo = np.empty((na, nl))
+        Vp = np.empty((na, nl))
         Z = np.empty((P, nl))
         F = np.empty((P, nl))
         R = np.empty((P, nl))
         # the loops' activations: only a chunk that is not whole vector blocks uses them
         Hs = np.empty((m, P, nl if nl % NET_LANES or not SIMD else 0))
         Hb = np.empty((m, NET_SAMPLES, nl))
-        chk = np.zeros(nl)
+        chk = np.empty(nl)
         ib = m * d
         ia = ib + (m if bias else 0)
         fused = (SIMD and method == METHOD_SGD and batch == 1 and beta == 0.0
@@ -449,21 +399,27 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         lo = np.empty(nl)
         bl = np.empty(nl)
         lre = np.empty(nl)
-        lrt = np.zeros(nl)
+        lrt = np.empty(nl)
         thc = np.empty(nl)
         thd = np.empty(nl)
-        g2 = np.zeros(nl)
-        thg = np.zeros(nl)
+        g2 = np.empty(nl)
+        thg = np.empty(nl)
         mx = np.empty(nl)
-        okp = np.ones(nl, dtype=np.bool_)
-        active = np.zeros(nl, dtype=np.bool_)
+        okp = np.empty(nl, dtype=np.bool_)
+        active = np.empty(nl, dtype=np.bool_)
         for n in range(N):
             v = inits[init_off[c] + n]
             for l in range(nl):
                 T[n, l] = v
                 Tp[n, l] = v
+                B[n, l] = 0.0
+        for n in range(na):
+            for l in range(nl):
+                Mo[n, l] = Vo[n, l] = Vp[n, l] = 0.0
         for l in range(nl):
-            lre[l] = 0.0
+            lre[l] = chk[l] = lrt[l] = g2[l] = thg[l] = 0.0
+            okp[l] = True
+            active[l] = False
         for l in range(nreal):
             lre[l] = lrs[c, a0 + l]
             active[l] = True
@@ -471,7 +427,9 @@ def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs
         k0 = keys[c, 0]
         k1 = keys[c, 1]
         t = 0
-        ku = 0  # updates so far (the schedule's and the bias factors' count)
+        # updates so far (the schedule's and the bias factors' count); np.int64: a
+        # literal 0 would compile rates() once more, for Literal[int](0)
+        ku = np.int64(0)
         for t in range(steps + 1):
             want = (method == METHOD_GD and t < steps) or gtol > 0.0
             loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
