@@ -6,6 +6,7 @@ Reference implementations and helpers live in ``tests/naive.py`` (``import naive
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -28,6 +29,14 @@ settings.register_profile("explore", derandomize=False, deadline=None, max_examp
                           print_blob=True)
 settings.load_profile("explore" if os.environ.get("FASTGD_HYPOTHESIS") == "explore"
                       else "fastgd")
+
+# Ctrl-C as at a terminal, whoever started the run: a background job of a
+# non-interactive shell (`cmd &`, some CI runners) starts with SIGINT ignored, which
+# Python then keeps and every child would inherit, so the tests that interrupt a child
+# (tests/hooks.py, test_checkpoint.py) would see a Ctrl-C ignored.  A handler (unlike
+# SIG_IGN) is reset by exec: children start with the default, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Opt-in: FASTGD_COMPILE_LOG=path.json logs every Numba compilation of the run (kernel,
 # signature, seconds, test; tests/compile_log.py) to see what a cold suite compiles.

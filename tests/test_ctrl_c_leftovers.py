@@ -428,3 +428,37 @@ def test_net_phase2_config(tmp_path, capsys):
     spec.write_text('axis = "depth"\n')
     assert main(["net", "phase2", "--config", str(spec)]) == 2
     assert "'axis' must be one of" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_zip_members_close_comes_out_as_itself(tmp_path, monkeypatch):
+    """A Ctrl-C that lands in a member's close inside np.savez: zipfile's own cleanup
+    then raises ValueError ("an open writing handle") over it; result files and
+    checkpoint chunks raise the KeyboardInterrupt and leave no file behind."""
+    import gc
+    import zipfile
+
+    from fastgd.engine import checkpoint as CK
+    from fastgd.engine.files import write_npz
+
+    real = zipfile._ZipWriteFile.close
+    calls = []
+
+    def close(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(zipfile._ZipWriteFile, "close", close)
+    unraisable = []  # the half-closed ZipFile's __del__ must not report anything either
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    for compress in (False, True):
+        calls.clear()
+        with open(tmp_path / "x.npz", "wb") as fh, pytest.raises(KeyboardInterrupt):
+            CK.savez(fh, compress, a=np.zeros(3), b=np.ones(3))
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        write_npz("test", tmp_path / "r", {"a": np.zeros(3)}, {"n": 3}, "demo-1")
+    assert not list(tmp_path.glob("r*")) and not list(tmp_path.glob(".tmp-*"))
+    gc.collect()
+    assert unraisable == []

@@ -35,7 +35,9 @@ import json
 import os
 import re
 import stat
+import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -298,7 +300,7 @@ class Checkpoint:
                 f"-{os.getpid()}-{os.urandom(3).hex()}-{self._count:06d}.npz")
         tmp = os.path.join(self.path, f".tmp-{name}")
         with hold(open(tmp, "wb")) as fh:
-            np.savez(fh, _json=np.array(json.dumps(head)), **arrays)
+            savez(fh, False, _json=np.array(json.dumps(head)), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, os.path.join(self.path, name))
@@ -345,6 +347,30 @@ TEMPORARIES = {
     "npz": re.compile(r"\.tmp-.+\.npz-(\d+)-[0-9a-f]{8}"),
     "figure": re.compile(r"\.tmp-(\d+)-[0-9a-f]{8}-.+\.(?:png|pdf|svg)"),
 }
+
+
+def savez(fh, compress, **arrays):
+    """``np.savez`` (``compress``: ``np.savez_compressed``) into the open file ``fh``.  A
+    Ctrl-C inside a member's close comes out as the KeyboardInterrupt itself, not as the
+    ValueError ("an open writing handle") that zipfile's cleanup raises over it, and the
+    half-closed ZipFile is dropped here, silently (its ``__del__`` would print that
+    ValueError again when the interrupt's traceback goes)."""
+    try:
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
+        return
+    except ValueError as exc:
+        ki = exc.__context__
+        while ki is not None and not isinstance(ki, KeyboardInterrupt):
+            ki = ki.__context__
+        if ki is None:
+            raise
+        hook, sys.unraisablehook = sys.unraisablehook, lambda _: None
+        try:
+            for tb in (exc.__traceback__, ki.__traceback__):
+                traceback.clear_frames(tb)
+        finally:
+            sys.unraisablehook = hook
+    raise ki  # outside the handler: no ValueError chained to it
 
 
 def hold(fh):

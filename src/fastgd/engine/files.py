@@ -284,7 +284,7 @@ def write_npz(func, path, arrays, head, fmt, check=None) -> str:
     tmp = CK.temporary(folder, os.path.basename(path))  # killed writers' ones deleted
     try:
         with CK.hold(open(tmp, "xb")) as fh:
-            np.savez_compressed(fh, _json=np.array(text), **arrays)
+            CK.savez(fh, True, _json=np.array(text), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
