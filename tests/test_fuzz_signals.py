@@ -40,6 +40,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import dataclasses
+import gc
 import io
 import json
 import math
@@ -215,6 +216,7 @@ class Hooks:
         self.calls_needed = profile or "call" in points
         self.profile = self.calls_needed or bool(points & {"head", "tail"})
         self.phase = "head"       # of main(): head, body (the command), tail
+        self.collecting = False   # inside a garbage collection (see profiler)
         self.armed = False        # counting starts once the hooks are in place
         self.where = None         # (file, function) of the Python call being profiled
 
@@ -324,10 +326,19 @@ class Hooks:
         self._main()
         self.armed = True
         if self.profile:
+            # a flag around every collection: set by the first gc callback at "start",
+            # cleared by the last at "stop"
+            gc.callbacks.insert(0, lambda phase, info: phase == "start" and self._gc(True))
+            gc.callbacks.append(lambda phase, info: phase == "stop" and self._gc(False))
             sys.setprofile(self.profiler)
 
+    def _gc(self, on):
+        self.collecting = on
+
     def profiler(self, frame, what, arg):
-        if what == "call":
+        # not inside a garbage collection: other libraries' gc callbacks (JAX's, once
+        # imported) and finalizers run there, where Python drops a KeyboardInterrupt
+        if what == "call" and not self.collecting:
             self.where = (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name)
             if self.phase != "body":
                 self.event(self.phase)
@@ -949,7 +960,8 @@ def _summary(name, results):
     for plan, sent, probs in results:
         if probs:
             lines.append(f"  {name} plan {plan} delivered "
-                         f"{[(e['point'], e['k'], e['sig']) for e in sent]}: {probs}")
+                         f"{[(e['point'], e['k'], e['sig'], e.get('where')) for e in sent]}: "
+                         f"{probs}")
     return lines
 
 
