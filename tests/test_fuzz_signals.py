@@ -969,22 +969,22 @@ def _cli_results(name, root):
     return [(plan, v.sent, v.problems) for plan, v in run_command(name, root)]
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_cli_signals(name, tmp_path):
-    res = _cli_results(name, tmp_path)
+def _verdict(name, res):
+    """Every case delivered its signal and none failed."""
     sent = sum(len(s) for _, s, _ in res)
     assert sent >= len(res), f"{name}: {len(res)} cases delivered only {sent} signals"
     bad = _summary(name, res)
     assert not bad, f"{len(bad)} of {len(res)} cases failed:\n" + "\n".join(bad[:20])
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_cli_signals(name, tmp_path):
+    _verdict(name, _cli_results(name, tmp_path))
 
 
 @pytest.mark.parametrize("name", sorted(API))
 def test_api_signals(name, tmp_path):
-    res = run_api(name, tmp_path)
-    sent = sum(len(s) for _, s, _ in res)
-    assert sent >= len(res), f"{name}: {len(res)} cases delivered only {sent} signals"
-    bad = _summary(name, res)
-    assert not bad, f"{len(bad)} of {len(res)} cases failed:\n" + "\n".join(bad[:20])
+    _verdict(name, run_api(name, tmp_path))
 
 
 def test_enough_cases():
