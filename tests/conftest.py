@@ -68,3 +68,13 @@ def no_kernels(monkeypatch):
 
     monkeypatch.setattr(table, "launch", forbidden)
     return forbidden
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """Linear sweeps run in several batches however short they are (a short sweep runs
+    as one: fastgd.linear.executors.ONE_BATCH_S): for tests that interrupt or count
+    between batches."""
+    from fastgd.linear import executors
+
+    monkeypatch.setattr(executors, "ONE_BATCH_S", 0.0)

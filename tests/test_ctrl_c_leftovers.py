@@ -44,6 +44,7 @@ if hook == "execute":  # the second batch of a sweep's chunks
     import fastgd.engine.grid as G
     orig_execute = G.execute
     def execute(call, chunks, nworkers, **kw):
+        kw.pop("first", None)  # batches, however short the sweep
         calls = [0]
         def paced(rows, nw):
             calls[0] += 1

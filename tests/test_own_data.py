@@ -79,7 +79,7 @@ def test_relative_grid_condition_and_validation():
         fg.sweep("gd", lr=[1.0], lr_unit="relative", condition=[1])
 
 
-def test_relative_interrupted_marks_the_rest_not_run(two, monkeypatch):
+def test_relative_interrupted_marks_the_rest_not_run(two, monkeypatch, batches):
     E = sys.modules["fastgd.linear.executors"]
     real, calls = E.run_block, []
 

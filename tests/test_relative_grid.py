@@ -98,7 +98,7 @@ def test_relative_condition_family():
     np.testing.assert_array_equal(got.meta["spec"]["condition"], kw["condition"])
 
 
-def test_relative_checkpoint_interrupt_resume(data, tmp_path, monkeypatch):
+def test_relative_checkpoint_interrupt_resume(data, tmp_path, monkeypatch, batches):
     kw = dict(epochs=5, seeds=2, lanes=4, threads=TWO)
     want = _by_hand("sgd", data, REL, **kw)
     ck = tmp_path / "ck"

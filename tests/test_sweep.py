@@ -167,7 +167,7 @@ def test_sgd_critical_lr_half_diverged():
     assert frac_lo < 0.5 < frac_hi
 
 
-def test_interrupt_returns_finished_cells(monkeypatch):
+def test_interrupt_returns_finished_cells(monkeypatch, batches):
     import fastgd.linear.table as KT
 
     real = KT.launch

@@ -176,9 +176,10 @@ def concat(blocks):
 
 
 def run_local(run_block, scatter, chunks, nthreads, *, max_batch, progress, desc,
-              on_done=None, finish=None):
+              on_done=None, finish=None, first=None):
     """The default engine: worker threads in this process, one block of at most
-    ``max_batch`` rows at a time (``run_block(rows, nworkers)``), each block checked by
+    ``max_batch`` rows at a time (the first of ``first`` rows, :func:`fastgd.engine.grid.
+    execute`; ``run_block(rows, nworkers)``), each block checked by
     ``finish(block)`` (in place), written by ``scatter(block)`` and handed to
     ``on_done(block)`` (checkpoints).
 
@@ -206,7 +207,8 @@ def run_local(run_block, scatter, chunks, nthreads, *, max_batch, progress, desc
             on_done(res)
 
     try:
-        G.execute(call, chunks, nthreads, progress=progress, desc=desc, max_batch=max_batch)
+        G.execute(call, chunks, nthreads, progress=progress, desc=desc, max_batch=max_batch,
+                  first=first)
     except G.Interrupted as exc:
         raise G.Interrupted(state["done"], chunks.shape[0]) from exc
     return state["done"]

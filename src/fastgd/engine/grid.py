@@ -109,18 +109,19 @@ class Interrupted(KeyboardInterrupt):
         self.total = total
 
 
-def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=None):
+def execute(call, chunks, nworkers, *, progress=None, desc="fastgd", max_batch=None,
+            first=None):
     """Run ``call(chunk_rows, nworkers)`` over the chunk table in batches.
 
-    Batches are sized to about 0.25 s after a small first batch (and to at most
-    ``max_batch`` rows), so a progress bar (:class:`Progress`) advances and Ctrl-C is
-    honoured between batches.
+    Batches are sized to about 0.25 s after a small first batch (``first`` rows, default
+    2 x ``nworkers``; all at most ``max_batch`` rows), so a progress bar
+    (:class:`Progress`) advances and Ctrl-C is honoured between batches.
     """
     n = chunks.shape[0]
     done = 0
     bar = Progress(n, progress, desc)
     cap = n if max_batch is None else max(nworkers, int(max_batch))
-    batch = min(cap, max(nworkers, min(n, 2 * nworkers)))
+    batch = min(cap, max(nworkers, min(n, 2 * nworkers if first is None else int(first))))
     try:
         while done < n:
             stop = min(n, done + batch)

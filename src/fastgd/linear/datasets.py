@@ -44,13 +44,9 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
             raise V.fail_type(f, "data", "a list of (X, y) pairs", data) from exc
         if not items:
             raise V.fail(f, "data", "a non-empty list of (X, y) pairs", "an empty list")
-        out = []
-        for k, item in enumerate(items):
-            try:
-                X, y = item
-            except (TypeError, ValueError) as exc:
-                raise V.fail_type(f, f"data[{k}]", "an (X, y) pair", item) from exc
-            out.append(V.data(f, X, y, xname=f"data[{k}][0]", yname=f"data[{k}][1]"))
+        out = _plain_pairs(items)
+        if out is None:
+            out = [_pair(f, k, item) for k, item in enumerate(items)]
         ds = {x.shape[1] for x, _ in out}
         if len(ds) > 1:
             raise V.fail(f, "data", "datasets with the same number of inputs d",
@@ -77,6 +73,50 @@ def _datasets(f, data, condition, n, d, fix, data_seed):
     # the same as gaussian_data(n, row, seed=data_seed) for each row, drawn once
     family = gaussian_family(n, rows, seed=data_seed, describe=False)
     return [(ds.X, ds.y) for ds in family], kappa, default_names(kappa.size, kappa)
+
+
+def _pair(f, k, item):
+    """``data[k]`` checked (:func:`fastgd.validate.data`)."""
+    try:
+        X, y = item
+    except (TypeError, ValueError) as exc:
+        raise V.fail_type(f, f"data[{k}]", "an (X, y) pair", item) from exc
+    return V.data(f, X, y, xname=f"data[{k}][0]", yname=f"data[{k}][1]")
+
+
+def _plain_pairs(items):
+    """The (X, y) pairs as given when :func:`fastgd.validate.data` would pass each of them
+    through unchanged: float64 ndarrays (not subclasses), X (P, d) and y (P,) of one
+    shape for all, C-contiguous and writeable, finite, with finite sums of squares and H
+    within the memory limit; checked on the stack at once (a few NumPy calls instead of
+    a dozen per dataset).  None otherwise: the checks per dataset then say what is wrong
+    (or convert what they accept)."""
+    try:
+        pairs = [(X, y) for X, y in items]
+    except (TypeError, ValueError):
+        return None
+    X0, y0 = pairs[0] if pairs else (None, None)
+    if not (type(X0) is np.ndarray and type(y0) is np.ndarray and X0.ndim == 2
+            and y0.ndim == 1 and X0.size > 0 and y0.shape[0] == X0.shape[0]):
+        return None
+    for X, y in pairs:
+        if not (type(X) is np.ndarray and type(y) is np.ndarray and X.shape == X0.shape
+                and y.shape == y0.shape and X.dtype == np.float64 and y.dtype == np.float64
+                and X.flags.c_contiguous and X.flags.writeable and y.flags.c_contiguous
+                and y.flags.writeable):
+            return None
+    P, d = X0.shape
+    for arrays, count in ((np.stack([X for X, _ in pairs]), P * d),
+                          (np.stack([y for _, y in pairs]), P)):
+        m = np.max(np.abs(arrays.reshape(len(pairs), -1)), axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, then explained
+            if not np.all(np.isfinite(m) & (m * m * float(count) <= V.SQUARE_LIMIT)):
+                return None
+    try:
+        V.check_bytes("sweep", "X", V.matrix_bytes(d))
+    except ValueError:
+        return None
+    return pairs
 
 
 def _sgd_limits(res, datasets, bias, batch_size, order, momentum, nesterov, almost_sure,

@@ -178,13 +178,39 @@ def run_chunks(job, rows, threads=1):
     return res
 
 
+def _span(rows, shape):
+    """(first, stop) of the flat cell range that ``rows`` (data, seed, lr_start,
+    lr_stop) cover in outputs of shape (n_data, n_seed, n_lr) when they cover it as one
+    run in row order (a block of whole consecutive chunks: the usual case); None
+    otherwise."""
+    if rows.shape[0] == 0:
+        return None
+    start = (rows[:, 0] * shape[1] + rows[:, 1]) * shape[2] + rows[:, 2]
+    stop = start + (rows[:, 3] - rows[:, 2])
+    if np.array_equal(start[1:], stop[:-1]):
+        return int(start[0]), int(stop[-1])
+    return None
+
+
+def _flat(a):
+    """Output ``a`` (n_data, n_seed, n_lr, ...) as a view with one row per cell."""
+    return a.reshape((a.shape[0] * a.shape[1] * a.shape[2],) + a.shape[3:])
+
+
 def gather(out, rows):
     """The results of ``rows`` read from full-size outputs (the local engine)."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+    res = {"rows": rows}
+    span = _span(rows, out.status.shape)
+    if span is not None:  # one slice of each output (views: a block's outputs are its own)
+        for f in FIELDS:
+            a = getattr(out, f)
+            res[f] = _flat(a)[span[0]:span[1]]
+        return res
     parts = {f: [getattr(out, f)[di, si, a:b] for di, si, a, b in rows] for f in FIELDS}
     d, n_rec = out.d, out.rec_loss.shape[3]
     empty = {"status": (0,), "w": (0, d), "loss": (0,), "excess": (0,), "tol_at": (0,),
              "div_at": (0,), "rec_loss": (0, n_rec)}
-    res = {"rows": np.asarray(rows, dtype=np.int64).reshape(-1, 4)}
     for f in FIELDS:
         res[f] = (np.ascontiguousarray(np.concatenate(parts[f])) if parts[f]
                   else np.empty(empty[f], dtype=getattr(out, f).dtype))
@@ -194,13 +220,18 @@ def gather(out, rows):
 def scatter(out, res):
     """Write a block of results into full-size outputs (the final weights only where
     ``out`` keeps them)."""
-    pos = 0
-    for di, si, a, b in res["rows"]:
-        sl = slice(pos, pos + (b - a))
-        for f in FIELDS:
-            if f != "w" or out.w is not None:
-                getattr(out, f)[di, si, a:b] = res[f][sl]
-        pos += b - a
+    span = _span(np.asarray(res["rows"], dtype=np.int64).reshape(-1, 4), out.status.shape)
+    for f in FIELDS:
+        a = getattr(out, f)
+        if a is None:
+            continue
+        if span is not None:  # one slice assignment per output
+            _flat(a)[span[0]:span[1]] = res[f]
+            continue
+        pos = 0
+        for di, si, lo, hi in res["rows"]:
+            a[di, si, lo:hi] = res[f][pos:pos + (hi - lo)]
+            pos += hi - lo
 
 
 def run_local(job, chunks, out, nthreads, *, progress, desc, on_done=None, finish=None):
@@ -209,7 +240,25 @@ def run_local(job, chunks, out, nthreads, *, progress, desc, on_done=None, finis
     return X.run_local(lambda rows, nw: run_block(job, rows, nw),
                        lambda res: scatter(out, res), chunks, nthreads,
                        max_batch=block_rows(job, nthreads), progress=progress, desc=desc,
-                       on_done=on_done, finish=finish)
+                       on_done=on_done, finish=finish, first=first_rows(job, chunks, nthreads))
+
+
+#: a sweep estimated under this many seconds runs as one batch (no small first batch to
+#: time: each batch costs a launch and a final check)
+ONE_BATCH_S = 0.02
+
+
+def first_rows(job, chunks, nthreads):
+    """Rows of the first batch of the local engine: all of them when the whole table is
+    estimated under :data:`ONE_BATCH_S` at the cost model's rate per thread
+    (:data:`fastgd.engine.cost.RATE`); None (the engine's default) otherwise."""
+    from fastgd.engine.cost import RATE
+
+    spec = job.spec
+    per_step = (2 * spec.d + 1) * int(np.max(job.inputs.P)) if spec.method == "sgd" \
+        else 2 * spec.d + 1
+    work = float(np.sum(chunks[:, 3] - chunks[:, 2])) * (spec.T + 1) * per_step
+    return chunks.shape[0] if work < ONE_BATCH_S * RATE * max(1, nthreads) else None
 
 
 def run_executor(job, chunks, out, engine, threads, *, progress, desc, on_result=None,

@@ -302,7 +302,7 @@ def _segments(data, d):
     return ds[start], order, segs
 
 
-def cell_losses(probs, W, data, nworkers=1):
+def cell_losses(probs, W, data, nworkers=1, stack=None):
     """E(w) and E(w) - E* of the weights ``W`` (m, d), row c on ``probs[data[c]]``, from
     the data: the loss from the residuals y - X w, the excess as |X (w - w*)|^2 / (2P)
     (never a difference of two losses, which cancels).  Never negative; inf where a
@@ -311,6 +311,7 @@ def cell_losses(probs, W, data, nworkers=1):
     One kernel call for every cell of every dataset, on ``nworkers`` threads
     (:func:`fastgd.linear.kernels_gd.cell_losses`); a cell's arithmetic does not depend
     on the other cells, so a sweep cell and the matching single run agree bit for bit.
+    ``stack``: :func:`_stack` of all of ``probs``, when already built (:class:`Checks`).
     """
     from fastgd.kernels.threads import fan_out
     from fastgd.linear.kernels_gd import cell_losses as kernel
@@ -326,8 +327,11 @@ def cell_losses(probs, W, data, nworkers=1):
     if m == 0:
         return loss, excess
     used, order, segs = _segments(data, d)
-    X, y, P, wstar = (np.require(a, requirements=("C", "W"))
-                      for a in _stack([probs[int(k)] for k in used]))
+    if stack is None:
+        stack = _stack([probs[int(k)] for k in used])
+    elif used.size != len(probs) or np.any(used != np.arange(used.size)):
+        stack = tuple(a[used] for a in stack)  # the datasets used, in that order
+    X, y, P, wstar = (np.require(a, requirements=("C", "W")) for a in stack)
     if m * X.shape[1] * d < CHECK_THREADED_WORK:
         nworkers = 1
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
@@ -344,31 +348,48 @@ def true_losses(prob: Problem, W, nworkers=1):
     return cell_losses([prob], W, np.zeros(W.shape[0], dtype=np.int64), nworkers)
 
 
-def _check_cells(probs, data, cells, w0, tol, T, nworkers=1):
+def _check_cells(probs, data, cells, w0, tol, T, nworkers=1, checks=None):
     """The checks of :func:`finalize` on flat per-cell arrays ``cells`` (status, w, loss,
     excess, tol_at, div_at; changed in place), cell c on ``probs[data[c]]``: one
     vectorised pass over every cell.  Idempotent (a checked block read back from a
-    checkpoint comes out unchanged)."""
+    checkpoint comes out unchanged).  ``checks``: the sweep's :class:`Checks`."""
     st = cells["status"]
     idx = np.flatnonzero((st == BOUNDED) | (st == CONVERGED))
     if idx.size == 0:
         return
     di = data[idx]
     W = cells["w"] if idx.size == st.size else cells["w"][idx]
-    loss, excess = cell_losses(probs, W, di, nworkers)
-    used, local = np.unique(di, return_inverse=True)
-    w0 = np.asarray(w0, dtype=np.float64)
-    ex0 = cell_losses(probs, np.broadcast_to(w0, (used.size, w0.size)), used)[1]
+    if checks is None:
+        checks = Checks(probs, w0, np.unique(di))
+    loss, excess = cell_losses(probs, W, di, nworkers, checks.stack)
     s = st[idx]
     diverged = ~np.isfinite(loss)
-    unmet = (s == CONVERGED) & ~(excess <= tol * ex0[local.reshape(-1)]
-                                 * (1.0 + CONVERGED_SLACK))
+    unmet = (s == CONVERGED) & ~(excess <= tol * checks.ex0[di] * (1.0 + CONVERGED_SLACK))
     s = np.where(diverged, DIVERGED, np.where(unmet, BOUNDED, s))
     st[idx] = s
     cells["loss"][idx] = loss
     cells["excess"][idx] = excess
     cells["div_at"][idx] = np.where(diverged, T, cells["div_at"][idx])
     cells["tol_at"][idx] = np.where(s == CONVERGED, cells["tol_at"][idx], -1)
+
+
+class Checks:
+    """What the final checks of one sweep's blocks share, computed once: the datasets as
+    zero-padded stacks (``stack``, :func:`_stack`) and the loss and excess loss of the
+    initial weights ``w0`` on each (``loss0``, ``ex0``; inf where not computed).
+    ``used``: the datasets to compute them for (default all).  A dataset's figures do not
+    depend on the others (bit for bit), so the checks give the same bits however the
+    sweep is cut in blocks."""
+
+    def __init__(self, probs, w0, used=None):
+        n = len(probs)
+        w0 = np.asarray(w0, dtype=np.float64)
+        used = np.arange(n, dtype=np.int64) if used is None else used
+        self.stack = _stack(probs)
+        self.loss0 = np.full(n, np.inf)
+        self.ex0 = np.full(n, np.inf)
+        self.loss0[used], self.ex0[used] = cell_losses(
+            probs, np.broadcast_to(w0, (used.size, w0.size)), used, 1, self.stack)
 
 
 _CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")
@@ -406,22 +427,22 @@ def fill_records(out):
     rec[...] = np.where(keep, rec, filled)
 
 
-def finalize_block(probs, res, w0, tol, T, nworkers=1):
+def finalize_block(probs, res, w0, tol, T, nworkers=1, checks=None):
     """:func:`finalize` for one block of results (a dict of per-cell arrays in row order,
     :func:`fastgd.linear.executors.run_block`), in place: every cell of the block in one
     pass.  Idempotent: a block that was already checked (e.g. read back from a
-    checkpoint) comes out unchanged."""
+    checkpoint) comes out unchanged.  ``checks``: the sweep's :class:`Checks` (built
+    here when None)."""
     rows = res["rows"]
     data = np.repeat(rows[:, 0], rows[:, 3] - rows[:, 2]).astype(np.int64)
-    _check_cells(probs, data, res, w0, tol, T, nworkers)
+    _check_cells(probs, data, res, w0, tol, T, nworkers, checks)
 
 
-def growing(probs, out, w0):
+def growing(probs, out, w0, checks=None):
     """(n_data, n_seed, n_lr) bool: BOUNDED cells whose final loss exceeds
-    :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0)."""
-    w0 = np.asarray(w0, dtype=np.float64)
-    n = len(probs)
-    loss0 = cell_losses(probs, np.broadcast_to(w0, (n, w0.size)), np.arange(n))[0]
+    :data:`GROWING_FACTOR` x max(initial loss, loss at w = 0).  ``checks``: the sweep's
+    :class:`Checks` (built here when None)."""
+    loss0 = (Checks(probs, w0) if checks is None else checks).loss0
     scale = np.maximum(loss0, np.array([p.c0 for p in probs]))
     with np.errstate(invalid="ignore", over="ignore"):
         return (out.status == BOUNDED) & \

@@ -253,11 +253,12 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
         from fastgd.linear import gpu
 
         gpu.require(f)
+    checks = PB.Checks(g.probs, g.w0)  # shared by the checks of every block
     interrupted, counts, nthreads = _run(f, g, job, out, chunks, engine, threads,
-                                         checkpoint)
+                                         checkpoint, checks)
     PB.fill_records(out)
     res = _assemble(method, lrs, g.seed_list, g.probs, out, g.rec_every, g.n_rec,
-                    g.momentum, g.nesterov, _spec_meta(g, args), nthreads, g.w0)
+                    g.momentum, g.nesterov, _spec_meta(g, args), nthreads, g.w0, checks)
     res = dataclasses.replace(res, names=g.names, lr_unit=lr_unit)
     if lr_unit == "eta_max":
         res.meta["spec"]["lr_unit"] = lr_unit
@@ -487,7 +488,7 @@ def _job(g):
     return LinearJob(spec, inputs, lanes=g.lanes, n_rec=g.n_rec, backend=g.backend)
 
 
-def _run(f, g, job, out, chunks, engine, threads, checkpoint):
+def _run(f, g, job, out, chunks, engine, threads, checkpoint, checks):
     """Run the chunk table on the chosen engine / backend, through the checkpoint
     directory when one is given; every block is checked against the truth of its
     weights before it is kept.  Returns (Interrupted or None, counts, threads used)."""
@@ -505,7 +506,7 @@ def _run(f, g, job, out, chunks, engine, threads, checkpoint):
             nthreads = 1 if threads is None else V.integer(f, "threads", threads, minimum=1)
 
         def finish(block):  # each block checked against the truth of its weights
-            PB.finalize_block(g.probs, block, g.w0, g.tol, g.T, nthreads)
+            PB.finalize_block(g.probs, block, g.w0, g.tol, g.T, nthreads, checks)
 
         run = E.runner(job, out, nthreads, engine, progress=g.progress,
                        desc=f"sweep {g.method}", finish=finish)
@@ -531,7 +532,7 @@ def _spec_meta(g, a):
 
 
 def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, nesterov, spec,
-              nthreads, w0=None):
+              nthreads, w0=None, checks=None):
     if w0 is None:
         w0 = np.zeros(probs[0].d)
     lam_max, lam_min = PB.spectra(probs)  # from the SVD already done: nothing recomputed
@@ -556,6 +557,6 @@ def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, ne
         gd_limit=gd_lim, momentum_limit=mom_lim,
         sgd_ms_limit=np.full(len(probs), np.nan), sgd_as_limit=np.full(len(probs), np.nan),
         curves=curves, curve_t=curve_t, meta=meta,
-        growing=np.ascontiguousarray(PB.growing(probs, out, w0).transpose(tr)),
+        growing=np.ascontiguousarray(PB.growing(probs, out, w0, checks).transpose(tr)),
         weights=(None if out.w is None
                  else np.ascontiguousarray(out.w.transpose(0, 2, 1, 3))))
