@@ -77,7 +77,7 @@ class _Optim:
         return self.beta1 if self.name == "adam" else 0.0
 
     def kernel_args(self):
-        """(opt_i, opt_f) of :func:`fastgd.net.kernels.rows_net`."""
+        """(opt_i, opt_f) of the network chunk kernel (:func:`fastgd.net.kernels_rows.rows_kernel`)."""
         opt_i = np.array([_CODES[self.name], self.warmup, SCHEDULES[self.schedule],
                           self.decay_steps, self.freeze], dtype=np.int64)
         opt_f = np.array([self.beta1, self.beta2, self.eps, self.lr_init, self.decay_factor])

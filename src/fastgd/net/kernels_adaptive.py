@@ -14,7 +14,7 @@ import numpy as np
 from fastgd.kernels.jit import jit
 from fastgd.kernels.steps import ADAGRAD, ADAM, RMSPROP, adagrad, adam, rmsprop, schedule
 
-#: optimizer codes of :func:`fastgd.net.kernels.rows_net` (``opt_i[0]``): heavy ball
+#: optimizer codes of :func:`fastgd.net.kernels_rows.rows_kernel` (``opt_i[0]``): heavy ball
 #: (plain GD / SGD with momentum 0), then the adaptive methods of :mod:`fastgd.kernels.steps`
 OPT_GD = -1
 OPT_ADAM = ADAM

@@ -1,5 +1,5 @@
 """Between the network API (:mod:`fastgd.net.runs`, :mod:`fastgd.net.sweep`) and its
-kernels (:func:`fastgd.net.kernels.grid_net`): the chunks of learning rates run as SIMD
+kernels (:func:`fastgd.net.kernels_rows.grid_net`): the chunks of learning rates run as SIMD
 lanes, the flat per-cell outputs, the launcher (registered in :mod:`fastgd.engine.table`
 for ("net", "gd") and ("net", "sgd"); the adaptive methods are options of the same
 kernel), the network's part of the engines (:mod:`fastgd.engine.executors`: its blocks,
@@ -111,17 +111,45 @@ class _Out:
 
 
 # ------------------------------------------------------------------- the launcher
+def kernel_key(spec):
+    """The specialisation key of the compiled chunk kernel that runs ``spec``
+    (:func:`fastgd.net.kernels_rows.rows_kernel`): (SGD, optimizer mode).
+
+    Examples
+    --------
+    >>> from fastgd.net.contract import NetSpec
+    >>> from fastgd.net.launch import kernel_key
+    >>> kernel_key(NetSpec("gd", 10, 1e-8, 1e12))
+    (False, 0)
+    """
+    from fastgd.net import kernels_rows as K
+
+    o = spec.optim
+    mode = (K.ADAPTIVE if o.adaptive else
+            K.SCHEDULED if o.warmup > 0 or o.schedule != "constant" else K.PLAIN)
+    return spec.method == "sgd", mode
+
+
+def select(spec):
+    """The compiled chunk kernel for ``spec`` (the one place that picks it, by
+    :func:`kernel_key`; built on first use, compiled on its first call)."""
+    from fastgd.net.kernels_rows import rows_kernel
+
+    return rows_kernel(*kernel_key(spec))
+
+
 def _cpu(spec, i, rows, nworkers, out):
     """The launcher of ("net", "gd") and ("net", "sgd"): the one place the kernel's
     argument list is spelled (rows ``(init, 0, a, b)`` become the kernel's
     ``(init, a, b)``)."""
-    from fastgd.net.kernels import grid_net
+    from fastgd.net.kernels_rows import grid_net
 
     opt_i, opt_f = spec.optim.kernel_args()
-    grid_net(i.X, i.y, i.act, i.bias, 0 if spec.method == "gd" else 1, i.widths, i.scales,
-             i.init_off, i.inits, i.keys, i.lrs, spec.beta, opt_i, opt_f, spec.steps,
-             spec.batch, spec.order, spec.tol, spec.gtol, spec.blowup, i.c0,
-             np.ascontiguousarray(rows[:, [0, 2, 3]]), nworkers, *out.tail())
+    grid_net(select(spec),
+             (i.X, i.y, i.act, i.bias, 0 if spec.method == "gd" else 1, i.widths, i.scales,
+              i.init_off, i.inits, i.keys, i.lrs, spec.beta, opt_i, opt_f, spec.steps,
+              spec.batch, spec.order, spec.tol, spec.gtol, spec.blowup, i.c0,
+              np.ascontiguousarray(rows[:, [0, 2, 3]])), nworkers, out.tail())
 
 
 table.register("net", "gd", _cpu)
@@ -132,9 +160,7 @@ def _launch(spec, inputs, rows, nworkers, out):
     """Run the cells of the chunk rows into ``out`` (:func:`fastgd.engine.table.launch`)
     with NumPy's warnings off (divergence is a result); one line on stderr before the
     kernels' first compilation on this machine."""
-    from fastgd.net.kernels import rows_net
-
-    if first_compile(rows_net):
+    if first_compile(select(spec)):
         print("fastgd: compiling the two-layer network kernels, first run only (cached on "
               "disk)...", file=sys.stderr, flush=True)
     with np.errstate(all="ignore"):
