@@ -1,0 +1,160 @@
+"""The shortcuts that cut a sweep's fixed costs give what the general paths give.
+
+* datasets of plain float64 arrays are checked on the stack at once
+  (``linear.datasets._plain_pairs``); anything else goes through the checks per dataset,
+  which explain a refusal;
+* a block whose chunks are one run of cells is read and written as one slice
+  (``linear.executors.gather`` / ``scatter``);
+* the checks of a sweep's blocks share one ``linear.problem.Checks``;
+* a short sweep runs as one batch.
+"""
+
+import numpy as np
+import pytest
+
+import fastgd as fg
+from fastgd.engine import grid as G
+from fastgd.linear import datasets as DS
+from fastgd.linear import executors as E
+from fastgd.linear import problem as PB
+
+
+def _pairs(rng, n=3, P=20, d=3):
+    return [(rng.standard_normal((P, d)), rng.standard_normal(P)) for _ in range(n)]
+
+
+def test_plain_pairs_pass_through_unchanged(rng):
+    data = _pairs(rng)
+    fast = DS._plain_pairs(data)
+    assert fast is not None
+    slow = [DS._pair("sweep", k, item) for k, item in enumerate(data)]
+    for (X, y), (Xs, ys), (X0, y0) in zip(fast, slow, data):
+        assert X is X0 and y is y0 and Xs is X0 and ys is y0
+
+
+@pytest.mark.parametrize("spoil", [
+    "nan", "inf", "huge_x", "huge_y", "float32", "int", "fortran", "readonly", "shape",
+    "y2d", "subclass", "empty", "not_pair"])
+def test_anything_unusual_takes_the_checks_per_dataset(rng, spoil):
+    data = _pairs(rng)
+    X, y = data[1]
+    if spoil == "nan":
+        X[2, 1] = np.nan
+    elif spoil == "inf":
+        y[3] = np.inf
+    elif spoil == "huge_x":
+        X[0, 0] = 1e160
+    elif spoil == "huge_y":
+        y[0] = 1e160
+    elif spoil == "float32":
+        X = X.astype(np.float32)
+    elif spoil == "int":
+        y = np.arange(y.size)
+    elif spoil == "fortran":
+        X = np.asfortranarray(X)
+    elif spoil == "readonly":
+        X.flags.writeable = False
+    elif spoil == "shape":
+        X, y = X[:-1], y[:-1]
+    elif spoil == "y2d":
+        y = y[:, None]
+    elif spoil == "subclass":
+        X = np.asarray(X).view(np.matrix)
+    elif spoil == "empty":
+        X, y = X[:0], y[:0]
+    data[1] = (X, y) if spoil != "not_pair" else (X, y, y)
+    assert DS._plain_pairs(data) is None
+
+
+def test_refusals_are_the_per_dataset_messages(rng):
+    data = _pairs(rng)
+    data[2][0][1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'data\[2\]\[0\]' must be finite"):
+        fg.sweep("gd", data=data, lr=[0.1], steps=3)
+    data = _pairs(rng)
+    data[1][1][0] = 1e200
+    with pytest.raises(ValueError, match=r"'data\[1\]\[1\]' must be small enough"):
+        fg.sweep("gd", data=data, lr=[0.1], steps=3)
+
+
+def _outputs(rng, shape, d):
+    out = G.Outputs(*shape, d, n_rec=2)
+    for f in E.FIELDS:
+        a = getattr(out, f)
+        a[...] = rng.integers(-5, 5, a.shape) if a.dtype.kind in "iu" else \
+            rng.standard_normal(a.shape)
+    return out
+
+
+@pytest.mark.parametrize("rows", [
+    [[0, 0, 0, 4], [0, 0, 4, 8], [1, 0, 0, 4], [1, 0, 4, 8]],  # one run: the slice
+    [[1, 0, 0, 4], [0, 0, 4, 8]],                                # out of order
+    [[0, 0, 0, 4], [1, 0, 4, 8]],                                # a gap
+    [[0, 1, 4, 8], [1, 0, 0, 4]],                                # run across a seed
+])
+def test_gather_and_scatter_agree_with_the_rows(rng, rows):
+    rows = np.array(rows, dtype=np.int64)
+    out = _outputs(rng, (2, 2, 8), 3)
+    res = E.gather(out, rows)
+    pos = 0
+    for di, si, a, b in rows:
+        for f in E.FIELDS:
+            np.testing.assert_array_equal(res[f][pos:pos + b - a], getattr(out, f)[di, si, a:b])
+        pos += b - a
+    back = _outputs(rng, (2, 2, 8), 3)
+    before = {f: getattr(back, f).copy() for f in E.FIELDS}
+    E.scatter(back, res)
+    written = np.zeros((2, 2, 8), dtype=bool)
+    for di, si, a, b in rows:
+        written[di, si, a:b] = True
+    for f in E.FIELDS:
+        got, old, src = getattr(back, f), before[f], getattr(out, f)
+        np.testing.assert_array_equal(got[written], src[written])
+        np.testing.assert_array_equal(got[~written], old[~written])
+
+
+def test_span_only_for_one_run():
+    shape = (2, 2, 8)
+    assert E._span(np.array([[0, 1, 0, 8], [1, 0, 0, 8]]), shape) == (8, 24)
+    assert E._span(np.array([[0, 1, 0, 8], [1, 1, 0, 8]]), shape) is None
+    assert E._span(np.zeros((0, 4), dtype=np.int64), shape) is None
+
+
+@pytest.mark.parametrize("method", ["gd", "sgd"])
+def test_one_batch_or_many_same_bits(monkeypatch, method):
+    kw = dict(lr=np.geomspace(0.02, 3.0, 24), condition=[1.0, 30.0, 1e3], lanes=4,
+              threads=min(2, G.max_threads()), tol=1e-6, curve_points=5, weights=True)
+    kw.update(steps=60) if method == "gd" else kw.update(epochs=6, seeds=2)
+    calls = []
+    real = E.run_block
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(E, "run_block", counted)
+    one = fg.sweep(method, **kw)
+    assert len(calls) == 1  # short: one batch
+    monkeypatch.setattr(E, "ONE_BATCH_S", 0.0)
+    many = fg.sweep(method, **kw)
+    assert len(calls) > 2
+    for f in ("status", "final_loss", "steps_to_tol", "diverged_at", "curves", "weights",
+              "growing"):
+        np.testing.assert_array_equal(getattr(one, f), getattr(many, f), err_msg=f)
+
+
+def test_checks_shared_equal_checks_per_block(rng):
+    data = _pairs(rng, n=4, P=15, d=2)
+    probs = PB.prepare_many("t", data)
+    w0 = np.array([0.3, -0.2])
+    shared = PB.Checks(probs, w0)
+    for k in range(4):
+        alone = PB.Checks(probs, w0, np.array([k]))
+        assert shared.ex0[k] == alone.ex0[k] and shared.loss0[k] == alone.loss0[k]
+        assert np.isinf(np.delete(alone.ex0, k)).all()
+    W = rng.standard_normal((9, 2))
+    data_idx = np.array([3, 0, 0, 2, 1, 3, 3, 0, 2])
+    a = PB.cell_losses(probs, W, data_idx, 1, shared.stack)
+    b = PB.cell_losses(probs, W, data_idx, 1)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
