@@ -28,7 +28,7 @@ def test_plain_pairs_pass_through_unchanged(rng):
     fast = DS._plain_pairs(data)
     assert fast is not None
     slow = [DS._pair("sweep", k, item) for k, item in enumerate(data)]
-    for (X, y), (Xs, ys), (X0, y0) in zip(fast, slow, data):
+    for (X, y), (Xs, ys), (X0, y0) in zip(fast, slow, data, strict=True):
         assert X is X0 and y is y0 and Xs is X0 and ys is y0
 
 
@@ -156,5 +156,5 @@ def test_checks_shared_equal_checks_per_block(rng):
     data_idx = np.array([3, 0, 0, 2, 1, 3, 3, 0, 2])
     a = PB.cell_losses(probs, W, data_idx, 1, shared.stack)
     b = PB.cell_losses(probs, W, data_idx, 1)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
