@@ -377,15 +377,16 @@ class Checks:
     """What the final checks of one sweep's blocks share, computed once: the datasets as
     zero-padded stacks (``stack``, :func:`_stack`) and the loss and excess loss of the
     initial weights ``w0`` on each (``loss0``, ``ex0``; inf where not computed).
-    ``used``: the datasets to compute them for (default all).  A dataset's figures do not
-    depend on the others (bit for bit), so the checks give the same bits however the
-    sweep is cut in blocks."""
+    ``used``: the datasets to compute them for (default all); ``stack``: :func:`_stack` of
+    ``probs`` when the caller holds it (e.g. float64 SGD kernel inputs).  A dataset's
+    figures do not depend on the others (bit for bit), so the checks give the same bits
+    however the sweep is cut in blocks."""
 
-    def __init__(self, probs, w0, used=None):
+    def __init__(self, probs, w0, used=None, stack=None):
         n = len(probs)
         w0 = np.asarray(w0, dtype=np.float64)
         used = np.arange(n, dtype=np.int64) if used is None else used
-        self.stack = _stack(probs)
+        self.stack = _stack(probs) if stack is None else stack
         self.loss0 = np.full(n, np.inf)
         self.ex0 = np.full(n, np.inf)
         self.loss0[used], self.ex0[used] = cell_losses(

@@ -253,7 +253,9 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
         from fastgd.linear import gpu
 
         gpu.require(f)
-    checks = PB.Checks(g.probs, g.w0)  # shared by the checks of every block
+    i = job.inputs  # float64 SGD inputs hold the stacked datasets the checks read
+    checks = PB.Checks(g.probs, g.w0, stack=(i.X, i.y, i.P, i.wstar)
+                       if i.X is not None and i.X.dtype == np.float64 else None)
     interrupted, counts, nthreads = _run(f, g, job, out, chunks, engine, threads,
                                          checkpoint, checks)
     PB.fill_records(out)
