@@ -694,13 +694,15 @@ def warm_up():
     them: a child never compiles or reads the disk cache)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for meth in (fn.net_gd, fn.net_sgd):
-            for b in (False, True):
-                meth(X, Y, 0.1, 2, width=3, bias=b)
-                meth(X, Y, 0.01, 2, width=3, bias=b, optimizer="adam")
-        fn.net_sweep(X, Y, np.geomspace(0.01, 1.0, 40), 2, width=[3, 4], bias=True)
-        fn.net_sweep(X, Y, [0.1, 0.2], 2, width=3, method="sgd")
-        fn.net_sweep(X, Y, [0.01, 0.1], 2, width=3, optimizer="adam")
+        for act in ("tanh", "relu", "identity"):  # one kernel variant per activation
+            for meth in (fn.net_gd, fn.net_sgd):
+                for b in (False, True):
+                    meth(X, Y, 0.1, 2, width=3, bias=b, activation=act)
+                    meth(X, Y, 0.01, 2, width=3, bias=b, optimizer="adam", activation=act)
+            fn.net_sweep(X, Y, np.geomspace(0.01, 1.0, 40), 2, width=[3, 4], bias=True,
+                         activation=act)
+            fn.net_sweep(X, Y, [0.1, 0.2], 2, width=3, method="sgd", activation=act)
+            fn.net_sweep(X, Y, [0.01, 0.1], 2, width=3, optimizer="adam", activation=act)
         fn.net_hvp(TH, TH, X, Y)
         fn.net_hessian(TH, X, Y)
         fn.net_sharpness(TH, X, Y)

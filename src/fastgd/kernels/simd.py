@@ -158,6 +158,7 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
 #: vectors of lanes (4 doubles each) and samples per block of :func:`net_block`
 NET_VECTORS = 2
 NET_SAMPLES = 8
+_TANH, _RELU = 1, 2  # the activation codes of fastgd.net.kernels (ACT_TANH, ACT_RELU)
 
 
 class _NetIR:
@@ -175,6 +176,9 @@ class _NetIR:
                 self.arr[n] = (a, cgutils.unpack_tuple(builder, a.strides, t.ndim))
             else:
                 self.val[n] = v
+        # a literal activation code (a kernel specialised on it): that activation's code only
+        act = tys[names.index("act")]
+        self.act = act.literal_value if isinstance(act, types.IntegerLiteral) else None
         self.fty = context.get_value_type(tys[0].dtype)
         self.vt, self.width, self.size = _vector(context, self.fty)
         self.fused = contract()
@@ -254,12 +258,18 @@ class _NetIR:
         return _bcast(b, self.vt, b.load(_at(b, ya[0].data, b.mul(i, ya[1][0]), self.fty)))
 
     def phi(self, z, act):
-        """h = phi(z) of the vectors z for the activation code ``act`` (run-time value):
-        relu as Python (and Numba) take max(z, 0.0), i.e. 0.0 if 0.0 > z else z;
-        tanh as :func:`.fmath.tanh`, which the loops call."""
+        """h = phi(z) of the vectors z for the activation code ``act`` (run-time value,
+        or the literal code ``self.act``): relu as Python (and Numba) take max(z, 0.0),
+        i.e. 0.0 if 0.0 > z else z; tanh as :func:`.fmath.tanh`, which the loops call."""
         b = self.b
-        relu = b.icmp_signed("==", act, ir.Constant(act.type, 2))
-        tanh = b.icmp_signed("==", act, ir.Constant(act.type, 1))
+        if self.act is not None:
+            if self.act == _TANH:
+                return [emit_tanh(b, zz) for zz in z]
+            if self.act == _RELU:
+                return [b.select(b.fcmp_ordered(">", self.zero, zz), self.zero, zz) for zz in z]
+            return list(z)
+        relu = b.icmp_signed("==", act, ir.Constant(act.type, _RELU))
+        tanh = b.icmp_signed("==", act, ir.Constant(act.type, _TANH))
         with b.if_else(tanh) as (then, other):
             with then:
                 ht = [emit_tanh(b, zz) for zz in z]
@@ -277,18 +287,36 @@ class _NetIR:
         return out
 
 
+def _delta(g, h, ra, relu, tanh):
+    """delta = r a_j phi'(h) from ``ra`` = r a_j: times 1 - h^2 (tanh; fused as contraction
+    fuses it), (h > 0) (relu) or 1, for the literal code ``g.act`` or, without one, chosen
+    by the run-time flags ``relu``, ``tanh``."""
+    b = g.b
+    if g.act == _RELU:
+        return b.select(b.fcmp_ordered(">", h, g.zero), ra, g.zero)
+    one = ir.Constant(g.vt, [1.0] * g.width)
+    one_m_h2 = (b.call(g._fma, [b.fneg(h), h, one]) if g.fused
+                else b.fsub(one, b.fmul(h, h)))
+    if g.act == _TANH:
+        return b.fmul(ra, one_m_h2)
+    if g.act is not None:
+        return ra
+    dr = b.select(b.fcmp_ordered(">", h, g.zero), ra, g.zero)
+    return b.select(relu, dr, b.select(tanh, b.fmul(ra, one_m_h2), ra))
+
+
 def _net_block(S, step=False):
     """The intrinsic for blocks of S samples (:func:`_net_block_sig`); with ``step`` the
     per-sample SGD step (S = 1): arguments ``lr``, ``chk`` in place of ``G``, ``loss``,
     ``grad``."""
-    if step:
-        @intrinsic
+    if step:  # literal arguments first: a literal act gets its activation's code only
+        @intrinsic(prefer_literal=True)
         def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act, bias, s,
                       sinv):
             return _net_block_sig(S, True, T, X, Y, idx, q, m, ib, ia, Hb, lr, chk, lo, act,
                                   bias, s, sinv)
     else:
-        @intrinsic
+        @intrinsic(prefer_literal=True)
         def net_block(typingctx, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act, bias, s,
                       sinv, grad):
             return _net_block_sig(S, False, T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lo, act,
@@ -332,7 +360,6 @@ def _net_block_sig(S, step, *args):
         b, v_ = builder, g.val
         V = NET_VECTORS
         kk = [g.c(k) for k in range(S)]
-        one = ir.Constant(g.vt, [1.0] * g.width)
         use_b = b.icmp_signed("!=", v_["bias"], ir.Constant(v_["bias"].type, 0))
 
         def unit(j, f):  # forward of unit j: f[k V + v] += a_j phi(z)
@@ -368,8 +395,8 @@ def _net_block_sig(S, step, *args):
         if not step:
             for v in range(V):
                 g.store(ls[v], "loss", v)
-        relu = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 2))
-        tanh = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, 1))
+        relu = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, _RELU))
+        tanh = b.icmp_signed("==", v_["act"], ir.Constant(v_["act"].type, _TANH))
         lr = [g.load("lr", v) for v in range(V)] if step else None
 
         def start(v, row):  # a gradient entry before this block's terms
@@ -407,10 +434,7 @@ def _net_block_sig(S, step, *args):
                     h = g.load("Hb", v, j, kk[k])
                     ga = g.muladd(r[n], h, ga)
                     ra = b.fmul(r[n], a)
-                    one_m_h2 = (b.call(g._fma, [b.fneg(h), h, one]) if g.fused
-                                else b.fsub(one, b.fmul(h, h)))
-                    dr = b.select(b.fcmp_ordered(">", h, g.zero), ra, g.zero)
-                    delta[n] = b.select(relu, dr, b.select(tanh, b.fmul(ra, one_m_h2), ra))
+                    delta[n] = _delta(g, h, ra, relu, tanh)
                     gb = b.fadd(gb, delta[n])
                 chk[v] = finish(v, ja, ga, chk[v])
                 chk[v] = finish(v, jb, gb, chk[v], use_b)

@@ -36,8 +36,9 @@ the full-batch gradient <= gtol^2 x its value at theta0 (the same check on |g|^2
 ends runs whose target cannot be fit, E* > 0).  BOUNDED otherwise.  Finished lanes are
 frozen (lr 0) and a chunk ends when all of its lanes are done.
 
-The chunk kernel (:func:`.kernels_rows.rows_kernel`, one compiled variant per method and
-optimizer mode) writes its outputs flat over cells k = init * n_lr + lr index: ``out_status[k]``,
+The chunk kernel (:func:`.kernels_rows.rows_kernel`, one compiled variant per method,
+optimizer mode and activation) writes its outputs flat over cells k = init * n_lr + lr
+index: ``out_status[k]``,
 ``out_loss[k]``, ``out_tol_at[k]``, ``out_div_at[k]``, ``out_maxloss[k]`` (max of the loss
 over the checked iterates; ``inf`` when diverged), final parameters
 ``out_theta[theta_off[k] : theta_off[k] + N]``; recordings ``rec_loss[k, t]`` (zero-length
@@ -65,127 +66,130 @@ METHOD_GD = 0
 METHOD_SGD = 1
 
 
-# over 80 lines, unsplit for speed: forward, residual, backward in one pass
-@jit
-def loss_grad_lanes(X, Y, idx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb, loss, want_grad):
-    """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
+def _loss_grad(ACT):
+    """A new dispatcher of :func:`loss_grad_lanes` for the activation code ``ACT``: a
+    closure constant, so that Numba prunes the other activations' code before typing it
+    (a relu run compiles no tanh) and the disk cache keys the variant on it."""
+    TANH = ACT == ACT_TANH
+    RELU = ACT == ACT_RELU
 
-    ``loss[l] = 1/(2 nb) sum_q (s f(x_q) - y_q)^2`` and ``G[:, l]`` its gradient w.r.t. the
-    flat parameters ``T[:, l]`` (module doc).  Scratch: ``Z``, ``F``, ``R`` (>= nb, nl),
-    ``Hs`` (m, >= nb, nl), ``Hb`` (m, NET_SAMPLES, nl).
+    # over 80 lines, unsplit for speed: forward, residual, backward in one pass
+    @jit
+    def loss_grad_lanes(X, Y, idx, nb, bias, m, s, T, G, Z, F, Hs, R, Hb, loss, want_grad):
+        """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
 
-    Blocks of NET_SAMPLES samples x NET_LANES lanes run forward, residual and backward
-    through every hidden unit as LLVM vector code (:func:`.simd.net_block`), their
-    activations in the small scratch Hb, and the samples after the last whole block in
-    blocks of one (``net_block1``); lanes after the last whole block of lanes (a single
-    run: its one lane) take the loops below, two passes over the units with the
-    activations in Hs.  Every sum is taken in the same order either way."""
-    d = X.shape[1]
-    nl = T.shape[1]
-    ib = m * d
-    ia = ib + (m if bias else 0)
-    l0 = 0  # lanes [0, l0) in vector blocks: of NET_SAMPLES samples up to q0, then of one
-    q0 = 0
-    if SIMD and T.itemsize == 8:
-        l0 = nl - nl % NET_LANES
-        q0 = nb - nb % NET_SAMPLES
-    inv = 1.0 / nb
-    sinv = s * inv
-    for l in range(nl):
-        loss[l] = 0.0
-    if want_grad:
-        for k in range(T.shape[0]):
-            for l in range(nl):
-                G[k, l] = 0.0
-    for lb in range(0, l0, NET_LANES):
-        for q in range(0, q0, NET_SAMPLES):
-            if act == ACT_RELU:  # constant codes: LLVM drops the other cases
-                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
-                          sinv, want_grad)
-            elif act == ACT_TANH:
-                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_TANH, bias, s,
-                          sinv, want_grad)
-            else:
-                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_IDENTITY, bias, s,
-                          sinv, want_grad)
-        for q in range(q0, nb):
-            if act == ACT_RELU:
-                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_RELU, bias, s,
-                           sinv, want_grad)
-            elif act == ACT_TANH:
-                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_TANH, bias, s,
-                           sinv, want_grad)
-            else:
-                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT_IDENTITY, bias,
-                           s, sinv, want_grad)
-    if l0 < nl:  # the loops: the lanes after the blocks' (a single run: every lane)
-        ula = np.uint64(l0)  # unsigned: no negative-index wraparound in the lane loops
-        ulz = np.uint64(nl)
-        for q in range(nb):
-            for l in range(ula, ulz):
-                F[q, l] = 0.0
-        for j in range(m):
+        ``loss[l] = 1/(2 nb) sum_q (s f(x_q) - y_q)^2`` and ``G[:, l]`` its gradient w.r.t. the
+        flat parameters ``T[:, l]`` (module doc).  Scratch: ``Z``, ``F``, ``R`` (>= nb, nl),
+        ``Hs`` (m, >= nb, nl), ``Hb`` (m, NET_SAMPLES, nl).
+
+        Blocks of NET_SAMPLES samples x NET_LANES lanes run forward, residual and backward
+        through every hidden unit as LLVM vector code (:func:`.simd.net_block`), their
+        activations in the small scratch Hb, and the samples after the last whole block in
+        blocks of one (``net_block1``); lanes after the last whole block of lanes (a single
+        run: its one lane) take the loops below, two passes over the units with the
+        activations in Hs.  Every sum is taken in the same order either way."""
+        d = X.shape[1]
+        nl = T.shape[1]
+        ib = m * d
+        ia = ib + (m if bias else 0)
+        l0 = 0  # lanes [0, l0) in vector blocks: of NET_SAMPLES samples up to q0, then of one
+        q0 = 0
+        if SIMD and T.itemsize == 8:
+            l0 = nl - nl % NET_LANES
+            q0 = nb - nb % NET_SAMPLES
+        inv = 1.0 / nb
+        sinv = s * inv
+        for l in range(nl):
+            loss[l] = 0.0
+        if want_grad:
+            for k in range(T.shape[0]):
+                for l in range(nl):
+                    G[k, l] = 0.0
+        for lb in range(0, l0, NET_LANES):
+            for q in range(0, q0, NET_SAMPLES):
+                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT, bias, s, sinv,
+                          want_grad)
+            for q in range(q0, nb):
+                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT, bias, s, sinv,
+                           want_grad)
+        if l0 < nl:  # the loops: the lanes after the blocks' (a single run: every lane)
+            ula = np.uint64(l0)  # unsigned: no negative-index wraparound in the lane loops
+            ulz = np.uint64(nl)
             for q in range(nb):
                 for l in range(ula, ulz):
-                    Z[q, l] = T[ib + j, l] if bias else 0.0
-            for i in range(d):
-                row = j * d + i
-                for q in range(nb):
-                    xv = X[idx[q], i]
-                    for l in range(ula, ulz):
-                        Z[q, l] += T[row, l] * xv
-            if act == ACT_TANH:
-                for q in range(nb):
-                    for l in range(ula, ulz):
-                        h = tanh(Z[q, l])
-                        Hs[j, q, l] = h
-                        F[q, l] += T[ia + j, l] * h
-            elif act == ACT_RELU:
-                for q in range(nb):
-                    for l in range(ula, ulz):
-                        h = max(Z[q, l], 0.0)
-                        Hs[j, q, l] = h
-                        F[q, l] += T[ia + j, l] * h
-            else:
-                for q in range(nb):
-                    for l in range(ula, ulz):
-                        h = Z[q, l]
-                        Hs[j, q, l] = h
-                        F[q, l] += T[ia + j, l] * h
-        for q in range(nb):
-            yq = Y[idx[q]]
-            for l in range(ula, ulz):
-                r = s * F[q, l] - yq
-                loss[l] += r * r
-                R[q, l] = r * sinv
-        if want_grad:
+                    F[q, l] = 0.0
             for j in range(m):
                 for q in range(nb):
-                    if act == ACT_TANH:
-                        for l in range(ula, ulz):
-                            h = Hs[j, q, l]
-                            G[ia + j, l] += R[q, l] * h
-                            Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
-                    elif act == ACT_RELU:
-                        for l in range(ula, ulz):
-                            h = Hs[j, q, l]
-                            G[ia + j, l] += R[q, l] * h
-                            Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
-                    else:
-                        for l in range(ula, ulz):
-                            h = Hs[j, q, l]
-                            G[ia + j, l] += R[q, l] * h
-                            Z[q, l] = R[q, l] * T[ia + j, l]
-                    if bias:
-                        for l in range(ula, ulz):
-                            G[ib + j, l] += Z[q, l]
-                    for i in range(d):
-                        row = j * d + i
+                    for l in range(ula, ulz):
+                        Z[q, l] = T[ib + j, l] if bias else 0.0
+                for i in range(d):
+                    row = j * d + i
+                    for q in range(nb):
                         xv = X[idx[q], i]
                         for l in range(ula, ulz):
-                            G[row, l] += Z[q, l] * xv
-    for l in range(nl):
-        loss[l] *= 0.5 * inv
+                            Z[q, l] += T[row, l] * xv
+                if TANH:
+                    for q in range(nb):
+                        for l in range(ula, ulz):
+                            h = tanh(Z[q, l])
+                            Hs[j, q, l] = h
+                            F[q, l] += T[ia + j, l] * h
+                elif RELU:
+                    for q in range(nb):
+                        for l in range(ula, ulz):
+                            h = max(Z[q, l], 0.0)
+                            Hs[j, q, l] = h
+                            F[q, l] += T[ia + j, l] * h
+                else:
+                    for q in range(nb):
+                        for l in range(ula, ulz):
+                            h = Z[q, l]
+                            Hs[j, q, l] = h
+                            F[q, l] += T[ia + j, l] * h
+            for q in range(nb):
+                yq = Y[idx[q]]
+                for l in range(ula, ulz):
+                    r = s * F[q, l] - yq
+                    loss[l] += r * r
+                    R[q, l] = r * sinv
+            if want_grad:
+                for j in range(m):
+                    for q in range(nb):
+                        if TANH:
+                            for l in range(ula, ulz):
+                                h = Hs[j, q, l]
+                                G[ia + j, l] += R[q, l] * h
+                                Z[q, l] = R[q, l] * T[ia + j, l] * (1.0 - h * h)
+                        elif RELU:
+                            for l in range(ula, ulz):
+                                h = Hs[j, q, l]
+                                G[ia + j, l] += R[q, l] * h
+                                Z[q, l] = R[q, l] * T[ia + j, l] if h > 0.0 else 0.0
+                        else:
+                            for l in range(ula, ulz):
+                                h = Hs[j, q, l]
+                                G[ia + j, l] += R[q, l] * h
+                                Z[q, l] = R[q, l] * T[ia + j, l]
+                        if bias:
+                            for l in range(ula, ulz):
+                                G[ib + j, l] += Z[q, l]
+                        for i in range(d):
+                            row = j * d + i
+                            xv = X[idx[q], i]
+                            for l in range(ula, ulz):
+                                G[row, l] += Z[q, l] * xv
+        for l in range(nl):
+            loss[l] *= 0.5 * inv
+
+    return loss_grad_lanes
+
+
+#: the loss and gradient of every lane, one variant per activation (:func:`_loss_grad`;
+#: the chunk kernels call them by these names: a dispatcher in a closure would defeat
+#: Numba's disk cache)
+loss_grad_identity = _loss_grad(ACT_IDENTITY)
+loss_grad_tanh = _loss_grad(ACT_TANH)
+loss_grad_relu = _loss_grad(ACT_RELU)
 
 
 @jit

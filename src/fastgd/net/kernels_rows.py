@@ -1,12 +1,14 @@
 """The chunk kernel of the two-layer networks (:mod:`fastgd.net.kernels`: layout, status
 rule and outputs), built by a factory (:func:`rows_kernel`) on compile-time constants so
 that a run compiles only the code it can take (a plain GD run: no SGD epoch loop, no
-sample orders, no schedule, no adaptive step).  ``SGD``: the epochs of (mini)batch SGD,
-else full-batch GD.  ``MODE``: :data:`PLAIN` (fixed rates, heavy ball),
-:data:`SCHEDULED` (heavy ball with a warm-up or decay schedule of the rates) or
-:data:`ADAPTIVE` (Adam, RMSProp, AdaGrad).  Numba's disk cache keys each variant on its
-closure constants; every variant takes the same arguments and computes the same bits
-as every other on the runs it covers.
+sample orders, no schedule, no adaptive step; a relu network: no tanh).  ``SGD``: the
+epochs of (mini)batch SGD, else full-batch GD.  ``MODE``: :data:`PLAIN` (fixed rates,
+heavy ball), :data:`SCHEDULED` (heavy ball with a warm-up or decay schedule of the
+rates) or :data:`ADAPTIVE` (Adam, RMSProp, AdaGrad).  ``ACT``: the activation code
+(:data:`.kernels.ACT_RELU`, ...; the kernel's ``act`` argument agrees with it, and its
+loss and gradient are the variant of :mod:`.kernels` for it).  Numba's disk cache keys
+each variant on its closure constants; every variant takes the same arguments and
+computes the same bits as every other on the runs it covers.
 """
 
 import numpy as np
@@ -18,13 +20,14 @@ from fastgd.kernels.simd import net_step1
 from fastgd.kernels.steps import thresholds
 from fastgd.kernels.threads import fan_out
 from fastgd.net.kernels import (
-    ACT_IDENTITY,
     ACT_RELU,
     ACT_TANH,
     NET_LANES,
     NET_SAMPLES,
     SIMD,
-    loss_grad_lanes,
+    loss_grad_identity,
+    loss_grad_relu,
+    loss_grad_tanh,
 )
 from fastgd.net.kernels_adaptive import rates, step_adaptive
 from fastgd.net.kernels_lanes import _sample, _step, grad_norm2, lane_status
@@ -73,40 +76,31 @@ def _finish(l, k, t, status, src, loss, maxloss, out_status, out_theta, theta_of
 
 
 
-@jit
-def _sgd_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, act, bias, s):
-    """One per-sample SGD step of the lanes lb .. lb + NET_LANES - 1 on sample idx[q]
-    (:func:`.simd.net_step1`, the activation code a constant for LLVM)."""
-    if act == ACT_RELU:
-        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_RELU, bias, s, s)
-    elif act == ACT_TANH:
-        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_TANH, bias, s, s)
-    else:
-        net_step1(T, X, Y, idx, q, m, ib, ia, Hb, lre, chk, lb, ACT_IDENTITY, bias, s, s)
-
-
-def rows_kernel(SGD, MODE):
-    """The chunk kernel for method ``SGD`` (bool) and optimizer ``MODE`` (module doc),
-    built once per key (compiled on its first call).
+def rows_kernel(SGD, MODE, ACT):
+    """The chunk kernel for method ``SGD`` (bool), optimizer ``MODE`` and activation
+    code ``ACT`` (module doc), built once per key (compiled on its first call).
 
     Examples
     --------
+    >>> from fastgd.net.kernels import ACT_RELU
     >>> from fastgd.net.kernels_rows import PLAIN, rows_kernel
-    >>> rows_kernel(False, PLAIN) is rows_kernel(False, PLAIN)
+    >>> rows_kernel(False, PLAIN, ACT_RELU) is rows_kernel(False, PLAIN, ACT_RELU)
     True
     """
-    key = (bool(SGD), int(MODE))
+    key = (bool(SGD), int(MODE), int(ACT))
     if key not in _BUILT:
         _BUILT[key] = _build(*key)
     return _BUILT[key]
 
 
-def _build(SGD, MODE):
-    """A new dispatcher of :func:`rows_net` for the constants ``SGD``, ``MODE``."""
+def _build(SGD, MODE, ACT):
+    """A new dispatcher of :func:`rows_net` for the constants ``SGD``, ``MODE``, ``ACT``."""
     # closure constants: Numba prunes the branches they decide before typing them
     GD = not SGD
     ADAPT = MODE == ADAPTIVE
     SCHED = MODE == SCHEDULED
+    RELU = ACT == ACT_RELU
+    TANH = ACT == ACT_TANH
 
     # over 80 lines, unsplit for speed: check, record and step of all lanes in one loop nest
     @jit
@@ -219,7 +213,13 @@ def _build(SGD, MODE):
             ku = np.int64(0)
             for t in range(steps + 1):
                 want = (GD and t < steps) or gtol > 0.0
-                loss_grad_lanes(X, Y, idx_all, P, act, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
+                if RELU:  # the activation's variant, by name (module doc)
+                    loss_grad_relu(X, Y, idx_all, P, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
+                elif TANH:
+                    loss_grad_tanh(X, Y, idx_all, P, bias, m, s, T, G, Z, F, Hs, R, Hb, lo, want)
+                else:
+                    loss_grad_identity(X, Y, idx_all, P, bias, m, s, T, G, Z, F, Hs, R, Hb, lo,
+                                       want)
                 if gtol > 0.0:
                     grad_norm2(G, g2)
                 if t == 0:
@@ -303,8 +303,8 @@ def _build(SGD, MODE):
                             chk[l] = 0.0
                         for lb in range(0, nl, NET_LANES):
                             for q in range(P):
-                                _sgd_step1(T, X, Y, bidx, q, m, ib, ia, Hb, lre, chk, lb, act,
-                                           bias, s)
+                                net_step1(T, X, Y, bidx, q, m, ib, ia, Hb, lre, chk, lb, ACT,
+                                          bias, s, s)
                         for l in range(nl):
                             okp[l] &= chk[l] == 0.0
                         pos = P
@@ -312,8 +312,15 @@ def _build(SGD, MODE):
                         nb = min(batch, P - pos)
                         for q in range(nb):
                             bidx[q] = _sample(order, perm, k0, k1, t, pos + q, P)
-                        loss_grad_lanes(X, Y, bidx, nb, act, bias, m, s, T, G, Z, F, Hs, R, Hb,
-                                        bl, np.bool_(True))
+                        if RELU:
+                            loss_grad_relu(X, Y, bidx, nb, bias, m, s, T, G, Z, F, Hs, R, Hb, bl,
+                                           np.bool_(True))
+                        elif TANH:
+                            loss_grad_tanh(X, Y, bidx, nb, bias, m, s, T, G, Z, F, Hs, R, Hb, bl,
+                                           np.bool_(True))
+                        else:
+                            loss_grad_identity(X, Y, bidx, nb, bias, m, s, T, G, Z, F, Hs, R,
+                                               Hb, bl, np.bool_(True))
                         if ADAPT:
                             frozen = rates(ku, lre, active, lrt, opt, beta1, beta2, opt_i,
                                             opt_f, bias_f)

@@ -111,31 +111,34 @@ class _Out:
 
 
 # ------------------------------------------------------------------- the launcher
-def kernel_key(spec):
-    """The specialisation key of the compiled chunk kernel that runs ``spec``
-    (:func:`fastgd.net.kernels_rows.rows_kernel`): (SGD, optimizer mode).
+def kernel_key(spec, act):
+    """The specialisation key of the compiled chunk kernel that runs ``spec`` on networks
+    of activation code ``act`` (``NetInputs.act``;
+    :func:`fastgd.net.kernels_rows.rows_kernel`): (SGD, optimizer mode, activation).
 
     Examples
     --------
     >>> from fastgd.net.contract import NetSpec
+    >>> from fastgd.net.kernels import ACT_RELU
     >>> from fastgd.net.launch import kernel_key
-    >>> kernel_key(NetSpec("gd", 10, 1e-8, 1e12))
-    (False, 0)
+    >>> kernel_key(NetSpec("gd", 10, 1e-8, 1e12), ACT_RELU)
+    (False, 0, 2)
     """
     from fastgd.net import kernels_rows as K
 
     o = spec.optim
     mode = (K.ADAPTIVE if o.adaptive else
             K.SCHEDULED if o.warmup > 0 or o.schedule != "constant" else K.PLAIN)
-    return spec.method == "sgd", mode
+    return spec.method == "sgd", mode, int(act)
 
 
-def select(spec):
-    """The compiled chunk kernel for ``spec`` (the one place that picks it, by
-    :func:`kernel_key`; built on first use, compiled on its first call)."""
+def select(spec, act):
+    """The compiled chunk kernel for ``spec`` and activation code ``act`` (the one place
+    that picks it, by :func:`kernel_key`; built on first use, compiled on its first
+    call)."""
     from fastgd.net.kernels_rows import rows_kernel
 
-    return rows_kernel(*kernel_key(spec))
+    return rows_kernel(*kernel_key(spec, act))
 
 
 def _cpu(spec, i, rows, nworkers, out):
@@ -145,7 +148,7 @@ def _cpu(spec, i, rows, nworkers, out):
     from fastgd.net.kernels_rows import grid_net
 
     opt_i, opt_f = spec.optim.kernel_args()
-    grid_net(select(spec),
+    grid_net(select(spec, i.act),
              (i.X, i.y, i.act, i.bias, 0 if spec.method == "gd" else 1, i.widths, i.scales,
               i.init_off, i.inits, i.keys, i.lrs, spec.beta, opt_i, opt_f, spec.steps,
               spec.batch, spec.order, spec.tol, spec.gtol, spec.blowup, i.c0,
@@ -160,7 +163,7 @@ def _launch(spec, inputs, rows, nworkers, out):
     """Run the cells of the chunk rows into ``out`` (:func:`fastgd.engine.table.launch`)
     with NumPy's warnings off (divergence is a result); one line on stderr before the
     kernels' first compilation on this machine."""
-    if first_compile(select(spec)):
+    if first_compile(select(spec, inputs.act)):
         print("fastgd: compiling the two-layer network kernels, first run only (cached on "
               "disk)...", file=sys.stderr, flush=True)
     with np.errstate(all="ignore"):

@@ -1,0 +1,138 @@
+"""The network kernels' compile-time variants (one per activation): the key that picks
+them, closures Numba's disk cache can key on, and the vector code a literal activation
+code specialises equal, bit for bit, to the code that chooses it at run time."""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+import pytest
+
+from fastgd.kernels.jit import options
+from fastgd.net import kernels as K
+from fastgd.net import kernels_rows as R
+from fastgd.net import lanczos as L
+from fastgd.net.contract import NetSpec
+from fastgd.net.launch import kernel_key, select
+
+JITLESS = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+ACTS = (K.ACT_IDENTITY, K.ACT_TANH, K.ACT_RELU)
+needs_jit = pytest.mark.skipif(JITLESS, reason="vector code only under the JIT")
+
+
+def _closure(f):
+    """The closure values of a kernel built by a factory (its Python function)."""
+    py = getattr(f, "py_func", f)
+    return [c.cell_contents for c in py.__closure__ or ()]
+
+
+def test_key_and_select_follow_the_activation():
+    spec = NetSpec("gd", 10, 1e-8, 1e12)
+    assert [kernel_key(spec, a)[2] for a in ACTS] == list(ACTS)
+    assert kernel_key(NetSpec("sgd", 10, 1e-8, 1e12), K.ACT_TANH) == (True, R.PLAIN, 1)
+    kernels = [select(spec, a) for a in ACTS]
+    assert len({id(k) for k in kernels}) == 3
+    assert select(spec, np.int64(K.ACT_RELU)) is kernels[2]
+    assert L.lanczos_kernel(np.int64(K.ACT_TANH)) is L.lanczos_kernel(K.ACT_TANH)
+
+
+def test_closures_hold_plain_constants():
+    """Numba's disk cache keys a closure on its pickled cells: a dispatcher there would
+    pickle with a per-process id (a new cache entry every run)."""
+    built = [R.rows_kernel(sgd, mode, a) for sgd in (False, True)
+             for mode in (R.PLAIN, R.SCHEDULED, R.ADAPTIVE) for a in ACTS]
+    built += [L.lanczos_kernel(a) for a in ACTS]
+    built += [K.loss_grad_identity, K.loss_grad_tanh, K.loss_grad_relu]
+    for f in built:
+        cells = _closure(f)
+        assert cells and all(type(c) in (bool, int) for c in cells), (f, cells)
+
+
+def _data(nb, nl, m, d, bias, seed=0):
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((nb, d))
+    Y = r.standard_normal(nb)
+    N = m * (d + 1 + int(bias))
+    T = np.ascontiguousarray(r.standard_normal((N, nl)) * 0.7)
+    return X, Y, T
+
+
+if not JITLESS:
+    from fastgd.kernels.simd import NET_SAMPLES, net_block, net_block1
+    from fastgd.net.kernels import NET_LANES
+
+    # the kernels' options (contraction applies to the vector code's operations too), not
+    # cached: these test-only kernels compile in the test's process
+    _njit = numba.njit(**{**options(), "cache": False})
+
+    @_njit
+    def _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G, Hb, loss):
+        """The vector blocks of loss_grad_lanes with ``act`` a run-time value."""
+        d = X.shape[1]
+        ib = m * d
+        ia = ib + (m if bias else 0)
+        sinv = s / nb
+        q0 = nb - nb % NET_SAMPLES
+        loss[:] = 0.0
+        G[:] = 0.0
+        for lb in range(0, T.shape[1], NET_LANES):
+            for q in range(0, q0, NET_SAMPLES):
+                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
+                          True)
+            for q in range(q0, nb):
+                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
+                           True)
+        loss *= 0.5 / nb
+
+    def _literal_forward(ACT):
+        @_njit
+        def f(X, Y, bias, m, s, T, FH, FC, V, HV, u, rf):
+            L._forward_block(X, Y, ACT, bias, m, s, T, FH, FC)
+            L._hvp_block(X, ACT, m, bias, s, T, V, HV, FH, FC, u, rf)
+        return f
+
+
+@needs_jit
+@pytest.mark.parametrize("act", ACTS)
+def test_literal_net_block_equals_runtime(act):
+    """loss_grad_<act> (the activation a literal: its code only) equals the blocks that
+    choose the activation at run time, bit for bit."""
+    nb, nl, m, d, bias, s = 2 * NET_SAMPLES + 3, 2 * NET_LANES, 5, 3, True, 0.4
+    X, Y, T = _data(nb, nl, m, d, bias)
+    idx = np.arange(nb, dtype=np.int64)
+    lg = {K.ACT_IDENTITY: K.loss_grad_identity, K.ACT_TANH: K.loss_grad_tanh,
+          K.ACT_RELU: K.loss_grad_relu}[act]
+    N = T.shape[0]
+    G1, lo1 = np.empty((N, nl)), np.empty(nl)
+    Z, F, Rr = (np.empty((nb, nl)) for _ in range(3))
+    lg(X, Y, idx, nb, bias, m, s, T, G1, Z, F, np.empty((m, nb, 0)), Rr,
+       np.empty((m, NET_SAMPLES, nl)), lo1, True)
+    G2, lo2 = np.empty((N, nl)), np.empty(nl)
+    _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G2, np.empty((m, NET_SAMPLES, nl)),
+                    lo2)
+    assert np.array_equal(lo1, lo2) and np.array_equal(G1, G2)
+
+
+@needs_jit
+@pytest.mark.parametrize("act", ACTS)
+def test_literal_lanczos_blocks_equal_runtime(act):
+    """The forward pass and HVP of the Lanczos kernels with a literal activation code
+    equal those that read it at run time (called from Python: an int64), bit for bit."""
+    P, m, d, bias, s = L.SAMPLES * 2 + 3, 4, 3, True, 0.5
+    X, Y, T = _data(P, L.BLOCK, m, d, bias, seed=1)
+    V = np.ascontiguousarray(np.random.default_rng(2).standard_normal(T.shape))
+    outs = []
+    for run in ("literal", "runtime"):
+        FH, FC = np.empty((P, m, L.BLOCK)), np.empty((P, L.BLOCK))
+        HV = np.empty(T.shape)
+        u, rf = np.empty((L.SAMPLES * m, L.BLOCK)), np.empty((L.SAMPLES, L.BLOCK))
+        if run == "literal":
+            _literal_forward(act)(X, Y, bias, m, s, T, FH, FC, V, HV, u, rf)
+        else:
+            L._forward_block(X, Y, act, bias, m, s, T, FH, FC)
+            L._hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf)
+        outs.append((FH, FC, HV))
+    for a, b in zip(*outs, strict=True):
+        assert np.array_equal(a, b)
