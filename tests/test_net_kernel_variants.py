@@ -43,11 +43,31 @@ def test_closures_hold_plain_constants():
     pickle with a per-process id (a new cache entry every run)."""
     built = [R.rows_kernel(sgd, mode, a) for sgd in (False, True)
              for mode in (R.PLAIN, R.SCHEDULED, R.ADAPTIVE) for a in ACTS]
-    built += [L.lanczos_kernel(a) for a in ACTS]
     built += [K.loss_grad_identity, K.loss_grad_tanh, K.loss_grad_relu]
     for f in built:
         cells = _closure(f)
         assert cells and all(type(c) in (bool, int) for c in cells), (f, cells)
+
+
+def test_every_variant_has_its_own_cache_index():
+    """Variants of one factory never share a Numba cache index (named after the qualified
+    name): two processes saving different overloads of one index at once can pair an
+    entry with the other's code (numba#10128).  The Lanczos kernel is one for all
+    activations."""
+    from fastgd.kernels import steps as S
+    from fastgd.linear import kernels_adaptive as LA
+    from fastgd.linear import kernels_gd as LG
+    from fastgd.linear import kernels_sgd as LS
+
+    built = [R.rows_kernel(sgd, mode, a) for sgd in (False, True)
+             for mode in (R.PLAIN, R.SCHEDULED, R.ADAPTIVE) for a in ACTS]
+    built += [K.loss_grad_identity, K.loss_grad_tanh, K.loss_grad_relu]
+    built += [LG.gd_kernel(D, F) for D in (0, 2, 5) for F in (False, True)]
+    built += [LS.sgd_kernel(D, F, B) for D in (0, 2) for F in (False, True) for B in (1, 4)]
+    built += [LA.adaptive_kernel(o) for o in (S.ADAM, S.RMSPROP, S.ADAGRAD)]
+    names = [f.py_func.__qualname__ for f in built]
+    assert len(set(names)) == len(names), names
+    assert len({id(L.lanczos_kernel(a)) for a in ACTS}) == 1
 
 
 def _data(nb, nl, m, d, bias, seed=0):

@@ -28,20 +28,28 @@ if _CONTRACT:
     OPTIONS["fastmath"] = {"contract"}
 
 
-def _tagged(f):
-    """A copy of ``f`` whose qualified name carries the contraction mode (the cache
-    file of a kernel is named after its qualified name)."""
+def _tagged(f, variant=None):
+    """A copy of ``f`` whose qualified name carries the variant and the contraction mode
+    (the cache file of a kernel is named after its qualified name)."""
     g = _pytypes.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
                               f.__closure__)
-    g.__qualname__ = f.__qualname__ + ("_fma" if _CONTRACT else "_nofma")
+    g.__qualname__ = (f.__qualname__ + (f"_{variant}" if variant else "")
+                      + ("_fma" if _CONTRACT else "_nofma"))
     g.__doc__ = f.__doc__
     g.__module__ = f.__module__
     g.__kwdefaults__ = f.__kwdefaults__
     return g
 
 
-def jit(fn=None):
+def jit(fn=None, *, variant=None):
     """``numba.njit`` with fastgd's policy (see module docstring).
+
+    ``variant``: for a kernel built by a factory, a name for the factory's constants
+    (e.g. ``"D2_F0"``): each variant then has its own cache index.  Numba's disk cache can
+    pair one overload's index entry with another overload's code when two processes save
+    overloads of the same function at the same moment (numba#10128: both pick the same
+    free data-file name); one compiled overload per index keeps such collisions benign
+    (both write the same code).
 
     Nothing is inlined at Numba-IR level (``inline="always"``): each inlined call site is
     typed again, which costs more compile time on a cold cache than it saves at run
@@ -51,7 +59,7 @@ def jit(fn=None):
     """
 
     def wrap(f):
-        return numba.njit(**OPTIONS)(_tagged(f))
+        return numba.njit(**OPTIONS)(_tagged(f, variant))
 
     return wrap(fn) if fn is not None else wrap
 

@@ -76,7 +76,7 @@ def adaptive_kernel(OPT):
 
     # over 80 lines, unsplit for speed: a step's gradient, check, record and update in
     # one loop nest over lanes
-    @jit
+    @jit(variant=f"O{OPT}")
     def adaptive_rows(R_all, wstar, estar, c0, lr, w0, steps, tol, blowup, beta1, beta2,
                       eps, warmup, lr_init, sched, decay_steps, decay_factor, freeze,
                       pre_lr, chunks, wk, nworkers, rec_every, out_status, out_w, out_loss,

@@ -114,7 +114,7 @@ def gd_kernel(D, FULL):
     REG = D > 0 and not FULL
 
     # over 80 lines, unsplit for speed: a step's check, record and update in one loop nest
-    @jit
+    @jit(variant=f"D{D}_F{int(FULL)}")
     def gd_rows(lam_all, V_all, wstar, estar, c0, lr, beta, nesterov, w0, steps, tol,
                 blowup, renorm, chunks, wk, nworkers, rec_every, out_status, out_w,
                 out_loss, out_excess, out_tol_at, out_div_at, out_logg, rec_loss, rec_w):

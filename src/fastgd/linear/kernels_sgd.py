@@ -256,7 +256,7 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
     NB32 = lanes_per_block(D, 4) if VEC else 0  # float32
 
     # over 80 lines, unsplit for speed: an epoch's check, record and steps in one loop nest
-    @jit
+    @jit(variant=f"D{D}_F{int(FULL)}_B{BLOCK}_I{IR}")
     def sgd_rows(X, y, Ps, R, bounds, wstar, estar, c0, lr, beta, nesterov, w0, epochs, batch,
                  order, keys, tol, blowup, renorm, chunks, wk, nworkers, rec_every,
                  out_status, out_w, out_loss, out_excess, out_tol_at, out_div_at, out_logg,

@@ -74,7 +74,7 @@ def _loss_grad(ACT):
     RELU = ACT == ACT_RELU
 
     # over 80 lines, unsplit for speed: forward, residual, backward in one pass
-    @jit
+    @jit(variant=f"A{ACT}")
     def loss_grad_lanes(X, Y, idx, nb, bias, m, s, T, G, Z, F, Hs, R, Hb, loss, want_grad):
         """Loss (and with ``want_grad`` its gradient) over the samples ``idx[:nb]`` for every lane.
 

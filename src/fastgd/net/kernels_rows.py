@@ -103,7 +103,7 @@ def _build(SGD, MODE, ACT):
     TANH = ACT == ACT_TANH
 
     # over 80 lines, unsplit for speed: check, record and step of all lanes in one loop nest
-    @jit
+    @jit(variant=f"S{int(SGD)}_M{MODE}_A{ACT}")
     def rows_net(X, Y, act, bias, method, widths, scales, init_off, inits, keys, lrs, beta,
                  opt_i, opt_f, steps, batch, order, tol, gtol, blowup, c0, chunks, wk, nworkers,
                  rec_every, out_status, out_theta, theta_off, out_loss, out_tol_at, out_div_at,

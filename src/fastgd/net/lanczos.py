@@ -59,7 +59,7 @@ _CHECK_EVERY = 3  # steps between two checks of the stopping rule
 _SEED = 12345  # the fixed start vector (no warm start)
 #: the vector code (LLVM IR) is not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT
-_BUILT = {}  # the kernels of :func:`lanczos_kernel`, by activation code
+_BUILT = {}  # the kernel of :func:`lanczos_kernel`, built on first use
 
 
 @jit
@@ -145,26 +145,23 @@ def _hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf):
 
 
 def lanczos_kernel(ACT):
-    """The Lanczos step kernel (:func:`lanczos_rows`) for the activation code ``ACT``,
-    built once per code (compiled on its first call).
+    """The Lanczos step kernel (:func:`lanczos_rows`) for the activation code ``ACT``: one
+    kernel for every code (the activation is a run-time argument of its vector code, which
+    LLVM folds; compiled on its first call).
 
     Examples
     --------
-    >>> from fastgd.net.kernels import ACT_TANH
-    >>> lanczos_kernel(ACT_TANH) is lanczos_kernel(ACT_TANH)
+    >>> from fastgd.net.kernels import ACT_RELU, ACT_TANH
+    >>> lanczos_kernel(ACT_TANH) is lanczos_kernel(ACT_RELU)
     True
     """
-    ACT = int(ACT)
-    if ACT not in _BUILT:
-        _BUILT[ACT] = _build(ACT)
-    return _BUILT[ACT]
+    if not _BUILT:
+        _BUILT[0] = _build()
+    return _BUILT[0]
 
 
-def _build(ACT):
-    """A new dispatcher of :func:`lanczos_rows` for the activation code ``ACT``: a closure
-    constant (Numba's disk cache keys the variant on it) that the forward pass and the
-    HVP receive as a literal, so their vector code (:mod:`.lanczos_ir`) holds that
-    activation's arithmetic only."""
+def _build():
+    """A new dispatcher of :func:`lanczos_rows`."""
 
     # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
     @jit
@@ -202,14 +199,14 @@ def _build(ACT):
             Qb = Q[b]
             q = Qb[j]
             if j == 0:
-                _forward_block(X, Y, ACT, bias, m, s, T[b], FH[b], FC[b])
+                _forward_block(X, Y, act, bias, m, s, T[b], FH[b], FC[b])
             if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
                 D = Dg[b]
                 _rmul(U, D, q, np.int64(1), N)
-                _hvp_block(X, ACT, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
+                _hvp_block(X, act, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
                 _rmul(W, W, D, np.int64(1), N)
             else:
-                _hvp_block(X, ACT, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
+                _hvp_block(X, act, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
             # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
             # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
             c[:] = 0.0
