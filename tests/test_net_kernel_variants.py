@@ -13,7 +13,6 @@ import pytest
 from fastgd.kernels.jit import options
 from fastgd.net import kernels as K
 from fastgd.net import kernels_rows as R
-from fastgd.net import lanczos as L
 from fastgd.net.contract import NetSpec
 from fastgd.net.launch import kernel_key, select
 
@@ -35,7 +34,6 @@ def test_key_and_select_follow_the_activation():
     kernels = [select(spec, a) for a in ACTS]
     assert len({id(k) for k in kernels}) == 3
     assert select(spec, np.int64(K.ACT_RELU)) is kernels[2]
-    assert L.lanczos_kernel(np.int64(K.ACT_TANH)) is L.lanczos_kernel(K.ACT_TANH)
 
 
 def test_closures_hold_plain_constants():
@@ -52,8 +50,7 @@ def test_closures_hold_plain_constants():
 def test_every_variant_has_its_own_cache_index():
     """Variants of one factory never share a Numba cache index (named after the qualified
     name): two processes saving different overloads of one index at once can pair an
-    entry with the other's code (numba#10128).  The Lanczos kernel is one for all
-    activations."""
+    entry with the other's code (numba#10128)."""
     from fastgd.kernels import steps as S
     from fastgd.linear import kernels_adaptive as LA
     from fastgd.linear import kernels_gd as LG
@@ -67,7 +64,6 @@ def test_every_variant_has_its_own_cache_index():
     built += [LA.adaptive_kernel(o) for o in (S.ADAM, S.RMSPROP, S.ADAGRAD)]
     names = [f.py_func.__qualname__ for f in built]
     assert len(set(names)) == len(names), names
-    assert len({id(L.lanczos_kernel(a)) for a in ACTS}) == 1
 
 
 def _data(nb, nl, m, d, bias, seed=0):
@@ -106,13 +102,6 @@ if not JITLESS:
                            True)
         loss *= 0.5 / nb
 
-    def _literal_forward(ACT):
-        @_njit
-        def f(X, Y, bias, m, s, T, FH, FC, V, HV, u, rf):
-            L._forward_block(X, Y, ACT, bias, m, s, T, FH, FC)
-            L._hvp_block(X, ACT, m, bias, s, T, V, HV, FH, FC, u, rf)
-        return f
-
 
 @needs_jit
 @pytest.mark.parametrize("act", ACTS)
@@ -133,26 +122,3 @@ def test_literal_net_block_equals_runtime(act):
     _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G2, np.empty((m, NET_SAMPLES, nl)),
                     lo2)
     assert np.array_equal(lo1, lo2) and np.array_equal(G1, G2)
-
-
-@needs_jit
-@pytest.mark.parametrize("act", ACTS)
-def test_literal_lanczos_blocks_equal_runtime(act):
-    """The forward pass and HVP of the Lanczos kernels with a literal activation code
-    equal those that read it at run time (called from Python: an int64), bit for bit."""
-    P, m, d, bias, s = L.SAMPLES * 2 + 3, 4, 3, True, 0.5
-    X, Y, T = _data(P, L.BLOCK, m, d, bias, seed=1)
-    V = np.ascontiguousarray(np.random.default_rng(2).standard_normal(T.shape))
-    outs = []
-    for run in ("literal", "runtime"):
-        FH, FC = np.empty((P, m, L.BLOCK)), np.empty((P, L.BLOCK))
-        HV = np.empty(T.shape)
-        u, rf = np.empty((L.SAMPLES * m, L.BLOCK)), np.empty((L.SAMPLES, L.BLOCK))
-        if run == "literal":
-            _literal_forward(act)(X, Y, bias, m, s, T, FH, FC, V, HV, u, rf)
-        else:
-            L._forward_block(X, Y, act, bias, m, s, T, FH, FC)
-            L._hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf)
-        outs.append((FH, FC, HV))
-    for a, b in zip(*outs, strict=True):
-        assert np.array_equal(a, b)

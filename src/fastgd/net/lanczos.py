@@ -49,7 +49,7 @@ from fastgd.net.lanczos_ir import (
     orth_v,
 )
 
-__all__ = ["BLOCK", "RTOL", "WARM_MIX", "lanczos_kernel", "top_eig"]
+__all__ = ["BLOCK", "RTOL", "WARM_MIX", "lanczos_rows", "top_eig"]
 
 #: residual tolerance of the stopping rule (module doc)
 RTOL = 1e-10
@@ -59,7 +59,6 @@ _CHECK_EVERY = 3  # steps between two checks of the stopping rule
 _SEED = 12345  # the fixed start vector (no warm start)
 #: the vector code (LLVM IR) is not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT
-_BUILT = {}  # the kernel of :func:`lanczos_kernel`, built on first use
 
 
 @jit
@@ -144,99 +143,78 @@ def _hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf):
                     HV[j * d + i, l] += u[j, l] * X[p, i]
 
 
-def lanczos_kernel(ACT):
-    """The Lanczos step kernel (:func:`lanczos_rows`) for the activation code ``ACT``: one
-    kernel for every code (the activation is a run-time argument of its vector code, which
-    LLVM folds; compiled on its first call).
+# over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
+@jit
+def lanczos_rows(X, Y, act, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size,
+                 chunks, wk, nworkers):
+    """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
+    (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
 
-    Examples
-    --------
-    >>> from fastgd.net.kernels import ACT_RELU, ACT_TANH
-    >>> lanczos_kernel(ACT_TANH) is lanczos_kernel(ACT_RELU)
-    True
-    """
-    if not _BUILT:
-        _BUILT[0] = _build()
-    return _BUILT[0]
-
-
-def _build():
-    """A new dispatcher of :func:`lanczos_rows`."""
-
-    # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
-    @jit
-    def lanczos_rows(X, Y, act, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size,
-                     chunks, wk, nworkers):
-        """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
-        (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
-
-        Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
-        ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
-        (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
-        :func:`_forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
-        dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
-        ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
-        empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
-        P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
-        without the JIT, the same operations as loops."""
-        N = T.shape[1]
-        k = Q.shape[1]
-        u = np.empty((SAMPLES * m, BLOCK))
-        rf = np.empty((SAMPLES, BLOCK))
-        c = np.empty((j + 1, BLOCK))
-        c2 = np.empty((j + 1, BLOCK))
-        acc = np.empty((1, BLOCK))
-        W = np.empty((N, BLOCK))
-        U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
-        for ck in range(wk, chunks.shape[0], nworkers):
-            b = chunks[ck]
-            lb = b * BLOCK
-            any_alive = False
-            for l in range(BLOCK):
-                any_alive |= alive[lb + l]
-            if not any_alive:
-                continue
-            Qb = Q[b]
-            q = Qb[j]
-            if j == 0:
-                _forward_block(X, Y, act, bias, m, s, T[b], FH[b], FC[b])
-            if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
-                D = Dg[b]
-                _rmul(U, D, q, np.int64(1), N)
-                _hvp_block(X, act, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
-                _rmul(W, W, D, np.int64(1), N)
-            else:
-                _hvp_block(X, act, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
-            # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
-            # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
-            c[:] = 0.0
-            # flags and strides as run-time values (np.bool_, np.int64), not literals: one
-            # compiled _orth and _rmul for every call, not one per literal combination
-            no, yes = np.bool_(False), np.bool_(True)
-            _orth(Qb, W, c, c, j + 1, no, yes)
-            for l in range(BLOCK):
-                alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
-            c2[:] = 0.0
-            _orth(Qb, W, c, c2, j + 1, yes, yes)
-            _orth(Qb, W, c2, c2, j + 1, yes, no)
-            _rdot(W, 0, W, 0, N, acc, 0)
-            for l in range(BLOCK):
-                g = lb + l
-                bt = np.sqrt(acc[0, l])
-                scale = 0.0
-                for i in range(j + 1):
-                    scale = max(scale, abs(alpha[g, i]))
-                for i in range(j):
-                    scale = max(scale, beta[g, i])
-                if alive[g] and not (bt > 1e-10 * scale):
-                    size[g] = j + 1  # breakdown: an invariant subspace
-                    alive[g] = False
-                beta[g, j] = bt if alive[g] else 0.0
-                acc[0, l] = 1.0 / bt if alive[g] else 0.0
-            if j + 1 < k:
-                _rmul(Qb[j + 1], W, acc, np.int64(0), N)
-
-    return lanczos_rows
+    Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
+    ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
+    (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
+    :func:`_forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
+    dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
+    ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
+    empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
+    P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
+    without the JIT, the same operations as loops."""
+    N = T.shape[1]
+    k = Q.shape[1]
+    u = np.empty((SAMPLES * m, BLOCK))
+    rf = np.empty((SAMPLES, BLOCK))
+    c = np.empty((j + 1, BLOCK))
+    c2 = np.empty((j + 1, BLOCK))
+    acc = np.empty((1, BLOCK))
+    W = np.empty((N, BLOCK))
+    U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
+    for ck in range(wk, chunks.shape[0], nworkers):
+        b = chunks[ck]
+        lb = b * BLOCK
+        any_alive = False
+        for l in range(BLOCK):
+            any_alive |= alive[lb + l]
+        if not any_alive:
+            continue
+        Qb = Q[b]
+        q = Qb[j]
+        if j == 0:
+            _forward_block(X, Y, act, bias, m, s, T[b], FH[b], FC[b])
+        if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
+            D = Dg[b]
+            _rmul(U, D, q, np.int64(1), N)
+            _hvp_block(X, act, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
+            _rmul(W, W, D, np.int64(1), N)
+        else:
+            _hvp_block(X, act, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
+        # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
+        # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
+        c[:] = 0.0
+        # flags and strides as run-time values (np.bool_, np.int64), not literals: one
+        # compiled _orth and _rmul for every call, not one per literal combination
+        no, yes = np.bool_(False), np.bool_(True)
+        _orth(Qb, W, c, c, j + 1, no, yes)
+        for l in range(BLOCK):
+            alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
+        c2[:] = 0.0
+        _orth(Qb, W, c, c2, j + 1, yes, yes)
+        _orth(Qb, W, c2, c2, j + 1, yes, no)
+        _rdot(W, 0, W, 0, N, acc, 0)
+        for l in range(BLOCK):
+            g = lb + l
+            bt = np.sqrt(acc[0, l])
+            scale = 0.0
+            for i in range(j + 1):
+                scale = max(scale, abs(alpha[g, i]))
+            for i in range(j):
+                scale = max(scale, beta[g, i])
+            if alive[g] and not (bt > 1e-10 * scale):
+                size[g] = j + 1  # breakdown: an invariant subspace
+                alive[g] = False
+            beta[g, j] = bt if alive[g] else 0.0
+            acc[0, l] = 1.0 / bt if alive[g] else 0.0
+        if j + 1 < k:
+            _rmul(Qb[j + 1], W, acc, np.int64(0), N)
 
 
 @jit
@@ -385,7 +363,7 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
     nw = G.max_threads() if threads is None else threads
     with np.errstate(all="ignore"):
         for j in range(k):
-            fan_out(lanczos_kernel(M.act), (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, *fwd, Dg,
+            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, *fwd, Dg,
                                    j, alive, al, be, size, chunks), nw, ())
             if j + 1 < k and (j + 1) % _CHECK_EVERY == 0 and alive.any():
                 done = _converged(al, be, j, np.flatnonzero(alive))

@@ -52,7 +52,6 @@ class _Rows:
 
     def __init__(self, context, builder, sig, args):
         self.b, self.ctx = builder, context
-        self.sig = sig
         self.v = []
         for t, a in zip(sig.args, args, strict=True):
             if isinstance(t, types.Array):
@@ -62,13 +61,6 @@ class _Rows:
             else:
                 self.v.append(context.cast(builder, a, t, types.int64))
         self.fused = contract()
-
-    def code(self, k):
-        """Argument k as a Python int where it is typed as a literal (the activation code
-        of a kernel specialised on it: only that activation's code is emitted), else its
-        run-time value."""
-        t = self.sig.args[k]
-        return t.literal_value if isinstance(t, types.IntegerLiteral) else self.v[k]
 
     def ptr(self, k, r):  # row r of the C-contiguous array argument k
         b = self.b
@@ -136,37 +128,22 @@ class _Rows:
         return self.loop(nd, [z0] * len(ps), term)
 
     def derivs(self, act, h):
-        """phi', phi'' from h = phi(z) as the loops compute them (``act``: a run-time code
-        or a Python int, :meth:`code`)."""
+        """phi', phi'' from h = phi(z) as the loops compute them."""
         b = self.b
-        lit = act if isinstance(act, int) else None
-        if lit is not None and lit not in (ACT_TANH, ACT_RELU):
-            return self.k(1.0), self.k(0.0)
-        g1r = b.select(b.fcmp_ordered(">", h, self.k(0.0)), self.k(1.0), self.k(0.0))
-        if lit == ACT_RELU:
-            return g1r, self.k(0.0)
         if self.fused:
             g1t = self.fma(b.fneg(h), h, self.k(1.0))
         else:
             g1t = b.fsub(self.k(1.0), b.fmul(h, h))
         g2t = b.fmul(b.fmul(self.k(-2.0), h), g1t)
-        if lit == ACT_TANH:
-            return g1t, g2t
+        g1r = b.select(b.fcmp_ordered(">", h, self.k(0.0)), self.k(1.0), self.k(0.0))
         tanh = b.icmp_signed("==", act, _c(ACT_TANH))
         relu = b.icmp_signed("==", act, _c(ACT_RELU))
         g1 = b.select(tanh, g1t, b.select(relu, g1r, self.k(1.0)))
         return g1, b.select(tanh, g2t, self.k(0.0))
 
     def phi(self, act, z):
-        """h = phi(z): tanh as :func:`fastgd.kernels.fmath.tanh`, relu as max(z, 0.0)
-        (``act``: a run-time code or a Python int, :meth:`code`)."""
+        """h = phi(z): tanh as :func:`fastgd.kernels.fmath.tanh`, relu as max(z, 0.0)."""
         b = self.b
-        if isinstance(act, int):
-            if act == ACT_TANH:
-                return emit_tanh(b, z)
-            if act == ACT_RELU:
-                return b.select(b.fcmp_ordered(">", self.k(0.0), z), self.k(0.0), z)
-            return z
         with b.if_else(b.icmp_signed("==", act, _c(ACT_TANH))) as (then, other):
             with then:
                 ht = emit_tanh(b, z)
@@ -202,7 +179,7 @@ def _samples(r, b, S):
 
 
 def _gen_forward(S, r, b):  # FH, FC from T
-    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
 
     def unit(j, fc):
@@ -220,7 +197,7 @@ def _gen_forward(S, r, b):  # FH, FC from T
 
 
 def _gen_hvp1(S, r, b):  # U, RF: R{z}, R{f} s^2 / P of V
-    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
 
     def unit(j, rfs):
@@ -239,7 +216,7 @@ def _gen_hvp1(S, r, b):  # U, RF: R{z}, R{f} s^2 / P of V
 
 
 def _gen_hvp2(S, r, b):  # HV += the samples' terms
-    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
     rfs = [r.ld(11, _c(q)) for q in range(S)]
     cs = [r.ld(4, p) for p in ps]
@@ -328,21 +305,19 @@ def _gen_mul(r, b):  # D, A, B, sb, n: D[t] = A[t] B[t sb]
 
 def _block_intrinsics(S):
     """The forward pass and the two halves of the HVP for S samples at a time (the
-    arguments: X, p, T, FH, FC, act, bias, m, ib, ia, then U, RF, V, HV, ss).  Typed with
-    literal arguments first: a literal ``act`` (a kernel specialised on it) gets that
-    activation's code only."""
+    arguments: X, p, T, FH, FC, act, bias, m, ib, ia, then U, RF, V, HV, ss)."""
 
-    @intrinsic(prefer_literal=True)
+    @intrinsic
     def fwd(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia):
         return _sig(lambda r, b: _gen_forward(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     free=1)
 
-    @intrinsic(prefer_literal=True)
+    @intrinsic
     def hvp1(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia, U, RF, V, ss):
         return _sig(lambda r, b: _gen_hvp1(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     U, RF, V, ss, free=1)
 
-    @intrinsic(prefer_literal=True)
+    @intrinsic
     def hvp2(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia, U, RF, V, HV):
         return _sig(lambda r, b: _gen_hvp2(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     U, RF, V, HV, free=1)
