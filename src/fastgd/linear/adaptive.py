@@ -45,6 +45,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
 from fastgd.linear.result import Run, SweepInterrupted, SweepResult
@@ -397,6 +398,7 @@ def run_adaptive(f, X, y, lr, steps, *, optimizer, betas, eps, warmup, lr_init, 
         frozen_factor=spec.factor if fr else None)
 
 
+@single_blas
 def adaptive_sweep(lr, steps=1000, *, data=None, condition=None, optimizer="adam",
                    betas=(0.9, 0.999), eps=1e-8, warmup=0, lr_init=0.0,
                    schedule="constant", decay_steps=None, decay_factor=None,

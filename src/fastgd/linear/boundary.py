@@ -19,6 +19,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.linear import problem as PB
 from fastgd.linear import sweep as SW
 
@@ -105,6 +106,7 @@ def _gd_growth(prob, lrs, beta, nesterov, T1, T2, nthreads, renorm=16, seed=1234
     return g
 
 
+@single_blas
 def critical_lr(X, y, *, method="gd", momentum=0.0, nesterov=False, bias=False, rtol=None,
                 steps=None, epochs=100, batch_size=1, order=ST.DEFAULT_ORDER, seeds=64,
                 blowup=1e12, lr_range=None, threads=None, check=False, progress=None,

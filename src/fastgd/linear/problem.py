@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastgd import validate as V
+from fastgd.engine import blas
 from fastgd.status import GROWING_FACTOR, Status
 
 #: The status codes as plain ints, for comparisons with arrays: NumPy converts an IntEnum
@@ -159,33 +160,16 @@ def _lapack_part(Xs, ys, W, s, Vt, parts, wk, nworkers):
 #: least-squares solutions and SVDs of a stack run on threads from this many
 #: multiply-adds of LAPACK work (~n P d^2; below it a thread hand-off costs more)
 LAPACK_THREADED_WORK = 2_000_000
-_BLAS = {}
-_BLAS_LOCK = threading.Lock()
-
-
-def _blas_single():
-    """A context that runs the BLAS behind NumPy on one thread (threadpoolctl, optional),
-    or None where threadpoolctl is missing.  OpenBLAS's SVD bits depend on its thread
-    count, and two threads of ours each calling a threaded OpenBLAS would oversubscribe
-    the cores: the stacked LAPACK calls run on our threads with BLAS on one."""
-    if "ctl" not in _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS["ctl"] = ThreadpoolController()
-        except Exception:  # optional dependency (installed with scikit-learn)
-            _BLAS["ctl"] = None
-    ctl = _BLAS["ctl"]
-    return None if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 def _stack_statistics(Xs, ys, nworkers=1):
     """(w*, H, R, E*, E(0)) of a stack of same-shape problems (n, P, d).
 
     w* comes from NumPy's own ``lstsq`` gufunc (the LAPACK routine ``np.linalg.lstsq``
-    runs, hence the same bits) and R from one SVD per problem.  Where threadpoolctl is
-    installed, BLAS runs on one thread for these calls (:func:`_blas_single`) and, with
-    ``nworkers`` > 1 and enough work, the stack is cut in slices that run on our threads
+    runs, hence the same bits) and R from one SVD per problem.  BLAS runs on one thread
+    for these calls (:func:`fastgd.engine.blas.one_thread`: OpenBLAS's SVD bits depend on
+    its thread count, and two of our threads each calling a threaded BLAS would
+    oversubscribe the cores) and, where that limit is available, with ``nworkers`` > 1 and enough work, the stack is cut in slices that run on our threads
     (LAPACK releases the GIL; each problem is solved on its own, so the bits depend
     neither on the cut nor on the company a problem is prepared in).  Raises
     ``np.linalg.LinAlgError`` where LAPACK fails."""
@@ -196,20 +180,15 @@ def _stack_statistics(Xs, ys, nworkers=1):
     W = np.empty((n, d))
     s = np.empty((n, k))
     Vt = np.empty((n, k, d))
-    single = _blas_single()
     nw = max(1, min(int(nworkers), n))
-    if single is None or n * P * d * d < LAPACK_THREADED_WORK:
+    if not blas.available() or n * P * d * d < LAPACK_THREADED_WORK:
         nw = 1
     cuts = np.linspace(0, n, nw + 1).astype(np.int64)
     parts = np.ascontiguousarray(np.stack([cuts[:-1], cuts[1:]], axis=1))
     try:
-        if single is None:
-            fan_out(_lapack_part, (Xs, ys, W, s, Vt, parts), 1, ())
+        with blas.one_thread():  # the stacked products too (many small GEMMs)
+            fan_out(_lapack_part, (Xs, ys, W, s, Vt, parts), nw, ())
             H, R, estar, c0 = _statistics(Xs, ys, W, svd=(s, Vt))
-        else:
-            with _BLAS_LOCK, single:  # the stacked products too (many small GEMMs)
-                fan_out(_lapack_part, (Xs, ys, W, s, Vt, parts), nw, ())
-                H, R, estar, c0 = _statistics(Xs, ys, W, svd=(s, Vt))
     except FloatingPointError as exc:  # the gufunc's LAPACK failure flag
         raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares") from exc
     return W, H, R, estar, c0

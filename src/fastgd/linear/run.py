@@ -16,6 +16,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.linear import problem as PB
 from fastgd.linear.result import Run
 from fastgd.status import Status
@@ -87,6 +88,7 @@ def _to_run(out, n, record, lr, method, unit, prob, w0):
                w_star=prob.wstar.copy(), loss_star=float(prob.estar))
 
 
+@single_blas
 def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, record=False,
        tol=ST.DEFAULT_TOL, blowup=1e12, optimizer="gd", betas=(0.9, 0.999), eps=1e-8,
        warmup=0, lr_init=0.0, schedule="constant", decay_steps=None, decay_factor=None,
@@ -171,6 +173,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
 
+@single_blas
 def sgd(X, y, lr, epochs, *, batch_size=1, order=ST.DEFAULT_ORDER, seed=0, w0=None,
         momentum=0.0, nesterov=False, bias=False, record=False, tol=ST.DEFAULT_TOL,
         blowup=1e12, exact=False) -> Run:

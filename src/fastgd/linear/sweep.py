@@ -28,6 +28,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
 from fastgd.linear.result import SweepInterrupted, SweepResult, load  # noqa: F401
@@ -89,6 +90,7 @@ def auto_lanes(method, n_data, n_seed, n_lr, *, min_chunks=16):
     return lanes
 
 
+@single_blas
 def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, steps=None, epochs=None, batch_size=1,
           order=ST.DEFAULT_ORDER, seeds=1, momentum=0.0, nesterov=False, bias=False, w0=None,
           tol=ST.DEFAULT_TOL, blowup=1e12, n=100, d=2, fix="lambda_max", data_seed=0,

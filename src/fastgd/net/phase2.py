@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd import validate as V
+from fastgd.engine.blas import single_blas
 from fastgd.linear.phase2 import PhaseTable, phase_values, renamed
 from fastgd.linear.result import SweepInterrupted
 from fastgd.status import DEFAULT_TOL, Status
@@ -27,6 +28,7 @@ from fastgd.status import DEFAULT_TOL, Status
 __all__ = ["net_adaptive_phase"]
 
 
+@single_blas
 def net_adaptive_phase(X, y, lr, *, axis, values, steps=1000, optimizer="adam",
                        betas=(0.9, 0.999), eps=1e-8, warmup=0, lr_init=0.0,
                        schedule="constant", momentum=0.0, width=64, scale=1.0, seed=0,

@@ -20,6 +20,7 @@ from fastgd import status as ST
 from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.engine.fields import loss_ratio
 from fastgd.net.adaptive import (
     OPTIM_DOC,
@@ -447,6 +448,7 @@ _RUN_OPTIONS = """\
 """
 
 
+@single_blas
 @_with_params(data=_RUN_DATA, options=_RUN_OPTIONS.replace("    {optim}\n", OPTIM_DOC))
 def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
            activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
@@ -489,6 +491,7 @@ def net_gd(X, y, lr, steps, *, width=None, theta0=None, scale=1.0, seed=0,
                    gtol=gtol, record=record, record_every=record_every, opts=opts)
 
 
+@single_blas
 @_with_params(data=_RUN_DATA, options=_RUN_OPTIONS.replace("    {optim}\n", OPTIM_DOC))
 def net_sgd(X, y, lr, epochs, *, batch_size=1, order=DEFAULT_ORDER, width=None, theta0=None,
             scale=1.0, seed=0, activation="tanh", param="ntk", bias=False, momentum=0.0,

@@ -19,6 +19,7 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import executors as EX
 from fastgd.engine import grid as G
+from fastgd.engine.blas import single_blas
 from fastgd.engine.fields import loss_ratio
 from fastgd.linear.result import SweepInterrupted
 from fastgd.net.adaptive import _Optim, _optim
@@ -248,6 +249,7 @@ class NetSweepResult:
         return np.where(first >= 0, at, np.inf)
 
 
+@single_blas
 def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=None,
               lr_unit="absolute", method="gd", batch_size=1, order=DEFAULT_ORDER,
               activation="tanh", param="ntk", bias=False, momentum=0.0, tol=DEFAULT_TOL,
