@@ -146,7 +146,7 @@ def _ms_crit_closed(Xr, lam, c):
 
     def matvec(v):
         M = S2 * v.reshape(r, r)
-        q = np.einsum("pi,ij,pj->p", Xr, M, Xr)
+        q = np.einsum("pj,pj->p", Xr @ M, Xr)  # x_p.M x_p: a GEMM, not einsum's triple loop
         KM = (1.0 - c) * (lam[:, None] * M * lam[None, :]) + c * ((Xr * q[:, None]).T @ Xr) / P
         return (S2 * KM).ravel()
 
