@@ -66,6 +66,9 @@ THREADS = 2
 TOL = 1e-12  # agreement asked of every well-posed cell
 ULP_TOL = 3e-14  # a cell is well posed when a one-ulp change of its rate moves it less
 ULPS = (1 + 2.0**-52, 1 - 2.0**-53)  # the rate moved one ulp up and down
+#: seconds between two timed calls: XLA's and OpenBLAS's worker threads spin after a
+#: call and would take the cores from the next tool's timing (fastgd's sleep at once)
+SETTLE_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def _best(fns, repeats):
     best = dict.fromkeys(fns, np.inf)
     for _ in range(repeats):
         for name, f in fns.items():
+            time.sleep(SETTLE_S)  # the other tool's worker threads asleep first
             t = time.perf_counter()
             f()
             best[name] = min(best[name], time.perf_counter() - t)

@@ -103,6 +103,77 @@ if not JITLESS:
         loss *= 0.5 / nb
 
 
+    _SIZED = {}
+
+    def _sized_blocks(S):
+        """Uncached blocks of S samples (then of one), the activation at run time: the
+        loops of :func:`_runtime_blocks` with another block size."""
+        if S not in _SIZED:
+            from fastgd.kernels.simd import _net_block
+
+            blk = _net_block(S)
+
+            @_njit
+            def run(X, Y, idx, nb, act, bias, m, s, T, G, Hb, loss):
+                d = X.shape[1]
+                ib = m * d
+                ia = ib + (m if bias else 0)
+                sinv = s / nb
+                q0 = nb - nb % S
+                loss[:] = 0.0
+                G[:] = 0.0
+                for lb in range(0, T.shape[1], NET_LANES):
+                    for q in range(0, q0, S):
+                        blk(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
+                            True)
+                    for q in range(q0, nb):
+                        net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias,
+                                   s, sinv, True)
+                loss *= 0.5 / nb
+
+            _SIZED[S] = run
+        return _SIZED[S]
+
+
+@needs_jit
+@pytest.mark.parametrize("act", ACTS)
+def test_block_size_never_changes_a_bit(act):
+    """Blocks of 4 samples (targets with 16 vector registers) and of 8 (AVX-512) give
+    the kernel's bits: every sum runs sample after sample.  19 samples: blocks and a
+    remainder of one-sample blocks for both sizes."""
+    nb, nl, m, d, bias, s = 19, 2 * NET_LANES, 5, 3, True, 0.4
+    X, Y, T = _data(nb, nl, m, d, bias)
+    idx = np.arange(nb, dtype=np.int64)
+    N = T.shape[0]
+    out = []
+    for S in (4, 8):
+        G, lo = np.empty((N, nl)), np.empty(nl)
+        _sized_blocks(S)(X, Y, idx, nb, act, bias, m, s, T, G, np.empty((m, S, nl)), lo)
+        out.append((G, lo))
+    G1, lo1 = np.empty((N, nl)), np.empty(nl)
+    _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G1, np.empty((m, NET_SAMPLES, nl)),
+                    lo1)
+    for G, lo in out:
+        assert np.array_equal(lo, lo1) and np.array_equal(G, G1)
+    assert np.isfinite(lo1).all() and len(np.unique(lo1)) == nl  # lanes all differ
+
+
+def test_block_size_follows_the_vector_registers(monkeypatch):
+    """8 samples per block where the target has 32 vector registers (AVX-512VL), else 4."""
+    from numba.core import config
+
+    from fastgd.kernels import simd
+
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512vl,+fma")
+    assert simd._wide_registers()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f,-avx512vl,+fma")
+    assert not simd._wide_registers()
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    assert not simd._wide_registers()
+    assert simd.NET_SAMPLES in (4, 8)
+
+
 @needs_jit
 @pytest.mark.parametrize("act", ACTS)
 def test_literal_net_block_equals_runtime(act):

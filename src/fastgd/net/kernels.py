@@ -12,9 +12,10 @@ at ``m d + bias m + j``.
 
 Layout (DESIGN.md): a *chunk* is up to a few dozen runs (lanes) on the same data that
 share their initial parameters and differ in the learning rate; state is stored
-``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  Blocks of 8
-samples (the last ones: of one) x 8 lanes go through every hidden unit forward, then the
-residuals, then every unit backward, in vector registers (:func:`.simd.net_block`); a
+``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  Blocks of
+NET_SAMPLES samples (8, or 4 on 16-register targets; the last ones: of one) x 8 lanes
+go through every hidden unit forward, then the residuals, then every unit backward, in
+vector registers (:func:`.simd.net_block`); a
 single run (one lane) takes the loops: for unit j, its pre-activations for all samples
 (``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
 unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,

@@ -48,7 +48,7 @@ BLOCK_BYTES = 64 << 20
 
 def _lanes(m, d, bias):
     """Lanes per chunk for width m: a block touches ~3 N + 8 m lines (parameters,
-    gradient and rollback copy, activations of 8 samples)."""
+    gradient and rollback copy, activations of up to 8 samples)."""
     N = m * (d + 1 + int(bias))
     return LANES if 3 * N + 8 * m <= _FIT else LANES_WIDE
 
