@@ -108,7 +108,7 @@ def test_a_net_sweep_runs_its_kernels_with_one_blas_thread(default_blas_threads,
             monkeypatch.setattr(m, "fan_out", spy)
     X = np.random.default_rng(0).standard_normal((16, 3))
     y = np.tanh(X[:, 0])
-    res = fn.net_sweep(X, y, [0.01, 0.1], 5, width=4, progress=False, threads=2)
+    res = fn.net_sweep(X, y, [0.01, 0.1], 5, width=4, progress=False)
     assert res.status.size == 2
     assert seen and set(seen) == {1}
     assert _blas_threads() == default_blas_threads
