@@ -72,18 +72,25 @@ def test_a_call_that_raises_restores_the_limit(default_blas_threads):
     assert _blas_threads() == default_blas_threads
 
 
-def test_a_sweep_prepares_its_data_on_one_blas_thread(default_blas_threads, monkeypatch):
-    from fastgd.linear import problem
-
-    seen = []
-    real = problem.prepare_many
+def _spy(monkeypatch, modules, name):
+    """Wrap ``name`` of the first module (and put the wrapper wherever the others
+    imported it): the list of BLAS thread counts found at each call."""
+    seen, real = [], getattr(modules[0], name)
 
     def spy(*args, **kwargs):
         seen.append(_blas_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(problem, "prepare_many", spy)
-    monkeypatch.setattr(sweep.PB, "prepare_many", spy, raising=False)
+    for mod in modules:
+        if hasattr(mod, name):
+            monkeypatch.setattr(mod, name, spy)
+    return seen
+
+
+def test_a_sweep_prepares_its_data_on_one_blas_thread(default_blas_threads, monkeypatch):
+    from fastgd.linear import problem
+
+    seen = _spy(monkeypatch, [problem, sweep.PB], "prepare_many")
     X, y = fg.lecture_data()
     res = fg.sweep("sgd", lr=[0.01, 0.1], data=[(X, y), (X, 2 * y)], epochs=3)
     assert res.status.shape == (2, 2, 1)
@@ -92,20 +99,11 @@ def test_a_sweep_prepares_its_data_on_one_blas_thread(default_blas_threads, monk
 
 
 def test_a_net_sweep_runs_its_kernels_with_one_blas_thread(default_blas_threads, monkeypatch):
-    from fastgd.kernels import threads
+    import importlib
 
-    seen = []
-    real = threads.fan_out
-
-    def spy(*args, **kwargs):
-        seen.append(_blas_threads())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(threads, "fan_out", spy)
-    for mod in ("fastgd.net.kernels_rows", "fastgd.net.launch", "fastgd.net.curvature"):
-        m = __import__(mod, fromlist=["x"])
-        if hasattr(m, "fan_out"):
-            monkeypatch.setattr(m, "fan_out", spy)
+    mods = [importlib.import_module(f"fastgd.{m}") for m in
+            ("kernels.threads", "net.kernels_rows", "net.launch", "net.curvature")]
+    seen = _spy(monkeypatch, mods, "fan_out")
     X = np.random.default_rng(0).standard_normal((16, 3))
     y = np.tanh(X[:, 0])
     res = fn.net_sweep(X, y, [0.01, 0.1], 5, width=4, progress=False)

@@ -76,38 +76,18 @@ def _data(nb, nl, m, d, bias, seed=0):
 
 
 if not JITLESS:
-    from fastgd.kernels.simd import NET_SAMPLES, net_block, net_block1
+    from fastgd.kernels.simd import NET_SAMPLES, net_block1
     from fastgd.net.kernels import NET_LANES
 
     # the kernels' options (contraction applies to the vector code's operations too), not
     # cached: these test-only kernels compile in the test's process
     _njit = numba.njit(**{**options(), "cache": False})
 
-    @_njit
-    def _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G, Hb, loss):
-        """The vector blocks of loss_grad_lanes with ``act`` a run-time value."""
-        d = X.shape[1]
-        ib = m * d
-        ia = ib + (m if bias else 0)
-        sinv = s / nb
-        q0 = nb - nb % NET_SAMPLES
-        loss[:] = 0.0
-        G[:] = 0.0
-        for lb in range(0, T.shape[1], NET_LANES):
-            for q in range(0, q0, NET_SAMPLES):
-                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
-                          True)
-            for q in range(q0, nb):
-                net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
-                           True)
-        loss *= 0.5 / nb
-
-
     _SIZED = {}
 
     def _sized_blocks(S):
-        """Uncached blocks of S samples (then of one), the activation at run time: the
-        loops of :func:`_runtime_blocks` with another block size."""
+        """The vector blocks of loss_grad_lanes with ``act`` a run-time value, in blocks
+        of S samples (then of one); uncached, made once per S."""
         if S not in _SIZED:
             from fastgd.kernels.simd import _net_block
 
@@ -150,9 +130,12 @@ def test_block_size_never_changes_a_bit(act):
         G, lo = np.empty((N, nl)), np.empty(nl)
         _sized_blocks(S)(X, Y, idx, nb, act, bias, m, s, T, G, np.empty((m, S, nl)), lo)
         out.append((G, lo))
+    lg = {K.ACT_IDENTITY: K.loss_grad_identity, K.ACT_TANH: K.loss_grad_tanh,
+          K.ACT_RELU: K.loss_grad_relu}[act]
     G1, lo1 = np.empty((N, nl)), np.empty(nl)
-    _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G1, np.empty((m, NET_SAMPLES, nl)),
-                    lo1)
+    Z, F, Rr = (np.empty((nb, nl)) for _ in range(3))
+    lg(X, Y, idx, nb, bias, m, s, T, G1, Z, F, np.empty((m, nb, 0)), Rr,
+       np.empty((m, NET_SAMPLES, nl)), lo1, True)  # the kernel users run
     for G, lo in out:
         assert np.array_equal(lo, lo1) and np.array_equal(G, G1)
     assert np.isfinite(lo1).all() and len(np.unique(lo1)) == nl  # lanes all differ
@@ -190,6 +173,6 @@ def test_literal_net_block_equals_runtime(act):
     lg(X, Y, idx, nb, bias, m, s, T, G1, Z, F, np.empty((m, nb, 0)), Rr,
        np.empty((m, NET_SAMPLES, nl)), lo1, True)
     G2, lo2 = np.empty((N, nl)), np.empty(nl)
-    _runtime_blocks(X, Y, idx, nb, act, bias, m, s, T, G2, np.empty((m, NET_SAMPLES, nl)),
-                    lo2)
+    _sized_blocks(NET_SAMPLES)(X, Y, idx, nb, act, bias, m, s, T, G2,
+                               np.empty((m, NET_SAMPLES, nl)), lo2)
     assert np.array_equal(lo1, lo2) and np.array_equal(G1, G2)
