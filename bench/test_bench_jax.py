@@ -11,7 +11,8 @@ moved by one ulp up or down (Adam near a minimum can amplify rounding a millionf
 such cells are counted, not compared; fastgd differs from the reference there by about
 as much as the reference differs from itself).
 
-Tables (each row timed alternately, min of ``repeats``):
+Tables (each row timed alternately, min of ``repeats``, a pause of ``SETTLE_S`` before
+every timed call):
 
 * **net GD** -- full-batch GD, P = 64, d = 8, 64 rates spread over [0.01, 1] / lambda0,
   200 steps, widths 64 and 512, tanh and relu, NTK parametrisation, no bias:
@@ -67,7 +68,8 @@ TOL = 1e-12  # agreement asked of every well-posed cell
 ULP_TOL = 3e-14  # a cell is well posed when a one-ulp change of its rate moves it less
 ULPS = (1 + 2.0**-52, 1 - 2.0**-53)  # the rate moved one ulp up and down
 #: seconds between two timed calls: XLA's and OpenBLAS's worker threads spin after a
-#: call and would take the cores from the next tool's timing (fastgd's sleep at once)
+#: call and would take the cores from the next tool's timing (fastgd's pool threads
+#: block on a queue at once)
 SETTLE_S = 0.3
 
 

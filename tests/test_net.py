@@ -377,8 +377,8 @@ def test_vector_blocks_equal_the_loops(activation, bias, method, wide, monkeypat
     (4 on targets with 16 vector registers) x 8 lanes as LLVM vector code
     (``kernels/simd.py``: ``simd.net_block``); a single run (one lane) takes the loops.
     Every cell equals its run bit for bit: final loss, loss ratio, steps (GD full batch,
-    P = 19: two blocks (or four) and 3 samples in the loops; SGD with batches of 10 and 9, which
-    leave 2 and 1 samples to blocks of one; ``sgd1``: per-sample SGD, whose step runs
+    P = 19: two blocks (or four) and 3 samples in the loops; SGD with batches of 10 and
+    9, which leave 2 and 1 samples to blocks of one; ``sgd1``: per-sample SGD, whose step runs
     inside the vector code).  37 rates: chunks of 32 (or 8) and one of 5 lanes, padded to
     a block of 8 with 3 idle lanes."""
     assert NET_SAMPLES in (4, 8)

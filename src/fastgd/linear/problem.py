@@ -169,8 +169,9 @@ def _stack_statistics(Xs, ys, nworkers=1):
     runs, hence the same bits) and R from one SVD per problem.  BLAS runs on one thread
     for these calls (:func:`fastgd.engine.blas.one_thread`: OpenBLAS's SVD bits depend on
     its thread count, and two of our threads each calling a threaded BLAS would
-    oversubscribe the cores) and, where that limit is available, with ``nworkers`` > 1 and enough work, the stack is cut in slices that run on our threads
-    (LAPACK releases the GIL; each problem is solved on its own, so the bits depend
+    oversubscribe the cores) and, where that limit is available, with ``nworkers`` > 1
+    and enough work, the stack is cut in slices that run on our threads (LAPACK
+    releases the GIL; each problem is solved on its own, so the bits depend
     neither on the cut nor on the company a problem is prepared in).  Raises
     ``np.linalg.LinAlgError`` where LAPACK fails."""
     from fastgd.kernels.threads import fan_out

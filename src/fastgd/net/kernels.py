@@ -15,11 +15,10 @@ share their initial parameters and differ in the learning rate; state is stored
 ``[param][lane]`` (``T[k, l]``) and every inner loop runs over lanes.  Blocks of
 NET_SAMPLES samples (8, or 4 on 16-register targets; the last ones: of one) x 8 lanes
 go through every hidden unit forward, then the residuals, then every unit backward, in
-vector registers (:func:`.simd.net_block`); a
-single run (one lane) takes the loops: for unit j, its pre-activations for all samples
-(``Z[q, l]``), then phi, stored for the backward pass (``Hs[j, q, l]``); residuals; then per
-unit the gradient from the stored activations (phi' from phi: 1 - h^2 for tanh,
-h > 0 for relu).  Both sum in the same order (same bits).  Per-sample SGD without
+vector registers (:func:`.simd.net_block`); a single run (one lane) takes the loops: for
+unit j, its pre-activations for all samples (``Z[q, l]``), then phi, stored for the
+backward pass (``Hs[j, q, l]``); residuals; then per unit the gradient from the stored
+activations (phi' from phi: 1 - h^2 for tanh, h > 0 for relu).  Both sum in the same order (same bits).  Per-sample SGD without
 momentum takes each step inside the vector code (:func:`.simd.net_step1`: every unit's
 parameters updated as soon as its gradient is complete, no gradient array), the same
 bits as gradient then step.  A chunk of several runs is padded to whole blocks of lanes
