@@ -158,3 +158,24 @@ def test_checks_shared_equal_checks_per_block(rng):
     b = PB.cell_losses(probs, W, data_idx, 1)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("d", [1, 2, 7, 30, 100])
+def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
+    """A cell of the final check gives the same bits in a segment of many cells and
+    alone, and E(w), E(w) - E* agree with NumPy to 1e-12 (the excess against
+    |X (w - w*)|^2 / (2P), not a difference of losses)."""
+    data = _pairs(rng, n=2, P=40, d=d)
+    probs = PB.prepare_many("t", data)
+    n = 37
+    W = rng.standard_normal((2 * n, d)) * np.logspace(0, -3, d)
+    idx = np.repeat([0, 1], n)
+    loss, excess = PB.cell_losses(probs, W, idx, 2)
+    for c in range(0, 2 * n, 3):
+        one = PB.cell_losses(probs, W[c:c + 1], idx[c:c + 1], 1)
+        assert one[0][0] == loss[c] and one[1][0] == excess[c]
+    for c in range(2 * n):
+        p = probs[idx[c]]
+        r, u = p.y - p.X @ W[c], p.X @ (W[c] - p.wstar)
+        np.testing.assert_allclose(loss[c], 0.5 * (r @ r) / p.P, rtol=1e-12)
+        np.testing.assert_allclose(excess[c], 0.5 * (u @ u) / p.P, rtol=1e-12)

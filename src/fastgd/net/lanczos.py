@@ -258,20 +258,14 @@ def _rmul(D, A, B, sb, n):
             D[t, l] = A[t, l] * B[t * sb, l]
 
 
-def _tridiagonal(al, be, size, k):
-    """The (n, k, k) tridiagonals, rows past a lane's ``size`` padded below every
-    eigenvalue of its leading block."""
+def _tridiagonal(al, be, k):
+    """The (n, k, k) tridiagonals of the first k Lanczos steps of each row."""
     n = al.shape[0]
     Tm = np.zeros((n, k, k))
     ii = np.arange(k)
     Tm[:, ii, ii] = al[:, :k]
     Tm[:, ii[:-1], ii[1:]] = be[:, : k - 1]
     Tm[:, ii[1:], ii[:-1]] = be[:, : k - 1]
-    pad = np.abs(al).max(axis=1) + 2 * np.abs(be).max(axis=1) + 1.0
-    for r in np.flatnonzero(size < k):
-        Tm[r, size[r]:, :] = 0.0
-        Tm[r, :, size[r]:] = 0.0
-        Tm[r, ii[size[r]:], ii[size[r]:]] = -pad[r]
     return Tm
 
 
@@ -279,7 +273,7 @@ def _converged(al, be, j, lanes):
     """Of ``lanes`` (live after step j): those whose top Ritz pair has met the residual
     rule (module doc)."""
     k = j + 1
-    Tm = _tridiagonal(al[lanes], be[lanes], np.full(lanes.size, k), k)
+    Tm = _tridiagonal(al[lanes], be[lanes], k)
     with np.errstate(all="ignore"):
         ok = np.all(np.isfinite(Tm), axis=(1, 2))
         vals, vecs = np.linalg.eigh(np.where(ok[:, None, None], Tm, 0.0))
@@ -371,7 +365,7 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
                 alive[done] = False
             if not alive.any():
                 break
-        return _finish(al, be, size, k, ok, n, Q if vectors else None)
+        return _finish(al, be, size, ok, n, Q if vectors else None)
 
 
 def _blocks(A):
@@ -380,23 +374,36 @@ def _blocks(A):
     return np.ascontiguousarray(A.reshape(npad // BLOCK, BLOCK, N).transpose(0, 2, 1))
 
 
-def _finish(al, be, size, k, ok, n, Q):
-    """The top eigenvalue of every lane's tridiagonal (and its Ritz vector with ``Q``)."""
-    Tm = _tridiagonal(al[:n], be[:n], size[:n], k)
-    good = ok[:n] & np.all(np.isfinite(Tm), axis=(1, 2))
+def _finish(al, be, size, ok, n, Q):
+    """The top eigenvalue of every lane's tridiagonal (and its Ritz vector with ``Q``):
+    the lanes whose Krylov spaces have the same dimension (``size``) in one stacked
+    ``eigvalsh`` / ``eigh`` of exactly that size (a lane's value depends on its own
+    tridiagonal only)."""
+    sz = size[:n]
+    # finite where its tridiagonal reads: alpha up to size, beta up to size - 1
+    good = ok[:n] & _finite_upto(al[:n], sz) & _finite_upto(be[:n], sz - 1)
     res = np.full(n, np.inf)
     vec = np.zeros((n, Q.shape[2])) if Q is not None else None
-    if good.any():
+    for kk in np.unique(sz[good]):
+        rows = np.flatnonzero(good & (sz == kk))
+        Tm = _tridiagonal(al[rows], be[rows], int(kk))
         if Q is None:
-            res[good] = np.linalg.eigvalsh(Tm[good])[:, -1]
-            return res
-        vals, S = np.linalg.eigh(Tm[good])
-        res[good] = vals[:, -1]
-        for r, lane in enumerate(np.flatnonzero(good)):  # lane by lane: same bits for any n
+            res[rows] = np.linalg.eigvalsh(Tm)[:, -1]
+            continue
+        vals, S = np.linalg.eigh(Tm)
+        res[rows] = vals[:, -1]
+        for r, lane in enumerate(rows):  # lane by lane: same bits for any n
             s = S[r, :, -1]
             Ql = Q[lane // BLOCK, :, :, lane % BLOCK]
             v = s[0] * Ql[0]
-            for i in range(1, int(size[lane])):
+            for i in range(1, int(kk)):
                 v = v + s[i] * Ql[i]
             vec[lane] = v
     return res if Q is None else (res, vec)
+
+
+def _finite_upto(A, m):
+    """Whether row r of ``A`` is finite in its first ``m[r]`` entries."""
+    bad = np.cumsum(~np.isfinite(A), axis=1)
+    return np.concatenate([np.zeros((A.shape[0], 1), bad.dtype), bad], axis=1)[
+        np.arange(A.shape[0]), m] == 0
