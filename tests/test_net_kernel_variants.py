@@ -77,7 +77,7 @@ def _data(nb, nl, m, d, bias, seed=0):
 
 if not JITLESS:
     from fastgd.kernels.simd import NET_SAMPLES, net_block1
-    from fastgd.net.kernels import NET_LANES
+    from fastgd.net.kernels import NET_LANES, pack_blocks
 
     # the kernels' options (contraction applies to the vector code's operations too), not
     # cached: these test-only kernels compile in the test's process
@@ -102,10 +102,12 @@ if not JITLESS:
                 q0 = nb - nb % S
                 loss[:] = 0.0
                 G[:] = 0.0
+                Xp = np.empty(q0 * d)
+                pack_blocks(X, idx, q0, S, Xp)
                 for lb in range(0, T.shape[1], NET_LANES):
                     for q in range(0, q0, S):
-                        blk(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s, sinv,
-                            True)
+                        blk(T, X, Xp, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias, s,
+                            sinv, True)
                     for q in range(q0, nb):
                         net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, act, bias,
                                    s, sinv, True)

@@ -66,6 +66,20 @@ METHOD_GD = 0
 METHOD_SGD = 1
 
 
+@jit
+def pack_blocks(X, idx, q0, S, Xp):
+    """The inputs of samples ``idx[:q0]`` in blocks of S, packed for :func:`.simd.net_block`:
+    ``Xp[q d + i S + k] = X[idx[q + k], i]`` for q = 0, S, ..., q0 - S (``Xp`` of length at
+    least q0 d; nothing written when it is empty)."""
+    d = X.shape[1]
+    if Xp.shape[0] == 0:
+        return
+    for q in range(0, q0, S):
+        for i in range(d):
+            for k in range(S):
+                Xp[q * d + i * S + k] = X[idx[q + k], i]
+
+
 def _loss_grad(ACT):
     """A new dispatcher of :func:`loss_grad_lanes` for the activation code ``ACT``: a
     closure constant, so that Numba prunes the other activations' code before typing it
@@ -83,7 +97,8 @@ def _loss_grad(ACT):
         ``Hs`` (m, >= nb, nl), ``Hb`` (m, NET_SAMPLES, nl).
 
         Blocks of NET_SAMPLES samples x NET_LANES lanes run forward, residual and backward
-        through every hidden unit as LLVM vector code (:func:`.simd.net_block`), their
+        through every hidden unit as LLVM vector code (:func:`.simd.net_block`; their inputs
+        packed once per call, :func:`pack_blocks`), their
         activations in the small scratch Hb, and the samples after the last whole block in
         blocks of one (``net_block1``); lanes after the last whole block of lanes (a single
         run: its one lane) take the loops below, two passes over the units with the
@@ -105,9 +120,11 @@ def _loss_grad(ACT):
             for k in range(T.shape[0]):
                 for l in range(nl):
                     G[k, l] = 0.0
+        Xp = np.empty(q0 * d if l0 > 0 else 0)
+        pack_blocks(X, idx, q0, NET_SAMPLES, Xp)
         for lb in range(0, l0, NET_LANES):
             for q in range(0, q0, NET_SAMPLES):
-                net_block(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT, bias, s, sinv,
+                net_block(T, X, Xp, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT, bias, s, sinv,
                           want_grad)
             for q in range(q0, nb):
                 net_block1(T, X, Y, idx, q, m, ib, ia, Hb, G, loss, lb, ACT, bias, s, sinv,
