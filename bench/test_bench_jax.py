@@ -11,8 +11,8 @@ moved by one ulp up or down (Adam near a minimum can amplify rounding a millionf
 such cells are counted, not compared; fastgd differs from the reference there by about
 as much as the reference differs from itself).
 
-Tables (each row timed alternately, min of ``repeats``, a pause of ``SETTLE_S`` before
-every timed call):
+Tables (each row timed alternately, min of ``repeats``; before every timed call a pause
+of ``SETTLE_S`` and an untimed call of the same tool):
 
 * **net GD** -- full-batch GD, P = 64, d = 8, 64 rates spread over [0.01, 1] / lambda0,
   200 steps, widths 64 and 512, tanh and relu, NTK parametrisation, no bias:
@@ -67,9 +67,11 @@ THREADS = 2
 TOL = 1e-12  # agreement asked of every well-posed cell
 ULP_TOL = 3e-14  # a cell is well posed when a one-ulp change of its rate moves it less
 ULPS = (1 + 2.0**-52, 1 - 2.0**-53)  # the rate moved one ulp up and down
-#: seconds between two timed calls: XLA's and OpenBLAS's worker threads spin after a
-#: call and would take the cores from the next tool's timing (fastgd's pool threads
-#: block on a queue at once)
+#: seconds between two tools: XLA's and OpenBLAS's worker threads spin after a call
+#: and would take the cores from the next tool's timing (fastgd's pool threads block on
+#: a queue at once).  Each timed call then follows an untimed call of the same tool: a
+#: vCPU that has idled through the pause runs slowly at first (the m = 64 relu sweep
+#: took 54-89 ms right after a pause, 48 ms back to back, on the 2-core VM)
 SETTLE_S = 0.3
 
 
@@ -95,11 +97,13 @@ def _threads():
 
 
 def _best(fns, repeats):
-    """{name: min seconds} of the callables, run alternately ``repeats`` times."""
+    """{name: min seconds} of the callables, run alternately ``repeats`` times, each
+    timed call right after an untimed one of its own."""
     best = dict.fromkeys(fns, np.inf)
     for _ in range(repeats):
         for name, f in fns.items():
             time.sleep(SETTLE_S)  # the other tool's worker threads asleep first
+            f()  # then the cores busy with this tool (an idle vCPU starts slow)
             t = time.perf_counter()
             f()
             best[name] = min(best[name], time.perf_counter() - t)
