@@ -70,7 +70,17 @@ METHOD_SGD = 1
 def pack_blocks(X, idx, q0, S, Xp):
     """The inputs of samples ``idx[:q0]`` in blocks of S, packed for :func:`.simd.net_block`:
     ``Xp[q d + i S + k] = X[idx[q + k], i]`` for q = 0, S, ..., q0 - S (``Xp`` of length at
-    least q0 d; nothing written when it is empty)."""
+    least q0 d; nothing written when it is empty).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd.net.kernels import pack_blocks
+    >>> X, Xp = np.arange(6.0).reshape(3, 2), np.empty(4)
+    >>> pack_blocks(X, np.array([2, 0, 1]), 2, 2, Xp)   # one block: samples 2 and 0
+    >>> Xp.tolist()
+    [4.0, 0.0, 5.0, 1.0]
+    """
     d = X.shape[1]
     if Xp.shape[0] == 0:
         return
