@@ -310,6 +310,34 @@ CHAIN_SIM = textwrap.dedent("""
 """)
 
 
+def test_simulated_device_code_never_grows_its_globals():
+    """The simulator runs device functions as Python threads, each iterating the globals
+    of the function it calls; a first overflow warning would add ``__warningregistry__``
+    to them while another thread iterates ("dictionary changed size during iteration",
+    seen once under taskset -c 0).  Every function compile_for builds, and every step
+    function it calls, has its registry before any call, and a warning then leaves the
+    dicts' keys as they were."""
+    import warnings
+
+    import numpy as np
+
+    from fastgd.kernels import steps
+    from fastgd.linear import scalar
+
+    built = scalar.compile_for(lambda f: f)  # the Python functions the simulator runs
+    dicts = {id(f.__globals__): f.__globals__ for f in built.values()}
+    dicts.update({id(f.__globals__): f.__globals__ for f in steps.PY.values()})
+    assert all("__warningregistry__" in g for g in dicts.values())
+    keys = {k: set(g) for k, g in dicts.items()}
+    w, pre, p = np.full((2, 1), 1e300), np.zeros((3, 1)), np.zeros((2, 1))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with np.errstate(over="warn"):
+            built["_chain_products_run"](w, pre, p, 0, 2)  # 1e300 x 1e300 overflows
+    assert any(issubclass(x.category, RuntimeWarning) for x in seen)
+    assert {k: set(g) for k, g in dicts.items()} == keys
+
+
 def test_chain_cuda_kernels_under_simulator_match_cpu():
     """Against the CPU kernels compiled without FMA contraction: the simulator runs the
     CUDA kernels as Python, whose arithmetic never fuses, and chain SGD at lr = 2.5

@@ -393,8 +393,14 @@ def compile_for(decorate):
     import types as _pytypes
 
     glb = dict(globals())
+    # CUDA's simulator runs these as Python threads, each iterating the globals of the
+    # function it calls (numba's swapped_cuda_module); an overflow warning's first
+    # registry entry would grow that dict under another thread's iteration (a
+    # RuntimeError seen under taskset -c 0): the registries exist before any call
+    glb.setdefault("__warningregistry__", {})
     done = {}
     for name, py in steps.PY.items():  # the step math shared with the CPU lanes
+        py.__globals__.setdefault("__warningregistry__", {})
         glb[name] = decorate(py)
     for name in ("_quad_run", "_write", "_to_w_run", "gd_run", "sgd_run",
                  "_chain_products_run", "_chain_excess_run", "_chain_start_run",
