@@ -972,8 +972,11 @@ def _cli_results(name, root):
 def _verdict(name, res):
     """Every case delivered its signal and none failed."""
     sent = sum(len(s) for _, s, _ in res)
-    assert sent >= len(res), f"{name}: {len(res)} cases delivered only {sent} signals"
     bad = _summary(name, res)
+    # a case whose planned event never came tests nothing: say which, with its verdict
+    # (a child that timed out or crashed first says so there)
+    assert sent >= len(res), (f"{name}: {len(res)} cases delivered only {sent} signals:\n"
+                              + "\n".join(bad[:20]))
     assert not bad, f"{len(bad)} of {len(res)} cases failed:\n" + "\n".join(bad[:20])
 
 
