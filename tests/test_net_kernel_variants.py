@@ -12,6 +12,7 @@ import pytest
 
 from fastgd.kernels.jit import options
 from fastgd.net import kernels as K
+from fastgd.net import lanczos as L
 from fastgd.net import kernels_rows as R
 from fastgd.net.contract import NetSpec
 from fastgd.net.launch import kernel_key, select
@@ -25,6 +26,11 @@ def _closure(f):
     """The closure values of a kernel built by a factory (its Python function)."""
     py = getattr(f, "py_func", f)
     return [c.cell_contents for c in py.__closure__ or ()]
+
+
+def _lanczos_blocks():
+    return [L._FWD_IDENTITY, L._HVP_IDENTITY, L._FWD_TANH, L._HVP_TANH, L._FWD_RELU,
+            L._HVP_RELU]
 
 
 def test_key_and_select_follow_the_activation():
@@ -42,6 +48,7 @@ def test_closures_hold_plain_constants():
     built = [R.rows_kernel(sgd, mode, a) for sgd in (False, True)
              for mode in (R.PLAIN, R.SCHEDULED, R.ADAPTIVE) for a in ACTS]
     built += [K.loss_grad_identity, K.loss_grad_tanh, K.loss_grad_relu]
+    built += [L.lanczos_kernel(a) for a in ACTS] + _lanczos_blocks()
     for f in built:
         cells = _closure(f)
         assert cells and all(type(c) in (bool, int) for c in cells), (f, cells)
@@ -62,7 +69,8 @@ def test_every_variant_has_its_own_cache_index():
     built += [LG.gd_kernel(D, F) for D in (0, 2, 5) for F in (False, True)]
     built += [LS.sgd_kernel(D, F, B) for D in (0, 2) for F in (False, True) for B in (1, 4)]
     built += [LA.adaptive_kernel(o) for o in (S.ADAM, S.RMSPROP, S.ADAGRAD)]
-    names = [f.py_func.__qualname__ for f in built]
+    built += [L.lanczos_kernel(a) for a in ACTS] + _lanczos_blocks()
+    names = [getattr(f, "py_func", f).__qualname__ for f in built]
     assert len(set(names)) == len(names), names
 
 

@@ -10,7 +10,8 @@ networks were asked for at once (a sweep cell equals its single run bit for bit)
 Lanczos step of every block (the HVP, alpha, two passes of classical Gram-Schmidt against
 the earlier vectors, beta and the next vector) is one call of :func:`lanczos_rows`,
 fanned out over worker threads (:func:`fastgd.kernels.threads.fan_out`), as vector code
-(:mod:`fastgd.net.lanczos_ir`; the loops here without the JIT, the same bits).  The
+(:mod:`fastgd.net.lanczos_ir`; the loops here without the JIT, the same bits), compiled
+for one activation (:func:`lanczos_kernel`: only its phi, phi', phi'').  The
 forward parts are h = phi(z) per sample and unit and the residual factors, once per run;
 the HVP derives phi' and phi'' from h (1 - h^2 and -2 h (1 - h^2) for tanh, h > 0 for
 relu).
@@ -34,7 +35,7 @@ import numpy as np
 from fastgd.kernels.fmath import tanh
 from fastgd.kernels.jit import jit
 from fastgd.kernels.threads import fan_out
-from fastgd.net.kernels import ACT_RELU, ACT_TANH
+from fastgd.net.kernels import ACT_IDENTITY, ACT_RELU, ACT_TANH
 from fastgd.net.lanczos_ir import (
     BLOCK,
     SAMPLES,
@@ -49,7 +50,7 @@ from fastgd.net.lanczos_ir import (
     orth_v,
 )
 
-__all__ = ["BLOCK", "RTOL", "WARM_MIX", "lanczos_rows", "top_eig"]
+__all__ = ["BLOCK", "RTOL", "WARM_MIX", "lanczos_kernel", "top_eig"]
 
 #: residual tolerance of the stopping rule (module doc)
 RTOL = 1e-10
@@ -59,162 +60,211 @@ _CHECK_EVERY = 3  # steps between two checks of the stopping rule
 _SEED = 12345  # the fixed start vector (no warm start)
 #: the vector code (LLVM IR) is not used under NUMBA_DISABLE_JIT (plain Python)
 SIMD = not numba.config.DISABLE_JIT
+_BUILT = {}  # the kernels of lanczos_kernel(), by activation code
 
 
-@jit
-def _forward_block(X, Y, act, bias, m, s, T, FH, FC):
-    """The parts of H v that do not depend on v, for the lanes of one block (``T``
-    (N, BLOCK)), once per Lanczos run: h = phi(z) per sample p and unit j (``FH``
-    (P, m, BLOCK)) and the residual factor (s f - y) s / P (``FC`` (P, BLOCK))."""
-    P, d = X.shape
-    ib = m * d
-    ia = ib + (m if bias else 0)
-    inv = 1.0 / P
-    for p in range(P):
-        if SIMD:
-            if p % SAMPLES == 0 and p + SAMPLES <= P:
-                forward_v(X, p, T, FH, FC, act, bias, m, ib, ia)
-            elif p >= P - P % SAMPLES:
-                forward1_v(X, p, T, FH, FC, act, bias, m, ib, ia)
-        else:
+def _blocks_for(ACT):
+    """The forward pass and the HVP of a block of lanes for the activation code ``ACT``
+    (a closure constant: only its code is compiled; one cache index per variant)."""
+
+    @jit(variant=f"A{ACT}")
+    def forward_block(X, Y, bias, m, s, T, FH, FC):
+        """The parts of H v that do not depend on v, for the lanes of one block (``T``
+        (N, BLOCK)), once per Lanczos run: h = phi(z) per sample p and unit j (``FH``
+        (P, m, BLOCK)) and the residual factor (s f - y) s / P (``FC`` (P, BLOCK))."""
+        P, d = X.shape
+        ib = m * d
+        ia = ib + (m if bias else 0)
+        inv = 1.0 / P
+        for p in range(P):
+            if SIMD:
+                if p % SAMPLES == 0 and p + SAMPLES <= P:
+                    forward_v(X, p, T, FH, FC, ACT, bias, m, ib, ia)
+                elif p >= P - P % SAMPLES:
+                    forward1_v(X, p, T, FH, FC, ACT, bias, m, ib, ia)
+            else:
+                for l in range(BLOCK):
+                    FC[p, l] = 0.0
+                for j in range(m):
+                    for l in range(BLOCK):
+                        z = T[ib + j, l] if bias else 0.0
+                        for i in range(d):
+                            z += T[j * d + i, l] * X[p, i]
+                        t = tanh(z) if ACT == ACT_TANH else max(z, 0.0) if ACT == ACT_RELU else z
+                        FH[p, j, l] = t
+                        FC[p, l] += T[ia + j, l] * t
             for l in range(BLOCK):
-                FC[p, l] = 0.0
+                FC[p, l] = (s * FC[p, l] - Y[p]) * s * inv
+
+    @jit(variant=f"A{ACT}")
+    def hvp_block(X, m, bias, s, T, V, HV, FH, FC, u, rf):
+        """HV = H V for the lanes of one block (``V``, ``HV`` (N, BLOCK)) from the forward
+        parts (:func:`forward_block`; phi', phi'' from h: 1 - h^2, -2 h (1 - h^2) for tanh,
+        h > 0 for relu; Pearlmutter's R-operator, the formulas of
+        :func:`fastgd.net.kernels.hvp_lanes`), lanes innermost; ``u`` (SAMPLES m, BLOCK), ``rf``
+        (SAMPLES, BLOCK) scratch."""
+        P, d = X.shape
+        ib = m * d
+        ia = ib + (m if bias else 0)
+        ss = s * s / P
+        for k in range(V.shape[0]):
+            for l in range(BLOCK):
+                HV[k, l] = 0.0
+        for p in range(P):
+            if SIMD:
+                if p % SAMPLES == 0 and p + SAMPLES <= P:
+                    hvp1_v(X, p, T, FH, FC, ACT, bias, m, ib, ia, u, rf, V, ss)
+                    hvp2_v(X, p, T, FH, FC, ACT, bias, m, ib, ia, u, rf, V, HV)
+                elif p >= P - P % SAMPLES:
+                    hvp11_v(X, p, T, FH, FC, ACT, bias, m, ib, ia, u, rf, V, ss)
+                    hvp21_v(X, p, T, FH, FC, ACT, bias, m, ib, ia, u, rf, V, HV)
+                continue
+            for l in range(BLOCK):
+                rf[0, l] = 0.0
             for j in range(m):
                 for l in range(BLOCK):
-                    z = T[ib + j, l] if bias else 0.0
-                    for i in range(d):
-                        z += T[j * d + i, l] * X[p, i]
-                    t = tanh(z) if act == ACT_TANH else max(z, 0.0) if act == ACT_RELU else z
-                    FH[p, j, l] = t
-                    FC[p, l] += T[ia + j, l] * t
-        for l in range(BLOCK):
-            FC[p, l] = (s * FC[p, l] - Y[p]) * s * inv
-
-
-@jit
-def _hvp_block(X, act, m, bias, s, T, V, HV, FH, FC, u, rf):
-    """HV = H V for the lanes of one block (``V``, ``HV`` (N, BLOCK)) from the forward
-    parts (:func:`_forward_block`; phi', phi'' from h: 1 - h^2, -2 h (1 - h^2) for tanh,
-    h > 0 for relu; Pearlmutter's R-operator, the formulas of
-    :func:`fastgd.net.kernels.hvp_lanes`), lanes innermost; ``u`` (SAMPLES m, BLOCK), ``rf``
-    (SAMPLES, BLOCK) scratch."""
-    P, d = X.shape
-    ib = m * d
-    ia = ib + (m if bias else 0)
-    ss = s * s / P
-    for k in range(V.shape[0]):
-        for l in range(BLOCK):
-            HV[k, l] = 0.0
-    for p in range(P):
-        if SIMD:
-            if p % SAMPLES == 0 and p + SAMPLES <= P:
-                hvp1_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, ss)
-                hvp2_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, HV)
-            elif p >= P - P % SAMPLES:
-                hvp11_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, ss)
-                hvp21_v(X, p, T, FH, FC, act, bias, m, ib, ia, u, rf, V, HV)
-            continue
-        for l in range(BLOCK):
-            rf[0, l] = 0.0
-        for j in range(m):
-            for l in range(BLOCK):
-                u[j, l] = V[ib + j, l] if bias else 0.0
-            for i in range(d):
-                for l in range(BLOCK):
-                    u[j, l] += V[j * d + i, l] * X[p, i]
-            for l in range(BLOCK):
-                h = FH[p, j, l]
-                g1 = 1.0 - h * h if act == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
-                    if act == ACT_RELU else 1.0
-                rf[0, l] += V[ia + j, l] * h + (T[ia + j, l] * g1) * u[j, l]
-        for l in range(BLOCK):
-            rf[0, l] *= ss
-        for j in range(m):
-            for l in range(BLOCK):
-                h, a, c, r = FH[p, j, l], T[ia + j, l], FC[p, l], rf[0, l]
-                g1 = 1.0 - h * h if act == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
-                    if act == ACT_RELU else 1.0
-                g2 = -2.0 * h * g1 if act == ACT_TANH else 0.0
-                HV[ia + j, l] += r * h + c * g1 * u[j, l]
-                u[j, l] = r * (a * g1) + c * (V[ia + j, l] * g1 + (a * g2) * u[j, l])
-                if bias:
-                    HV[ib + j, l] += u[j, l]
+                    u[j, l] = V[ib + j, l] if bias else 0.0
                 for i in range(d):
-                    HV[j * d + i, l] += u[j, l] * X[p, i]
+                    for l in range(BLOCK):
+                        u[j, l] += V[j * d + i, l] * X[p, i]
+                for l in range(BLOCK):
+                    h = FH[p, j, l]
+                    g1 = 1.0 - h * h if ACT == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
+                        if ACT == ACT_RELU else 1.0
+                    rf[0, l] += V[ia + j, l] * h + (T[ia + j, l] * g1) * u[j, l]
+            for l in range(BLOCK):
+                rf[0, l] *= ss
+            for j in range(m):
+                for l in range(BLOCK):
+                    h, a, c, r = FH[p, j, l], T[ia + j, l], FC[p, l], rf[0, l]
+                    g1 = 1.0 - h * h if ACT == ACT_TANH else (1.0 if h > 0.0 else 0.0) \
+                        if ACT == ACT_RELU else 1.0
+                    g2 = -2.0 * h * g1 if ACT == ACT_TANH else 0.0
+                    HV[ia + j, l] += r * h + c * g1 * u[j, l]
+                    u[j, l] = r * (a * g1) + c * (V[ia + j, l] * g1 + (a * g2) * u[j, l])
+                    if bias:
+                        HV[ib + j, l] += u[j, l]
+                    for i in range(d):
+                        HV[j * d + i, l] += u[j, l] * X[p, i]
+
+    return forward_block, hvp_block
 
 
-# over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
-@jit
-def lanczos_rows(X, Y, act, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size,
-                 chunks, wk, nworkers):
-    """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
-    (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
+_FWD_IDENTITY, _HVP_IDENTITY = _blocks_for(ACT_IDENTITY)
+_FWD_TANH, _HVP_TANH = _blocks_for(ACT_TANH)
+_FWD_RELU, _HVP_RELU = _blocks_for(ACT_RELU)
 
-    Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
-    ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
-    (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
-    :func:`_forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
-    dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
-    ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
-    empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
-    P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
-    without the JIT, the same operations as loops."""
-    N = T.shape[1]
-    k = Q.shape[1]
-    u = np.empty((SAMPLES * m, BLOCK))
-    rf = np.empty((SAMPLES, BLOCK))
-    c = np.empty((j + 1, BLOCK))
-    c2 = np.empty((j + 1, BLOCK))
-    acc = np.empty((1, BLOCK))
-    W = np.empty((N, BLOCK))
-    U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
-    for ck in range(wk, chunks.shape[0], nworkers):
-        b = chunks[ck]
-        lb = b * BLOCK
-        any_alive = False
-        for l in range(BLOCK):
-            any_alive |= alive[lb + l]
-        if not any_alive:
-            continue
-        Qb = Q[b]
-        q = Qb[j]
-        if j == 0:
-            _forward_block(X, Y, act, bias, m, s, T[b], FH[b], FC[b])
-        if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
-            D = Dg[b]
-            _rmul(U, D, q, np.int64(1), N)
-            _hvp_block(X, act, m, bias, s, T[b], U, W, FH[b], FC[b], u, rf)
-            _rmul(W, W, D, np.int64(1), N)
-        else:
-            _hvp_block(X, act, m, bias, s, T[b], q, W, FH[b], FC[b], u, rf)
-        # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
-        # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
-        c[:] = 0.0
-        # flags and strides as run-time values (np.bool_, np.int64), not literals: one
-        # compiled _orth and _rmul for every call, not one per literal combination
-        no, yes = np.bool_(False), np.bool_(True)
-        _orth(Qb, W, c, c, j + 1, no, yes)
-        for l in range(BLOCK):
-            alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
-        c2[:] = 0.0
-        _orth(Qb, W, c, c2, j + 1, yes, yes)
-        _orth(Qb, W, c2, c2, j + 1, yes, no)
-        _rdot(W, 0, W, 0, N, acc, 0)
-        for l in range(BLOCK):
-            g = lb + l
-            bt = np.sqrt(acc[0, l])
-            scale = 0.0
-            for i in range(j + 1):
-                scale = max(scale, abs(alpha[g, i]))
-            for i in range(j):
-                scale = max(scale, beta[g, i])
-            if alive[g] and not (bt > 1e-10 * scale):
-                size[g] = j + 1  # breakdown: an invariant subspace
-                alive[g] = False
-            beta[g, j] = bt if alive[g] else 0.0
-            acc[0, l] = 1.0 / bt if alive[g] else 0.0
-        if j + 1 < k:
-            _rmul(Qb[j + 1], W, acc, np.int64(0), N)
+
+def lanczos_kernel(ACT):
+    """The Lanczos step kernel (:func:`lanczos_rows`) for the activation code ``ACT``,
+    built once per code (compiled on its first call).
+
+    Examples
+    --------
+    >>> from fastgd.net.kernels import ACT_RELU, ACT_TANH
+    >>> lanczos_kernel(ACT_TANH) is lanczos_kernel(ACT_TANH)
+    True
+    >>> lanczos_kernel(ACT_TANH) is lanczos_kernel(ACT_RELU)
+    False
+    """
+    ACT = int(ACT)
+    if ACT not in _BUILT:
+        _BUILT[ACT] = _build(ACT)
+    return _BUILT[ACT]
+
+
+def _build(ACT):
+    """A new dispatcher of :func:`lanczos_rows` for the activation code ``ACT``."""
+    # closure constants: Numba prunes the other activations' calls before typing them
+    TANH = ACT == ACT_TANH
+    RELU = ACT == ACT_RELU
+
+    # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
+    @jit(variant=f"A{ACT}")
+    def lanczos_rows(X, Y, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size, chunks,
+                     wk, nworkers):
+        """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
+        (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
+
+        Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
+        ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
+        (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
+        :func:`forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
+        dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
+        ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
+        empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
+        P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
+        without the JIT, the same operations as loops."""
+        N = T.shape[1]
+        k = Q.shape[1]
+        u = np.empty((SAMPLES * m, BLOCK))
+        rf = np.empty((SAMPLES, BLOCK))
+        c = np.empty((j + 1, BLOCK))
+        c2 = np.empty((j + 1, BLOCK))
+        acc = np.empty((1, BLOCK))
+        W = np.empty((N, BLOCK))
+        U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
+        for ck in range(wk, chunks.shape[0], nworkers):
+            b = chunks[ck]
+            lb = b * BLOCK
+            any_alive = False
+            for l in range(BLOCK):
+                any_alive |= alive[lb + l]
+            if not any_alive:
+                continue
+            Qb = Q[b]
+            q = Qb[j]
+            if j == 0:
+                if TANH:
+                    _FWD_TANH(X, Y, bias, m, s, T[b], FH[b], FC[b])
+                elif RELU:
+                    _FWD_RELU(X, Y, bias, m, s, T[b], FH[b], FC[b])
+                else:
+                    _FWD_IDENTITY(X, Y, bias, m, s, T[b], FH[b], FC[b])
+            if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
+                D = Dg[b]
+                _rmul(U, D, q, np.int64(1), N)
+                V = U
+            else:
+                V = q
+            if TANH:
+                _HVP_TANH(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+            elif RELU:
+                _HVP_RELU(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+            else:
+                _HVP_IDENTITY(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+            if Dg.shape[0] > 0:
+                _rmul(W, W, Dg[b], np.int64(1), N)
+            # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
+            # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
+            c[:] = 0.0
+            # flags and strides as run-time values (np.bool_, np.int64), not literals: one
+            # compiled _orth and _rmul for every call, not one per literal combination
+            no, yes = np.bool_(False), np.bool_(True)
+            _orth(Qb, W, c, c, j + 1, no, yes)
+            for l in range(BLOCK):
+                alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
+            c2[:] = 0.0
+            _orth(Qb, W, c, c2, j + 1, yes, yes)
+            _orth(Qb, W, c2, c2, j + 1, yes, no)
+            _rdot(W, 0, W, 0, N, acc, 0)
+            for l in range(BLOCK):
+                g = lb + l
+                bt = np.sqrt(acc[0, l])
+                scale = 0.0
+                for i in range(j + 1):
+                    scale = max(scale, abs(alpha[g, i]))
+                for i in range(j):
+                    scale = max(scale, beta[g, i])
+                if alive[g] and not (bt > 1e-10 * scale):
+                    size[g] = j + 1  # breakdown: an invariant subspace
+                    alive[g] = False
+                beta[g, j] = bt if alive[g] else 0.0
+                acc[0, l] = 1.0 / bt if alive[g] else 0.0
+            if j + 1 < k:
+                _rmul(Qb[j + 1], W, acc, np.int64(0), N)
+
+    return lanczos_rows
 
 
 @jit
@@ -355,10 +405,11 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
         Dg = _blocks(Dg)
     fwd = (np.empty((nb, M.P, m, BLOCK)), np.empty((nb, M.P, BLOCK)))
     nw = G.max_threads() if threads is None else threads
+    kernel = lanczos_kernel(M.act)
     with np.errstate(all="ignore"):
         for j in range(k):
-            fan_out(lanczos_rows, (M.X, M.y, M.act, M.bias, m, M.scale(m), T, Q, *fwd, Dg,
-                                   j, alive, al, be, size, chunks), nw, ())
+            fan_out(kernel, (M.X, M.y, M.bias, m, M.scale(m), T, Q, *fwd, Dg, j, alive, al, be,
+                             size, chunks), nw, ())
             if j + 1 < k and (j + 1) % _CHECK_EVERY == 0 and alive.any():
                 done = _converged(al, be, j, np.flatnonzero(alive))
                 size[done] = j + 1

@@ -2,7 +2,7 @@
 
 A *row* is one parameter (sample, hidden unit) of the :data:`BLOCK` lanes of a block:
 BLOCK contiguous doubles, one LLVM vector (two 256-bit registers).  Each intrinsic runs
-the loops of :mod:`fastgd.net.lanczos` (``_forward_block``, ``_hvp_block``, ``_rdot``,
+the loops of :mod:`fastgd.net.lanczos` (``forward_block``, ``hvp_block``, ``_rdot``,
 ``_orth``, ``_rmul``) operation for operation on rows, and fuses x y + z where Numba's
 contraction fuses it in those loops (:func:`fastgd.kernels.jit.contract`: the left product
 of a sum of two products; ``a - c q`` as ``fma(-c, q, a)``), so both give the same bits,
@@ -52,6 +52,7 @@ class _Rows:
 
     def __init__(self, context, builder, sig, args):
         self.b, self.ctx = builder, context
+        self.sig = sig
         self.v = []
         for t, a in zip(sig.args, args, strict=True):
             if isinstance(t, types.Array):
@@ -61,6 +62,11 @@ class _Rows:
             else:
                 self.v.append(context.cast(builder, a, t, types.int64))
         self.fused = contract()
+
+    def code(self, k):
+        """Argument k, a literal (the activation code of a kernel built for one
+        activation: only that activation's code is emitted), as a Python int."""
+        return self.sig.args[k].literal_value
 
     def ptr(self, k, r):  # row r of the C-contiguous array argument k
         b = self.b
@@ -128,35 +134,29 @@ class _Rows:
         return self.loop(nd, [z0] * len(ps), term)
 
     def derivs(self, act, h):
-        """phi', phi'' from h = phi(z) as the loops compute them."""
+        """phi', phi'' from h = phi(z) as the loops compute them (``act``: the activation
+        code, :meth:`code`)."""
         b = self.b
+        if act == ACT_RELU:
+            return b.select(b.fcmp_ordered(">", h, self.k(0.0)), self.k(1.0), self.k(0.0)), \
+                self.k(0.0)
+        if act != ACT_TANH:
+            return self.k(1.0), self.k(0.0)
         if self.fused:
-            g1t = self.fma(b.fneg(h), h, self.k(1.0))
+            g1 = self.fma(b.fneg(h), h, self.k(1.0))
         else:
-            g1t = b.fsub(self.k(1.0), b.fmul(h, h))
-        g2t = b.fmul(b.fmul(self.k(-2.0), h), g1t)
-        g1r = b.select(b.fcmp_ordered(">", h, self.k(0.0)), self.k(1.0), self.k(0.0))
-        tanh = b.icmp_signed("==", act, _c(ACT_TANH))
-        relu = b.icmp_signed("==", act, _c(ACT_RELU))
-        g1 = b.select(tanh, g1t, b.select(relu, g1r, self.k(1.0)))
-        return g1, b.select(tanh, g2t, self.k(0.0))
+            g1 = b.fsub(self.k(1.0), b.fmul(h, h))
+        return g1, b.fmul(b.fmul(self.k(-2.0), h), g1)
 
     def phi(self, act, z):
-        """h = phi(z): tanh as :func:`fastgd.kernels.fmath.tanh`, relu as max(z, 0.0)."""
+        """h = phi(z): tanh as :func:`fastgd.kernels.fmath.tanh`, relu as max(z, 0.0)
+        (``act``: the activation code, :meth:`code`)."""
         b = self.b
-        with b.if_else(b.icmp_signed("==", act, _c(ACT_TANH))) as (then, other):
-            with then:
-                ht = emit_tanh(b, z)
-                bt = b.basic_block
-            with other:
-                relu = b.icmp_signed("==", act, _c(ACT_RELU))
-                hr = b.select(relu, b.select(b.fcmp_ordered(">", self.k(0.0), z), self.k(0.0),
-                                             z), z)
-                bo = b.basic_block
-        h = b.phi(_VT)
-        h.add_incoming(ht, bt)
-        h.add_incoming(hr, bo)
-        return h
+        if act == ACT_TANH:
+            return emit_tanh(b, z)
+        if act == ACT_RELU:
+            return b.select(b.fcmp_ordered(">", self.k(0.0), z), self.k(0.0), z)
+        return z
 
 
 def _sig(gen, *args, free=0):
@@ -179,7 +179,7 @@ def _samples(r, b, S):
 
 
 def _gen_forward(S, r, b):  # FH, FC from T
-    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
 
     def unit(j, fc):
@@ -197,7 +197,7 @@ def _gen_forward(S, r, b):  # FH, FC from T
 
 
 def _gen_hvp1(S, r, b):  # U, RF: R{z}, R{f} s^2 / P of V
-    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
 
     def unit(j, rfs):
@@ -216,7 +216,7 @@ def _gen_hvp1(S, r, b):  # U, RF: R{z}, R{f} s^2 / P of V
 
 
 def _gen_hvp2(S, r, b):  # HV += the samples' terms
-    act, m, ib, ia = r.v[5], r.v[7], r.v[8], r.v[9]
+    act, m, ib, ia = r.code(5), r.v[7], r.v[8], r.v[9]
     ps, bias, nd = _samples(r, b, S)
     rfs = [r.ld(11, _c(q)) for q in range(S)]
     cs = [r.ld(4, p) for p in ps]
@@ -303,22 +303,31 @@ def _gen_mul(r, b):  # D, A, B, sb, n: D[t] = A[t] B[t sb]
     r.loop(r.v[4], [], one)
 
 
+def _literal(act):
+    if not isinstance(act, types.IntegerLiteral):
+        raise TypingError(f"the activation code must be a compile-time constant, not {act}")
+
+
 def _block_intrinsics(S):
     """The forward pass and the two halves of the HVP for S samples at a time (the
-    arguments: X, p, T, FH, FC, act, bias, m, ib, ia, then U, RF, V, HV, ss)."""
+    arguments: X, p, T, FH, FC, act, bias, m, ib, ia, then U, RF, V, HV, ss), ``act`` a
+    literal activation code (the kernels of one activation: only its code is emitted)."""
 
-    @intrinsic
+    @intrinsic(prefer_literal=True)
     def fwd(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia):
+        _literal(act)
         return _sig(lambda r, b: _gen_forward(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     free=1)
 
-    @intrinsic
+    @intrinsic(prefer_literal=True)
     def hvp1(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia, U, RF, V, ss):
+        _literal(act)
         return _sig(lambda r, b: _gen_hvp1(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     U, RF, V, ss, free=1)
 
-    @intrinsic
+    @intrinsic(prefer_literal=True)
     def hvp2(typingctx, X, p, T, FH, FC, act, bias, m, ib, ia, U, RF, V, HV):
+        _literal(act)
         return _sig(lambda r, b: _gen_hvp2(S, r, b), X, p, T, FH, FC, act, bias, m, ib, ia,
                     U, RF, V, HV, free=1)
 
