@@ -571,3 +571,30 @@ def test_lanczos_vector_code_equals_the_loops(tmp_path):
         runs[jit] = np.load(tmp_path / f"jit{jit}.npy")
     assert np.isfinite(runs["0"]).all()
     np.testing.assert_array_equal(runs["0"], runs["1"])
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-8, 1.0, 3e7, 1e300])
+def test_lanczos_stopping_rule_matches_a_dense_eigh(scale):
+    """The stopping rule's Ritz pair (:func:`fastgd.net.lanczos._ritz_top`, QL on the
+    tridiagonal) against NumPy's ``eigh`` of the dense tridiagonal: the top |eigenvalue|
+    to 1e-13 relative and the residual |beta s_k| to 1e-12 of it, at k = 1 ... 40, with
+    split (zero) off-diagonals and equal diagonals; NaN where not finite."""
+    from fastgd.net.lanczos import _ritz_top, _tridiagonal
+
+    rng = np.random.default_rng(7)
+    for k in range(1, 41):
+        al = rng.standard_normal((6, k + 1)) * scale
+        be = np.abs(rng.standard_normal((6, k + 1))) * scale
+        be[1, rng.integers(0, k)] = 0.0
+        al[2] = scale
+        al[3, 0], be[4, 0] = np.nan, np.inf
+        lanes = np.array([0, 1, 2, 3, 4, 5])
+        res, top = np.empty(6), np.empty(6)
+        _ritz_top(al, be, lanes, k, res, top)
+        good = np.array([True, True, True, False, k < 2, True])
+        vals, vecs = np.linalg.eigh(_tridiagonal(al[good], be[good], k))
+        ref = np.abs(vals).max(axis=1)
+        np.testing.assert_allclose(top[good], ref, rtol=1e-13)
+        np.testing.assert_allclose(res[good], be[good, k - 1] * np.abs(vecs[:, -1, -1]),
+                                   rtol=0, atol=1e-12 * ref.max())
+        assert np.isnan(res[~good]).all() and np.isnan(top[~good]).all()

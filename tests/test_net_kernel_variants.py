@@ -12,8 +12,8 @@ import pytest
 
 from fastgd.kernels.jit import options
 from fastgd.net import kernels as K
-from fastgd.net import lanczos as L
 from fastgd.net import kernels_rows as R
+from fastgd.net import lanczos as L
 from fastgd.net.contract import NetSpec
 from fastgd.net.launch import kernel_key, select
 
