@@ -29,6 +29,8 @@ to the new top eigenvector (or an eigenvector itself) still finds it.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -348,11 +350,11 @@ def _ritz_top(al, be, lanes, k, res, scale):
         for t in range(k):
             x = abs(al[r, t])
             y = abs(be[r, t]) if t < k - 1 else 0.0
-            ok &= np.isfinite(x) and np.isfinite(y)
-            big = max(big, x, y)
-        # scaled to entries <= 1 (exactly, by a power of two): no overflow in the
-        # rotations' squares; eigenvalues scale with it, eigenvectors do not
-        sc = 2.0 ** -max(np.ceil(np.log2(big)), -1000.0) if ok and big > 0.0 else 1.0
+            ok &= (x < math.inf) & (y < math.inf)  # False for inf and NaN
+            big = max(big, max(x, y))
+        # scaled to entries <= 1: no overflow in the rotations' squares; eigenvalues
+        # scale with it, eigenvectors do not
+        sc = 1.0 / big if ok and big > 2.3e-308 else 1.0
         for t in range(k):
             d[t] = al[r, t] * sc
             e[t] = be[r, t] * sc if t < k - 1 else 0.0
@@ -373,7 +375,7 @@ def _ritz_top(al, be, lanes, k, res, scale):
                     ok = False
                     break
                 g = (d[lo + 1] - d[lo]) / (2.0 * e[lo])
-                h = np.sqrt(g * g + 1.0) if abs(g) < 1e150 else abs(g)
+                h = math.sqrt(g * g + 1.0) if abs(g) < 1e150 else abs(g)
                 g = d[m] - d[lo] + e[lo] / (g + (h if g >= 0.0 else -h))
                 sn, cs, p = 1.0, 1.0, 0.0
                 t = m - 1
@@ -381,7 +383,7 @@ def _ritz_top(al, be, lanes, k, res, scale):
                 while t >= lo:
                     f = sn * e[t]
                     b = cs * e[t]
-                    h = np.sqrt(f * f + g * g)
+                    h = math.sqrt(f * f + g * g)
                     e[t + 1] = h
                     if h == 0.0:  # an underflow: the matrix splits here
                         d[t + 1] -= p
