@@ -10,6 +10,7 @@ import fastgd as fg
 import naive
 from fastgd import status as ST
 from fastgd.engine import grid as G
+from fastgd.kernels import jit as _jit
 from fastgd.linear import problem as PB
 from fastgd.linear import table
 from fastgd.linear.contract import LinearInputs
@@ -181,6 +182,32 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
     names = out[1].split()
     assert names[0].startswith("sgd_kernel.<locals>.sgd_rows_D2_")  # the variant's name
     assert names[0].endswith(suffix)
-    assert names[1] == "rows_gd_chain" + suffix
+    assert names[1] == f"rows_gd_chain_{_jit.SOURCE_DIGEST}{suffix}"
 
 
+
+
+def test_kernel_cache_key_follows_every_module_with_compiled_code(tmp_path):
+    """Numba keys a cached kernel on its own file only; fastgd's kernels also carry
+    SOURCE_DIGEST in their names, a hash of every module with compiled code: a change to
+    a helper (fmath's tanh, which the vector code of other modules inlines) changes it,
+    a change to a module without compiled code does not."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(_jit.__file__).resolve().parents[1]
+    pkg = tmp_path / "fastgd"
+    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _jit._source_digest(pkg) == _jit.SOURCE_DIGEST
+    helper = pkg / "kernels" / "fmath.py"
+    text = helper.read_text()
+    helper.write_text(text.replace("XMAX = 19.1", "XMAX = 19.2"))
+    assert _jit._source_digest(pkg) != _jit.SOURCE_DIGEST
+    helper.write_text(text)
+    plot = pkg / "linear" / "plot.py"
+    plot.write_text(plot.read_text() + "\n# a comment\n")
+    assert _jit._source_digest(pkg) == _jit.SOURCE_DIGEST
+    from fastgd.net import kernels as K
+
+    assert _jit.SOURCE_DIGEST in getattr(K.loss_grad_tanh, "py_func",
+                                         K.loss_grad_tanh).__qualname__

@@ -14,10 +14,21 @@
 Numba's on-disk cache does not key compiled code by these options, so each kernel's
 qualified name carries the mode (suffix ``_fma`` or ``_nofma``): switching
 ``FASTGD_CONTRACT`` between processes never loads code compiled the other way.
+
+Nor does it key a kernel on the code it takes from other modules: the jitted helpers it
+calls and the vector code that intrinsics emit at compile time (:mod:`.simd`,
+:mod:`.fmath`, :mod:`fastgd.net.lanczos_ir`, ...).  It keys a kernel on a hash of its own
+source file only, so a kernel whose file did not change kept code compiled with an older
+helper (seen: a new tanh in :mod:`.fmath` reached the loops but not the cached vector
+kernels of :mod:`fastgd.net.kernels`, whose bits then differed).  Each qualified name
+therefore also carries :data:`SOURCE_DIGEST`, a hash of every fastgd module that holds
+compiled code: a change to any of them compiles every kernel afresh on its next call.
 """
 
+import hashlib
 import os
 import types as _pytypes
+from pathlib import Path
 
 import numba
 
@@ -28,13 +39,36 @@ if _CONTRACT:
     OPTIONS["fastmath"] = {"contract"}
 
 
+def _source_digest(root=None):
+    """The first 8 hex digits of a SHA-256 over the fastgd modules (under ``root``, the
+    package by default) that hold compiled code: those that import this module's ``jit``
+    or define intrinsics, overloads or ``njit`` functions, read in path order; "0" where
+    the sources cannot be read."""
+    root = Path(__file__).resolve().parents[1] if root is None else Path(root)
+    marks = (b"kernels.jit import", b"@intrinsic", b"@overload", b"njit(")
+    h = hashlib.sha256()
+    try:
+        for path in sorted(root.rglob("*.py")):
+            data = path.read_bytes()
+            if any(m in data for m in marks):
+                h.update(path.relative_to(root).as_posix().encode() + b"\0" + data)
+    except OSError:  # pragma: no cover - a zipped or unreadable install
+        return "0"
+    return h.hexdigest()[:8]
+
+
+#: hash of the sources of fastgd's compiled code, part of every kernel's cache key
+SOURCE_DIGEST = _source_digest()
+
+
 def _tagged(f, variant=None):
-    """A copy of ``f`` whose qualified name carries the variant and the contraction mode
-    (the cache file of a kernel is named after its qualified name)."""
+    """A copy of ``f`` whose qualified name carries the variant, :data:`SOURCE_DIGEST`
+    and the contraction mode (the cache file of a kernel is named after its qualified
+    name)."""
     g = _pytypes.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
                               f.__closure__)
     g.__qualname__ = (f.__qualname__ + (f"_{variant}" if variant else "")
-                      + ("_fma" if _CONTRACT else "_nofma"))
+                      + f"_{SOURCE_DIGEST}" + ("_fma" if _CONTRACT else "_nofma"))
     g.__doc__ = f.__doc__
     g.__module__ = f.__module__
     g.__kwdefaults__ = f.__kwdefaults__
