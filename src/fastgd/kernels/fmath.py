@@ -19,9 +19,9 @@ give x, tanh(+-inf) = +-1 (the fit evaluates to 1 at XMAX), NaN stays NaN, |tanh
 
 The body is one Python function over an operations namespace: :data:`tanh` runs it
 under Numba on scalars (the loops), :func:`emit_tanh` runs it on LLVM vector values
-(:mod:`.simd`), operation for operation, so both give the same bits (tested).  Numba's
-disk cache keys a kernel on its own source file: after editing this module, delete the
-cached kernels that inline its vector form (``src/fastgd/**/__pycache__/*.nb[ci]``).
+(:mod:`.simd`), operation for operation, so both give the same bits (tested).  The
+kernels that inline its vector form live in other files: an edit here reaches their
+cached code through :data:`fastgd.kernels.jit.SOURCE_DIGEST`.
 """
 
 import types as _pytypes

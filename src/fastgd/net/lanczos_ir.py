@@ -20,9 +20,8 @@ rows), then ``U, RF, V, ss`` or ``U, RF, V, HV``: R{z} of each sample (S m, BLOC
 R{f} s^2 / P (S, BLOCK), the direction and the product (N, BLOCK), s^2 / P.  Every array
 but ``X`` C-contiguous.
 
-Numba's disk cache keys a kernel on its own source file: after editing this module,
-delete the cached kernels of :mod:`fastgd.net.lanczos` (``net/__pycache__/lanczos.*.nb[ci]``),
-which inline this code.
+An edit here reaches the cached kernels of :mod:`fastgd.net.lanczos`, which inline this
+code, through :data:`fastgd.kernels.jit.SOURCE_DIGEST`.
 """
 
 from llvmlite import ir
