@@ -185,8 +185,6 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
     assert names[1] == f"rows_gd_chain_{_jit.SOURCE_DIGEST}{suffix}"
 
 
-
-
 def test_kernel_cache_key_follows_every_module_with_compiled_code(tmp_path):
     """Numba keys a cached kernel on its own file only; fastgd's kernels also carry
     SOURCE_DIGEST in their names, a hash of every module with compiled code: a change to

@@ -466,7 +466,7 @@ def test_sweep_cells_against_reference(m, d, P, n_lr, act, bias, param, sgd, bat
 
 def test_tanh_kernel_accuracy_and_vector_code():
     """The kernels' tanh (``kernels/fmath.py``, one rational function as plain
-    arithmetic): within 8 ulp of the correctly rounded tanh (60-digit mpmath) and 9 of
+    arithmetic): within 8 ulp of the correctly rounded tanh (30-digit mpmath) and 9 of
     NumPy's on dense grids, about 1 ulp on average, never above 1 in magnitude; the
     edges exact (signed zeros, tiny and subnormal x, +-inf, NaN, saturation at the end of
     the fit and beyond); and its LLVM vector form gives the same bits as the scalar one."""
