@@ -258,7 +258,8 @@ def test_prepared_statistics_are_reused_and_never_stale():
 
 def test_first_run_on_a_cold_cache_says_it_is_compiling(tmp_path):
     """One line on stderr while the kernels compile (a fresh NUMBA_CACHE_DIR), once per
-    process; a second process with the now warm cache prints nothing."""
+    process; a second process with the now warm cache prints nothing; the next cold
+    compile removes the cache files of older fastgd code and keeps the current ones."""
     import subprocess
 
     code = ("import fastgd as fg; X, y = fg.lecture_data(); "
@@ -274,6 +275,29 @@ def test_first_run_on_a_cold_cache_says_it_is_compiling(tmp_path):
     warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=600)
     assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
+
+    # cache files of older fastgd code (another SOURCE_DIGEST, or none: before digests)
+    # go at the next cold compile; the current files stay
+    from fastgd.kernels.jit import SOURCE_DIGEST
+
+    cache = tmp_path / "cache"
+    current = sorted(p for p in cache.rglob("*") if p.is_file())
+    index = [p for p in current if p.suffix == ".nbi" and f"_{SOURCE_DIGEST}_" in p.name]
+    assert index
+    stale = []
+    for p in index[:3]:
+        for name in (p.name.replace(SOURCE_DIGEST, "0badc0de"),
+                     p.name.replace(f"_{SOURCE_DIGEST}", ""),
+                     p.name.replace(SOURCE_DIGEST, "0badc0de").replace(".nbi", ".1.nbc"),
+                     "fastgd-compiled-0badc0de-0123456789ab"):
+            stale.append(p.with_name(name))
+            stale[-1].write_bytes(p.read_bytes())
+    code = "import fastgd as fg; X, y = fg.lecture_data(); fg.sgd(X, y, 0.05, 3)"
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert cold.returncode == 0 and "per-sample SGD" in cold.stderr, cold.stderr
+    assert not [p for p in stale if p.exists()]
+    assert all(p.exists() for p in current)
 
 
 def test_one_pair_with_a_column_y_is_one_dataset(lecture):

@@ -5,12 +5,20 @@ cache, so only the first run on a machine pays the compile time.  To tell that f
 run from the later ones without reading Numba's private cache index, fastgd keeps its
 own marker: an empty file per kernel and dtype in the cache directory
 (``NUMBA_CACHE_DIR`` when set, else the ``__pycache__`` folder beside the kernel's
-source, as Numba does), named by a hash of what Numba's cache keys on that fastgd can
+source, as Numba does), named by the source digest (below) and a hash of what Numba's cache keys on that fastgd can
 see: the kernel's qualified name (the contraction mode is part of it), its closure
 constants (the factories' compile-time constants), the source file's stamp, the dtype,
 and the Numba, Python and machine versions.  The marker is written when the notice is
 decided; an edited source reads as cold again.  A notice can be wrong only where the
 cache was emptied by hand and the markers were kept: it is a notice, not a check.
+
+Each kernel's cache files are named after its qualified name, which carries
+:data:`fastgd.kernels.jit.SOURCE_DIGEST`, so an upgrade or an edit of fastgd leaves the
+files of the older code behind (tens of MB over a few versions).  When the notice
+answers True, :func:`prune_stale` removes the cache files and markers of other digests from
+the cache folders of fastgd's loaded kernels: folders of this installation only (Numba
+keys them on the source folder's path), never the current digest's files, either
+contraction mode's included.
 """
 
 from __future__ import annotations
@@ -18,9 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import sys
 
-__all__ = ["first_compile"]
+__all__ = ["first_compile", "prune_stale"]
+
+#: a Numba cache file (index or data), or a notice marker
+_CACHE_FILE = re.compile(r"\.py\d+[a-z]*(\.\d+\.nbc|\.nbi)$|^fastgd-compiled-")
 
 
 def _key(kern, dtype):
@@ -38,6 +50,12 @@ def _key(kern, dtype):
     text = repr((py.__module__, py.__qualname__, consts, src, stamp, str(dtype),
                  numba.__version__, sys.version_info[:2], platform.machine()))
     return src, hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _digest():
+    from fastgd.kernels import jit
+
+    return jit.SOURCE_DIGEST
 
 
 def _folder(src):
@@ -70,7 +88,7 @@ def first_compile(kern, dtype="float64") -> bool:
         return False
     src, key = _key(kern, dtype)
     folder = _folder(src)
-    marker = os.path.join(folder, f"fastgd-compiled-{key}")
+    marker = os.path.join(folder, f"fastgd-compiled-{_digest()}-{key}")
     if os.path.exists(marker):
         return False
     try:
@@ -79,4 +97,56 @@ def first_compile(kern, dtype="float64") -> bool:
             pass
     except OSError:  # a read-only installation: no notice rather than one every run
         return False
+    prune_stale()
     return True
+
+
+def _cache_folders():
+    """The cache folders of the jitted functions of the loaded fastgd modules."""
+    folders = set()
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("fastgd.") or mod is None:
+            continue
+        for obj in list(vars(mod).values()):
+            path = getattr(getattr(obj, "_cache", None), "cache_path", None)
+            if isinstance(path, str) and hasattr(obj, "py_func"):
+                folders.add(path)
+    return sorted(folders)
+
+
+def prune_stale(folders=None, digest=None) -> int:
+    """Remove the kernel cache files that no current fastgd kernel can load, those whose
+    name lacks ``_<digest>_fma-`` or ``_<digest>_nofma-``, and the notice markers of
+    other digests (``digest``: :data:`fastgd.kernels.jit.SOURCE_DIGEST` by default), in
+    ``folders`` (default: the cache folders of the loaded fastgd kernels; markers kept in
+    a shared ``NUMBA_CACHE_DIR`` are not among them).  Other files are left alone; a
+    file that cannot be removed is skipped.  Returns the number of files removed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastgd.engine.notice import prune_stale
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for f in ("kernels.f_0badc0de_fma-9.py311.nbi", "kernels.f_0badc0de_fma-9.py311.1.nbc",
+    ...               "kernels.f_1234abcd_fma-9.py311.nbi", "notes.txt",
+    ...               "fastgd-compiled-0badc0de-0123"):
+    ...         open(os.path.join(tmp, f), "w").close()
+    ...     prune_stale([tmp], digest="1234abcd"), sorted(os.listdir(tmp))
+    (3, ['kernels.f_1234abcd_fma-9.py311.nbi', 'notes.txt'])
+    """
+    digest = _digest() if digest is None else digest
+    keep = (f"_{digest}_fma-", f"_{digest}_nofma-", f"fastgd-compiled-{digest}-")
+    removed = 0
+    for folder in (_cache_folders() if folders is None else folders):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if _CACHE_FILE.search(name) and not any(k in name for k in keep):
+                try:
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+                except OSError:  # gone already, or not ours to remove
+                    pass
+    return removed
