@@ -6,10 +6,11 @@ never read back), each block's parameters, Lanczos vectors and forward parts sto
 contiguously, ``[block][param][lane]`` (a block's rows BLOCK doubles apart, whatever the
 number of lanes of the call), so every lane runs in a block of the same shape and its
 arithmetic never depends on the other lanes, on the thread that ran it or on how many
-networks were asked for at once (a sweep cell equals its single run bit for bit).  One
-Lanczos step of every block (the HVP, alpha, two passes of classical Gram-Schmidt against
-the earlier vectors, beta and the next vector) is one call of :func:`lanczos_rows`,
-fanned out over worker threads (:func:`fastgd.kernels.threads.fan_out`), as vector code
+networks were asked for at once (a sweep cell equals its single run bit for bit).  The
+whole run of every block (per step the HVP, alpha, two passes of classical Gram-Schmidt
+against the earlier vectors, beta and the next vector; the stopping rule every few
+steps) is one call of :func:`lanczos_rows` per worker thread
+(:func:`fastgd.kernels.threads.fan_out`), block after block, as vector code
 (:mod:`fastgd.net.lanczos_ir`; the loops here without the JIT, the same bits), compiled
 for one activation (:func:`lanczos_kernel`: only its phi, phi', phi'').  The
 forward parts are h = phi(z) per sample and unit and the residual factors, once per run;
@@ -158,7 +159,7 @@ _FWD_RELU, _HVP_RELU = _blocks_for(ACT_RELU)
 
 
 def lanczos_kernel(ACT):
-    """The Lanczos step kernel (:func:`lanczos_rows`) for the activation code ``ACT``,
+    """The Lanczos kernel (:func:`lanczos_rows`) for the activation code ``ACT``,
     built once per code (compiled on its first call).
 
     Examples
@@ -181,90 +182,111 @@ def _build(ACT):
     TANH = ACT == ACT_TANH
     RELU = ACT == ACT_RELU
 
-    # over 80 lines, unsplit: the whole Lanczos step of a block in one pass over its lanes
+    # over 80 lines, unsplit: the whole Lanczos run of a block in one pass over its lanes
     @jit(variant=f"A{ACT}")
-    def lanczos_rows(X, Y, bias, m, s, T, Q, FH, FC, Dg, j, alive, alpha, beta, size, chunks,
-                     wk, nworkers):
-        """Lanczos step ``j`` of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
-        (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1).
+    def lanczos_rows(X, Y, bias, m, s, T, Q, FH, FC, Dg, alive, alpha, beta, size, lanes,
+                     chunks, wk, nworkers):
+        """The Lanczos runs of the lane blocks ``chunks[wk]``, ``chunks[wk + nworkers]``, ...
+        (block b: lanes b BLOCK .. b BLOCK + BLOCK - 1), block by block (a block's vectors
+        stay in cache): up to k steps each, the stopping rule (module doc) after every
+        :data:`_CHECK_EVERY` steps, until no lane of the block is alive.
 
         Stored block by block, each block's data contiguous: ``T`` (nb, N, BLOCK) parameters,
-        ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, j]`` the current one), ``FH``
-        (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at step 0:
-        :func:`forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k), ``size`` (the
-        dimension of its Krylov space when it broke down).  Writes alpha_j, beta_j and
-        ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg`` (nb, N, BLOCK), when not
-        empty: the operator is D H D with D = diag(Dg[b, :, l]) (the preconditioned Hessian
-        P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).  Vector code (:class:`_Rows`) or,
-        without the JIT, the same operations as loops."""
+        ``Q`` (nb, k, N, BLOCK) the Lanczos vectors (``Q[b, 0]`` the start vectors),
+        ``FH`` (nb, P, m, BLOCK) and ``FC`` (nb, P, BLOCK) the forward parts (written at
+        step 0: :func:`forward_block`); per lane ``alive``, ``alpha``/``beta`` (n, k),
+        ``size`` (the dimension of its Krylov space where it stopped early), ``lanes``
+        (scratch: the rows of a block's live lanes for the stopping rule).  Writes
+        alpha_j, beta_j and ``Q[b, j + 1]`` (when j + 1 < k) of the live lanes.  ``Dg``
+        (nb, N, BLOCK), when not empty: the operator is D H D with D = diag(Dg[b, :, l])
+        (the preconditioned Hessian P^-1/2 H P^-1/2 of :mod:`fastgd.net.adaptive`).
+        Vector code (:class:`_Rows`) or, without the JIT, the same operations as loops."""
         N = T.shape[1]
         k = Q.shape[1]
         u = np.empty((SAMPLES * m, BLOCK))
         rf = np.empty((SAMPLES, BLOCK))
-        c = np.empty((j + 1, BLOCK))
-        c2 = np.empty((j + 1, BLOCK))
+        c = np.empty((k, BLOCK))
+        c2 = np.empty((k, BLOCK))
         acc = np.empty((1, BLOCK))
         W = np.empty((N, BLOCK))
         U = np.empty((N if Dg.shape[0] > 0 else 0, BLOCK))
+        res = np.empty((2, BLOCK))
         for ck in range(wk, chunks.shape[0], nworkers):
             b = chunks[ck]
             lb = b * BLOCK
+            Qb = Q[b]
             any_alive = False
             for l in range(BLOCK):
                 any_alive |= alive[lb + l]
             if not any_alive:
                 continue
-            Qb = Q[b]
-            q = Qb[j]
-            if j == 0:
-                if TANH:
-                    _FWD_TANH(X, Y, bias, m, s, T[b], FH[b], FC[b])
-                elif RELU:
-                    _FWD_RELU(X, Y, bias, m, s, T[b], FH[b], FC[b])
-                else:
-                    _FWD_IDENTITY(X, Y, bias, m, s, T[b], FH[b], FC[b])
-            if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
-                D = Dg[b]
-                _rmul(U, D, q, np.int64(1), N)
-                V = U
-            else:
-                V = q
             if TANH:
-                _HVP_TANH(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+                _FWD_TANH(X, Y, bias, m, s, T[b], FH[b], FC[b])
             elif RELU:
-                _HVP_RELU(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+                _FWD_RELU(X, Y, bias, m, s, T[b], FH[b], FC[b])
             else:
-                _HVP_IDENTITY(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
-            if Dg.shape[0] > 0:
-                _rmul(W, W, Dg[b], np.int64(1), N)
-            # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W, W -= Q^T c,
-            # c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W = c[j]
-            c[:] = 0.0
-            # flags and strides as run-time values (np.bool_, np.int64), not literals: one
-            # compiled _orth and _rmul for every call, not one per literal combination
-            no, yes = np.bool_(False), np.bool_(True)
-            _orth(Qb, W, c, c, j + 1, no, yes)
-            for l in range(BLOCK):
-                alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
-            c2[:] = 0.0
-            _orth(Qb, W, c, c2, j + 1, yes, yes)
-            _orth(Qb, W, c2, c2, j + 1, yes, no)
-            _rdot(W, 0, W, 0, N, acc, 0)
-            for l in range(BLOCK):
-                g = lb + l
-                bt = np.sqrt(acc[0, l])
-                scale = 0.0
-                for i in range(j + 1):
-                    scale = max(scale, abs(alpha[g, i]))
-                for i in range(j):
-                    scale = max(scale, beta[g, i])
-                if alive[g] and not (bt > 1e-10 * scale):
-                    size[g] = j + 1  # breakdown: an invariant subspace
-                    alive[g] = False
-                beta[g, j] = bt if alive[g] else 0.0
-                acc[0, l] = 1.0 / bt if alive[g] else 0.0
-            if j + 1 < k:
-                _rmul(Qb[j + 1], W, acc, np.int64(0), N)
+                _FWD_IDENTITY(X, Y, bias, m, s, T[b], FH[b], FC[b])
+            for j in range(k):
+                q = Qb[j]
+                if Dg.shape[0] > 0:  # D H D v: scale, multiply, scale
+                    D = Dg[b]
+                    _rmul(U, D, q, np.int64(1), N)
+                    V = U
+                else:
+                    V = q
+                if TANH:
+                    _HVP_TANH(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+                elif RELU:
+                    _HVP_RELU(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+                else:
+                    _HVP_IDENTITY(X, m, bias, s, T[b], V, W, FH[b], FC[b], u, rf)
+                if Dg.shape[0] > 0:
+                    _rmul(W, W, Dg[b], np.int64(1), N)
+                # full reorthogonalisation (classical Gram-Schmidt), twice: c = Q W,
+                # W -= Q^T c, c2 = Q W, W -= Q^T c2 in three sweeps over Q; alpha = q . W
+                c[: j + 1] = 0.0
+                # flags and strides as run-time values (np.bool_, np.int64), not literals:
+                # one compiled _orth and _rmul for every call, not one per combination
+                no, yes = np.bool_(False), np.bool_(True)
+                _orth(Qb, W, c, c, j + 1, no, yes)
+                for l in range(BLOCK):
+                    alpha[lb + l, j] = c[j, l] if alive[lb + l] else 0.0
+                c2[: j + 1] = 0.0
+                _orth(Qb, W, c, c2, j + 1, yes, yes)
+                _orth(Qb, W, c2, c2, j + 1, yes, no)
+                _rdot(W, 0, W, 0, N, acc, 0)
+                for l in range(BLOCK):
+                    g = lb + l
+                    bt = np.sqrt(acc[0, l])
+                    scale = 0.0
+                    for i in range(j + 1):
+                        scale = max(scale, abs(alpha[g, i]))
+                    for i in range(j):
+                        scale = max(scale, beta[g, i])
+                    if alive[g] and not (bt > 1e-10 * scale):
+                        size[g] = j + 1  # breakdown: an invariant subspace
+                        alive[g] = False
+                    beta[g, j] = bt if alive[g] else 0.0
+                    acc[0, l] = 1.0 / bt if alive[g] else 0.0
+                if j + 1 < k:
+                    _rmul(Qb[j + 1], W, acc, np.int64(0), N)
+                if j + 1 < k and (j + 1) % _CHECK_EVERY == 0:
+                    n = 0
+                    for l in range(BLOCK):
+                        if alive[lb + l]:
+                            lanes[lb + n] = lb + l
+                            n += 1
+                    live = lanes[lb: lb + n]
+                    _ritz_top(alpha, beta, live, j + 1, res[0], res[1])
+                    for i in range(n):
+                        if res[0, i] <= RTOL * res[1, i]:  # False where NaN
+                            size[live[i]] = j + 1
+                            alive[live[i]] = False
+                any_alive = False
+                for l in range(BLOCK):
+                    any_alive |= alive[lb + l]
+                if not any_alive:
+                    break
 
     return lanczos_rows
 
@@ -319,14 +341,6 @@ def _tridiagonal(al, be, k):
     Tm[:, ii[:-1], ii[1:]] = be[:, : k - 1]
     Tm[:, ii[1:], ii[:-1]] = be[:, : k - 1]
     return Tm
-
-
-def _converged(al, be, j, lanes):
-    """Of ``lanes`` (live after step j): those whose top Ritz pair has met the residual
-    rule (module doc)."""
-    res, scale = np.empty(lanes.shape[0]), np.empty(lanes.shape[0])
-    _ritz_top(al, be, lanes, j + 1, res, scale)
-    return lanes[res <= RTOL * scale]
 
 
 @jit
@@ -496,15 +510,8 @@ def top_eig(M, m, Th, iters, start=None, vectors=False, threads=None, diag=None)
     nw = G.max_threads() if threads is None else threads
     kernel = lanczos_kernel(M.act)
     with np.errstate(all="ignore"):
-        for j in range(k):
-            fan_out(kernel, (M.X, M.y, M.bias, m, M.scale(m), T, Q, *fwd, Dg, j, alive, al, be,
-                             size, chunks), nw, ())
-            if j + 1 < k and (j + 1) % _CHECK_EVERY == 0 and alive.any():
-                done = _converged(al, be, j, np.flatnonzero(alive))
-                size[done] = j + 1
-                alive[done] = False
-            if not alive.any():
-                break
+        fan_out(kernel, (M.X, M.y, M.bias, m, M.scale(m), T, Q, *fwd, Dg, alive, al, be, size,
+                         np.empty(npad, dtype=np.int64), chunks), nw, ())
         return _finish(al, be, size, ok, n, Q if vectors else None)
 
 
