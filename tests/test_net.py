@@ -608,6 +608,50 @@ def test_lanczos_stopping_rule_matches_a_dense_eigh(scale):
         assert np.isnan(res[~good]).all() and np.isnan(top[~good]).all()
 
 
+def test_lanczos_lanes_stop_where_the_rule_is_first_met(monkeypatch):
+    """Inside the kernel, each lane stops at the first check (every few steps) where the
+    residual of its top Ritz pair meets RTOL, by a dense ``eigh`` of its own tridiagonal:
+    not met at any earlier check, met at its stop (or a breakdown, or all k steps);
+    lanes of one block stop at different steps, and values equal ``eigvalsh`` of the
+    tridiagonal at the lane's stop."""
+    import fastgd.net.lanczos as L
+    from fastgd.net.model import _model
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(40, 4))
+    y = np.tanh(X @ [0.5, -1.0, 2.0, 0.3])
+    M = _model("t", X, y, "tanh", "standard", True)
+    m, k = 24, 40
+    Th = rng.normal(size=(11, m * 6)) * rng.uniform(0.2, 2.0, (11, 1))
+    got = {}
+    finish = L._finish
+
+    def spy(al, be, size, ok, n, Q):
+        got.update(al=al[:n].copy(), be=be[:n].copy(), size=size[:n].copy())
+        return finish(al, be, size, ok, n, Q)
+
+    monkeypatch.setattr(L, "_finish", spy)
+    lam = L.top_eig(M, m, Th, k, threads=2)
+    al, be, size = got["al"], got["be"], got["size"]
+    assert len(set(size)) > 1 and size.max() < k  # a test of stopping, not of running out
+
+    def rule(lane, c):  # residual and scale of T_c by a dense eigh
+        vals, vecs = np.linalg.eigh(L._tridiagonal(al[lane:lane + 1], be[lane:lane + 1], c))
+        return be[lane, c - 1] * abs(vecs[0, -1, -1]), np.abs(vals).max()
+
+    for lane, sz in enumerate(size):
+        for c in range(L._CHECK_EVERY, sz, L._CHECK_EVERY):
+            r, sc = rule(lane, c)
+            assert r > L.RTOL * sc * (1 - 1e-6), (lane, c, sz)
+        r, sc = rule(lane, sz)
+        breakdown = not be[lane, sz - 1] > 1e-10 * max(abs(al[lane, :sz]).max(),
+                                                       be[lane, :sz - 1].max(initial=0))
+        assert sz % L._CHECK_EVERY == 0 and r <= L.RTOL * sc * (1 + 1e-6) or breakdown
+        np.testing.assert_allclose(
+            lam[lane], np.linalg.eigvalsh(L._tridiagonal(al[lane:lane + 1], be[lane:lane + 1],
+                                                          sz))[0, -1], rtol=1e-14)
+
+
 def test_tanh_coefficients_come_from_the_fit():
     """``scripts/tanh_minimax.py`` (the Remez fit) gives the coefficients the kernels'
     tanh holds, to the last bit, and a levelled relative error below 1e-16."""
