@@ -97,20 +97,30 @@ def first_compile(kern, dtype="float64") -> bool:
             pass
     except OSError:  # a read-only installation: no notice rather than one every run
         return False
-    prune_stale()
+    new = [f for f in _cache_folders(kern) if f not in _PRUNED]  # each once a process
+    _PRUNED.update(new)
+    prune_stale(new)
     return True
 
 
-def _cache_folders():
-    """The cache folders of the jitted functions of the loaded fastgd modules."""
+_PRUNED = set()  # the cache folders prune_stale has seen in this process
+
+
+def _cache_folders(*kernels):
+    """The cache folders of ``kernels`` and of the jitted functions of the loaded fastgd
+    modules."""
     folders = set()
+    objs = list(kernels)
     for name, mod in list(sys.modules.items()):
-        if not name.startswith("fastgd.") or mod is None:
+        if name.startswith("fastgd.") and mod is not None:
+            objs += list(vars(mod).values())
+    for obj in objs:
+        try:
+            path = obj._cache.cache_path if hasattr(obj, "py_func") else None
+        except Exception:  # not a dispatcher with a disk cache
             continue
-        for obj in list(vars(mod).values()):
-            path = getattr(getattr(obj, "_cache", None), "cache_path", None)
-            if isinstance(path, str) and hasattr(obj, "py_func"):
-                folders.add(path)
+        if isinstance(path, str):
+            folders.add(path)
     return sorted(folders)
 
 
