@@ -109,19 +109,17 @@ _PRUNED = set()  # the cache folders prune_stale has seen in this process
 def _cache_folders(*kernels):
     """The cache folders of ``kernels`` and of the jitted functions of the loaded fastgd
     modules."""
-    folders = set()
+    from numba.core.dispatcher import Dispatcher
+
     objs = list(kernels)
     for name, mod in list(sys.modules.items()):
         if name.startswith("fastgd.") and mod is not None:
             objs += list(vars(mod).values())
-    for obj in objs:
-        try:
-            path = obj._cache.cache_path if hasattr(obj, "py_func") else None
-        except Exception:  # not a dispatcher with a disk cache
-            continue
-        if isinstance(path, str):
-            folders.add(path)
-    return sorted(folders)
+    # dispatchers only: no attribute lookup runs any other object's Python code (an
+    # enum's __getattr__, where a Ctrl-C could be lost)
+    paths = {getattr(getattr(o, "_cache", None), "cache_path", None)
+             for o in objs if isinstance(o, Dispatcher)}
+    return sorted(p for p in paths if isinstance(p, str))
 
 
 def prune_stale(folders=None, digest=None) -> int:
