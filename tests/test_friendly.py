@@ -300,6 +300,51 @@ def test_first_run_on_a_cold_cache_says_it_is_compiling(tmp_path):
     assert all(p.exists() for p in current)
 
 
+_COLD_NET = """
+import os, sys, numpy as np, fastgd.net as fn
+from fastgd.net import kernels_rows as K
+from fastgd.net.kernels import ACT_TANH
+X = np.linspace(-1, 1, 24).reshape(12, 2)
+r = fn.net_sweep(X, np.sin(X.sum(1)), [0.05, 0.5, 5.0], 30, width=4, activation="tanh",
+                 progress=False)
+st = K.rows_kernel(False, K.PLAIN, ACT_TANH).stats
+np.savez(sys.argv[1], status=r.status, loss=r.loss, sharpness=r.sharpness,
+         lambda0=r.lambda0, hits=sum(st.cache_hits.values()),
+         misses=sum(st.cache_misses.values()), cpus=len(os.sched_getaffinity(0)),
+         threads=r.threads)
+"""
+
+
+def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_path):
+    """A first net_sweep on an empty kernel cache says so once, and (two CPUs, two
+    threads; one under ``taskset -c 0``) a helper process compiles its training kernel while it compiles the
+    curvature's: the sweep then loads that kernel from the disk cache instead of
+    compiling it; its cells equal the same sweep's in this process bit for bit."""
+    import subprocess
+
+    script = tmp_path / "cold_net.py"
+    script.write_text(_COLD_NET)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    for var in ("NUMBA_DISABLE_JIT", "FASTGD_PRECOMPILE"):
+        env.pop(var, None)
+    cold = subprocess.run([sys.executable, str(script), str(tmp_path / "cold.npz")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    assert [x for x in cold.stderr.splitlines() if "compiling" in x] == [
+        "fastgd: compiling the two-layer network kernels, first run only (cached on "
+        "disk)..."], cold.stderr
+    got = np.load(tmp_path / "cold.npz")
+    helped = int(got["cpus"]) >= 2 and int(got["threads"]) >= 2
+    assert (int(got["hits"]), int(got["misses"])) == ((1, 0) if helped else (0, 1))
+    import fastgd.net as fn
+
+    X = np.linspace(-1, 1, 24).reshape(12, 2)
+    ref = fn.net_sweep(X, np.sin(X.sum(1)), [0.05, 0.5, 5.0], 30, width=4,
+                       activation="tanh", progress=False)
+    for name in ("status", "loss", "sharpness", "lambda0"):
+        np.testing.assert_array_equal(got[name], getattr(ref, name), err_msg=name)
+
+
 def test_one_pair_with_a_column_y_is_one_dataset(lecture):
     """sweep(data=(X, y)) with y of shape (P, 1): one dataset, like a 1-D y (with the
     conversion warning), not 'data[0] must be a pair'."""

@@ -24,7 +24,7 @@ from fastgd.engine.fields import loss_ratio
 from fastgd.linear.result import SweepInterrupted
 from fastgd.net.adaptive import _Optim, _optim
 from fastgd.net.contract import NetJob, NetSpec, net_inputs
-from fastgd.net.launch import _stable_check, initial, run_sweep
+from fastgd.net.launch import _precompile, _stable_check, initial, run_sweep
 from fastgd.net.model import (
     LANCZOS_ITERS,
     NTK_DENSE,
@@ -355,6 +355,7 @@ def net_sweep(X, y, lr, steps=1000, *, width=None, scale=None, seeds=1, theta0=N
                    batch=g.batch if sgd else 1, order=g.code if sgd else 0, gtol=g.gtol,
                    optim=g.optim, rec_every=g.every, sharpness=g.sharp, iters=g.iters)
     with G.using_threads(f, None if engine is not None else threads) as nw:
+        _precompile(spec, M, nw if engine is None else 0)  # a cold cache: notice, helper
         lam0, loss0, v0, pv0 = initial(spec, M, inits, nw)  # once, here, for every engine
         job = NetJob(spec, net_inputs(M, inits, rates, v0=v0, pv0=pv0))
         if engine is not None:
