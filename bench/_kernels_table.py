@@ -229,13 +229,14 @@ _FIRST_SGD = ("import numpy as np, fastgd as fg; X = np.random.default_rng(0).st
 
 def first_sweep_latency(tmp: Path) -> dict:
     """Wall time of a fresh process (interpreter and import included): ``fastgd phase``
-    with its built-in defaults on an empty kernel cache (cold), then again (warm); and a
-    first d = 10 SGD sweep, cold and warm."""
+    with its built-in defaults on an empty kernel cache (cold), then again (warm); a
+    first d = 10 SGD sweep and ``fastgd net phase`` (defaults), cold and warm."""
     tmp = Path(tmp)
     phase = [sys.executable, "-m", "fastgd", "phase", "--out", str(tmp / "phase.png")]
     sgd = [sys.executable, "-c", _FIRST_SGD]
+    net = [sys.executable, "-m", "fastgd", "net", "phase", "--out", str(tmp / "net.png")]
     out = {}
-    for name, args in (("phase", phase), ("sgd_d10", sgd)):
+    for name, args in (("phase", phase), ("sgd_d10", sgd), ("net_phase", net)):
         cache = tmp / f"cache_{name}"
         cache.mkdir()
         out[f"{name}_cold_s"] = _wall(args, cache, tmp)
@@ -287,7 +288,9 @@ def extra_lines(clock: float, scaling: dict | None, latency: dict | None,
         lines.append(f"First sweep in a fresh process (wall, interpreter and import included), "
                      f"empty / warm kernel cache: `fastgd phase` (defaults) "
                      f"{t['phase_cold_s']:.1f} / {t['phase_warm_s']:.1f} s; a d = 10 SGD "
-                     f"sweep {t['sgd_d10_cold_s']:.1f} / {t['sgd_d10_warm_s']:.1f} s.")
+                     f"sweep {t['sgd_d10_cold_s']:.1f} / {t['sgd_d10_warm_s']:.1f} s; "
+                     f"`fastgd net phase` {t['net_phase_cold_s']:.1f} / "
+                     f"{t['net_phase_warm_s']:.1f} s.")
     return lines
 
 

@@ -59,8 +59,8 @@ def test_bench_kernels_thread_scaling(benchmark):
 
 
 def test_bench_kernels_first_sweep_latency(benchmark, tmp_path):
-    """``fastgd phase`` (defaults) and a d = 10 SGD sweep in fresh processes, empty and
-    then warm kernel cache."""
+    """``fastgd phase`` (defaults), a d = 10 SGD sweep and ``fastgd net phase`` in fresh
+    processes, empty and then warm kernel cache."""
     if benchmark.disabled:
         pytest.skip("first-sweep latency is measured only with --benchmark-enable")
     benchmark.group = "kernels: first-sweep latency"
