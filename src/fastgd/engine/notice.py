@@ -5,20 +5,21 @@ cache, so only the first run on a machine pays the compile time.  To tell that f
 run from the later ones without reading Numba's private cache index, fastgd keeps its
 own marker: an empty file per kernel and dtype in the cache directory
 (``NUMBA_CACHE_DIR`` when set, else the ``__pycache__`` folder beside the kernel's
-source, as Numba does), named by the source digest (below) and a hash of what Numba's cache keys on that fastgd can
-see: the kernel's qualified name (the contraction mode is part of it), its closure
-constants (the factories' compile-time constants), the source file's stamp, the dtype,
-and the Numba, Python and machine versions.  The marker is written when the notice is
-decided; an edited source reads as cold again.  A notice can be wrong only where the
-cache was emptied by hand and the markers were kept: it is a notice, not a check.
+source, as Numba does), named by the source digest (below) and a hash of what Numba's
+cache keys on that fastgd can see: the kernel's qualified name (the contraction mode is
+part of it), its closure constants (the factories' compile-time constants), the source
+file's stamp, the dtype, and the Numba, Python and machine versions.  The marker is
+written when the notice is decided; an edited source reads as cold again.  A notice can
+be wrong only where the cache was emptied by hand and the markers were kept: it is a
+notice, not a check.
 
 Each kernel's cache files are named after its qualified name, which carries
 :data:`fastgd.kernels.jit.SOURCE_DIGEST`, so an upgrade or an edit of fastgd leaves the
 files of the older code behind (tens of MB over a few versions).  When the notice
-answers True, :func:`prune_stale` removes the cache files and markers of other digests from
-the cache folders of fastgd's loaded kernels: folders of this installation only (Numba
-keys them on the source folder's path), never the current digest's files, either
-contraction mode's included.
+answers True, :func:`prune_stale` removes the cache files and markers of other digests
+from the cache folders of fastgd's loaded kernels (each folder once per process):
+folders of this installation only (Numba keys them on the source folder's path), never
+the current digest's files, either contraction mode's included.
 """
 
 from __future__ import annotations
