@@ -317,10 +317,13 @@ np.savez(sys.argv[1], status=r.status, loss=r.loss, sharpness=r.sharpness,
 
 def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_path):
     """A first net_sweep on an empty kernel cache says so once, and (two CPUs, two
-    threads; one under ``taskset -c 0``) a helper process compiles its training kernel while it compiles the
-    curvature's: the sweep then loads that kernel from the disk cache instead of
-    compiling it; its cells equal the same sweep's in this process bit for bit."""
+    threads; not under ``taskset -c 0``) a helper process compiles its training kernel
+    while it compiles the curvature's: the sweep then loads that kernel from the disk
+    cache instead of compiling it; its cells equal the same sweep's in this process bit
+    for bit."""
     import subprocess
+
+    import fastgd.net as fn
 
     script = tmp_path / "cold_net.py"
     script.write_text(_COLD_NET)
@@ -336,8 +339,6 @@ def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_pat
     got = np.load(tmp_path / "cold.npz")
     helped = int(got["cpus"]) >= 2 and int(got["threads"]) >= 2
     assert (int(got["hits"]), int(got["misses"])) == ((1, 0) if helped else (0, 1))
-    import fastgd.net as fn
-
     X = np.linspace(-1, 1, 24).reshape(12, 2)
     ref = fn.net_sweep(X, np.sin(X.sum(1)), [0.05, 0.5, 5.0], 30, width=4,
                        activation="tanh", progress=False)
