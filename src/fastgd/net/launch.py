@@ -180,6 +180,7 @@ def _precompile(spec, M, threads):
     ``FASTGD_PRECOMPILE=0`` turns the helper off.  Returns the process, or None."""
     import os
     import pickle
+    import site
     import subprocess
     from pathlib import Path
 
@@ -195,13 +196,18 @@ def _precompile(spec, M, threads):
         return None
     key = kernel_key(spec, M.act)
     payload = pickle.dumps((spec, M.activation, bool(M.bias), int(M.d))).hex()
-    env = dict(os.environ)  # the same fastgd sources, hence the same cache folders
+    # the same fastgd sources, hence the same cache folders: a source tree goes first on
+    # the helper's path (never a site-packages folder, whose modules would come before
+    # the standard library's); the helper stops at once where it imports another fastgd
+    env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    if root not in site.getsitepackages() + [site.getusersitepackages()]:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from fastgd.net.launch import "
-             "_compile_child; _compile_child(sys.argv[1])", payload],
+             "_compile_child; _compile_child(sys.argv[1], sys.argv[2])", payload,
+             str(Path(__file__).resolve())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=env)
     except OSError:
@@ -211,17 +217,20 @@ def _precompile(spec, M, threads):
     return proc
 
 
-def _compile_child(payload):
+def _compile_child(payload, source):
     """The helper process of :func:`_precompile`: one step of the spec ``payload``
     (pickled, hex: spec, activation, bias, d) on a tiny network, one thread, no
     curvature, so that the training kernel it compiles has the argument types of the
-    sweep's."""
+    sweep's; nothing where this module is not the file ``source`` (another fastgd)."""
     import dataclasses
+    import os
     import pickle
 
     from fastgd.net.contract import NetJob, net_inputs
     from fastgd.net.model import _init, _model
 
+    if not os.path.samefile(__file__, source):
+        raise SystemExit(1)
     spec, activation, bias, d = pickle.loads(bytes.fromhex(payload))
     P = max(8, int(spec.batch))
     X = np.linspace(-1.0, 1.0, P * d).reshape(P, d)
