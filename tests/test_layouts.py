@@ -79,3 +79,65 @@ def test_stack_empty_needs_a_literal_size():
 
     with pytest.raises(TypingError):
         f(3)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_stream_block_equals_numpy(dtype):
+    """The streaming layout's vector blocks (:func:`fastgd.kernels.simd_stream.stream4_lanes`):
+    one block of lanes at an offset, one epoch of four-sample blocks, against the NumPy
+    per-sample steps (float64 to 1e-12 relative, float32 to 1e-4: only the dot products
+    round differently); the lanes outside the block untouched (same bits)."""
+    import numba
+
+    from fastgd.kernels.simd_stream import STREAM_VECTORS, stream4_lanes
+    from fastgd.linear.kernels_sgd import _pack4
+
+    @numba.njit
+    def epoch(w, lre, X, y, perm, di, lo, q0):
+        d = X.shape[2]
+        Xp = np.empty(q0 * d, X.dtype)
+        gr = np.empty((q0 // 4, 6), X.dtype)
+        _pack4(X, di, perm, q0, Xp, gr, X.dtype.type(0))
+        stream4_lanes(w, lre, Xp, y, perm, gr, di, np.uint64(lo), q0)
+
+    ty = np.dtype(dtype)
+    rng = np.random.default_rng(3)
+    d, P, b = 11, 22, 3
+    L = STREAM_VECTORS * 32 // ty.itemsize
+    X = (rng.normal(size=(2, P, d)) * np.geomspace(1, 3, d)).astype(ty)
+    y = rng.normal(size=(2, P)).astype(ty)
+    nl = b + L + 5
+    lre = (np.geomspace(1e-3, 0.3, nl) / d).astype(ty)
+    w = rng.normal(size=(d, nl)).astype(ty)
+    perm = rng.permutation(P).astype(np.int64)
+    out = w.copy()
+    epoch(out, lre, X, y, perm, 1, b, 20)  # 5 blocks: samples perm[:20]
+    ref = _numpy_epoch(w.astype(float), lre.astype(float), X[1].astype(float),
+                       y[1].astype(float), perm[:20])
+    blk = slice(b, b + L)
+    tol = 1e-12 if ty == np.float64 else 1e-4
+    np.testing.assert_allclose(out[:, blk], ref[:, blk], rtol=tol, atol=tol)
+    assert np.array_equal(out[:, :b], w[:, :b]) and np.array_equal(out[:, b + L:], w[:, b + L:])
+
+
+@pytest.mark.parametrize("d", [9, 30])
+def test_stream_blocks_equal_block4(d):
+    """Streaming layout (d > 8): a sweep whose chunks fill vector blocks of lanes
+    (:func:`fastgd.kernels.simd_stream.stream4_lanes`) and leave lanes over equals one whose
+    chunks are narrower than a block (every lane in ``_block4``) bit for bit, with
+    curves and weights, float64 and float32, P not a multiple of 4, lanes converging,
+    bounded and diverging, in cyclic and shuffled order."""
+    rng = np.random.default_rng(60 + d)
+    X = rng.normal(size=(29, d)) * np.geomspace(1, 5, d)
+    data = [(X, X @ rng.normal(size=d) + 0.05 * rng.normal(size=29)),
+            (X[:18], X[:18] @ rng.normal(size=d))]
+    lam = np.linalg.eigvalsh(X.T @ X / 29)[-1]
+    n = 37  # float64: 4 blocks of 8 and 5 lanes over; float32: 2 of 16 and 5 over
+    lrs = np.geomspace(1e-3, 40.0, n) / (d * lam)
+    for dtype in ("float64", "float32"):
+        for order in ("cyclic", "shuffle"):
+            kw = dict(lr=lrs, data=data, epochs=30, order=order, seeds=[2], tol=1e-2,
+                      dtype=dtype, curve_points=16, weights=True, progress=False)
+            a = fg.sweep("sgd", lanes=n, **kw)
+            assert a.equals(fg.sweep("sgd", lanes=3, **kw)), (dtype, order)
+            assert len(np.unique(a.status)) == 3, (dtype, order)

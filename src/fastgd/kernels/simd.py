@@ -1,8 +1,9 @@
 """Hand-written LLVM vector code, kept where a benchmark row shows it faster than plain
 Numba by more than 5 % (bench/test_bench_layouts.py).
 
-Linear SGD, register layout at d = 3 and 4 (:func:`sgd_lanes`; every other d and the
-streaming layout run the plain-Numba blocks of :mod:`fastgd.linear.kernels_plain`): a
+Linear SGD, register layout at d = 3 and 4 (:func:`sgd_lanes`; every other d runs the
+plain-Numba blocks of :mod:`fastgd.linear.kernels_plain`, the streaming layout's blocks
+of four samples :mod:`.simd_stream`): a
 block of V vectors of lanes (4 doubles or 8 floats each) keeps its d x V weight vectors
 in registers for a whole epoch of samples; only x_p and y_p are loaded (broadcast) per
 sample.  The arithmetic is the register layout's
@@ -155,6 +156,7 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
         return context.get_dummy_value()
 
     return sig, codegen
+
 
 
 def _wide_registers():

@@ -3,7 +3,8 @@
 Both layouts of :mod:`fastgd.linear.kernels`: the register layout (d compiled in, blocks
 of lanes whose weights stay in registers for the epoch,
 :func:`fastgd.linear.kernels_plain.register_block`) and the streaming layout (any d, the
-weights streamed through the cache, per-sample steps in blocks of four samples,
+weights streamed through the cache, per-sample steps in blocks of four samples: whole
+vector blocks of lanes as :func:`fastgd.kernels.simd_stream.stream4_lanes`, the lanes over in
 :func:`_block4`),
 with the per-epoch status check (:func:`_excess` where a lane may change state, else the
 O(d) bounds of :func:`_quiet`).
@@ -16,6 +17,7 @@ from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import lanes_per_block, sgd_lanes
+from fastgd.kernels.simd_stream import STREAM_VECTORS, stream4_lanes
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
 from fastgd.linear.kernels_plain import register_block, register_lanes
@@ -80,41 +82,78 @@ def _quiet(wstar, di, w, n2, bounds, thc, thd, active, lo, hi):
     return loud == 0
 
 
+@jit
+def _pack4(X, di, perm, q0, Xp, gr, zero):
+    """The blocks of four samples perm[0:q0] of dataset di for the streaming layout:
+    ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (:func:`.simd_stream.stream4_lanes` reads
+    them from one pointer) and ``gr[q // 4]`` = the Gram entries (G01, G02, G03, G12,
+    G13, G23), G_mj = x_m.x_j summed in component order from ``zero`` (0 in the data's
+    precision), once per epoch for every lane of the chunk."""
+    d = X.shape[2]
+    for q in range(0, q0, 4):
+        p0 = perm[q]
+        p1 = perm[q + 1]
+        p2 = perm[q + 2]
+        p3 = perm[q + 3]
+        g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
+        g02 = zero
+        g03 = zero
+        g12 = zero
+        g13 = zero
+        g23 = zero
+        for i in range(d):
+            a = X[di, p0, i]
+            b = X[di, p1, i]
+            c = X[di, p2, i]
+            e = X[di, p3, i]
+            g01 += a * b
+            g02 += a * c
+            g03 += a * e
+            g12 += b * c
+            g13 += b * e
+            g23 += c * e
+        kb = q // 4
+        gr[kb, 0] = g01
+        gr[kb, 1] = g02
+        gr[kb, 2] = g03
+        gr[kb, 3] = g12
+        gr[kb, 4] = g13
+        gr[kb, 5] = g23
+        if Xp.shape[0] > 0:
+            for i in range(d):
+                Xp[q * d + 4 * i] = X[di, p0, i]
+                Xp[q * d + 4 * i + 1] = X[di, p1, i]
+                Xp[q * d + 4 * i + 2] = X[di, p2, i]
+                Xp[q * d + 4 * i + 3] = X[di, p3, i]
+
 
 # over 80 lines, unsplit for speed: dot products and steps of four samples
 @jit
-def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
+def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, gr):
     """Four per-sample steps (samples perm[q : q + 4]) for lanes lo..hi-1 in two passes
     over the weights instead of eight.  With s_j = w.x_j at the block's start and the
-    Gram entries G_mj = x_m.x_j, the sequential steps are, exactly in real arithmetic,
+    Gram entries G_mj = x_m.x_j (``gr[q // 4]``, :func:`_pack4`), the sequential steps
+    are, exactly in real arithmetic,
 
         r_j = lr (s_j - y_j - sum_{m<j} r_m G_mj),    w <- w - sum_j r_j x_j.
 
     The steps apply sample by sample per component, so only the dot products round
     differently from the per-sample loop (agreement ~1e-15 relative away from the
-    boundary, tested); the streaming layout's default for d > 8 (``exact=False``)."""
+    boundary, tested); the streaming layout's default for d > 8 (``exact=False``), for
+    the lanes after the last whole vector block of :func:`.simd_stream.stream4_lanes` (the same
+    operations in the same order: the same bits)."""
     d = w.shape[0]
+    kb = q // 4
     p0 = perm[q]
     p1 = perm[q + 1]
     p2 = perm[q + 2]
     p3 = perm[q + 3]
-    g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
-    g02 = zero
-    g03 = zero
-    g12 = zero
-    g13 = zero
-    g23 = zero
-    for i in range(d):
-        a = X[di, p0, i]
-        b = X[di, p1, i]
-        c = X[di, p2, i]
-        e = X[di, p3, i]
-        g01 += a * b
-        g02 += a * c
-        g03 += a * e
-        g12 += b * c
-        g13 += b * e
-        g23 += c * e
+    g01 = gr[kb, 0]  # the block's Gram entries (_pack4)
+    g02 = gr[kb, 1]
+    g03 = gr[kb, 2]
+    g12 = gr[kb, 3]
+    g13 = gr[kb, 4]
+    g23 = gr[kb, 5]
     ulo = np.uint64(lo)
     for l in range(ulo, hi):
         sb[0, l] = 0.0
@@ -232,6 +271,9 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
         (:func:`fastgd.kernels.simd.sgd_lanes`, d in ``REGISTER_IR_D`` only) or as plain
         Numba (:func:`fastgd.linear.kernels_plain.register_block`); default (None): the
         vector code exactly for d in ``REGISTER_IR_D`` (benchmarks compare the two).
+        Streaming layout with ``BLOCK`` 4: False runs every lane in :func:`_block4`
+        instead of whole vector blocks of :func:`fastgd.kernels.simd_stream.stream4_lanes`
+        (the same bits; benchmarks compare the two).
 
     Returns
     -------
@@ -254,6 +296,9 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
     NW = D * LB if REG else 1  # weights per register block
     NB64 = lanes_per_block(D, 8) if VEC else 0  # lanes per vector-code block, float64
     NB32 = lanes_per_block(D, 4) if VEC else 0  # float32
+    # streaming layout, blocks of four samples: whole vector blocks of lanes as the
+    # hand-written vector code (:func:`.simd_stream.stream4_lanes`) unless IR is False
+    SVEC = SIMD and not REG and BLOCK == 4 and IR is not False
 
     # over 80 lines, unsplit for speed: an epoch's check, record and steps in one loop nest
     @jit(variant=f"D{D}_F{int(FULL)}_B{BLOCK}_I{IR}")
@@ -300,6 +345,8 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             fex = np.empty(nl, dt)
             r = np.empty(nl, dt)
             sb = np.empty((4, nl), dt)  # BLOCK = 4: the block's dot products, then steps
+            gr = np.empty((P // 4 if BLOCK == 4 else 0, 6), dt)  # Gram entries
+            xp = np.empty(P * d if SVEC else 0, dt)  # the samples packed (_pack4)
             n2 = np.empty(nl, dt)
             ex = np.empty(nl, dt)
             lre = np.empty(nl, dt)
@@ -456,8 +503,17 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                         q0 = 0
                         if BLOCK == 4:  # four samples per pass over the weights
                             q0 = P - P % 4
+                            _pack4(X, di, perm, q0, xp, gr, zero)
+                            # whole vector blocks of lanes: the epoch's blocks of samples
+                            # with the dot products in registers; the lanes over: _block4
+                            lv = lo
+                            if SVEC:
+                                nv = np.uint64(STREAM_VECTORS * (32 // w.itemsize))
+                                while lv + nv <= hi:
+                                    stream4_lanes(w, lre, xp, y, perm, gr, di, lv, q0)
+                                    lv += nv
                             for q in range(0, q0, 4):
-                                _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero)
+                                _block4(X, y, di, perm, q, w, sb, lre, lv, hi, gr)
                         # streaming layout, sample by sample (exact=True, the last P % 4
                         # samples of BLOCK = 4, renormalised runs): the same multiply-adds
                         # as the register layout
