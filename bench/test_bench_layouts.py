@@ -9,11 +9,12 @@ alternately in one process, min of ROUNDS each:
 * ``blocks``: 256 lanes per chunk, so the lanes run in the table's lane blocks: plain
   Numba (:mod:`fastgd.linear.kernels_plain`, state in stack arrays), or the hand-written
   vector code where it is kept (d in ``kernels_sgd.REGISTER_IR_D``);
-* ``plain`` (only at d in ``REGISTER_IR_D``): the same with the plain-Numba blocks
-  (``sgd_kernel(d, False, 1, IR=False)``); ``ir_over_plain`` is the row that keeps the
-  vector code there (it must stay above 1.05);
+* ``plain`` (at d in ``REGISTER_IR_D`` and in the streaming layout, d > 8): the same
+  with the plain-Numba blocks (``sgd_kernel(d, False, 1, IR=False)``; streaming:
+  ``sgd_kernel(0, False, 4, IR=False)``, every lane in ``_block4``); ``ir_over_plain``
+  is the row that keeps the vector code there (it must stay above 1.05);
 * ``loops``: 3 lanes per chunk, narrower than any block: every lane runs the plain loops
-  (lanes innermost, state in memory).
+  (lanes innermost, state in memory; streaming: ``_block4``, as ``plain``).
 
 Every variant gives the same bits (checked here).  Each row's ``extra_info``: updates/s
 of each, their ratios, and the share of the 256-bit FMA ceiling (cores x 2 FMA x 4
@@ -71,11 +72,14 @@ def run(spec, inputs, n_lr, threads, lanes, kernel=None):
 
 def variants(d):
     """name -> (lanes per chunk, kernel or None for the table's)."""
+    from fastgd.linear.kernels import REGISTER_MAX_D
     from fastgd.linear.kernels_sgd import REGISTER_IR_D, sgd_kernel
 
     out = {"blocks": (256, None), "loops": (3, None)}
     if d in REGISTER_IR_D:
         out["plain"] = (256, sgd_kernel(d, False, 1, IR=False))
+    elif d > REGISTER_MAX_D:
+        out["plain"] = (256, sgd_kernel(0, False, 4, IR=False))
     return out
 
 

@@ -3,8 +3,10 @@ any d at run time): blocks of four samples over a vector block of lanes, the fou
 products of every lane in vector registers for the whole pass over the components
 (:func:`stream4_lanes`).  The plain-Numba block (:func:`fastgd.linear.kernels_sgd._block4`)
 keeps them in memory and reloads them every four components: on the 2-core AVX2 VM the
-vector blocks ran 1.2-1.5x faster at d = 10, 30 and 100 (single thread, alternating),
-with the same bits (tested).  The helpers are :mod:`.simd`'s.
+vector blocks ran 1.18-1.25x faster at d = 10, 30 and 100 (2 threads; 62-73 % of the
+256-bit FMA ceiling, bench/test_bench_layouts.py ``ir_over_plain``), with the same bits
+(tested).  The kernel runs them on a contiguous copy of the block's weights.  The
+helpers are :mod:`.simd`'s.
 """
 
 from llvmlite import ir
