@@ -171,12 +171,18 @@ def _build(SGD, MODE, ACT):
             R = np.empty((P, nl))
             # the loops' activations: only a chunk that is not whole vector blocks uses them
             Hs = np.empty((m, P, nl if nl % NET_LANES or not SIMD else 0))
-            Hb = np.empty((m, NET_SAMPLES, nl))
+            Hb = np.empty((m, NET_SAMPLES, NET_LANES))  # one vector block's activations
             chk = np.empty(nl)
             ib = m * d
             ia = ib + (m if bias else 0)
             fused = (SIMD and batch == 1 and beta == 0.0 and nl % NET_LANES == 0
                      and MODE == PLAIN)
+            # the fused step's copy of a vector block of lanes when there are several
+            # (the reason in loss_grad_lanes)
+            nc = NET_LANES if fused and nl > NET_LANES else 0
+            Tc = np.empty((N, nc))
+            lc = np.empty(nc)
+            cc = np.empty(nc)
             lo = np.empty(nl)
             bl = np.empty(nl)
             lre = np.empty(nl)
@@ -301,10 +307,25 @@ def _build(SGD, MODE, ACT):
                             bidx[q] = _sample(order, perm, k0, k1, t, q, P)
                         for l in range(nl):
                             chk[l] = 0.0
-                        for lb in range(0, nl, NET_LANES):
+                        for lb in range(0, nl, NET_LANES):  # (on a copy: see loss_grad)
+                            Tb, rb, cb, o = T, lre, chk, lb
+                            if nc > 0:
+                                for n in range(N):
+                                    for l in range(NET_LANES):
+                                        Tc[n, l] = T[n, lb + l]
+                                for l in range(NET_LANES):
+                                    lc[l] = lre[lb + l]
+                                    cc[l] = 0.0
+                                Tb, rb, cb, o = Tc, lc, cc, 0
                             for q in range(P):
-                                net_step1(T, X, Y, bidx, q, m, ib, ia, Hb, lre, chk, lb, ACT,
+                                net_step1(Tb, X, Y, bidx, q, m, ib, ia, Hb, rb, cb, o, ACT,
                                           bias, s, s)
+                            if nc > 0:
+                                for n in range(N):
+                                    for l in range(NET_LANES):
+                                        T[n, lb + l] = Tc[n, l]
+                                for l in range(NET_LANES):
+                                    chk[lb + l] = cc[l]
                         for l in range(nl):
                             okp[l] &= chk[l] == 0.0
                         pos = P
