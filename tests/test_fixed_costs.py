@@ -179,3 +179,46 @@ def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
         r, u = p.y - p.X @ W[c], p.X @ (W[c] - p.wstar)
         np.testing.assert_allclose(loss[c], 0.5 * (r @ r) / p.P, rtol=1e-12)
         np.testing.assert_allclose(excess[c], 0.5 * (u @ u) / p.P, rtol=1e-12)
+
+
+def test_sweeps_reuse_prepared_statistics(rng, monkeypatch):
+    """A sweep on datasets prepared before (by a sweep or a single run) takes their
+    statistics from the cache: the same Problem objects, no LAPACK call for them; a
+    dataset changed in place, or new, is computed, bit for bit as on a cold cache; the
+    cache stays within its size and byte limits."""
+    calls = []
+    stack = PB._stack_statistics
+
+    def spy(Xs, ys, nworkers=1):
+        calls.append(Xs.shape[0])
+        return stack(Xs, ys, nworkers)
+
+    monkeypatch.setattr(PB, "_stack_statistics", spy)
+    PB.clear_cache()
+    data = _pairs(rng, n=4, P=25, d=5)
+    first = PB.prepare_many("t", data)
+    again = PB.prepare_many("t", [(X.copy(), y.copy()) for X, y in data])  # same content
+    assert calls == [4] and all(a is b for a, b in zip(first, again, strict=True))
+    single = PB.prepare("t", *data[2])
+    assert single is first[2] and calls == [4]
+    X1 = data[1][0]
+    X1[3, 2] += 1.0  # changed in place: a new key
+    extra = (rng.standard_normal((25, 5)), rng.standard_normal(25))
+    mixed = PB.prepare_many("t", data + [extra])
+    assert calls == [4, 2]  # the changed dataset and the new one, in one stacked call
+    assert mixed[0] is first[0] and mixed[1] is not first[1]
+    PB.clear_cache()
+    cold = PB.prepare_many("t", data + [extra])
+    for a, b in zip(mixed, cold, strict=True):
+        assert np.array_equal(a.wstar, b.wstar) and np.array_equal(a.R, b.R)
+        assert np.array_equal(a.X, b.X) and a.estar == b.estar and a.c0 == b.c0
+    assert np.array_equal(mixed[1].wstar, np.linalg.lstsq(X1, data[1][1], rcond=None)[0])
+    assert not np.shares_memory(mixed[1].X, X1)  # the cache keeps its own copies
+    monkeypatch.setattr(PB, "CACHE_BYTES", 3 * PB._nbytes(cold[0]))
+    PB.prepare_many("t", _pairs(rng, n=6, P=25, d=5))
+    assert len(PB._CACHE) == 3 and PB._CACHE_HELD[0] <= PB.CACHE_BYTES
+    monkeypatch.setattr(PB, "CACHE_SIZE", 2)
+    PB.prepare_many("t", _pairs(rng, n=5, P=25, d=5))
+    assert len(PB._CACHE) == 2
+    PB.clear_cache()
+    assert len(PB._CACHE) == 0 and PB._CACHE_HELD[0] == 0

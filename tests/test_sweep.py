@@ -333,9 +333,12 @@ def test_prepare_many_equals_prepare_bit_for_bit(bias):
     same[2] = (X, same[2][1])
     mixed = same[:2] + [(rng.normal(size=(20, 3)), rng.normal(size=20))]
     for datasets in (same, mixed):
+        PB.clear_cache()  # both computed here, neither taken from the other's cache entry
         many = PB.prepare_many("test", datasets, bias)
         for p, (X, y) in zip(many, datasets, strict=True):
+            PB.clear_cache()
             q = PB.prepare("test", X, y, bias)
+            assert q is not p
             assert np.array_equal(p.wstar, q.wstar) and np.array_equal(p.H, q.H)
             assert p.estar == q.estar and p.c0 == q.c0 and np.array_equal(p.X, q.X)
 

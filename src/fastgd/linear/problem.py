@@ -63,12 +63,9 @@ def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> P
         X, y = V.data(func, X, y, xname=xname, yname=yname)
     bias = V.boolean(func, "bias", bias)
     key = _cache_key(X, y, bias)
-    if key is not None:
-        with _CACHE_LOCK:
-            hit = _CACHE.get(key)
-            if hit is not None:
-                _CACHE.move_to_end(key)
-                return hit
+    hit = _recall(key)
+    if hit is not None:
+        return hit
     X0, y0 = X, y
     if bias:
         X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
@@ -80,20 +77,49 @@ def prepare(func, X, y, bias=False, *, xname="X", yname="y", checked=False) -> P
         if X is X0:
             X = X.copy()
         prob = dataclasses.replace(prob, X=X, y=y0.copy())
-        with _CACHE_LOCK:
-            _CACHE[key] = prob
-            while len(_CACHE) > CACHE_SIZE:
-                _CACHE.popitem(last=False)
+        _remember(key, prob)
     return prob
 
 
-#: prepared problems kept by :func:`prepare` (least recently used dropped first), so that
-#: repeated runs on the same data skip the least-squares solve and the SVD
-CACHE_SIZE = 8
+#: prepared problems kept by :func:`prepare` and :func:`prepare_many` (least recently
+#: used dropped first), so that repeated runs and sweeps on the same data skip the
+#: least-squares solve and the SVD: at most CACHE_SIZE problems and CACHE_BYTES of
+#: their arrays
+CACHE_SIZE = 1024
+CACHE_BYTES = 256 << 20
 #: datasets larger than this (bytes of X) are not cached (the cache holds a copy)
 CACHE_MAX_BYTES = 64 << 20
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
+_CACHE_HELD = [0]  # bytes of the cached problems' arrays
+
+
+def _nbytes(p):
+    return p.X.nbytes + p.y.nbytes + p.H.nbytes + p.R.nbytes + p.wstar.nbytes
+
+
+def _recall(key):
+    """The cached problem of ``key`` (None: not cached or no key)."""
+    if key is None:
+        return None
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+        return hit
+
+
+def _remember(key, prob):
+    """Cache ``prob`` (private arrays) under ``key``; drop the least recently used
+    problems beyond CACHE_SIZE and CACHE_BYTES."""
+    with _CACHE_LOCK:
+        old = _CACHE.pop(key, None)
+        if old is not None:
+            _CACHE_HELD[0] -= _nbytes(old)
+        _CACHE[key] = prob
+        _CACHE_HELD[0] += _nbytes(prob)
+        while len(_CACHE) > CACHE_SIZE or (_CACHE_HELD[0] > CACHE_BYTES and len(_CACHE) > 1):
+            _CACHE_HELD[0] -= _nbytes(_CACHE.popitem(last=False)[1])
 
 
 def _cache_key(X, y, bias):
@@ -111,6 +137,7 @@ def clear_cache():
     """Forget every prepared problem (:func:`prepare`'s cache)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _CACHE_HELD[0] = 0
 
 
 def _statistics(Xs, ys, ws, svd=None):
@@ -198,21 +225,33 @@ def _stack_statistics(Xs, ys, nworkers=1):
 def prepare_many(func, datasets, bias=False, nworkers=1) -> list[Problem]:
     """:func:`prepare` for a list of checked (X, y) pairs; bit for bit the same Problems.
 
-    When the datasets share one shape, their least-squares solutions and SVDs come from
+    Datasets prepared before (by either function, same content) come from the cache.
+    When the others share one shape, their least-squares solutions and SVDs come from
     stacked LAPACK calls over ``nworkers`` threads (:func:`_stack_statistics`, the code
     :func:`prepare` runs on a stack of one).  Otherwise each dataset goes through
     :func:`prepare`.
     """
     bias = V.boolean(func, "bias", bias)
-    if len({(X.shape, y.shape) for X, y in datasets}) == 1:
-        Xs = np.stack([X for X, _ in datasets])
+    keys = [_cache_key(X, y, bias) for X, y in datasets]
+    out = [_recall(k) for k in keys]
+    todo = [i for i, p in enumerate(out) if p is None]
+    new = [datasets[i] for i in todo]
+    if len({(X.shape, y.shape) for X, y in new}) == 1:
+        Xs = np.stack([X for X, _ in new])  # private copies: the cache may keep them
         if bias:
             Xs = np.concatenate([Xs, np.ones(Xs.shape[:2] + (1,))], axis=2)
-        ys = np.stack([y for _, y in datasets])
+        ys = np.stack([y for _, y in new])
         W, H, R, estar, c0 = _stack_statistics(Xs, ys, nworkers)
-        return [Problem(Xs[k], ys[k], H[k], R[k], W[k], float(estar[k]), float(c0[k]), bias)
-                for k in range(len(datasets))]
-    return [prepare(func, X, y, bias, checked=True) for X, y in datasets]
+        for j, i in enumerate(todo):
+            out[i] = Problem(Xs[j], ys[j], H[j], R[j], W[j], float(estar[j]), float(c0[j]),
+                             bias)
+            if keys[i] is not None:
+                _remember(keys[i], out[i])
+    else:
+        for i in todo:
+            X, y = datasets[i]
+            out[i] = prepare(func, X, y, bias, checked=True)
+    return out
 
 
 def spectra(probs):
