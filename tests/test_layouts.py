@@ -141,3 +141,44 @@ def test_stream_blocks_equal_block4(d):
             a = fg.sweep("sgd", lanes=n, **kw)
             assert a.equals(fg.sweep("sgd", lanes=3, **kw)), (dtype, order)
             assert len(np.unique(a.status)) == 3, (dtype, order)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_check_blocks_equal_the_loops(dtype):
+    """The final check's vector blocks of cells (:func:`fastgd.kernels.simd_stream.
+    check_lanes`) give the loops' bits: segments of 28 cells (blocks of 8 or 16 and cells
+    over) against segments of 4 (loops only), P odd, even and 1, weights with inf, NaN
+    and huge entries; and both agree with NumPy to 1e-12 (float64) where finite."""
+    from fastgd.linear.kernels_gd import cell_losses
+
+    ty = np.dtype(dtype)
+    rng = np.random.default_rng(11)
+    for d, P in ((2, 1), (9, 37), (30, 40), (100, 19)):
+        X = rng.normal(size=(2, P + 3, d)).astype(ty)
+        y = rng.normal(size=(2, P + 3)).astype(ty)
+        ws = rng.normal(size=(2, d)).astype(ty)
+        n = 56
+        W = rng.normal(size=(n, d)).astype(ty)
+        W[5] = np.inf
+        W[17, 0] = np.nan
+        W[30] *= ty.type(1e30)
+        order = rng.permutation(n).astype(np.int64)
+        Pn = np.array([P, P])
+        runs = []
+        for seg in (28, 4):  # (dataset, first, stop); cells 28.. on dataset 1
+            segs = np.array([[int(k >= 28), k, min(k + seg, n)] for k in range(0, n, seg)])
+            loss, ex = np.empty(n, ty), np.empty(n, ty)
+            with np.errstate(all="ignore"):
+                cell_losses(X, y, Pn, ws, W, order, loss, ex, segs, 0, 1)
+            runs.append((loss, ex))
+        for a, b in zip(*runs, strict=True):
+            assert np.array_equal(a, b, equal_nan=True), (d, P)
+        if ty == np.float64:
+            di = (np.argsort(order) >= 28).astype(int)  # each cell's dataset
+            ok = np.isfinite(W).all(axis=1) & (np.abs(W).max(axis=1) < 1e10)
+            for c in np.flatnonzero(ok):
+                k = di[c]
+                r = y[k, :P] - X[k, :P] @ W[c]
+                u = X[k, :P] @ (W[c] - ws[k])
+                np.testing.assert_allclose(runs[0][0][c], r @ r / (2 * P), rtol=1e-12)
+                np.testing.assert_allclose(runs[0][1][c], u @ u / (2 * P), rtol=1e-12)

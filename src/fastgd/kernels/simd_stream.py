@@ -1,12 +1,19 @@
-"""Hand-written LLVM vector code for the linear SGD kernel's streaming layout (d > 8,
-any d at run time): blocks of four samples over a vector block of lanes, the four dot
-products of every lane in vector registers for the whole pass over the components
-(:func:`stream4_lanes`).  The plain-Numba block (:func:`fastgd.linear.kernels_sgd._block4`)
-keeps them in memory and reloads them every four components: on the 2-core AVX2 VM the
-vector blocks ran 1.18-1.25x faster at d = 10, 30 and 100 (2 threads; 62-73 % of the
-256-bit FMA ceiling, bench/test_bench_layouts.py ``ir_over_plain``), with the same bits
-(tested).  The kernel runs them on a contiguous copy of the block's weights.  The
-helpers are :mod:`.simd`'s.
+"""Hand-written LLVM vector code for the linear unit at any d (a run-time value), with
+accumulators in vector registers where the plain-Numba loops keep them in memory:
+
+* the SGD kernel's streaming layout (d > 8): blocks of four samples over a vector block
+  of lanes, the four dot products of every lane in registers for the whole pass over
+  the components (:func:`stream4_lanes`).  The plain-Numba block
+  (:func:`fastgd.linear.kernels_sgd._block4`) reloads them every four components: on
+  the 2-core AVX2 VM the vector blocks ran 1.18-1.25x faster at d = 10, 30 and 100 (2
+  threads; 62-73 % of the 256-bit FMA ceiling, bench/test_bench_layouts.py
+  ``ir_over_plain``).  The kernel runs them on a contiguous copy of the block's weights.
+* the final check of a sweep's cells (:func:`check_lanes`, called by
+  :func:`fastgd.linear.kernels_gd.cell_losses`): two samples per pass over the
+  components, their residuals in registers (one thread, 8,192 cells at d = 100: 33 ->
+  25 ms with segments of 20 cells).
+
+Both give the loops' bits (tested).  The helpers are :mod:`.simd`'s.
 """
 
 from llvmlite import ir
@@ -16,6 +23,64 @@ from numba.extending import intrinsic
 
 from fastgd.kernels.jit import contract
 from fastgd.kernels.simd import _at, _bcast, _fma, _vector
+
+
+class _Emit:
+    """Builder helpers of this module's vector code: constants, fused or separate
+    multiply-adds (as contraction fuses them), and a counted loop with vector state."""
+
+    def __init__(self, context, builder, fty):
+        self.b = builder
+        self.fty = fty
+        self.vt, self.width, self.size = _vector(context, fty)
+        self._fma = _fma(builder, self.vt)
+        self.fused = contract()
+        self.zero = ir.Constant(self.vt, [0.0] * self.width)
+
+    def c(self, n):
+        return ir.Constant(ir.IntType(64), n)
+
+    def muladd(self, x, y, z):  # z + x y
+        b = self.b
+        return b.call(self._fma, [x, y, z]) if self.fused else b.fadd(z, b.fmul(x, y))
+
+    def mulsub(self, x, y, z):  # z - x y
+        b = self.b
+        return (b.call(self._fma, [b.fneg(x), y, z]) if self.fused
+                else b.fsub(z, b.fmul(x, y)))
+
+    def load(self, base, off):  # a vector at byte offset off
+        return self.b.load(_at(self.b, base, off, self.vt), align=self.size)
+
+    def bcast(self, base, off):  # the scalar at byte offset off, in every element
+        return _bcast(self.b, self.vt, self.b.load(_at(self.b, base, off, self.fty)))
+
+    def loop(self, name, n, init, body):
+        """for i in range(n): state = body(i, state) (state: a list of vectors); the
+        final state."""
+        b = self.b
+        entry = b.basic_block
+        head = b.append_basic_block(name)
+        step = b.append_basic_block(name + ".body")
+        out = b.append_basic_block(name + ".end")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(ir.IntType(64))
+        i.add_incoming(self.c(0), entry)
+        st = [b.phi(self.vt) for _ in init]
+        for p, p0 in zip(st, init, strict=True):
+            p.add_incoming(p0, entry)
+        b.cbranch(b.icmp_signed("<", i, n), step, out)
+        b.position_at_end(step)
+        new = body(i, st)
+        latch = b.basic_block
+        i.add_incoming(b.add(i, self.c(1)), latch)
+        for p, p1 in zip(st, new, strict=True):
+            p.add_incoming(p1, latch)
+        b.branch(head)
+        b.position_at_end(out)
+        return st
+
 
 #: vectors of lanes per call of :func:`stream4_lanes` (8 float64 / 16 float32 lanes):
 #: 4 samples x 2 vectors of dot products in registers (8 accumulators, 2 weight vectors,
@@ -43,59 +108,27 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
 
     def codegen(context, builder, signature, args):
         b = builder
-        Wv, LRv, Xv, Yv, Pv, Gv, div, lov, q0v = args
+        div, lov, q0v = args[6:]
         tys = signature.args
         Wa, LRa, Xa, Ya, Pa, Ga = (context.make_array(t)(context, b, v)
                                    for t, v in zip(tys[:6], args[:6], strict=True))
-        fty = context.get_value_type(tys[0].dtype)
-        vt, width, size = _vector(context, fty)
+        e = _Emit(context, b, context.get_value_type(tys[0].dtype))
+        vt, width, size, c = e.vt, e.width, e.size, e.c
+        muladd, mulsub, loop = e.muladd, e.mulsub, e.loop
         i64 = ir.IntType(64)
-        fma = _fma(b, vt)
-        fused = contract()
+        fty = e.fty
         wstr = cgutils.unpack_tuple(b, Wa.strides, 2)
         d = cgutils.unpack_tuple(b, Wa.shape, 2)[0]
         ystr = cgutils.unpack_tuple(b, Ya.strides, 2)
         gstr = cgutils.unpack_tuple(b, Ga.strides, 2)
 
-        def c(n):
-            return ir.Constant(i64, n)
-
         def wptr(i, v):  # lane vector v of the block in row i of W
             lanes = b.mul(b.add(lov, c(width * v)), c(size))
             return _at(b, Wa.data, b.add(b.mul(i, wstr[0]), lanes), vt)
 
-        def muladd(x, y, z):  # z + x y
-            return b.call(fma, [x, y, z]) if fused else b.fadd(z, b.fmul(x, y))
-
-        def mulsub(x, y, z):  # z - x y
-            return b.call(fma, [b.fneg(x), y, z]) if fused else b.fsub(z, b.fmul(x, y))
-
-        def loop(name, n, init, body):  # for i in range(n): state = body(i, state)
-            entry = b.basic_block
-            head = b.append_basic_block(name)
-            step = b.append_basic_block(name + ".body")
-            out = b.append_basic_block(name + ".end")
-            b.branch(head)
-            b.position_at_end(head)
-            i = b.phi(i64)
-            i.add_incoming(c(0), entry)
-            st = [b.phi(vt) for _ in init]
-            for p, p0 in zip(st, init, strict=True):
-                p.add_incoming(p0, entry)
-            b.cbranch(b.icmp_signed("<", i, n), step, out)
-            b.position_at_end(step)
-            new = body(i, st)
-            latch = b.basic_block
-            i.add_incoming(b.add(i, c(1)), latch)
-            for p, p1 in zip(st, new, strict=True):
-                p.add_incoming(p1, latch)
-            b.branch(head)
-            b.position_at_end(out)
-            return st
-
         lr = [b.load(_at(b, LRa.data, b.mul(b.add(lov, c(width * v)), c(size)), vt),
                      align=size) for v in range(NV)]
-        zero = ir.Constant(vt, [0.0] * width)
+        zero = e.zero
         gi = {(0, 1): 0, (0, 2): 1, (0, 3): 2, (1, 2): 3, (1, 3): 4, (2, 3): 5}
 
         def block(kb, _):  # samples perm[4 kb : 4 kb + 4]
@@ -145,6 +178,101 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
             return []
 
         loop("blocks", b.sdiv(q0v, c(4)), [], block)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: vectors of cells per call of :func:`check_lanes` (8 float64 / 16 float32 cells)
+CHECK_VECTORS = 2
+
+
+@intrinsic
+def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
+    """``check_lanes(X, Y, wstar, Wc, di, P, lo, lc, ec)``: the sums of the final check
+    (:func:`fastgd.linear.kernels_gd.cell_losses`) for the cells lo .. lo + CHECK_VECTORS
+    x (32 // itemsize) - 1 of a segment: weights ``Wc[:, c]`` (d, n), samples 0 .. P - 1
+    of dataset di of X (n_data, P_max, d) and Y, its minimiser ``wstar[di]``.
+
+    Per cell and sample, r = y_p - sum_i w_i x_pi (from y_p, component by component) and
+    u = sum_i (w_i - w*_i) x_pi (from 0), then ``lc[c] += r^2`` and ``ec[c] += u^2``,
+    sample after sample: cell_losses' loops operation for operation (fused where
+    contraction fuses them), so the same bits (tested).  Two samples per pass over the
+    components, their r and u in registers (8 accumulators) instead of memory."""
+    sig = types.void(X, Y, wstar, Wc, di, P, lo, lc, ec)
+    NV = CHECK_VECTORS
+
+    def codegen(context, builder, signature, args):
+        b = builder
+        div, Pv, lov = args[4:7]
+        tys = signature.args
+        Xa, Ya, Sa, Wa = (context.make_array(t)(context, b, v)
+                          for t, v in zip(tys[:4], args[:4], strict=True))
+        La, Ea = (context.make_array(t)(context, b, v)
+                  for t, v in zip(tys[7:], args[7:], strict=True))
+        e = _Emit(context, b, context.get_value_type(tys[0].dtype))
+        c = e.c
+        xs = cgutils.unpack_tuple(b, Xa.strides, 3)
+        ys = cgutils.unpack_tuple(b, Ya.strides, 2)
+        ss = cgutils.unpack_tuple(b, Sa.strides, 2)
+        ws = cgutils.unpack_tuple(b, Wa.strides, 2)
+        d = cgutils.unpack_tuple(b, Wa.shape, 2)[0]
+
+        def lanes(v):  # byte offset of cell vector v of the block in a row
+            return b.mul(b.add(lov, c(e.width * v)), c(e.size))
+
+        lcp = [_at(b, La.data, lanes(v), e.vt) for v in range(NV)]
+        ecp = [_at(b, Ea.data, lanes(v), e.vt) for v in range(NV)]
+        xrow = b.mul(div, xs[0])
+        srow = b.mul(div, ss[0])
+
+        def samples(p, k, acc):  # samples p .. p + k - 1 into acc = lc, ec vectors
+            def comp(i, st):  # r -= w_i x_i, u += (w_i - w*_i) x_i
+                w = [e.load(Wa.data, b.add(b.mul(i, ws[0]), lanes(v))) for v in range(NV)]
+                wi = e.bcast(Sa.data, b.add(srow, b.mul(i, ss[1])))
+                dw = [b.fsub(wv, wi) for wv in w]
+                out = list(st)
+                for j in range(k):
+                    xv = e.bcast(Xa.data, b.add(xrow, b.add(b.mul(b.add(p, c(j)), xs[1]),
+                                                            b.mul(i, xs[2]))))
+                    for v in range(NV):
+                        n = (j * NV + v) * 2
+                        out[n] = e.mulsub(w[v], xv, st[n])
+                        out[n + 1] = e.muladd(dw[v], xv, st[n + 1])
+                return out
+
+            init = []
+            for j in range(k):
+                yv = e.bcast(Ya.data, b.add(b.mul(div, ys[0]), b.mul(b.add(p, c(j)), ys[1])))
+                for _ in range(NV):
+                    init += [yv, e.zero]
+            ru = e.loop("comp", d, init, comp)
+            acc = list(acc)
+            for j in range(k):
+                for v in range(NV):
+                    r, u = ru[(j * NV + v) * 2], ru[(j * NV + v) * 2 + 1]
+                    acc[v] = e.muladd(r, r, acc[v])
+                    acc[NV + v] = e.muladd(u, u, acc[NV + v])
+            return acc
+
+        acc = ([b.load(pt, align=e.size) for pt in lcp]
+               + [b.load(pt, align=e.size) for pt in ecp])
+        acc = e.loop("pairs", b.sdiv(Pv, c(2)), acc,
+                     lambda q, st: samples(b.mul(q, c(2)), 2, st))
+        odd = b.icmp_signed("!=", b.srem(Pv, c(2)), c(0))
+        entry = b.basic_block
+        with b.if_then(odd):
+            last = samples(b.sub(Pv, c(1)), 1, acc)
+            then = b.basic_block
+        fin = []
+        for a0, a1 in zip(acc, last, strict=True):
+            ph = b.phi(e.vt)
+            ph.add_incoming(a0, entry)
+            ph.add_incoming(a1, then)
+            fin.append(ph)
+        for v in range(NV):
+            b.store(fin[v], lcp[v], align=e.size)
+            b.store(fin[NV + v], ecp[v], align=e.size)
         return context.get_dummy_value()
 
     return sig, codegen
