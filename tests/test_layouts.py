@@ -83,22 +83,18 @@ def test_stack_empty_needs_a_literal_size():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_stream_block_equals_numpy(dtype):
-    """The streaming layout's vector blocks (:func:`fastgd.kernels.simd_stream.stream4_lanes`):
-    one block of lanes at an offset, one epoch of four-sample blocks, against the NumPy
-    per-sample steps (float64 to 1e-12 relative, float32 to 1e-4: only the dot products
-    round differently); the lanes outside the block untouched (same bits)."""
-    import numba
+    """The streaming layout's vector blocks (:func:`fastgd.kernels.simd_stream.stream4_lanes`
+    through ``kernels_sgd._stream_blocks``): one block of lanes at an offset, one epoch
+    of four-sample blocks, against the NumPy per-sample steps (float64 to 1e-12 relative,
+    float32 to 1e-4: only the dot products round differently); the lanes outside the
+    block untouched (same bits), the first of them returned."""
+    from fastgd.kernels.simd_stream import STREAM_VECTORS
+    from fastgd.linear.kernels_sgd import _stream_blocks
 
-    from fastgd.kernels.simd_stream import STREAM_VECTORS, stream4_lanes
-    from fastgd.linear.kernels_sgd import _pack4
-
-    @numba.njit
     def epoch(w, lre, X, y, perm, di, lo, q0):
-        d = X.shape[2]
-        Xp = np.empty(q0 * d, X.dtype)
-        gr = np.empty((q0 // 4, 6), X.dtype)
-        _pack4(X, di, perm, q0, Xp, gr, X.dtype.type(0))
-        stream4_lanes(w, lre, Xp, y, perm, gr, di, np.uint64(lo), q0)
+        hi = np.uint64(lo + L + 5)  # one whole block, 5 lanes over
+        z = X.dtype.type(0)
+        assert _stream_blocks(X, y, di, perm, q0, w, lre, np.uint64(lo), hi, z) == lo + L
 
     ty = np.dtype(dtype)
     rng = np.random.default_rng(3)

@@ -97,7 +97,7 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
 
     ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (one pointer, constant offsets)
     and ``gr[q // 4]`` = the block's Gram entries (G01, G02, G03, G12, G13, G23), both
-    from :func:`fastgd.linear.kernels_sgd._pack4`.  Per block, for each lane: the four
+    from :func:`fastgd.linear.kernels_sgd._stream_blocks`.  Per block, for each lane: the four
     dot products s_k = w.x_k accumulate in vector registers over the components (from 0,
     in component order), r_k = lr ((s_k - y_k) - sum_{m<k} r_m G_mk), then
     w_i <- w_i - r_0 x_0i - r_1 x_1i - r_2 x_2i - r_3 x_3i: _block4's operations in its

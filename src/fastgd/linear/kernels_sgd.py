@@ -82,14 +82,31 @@ def _quiet(wstar, di, w, n2, bounds, thc, thd, active, lo, hi):
     return loud == 0
 
 
+# over 80 lines, unsplit: packing, Gram entries and the vector blocks in one compiled
+# function (each jitted function costs a cold start about 0.3 s more)
 @jit
-def _pack4(X, di, perm, q0, Xp, gr, zero):
-    """The blocks of four samples perm[0:q0] of dataset di for the streaming layout:
-    ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (:func:`.simd_stream.stream4_lanes` reads
-    them from one pointer) and ``gr[q // 4]`` = the Gram entries (G01, G02, G03, G12,
-    G13, G23), G_mj = x_m.x_j summed in component order from ``zero`` (0 in the data's
-    precision), once per epoch for every lane of the chunk."""
-    d = X.shape[2]
+def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero):
+    """The epoch's blocks of four samples perm[0:q0] of dataset di for the whole vector
+    blocks of lanes from ``lo`` up to ``hi`` (:func:`.simd_stream.stream4_lanes`);
+    returns the first lane left over (for :func:`_block4`).
+
+    The samples are packed once per epoch, ``Xp[q d + 4 i + k]`` = x_i of sample
+    perm[q + k] (the vector code reads them from one pointer), with each block's Gram
+    entries ``gr[q // 4]`` = (G01, G02, G03, G12, G13, G23), G_mj = x_m.x_j summed in
+    component order from ``zero`` as :func:`_block4` sums them.  Each vector block runs
+    on a contiguous copy ``wt`` of its weights and ``rt`` of its rates: in place, its d
+    rows lie nl lanes apart and share a few cache sets (2 threads ran 0.7x slower at
+    d = 30 and 100)."""
+    d = w.shape[0]
+    dt = X.dtype
+    n8 = STREAM_VECTORS * (32 // X.itemsize)  # lanes per vector block
+    nv = np.uint64(n8)
+    if lo + nv > hi:
+        return lo
+    Xp = np.empty(q0 * d, dt)
+    gr = np.empty((q0 // 4, 6), dt)
+    wt = np.empty((d, n8), dt)
+    rt = np.empty(n8, dt)
     for q in range(0, q0, 4):
         p0 = perm[q]
         p1 = perm[q + 1]
@@ -119,41 +136,62 @@ def _pack4(X, di, perm, q0, Xp, gr, zero):
         gr[kb, 3] = g12
         gr[kb, 4] = g13
         gr[kb, 5] = g23
-        if Xp.shape[0] > 0:
-            for i in range(d):
-                Xp[q * d + 4 * i] = X[di, p0, i]
-                Xp[q * d + 4 * i + 1] = X[di, p1, i]
-                Xp[q * d + 4 * i + 2] = X[di, p2, i]
-                Xp[q * d + 4 * i + 3] = X[di, p3, i]
+        for i in range(d):
+            Xp[q * d + 4 * i] = X[di, p0, i]
+            Xp[q * d + 4 * i + 1] = X[di, p1, i]
+            Xp[q * d + 4 * i + 2] = X[di, p2, i]
+            Xp[q * d + 4 * i + 3] = X[di, p3, i]
+    lv = lo
+    while lv + nv <= hi:
+        for i in range(d):
+            for l in range(nv):
+                wt[i, l] = w[i, lv + l]
+        for l in range(nv):
+            rt[l] = lre[lv + l]
+        stream4_lanes(wt, rt, Xp, y, perm, gr, di, np.uint64(0), q0)
+        for i in range(d):
+            for l in range(nv):
+                w[i, lv + l] = wt[i, l]
+        lv += nv
+    return lv
 
 
 # over 80 lines, unsplit for speed: dot products and steps of four samples
 @jit
-def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, gr):
+def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
     """Four per-sample steps (samples perm[q : q + 4]) for lanes lo..hi-1 in two passes
     over the weights instead of eight.  With s_j = w.x_j at the block's start and the
-    Gram entries G_mj = x_m.x_j (``gr[q // 4]``, :func:`_pack4`), the sequential steps
-    are, exactly in real arithmetic,
+    Gram entries G_mj = x_m.x_j, the sequential steps are, exactly in real arithmetic,
 
         r_j = lr (s_j - y_j - sum_{m<j} r_m G_mj),    w <- w - sum_j r_j x_j.
 
     The steps apply sample by sample per component, so only the dot products round
     differently from the per-sample loop (agreement ~1e-15 relative away from the
     boundary, tested); the streaming layout's default for d > 8 (``exact=False``), for
-    the lanes after the last whole vector block of :func:`.simd_stream.stream4_lanes` (the same
+    the lanes after the last whole vector block of :func:`_stream_blocks` (the same
     operations in the same order: the same bits)."""
     d = w.shape[0]
-    kb = q // 4
     p0 = perm[q]
     p1 = perm[q + 1]
     p2 = perm[q + 2]
     p3 = perm[q + 3]
-    g01 = gr[kb, 0]  # the block's Gram entries (_pack4)
-    g02 = gr[kb, 1]
-    g03 = gr[kb, 2]
-    g12 = gr[kb, 3]
-    g13 = gr[kb, 4]
-    g23 = gr[kb, 5]
+    g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
+    g02 = zero
+    g03 = zero
+    g12 = zero
+    g13 = zero
+    g23 = zero
+    for i in range(d):
+        a = X[di, p0, i]
+        b = X[di, p1, i]
+        c = X[di, p2, i]
+        e = X[di, p3, i]
+        g01 += a * b
+        g02 += a * c
+        g03 += a * e
+        g12 += b * c
+        g13 += b * e
+        g23 += c * e
     ulo = np.uint64(lo)
     for l in range(ulo, hi):
         sb[0, l] = 0.0
@@ -345,11 +383,6 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             fex = np.empty(nl, dt)
             r = np.empty(nl, dt)
             sb = np.empty((4, nl), dt)  # BLOCK = 4: the block's dot products, then steps
-            gr = np.empty((P // 4 if BLOCK == 4 else 0, 6), dt)  # Gram entries
-            xp = np.empty(P * d if SVEC else 0, dt)  # the samples packed (_pack4)
-            nvl = STREAM_VECTORS * (32 // X.itemsize) if SVEC else 0
-            wt = np.empty((d, nvl), dt)  # a vector block's weights and rates
-            rt = np.empty(nvl, dt)
             n2 = np.empty(nl, dt)
             ex = np.empty(nl, dt)
             lre = np.empty(nl, dt)
@@ -506,28 +539,13 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                         q0 = 0
                         if BLOCK == 4:  # four samples per pass over the weights
                             q0 = P - P % 4
-                            _pack4(X, di, perm, q0, xp, gr, zero)
                             # whole vector blocks of lanes: the epoch's blocks of samples
                             # with the dot products in registers; the lanes over: _block4
-                            # (a block's weights copied out to a contiguous scratch:
-                            # in place, its d rows lie nl lanes apart and share a few
-                            # cache sets; 2 threads ran 0.7x slower at d = 30 and 100)
                             lv = lo
                             if SVEC:
-                                nv = np.uint64(wt.shape[1])
-                                while lv + nv <= hi:
-                                    for i in range(d):
-                                        for l in range(nv):
-                                            wt[i, l] = w[i, lv + l]
-                                    for l in range(nv):
-                                        rt[l] = lre[lv + l]
-                                    stream4_lanes(wt, rt, xp, y, perm, gr, di, np.uint64(0), q0)
-                                    for i in range(d):
-                                        for l in range(nv):
-                                            w[i, lv + l] = wt[i, l]
-                                    lv += nv
+                                lv = _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero)
                             for q in range(0, q0, 4):
-                                _block4(X, y, di, perm, q, w, sb, lre, lv, hi, gr)
+                                _block4(X, y, di, perm, q, w, sb, lre, lv, hi, zero)
                         # streaming layout, sample by sample (exact=True, the last P % 4
                         # samples of BLOCK = 4, renormalised runs): the same multiply-adds
                         # as the register layout
