@@ -64,6 +64,42 @@ def _bcast(builder, vt, s):
                                               [0] * vt.count))
 
 
+def counted_loop(builder, n, init, body, name="loop"):
+    """Emit ``for i in range(n): state = body(i, state)`` (i an i64 from 0; state a list
+    of LLVM values carried by phis) and return the final state."""
+    b = builder
+    entry = b.basic_block
+    head = b.append_basic_block(name)
+    step = b.append_basic_block(name + ".body")
+    out = b.append_basic_block(name + ".end")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(ir.IntType(64))
+    i.add_incoming(ir.Constant(ir.IntType(64), 0), entry)
+    st = [b.phi(v.type) for v in init]
+    for p, p0 in zip(st, init, strict=True):
+        p.add_incoming(p0, entry)
+    b.cbranch(b.icmp_signed("<", i, n), step, out)
+    b.position_at_end(step)
+    new = body(i, st)
+    latch = b.basic_block
+    i.add_incoming(b.add(i, ir.Constant(ir.IntType(64), 1)), latch)
+    for p, p1 in zip(st, new, strict=True):
+        p.add_incoming(p1, latch)
+    b.branch(head)
+    b.position_at_end(out)
+    return st
+
+def merge(builder, xs, bx, ys, by):
+    """Phis joining the values ``xs`` (from block ``bx``) and ``ys`` (from ``by``)."""
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        p = builder.phi(x.type)
+        p.add_incoming(x, bx)
+        p.add_incoming(y, by)
+        out.append(p)
+    return out
+
 def lanes_per_block(d, itemsize):
     """Lanes one call of :func:`sgd_lanes` advances (V vectors of 32 bytes)."""
     return VECTORS[d] * (32 // itemsize)
@@ -253,28 +289,7 @@ class _NetIR:
 
     def loop(self, name, init, body, n=None):
         """for i in range(n) (default d): state = body(i, state); the final state."""
-        b = self.b
-        entry = b.basic_block
-        head = b.append_basic_block(name)
-        step = b.append_basic_block(name + ".body")
-        out = b.append_basic_block(name + ".end")
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(ir.IntType(64))
-        i.add_incoming(self.c(0), entry)
-        st = [b.phi(self.vt) for _ in init]
-        for p, p0 in zip(st, init, strict=True):
-            p.add_incoming(p0, entry)
-        b.cbranch(b.icmp_signed("<", i, self.d if n is None else n), step, out)
-        b.position_at_end(step)
-        new = body(i, st)
-        latch = b.basic_block
-        i.add_incoming(b.add(i, self.c(1)), latch)
-        for p, p1 in zip(st, new, strict=True):
-            p.add_incoming(p1, latch)
-        b.branch(head)
-        b.position_at_end(out)
-        return st
+        return counted_loop(self.b, self.d if n is None else n, init, body, name)
 
 
     def y(self, k):  # y of the block's sample k, in every element
@@ -305,13 +320,7 @@ class _NetIR:
                 hr = [b.select(relu, b.select(b.fcmp_ordered(">", self.zero, zz), self.zero,
                                               zz), zz) for zz in z]
                 bo = b.basic_block
-        out = []
-        for x, y in zip(ht, hr, strict=True):
-            p = b.phi(self.vt)
-            p.add_incoming(x, bt)
-            p.add_incoming(y, bo)
-            out.append(p)
-        return out
+        return merge(b, ht, bt, hr, bo)
 
 
 def _delta(g, h, ra, relu, tanh):

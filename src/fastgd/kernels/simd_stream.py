@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastgd.kernels.jit import contract
-from fastgd.kernels.simd import _at, _bcast, _fma, _vector
+from fastgd.kernels.simd import _at, _bcast, _fma, _vector, counted_loop, merge
 
 
 class _Emit:
@@ -56,30 +56,8 @@ class _Emit:
         return _bcast(self.b, self.vt, self.b.load(_at(self.b, base, off, self.fty)))
 
     def loop(self, name, n, init, body):
-        """for i in range(n): state = body(i, state) (state: a list of vectors); the
-        final state."""
-        b = self.b
-        entry = b.basic_block
-        head = b.append_basic_block(name)
-        step = b.append_basic_block(name + ".body")
-        out = b.append_basic_block(name + ".end")
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(ir.IntType(64))
-        i.add_incoming(self.c(0), entry)
-        st = [b.phi(self.vt) for _ in init]
-        for p, p0 in zip(st, init, strict=True):
-            p.add_incoming(p0, entry)
-        b.cbranch(b.icmp_signed("<", i, n), step, out)
-        b.position_at_end(step)
-        new = body(i, st)
-        latch = b.basic_block
-        i.add_incoming(b.add(i, self.c(1)), latch)
-        for p, p1 in zip(st, new, strict=True):
-            p.add_incoming(p1, latch)
-        b.branch(head)
-        b.position_at_end(out)
-        return st
+        """for i in range(n): state = body(i, state); the final state."""
+        return counted_loop(self.b, n, init, body, name)
 
 
 #: vectors of lanes per call of :func:`stream4_lanes` (8 float64 / 16 float32 lanes):
@@ -264,12 +242,7 @@ def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
         with b.if_then(odd):
             last = samples(b.sub(Pv, c(1)), 1, acc)
             then = b.basic_block
-        fin = []
-        for a0, a1 in zip(acc, last, strict=True):
-            ph = b.phi(e.vt)
-            ph.add_incoming(a0, entry)
-            ph.add_incoming(a1, then)
-            fin.append(ph)
+        fin = merge(b, acc, entry, last, then)
         for v in range(NV):
             b.store(fin[v], lcp[v], align=e.size)
             b.store(fin[NV + v], ecp[v], align=e.size)

@@ -82,6 +82,32 @@ def _quiet(wstar, di, w, n2, bounds, thc, thd, active, lo, hi):
     return loud == 0
 
 
+@jit
+def _gram4(X, di, p0, p1, p2, p3, zero):
+    """The Gram entries (G01, G02, G03, G12, G13, G23) of samples p0..p3 of dataset
+    di, G_mj = x_m.x_j summed in component order from ``zero`` (0 in the data's
+    precision: float32 runs stay float32 throughout)."""
+    d = X.shape[2]
+    g01 = zero
+    g02 = zero
+    g03 = zero
+    g12 = zero
+    g13 = zero
+    g23 = zero
+    for i in range(d):
+        a = X[di, p0, i]
+        b = X[di, p1, i]
+        c = X[di, p2, i]
+        e = X[di, p3, i]
+        g01 += a * b
+        g02 += a * c
+        g03 += a * e
+        g12 += b * c
+        g13 += b * e
+        g23 += c * e
+    return g01, g02, g03, g12, g13, g23
+
+
 # over 80 lines, unsplit: packing, Gram entries and the vector blocks in one compiled
 # function (each jitted function costs a cold start about 0.3 s more)
 @jit
@@ -112,23 +138,7 @@ def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero):
         p1 = perm[q + 1]
         p2 = perm[q + 2]
         p3 = perm[q + 3]
-        g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
-        g02 = zero
-        g03 = zero
-        g12 = zero
-        g13 = zero
-        g23 = zero
-        for i in range(d):
-            a = X[di, p0, i]
-            b = X[di, p1, i]
-            c = X[di, p2, i]
-            e = X[di, p3, i]
-            g01 += a * b
-            g02 += a * c
-            g03 += a * e
-            g12 += b * c
-            g13 += b * e
-            g23 += c * e
+        g01, g02, g03, g12, g13, g23 = _gram4(X, di, p0, p1, p2, p3, zero)
         kb = q // 4
         gr[kb, 0] = g01
         gr[kb, 1] = g02
@@ -175,23 +185,7 @@ def _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero):
     p1 = perm[q + 1]
     p2 = perm[q + 2]
     p3 = perm[q + 3]
-    g01 = zero  # 0 in the data's precision: float32 runs stay float32 throughout
-    g02 = zero
-    g03 = zero
-    g12 = zero
-    g13 = zero
-    g23 = zero
-    for i in range(d):
-        a = X[di, p0, i]
-        b = X[di, p1, i]
-        c = X[di, p2, i]
-        e = X[di, p3, i]
-        g01 += a * b
-        g02 += a * c
-        g03 += a * e
-        g12 += b * c
-        g13 += b * e
-        g23 += c * e
+    g01, g02, g03, g12, g13, g23 = _gram4(X, di, p0, p1, p2, p3, zero)
     ulo = np.uint64(lo)
     for l in range(ulo, hi):
         sb[0, l] = 0.0

@@ -32,6 +32,7 @@ from numba.extending import intrinsic
 
 from fastgd.kernels.fmath import emit_tanh
 from fastgd.kernels.jit import contract
+from fastgd.kernels.simd import counted_loop
 from fastgd.net.kernels import ACT_RELU, ACT_TANH
 
 #: lanes per block (one 512-bit vector of doubles, two 256-bit ones)
@@ -100,25 +101,7 @@ class _Rows:
 
     def loop(self, n, init, body):
         """for i in range(n): state = body(i, state); the final state."""
-        b = self.b
-        entry = b.basic_block
-        head, step, out = (b.append_basic_block(s) for s in ("head", "step", "out"))
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(_I64)
-        i.add_incoming(_c(0), entry)
-        st = [b.phi(v.type) for v in init]
-        for p, v in zip(st, init, strict=True):
-            p.add_incoming(v, entry)
-        b.cbranch(b.icmp_signed("<", i, n), step, out)
-        b.position_at_end(step)
-        new = body(i, st)
-        i.add_incoming(b.add(i, _c(1)), b.basic_block)
-        for p, v in zip(st, new, strict=True):
-            p.add_incoming(v, b.basic_block)
-        b.branch(head)
-        b.position_at_end(out)
-        return st
+        return counted_loop(self.b, n, init, body)
 
     def dots(self, k, r0, ps, bias, rb):
         """Per sample p of ``ps``: (row rb if bias else 0) + sum_i row r0 + i X[p, i]."""
