@@ -84,12 +84,12 @@ def test_stack_empty_needs_a_literal_size():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_stream_block_equals_numpy(dtype):
     """The streaming layout's vector blocks (:func:`fastgd.kernels.simd_stream.stream4_lanes`
-    through ``kernels_sgd._stream_blocks``): one block of lanes at an offset, one epoch
+    through ``kernels_stream._stream_blocks``): one block of lanes at an offset, one epoch
     of four-sample blocks, against the NumPy per-sample steps (float64 to 1e-12 relative,
     float32 to 1e-4: only the dot products round differently); the lanes outside the
     block untouched (same bits), the first of them returned."""
     from fastgd.kernels.simd_stream import STREAM_VECTORS
-    from fastgd.linear.kernels_sgd import _stream_blocks
+    from fastgd.linear.kernels_stream import _stream_blocks
 
     def epoch(w, lre, X, y, perm, di, lo, q0):
         hi = np.uint64(lo + L + 5)  # one whole block, 5 lanes over

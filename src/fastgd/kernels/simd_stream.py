@@ -4,7 +4,7 @@ accumulators in vector registers where the plain-Numba loops keep them in memory
 * the SGD kernel's streaming layout (d > 8): blocks of four samples over a vector block
   of lanes, the four dot products of every lane in registers for the whole pass over
   the components (:func:`stream4_lanes`).  The plain-Numba block
-  (:func:`fastgd.linear.kernels_sgd._block4`) reloads them every four components: on
+  (:func:`fastgd.linear.kernels_stream._block4`) reloads them every four components: on
   the 2-core AVX2 VM the vector blocks ran 1.18-1.25x faster at d = 10, 30 and 100 (2
   threads; 62-73 % of the 256-bit FMA ceiling, bench/test_bench_layouts.py
   ``ir_over_plain``).  The kernel runs them on a contiguous copy of the block's weights.
@@ -69,13 +69,13 @@ STREAM_VECTORS = 2
 @intrinsic
 def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
     """``stream4_lanes(W, LR, Xp, Y, perm, gr, di, lo, q0)``: the streaming layout's
-    blocks of four samples (:func:`fastgd.linear.kernels_sgd._block4`'s arithmetic) for
+    blocks of four samples (:func:`fastgd.linear.kernels_stream._block4`'s arithmetic) for
     the samples perm[0:q0] (q0 a multiple of 4) of dataset di, lanes lo .. lo +
     STREAM_VECTORS x (32 // itemsize) - 1 of W (d, nl) with rates LR.
 
     ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (one pointer, constant offsets)
     and ``gr[q // 4]`` = the block's Gram entries (G01, G02, G03, G12, G13, G23), both
-    from :func:`fastgd.linear.kernels_sgd._stream_blocks`.  Per block, for each lane: the four
+    from :func:`fastgd.linear.kernels_stream._stream_blocks`.  Per block, for each lane: the four
     dot products s_k = w.x_k accumulate in vector registers over the components (from 0,
     in component order), r_k = lr ((s_k - y_k) - sum_{m<k} r_m G_mk), then
     w_i <- w_i - r_0 x_0i - r_1 x_1i - r_2 x_2i - r_3 x_3i: _block4's operations in its

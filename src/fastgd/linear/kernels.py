@@ -28,7 +28,7 @@ cached code on them); :mod:`fastgd.linear.table` picks the factory arguments:
   pass of a vectorised loop over lanes, its weights held in registers for the sample.
   ``D = 0`` -- the *streaming layout* for any d: the d x L weights stream through the
   cache; per-sample SGD takes blocks of four samples per pass over them (``BLOCK = 4``,
-  ``kernels_sgd._block4``; the same steps in exact arithmetic) unless asked for
+  ``kernels_stream._block4``; the same steps in exact arithmetic) unless asked for
   ``exact`` arithmetic (``BLOCK = 1``: sample by sample, the same multiply-adds in the
   same order as the register layout, so that the two are equal bit for bit).
 * ``FULL`` -- False: plain per-sample SGD / plain GD (the common case, and the one that
