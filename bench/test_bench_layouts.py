@@ -19,9 +19,9 @@ alternately in one process, min of ROUNDS each:
 Every variant gives the same bits (checked here).  Each row's ``extra_info``: updates/s
 of each, their ratios, and the share of the 256-bit FMA ceiling (cores x 2 FMA x 4
 doubles x measured clock / (2d + 1) multiply-adds per update, bench/_machine.py).  The
-vector code removed for the other d (and the streaming layout's) was measured the same
-way before it went (IR / plain ratios in the commit message).  The machine is often
-shared: compare ratios (alternating runs), not absolute rates.
+vector code removed for the other d (and an earlier one of the streaming layout) was
+measured the same way before it went (IR / plain ratios in the commit message).  The
+machine is often shared: compare ratios (alternating runs), not absolute rates.
 
 Run:   pytest bench/test_bench_layouts.py --benchmark-enable -s
 In the default run (benchmarks disabled) one smoke-size row runs (correctness only).

@@ -375,6 +375,11 @@ class Hooks:
 
     def _execute(self, G):
         orig = G.execute
+        # the engine sizes its batches from the time a batch took: a clock that stands
+        # still makes them max_batch chunks on every run (on a loaded moment a slow
+        # chunk made them 1, more batches, more Python calls: the count run's planned
+        # call number then never came in a faster case, "delivered only 9 signals")
+        G.time = types.SimpleNamespace(perf_counter=lambda: 0.0)
 
         def execute(call, chunks, nworkers, **kw):
             idx = self.calls
