@@ -181,6 +181,29 @@ def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
         np.testing.assert_allclose(excess[c], 0.5 * (u @ u) / p.P, rtol=1e-12)
 
 
+def test_public_cache_info_and_clear(rng):
+    """fg.cache_info counts what sweeps and runs prepared (problems and the bytes of
+    their arrays); fg.clear_cache frees them and says what it held; results after it are
+    the same bits (prepared afresh)."""
+    fg.clear_cache()
+    assert fg.cache_info()[:2] == (0, 0)
+    data = _pairs(rng, n=4, P=30, d=6)
+    kw = dict(data=data, lr=[0.01, 0.05], epochs=3, order="shuffle", progress=False)
+    first = fg.sweep("sgd", **kw)
+    info = fg.cache_info()
+    assert info.problems == 4 and info.max_problems == PB.CACHE_SIZE
+    assert info.bytes == sum(PB._nbytes(p) for p in PB._CACHE.values())
+    assert info.bytes >= sum(X.nbytes + y.nbytes for X, y in data)
+    fg.gd(rng.standard_normal((12, 2)), rng.standard_normal(12), lr=0.1, steps=3)
+    assert fg.cache_info().problems == 5
+    freed = fg.clear_cache()
+    assert isinstance(freed, fg.CacheInfo) and freed.problems == 5
+    assert freed.bytes > info.bytes and fg.cache_info()[:2] == (0, 0)
+    again = fg.sweep("sgd", **kw)
+    assert np.array_equal(first.final_loss, again.final_loss)
+    assert fg.cache_info().problems == 4
+
+
 def test_sweeps_reuse_prepared_statistics(rng, monkeypatch):
     """A sweep on datasets prepared before (by a sweep or a single run) takes their
     statistics from the cache: the same Problem objects, no LAPACK call for them; a

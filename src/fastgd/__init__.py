@@ -47,6 +47,7 @@ from fastgd._load import load
 from fastgd.linear.boundary import Boundary, critical_lr
 from fastgd.linear.sweep import sweep
 from fastgd._warmup import warmup
+from fastgd.linear.problem import CacheInfo, cache_info, clear_cache
 
 from fastgd.version import __version__ as __version__
 
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_TOL",
     "GROWING_FACTOR",
     "Boundary",
+    "CacheInfo",
     "DataConversionWarning",
     "Dataset",
     "FastGDTypeError",
@@ -63,7 +65,9 @@ __all__ = [
     "Spectrum",
     "Status",
     "chain",
+    "cache_info",
     "chain_gd",
+    "clear_cache",
     "net",
     "theory",
     "SweepInterrupted",

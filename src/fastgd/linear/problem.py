@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -133,11 +134,87 @@ def _cache_key(X, y, bias):
     return (X.shape, bool(bias), h.digest())
 
 
-def clear_cache():
-    """Forget every prepared problem (:func:`prepare`'s cache)."""
+class CacheInfo(NamedTuple):
+    """What the prepared-problem cache holds (:func:`cache_info`, :func:`clear_cache`).
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> info = fg.cache_info()
+    >>> info._fields
+    ('problems', 'bytes', 'max_problems', 'max_bytes')
+    >>> info.max_problems
+    1024
+    """
+
+    #: datasets held (each with its SVD, least-squares solution and a copy of X and y)
+    problems: int
+    #: bytes of their arrays
+    bytes: int
+    #: the limits: least recently used problems are dropped beyond either
+    max_problems: int
+    max_bytes: int
+
+
+def cache_info() -> CacheInfo:
+    """What the prepared-problem cache holds now, and its limits.
+
+    Every run and sweep of the linear unit prepares its datasets once (validation, the
+    SVD of X, the least-squares minimiser w*, E*) and keeps the result, keyed by the
+    datasets' content (a BLAKE2 digest of X and y: an array changed in place is a new
+    dataset), so that repeated runs and sweeps on the same data skip that work.  The
+    cache keeps private copies of X and y, at most ``max_problems`` datasets and
+    ``max_bytes`` bytes (the least recently used are dropped first); a dataset whose X
+    is larger than 64 MiB is never cached.  :func:`clear_cache` empties it.
+
+    Returns
+    -------
+    CacheInfo
+        ``(problems, bytes, max_problems, max_bytes)``.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()                    # 100 x 2 inputs, labels +-1
+    >>> _ = fg.clear_cache()
+    >>> _ = fg.gd(X, y, lr=1.0, steps=10)           # prepares (X, y) and keeps it
+    >>> info = fg.cache_info()
+    >>> info.problems, info.bytes > X.nbytes, info.max_bytes // 2**20   # MiB
+    (1, True, 256)
+    """
     with _CACHE_LOCK:
+        return CacheInfo(len(_CACHE), int(_CACHE_HELD[0]), int(CACHE_SIZE),
+                         int(CACHE_BYTES))
+
+
+def clear_cache() -> CacheInfo:
+    """Forget every prepared problem (see :func:`cache_info`), freeing the copies of
+    the datasets the cache holds.  Results never depend on the cache: a run after it
+    recomputes the same statistics, bit for bit.
+
+    Returns
+    -------
+    CacheInfo
+        What the cache held just before (``problems``, ``bytes``) and its limits.
+
+    Examples
+    --------
+    >>> import fastgd as fg
+    >>> X, y = fg.lecture_data()
+    >>> a = fg.sgd(X, y, lr=0.02, epochs=5, seed=0)
+    >>> freed = fg.clear_cache()
+    >>> freed.problems >= 1, fg.cache_info().problems
+    (True, 0)
+    >>> b = fg.sgd(X, y, lr=0.02, epochs=5, seed=0)  # prepared afresh: the same bits
+    >>> bool((a.w == b.w).all())
+    True
+    """
+    with _CACHE_LOCK:
+        info = CacheInfo(len(_CACHE), int(_CACHE_HELD[0]), int(CACHE_SIZE),
+                         int(CACHE_BYTES))
         _CACHE.clear()
         _CACHE_HELD[0] = 0
+        return info
 
 
 def _statistics(Xs, ys, ws, svd=None):
