@@ -181,6 +181,20 @@ def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
         np.testing.assert_allclose(excess[c], 0.5 * (u @ u) / p.P, rtol=1e-12)
 
 
+def test_cache_keys_on_threads_equal_one_by_one(rng, monkeypatch):
+    """Large data hashes its cache keys on the sweep's threads: the same keys, each in
+    its dataset's place (both workers used)."""
+    data = _pairs(rng, n=7, P=30, d=4) + [(rng.standard_normal((9, 4)), rng.standard_normal(9))]
+    one = [PB._cache_key(X, y, True) for X, y in data]
+    assert PB._cache_keys(data, True, 2) == one  # small: on one thread
+    seen = []
+    part = PB._keys_part
+    monkeypatch.setattr(PB, "_keys_part", lambda *a: seen.append(a[-2]) or part(*a))
+    monkeypatch.setattr(PB, "KEYS_THREADED_BYTES", 0)
+    assert PB._cache_keys(data, True, 2) == one and sorted(seen) == [0, 1]
+    assert PB._cache_keys(data, False, 2) != one  # bias is part of the key
+
+
 def test_public_cache_info_and_clear(rng):
     """fg.cache_info counts what sweeps and runs prepared (problems and the bytes of
     their arrays); fg.clear_cache frees them and says what it held; results after it are

@@ -299,6 +299,32 @@ def _stack_statistics(Xs, ys, nworkers=1):
     return W, H, R, estar, c0
 
 
+#: datasets' cache keys are hashed on threads from this many bytes in all (hashlib
+#: releases the GIL; below it a thread hand-off costs more than it saves)
+KEYS_THREADED_BYTES = 1 << 20
+
+
+def _keys_part(datasets, bias, keys, parts, wk, nworkers):
+    for a, b in parts[wk::nworkers]:
+        for i in range(a, b):
+            keys[i] = _cache_key(*datasets[i], bias)
+
+
+def _cache_keys(datasets, bias, nworkers=1):
+    """:func:`_cache_key` of every (X, y), on up to ``nworkers`` threads for large data
+    (BLAKE2 runs at about 1 GB/s a core: 2.6 ms for 32 datasets of 100 x 100)."""
+    n = len(datasets)
+    keys = [None] * n
+    nbytes = sum(X.nbytes for X, _ in datasets)
+    nw = max(1, min(int(nworkers), n)) if nbytes >= KEYS_THREADED_BYTES else 1
+    cuts = np.linspace(0, n, nw + 1).astype(np.int64)
+    from fastgd.kernels.threads import fan_out
+
+    fan_out(_keys_part, (datasets, bias, keys, np.stack([cuts[:-1], cuts[1:]], axis=1)),
+            nw, ())
+    return keys
+
+
 def prepare_many(func, datasets, bias=False, nworkers=1) -> list[Problem]:
     """:func:`prepare` for a list of checked (X, y) pairs; bit for bit the same Problems.
 
@@ -309,7 +335,7 @@ def prepare_many(func, datasets, bias=False, nworkers=1) -> list[Problem]:
     :func:`prepare`.
     """
     bias = V.boolean(func, "bias", bias)
-    keys = [_cache_key(X, y, bias) for X, y in datasets]
+    keys = _cache_keys(datasets, bias, nworkers)
     out = [_recall(k) for k in keys]
     todo = [i for i, p in enumerate(out) if p is None]
     new = [datasets[i] for i in todo]
