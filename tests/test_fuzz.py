@@ -607,7 +607,9 @@ def test_fuzz_table_size():
                        (NN, NN.__all__)):
         for n in names:
             obj = getattr(mod, n)
-            if callable(obj) and not isinstance(obj, type) and n != "lecture_data":
+            # lecture_data: fixed data; cache_info, clear_cache: no arguments to get wrong
+            if callable(obj) and not isinstance(obj, type) and n not in (
+                    "lecture_data", "cache_info", "clear_cache"):
                 public.add(n)
     missing = public - covered
     assert not missing, f"public functions without bad calls: {sorted(missing)}"
