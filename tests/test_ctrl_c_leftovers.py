@@ -463,3 +463,65 @@ def test_ctrl_c_in_a_zip_members_close_comes_out_as_itself(tmp_path, monkeypatch
     assert not list(tmp_path.glob("r*")) and not list(tmp_path.glob(".tmp-*"))
     gc.collect()
     assert unraisable == []
+
+
+class _Trap(np.ndarray):
+    """An output array whose writes are cut short by Ctrl-C."""
+
+    def __setitem__(self, key, value):
+        raise KeyboardInterrupt
+
+
+def _scatter_case(model, trapped=None):
+    """(outputs, scatter(block), block) of one model, output field ``trapped`` (if any) a
+    _Trap."""
+    from types import SimpleNamespace
+
+    from fastgd.chain.launch import Out
+    from fastgd.linear import executors as LE
+    from fastgd.net.launch import Cells
+
+    rows = np.array([[0, 0, 0, 2], [0, 0, 2, 3]])
+    if model == "linear":
+        shape = (1, 1, 3)
+        out = SimpleNamespace(status=np.full(shape, -1, np.int8), w=np.zeros(shape + (2,)),
+                              loss=np.full(shape, np.inf), excess=np.full(shape, np.inf),
+                              tol_at=np.full(shape, -1), div_at=np.full(shape, -1),
+                              rec_loss=np.full(shape + (0,), np.inf))
+        block = {"status": np.ones(3, np.int8), "w": np.ones((3, 2)), "loss": np.ones(3),
+                 "excess": np.ones(3), "tol_at": np.ones(3, np.int64),
+                 "div_at": np.ones(3, np.int64), "rec_loss": np.ones((3, 0))}
+        write = lambda blk: LE.scatter(out, blk)  # noqa: E731
+    elif model == "net":
+        out = Cells(1, 3, 0)
+        block = {f: np.ones(3) for f in ("loss", "tol_at", "div_at", "maxloss", "sharpness",
+                                          "psharp")}
+        block.update(status=np.ones(3, np.int8), curve=np.ones((3, 0)), pcurve=np.ones((3, 0)))
+        write = out.scatter
+    else:
+        out = Out(3, 2)
+        block = {"status": np.ones(3, np.int8), "w": np.ones((3, 2)), "excess": np.ones(3),
+                 "tol_at": np.ones(3, np.int64), "div_at": np.ones(3, np.int64),
+                 "maxloss": np.ones(3)}
+        write = out.scatter
+    block["rows"] = rows
+    if trapped is not None:
+        setattr(out, trapped, getattr(out, trapped).view(_Trap))
+    return out, write, block
+
+
+@pytest.mark.parametrize("model,trapped", [("linear", "loss"), ("linear", "rec_loss"),
+                                           ("net", "maxloss"), ("net", "pcurve"),
+                                           ("chain", "w"), ("chain", "maxloss")])
+def test_ctrl_c_inside_a_scatter_leaves_the_block_not_run(model, trapped):
+    """Ctrl-C between two of a block's writes into the outputs (the signal fuzz caught
+    one in the linear scatter: cells with a status and the initial losses): the status
+    is written last, so the block's cells stay NOT_RUN and an interrupted sweep reports
+    none of them as finished."""
+    out, write, block = _scatter_case(model, trapped)
+    with pytest.raises(KeyboardInterrupt):
+        write(block)
+    assert (np.asarray(out.status) == -1).all()
+    out, write, block = _scatter_case(model)  # uninterrupted: the block is in
+    write(block)
+    assert (np.asarray(out.status) == 1).all()

@@ -71,7 +71,7 @@ class Out:
     def scatter(self, block):
         """Write a block (:meth:`gather`) into these outputs."""
         idx = _cells(np.asarray(block["rows"], dtype=np.int64).reshape(-1, 4))
-        for f in FIELDS:
+        for f in X.scatter_order(FIELDS):  # status last
             getattr(self, f)[idx] = block[f]
 
 

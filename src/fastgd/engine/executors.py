@@ -12,7 +12,9 @@ The engine knows nothing of the model.  A model plugs in with:
   a dict with ``rows`` and one array per result field, per cell in row order;
 * ``task(job, rows, threads) -> block``: the same as a module-level function that an
   executor pickles with the job (it imports the kernels on the worker);
-* ``scatter(block)``: write a block into the model's full-size outputs;
+* ``scatter(block)``: write a block into the model's full-size outputs, the ``status``
+  field last (:func:`scatter_order`): a cell counts as finished once it has a status,
+  so Ctrl-C between two of the writes must leave it NOT_RUN, never half written;
 * ``finish(block)`` (optional): check a block in place before it is kept.
 
 :func:`run_resumable` then runs a chunk table through a checkpoint directory, and
@@ -42,6 +44,18 @@ from fastgd.engine import grid as G
 __all__ = ["SigtermAsInterrupt", "check_checkpoint", "check_engine", "concat",
            "executor_workers", "is_client", "run_blocks", "run_executor", "run_local",
            "run_resumable", "task_threads"]
+
+
+def scatter_order(fields):
+    """The order in which a model's ``scatter`` writes its result ``fields``: ``status``
+    last.  Each write is one NumPy assignment (Ctrl-C cannot cut one short), so a Ctrl-C
+    between two writes leaves the block's cells NOT_RUN, as if the block had not
+    finished (a resumed sweep runs it again), never with a status and stale fields.
+
+    >>> scatter_order(("status", "w", "loss"))
+    ('w', 'loss', 'status')
+    """
+    return tuple(f for f in fields if f != "status") + ("status",)
 
 
 def check_engine(func, engine, backend="cpu"):

@@ -221,7 +221,7 @@ def scatter(out, res):
     """Write a block of results into full-size outputs (the final weights only where
     ``out`` keeps them)."""
     span = _span(np.asarray(res["rows"], dtype=np.int64).reshape(-1, 4), out.status.shape)
-    for f in FIELDS:
+    for f in X.scatter_order(FIELDS):  # status last
         a = getattr(out, f)
         if a is None:
             continue

@@ -473,7 +473,7 @@ class Cells:
         """Write a block (:func:`run_chunks`) into these results."""
         idx = _cell_index(np.asarray(block["rows"], dtype=np.int64).reshape(-1, 4),
                           self.n_lr)
-        for f in FIELDS:
+        for f in X.scatter_order(FIELDS):  # status last
             getattr(self, f)[idx] = block[f]
 
 
