@@ -413,6 +413,44 @@ def test_kernel_layouts_agree_bit_for_bit(d, order, lanes):
         assert full.key == ("linear", method, 0, True, 1)
 
 
+@pytest.mark.parametrize("d", [9, 33])
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_gd_blocks_of_steps_at_any_d_agree_with_steps(d, dt):
+    """Plain GD at any d (d not compiled in) keeps blocks of 16 steps whose excess bounds
+    stay inside every lane's thresholds (each lane's bounds summed in component order,
+    the lanes innermost and vectorised): the same outputs bit for bit as the step loop
+    (the FULL kernel, and recording, take no blocks), with lanes that converge, stay
+    bounded and diverge mid-block, in chunks of many lanes and of one."""
+    from fastgd.linear import table
+
+    rng = np.random.default_rng(d)
+    X0 = rng.normal(size=(60, d)) * np.geomspace(1, 4, d)
+    data = [(X0, X0 @ rng.normal(size=d)), (rng.normal(size=(45, d)), rng.normal(size=45))]
+    arrays = _stacked(data, d)
+    lam_max = max(np.linalg.eigvalsh(X.T @ X / X.shape[0])[-1] for X, _ in data)
+    lrs = np.concatenate([np.geomspace(0.01, 2.3, 61) / lam_max, [1e3]])
+    arrays.update(lr=lrs, beta=np.zeros(lrs.size), w0=np.linspace(0.3, -0.2, d))
+    if dt == "float32":
+        arrays = {k: (v.astype(np.float32) if v.dtype == np.float64 else v)
+                  for k, v in arrays.items()}
+    factory = table.FACTORIES[("linear", "gd")]
+    spec = table.KernelSpec("gd", d, 500, 1e-7, 1e6, dtype=dt)
+    assert spec.key == ("linear", "gd", 0, False, 1)  # the table's pick: this kernel
+    outs = []
+    for kern, n_rec, lanes in ((factory(0, False, 1), 0, 64), (factory(0, False, 1), 0, 1),
+                               (factory(0, False, 1), 501, 64), (factory(0, True, 1), 0, 64)):
+        out = G.Outputs(2, 1, lrs.size, d, n_rec=n_rec)
+        with np.errstate(all="ignore"):
+            table.launch(spec, LinearInputs(**arrays), G.make_chunks(2, 1, lrs.size, lanes),
+                         2, out, kernel=kern)
+        outs.append(out)
+    for out in outs[1:]:
+        for f in ("status", "w", "loss", "excess", "tol_at", "div_at"):
+            assert np.array_equal(getattr(outs[0], f), getattr(out, f)), f
+    assert set(np.unique(outs[0].status)) == {0, 1, 2}
+    assert (outs[0].tol_at[outs[0].status == 1] % 16 != 0).any()  # stops inside blocks
+
+
 @pytest.mark.parametrize("d", [9, 30])
 @pytest.mark.parametrize("order", ["cyclic", "shuffle"])
 def test_sample_blocks_agree_with_per_sample_steps(d, order):

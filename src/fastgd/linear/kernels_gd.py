@@ -14,7 +14,7 @@ from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
 
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
-_BLOCK = 16  # GD register layout: steps per pass over the lanes (divides _SNAPSHOT)
+_BLOCK = 16  # GD blocks: steps per pass over the lanes (divides _SNAPSHOT)
 _MARGIN = 1e-9  # GD blocks: relative margin of the excess bounds (far above rounding)
 
 
@@ -110,9 +110,11 @@ def gd_kernel(D, FULL):
     True
     """
 
-    # a closure constant: the register layout (steps and blocks) in the plain kernel for
-    # small d; the general loops otherwise (FULL: momentum, renormalisation)
+    # closure constants: blocks of steps in the plain kernel (FULL: momentum,
+    # renormalisation, none), lanes outermost where d is compiled in (REG: the loops over
+    # d and the steps unroll, the lanes vectorise), innermost for any d (GEN)
     REG = D > 0 and not FULL
+    GEN = D == 0 and not FULL
 
     # over 80 lines, unsplit for speed: a step's check, record and update in one loop nest
     @jit(variant=f"D{D}_F{int(FULL)}")
@@ -158,6 +160,8 @@ def gd_kernel(D, FULL):
             thc = np.empty(nl, dt)
             thd = np.empty(nl, dt)
             logg = np.empty(nl, dt)
+            blo = np.empty(nl, dt)  # GEN blocks: each lane's bounds of the excess
+            bhi = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
             # lr: one grid for all datasets, or one per dataset (rows of n_lr = beta's
             # length, C order: lr_unit="eta_max")
@@ -196,23 +200,43 @@ def gd_kernel(D, FULL):
             # step loop below (so statuses, steps and iterates are the step loop's).
             t = 0
             while t <= steps:
-                if REG and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                if (REG or GEN) and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
                     nhit = 0
-                    for l in range(nl):
-                        lo = 0.0
-                        hi = 0.0
+                    if REG:
+                        for l in range(nl):
+                            lo = 0.0
+                            hi = 0.0
+                            for i in range(d):
+                                u = z[i, l]
+                                m = mult[i, l]
+                                v = u
+                                for _ in range(_BLOCK):
+                                    v = m * v
+                                zn[i, l] = v
+                                lo += hl[i] * min(u * u, v * v)
+                                hi += hl[i] * max(u * u, v * v)
+                            calm = ((lo > thc[l] * (1.0 + _MARGIN))
+                                    & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
+                            nhit += not calm
+                    else:  # the same operations, each lane's sums over i in order
+                        for l in range(nl):
+                            blo[l] = 0.0
+                            bhi[l] = 0.0
                         for i in range(d):
-                            u = z[i, l]
-                            m = mult[i, l]
-                            v = u
-                            for _ in range(_BLOCK):
-                                v = m * v
-                            zn[i, l] = v
-                            lo += hl[i] * min(u * u, v * v)
-                            hi += hl[i] * max(u * u, v * v)
-                        calm = ((lo > thc[l] * (1.0 + _MARGIN))
-                                & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
-                        nhit += not calm
+                            h = hl[i]
+                            for l in range(np.uint64(nl)):  # unsigned: vectorised
+                                u = z[i, l]
+                                m = mult[i, l]
+                                v = u
+                                for _ in range(_BLOCK):
+                                    v = m * v
+                                zn[i, l] = v
+                                blo[l] += h * min(u * u, v * v)
+                                bhi[l] += h * max(u * u, v * v)
+                        for l in range(nl):
+                            calm = ((blo[l] > thc[l] * (1.0 + _MARGIN))
+                                    & (bhi[l] <= thd[l] * (1.0 - _MARGIN)) & (bhi[l] < np.inf))
+                            nhit += not calm
                     if nhit == 0:
                         if t % _SNAPSHOT == 0:  # every state of a kept block is finite
                             for i in range(d):
