@@ -43,7 +43,8 @@ quadratic), R = diag(s) V^T / sqrt(P) from the SVD of X (so R^T R = H = X^T X / 
 least-squares minimiser and E* = E(w*).  A sum of squares is never negative, and R keeps
 the small singular values of X where a formed H loses them.  Batch GD works in error
 coordinates e = w - w* in the eigenbasis of H (lam = s^2), where the excess is
-sum_i lam_i z_i^2 / 2.  The status rules and the momentum step are the scalar functions
+sum_i lam_i z_i^2 / 2; plain GD takes blocks of 16 steps per pass over the lanes where
+bounds of the excess show that no lane changes state within them (any d).  The status rules and the momentum step are the scalar functions
 of :mod:`fastgd.kernels.steps`, shared with the one-run-per-thread kernels of
 :mod:`fastgd.linear.scalar` (CPU and GPU).
 

@@ -90,10 +90,10 @@ def gd_kernel(D, FULL):
     Parameters
     ----------
     D : int
-        d compiled in (1 <= D <= ``REGISTER_MAX_D``; with ``FULL`` False, the register
-        layout that keeps blocks of steps), or 0: any d.
+        d compiled in (1 <= D <= ``REGISTER_MAX_D``), or 0: any d.
     FULL : bool
-        Compile in heavy-ball / Nesterov momentum and renormalisation; False: plain GD.
+        Compile in heavy-ball / Nesterov momentum and renormalisation; False: plain GD,
+        which keeps blocks of 16 steps where no lane can change state within them.
 
     Returns
     -------
@@ -110,11 +110,9 @@ def gd_kernel(D, FULL):
     True
     """
 
-    # closure constants: blocks of steps in the plain kernel (FULL: momentum,
-    # renormalisation, none), lanes outermost where d is compiled in (REG: the loops over
-    # d and the steps unroll, the lanes vectorise), innermost for any d (GEN)
-    REG = D > 0 and not FULL
-    GEN = D == 0 and not FULL
+    # a closure constant: blocks of steps in the plain kernel (FULL: momentum,
+    # renormalisation, none)
+    BLOCKS = not FULL
 
     # over 80 lines, unsplit for speed: a step's check, record and update in one loop nest
     @jit(variant=f"D{D}_F{int(FULL)}")
@@ -160,7 +158,7 @@ def gd_kernel(D, FULL):
             thc = np.empty(nl, dt)
             thd = np.empty(nl, dt)
             logg = np.empty(nl, dt)
-            blo = np.empty(nl, dt)  # GEN blocks: each lane's bounds of the excess
+            blo = np.empty(nl, dt)  # blocks: each lane's bounds of the excess
             bhi = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
             # lr: one grid for all datasets, or one per dataset (rows of n_lr = beta's
@@ -191,7 +189,7 @@ def gd_kernel(D, FULL):
                 thc[l], thd[l] = thresholds(es, x, c0[di], tol, blowup)
             nact = nl
             nrec = rec_loss.shape[3]
-            # register layout, plain GD, no curves: _BLOCK steps per pass over the lanes.
+            # plain GD, no curves: _BLOCK steps per pass over the lanes (any d).
             # Each |z_i| is monotone over a block (|fl(m z)| <= |z| when |m| <= 1, >= when
             # |m| >= 1) and the excess is monotone in each |z_i|, so every step's excess
             # lies between the excess of the smaller and of the larger end of each
@@ -200,43 +198,28 @@ def gd_kernel(D, FULL):
             # step loop below (so statuses, steps and iterates are the step loop's).
             t = 0
             while t <= steps:
-                if (REG or GEN) and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                if BLOCKS and nrec == 0 and t % _BLOCK == 0 and t + _BLOCK <= steps:
+                    # each lane's bounds summed over i in order; the lanes innermost,
+                    # indexed with uint64 (with signed indices the loop stayed scalar)
+                    for l in range(nl):
+                        blo[l] = 0.0
+                        bhi[l] = 0.0
+                    for i in range(d):
+                        h = hl[i]
+                        for l in range(np.uint64(nl)):
+                            u = z[i, l]
+                            m = mult[i, l]
+                            v = u
+                            for _ in range(_BLOCK):
+                                v = m * v
+                            zn[i, l] = v
+                            blo[l] += h * min(u * u, v * v)
+                            bhi[l] += h * max(u * u, v * v)
                     nhit = 0
-                    if REG:
-                        for l in range(nl):
-                            lo = 0.0
-                            hi = 0.0
-                            for i in range(d):
-                                u = z[i, l]
-                                m = mult[i, l]
-                                v = u
-                                for _ in range(_BLOCK):
-                                    v = m * v
-                                zn[i, l] = v
-                                lo += hl[i] * min(u * u, v * v)
-                                hi += hl[i] * max(u * u, v * v)
-                            calm = ((lo > thc[l] * (1.0 + _MARGIN))
-                                    & (hi <= thd[l] * (1.0 - _MARGIN)) & (hi < np.inf))
-                            nhit += not calm
-                    else:  # the same operations, each lane's sums over i in order
-                        for l in range(nl):
-                            blo[l] = 0.0
-                            bhi[l] = 0.0
-                        for i in range(d):
-                            h = hl[i]
-                            for l in range(np.uint64(nl)):  # unsigned: vectorised
-                                u = z[i, l]
-                                m = mult[i, l]
-                                v = u
-                                for _ in range(_BLOCK):
-                                    v = m * v
-                                zn[i, l] = v
-                                blo[l] += h * min(u * u, v * v)
-                                bhi[l] += h * max(u * u, v * v)
-                        for l in range(nl):
-                            calm = ((blo[l] > thc[l] * (1.0 + _MARGIN))
-                                    & (bhi[l] <= thd[l] * (1.0 - _MARGIN)) & (bhi[l] < np.inf))
-                            nhit += not calm
+                    for l in range(nl):
+                        calm = ((blo[l] > thc[l] * (1.0 + _MARGIN))
+                                & (bhi[l] <= thd[l] * (1.0 - _MARGIN)) & (bhi[l] < np.inf))
+                        nhit += not calm
                     if nhit == 0:
                         if t % _SNAPSHOT == 0:  # every state of a kept block is finite
                             for i in range(d):
