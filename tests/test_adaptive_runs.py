@@ -379,3 +379,51 @@ def test_critical_lr_says_when_an_adaptive_run_has_no_boundary(kw, name, no_kern
     X, y = fg.lecture_data()
     with pytest.raises(fg.FastGDValueError, match=f"^critical_lr: '{name}'"):
         fg.critical_lr(X, y, **kw)
+
+
+@pytest.mark.parametrize("d", [1, 3, 4, 5, 8, 9, 14])
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_excess_gradient_blocks_equal_one_row_at_a_time(d, dt):
+    """The adaptive kernels' excess and gradient (kernels_adaptive._excess_grad: four
+    rows of R at a time) give the bits of the one-row-at-a-time loops they replaced
+    (compiled alike), for every remainder of d by 4, and NumPy's |R e|^2 and R^T R e to
+    rounding."""
+    from fastgd.kernels.jit import jit
+    from fastgd.linear.kernels_adaptive import _excess_grad
+
+    @jit
+    def rows(R, e, u, g, ex):
+        d, nl = e.shape
+        for l in range(nl):
+            ex[l] = 0.0
+        for i in range(d):
+            for l in range(nl):
+                g[i, l] = 0.0
+        for k in range(d):
+            for l in range(nl):
+                u[l] = 0.0
+            for i in range(d):
+                rki = R[k, i]
+                for l in range(nl):
+                    u[l] += rki * e[i, l]
+            for l in range(nl):
+                ex[l] += u[l] * u[l]
+            for i in range(d):
+                rki = R[k, i]
+                for l in range(nl):
+                    g[i, l] += rki * u[l]
+
+    rng = np.random.default_rng(d)
+    R = (rng.standard_normal((d, d)) * np.geomspace(1, 1e-3, d)[:, None]).astype(dt)
+    e = (rng.standard_normal((d, 13)) * 10.0 ** rng.integers(-3, 3, 13)).astype(dt)
+    got = [np.empty((4, 13), dt), np.empty((d, 13), dt), np.empty(13, dt)]
+    ref = [np.empty(13, dt), np.empty((d, 13), dt), np.empty(13, dt)]
+    _excess_grad(R, e, *got)
+    rows(R, e, *ref)
+    assert np.array_equal(got[1], ref[1]) and np.array_equal(got[2], ref[2])
+    R64, e64 = R.astype(float), e.astype(float)
+    u = R64 @ e64
+    tol = 1e-12 if dt == "float64" else 1e-4
+    np.testing.assert_allclose(got[2], (u * u).sum(0), rtol=tol)
+    g = R64.T @ u
+    assert (np.abs(got[1] - g) <= tol * (np.abs(R64.T) @ np.abs(u))).all()
