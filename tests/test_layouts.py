@@ -1,5 +1,8 @@
-"""The register layout's plain-Numba lane blocks (:mod:`fastgd.linear.kernels_plain`)
-against a NumPy per-sample reference and, bit for bit, against the kernel's loops."""
+"""The kernels' blocked forms against a NumPy reference and, bit for bit, against the
+loops they replace: the register layout's plain-Numba lane blocks
+(:mod:`fastgd.linear.kernels_plain`), the streaming layout's vector blocks and final check
+(:mod:`fastgd.kernels.simd_stream`), and the gradients of four rows at a time
+(:func:`fastgd.linear.kernels_lanes.rows_grad`: minibatch SGD, the adaptive kernels)."""
 
 import os
 
@@ -178,3 +181,100 @@ def test_check_blocks_equal_the_loops(dtype):
                 u = X[k, :P] @ (W[c] - ws[k])
                 np.testing.assert_allclose(runs[0][0][c], r @ r / (2 * P), rtol=1e-12)
                 np.testing.assert_allclose(runs[0][1][c], u @ u / (2 * P), rtol=1e-12)
+
+
+
+@pytest.mark.parametrize("nb", [1, 3, 4, 6, 9])
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_minibatch_gradient_blocks_equal_sample_by_sample(nb, dt):
+    """A minibatch's gradient in the SGD kernels (kernels_lanes.rows_grad with residuals:
+    four samples at a time) gives the bits of the sample-by-sample loops it replaced
+    (compiled alike), for batches of every remainder by 4, samples in the batch's order
+    (a permutation), at d = 7 and 12; and NumPy's X_b^T (X_b w - y_b) to rounding."""
+    from fastgd.kernels.jit import jit
+    from fastgd.linear.kernels_lanes import rows_grad
+
+    @jit
+    def samples(X, y, perm, nb, w, r, g):
+        d, nl = w.shape
+        for i in range(d):
+            for l in range(nl):
+                g[i, l] = 0.0
+        for q in range(nb):
+            p = perm[q]
+            yp = y[p]
+            for l in range(nl):
+                r[l] = 0.0 + w[0, l] * X[p, 0]
+            for i in range(1, d):
+                xi = X[p, i]
+                for l in range(nl):
+                    r[l] += w[i, l] * xi
+            for l in range(nl):
+                r[l] = r[l] - yp
+            for i in range(d):
+                xi = X[p, i]
+                for l in range(nl):
+                    g[i, l] += r[l] * xi
+
+    rng = np.random.default_rng(nb)
+    for d in (7, 12):
+        X = rng.standard_normal((11, d)).astype(dt)
+        y = rng.standard_normal(11).astype(dt)
+        w = (rng.standard_normal((d, 10)) * 10.0 ** rng.integers(-3, 3, 10)).astype(dt)
+        perm = rng.permutation(11)[:nb]
+        g = np.zeros((d, 10), dt)
+        rows_grad(X, perm, nb, w, np.empty((4, 10), dt), g, np.empty(10, dt), y, True)
+        ref = np.empty((d, 10), dt)
+        samples(X, y, perm, nb, w, np.empty(10, dt), ref)
+        assert np.array_equal(g, ref) and g.tobytes() == ref.tobytes()
+        Xb, w64 = X[perm].astype(float), w.astype(float)
+        res = Xb @ w64 - y[perm].astype(float)[:, None]
+        tol = 1e-12 if dt == "float64" else 1e-4
+        assert (np.abs(g - Xb.T @ res) <= tol * (np.abs(Xb.T) @ (np.abs(Xb) @ np.abs(w64)
+                                                                 + 1))).all()
+
+@pytest.mark.parametrize("d", [1, 3, 4, 5, 8, 9, 14])
+@pytest.mark.parametrize("dt", ["float64", "float32"])
+def test_excess_gradient_blocks_equal_one_row_at_a_time(d, dt):
+    """The adaptive kernels' excess and gradient (kernels_lanes.rows_grad: four rows of R
+    at a time) give the bits of the one-row-at-a-time loops they replaced (compiled
+    alike), for every remainder of d by 4, and NumPy's |R e|^2 and R^T R e to rounding."""
+    from fastgd.kernels.jit import jit
+    from fastgd.linear.kernels_lanes import rows_grad
+
+    @jit
+    def rows(R, e, u, g, ex):
+        d, nl = e.shape
+        for l in range(nl):
+            ex[l] = 0.0
+        for i in range(d):
+            for l in range(nl):
+                g[i, l] = 0.0
+        for k in range(d):
+            for l in range(nl):
+                u[l] = 0.0
+            for i in range(d):
+                rki = R[k, i]
+                for l in range(nl):
+                    u[l] += rki * e[i, l]
+            for l in range(nl):
+                ex[l] += u[l] * u[l]
+            for i in range(d):
+                rki = R[k, i]
+                for l in range(nl):
+                    g[i, l] += rki * u[l]
+
+    rng = np.random.default_rng(d)
+    R = (rng.standard_normal((d, d)) * np.geomspace(1, 1e-3, d)[:, None]).astype(dt)
+    e = (rng.standard_normal((d, 13)) * 10.0 ** rng.integers(-3, 3, 13)).astype(dt)
+    got = [np.empty((4, 13), dt), np.zeros((d, 13), dt), np.zeros(13, dt)]
+    ref = [np.empty(13, dt), np.empty((d, 13), dt), np.empty(13, dt)]
+    rows_grad(R, np.arange(d), d, e, got[0], got[1], got[2], got[2], False)
+    rows(R, e, *ref)
+    assert np.array_equal(got[1], ref[1]) and np.array_equal(got[2], ref[2])
+    R64, e64 = R.astype(float), e.astype(float)
+    u = R64 @ e64
+    tol = 1e-12 if dt == "float64" else 1e-4
+    np.testing.assert_allclose(got[2], (u * u).sum(0), rtol=tol)
+    g = R64.T @ u
+    assert (np.abs(got[1] - g) <= tol * (np.abs(R64.T) @ np.abs(u))).all()

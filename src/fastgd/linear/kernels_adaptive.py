@@ -34,7 +34,7 @@ from fastgd.kernels.steps import (
     schedule,
     thresholds,
 )
-from fastgd.linear.kernels_lanes import _flush, _stop
+from fastgd.linear.kernels_lanes import _flush, _stop, rows_grad
 
 __all__ = ["OPTIMIZERS", "adaptive_kernel"]
 
@@ -43,70 +43,6 @@ __all__ = ["OPTIMIZERS", "adaptive_kernel"]
 OPTIMIZERS = {"adam": ADAM, "rmsprop": RMSPROP, "adagrad": ADAGRAD}
 
 _SNAPSHOT = 32  # steps between snapshots of the last finite iterate (a diverged lane's w)
-
-
-@jit
-def _excess_grad(R, e, U, g, ex):
-    """ex[l] = |R e_l|^2 and g[:, l] = R^T (R e_l) for the lanes l of e (d, nl): with u_k
-    = sum_i R[k, i] e[i, l] (i in order, from 0), ex = sum_k u_k^2 and g_i = sum_k
-    R[k, i] u_k (k in order, from 0).  Four rows of R at a time, their u in ``U``
-    (4, nl): each lane's sums run in the same order as one row at a time (the same
-    bits), with a quarter of the stores (u and g accumulate in registers over four
-    terms; one row at a time stored one per multiply-add)."""
-    d, nl = e.shape
-    for l in range(nl):
-        ex[l] = 0.0
-    for i in range(d):
-        for l in range(nl):
-            g[i, l] = 0.0
-    for k in range(0, d, 4):
-        kb = min(4, d - k)
-        for j in range(4):
-            for l in range(nl):
-                U[j, l] = 0.0
-        if kb == 4:
-            i = 0
-            while i + 4 <= d:
-                a00, a01, a02, a03 = R[k, i], R[k, i + 1], R[k, i + 2], R[k, i + 3]
-                a10, a11, a12, a13 = R[k + 1, i], R[k + 1, i + 1], R[k + 1, i + 2], R[k + 1, i + 3]
-                a20, a21, a22, a23 = R[k + 2, i], R[k + 2, i + 1], R[k + 2, i + 2], R[k + 2, i + 3]
-                a30, a31, a32, a33 = R[k + 3, i], R[k + 3, i + 1], R[k + 3, i + 2], R[k + 3, i + 3]
-                for l in range(nl):
-                    e0 = e[i, l]
-                    e1 = e[i + 1, l]
-                    e2 = e[i + 2, l]
-                    e3 = e[i + 3, l]
-                    U[0, l] = U[0, l] + a00 * e0 + a01 * e1 + a02 * e2 + a03 * e3
-                    U[1, l] = U[1, l] + a10 * e0 + a11 * e1 + a12 * e2 + a13 * e3
-                    U[2, l] = U[2, l] + a20 * e0 + a21 * e1 + a22 * e2 + a23 * e3
-                    U[3, l] = U[3, l] + a30 * e0 + a31 * e1 + a32 * e2 + a33 * e3
-                i += 4
-            while i < d:
-                for j in range(4):
-                    rji = R[k + j, i]
-                    for l in range(nl):
-                        U[j, l] += rji * e[i, l]
-                i += 1
-            for l in range(nl):
-                ex[l] = ex[l] + U[0, l] * U[0, l] + U[1, l] * U[1, l] + U[2, l] * U[2, l] \
-                    + U[3, l] * U[3, l]
-            for i in range(d):
-                a0, a1, a2, a3 = R[k, i], R[k + 1, i], R[k + 2, i], R[k + 3, i]
-                for l in range(nl):
-                    g[i, l] = g[i, l] + a0 * U[0, l] + a1 * U[1, l] + a2 * U[2, l] \
-                        + a3 * U[3, l]
-        else:  # the last rows, one at a time
-            for j in range(kb):
-                for i in range(d):
-                    rji = R[k + j, i]
-                    for l in range(nl):
-                        U[j, l] += rji * e[i, l]
-                for l in range(nl):
-                    ex[l] += U[j, l] * U[j, l]
-                for i in range(d):
-                    rji = R[k + j, i]
-                    for l in range(nl):
-                        g[i, l] += rji * U[j, l]
 
 
 def adaptive_kernel(OPT):
@@ -168,6 +104,7 @@ def adaptive_kernel(OPT):
             efin = np.empty((d, nl), dt)
             wfin = np.empty((d, nl), dt)
             U = np.empty((4, nl), dt)  # u = R e for four rows of R at a time
+            krows = np.arange(d)
             ex = np.empty(nl, dt)
             lrt = np.empty(nl, dt)
             lre = np.empty(nl, dt)
@@ -197,7 +134,12 @@ def adaptive_kernel(OPT):
             t = 0
             while True:
                 # the excess |R e|^2 / 2 and the gradient R^T (R e), rows of R in order
-                _excess_grad(R, e, U, g, ex)
+                for l in range(nl):
+                    ex[l] = 0.0
+                for i in range(d):
+                    for l in range(nl):
+                        g[i, l] = 0.0
+                rows_grad(R, krows, d, e, U, g, ex, ex, False)
                 for l in range(nl):
                     ex[l] = 0.5 * ex[l]
                 if t == 0:

@@ -1,8 +1,9 @@
 """Per-lane helpers shared by the linear-unit SGD and GD chunk kernels.
 
-A lane's end (:func:`_stop`), the write-out of a chunk (:func:`_flush`) and the
-renormalisation of a lane for growth-rate runs (:func:`_renorm`, :func:`_log_norm`);
-layouts and conventions in :mod:`fastgd.linear.kernels`.
+A lane's end (:func:`_stop`), the write-out of a chunk (:func:`_flush`), the
+renormalisation of a lane for growth-rate runs (:func:`_renorm`, :func:`_log_norm`) and
+the gradients of a block of rows (:func:`rows_grad`); layouts and conventions in
+:mod:`fastgd.linear.kernels`.
 """
 
 import numba
@@ -91,3 +92,86 @@ def _log_norm(x, buf, l):
         s += x[i, l] * x[i, l] + buf[i, l] * buf[i, l]
     return 0.5 * np.log(s)
 
+
+
+@jit
+def rows_grad(A, rows, nr, e, U, g, ex, y, resid):
+    """Over the rows a_q = A[rows[q]] (q < nr, in order) and every lane l of e (d, nl):
+    u_q = a_q . e_l summed over i in order from 0; ``resid``: u_q -= y[rows[q]] (a
+    minibatch's residuals), else ex[l] += u_q^2; then g[i, l] += a_q,i u_q.  Every sum
+    runs in q order (g and ex accumulate onto what they hold).  Four rows at a time,
+    their u in ``U`` (4, nl) and summed over four components in registers before each
+    store: a lane's arithmetic is that of one row at a time (the same bits; tested), with
+    a quarter of the stores (one row at a time stored once per multiply-add)."""
+    d, nl = e.shape
+    for k in range(0, nr, 4):
+        kb = min(4, nr - k)
+        for j in range(4):
+            for l in range(nl):
+                U[j, l] = 0.0
+        if kb == 4:
+            r0, r1, r2, r3 = rows[k], rows[k + 1], rows[k + 2], rows[k + 3]
+            i = 0
+            while i + 4 <= d:
+                a00, a01, a02, a03 = A[r0, i], A[r0, i + 1], A[r0, i + 2], A[r0, i + 3]
+                a10, a11, a12, a13 = A[r1, i], A[r1, i + 1], A[r1, i + 2], A[r1, i + 3]
+                a20, a21, a22, a23 = A[r2, i], A[r2, i + 1], A[r2, i + 2], A[r2, i + 3]
+                a30, a31, a32, a33 = A[r3, i], A[r3, i + 1], A[r3, i + 2], A[r3, i + 3]
+                for l in range(nl):
+                    e0 = e[i, l]
+                    e1 = e[i + 1, l]
+                    e2 = e[i + 2, l]
+                    e3 = e[i + 3, l]
+                    U[0, l] = U[0, l] + a00 * e0 + a01 * e1 + a02 * e2 + a03 * e3
+                    U[1, l] = U[1, l] + a10 * e0 + a11 * e1 + a12 * e2 + a13 * e3
+                    U[2, l] = U[2, l] + a20 * e0 + a21 * e1 + a22 * e2 + a23 * e3
+                    U[3, l] = U[3, l] + a30 * e0 + a31 * e1 + a32 * e2 + a33 * e3
+                i += 4
+            while i < d:
+                for j in range(4):
+                    aji = A[rows[k + j], i]
+                    for l in range(nl):
+                        U[j, l] += aji * e[i, l]
+                i += 1
+            if resid:
+                y0, y1, y2, y3 = y[r0], y[r1], y[r2], y[r3]
+                for l in range(nl):
+                    U[0, l] = U[0, l] - y0
+                    U[1, l] = U[1, l] - y1
+                    U[2, l] = U[2, l] - y2
+                    U[3, l] = U[3, l] - y3
+            else:
+                for l in range(nl):
+                    ex[l] = ex[l] + U[0, l] * U[0, l] + U[1, l] * U[1, l] \
+                        + U[2, l] * U[2, l] + U[3, l] * U[3, l]
+            for i in range(d):
+                a0, a1, a2, a3 = A[r0, i], A[r1, i], A[r2, i], A[r3, i]
+                for l in range(nl):
+                    g[i, l] = g[i, l] + a0 * U[0, l] + a1 * U[1, l] + a2 * U[2, l] \
+                        + a3 * U[3, l]
+        else:  # the last rows, one at a time (components four at a time)
+            for j in range(kb):
+                rj = rows[k + j]
+                i = 0
+                while i + 4 <= d:
+                    a0, a1, a2, a3 = A[rj, i], A[rj, i + 1], A[rj, i + 2], A[rj, i + 3]
+                    for l in range(nl):
+                        U[j, l] = U[j, l] + a0 * e[i, l] + a1 * e[i + 1, l] \
+                            + a2 * e[i + 2, l] + a3 * e[i + 3, l]
+                    i += 4
+                while i < d:
+                    aji = A[rj, i]
+                    for l in range(nl):
+                        U[j, l] += aji * e[i, l]
+                    i += 1
+                if resid:
+                    yj = y[rj]
+                    for l in range(nl):
+                        U[j, l] = U[j, l] - yj
+                else:
+                    for l in range(nl):
+                        ex[l] += U[j, l] * U[j, l]
+                for i in range(d):
+                    aji = A[rj, i]
+                    for l in range(nl):
+                        g[i, l] += aji * U[j, l]

@@ -17,7 +17,7 @@ from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import lanes_per_block, sgd_lanes
 from fastgd.kernels.steps import check, heavy_ball, thresholds
-from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
+from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop, rows_grad
 from fastgd.linear.kernels_plain import register_block, register_lanes
 from fastgd.linear.kernels_stream import _block4, _stream_blocks
 
@@ -175,6 +175,7 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             fex = np.empty(nl, dt)
             r = np.empty(nl, dt)
             sb = np.empty((4, nl), dt)  # BLOCK = 4: the block's dot products, then steps
+            U4 = np.empty((4, nl), dt)  # minibatches: four samples' residuals
             n2 = np.empty(nl, dt)
             ex = np.empty(nl, dt)
             lre = np.empty(nl, dt)
@@ -363,21 +364,8 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                         for i in range(d):
                             for l in range(nl):
                                 g[i, l] = 0.0
-                        for q in range(nb):
-                            p = perm[pos + q]
-                            yp = y[di, p]
-                            for l in range(nl):
-                                r[l] = 0.0 + w[0, l] * X[di, p, 0]
-                            for i in range(1, d):
-                                xi = X[di, p, i]
-                                for l in range(nl):
-                                    r[l] += w[i, l] * xi
-                            for l in range(nl):
-                                r[l] = r[l] - yp
-                            for i in range(d):
-                                xi = X[di, p, i]
-                                for l in range(nl):
-                                    g[i, l] += r[l] * xi
+                        # g = sum_q (w.x_q - y_q) x_q over the batch's samples in order
+                        rows_grad(X[di], perm[pos:pos + nb], nb, w, U4, g, r, y[di], True)
                         inv = 1.0 / nb
                         if not mom:
                             for i in range(d):
