@@ -183,7 +183,6 @@ def test_check_blocks_equal_the_loops(dtype):
                 np.testing.assert_allclose(runs[0][1][c], u @ u / (2 * P), rtol=1e-12)
 
 
-
 @pytest.mark.parametrize("nb", [1, 3, 4, 6, 9])
 @pytest.mark.parametrize("dt", ["float64", "float32"])
 def test_minibatch_gradient_blocks_equal_sample_by_sample(nb, dt):

@@ -44,9 +44,9 @@ least-squares minimiser and E* = E(w*).  A sum of squares is never negative, and
 the small singular values of X where a formed H loses them.  Batch GD works in error
 coordinates e = w - w* in the eigenbasis of H (lam = s^2), where the excess is
 sum_i lam_i z_i^2 / 2; plain GD takes blocks of 16 steps per pass over the lanes where
-bounds of the excess show that no lane changes state within them (any d).  The status rules and the momentum step are the scalar functions
-of :mod:`fastgd.kernels.steps`, shared with the one-run-per-thread kernels of
-:mod:`fastgd.linear.scalar` (CPU and GPU).
+bounds of the excess show that no lane changes state within them (any d).  The status
+rules and the momentum step are the scalar functions of :mod:`fastgd.kernels.steps`,
+shared with the one-run-per-thread kernels of :mod:`fastgd.linear.scalar` (CPU and GPU).
 
 Output arrays are indexed ``[data, seed, lr]``; recordings ``[data, seed, lr, k]``
 (loss) and ``[data, seed, lr, k, i]`` (weights), written by the kernel up to the step

@@ -93,7 +93,6 @@ def _log_norm(x, buf, l):
     return 0.5 * np.log(s)
 
 
-
 @jit
 def rows_grad(A, rows, nr, e, U, g, ex, y, resid):
     """Over the rows a_q = A[rows[q]] (q < nr, in order) and every lane l of e (d, nl):

@@ -305,6 +305,7 @@ KEYS_THREADED_BYTES = 1 << 20
 
 
 def _keys_part(datasets, bias, keys, parts, wk, nworkers):
+    """Worker ``wk`` of :func:`_cache_keys`: the keys of its slices of the datasets."""
     for a, b in parts[wk::nworkers]:
         for i in range(a, b):
             keys[i] = _cache_key(*datasets[i], bias)
