@@ -209,6 +209,39 @@ def test_info():
         assert key in out.stdout
 
 
+@pytest.mark.parametrize("env", [False, True])
+def test_info_counts_cache_files_in_as_many_calls_whatever_the_cache_holds(tmp_path, env):
+    """``fastgd info`` counts the kernel cache's index files (NUMBA_CACHE_DIR or the
+    package's __pycache__ folders) in a number of Python calls that does not grow with
+    them: the signal fuzz plans a signal at the Nth call of a count run, and other
+    processes compile or prune kernels between that run and the signalled ones."""
+    import sys
+
+    from fastgd.cli.info import _kernel_cache
+
+    root = tmp_path / "pkg"
+    for sub in ("kernels", "linear", "net"):
+        (root / sub / "__pycache__").mkdir(parents=True)
+    (root / "x.py").write_text("")
+
+    def calls(n_files):
+        for k in range(n_files):
+            (root / "linear" / "__pycache__" / f"k{k}.nbi").write_text("")
+            (root / "linear" / "__pycache__" / f"k{k}.nbc").write_text("")
+        seen = []
+        sys.setprofile(lambda frame, what, arg: seen.append(1) if what == "call" else None)
+        try:
+            where, n = _kernel_cache(root, str(root) if env else None)
+        finally:
+            sys.setprofile(None)
+        return n, len(seen)
+
+    calls(0)  # first calls of the Python functions involved (their set-up) out of the way
+    n3, c3 = calls(3)
+    n30, c30 = calls(30)
+    assert (n3, n30) == (3, 30) and c3 == c30
+
+
 def test_figures_are_written_atomically(tmp_path, monkeypatch):
     """A figure write that fails midway leaves the old file whole and no temporary."""
     from matplotlib.figure import Figure
