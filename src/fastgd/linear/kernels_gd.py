@@ -318,14 +318,23 @@ def gd_kernel(D, FULL):
                     _stop(l, np.int64(BOUNDED), np.int64(t), ex[l], es,
                           z, zfin, fst, ft, floss, fex)
             # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0),
-            # the lanes innermost (vectorised; each lane's sum still runs over j in order)
+            # the lanes innermost (vectorised; each lane's sum still runs over j in order,
+            # four terms at a time in registers: a store per four multiply-adds)
             for i in range(d):
                 for l in range(nl):
                     wfin[i, l] = wstar[di, i]
-                for j in range(d):
+                j = 0
+                while j + 4 <= d:
+                    v0, v1, v2, v3 = V[i, j], V[i, j + 1], V[i, j + 2], V[i, j + 3]
+                    for l in range(nl):
+                        wfin[i, l] = wfin[i, l] + v0 * zfin[j, l] + v1 * zfin[j + 1, l] \
+                            + v2 * zfin[j + 2, l] + v3 * zfin[j + 3, l]
+                    j += 4
+                while j < d:
                     vij = V[i, j]
                     for l in range(nl):
                         wfin[i, l] += vij * zfin[j, l]
+                    j += 1
                 for l in range(nl):
                     if ft[l] == 0:
                         wfin[i, l] = w0[i]
