@@ -11,7 +11,7 @@ from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
 from fastgd.kernels.simd_stream import CHECK_VECTORS, check_lanes
 from fastgd.kernels.steps import check, heavy_ball, thresholds
-from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop
+from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop, row_dot_add
 
 _SNAPSHOT = 32  # GD: steps between snapshots of the last finite iterate
 _BLOCK = 16  # GD blocks: steps per pass over the lanes (divides _SNAPSHOT)
@@ -318,23 +318,11 @@ def gd_kernel(D, FULL):
                     _stop(l, np.int64(BOUNDED), np.int64(t), ex[l], es,
                           z, zfin, fst, ft, floss, fex)
             # back from the eigenbasis: w = w* + V z (w0 itself for a lane stopped at 0),
-            # the lanes innermost (vectorised; each lane's sum still runs over j in order,
-            # four terms at a time in registers: a store per four multiply-adds)
+            # the lanes innermost (vectorised; each lane's sum still runs over j in order)
             for i in range(d):
                 for l in range(nl):
                     wfin[i, l] = wstar[di, i]
-                j = 0
-                while j + 4 <= d:
-                    v0, v1, v2, v3 = V[i, j], V[i, j + 1], V[i, j + 2], V[i, j + 3]
-                    for l in range(nl):
-                        wfin[i, l] = wfin[i, l] + v0 * zfin[j, l] + v1 * zfin[j + 1, l] \
-                            + v2 * zfin[j + 2, l] + v3 * zfin[j + 3, l]
-                    j += 4
-                while j < d:
-                    vij = V[i, j]
-                    for l in range(nl):
-                        wfin[i, l] += vij * zfin[j, l]
-                    j += 1
+                row_dot_add(V[i], zfin, wfin, i)
                 for l in range(nl):
                     if ft[l] == 0:
                         wfin[i, l] = w0[i]

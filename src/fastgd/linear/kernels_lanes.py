@@ -94,6 +94,26 @@ def _log_norm(x, buf, l):
 
 
 @jit
+def row_dot_add(a, e, acc, k):
+    """acc[k, l] += sum_i a[i] e[i, l] for every lane l of e (d, nl), the terms in i
+    order onto what acc holds, four of them in registers per store (one per multiply-add
+    would make the loop store-bound)."""
+    d, nl = e.shape
+    i = 0
+    while i + 4 <= d:
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        for l in range(nl):
+            acc[k, l] = acc[k, l] + a0 * e[i, l] + a1 * e[i + 1, l] + a2 * e[i + 2, l] \
+                + a3 * e[i + 3, l]
+        i += 4
+    while i < d:
+        ai = a[i]
+        for l in range(nl):
+            acc[k, l] += ai * e[i, l]
+        i += 1
+
+
+@jit
 def rows_grad(A, rows, nr, e, U, g, ex, y, resid):
     """Over the rows a_q = A[rows[q]] (q < nr, in order) and every lane l of e (d, nl):
     u_q = a_q . e_l summed over i in order from 0; ``resid``: u_q -= y[rows[q]] (a
@@ -148,21 +168,10 @@ def rows_grad(A, rows, nr, e, U, g, ex, y, resid):
                 for l in range(nl):
                     g[i, l] = g[i, l] + a0 * U[0, l] + a1 * U[1, l] + a2 * U[2, l] \
                         + a3 * U[3, l]
-        else:  # the last rows, one at a time (components four at a time)
+        else:  # the last rows, one at a time
             for j in range(kb):
                 rj = rows[k + j]
-                i = 0
-                while i + 4 <= d:
-                    a0, a1, a2, a3 = A[rj, i], A[rj, i + 1], A[rj, i + 2], A[rj, i + 3]
-                    for l in range(nl):
-                        U[j, l] = U[j, l] + a0 * e[i, l] + a1 * e[i + 1, l] \
-                            + a2 * e[i + 2, l] + a3 * e[i + 3, l]
-                    i += 4
-                while i < d:
-                    aji = A[rj, i]
-                    for l in range(nl):
-                        U[j, l] += aji * e[i, l]
-                    i += 1
+                row_dot_add(A[rj], e, U, j)
                 if resid:
                     yj = y[rj]
                     for l in range(nl):
