@@ -183,6 +183,43 @@ def test_check_blocks_equal_the_loops(dtype):
                 np.testing.assert_allclose(runs[0][1][c], u @ u / (2 * P), rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_check_blocks_any_samples_per_pass_equal_the_loops(k, monkeypatch):
+    """check_lanes gives the loops' bits whatever its samples per pass (CHECK_SAMPLES:
+    4 on targets with 32 vector registers, 2 with 16; the other is compiled here), for
+    P of every remainder by k, float64 and float32; the loops are cell_losses' on
+    segments of 4 cells (no vector block)."""
+    from fastgd.kernels import simd_stream
+    from fastgd.kernels.jit import jit
+    from fastgd.linear.kernels_gd import cell_losses
+
+    monkeypatch.setattr(simd_stream, "CHECK_SAMPLES", k)
+
+    # compiled after the patch: the intrinsic reads CHECK_SAMPLES as it lowers
+    @jit(variant=f"K{k}")
+    def block(X, y, Wc, Dc, di, P, lc, ec):
+        simd_stream.check_lanes(X, y, Wc, Dc, di, P, np.uint64(0), lc, ec)
+
+    rng = np.random.default_rng(k)
+    for ty in (np.float64, np.float32):
+        n = simd_stream.CHECK_VECTORS * (32 // np.dtype(ty).itemsize)
+        for d, P in ((1, 5), (3, k), (12, 4 * k + 1), (33, 4 * k + 3)):
+            X = rng.normal(size=(2, P + 2, d)).astype(ty)
+            y = rng.normal(size=(2, P + 2)).astype(ty)
+            ws = rng.normal(size=(2, d)).astype(ty)
+            W = (ws[1] + rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-9, 1, (n, 1))
+                 ).astype(ty)
+            lc, ec = np.zeros(n, ty), np.zeros(n, ty)
+            block(X, y, np.ascontiguousarray(W.T), np.ascontiguousarray((W - ws[1]).T), 1, P,
+                  lc, ec)
+            loss, ex = np.empty(n, ty), np.empty(n, ty)
+            segs = np.array([[1, a, min(a + 4, n)] for a in range(0, n, 4)])
+            cell_losses(X, y, np.array([P, P]), ws, W, np.arange(n), loss, ex, segs, 0, 1)
+            for got, want in ((lc, loss), (ec, ex)):
+                assert np.array_equal((0.5 * got.astype(np.float64) / P).astype(ty), want), \
+                    (ty, d, P)
+
+
 @pytest.mark.parametrize("nb", [1, 3, 4, 6, 9])
 @pytest.mark.parametrize("dt", ["float64", "float32"])
 def test_minibatch_gradient_blocks_equal_sample_by_sample(nb, dt):

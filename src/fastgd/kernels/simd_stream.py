@@ -9,9 +9,9 @@ accumulators in vector registers where the plain-Numba loops keep them in memory
   threads; 62-73 % of the 256-bit FMA ceiling, bench/test_bench_layouts.py
   ``ir_over_plain``).  The kernel runs them on a contiguous copy of the block's weights.
 * the final check of a sweep's cells (:func:`check_lanes`, called by
-  :func:`fastgd.linear.kernels_gd.cell_losses`): two samples per pass over the
+  :func:`fastgd.linear.kernels_gd.cell_losses`): two or four samples per pass over the
   components, their residuals in registers (one thread, 8,192 cells at d = 100: 33 ->
-  25 ms with segments of 20 cells).
+  25 ms with segments of 20 cells, two samples).
 
 Both give the loops' bits (tested).  The helpers are :mod:`.simd`'s.
 """
@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastgd.kernels.jit import contract
-from fastgd.kernels.simd import _at, _bcast, _fma, _vector, counted_loop, merge
+from fastgd.kernels.simd import _at, _bcast, _fma, _vector, _wide_registers, counted_loop
 
 
 class _Emit:
@@ -163,28 +163,34 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
 
 #: vectors of cells per call of :func:`check_lanes` (8 float64 / 16 float32 cells)
 CHECK_VECTORS = 2
+#: samples per pass over the components in :func:`check_lanes`: 4 x 2 x 2 accumulators
+#: where the target has 32 vector registers (d = 100, 16,384 cells, one thread: 29.5-32.6
+#: -> 26.7-27.5 ms; 3 samples in between), 2 where it has 16
+CHECK_SAMPLES = 4 if _wide_registers() else 2
 
 
 @intrinsic
-def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
-    """``check_lanes(X, Y, wstar, Wc, di, P, lo, lc, ec)``: the sums of the final check
+def check_lanes(typingctx, X, Y, Wc, Dc, di, P, lo, lc, ec):
+    """``check_lanes(X, Y, Wc, Dc, di, P, lo, lc, ec)``: the sums of the final check
     (:func:`fastgd.linear.kernels_gd.cell_losses`) for the cells lo .. lo + CHECK_VECTORS
-    x (32 // itemsize) - 1 of a segment: weights ``Wc[:, c]`` (d, n), samples 0 .. P - 1
-    of dataset di of X (n_data, P_max, d) and Y, its minimiser ``wstar[di]``.
+    x (32 // itemsize) - 1 of a segment: weights ``Wc[:, c]`` (d, n) and their
+    differences from the minimiser ``Dc[:, c]`` = w - w* (computed once per segment),
+    samples 0 .. P - 1 of dataset di of X (n_data, P_max, d) and Y.
 
     Per cell and sample, r = y_p - sum_i w_i x_pi (from y_p, component by component) and
     u = sum_i (w_i - w*_i) x_pi (from 0), then ``lc[c] += r^2`` and ``ec[c] += u^2``,
     sample after sample: cell_losses' loops operation for operation (fused where
-    contraction fuses them), so the same bits (tested).  Two samples per pass over the
-    components, their r and u in registers (8 accumulators) instead of memory."""
-    sig = types.void(X, Y, wstar, Wc, di, P, lo, lc, ec)
+    contraction fuses them), so the same bits (tested).  :data:`CHECK_SAMPLES` samples
+    per pass over the components, their r and u in registers instead of memory (the
+    samples over one at a time): two multiply-adds per sample, component and cell."""
+    sig = types.void(X, Y, Wc, Dc, di, P, lo, lc, ec)
     NV = CHECK_VECTORS
 
     def codegen(context, builder, signature, args):
         b = builder
         div, Pv, lov = args[4:7]
         tys = signature.args
-        Xa, Ya, Sa, Wa = (context.make_array(t)(context, b, v)
+        Xa, Ya, Wa, Da = (context.make_array(t)(context, b, v)
                           for t, v in zip(tys[:4], args[:4], strict=True))
         La, Ea = (context.make_array(t)(context, b, v)
                   for t, v in zip(tys[7:], args[7:], strict=True))
@@ -192,8 +198,8 @@ def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
         c = e.c
         xs = cgutils.unpack_tuple(b, Xa.strides, 3)
         ys = cgutils.unpack_tuple(b, Ya.strides, 2)
-        ss = cgutils.unpack_tuple(b, Sa.strides, 2)
         ws = cgutils.unpack_tuple(b, Wa.strides, 2)
+        ds = cgutils.unpack_tuple(b, Da.strides, 2)
         d = cgutils.unpack_tuple(b, Wa.shape, 2)[0]
 
         def lanes(v):  # byte offset of cell vector v of the block in a row
@@ -202,13 +208,11 @@ def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
         lcp = [_at(b, La.data, lanes(v), e.vt) for v in range(NV)]
         ecp = [_at(b, Ea.data, lanes(v), e.vt) for v in range(NV)]
         xrow = b.mul(div, xs[0])
-        srow = b.mul(div, ss[0])
 
         def samples(p, k, acc):  # samples p .. p + k - 1 into acc = lc, ec vectors
             def comp(i, st):  # r -= w_i x_i, u += (w_i - w*_i) x_i
                 w = [e.load(Wa.data, b.add(b.mul(i, ws[0]), lanes(v))) for v in range(NV)]
-                wi = e.bcast(Sa.data, b.add(srow, b.mul(i, ss[1])))
-                dw = [b.fsub(wv, wi) for wv in w]
+                dw = [e.load(Da.data, b.add(b.mul(i, ds[0]), lanes(v))) for v in range(NV)]
                 out = list(st)
                 for j in range(k):
                     xv = e.bcast(Xa.data, b.add(xrow, b.add(b.mul(b.add(p, c(j)), xs[1]),
@@ -235,14 +239,12 @@ def check_lanes(typingctx, X, Y, wstar, Wc, di, P, lo, lc, ec):
 
         acc = ([b.load(pt, align=e.size) for pt in lcp]
                + [b.load(pt, align=e.size) for pt in ecp])
-        acc = e.loop("pairs", b.sdiv(Pv, c(2)), acc,
-                     lambda q, st: samples(b.mul(q, c(2)), 2, st))
-        odd = b.icmp_signed("!=", b.srem(Pv, c(2)), c(0))
-        entry = b.basic_block
-        with b.if_then(odd):
-            last = samples(b.sub(Pv, c(1)), 1, acc)
-            then = b.basic_block
-        fin = merge(b, acc, entry, last, then)
+        K = CHECK_SAMPLES
+        acc = e.loop("blocks", b.sdiv(Pv, c(K)), acc,
+                     lambda q, st: samples(b.mul(q, c(K)), K, st))
+        p0 = b.mul(b.sdiv(Pv, c(K)), c(K))  # the samples over, one at a time
+        fin = e.loop("rest", b.sub(Pv, p0), acc,
+                     lambda q, st: samples(b.add(p0, q), 1, st))
         for v in range(NV):
             b.store(fin[v], lcp[v], align=e.size)
             b.store(fin[NV + v], ecp[v], align=e.size)

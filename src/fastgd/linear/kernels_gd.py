@@ -385,10 +385,12 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
         n = segs[k, 2] - a
         P = Pn[di]
         Wc = np.empty((d, n), dt)  # the segment's weights, one column per cell
+        Dc = np.empty((d, n), dt)  # and w - w*: one subtraction per cell, not per sample
         for c in range(n):
             row = order[a + c]
             for i in range(d):
                 Wc[i, c] = W[row, i]
+                Dc[i, c] = W[row, i] - wstar[di, i]
         r = np.empty(n, dt)
         u = np.empty(n, dt)
         lc = np.empty(n, dt)
@@ -402,7 +404,7 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
         if SIMD:
             nv = np.uint64(CHECK_VECTORS * (32 // X.itemsize))
             while c0 + nv <= n:
-                check_lanes(X, y, wstar, Wc, di, P, c0, lc, ec)
+                check_lanes(X, y, Wc, Dc, di, P, c0, lc, ec)
                 c0 += nv
         un = np.uint64(n)  # unsigned: no negative-index wraparound in the cell loops
         if c0 < un:
@@ -413,11 +415,9 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
                     u[c] = 0.0
                 for i in range(d):
                     xi = X[di, p, i]
-                    wi = wstar[di, i]
                     for c in range(c0, un):
-                        wc = Wc[i, c]
-                        r[c] -= wc * xi
-                        u[c] += (wc - wi) * xi
+                        r[c] -= Wc[i, c] * xi
+                        u[c] += Dc[i, c] * xi
                 for c in range(c0, un):
                     lc[c] += r[c] * r[c]
                     ec[c] += u[c] * u[c]
