@@ -97,7 +97,10 @@ def test_stream_block_equals_numpy(dtype):
     def epoch(w, lre, X, y, perm, di, lo, q0):
         hi = np.uint64(lo + L + 5)  # one whole block, 5 lanes over
         z = X.dtype.type(0)
-        assert _stream_blocks(X, y, di, perm, q0, w, lre, np.uint64(lo), hi, z) == lo + L
+        scratch = (np.empty(q0 * d, ty), np.empty((q0 // 4, 6), ty), np.empty((d, L), ty),
+                   np.empty(L, ty))
+        assert _stream_blocks(X, y, di, perm, q0, w, lre, np.uint64(lo), hi, z, True,
+                              *scratch) == lo + L
 
     ty = np.dtype(dtype)
     rng = np.random.default_rng(3)

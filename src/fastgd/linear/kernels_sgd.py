@@ -11,11 +11,19 @@ O(d) bounds of :func:`_quiet`).
 
 import numpy as np
 
-from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED, ORDER_REPLACEMENT, ORDER_SHUFFLE
+from fastgd.kernels import (
+    BOUNDED,
+    CONVERGED,
+    DIVERGED,
+    ORDER_CYCLIC,
+    ORDER_REPLACEMENT,
+    ORDER_SHUFFLE,
+)
 from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import lanes_per_block, sgd_lanes
+from fastgd.kernels.simd_stream import STREAM_VECTORS
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop, rows_grad
 from fastgd.linear.kernels_plain import register_block, register_lanes
@@ -185,6 +193,14 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             logg = np.empty(nl, dt)
             active = np.empty(nl, np.bool_)
             perm = np.empty(P, np.int64)  # the epoch's sample order (cyclic: 0..P-1)
+            # the streaming vector blocks' scratch, once per chunk (kernels_stream.
+            # _stream_blocks: allocated per epoch it page-faulted on worker threads)
+            nsv = STREAM_VECTORS * (32 // X.itemsize) if SVEC else 0
+            Xp = np.empty(P * d if SVEC else 0, dt)
+            gr = np.empty((P // 4 if SVEC else 0, 6), dt)
+            wt = np.empty((d, nsv), dt)
+            rt = np.empty(nsv, dt)
+            packed = False  # Xp and gr hold the cyclic order's blocks
             zz = np.empty(1, dt)
             zz[0] = 0.0
             zero = zz[0]  # 0 in the data's precision (float32 runs stay float32)
@@ -336,9 +352,13 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                             # with the dot products in registers; the lanes over: _block4
                             lv = lo
                             if SVEC:
-                                lv = _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero)
-                            for q in range(0, q0, 4):
-                                _block4(X, y, di, perm, q, w, sb, lre, lv, hi, zero)
+                                pack = order != ORDER_CYCLIC or not packed
+                                lv = _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero,
+                                                    pack, Xp, gr, wt, rt)
+                                packed |= lv > lo  # (it packs where it runs a block)
+                            if lv < hi:  # (an empty call still sums its Gram entries)
+                                for q in range(0, q0, 4):
+                                    _block4(X, y, di, perm, q, w, sb, lre, lv, hi, zero)
                         # streaming layout, sample by sample (exact=True, the last P % 4
                         # samples of BLOCK = 4, renormalised runs): the same multiply-adds
                         # as the register layout

@@ -9,7 +9,7 @@ operations in the same order either way (the same bits).  Called by
 import numpy as np
 
 from fastgd.kernels.jit import jit
-from fastgd.kernels.simd_stream import STREAM_VECTORS, stream4_lanes
+from fastgd.kernels.simd_stream import stream4_lanes
 
 
 @jit
@@ -41,29 +41,32 @@ def _gram4(X, di, p0, p1, p2, p3, zero):
 # over 80 lines, unsplit: packing, Gram entries and the vector blocks in one compiled
 # function (each jitted function costs a cold start about 0.3 s more)
 @jit
-def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero):
+def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero, pack, Xp, gr, wt, rt):
     """The epoch's blocks of four samples perm[0:q0] of dataset di for the whole vector
     blocks of lanes from ``lo`` up to ``hi`` (:func:`.simd_stream.stream4_lanes`);
     returns the first lane left over (for :func:`_block4`).
 
-    The samples are packed once per epoch, ``Xp[q d + 4 i + k]`` = x_i of sample
+    With ``pack`` the samples are packed, ``Xp[q d + 4 i + k]`` = x_i of sample
     perm[q + k] (the vector code reads them from one pointer), with each block's Gram
     entries ``gr[q // 4]`` = (G01, G02, G03, G12, G13, G23), G_mj = x_m.x_j summed in
-    component order from ``zero`` as :func:`_block4` sums them.  Each vector block runs
+    component order from ``zero`` as :func:`_block4` sums them; without, Xp and gr hold
+    them from an earlier call on the same samples (a cyclic order packs once per chunk:
+    P d Gram multiply-adds and copies, as many as 32 lanes' steps).  Each vector block runs
     on a contiguous copy ``wt`` of its weights and ``rt`` of its rates: in place, its d
     rows lie nl lanes apart and share a few cache sets (2 threads ran 0.7x slower at
-    d = 30 and 100)."""
+    d = 30 and 100).
+
+    Scratch from the caller, allocated once per chunk: ``Xp`` (>= q0 d), ``gr`` (>= q0 //
+    4, 6), ``wt`` (d, n) and ``rt`` (n), n = STREAM_VECTORS x (32 // itemsize) lanes per
+    vector block.  Allocated here, once per epoch, they cost a worker thread page faults
+    (glibc trims a thread arena's heap as they are freed: d = 30, one thread, 66 us an
+    epoch on the main thread, 91 on a worker)."""
     d = w.shape[0]
-    dt = X.dtype
-    n8 = STREAM_VECTORS * (32 // X.itemsize)  # lanes per vector block
+    n8 = wt.shape[1]  # lanes per vector block
     nv = np.uint64(n8)
     if lo + nv > hi:
         return lo
-    Xp = np.empty(q0 * d, dt)
-    gr = np.empty((q0 // 4, 6), dt)
-    wt = np.empty((d, n8), dt)
-    rt = np.empty(n8, dt)
-    for q in range(0, q0, 4):
+    for q in range(0, q0 if pack else 0, 4):
         p0 = perm[q]
         p1 = perm[q + 1]
         p2 = perm[q + 2]
