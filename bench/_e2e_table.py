@@ -88,6 +88,7 @@ def measure_d(d: int, grid: Grid = FULL, threads: int = 2) -> list[dict]:
         t, W = _min_time(lambda: K.numpy_sgd(X, y, lr, 1), 1)
         t_np = min(t_np, t)
         t_np_final = min(t_np_final, _min_time(lambda W=W: numpy_final(X, y, W), 1)[0])
+        M.settle_blas()  # numpy_final's threaded BLAS: its threads spin on after it
         for E in best:
             kw = dict(base, epochs=E)
             t, res[E] = _min_time(lambda kw=kw: fg.sweep("sgd", **kw), 1)

@@ -135,6 +135,7 @@ def measure_d(d: int, grid: Grid = FULL, threads: int = 2) -> dict:
         t = time.perf_counter()
         numpy_gd(H, b, lr, n_np)
         best["np"] = min(best["np"], time.perf_counter() - t)
+        M.settle_blas()  # numpy_gd's threaded matmuls: their threads spin on after them
         t = time.perf_counter()
         res = fg.sweep("gd", steps=grid.steps, **kw)
         best["fg"] = min(best["fg"], time.perf_counter() - t)

@@ -72,6 +72,22 @@ def cpu_ghz() -> float:
     return measured_ghz()
 
 
+#: seconds OpenBLAS's worker threads busy-wait after a threaded call before they sleep
+#: (about 0.12 s here: two threads of FMA work ran at half speed that long after a
+#: 600 x 600 matmul, and a d = 30 sweep timed just after the NumPy reference's batched
+#: X @ W^T ran 1.6-1.8x slower); waited out with margin by :func:`settle_blas`
+BLAS_SPIN_S = 0.3
+
+
+def settle_blas() -> None:
+    """Wait until the BLAS threads a NumPy reference woke have stopped spinning, so that
+    the fastgd call timed next has the cores to itself (fastgd holds its own BLAS to one
+    thread, but cannot stop threads that another call left spinning)."""
+    import time
+
+    time.sleep(float(os.environ.get("FASTGD_BLAS_SPIN_S", BLAS_SPIN_S)))
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
