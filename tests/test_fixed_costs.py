@@ -259,3 +259,33 @@ def test_sweeps_reuse_prepared_statistics(rng, monkeypatch):
     assert len(PB._CACHE) == 2
     PB.clear_cache()
     assert len(PB._CACHE) == 0 and PB._CACHE_HELD[0] == 0
+
+
+def test_sgd_limits_kept_with_the_prepared_problem(rng, monkeypatch):
+    """A random-order SGD sweep's mean-square limits (a Lanczos or dense eigenproblem per
+    dataset) are kept with the cached problems: a repeated sweep computes none and
+    reports the same; other arguments (momentum, batch size) compute theirs, equal to
+    fg.theory.limits on each dataset."""
+    import fastgd.theory as T
+
+    data = []
+    for _ in range(2):
+        X = rng.normal(size=(30, 12)) * np.geomspace(1.0, 3.0, 12)
+        data.append((X, X @ rng.normal(size=12)))
+    kw = dict(data=data, lr=np.geomspace(0.01, 1.0, 8), lr_unit="eta_max", epochs=0,
+              order="shuffle", progress=False)
+    fg.clear_cache()
+    first = fg.sweep("sgd", **kw)
+    calls = []
+    orig = T.limits
+    monkeypatch.setattr(T, "limits", lambda *a, **k: calls.append(k) or orig(*a, **k))
+    again = fg.sweep("sgd", **kw)
+    assert calls == []
+    assert np.array_equal(again.sgd_ms_limit, first.sgd_ms_limit)
+    assert np.all(np.isfinite(first.sgd_ms_limit))
+    for extra in (dict(momentum=0.5), dict(batch_size=5)):
+        res = fg.sweep("sgd", **kw, **extra)
+        want = [orig(X, batch_size=extra.get("batch_size", 1), order="shuffle",
+                     momentum=extra.get("momentum", 0.0))["sgd_ms"] for X, _ in data]
+        assert np.array_equal(res.sgd_ms_limit, want), extra
+    assert len(calls) == 4

@@ -726,3 +726,34 @@ def test_bad_input(no_kernels, func, args, kwargs, exc, fragment):
     assert msg.startswith(f"{func.__name__}: '")
     assert fragment in msg
     assert "; got " in msg and msg.endswith(".")
+
+
+@pytest.mark.parametrize("d, beta, nesterov", [(6, 0.9, False), (8, 0.5, True), (10, 0.9, False)])
+def test_ms_spectral_radius_of_large_operators_equals_all_eigenvalues(d, beta, nesterov,
+                                                                       monkeypatch):
+    """Above _RHO_DENSE the mean-square operator's spectral radius comes from ARPACK
+    alone: it equals the largest |eigenvalue| of the dense spectrum to 1e-12 relative,
+    at the momentum limit and 1e-6 around it (where rho - 1 decides brentq's root), and
+    the limit brackets rho = 1 by the dense spectrum; where ARPACK does not converge the
+    dense spectrum answers."""
+    import scipy.sparse.linalg as sla
+
+    from fastgd.theory import mean_square as MS
+
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(60, d)) * np.geomspace(1.0, 4.0, d)
+    lam, V = np.linalg.eigh(X.T @ X / 60)
+    root = theory.sgd_ms_critical_lr(X, momentum=beta, nesterov=nesterov)
+    for f in (1 - 1e-6, 1.0, 1 + 1e-6):
+        T = MS._ms_matrix(X @ V, np.diag(lam), root * f, 1.0, beta, nesterov)
+        assert T.shape[0] > MS._RHO_DENSE
+        dense = float(np.abs(np.linalg.eigvals(T)).max())
+        assert MS._rho(T) == pytest.approx(dense, rel=1e-12)
+        if f != 1.0:
+            assert (dense < 1.0) == (f < 1.0)
+
+    def fail(*a, **k):
+        raise sla.ArpackNoConvergence("no", np.zeros(0), np.zeros(0))
+
+    monkeypatch.setattr(sla, "eigs", fail)
+    assert MS._rho(T) == float(np.abs(np.linalg.eigvals(T)).max())

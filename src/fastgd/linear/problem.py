@@ -34,7 +34,9 @@ class Problem:
     SVD X = U diag(s) V^T, so that R^T R = H and the excess loss is |R (w - w*)|^2 / 2
     (the kernels' form: R keeps the small singular values that a formed H loses);
     wstar: min-norm least-squares minimiser; estar = E(w*); c0 = E(0) = y.y / (2P)
-    (the divergence scale's floor).
+    (the divergence scale's floor).  ``theory``: what the sweeps computed from X alone
+    and keep with the cached problem (the SGD limits of :func:`fastgd.linear.datasets.
+    _sgd_limits`, by their arguments).
     """
 
     X: np.ndarray
@@ -45,6 +47,7 @@ class Problem:
     estar: float
     c0: float
     bias: bool
+    theory: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def P(self):

@@ -271,7 +271,7 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
     if method == "sgd":
         try:
             DS._sgd_limits(res, g.datasets, g.bias, g.batch_size, g.order, g.momentum,
-                           g.nesterov, g.almost_sure, threads)
+                           g.nesterov, g.almost_sure, threads, g.probs)
         except KeyboardInterrupt:  # Ctrl-C in the theory stage: keep the finished sweep
             res.meta["theory_interrupted"] = True
             raise SweepInterrupted(res) from None
