@@ -91,7 +91,7 @@ def test_stream_block_equals_numpy(dtype):
     of four-sample blocks, against the NumPy per-sample steps (float64 to 1e-12 relative,
     float32 to 1e-4: only the dot products round differently); the lanes outside the
     block untouched (same bits), the first of them returned."""
-    from fastgd.kernels.simd_stream import STREAM_VECTORS
+    from fastgd.kernels.simd_stream import STREAM_VECTORS, VECTOR_BYTES
     from fastgd.linear.kernels_stream import _stream_blocks
 
     def epoch(w, lre, X, y, perm, di, lo, q0):
@@ -105,7 +105,7 @@ def test_stream_block_equals_numpy(dtype):
     ty = np.dtype(dtype)
     rng = np.random.default_rng(3)
     d, P, b = 11, 22, 3
-    L = STREAM_VECTORS * 32 // ty.itemsize
+    L = STREAM_VECTORS * VECTOR_BYTES // ty.itemsize
     X = (rng.normal(size=(2, P, d)) * np.geomspace(1, 3, d)).astype(ty)
     y = rng.normal(size=(2, P)).astype(ty)
     nl = b + L + 5
@@ -205,7 +205,7 @@ def test_check_blocks_any_samples_per_pass_equal_the_loops(k, monkeypatch):
 
     rng = np.random.default_rng(k)
     for ty in (np.float64, np.float32):
-        n = simd_stream.CHECK_VECTORS * (32 // np.dtype(ty).itemsize)
+        n = simd_stream.CHECK_VECTORS * (simd_stream.VECTOR_BYTES // np.dtype(ty).itemsize)
         for d, P in ((1, 5), (3, k), (12, 4 * k + 1), (33, 4 * k + 3)):
             X = rng.normal(size=(2, P + 2, d)).astype(ty)
             y = rng.normal(size=(2, P + 2)).astype(ty)

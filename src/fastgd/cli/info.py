@@ -55,9 +55,13 @@ def cmd_info(args):
     lanes = width // 64
     note = ""
     if width == 512 and "-prefer-256-bit" not in cfg_feat:
-        note = ("; fastgd compiles 256-bit vector code by default: FASTGD_AVX512=1 (set "
+        note = ("; Numba's loops use 256-bit vectors by default: FASTGD_AVX512=1 (set "
                 "before numba is imported) enables 512 (see README, Performance)")
     print(f"vector width  {width} bit = {lanes} float64 lanes available{note}")
+    from fastgd.kernels.simd_stream import VECTOR_BYTES
+
+    print(f"streaming     {VECTOR_BYTES * 8}-bit hand-written vector code (d > 8 and the "
+          f"final check; FASTGD_VECTOR_BITS={os.environ.get('FASTGD_VECTOR_BITS', 'unset')})")
     print(f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'unset')} "
           f"NUMBA_CPU_FEATURES={'set' if cfg_feat else 'unset'}")
     cache, n_cached = _kernel_cache(Path(fg.__file__).parent, numba.config.CACHE_DIR)

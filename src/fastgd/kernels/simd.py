@@ -36,10 +36,11 @@ from fastgd.kernels.jit import contract
 VECTORS = {3: 8, 4: 8}
 
 
-def _vector(context, fty):
-    """(vector type, lanes per vector, bytes per element) for 256-bit vectors of fty."""
+def _vector(context, fty, nbytes=32):
+    """(vector type, lanes per vector, bytes per element) for vectors of ``nbytes``
+    bytes (default 256 bits) of fty."""
     size = context.get_abi_sizeof(fty)
-    return ir.VectorType(fty, 32 // size), 32 // size, size
+    return ir.VectorType(fty, nbytes // size), nbytes // size, size
 
 
 def _fma(builder, vt):

@@ -25,6 +25,40 @@ from fastgd.kernels.jit import contract
 from fastgd.kernels.simd import _at, _bcast, _fma, _vector, _wide_registers, counted_loop
 
 
+def _vector_bytes():
+    """Bytes per vector of this module's code: 64 (512 bits) where the compile target
+    has AVX-512F and either fastgd was asked for 512-bit vectors (FASTGD_AVX512=1, which
+    sets NUMBA_CPU_FEATURES) or the host is an AMD Zen (``znver*``: 512-bit instructions
+    run on its 256-bit units at full clock, half the instructions for the same work);
+    else 32.  ``FASTGD_VECTOR_BITS=256|512`` overrides (512 only where the target has
+    AVX-512F).  The width changes how many lanes one call advances, never a lane's
+    arithmetic (the same bits).  Measured on the Zen 4 VM, bench.table rows at E = 100
+    (2 alternating rounds): d = 10 53-62 -> 65-71 %, d = 30 73 -> 80 %, d = 100 67 ->
+    69 % of the 256-bit FMA ceiling (the same hardware ceiling: Zen 4 splits a 512-bit
+    FMA over its two 256-bit pipes)."""
+    import os
+
+    import llvmlite.binding as ll
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None:
+        avx512 = "+avx512f" in config.CPU_FEATURES.split(",")
+        wanted = "-prefer-256-bit" in config.CPU_FEATURES.split(",")
+    elif config.CPU_NAME not in (None, "host"):
+        return 32  # a named portable target
+    else:
+        avx512 = bool(ll.get_host_cpu_features().get("avx512f"))
+        wanted = ll.get_host_cpu_name().startswith("znver")
+    bits = os.environ.get("FASTGD_VECTOR_BITS", "")
+    if bits in ("256", "512"):
+        return 64 if bits == "512" and avx512 else 32
+    return 64 if avx512 and wanted else 32
+
+
+#: bytes per vector of the streaming blocks and the final check (:func:`_vector_bytes`)
+VECTOR_BYTES = _vector_bytes()
+
+
 class _Emit:
     """Builder helpers of this module's vector code: constants, fused or separate
     multiply-adds (as contraction fuses them), and a counted loop with vector state."""
@@ -32,7 +66,7 @@ class _Emit:
     def __init__(self, context, builder, fty):
         self.b = builder
         self.fty = fty
-        self.vt, self.width, self.size = _vector(context, fty)
+        self.vt, self.width, self.size = _vector(context, fty, VECTOR_BYTES)
         self._fma = _fma(builder, self.vt)
         self.fused = contract()
         self.zero = ir.Constant(self.vt, [0.0] * self.width)
@@ -60,9 +94,10 @@ class _Emit:
         return counted_loop(self.b, n, init, body, name)
 
 
-#: vectors of lanes per call of :func:`stream4_lanes` (8 float64 / 16 float32 lanes):
-#: 4 samples x 2 vectors of dot products in registers (8 accumulators, 2 weight vectors,
-#: a broadcast: 11 of AVX2's 16 registers); 3 vectors measured slower
+#: vectors of lanes per call of :func:`stream4_lanes` (STREAM_VECTORS x VECTOR_BYTES //
+#: itemsize lanes: 8 float64 with 256-bit vectors): 4 samples x 2 vectors of dot
+#: products in registers (8 accumulators, 2 weight vectors, a broadcast: 11 of AVX2's 16
+#: registers); 3 vectors measured slower, 4 no faster on Zen 4
 STREAM_VECTORS = 2
 
 
@@ -71,7 +106,7 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
     """``stream4_lanes(W, LR, Xp, Y, perm, gr, di, lo, q0)``: the streaming layout's
     blocks of four samples (:func:`fastgd.linear.kernels_stream._block4`'s arithmetic) for
     the samples perm[0:q0] (q0 a multiple of 4) of dataset di, lanes lo .. lo +
-    STREAM_VECTORS x (32 // itemsize) - 1 of W (d, nl) with rates LR.
+    STREAM_VECTORS x (VECTOR_BYTES // itemsize) - 1 of W (d, nl) with rates LR.
 
     ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (one pointer, constant offsets)
     and ``gr[q // 4]`` = the block's Gram entries (G01, G02, G03, G12, G13, G23), both
@@ -161,7 +196,8 @@ def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
     return sig, codegen
 
 
-#: vectors of cells per call of :func:`check_lanes` (8 float64 / 16 float32 cells)
+#: vectors of cells per call of :func:`check_lanes` (CHECK_VECTORS x VECTOR_BYTES //
+#: itemsize cells)
 CHECK_VECTORS = 2
 #: samples per pass over the components in :func:`check_lanes`: 4 x 2 x 2 accumulators
 #: where the target has 32 vector registers (d = 100, 16,384 cells, one thread: 29.5-32.6
@@ -173,7 +209,7 @@ CHECK_SAMPLES = 4 if _wide_registers() else 2
 def check_lanes(typingctx, X, Y, Wc, Dc, di, P, lo, lc, ec):
     """``check_lanes(X, Y, Wc, Dc, di, P, lo, lc, ec)``: the sums of the final check
     (:func:`fastgd.linear.kernels_gd.cell_losses`) for the cells lo .. lo + CHECK_VECTORS
-    x (32 // itemsize) - 1 of a segment: weights ``Wc[:, c]`` (d, n) and their
+    x (VECTOR_BYTES // itemsize) - 1 of a segment: weights ``Wc[:, c]`` (d, n) and their
     differences from the minimiser ``Dc[:, c]`` = w - w* (computed once per segment),
     samples 0 .. P - 1 of dataset di of X (n_data, P_max, d) and Y.
 

@@ -9,7 +9,7 @@ import numpy as np
 from fastgd.kernels import BOUNDED, CONVERGED, DIVERGED
 from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
-from fastgd.kernels.simd_stream import CHECK_VECTORS, check_lanes
+from fastgd.kernels.simd_stream import CHECK_VECTORS, VECTOR_BYTES, check_lanes
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop, row_dot_add
 
@@ -402,7 +402,7 @@ def cell_losses(X, y, Pn, wstar, W, order, loss, excess, segs, wk, nworkers):
         # cells over in the loops
         c0 = np.uint64(0)
         if SIMD:
-            nv = np.uint64(CHECK_VECTORS * (32 // X.itemsize))
+            nv = np.uint64(CHECK_VECTORS * (VECTOR_BYTES // X.itemsize))
             while c0 + nv <= n:
                 check_lanes(X, y, Wc, Dc, di, P, c0, lc, ec)
                 c0 += nv

@@ -23,7 +23,7 @@ from fastgd.kernels.fpenv import fpenv_restore, ftz_on
 from fastgd.kernels.jit import jit
 from fastgd.kernels.rng import hash4, permutation, randbelow
 from fastgd.kernels.simd import lanes_per_block, sgd_lanes
-from fastgd.kernels.simd_stream import STREAM_VECTORS
+from fastgd.kernels.simd_stream import STREAM_VECTORS, VECTOR_BYTES
 from fastgd.kernels.steps import check, heavy_ball, thresholds
 from fastgd.linear.kernels_lanes import SIMD, _flush, _log_norm, _renorm, _stop, rows_grad
 from fastgd.linear.kernels_plain import register_block, register_lanes
@@ -195,7 +195,7 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
             perm = np.empty(P, np.int64)  # the epoch's sample order (cyclic: 0..P-1)
             # the streaming vector blocks' scratch, once per chunk (kernels_stream.
             # _stream_blocks: allocated per epoch it page-faulted on worker threads)
-            nsv = STREAM_VECTORS * (32 // X.itemsize) if SVEC else 0
+            nsv = STREAM_VECTORS * (VECTOR_BYTES // X.itemsize) if SVEC else 0
             Xp = np.empty(P * d if SVEC else 0, dt)
             gr = np.empty((P // 4 if SVEC else 0, 6), dt)
             wt = np.empty((d, nsv), dt)

@@ -57,7 +57,7 @@ def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero, pack, Xp, gr, wt, r
     d = 30 and 100).
 
     Scratch from the caller, allocated once per chunk: ``Xp`` (>= q0 d), ``gr`` (>= q0 //
-    4, 6), ``wt`` (d, n) and ``rt`` (n), n = STREAM_VECTORS x (32 // itemsize) lanes per
+    4, 6), ``wt`` (d, n) and ``rt`` (n), n = STREAM_VECTORS x (VECTOR_BYTES // itemsize) lanes per
     vector block.  Allocated here, once per epoch, they cost a worker thread page faults
     (glibc trims a thread arena's heap as they are freed: d = 30, one thread, 66 us an
     epoch on the main thread, 91 on a worker)."""

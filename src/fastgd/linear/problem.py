@@ -404,12 +404,12 @@ def _stack(probs):
 def _segments(data, d):
     """The final check's work list: (datasets used, cell order, segments).  Cells sorted
     by dataset (stable; a block's cells already are), cut where the dataset changes and
-    every ``SEGMENT_DOUBLES // d`` cells (32 to :data:`SEGMENT_MAX`, a multiple of 8:
-    whole vector blocks of the kernel); segment rows (local dataset, first, stop) over
+    every ``SEGMENT_DOUBLES // d`` cells (32 to :data:`SEGMENT_MAX`, a multiple of 16:
+    whole vector blocks of the kernel, 8 or 16 cells); segment rows (local dataset, first, stop) over
     the sorted cells, the local dataset indexing the datasets used."""
     m = data.size
     seg = int(min(SEGMENT_MAX, max(32, SEGMENT_DOUBLES // max(d, 1))))
-    seg -= seg % 8
+    seg -= seg % 16
     if m and data[0] == data[-1] and (m < 3 or not np.any(data != data[0])):
         # one dataset (every block of a relative-rate sweep): segments of seg cells
         first = np.arange(0, m, seg, dtype=np.int64)
