@@ -317,3 +317,36 @@ def test_excess_gradient_blocks_equal_one_row_at_a_time(d, dt):
     np.testing.assert_allclose(got[2], (u * u).sum(0), rtol=tol)
     g = R64.T @ u
     assert (np.abs(got[1] - g) <= tol * (np.abs(R64.T) @ np.abs(u))).all()
+
+
+def test_vector_width_of_the_hand_written_code(monkeypatch):
+    """simd_stream's vector width: 512 bits only where the target has AVX-512F and it was
+    asked for (FASTGD_AVX512's NUMBA_CPU_FEATURES, or an AMD Zen host) or forced by
+    FASTGD_VECTOR_BITS; a named portable target, or no AVX-512F, keeps 256."""
+    import llvmlite.binding as ll
+    from numba.core import config
+
+    from fastgd.kernels import simd_stream as S
+
+    monkeypatch.delenv("FASTGD_VECTOR_BITS", raising=False)
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,-prefer-256-bit")
+    assert S._vector_bytes() == 64
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f")
+    assert S._vector_bytes() == 32
+    monkeypatch.setenv("FASTGD_VECTOR_BITS", "512")
+    assert S._vector_bytes() == 64
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f")
+    assert S._vector_bytes() == 32  # 512 asked, but no AVX-512F
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    assert S._vector_bytes() == 32
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.delenv("FASTGD_VECTOR_BITS")
+    for name, feats, want in (("znver4", {"avx512f": True}, 64),
+                              ("znver3", {"avx512f": False}, 32),
+                              ("sapphirerapids", {"avx512f": True}, 32)):
+        monkeypatch.setattr(ll, "get_host_cpu_name", lambda name=name: name)
+        monkeypatch.setattr(ll, "get_host_cpu_features", lambda feats=feats: feats)
+        assert S._vector_bytes() == want, name
+    monkeypatch.setenv("FASTGD_VECTOR_BITS", "256")
+    assert S._vector_bytes() == 32
