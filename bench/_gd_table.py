@@ -183,4 +183,9 @@ def notes(rows: list[dict], grid: Grid = FULL) -> list[str]:
             f"threads, min of {grid.rounds}; NumPy runs 1, 1/10, 1/100 of the steps at d = 2, "
             "10, 100 (same cost per step).",
             f"Ceiling: {M.cores()} cores × 2 FMA units × 4 doubles × {M.cpu_ghz():.2f} GHz, one "
-            "multiply per component and step; 'kernel alone' is (sweep − fixed cost)."]
+            "multiply per component and step; 'kernel alone' is (sweep − fixed cost).",
+            f"Bound on the fixed cost: the final check of a cell's weights from residuals "
+            f"costs 2 P d multiply-adds, {2 * grid.P / grid.steps:.0%} of the kernel's "
+            f"{grid.steps} d multiplies: at equal speed the check alone is "
+            f"{2 * grid.P / (grid.steps + 2 * grid.P):.0%} of a sweep (the back-transform "
+            "w = w* + V z adds d^2 per cell)."]
