@@ -71,6 +71,39 @@ def _ms_matrix(Xr, H, lr, c, beta=0.0, nesterov=False):
     return np.kron(Cm, Cm) + np.kron(Cm, Dbar) + np.kron(Dbar, Cm) + E_DD
 
 
+def _ms_apply(Xr, H, lr, c, beta, nesterov):
+    """The momentum mean-square operator of :func:`_ms_matrix` as a function on vec(S),
+    S the (2r, 2r) second moment of z = (e, buf): T(S) = E[Z S Z^T] with Z = Cm + a (x)
+    H_B, a = [[alpha, 0], [1, 0]], so E[D S D^T] = (a0 a0^T) (x) E[H_B S00 H_B] and
+    E[H_B M H_B] = (1 - c) H M H + c (1/P) sum_p (x_p.M x_p) x_p x_p^T: O(P r^2 + r^3)
+    a product against the dense matrix's 16 r^4, and no matrix to build (agrees with
+    it to rounding, tested)."""
+    r = H.shape[0]
+    P = Xr.shape[0]
+    cb = lr * beta * beta if nesterov else lr * beta
+    al = -lr * (1.0 + beta) if nesterov else -lr
+
+    def dsc(S):  # Dbar S Cm^T, Dbar = a (x) H, Cm = [[I, -cb I], [0, beta I]]
+        h0 = H @ S[:r, :r]
+        h1 = H @ S[:r, r:]
+        t = h0 - cb * h1
+        return np.block([[al * t, al * beta * h1], [t, beta * h1]])
+
+    def matvec(v):
+        S = v.reshape(2 * r, 2 * r)
+        top = S[:r] - cb * S[r:]  # rows of Cm S
+        bot = beta * S[r:]
+        CSC = np.block([[top[:, :r] - cb * top[:, r:], beta * top[:, r:]],
+                        [bot[:, :r] - cb * bot[:, r:], beta * bot[:, r:]]])
+        S00 = S[:r, :r]
+        q = np.einsum("pi,pi->p", Xr @ S00, Xr)
+        G = (1.0 - c) * (H @ S00 @ H) + c * ((Xr * q[:, None]).T @ Xr) / P
+        EDD = np.block([[al * al * G, al * G], [al * G, G]])
+        return (CSC + dsc(S) + dsc(S.T).T + EDD).ravel()
+
+    return matvec
+
+
 def sgd_ms_operator(X, lr, batch_size=1, replacement=True, bias=False, *, momentum=0.0,
                     nesterov=False):
     """The linear map T carrying M = E[(w - w*)(w - w*)^T] through one SGD step.
@@ -130,25 +163,36 @@ _RHO_DENSE = 100
 
 def _rho(T):
     """The spectral radius of a mean-square operator T (n x n, n = m^2 acting on vec of
-    m x m moment matrices).  T maps PSD matrices to PSD matrices, so rho(T) is itself an
-    eigenvalue with a PSD eigenvector (Krein-Rutman), which the start vec(I) never
-    misses: above :data:`_RHO_DENSE` ARPACK finds it alone, from that start (the same
-    bits every call), else (or where ARPACK does not converge) all eigenvalues.  The two
-    agree to 1e-13 relative at d = 3-15 with momentum, also at the root rho = 1; ARPACK
-    took 6 ms where the dense eigenvalues took 36 ms at d = 10 (n = 400), 5 ms for 265 ms
-    at d = 15: a momentum sweep on 16 datasets of d = 10 spent 10.8 s in this limit."""
-    n = T.shape[0]
-    m = int(round(np.sqrt(n)))
-    if n > _RHO_DENSE and m * m == n and np.all(np.isfinite(T)):
-        import scipy.sparse.linalg as sla
-
-        try:
-            vals = sla.eigs(T, k=1, which="LM", tol=0.0, v0=np.eye(m).ravel(),
-                            return_eigenvectors=False)
-            return float(np.abs(vals).max())
-        except sla.ArpackError:  # ArpackNoConvergence too
-            pass
+    m x m moment matrices): :func:`_rho_arpack` above :data:`_RHO_DENSE`, else (or where
+    ARPACK does not converge) all eigenvalues (LAPACK)."""
+    if T.shape[0] > _RHO_DENSE and np.all(np.isfinite(T)):
+        rho = _rho_arpack(T, T.shape[0])
+        if rho is not None:
+            return rho
     return float(np.abs(np.linalg.eigvals(T)).max())
+
+
+def _rho_arpack(op, n):
+    """The dominant |eigenvalue| of a mean-square operator (a matrix or a
+    LinearOperator, n = m^2) by ARPACK from vec(I); None where ARPACK does not converge.
+    T maps PSD matrices to PSD matrices, so rho(T) is itself an eigenvalue with a PSD
+    eigenvector (Krein-Rutman), which the start vec(I) never misses.  It agrees with the
+    dense spectrum to 1e-13 relative at d = 3-15 with momentum, also at the root rho = 1;
+    ARPACK on the dense matrix took 6 ms where all eigenvalues took 36 ms at d = 10 (n =
+    400), 5 ms for 265 ms at d = 15: a momentum sweep on 16 datasets of d = 10 spent
+    10.8 s in this limit."""
+    import scipy.sparse.linalg as sla
+
+    m = int(round(np.sqrt(n)))
+    if m * m != n:
+        return None
+    try:
+        vals = sla.eigs(op, k=1, which="LM", tol=0.0, v0=np.eye(m).ravel(),
+                        return_eigenvectors=False)
+    except sla.ArpackError:  # ArpackNoConvergence too
+        return None
+    rho = float(np.abs(vals).max())
+    return rho if np.isfinite(rho) else None
 
 
 def _ms_crit_closed(Xr, lam, c):
@@ -186,7 +230,17 @@ def _ms_crit_closed(Xr, lam, c):
 def _ms_crit_brentq(Xr, H, c, beta, nesterov, upper, rtol):
     """Root of rho(T(eta)) - 1 on (0, upper] by brentq (general, with momentum)."""
 
+    n = (2 * H.shape[0]) ** 2 if beta > 0 else H.shape[0] ** 2
+
     def g(eta):
+        if beta > 0 and n > _RHO_DENSE:  # matrix-free (the dense matrix where ARPACK fails)
+            import scipy.sparse.linalg as sla
+
+            op = sla.LinearOperator((n, n), matvec=_ms_apply(Xr, H, eta, c, beta, nesterov),
+                                    dtype=np.float64)
+            rho = _rho_arpack(op, n)
+            if rho is not None:
+                return rho - 1.0
         return _rho(_ms_matrix(Xr, H, eta, c, beta, nesterov)) - 1.0
 
     hi = upper * (1.0 + 1e-9)
