@@ -350,3 +350,49 @@ def test_vector_width_of_the_hand_written_code(monkeypatch):
         assert S._vector_bytes() == want, name
     monkeypatch.setenv("FASTGD_VECTOR_BITS", "256")
     assert S._vector_bytes() == 32
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_per_sample_momentum_step_bits(nesterov):
+    """Per-sample momentum SGD (float64: the fused step of kernels_sgd, no gradient array)
+    gives the bits of its written arithmetic, emulated exactly (fma as one rounding):
+    u = w.x summed from 0 by multiply-adds, r = u - y, g = x r, then heavy ball buf' =
+    (beta buf) + g rounded twice, w' = w - lr buf' fused; Nesterov buf' = fma(beta, buf,
+    g), w' = w - lr fma(beta, buf', g) fused -- the bits of the g-array loops before it.
+    Fails if contraction picks another product (as it did for heavy ball without
+    fused_madd)."""
+    from fractions import Fraction as Fr
+
+    from fastgd.kernels.jit import contract
+
+    if not contract():
+        pytest.skip("the emulation assumes FMA contraction (FASTGD_CONTRACT=1)")
+
+    def fma(a, b, c):
+        return float(Fr(a) * Fr(b) + Fr(c))
+
+    rng = np.random.default_rng(4)
+    d, P, beta, epochs = 3, 7, 0.8, 3
+    X = rng.normal(size=(P, d)) * np.array([1.0, 2.0, 0.5])
+    y = rng.normal(size=P)
+    lrs = np.geomspace(0.002, 0.08, 5)
+    res = fg.sweep("sgd", data=[(X, y)], lr=lrs, epochs=epochs, order="cyclic",
+                   momentum=beta, nesterov=nesterov, tol=0.0, progress=False,
+                   weights=True, threads=1)
+    for k, lr in enumerate(lrs):
+        w, buf = np.zeros(d), np.zeros(d)
+        for _ in range(epochs):
+            for p in range(P):
+                u = 0.0
+                for i in range(d):
+                    u = fma(X[p, i], w[i], u)
+                u -= y[p]
+                for i in range(d):
+                    g = fma(X[p, i], u, 0.0)
+                    if nesterov:
+                        buf[i] = fma(beta, buf[i], g)
+                        w[i] = fma(-lr, fma(beta, buf[i], g), w[i])
+                    else:
+                        buf[i] = float(Fr(beta * buf[i]) + Fr(g))
+                        w[i] = fma(-lr, buf[i], w[i])
+        assert np.array_equal(res.weights[0, k, 0], w), (k, res.weights[0, k, 0] - w)

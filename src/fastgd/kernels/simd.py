@@ -196,6 +196,30 @@ def sgd_lanes(typingctx, W, LR, X, Y, perm, di, lo, n, D):
 
 
 
+@intrinsic
+def fused_madd(typingctx, a, b, c):
+    """``fused_madd(a, b, c)`` = a b + c of three floats of one type with one rounding
+    (llvm.fma) where the kernels contract (FASTGD_CONTRACT, the default), else a b
+    rounded then + c: what contraction makes of ``a * b + c`` written alone, pinned
+    where a neighbouring product could be fused instead (LLVM picks which multiply of
+    ``a * b + x * y`` meets the add).  Not under NUMBA_DISABLE_JIT (callers test SIMD)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+    sig = a(a, b, c)
+
+    def codegen(context, builder, signature, args):
+        x, y, z = args
+        if not contract():
+            return builder.fadd(builder.fmul(x, y), z)
+        fty = context.get_value_type(signature.return_type)
+        bits = "f64" if fty == ir.DoubleType() else "f32"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(fty, [fty] * 3),
+                                            f"llvm.fma.{bits}")
+        return builder.call(fn, [x, y, z])
+
+    return sig, codegen
+
+
 def _wide_registers():
     """Whether the compile target has 32 vector registers (AVX-512VL: ymm0-31), from
     NUMBA_CPU_FEATURES where it is set, else from the host (Numba's default target)."""
