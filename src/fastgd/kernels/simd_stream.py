@@ -33,9 +33,9 @@ def _vector_bytes():
     else 32.  ``FASTGD_VECTOR_BITS=256|512`` overrides (512 only where the target has
     AVX-512F).  The width changes how many lanes one call advances, never a lane's
     arithmetic (the same bits).  Measured on the Zen 4 VM, bench.table rows at E = 100
-    (2 alternating rounds): d = 10 53-62 -> 65-71 %, d = 30 73 -> 80 %, d = 100 67 ->
-    69 % of the 256-bit FMA ceiling (the same hardware ceiling: Zen 4 splits a 512-bit
-    FMA over its two 256-bit pipes)."""
+    (4 alternating rounds, noisy): d = 10 48-62 -> 62-71 %, d = 30 72-73 -> 68-80 %,
+    d = 100 58-67 -> 61-69 % of the 256-bit FMA ceiling (the same hardware ceiling: Zen 4
+    splits a 512-bit FMA over its two 256-bit pipes)."""
     import os
 
     import llvmlite.binding as ll

@@ -51,16 +51,16 @@ def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero, pack, Xp, gr, wt, r
     entries ``gr[q // 4]`` = (G01, G02, G03, G12, G13, G23), G_mj = x_m.x_j summed in
     component order from ``zero`` as :func:`_block4` sums them; without, Xp and gr hold
     them from an earlier call on the same samples (a cyclic order packs once per chunk:
-    P d Gram multiply-adds and copies, as many as 32 lanes' steps).  Each vector block runs
-    on a contiguous copy ``wt`` of its weights and ``rt`` of its rates: in place, its d
-    rows lie nl lanes apart and share a few cache sets (2 threads ran 0.7x slower at
-    d = 30 and 100).
+    P d Gram multiply-adds and copies, as many as 32 lanes' steps).  Each vector block
+    runs on a contiguous copy ``wt`` of its weights and ``rt`` of its rates: in place,
+    its d rows lie nl lanes apart and share a few cache sets (2 threads ran 0.7x slower
+    at d = 30 and 100).
 
     Scratch from the caller, allocated once per chunk: ``Xp`` (>= q0 d), ``gr`` (>= q0 //
-    4, 6), ``wt`` (d, n) and ``rt`` (n), n = STREAM_VECTORS x (VECTOR_BYTES // itemsize) lanes per
-    vector block.  Allocated here, once per epoch, they cost a worker thread page faults
-    (glibc trims a thread arena's heap as they are freed: d = 30, one thread, 66 us an
-    epoch on the main thread, 91 on a worker)."""
+    4, 6), ``wt`` (d, n) and ``rt`` (n), n = STREAM_VECTORS x (VECTOR_BYTES // itemsize)
+    lanes per vector block.  Allocated here, once per epoch, they cost a worker thread
+    page faults (glibc trims a thread arena's heap as they are freed: d = 30, one
+    thread, 66 us an epoch on the main thread, 91 on a worker)."""
     d = w.shape[0]
     n8 = wt.shape[1]  # lanes per vector block
     nv = np.uint64(n8)

@@ -405,8 +405,8 @@ def _segments(data, d):
     """The final check's work list: (datasets used, cell order, segments).  Cells sorted
     by dataset (stable; a block's cells already are), cut where the dataset changes and
     every ``SEGMENT_DOUBLES // d`` cells (32 to :data:`SEGMENT_MAX`, a multiple of 16:
-    whole vector blocks of the kernel, 8 or 16 cells); segment rows (local dataset, first, stop) over
-    the sorted cells, the local dataset indexing the datasets used."""
+    whole vector blocks of the kernel, 8 or 16 cells); segment rows (local dataset,
+    first, stop) over the sorted cells, the local dataset indexing the datasets used."""
     m = data.size
     seg = int(min(SEGMENT_MAX, max(32, SEGMENT_DOUBLES // max(d, 1))))
     seg -= seg % 16
