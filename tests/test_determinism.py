@@ -162,7 +162,9 @@ def test_one_signature_per_kernel(lecture):
                                                       ("1", True, "_fma")])
 def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
     """FASTGD_CONTRACT is read at import and is part of every kernel's cache name (Numba
-    does not key its disk cache by fastmath flags): the two modes never share code."""
+    does not key its disk cache by fastmath flags): the two modes never share code; so
+    is the hand-written code's vector width (FASTGD_VECTOR_BITS: 256 untagged, 512
+    ``_v512``, where the host has AVX-512F)."""
     import os
     import subprocess
     import sys
@@ -174,15 +176,19 @@ def test_contraction_mode_names_the_cache_entry(value, contract, suffix):
             "from fastgd.chain import kernels as K\n"
             "print(_jit.contract(), _jit.options().get('fastmath'))\n"
             "k = T.select(T.KernelSpec('sgd', 2, 1, 0.0, 1.0))\n"
-            "print(k.py_func.__qualname__, K.rows_gd_chain.py_func.__qualname__)")
-    env = dict(os.environ, FASTGD_CONTRACT=value)
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                         capture_output=True, text=True).stdout.split("\n")
-    assert out[0] == ("True {'contract'}" if contract else "False None")
-    names = out[1].split()
-    assert names[0].startswith("sgd_kernel.<locals>.sgd_rows_D2_")  # the variant's name
-    assert names[0].endswith(suffix)
-    assert names[1] == f"rows_gd_chain_{_jit.SOURCE_DIGEST}{suffix}"
+            "print(k.py_func.__qualname__, K.rows_gd_chain.py_func.__qualname__)\n"
+            "print(_jit.VECTOR_BYTES)")
+    for bits in ("256", "512"):  # the vector width names the entry too (FASTGD_VECTOR_BITS)
+        env = dict(os.environ, FASTGD_CONTRACT=value, FASTGD_VECTOR_BITS=bits)
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True).stdout.split("\n")
+        assert out[0] == ("True {'contract'}" if contract else "False None")
+        names = out[1].split()
+        tag = suffix + ("_v512" if out[2] == "64" else "")
+        assert out[2] == "32" or bits == "512"
+        assert names[0].startswith("sgd_kernel.<locals>.sgd_rows_D2_")  # the variant's name
+        assert names[0].endswith(tag)
+        assert names[1] == f"rows_gd_chain_{_jit.SOURCE_DIGEST}{tag}"
 
 
 def test_kernel_cache_key_follows_every_module_with_compiled_code(tmp_path):

@@ -320,13 +320,14 @@ def test_excess_gradient_blocks_equal_one_row_at_a_time(d, dt):
 
 
 def test_vector_width_of_the_hand_written_code(monkeypatch):
-    """simd_stream's vector width: 512 bits only where the target has AVX-512F and it was
-    asked for (FASTGD_AVX512's NUMBA_CPU_FEATURES, or an AMD Zen host) or forced by
-    FASTGD_VECTOR_BITS; a named portable target, or no AVX-512F, keeps 256."""
+    """The hand-written code's vector width (kernels.jit.VECTOR_BYTES): 512 bits only
+    where the target has AVX-512F and it was asked for (FASTGD_AVX512's
+    NUMBA_CPU_FEATURES, or an AMD Zen host) or forced by FASTGD_VECTOR_BITS; a named
+    portable target, or no AVX-512F, keeps 256."""
     import llvmlite.binding as ll
     from numba.core import config
 
-    from fastgd.kernels import simd_stream as S
+    from fastgd.kernels import jit as S
 
     monkeypatch.delenv("FASTGD_VECTOR_BITS", raising=False)
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,-prefer-256-bit")

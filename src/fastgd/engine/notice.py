@@ -125,7 +125,8 @@ def _cache_folders(*kernels):
 
 def prune_stale(folders=None, digest=None) -> int:
     """Remove the kernel cache files that no current fastgd kernel can load, those whose
-    name lacks ``_<digest>_fma-`` or ``_<digest>_nofma-``, and the notice markers of
+    name lacks ``_<digest>_fma-`` or ``_<digest>_nofma-`` (or their ``_v512`` forms:
+    kernels compiled with 512-bit hand-written vector code), and the notice markers of
     other digests (``digest``: :data:`fastgd.kernels.jit.SOURCE_DIGEST` by default), in
     ``folders`` (default: the cache folders of the loaded fastgd kernels; markers kept in
     a shared ``NUMBA_CACHE_DIR`` are not among them).  Other files are left alone; a
@@ -137,14 +138,15 @@ def prune_stale(folders=None, digest=None) -> int:
     >>> from fastgd.engine.notice import prune_stale
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     for f in ("kernels.f_0badc0de_fma-9.py311.nbi", "kernels.f_0badc0de_fma-9.py311.1.nbc",
-    ...               "kernels.f_1234abcd_fma-9.py311.nbi", "notes.txt",
-    ...               "fastgd-compiled-0badc0de-0123"):
+    ...               "kernels.f_1234abcd_fma-9.py311.nbi", "kernels.f_1234abcd_fma_v512-9.py311.nbi",
+    ...               "notes.txt", "fastgd-compiled-0badc0de-0123"):
     ...         open(os.path.join(tmp, f), "w").close()
     ...     prune_stale([tmp], digest="1234abcd"), sorted(os.listdir(tmp))
-    (3, ['kernels.f_1234abcd_fma-9.py311.nbi', 'notes.txt'])
+    (3, ['kernels.f_1234abcd_fma-9.py311.nbi', 'kernels.f_1234abcd_fma_v512-9.py311.nbi', 'notes.txt'])
     """
     digest = _digest() if digest is None else digest
-    keep = (f"_{digest}_fma-", f"_{digest}_nofma-", f"fastgd-compiled-{digest}-")
+    keep = (f"_{digest}_fma-", f"_{digest}_nofma-", f"_{digest}_fma_v512-",
+            f"_{digest}_nofma_v512-", f"fastgd-compiled-{digest}-")
     removed = 0
     for folder in (_cache_folders() if folders is None else folders):
         try:

@@ -21,42 +21,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fastgd.kernels.jit import contract
+from fastgd.kernels.jit import VECTOR_BYTES, contract
 from fastgd.kernels.simd import _at, _bcast, _fma, _vector, _wide_registers, counted_loop
-
-
-def _vector_bytes():
-    """Bytes per vector of this module's code: 64 (512 bits) where the compile target
-    has AVX-512F and either fastgd was asked for 512-bit vectors (FASTGD_AVX512=1, which
-    sets NUMBA_CPU_FEATURES) or the host is an AMD Zen (``znver*``: 512-bit instructions
-    run on its 256-bit units at full clock, half the instructions for the same work);
-    else 32.  ``FASTGD_VECTOR_BITS=256|512`` overrides (512 only where the target has
-    AVX-512F).  The width changes how many lanes one call advances, never a lane's
-    arithmetic (the same bits).  Measured on the Zen 4 VM, bench.table rows at E = 100
-    (4 alternating rounds, noisy): d = 10 48-62 -> 62-71 %, d = 30 72-73 -> 68-80 %,
-    d = 100 58-67 -> 61-69 % of the 256-bit FMA ceiling (the same hardware ceiling: Zen 4
-    splits a 512-bit FMA over its two 256-bit pipes)."""
-    import os
-
-    import llvmlite.binding as ll
-    from numba.core import config
-
-    if config.CPU_FEATURES is not None:
-        avx512 = "+avx512f" in config.CPU_FEATURES.split(",")
-        wanted = "-prefer-256-bit" in config.CPU_FEATURES.split(",")
-    elif config.CPU_NAME not in (None, "host"):
-        return 32  # a named portable target
-    else:
-        avx512 = bool(ll.get_host_cpu_features().get("avx512f"))
-        wanted = ll.get_host_cpu_name().startswith("znver")
-    bits = os.environ.get("FASTGD_VECTOR_BITS", "")
-    if bits in ("256", "512"):
-        return 64 if bits == "512" and avx512 else 32
-    return 64 if avx512 and wanted else 32
-
-
-#: bytes per vector of the streaming blocks and the final check (:func:`_vector_bytes`)
-VECTOR_BYTES = _vector_bytes()
 
 
 class _Emit:
