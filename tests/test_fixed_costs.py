@@ -181,6 +181,28 @@ def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
         np.testing.assert_allclose(excess[c], 0.5 * (u @ u) / p.P, rtol=1e-12)
 
 
+@pytest.mark.parametrize("d", [1, 2, 10, 13, 30, 100])
+@pytest.mark.parametrize("sizes", [[256] * 4, [300, 17], [1], [5, 0, 700]])
+def test_check_segments_cover_the_cells_in_even_shares(d, sizes):
+    """The final check's segments: each dataset's cells in order, cut into the fewest
+    segments of at most the cap, all of one size (a multiple of 16) but the last, so
+    that workers taking every n-th segment get even shares (d = 10, 256 cells: 128 + 128,
+    not 192 + 64)."""
+    data = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    used, order, segs = PB._segments(data, d)
+    cap = min(PB.SEGMENT_MAX, max(32, PB.SEGMENT_DOUBLES // d))
+    cap -= cap % 16
+    assert used.tolist() == [k for k, n in enumerate(sizes) if n]
+    np.testing.assert_array_equal(order, np.arange(data.size))
+    assert segs[0, 1] == 0 and np.all(segs[1:, 1] == segs[:-1, 2]) and segs[-1, 2] == data.size
+    for k in range(used.size):
+        n = segs[segs[:, 0] == k, 2] - segs[segs[:, 0] == k, 1]
+        assert n.size == -(-sizes[used[k]] // cap) and np.all(n <= cap)
+        assert np.all(n[:-1] == n[0]) and np.all(n[:-1] % 16 == 0) and n[-1] <= n[0]
+    if d == 10 and sizes[0] == 256:
+        assert (segs[:, 2] - segs[:, 1]).tolist() == [128] * 8
+
+
 def test_cache_keys_on_threads_equal_one_by_one(rng, monkeypatch):
     """Large data hashes its cache keys on the sweep's threads: the same keys, each in
     its dataset's place (both workers used)."""

@@ -87,20 +87,20 @@ def test_stack_empty_needs_a_literal_size():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_stream_block_equals_numpy(dtype):
     """The streaming layout's vector blocks (:func:`fastgd.kernels.simd_stream.stream4_lanes`
-    through ``kernels_stream._stream_blocks``): one block of lanes at an offset, one epoch
-    of four-sample blocks, against the NumPy per-sample steps (float64 to 1e-12 relative,
-    float32 to 1e-4: only the dot products round differently); the lanes outside the
-    block untouched (same bits), the first of them returned."""
+    through ``kernels_stream._stream_blocks``): a whole block of lanes at an offset and
+    a partial one (5 lanes), one epoch of four-sample blocks, against the NumPy
+    per-sample steps (float64 to 1e-12 relative, float32 to 1e-4: only the dot products
+    round differently); the lanes outside [lo, hi) untouched (same bits), hi returned."""
     from fastgd.kernels.simd_stream import STREAM_VECTORS, VECTOR_BYTES
     from fastgd.linear.kernels_stream import _stream_blocks
 
     def epoch(w, lre, X, y, perm, di, lo, q0):
-        hi = np.uint64(lo + L + 5)  # one whole block, 5 lanes over
+        hi = np.uint64(lo + L + 5)  # one whole block and 5 lanes of another
         z = X.dtype.type(0)
-        scratch = (np.empty(q0 * d, ty), np.empty((q0 // 4, 6), ty), np.empty((d, L), ty),
-                   np.empty(L, ty))
+        scratch = (np.full(q0 * d, np.nan, ty), np.full((q0 // 4, 6), np.nan, ty),
+                   np.full((d, L), np.nan, ty), np.full(L, np.nan, ty))
         assert _stream_blocks(X, y, di, perm, q0, w, lre, np.uint64(lo), hi, z, True,
-                              *scratch) == lo + L
+                              *scratch) == hi
 
     ty = np.dtype(dtype)
     rng = np.random.default_rng(3)
@@ -108,7 +108,7 @@ def test_stream_block_equals_numpy(dtype):
     L = STREAM_VECTORS * VECTOR_BYTES // ty.itemsize
     X = (rng.normal(size=(2, P, d)) * np.geomspace(1, 3, d)).astype(ty)
     y = rng.normal(size=(2, P)).astype(ty)
-    nl = b + L + 5
+    nl = b + L + 5 + 2
     lre = (np.geomspace(1e-3, 0.3, nl) / d).astype(ty)
     w = rng.normal(size=(d, nl)).astype(ty)
     perm = rng.permutation(P).astype(np.int64)
@@ -116,19 +116,24 @@ def test_stream_block_equals_numpy(dtype):
     epoch(out, lre, X, y, perm, 1, b, 20)  # 5 blocks: samples perm[:20]
     ref = _numpy_epoch(w.astype(float), lre.astype(float), X[1].astype(float),
                        y[1].astype(float), perm[:20])
-    blk = slice(b, b + L)
+    run = slice(b, b + L + 5)
     tol = 1e-12 if ty == np.float64 else 1e-4
-    np.testing.assert_allclose(out[:, blk], ref[:, blk], rtol=tol, atol=tol)
-    assert np.array_equal(out[:, :b], w[:, :b]) and np.array_equal(out[:, b + L:], w[:, b + L:])
+    np.testing.assert_allclose(out[:, run], ref[:, run], rtol=tol, atol=tol)
+    assert np.array_equal(out[:, :b], w[:, :b]) and np.array_equal(out[:, run.stop:],
+                                                                     w[:, run.stop:])
 
 
 @pytest.mark.parametrize("d", [9, 30])
-def test_stream_blocks_equal_block4(d):
+def test_stream_blocks_equal_block4(d, monkeypatch):
     """Streaming layout (d > 8): a sweep whose chunks fill vector blocks of lanes
     (:func:`fastgd.kernels.simd_stream.stream4_lanes`) and leave lanes over equals one whose
-    chunks are narrower than a block (every lane in ``_block4``) bit for bit, with
+    chunks are narrower than a block (every lane in a partial block) and one run by the
+    plain-Numba kernel (``IR=False``: every lane in ``_block4``) bit for bit, with
     curves and weights, float64 and float32, P not a multiple of 4, lanes converging,
     bounded and diverging, in cyclic and shuffled order."""
+    from fastgd.linear import table
+    from fastgd.linear.kernels_sgd import sgd_kernel
+
     rng = np.random.default_rng(60 + d)
     X = rng.normal(size=(29, d)) * np.geomspace(1, 5, d)
     data = [(X, X @ rng.normal(size=d) + 0.05 * rng.normal(size=29)),
@@ -143,6 +148,11 @@ def test_stream_blocks_equal_block4(d):
             a = fg.sweep("sgd", lanes=n, **kw)
             assert a.equals(fg.sweep("sgd", lanes=3, **kw)), (dtype, order)
             assert len(np.unique(a.status)) == 3, (dtype, order)
+            with monkeypatch.context() as m:
+                key = table.KernelSpec("sgd", d, 1, 0.0, 1.0).key
+                assert key[2:] == (0, False, 4)  # the streaming layout's default
+                m.setitem(table._BUILT, key, sgd_kernel(0, False, 4, IR=False))
+                assert a.equals(fg.sweep("sgd", lanes=n, **kw)), (dtype, order)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -118,8 +118,8 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
         Numba (:func:`fastgd.linear.kernels_plain.register_block`); default (None): the
         vector code exactly for d in ``REGISTER_IR_D`` (benchmarks compare the two).
         Streaming layout with ``BLOCK`` 4: False runs every lane in ``_block4``
-        instead of whole vector blocks of :func:`fastgd.kernels.simd_stream.stream4_lanes`
-        (the same bits; benchmarks compare the two).
+        instead of vector blocks of :func:`fastgd.kernels.simd_stream.stream4_lanes`
+        (the same bits; benchmarks compare the two; the default compiles no _block4).
 
     Returns
     -------
@@ -358,17 +358,15 @@ def sgd_kernel(D, FULL, BLOCK=1, IR=None):
                         q0 = 0
                         if BLOCK == 4:  # four samples per pass over the weights
                             q0 = P - P % 4
-                            # whole vector blocks of lanes: the epoch's blocks of samples
-                            # with the dot products in registers; the lanes over: _block4
-                            lv = lo
-                            if SVEC:
+                            if SVEC:  # vector blocks of lanes, the epoch's blocks of
+                                # samples with the dot products in registers
                                 pack = order != ORDER_CYCLIC or not packed
-                                lv = _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero,
-                                                    pack, Xp, gr, wt, rt)
-                                packed |= lv > lo  # (it packs where it runs a block)
-                            if lv < hi:  # (an empty call still sums its Gram entries)
+                                _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero,
+                                               pack, Xp, gr, wt, rt)
+                                packed |= lo < hi  # (it packs where it runs a block)
+                            elif lo < hi:  # plain Numba (IR=False; no SIMD)
                                 for q in range(0, q0, 4):
-                                    _block4(X, y, di, perm, q, w, sb, lre, lv, hi, zero)
+                                    _block4(X, y, di, perm, q, w, sb, lre, lo, hi, zero)
                         # streaming layout, sample by sample (exact=True, the last P % 4
                         # samples of BLOCK = 4, renormalised runs): the same multiply-adds
                         # as the register layout
