@@ -346,6 +346,50 @@ def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_pat
         np.testing.assert_array_equal(got[name], getattr(ref, name), err_msg=name)
 
 
+_COLD_LINEAR = """
+import os, sys, numpy as np, fastgd as fg
+from fastgd.linear.kernels_gd import cell_losses
+t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+X = np.c_[np.cos(t), 0.5 * np.sin(t)]
+r = fg.sweep("sgd", data=[(X, X @ [1.0, -2.0])], lr=[0.05, 1.0, 20.0], epochs=20,
+             tol=1e-3, progress=False)
+st = cell_losses.stats
+np.savez(sys.argv[1], status=r.status, loss=r.final_loss, hits=sum(st.cache_hits.values()),
+         misses=sum(st.cache_misses.values()), cpus=len(os.sched_getaffinity(0)),
+         threads=r.meta["threads"])
+"""
+
+
+def test_cold_linear_sweep_compiles_its_check_kernel_in_a_helper_process(tmp_path):
+    """A first linear sweep on an empty kernel cache (two CPUs, so two threads by
+    default; not under ``taskset -c 0``) compiles the final check's kernel in a helper process while it
+    compiles its chunk kernel, then loads the check from the disk cache instead of
+    compiling it; its cells equal the same sweep's in this process bit for bit."""
+    import subprocess
+
+    script = tmp_path / "cold_linear.py"
+    script.write_text(_COLD_LINEAR)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    for var in ("NUMBA_DISABLE_JIT", "FASTGD_PRECOMPILE"):
+        env.pop(var, None)
+    cold = subprocess.run([sys.executable, str(script), str(tmp_path / "cold.npz")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    assert [x for x in cold.stderr.splitlines() if "compiling" in x] == [
+        "fastgd: compiling kernels for per-sample SGD at d = 2, first run only (cached on "
+        "disk, a few seconds)..."], cold.stderr
+    got = np.load(tmp_path / "cold.npz")
+    helped = int(got["cpus"]) >= 2 and int(got["threads"]) >= 2
+    assert (int(got["hits"]), int(got["misses"])) == ((1, 0) if helped else (0, 1))
+    t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    X = np.c_[np.cos(t), 0.5 * np.sin(t)]
+    ref = fg.sweep("sgd", data=[(X, X @ [1.0, -2.0])], lr=[0.05, 1.0, 20.0], epochs=20,
+                   tol=1e-3, progress=False)
+    np.testing.assert_array_equal(got["status"], ref.status)
+    np.testing.assert_array_equal(got["loss"], ref.final_loss)
+    assert len(np.unique(ref.status)) == 3
+
+
 def test_one_pair_with_a_column_y_is_one_dataset(lecture):
     """sweep(data=(X, y)) with y of shape (P, 1): one dataset, like a 1-D y (with the
     conversion warning), not 'data[0] must be a pair'."""

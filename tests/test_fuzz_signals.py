@@ -946,17 +946,34 @@ def run_api(name, root):
     jobs = [(i, lambda i=i, plan=plan: _api_case(call, ck, plan, root / f"{name}-{i:03d}",
                                                  base)) for i, plan in enumerate(plans)]
     rcs = _run_children(jobs)
-    out = []
-    for i, plan in enumerate(plans):
-        d = root / f"{name}-{i:03d}"
-        rec = [e for e in _read_log(d) if e["kind"] == "api"]
-        probs = rec[0]["problems"] if rec else [f"the child ended {rcs[i][0]} without a "
-                                                f"verdict: {(d / 'stderr').read_text()[-300:]}"]
-        if rcs[i][0] != 0 and rec:
-            probs = probs + [f"child exit {rcs[i][0]}"]
-        sent = [e for e in _read_log(d) if e["kind"] == "delivered"]
-        out.append((plan, sent, probs))
+    out = [_api_outcome(plan, root / f"{name}-{i:03d}", rcs[i][0])
+           for i, plan in enumerate(plans)]
+    # A call's k-th Python call is counted in another process, and the count varies with
+    # the batches the engine sizes from measured time (grid.execute: about 0.25 s each),
+    # so on a loaded machine a case may return before its k-th call: it runs again at
+    # k // 2 until its signal is delivered (evidence, not a margin on the count).
+    for i in range(len(plans)):
+        for retry in range(1, 9):
+            p, sent, probs = out[i]
+            if sent or len(p) != 1 or p[0][0] != "call" or p[0][1] == 1:
+                break
+            p = [("call", max(1, p[0][1] // 2), p[0][2])]
+            d = root / f"{name}-{i:03d}-{retry}"
+            rc = _run_children([(0, lambda p=p, d=d: _api_case(call, ck, p, d, base))])
+            out[i] = _api_outcome(p, d, rc[0][0])
     return out
+
+
+def _api_outcome(plan, d, rc):
+    """(plan, signals delivered, problems) of one case of :func:`run_api` (folder d,
+    the child's exit code rc)."""
+    rec = [e for e in _read_log(d) if e["kind"] == "api"]
+    probs = rec[0]["problems"] if rec else [f"the child ended {rc} without a "
+                                            f"verdict: {(d / 'stderr').read_text()[-300:]}"]
+    if rc != 0 and rec:
+        probs = probs + [f"child exit {rc}"]
+    sent = [e for e in _read_log(d) if e["kind"] == "delivered"]
+    return plan, sent, probs
 
 
 # ------------------------------------------------------------------------ the tests

@@ -34,26 +34,32 @@ _ANNOUNCED = set()
 
 def announce_compile(kspec):
     """One line on stderr before a kernel compiles on a cold cache (once per machine
-    and kernel; the same run is then silent)."""
+    and kernel; the same run is then silent); True when it said it."""
     from fastgd.linear import table as kernel_table
 
     key = (kspec.key, kspec.dtype)
     if key in _ANNOUNCED or not kernel_table.is_cold(kspec):
-        return
+        return False
     _ANNOUNCED.add(key)
     what = ("batch GD" if kspec.method == "gd" else
             "per-sample SGD" if kspec.batch == 1 else "minibatch SGD")
     print(f"fastgd: compiling kernels for {what} at d = {kspec.d}"
           f"{' (float32)' if kspec.dtype == 'float32' else ''}, first run only "
           "(cached on disk, a few seconds)...", file=sys.stderr, flush=True)
+    return True
 
 
 def launch(kspec, inputs, rows, nworkers, out):
-    """Announce a cold compilation, then run ``rows`` of a grid through the engine's
-    kernel table (:func:`fastgd.engine.table.launch`, which finds :func:`_cpu` below,
-    i.e. :func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
+    """Announce a cold compilation (and compile the final check's kernel in a helper
+    process meanwhile, :func:`fastgd.linear.problem.precompile_check`), then run
+    ``rows`` of a grid through the engine's kernel table
+    (:func:`fastgd.engine.table.launch`, which finds :func:`_cpu` below, i.e.
+    :func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
     result)."""
-    announce_compile(kspec)
+    if announce_compile(kspec):
+        from fastgd.linear.problem import precompile_check
+
+        precompile_check(nworkers)
     with np.errstate(all="ignore"):
         table.launch(kspec, inputs, rows, nworkers, out)
 

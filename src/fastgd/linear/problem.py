@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastgd import validate as V
-from fastgd.engine import blas
+from fastgd.engine import blas, helper
 from fastgd.status import GROWING_FACTOR, Status
 
 #: The status codes as plain ints, for comparisons with arrays: NumPy converts an IntEnum
@@ -126,12 +126,37 @@ def _remember(key, prob):
             _CACHE_HELD[0] -= _nbytes(_CACHE.popitem(last=False)[1])
 
 
+_HASH = []  # the digest of _cache_key, chosen on first use (_hash)
+
+
+def _hash():
+    """The faster of SHA-256 and BLAKE2b on this machine, timed once on 64 KB: SHA-256
+    where the CPU has SHA instructions (1.8 GB/s on the Zen 4 VM against BLAKE2b's 0.9:
+    a d = 10 sweep of 32 datasets hashes them in 0.15 ms instead of 0.3), else BLAKE2b
+    (about twice SHA-256's speed without them).  Keys live in this process only."""
+    if not _HASH:
+        import time
+
+        buf = bytes(1 << 16)
+        best = {}
+        for make in (hashlib.sha256, lambda: hashlib.blake2b(digest_size=32)):
+            t = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                make().update(buf)
+                t.append(time.perf_counter() - t0)
+            best[make] = min(t)
+        _HASH.append(min(best, key=best.get))
+    return _HASH[0]()
+
+
 def _cache_key(X, y, bias):
-    """Key of a validated (X, y): shapes and a BLAKE2 digest of the bytes (content, not
-    identity: an array changed in place gets a new key).  None when too large."""
+    """Key of a validated (X, y): shapes and a SHA-256 or BLAKE2b digest (:func:`_hash`)
+    of the bytes (content, not identity: an array changed in place gets a new key).
+    None when too large."""
     if X.nbytes > CACHE_MAX_BYTES:
         return None
-    h = hashlib.blake2b(digest_size=20)
+    h = _hash()
     h.update(X.data)
     h.update(y.data)
     return (X.shape, bool(bias), h.digest())
@@ -164,7 +189,7 @@ def cache_info() -> CacheInfo:
 
     Every run and sweep of the linear unit prepares its datasets once (validation, the
     SVD of X, the least-squares minimiser w*, E*) and keeps the result, keyed by the
-    datasets' content (a BLAKE2 digest of X and y: an array changed in place is a new
+    datasets' content (a digest of X and y: an array changed in place is a new
     dataset), so that repeated runs and sweeps on the same data skip that work.  The
     cache keeps private copies of X and y, at most ``max_problems`` datasets and
     ``max_bytes`` bytes (the least recently used are dropped first); a dataset whose X
@@ -316,7 +341,7 @@ def _keys_part(datasets, bias, keys, parts, wk, nworkers):
 
 def _cache_keys(datasets, bias, nworkers=1):
     """:func:`_cache_key` of every (X, y), on up to ``nworkers`` threads for large data
-    (BLAKE2 runs at about 1 GB/s a core: 2.6 ms for 32 datasets of 100 x 100)."""
+    (1-2 GB/s a core: 1.4-2.6 ms for 32 datasets of 100 x 100)."""
     n = len(datasets)
     keys = [None] * n
     nbytes = sum(X.nbytes for X, _ in datasets)
@@ -476,12 +501,43 @@ def cell_losses(probs, W, data, nworkers=1, stack=None):
     X, y, P, wstar = (np.require(a, requirements=("C", "W")) for a in stack)
     if m * X.shape[1] * d < CHECK_THREADED_WORK:
         nworkers = 1
+    helper.wait(_CHECK_HELPER)  # a helper compiling the kernel (precompile_check)
     with np.errstate(all="ignore"):  # overflow is a result here (NUMBA_DISABLE_JIT=1 too)
         fan_out(kernel, (X, y, P, wstar, W, order, loss, excess, segs), nworkers, ())
     bad = ~(np.isfinite(loss) & np.isfinite(excess))
     loss[bad] = np.inf
     excess[bad] = np.inf
     return loss, excess
+
+
+_CHECK_HELPER = ("linear", "check")
+
+
+def precompile_check(threads):
+    """Where the final check's kernel (:func:`fastgd.linear.kernels_gd.cell_losses`) is
+    cold and a sweep on ``threads`` threads may have a helper process
+    (:func:`fastgd.engine.helper.allowed`), compile it there
+    (:func:`_compile_check_child`) while this process compiles the chunk kernel: the
+    first check then loads it from the disk cache (:func:`cell_losses` waits for the
+    helper).  A first d = 10 SGD sweep or ``fastgd phase`` on an empty cache: 0.6 s of
+    compilation off the critical path.  Returns the process, or None."""
+    from fastgd.engine.notice import first_compile
+    from fastgd.linear.kernels_gd import cell_losses as kernel
+
+    if not helper.allowed(threads) or not first_compile(kernel):
+        return None
+    return helper.start(_CHECK_HELPER, __name__, "_compile_check_child")
+
+
+def _compile_check_child(source):
+    """The helper process of :func:`precompile_check`: the final check of one cell on a
+    tiny dataset, which compiles the kernel with the argument types of every sweep's
+    check (float64 C arrays, any d); nothing where this module is not the file
+    ``source`` (another fastgd)."""
+    if not helper.same_source(__file__, source):
+        raise SystemExit(1)
+    X = np.linspace(-1.0, 1.0, 8).reshape(4, 2)
+    true_losses(prepare("precompile", X, X @ np.ones(2), False), np.zeros((1, 2)))
 
 
 def true_losses(prob: Problem, W, nworkers=1):
@@ -525,14 +581,32 @@ class Checks:
     however the sweep is cut in blocks."""
 
     def __init__(self, probs, w0, used=None, stack=None):
-        n = len(probs)
-        w0 = np.asarray(w0, dtype=np.float64)
-        used = np.arange(n, dtype=np.int64) if used is None else used
+        self._args = (probs, np.asarray(w0, dtype=np.float64), used)
         self.stack = _stack(probs) if stack is None else stack
-        self.loss0 = np.full(n, np.inf)
-        self.ex0 = np.full(n, np.inf)
-        self.loss0[used], self.ex0[used] = cell_losses(
-            probs, np.broadcast_to(w0, (used.size, w0.size)), used, 1, self.stack)
+        self._initial = None
+
+    def _losses0(self):
+        """(loss0, ex0), computed on first use: a sweep's first check comes after its
+        first block ran, so a cold check kernel compiles beside the chunk kernel
+        (:func:`precompile_check`) rather than before it."""
+        if self._initial is None:
+            probs, w0, used = self._args
+            n = len(probs)
+            used = np.arange(n, dtype=np.int64) if used is None else used
+            loss0 = np.full(n, np.inf)
+            ex0 = np.full(n, np.inf)
+            loss0[used], ex0[used] = cell_losses(
+                probs, np.broadcast_to(w0, (used.size, w0.size)), used, 1, self.stack)
+            self._initial = (loss0, ex0)
+        return self._initial
+
+    @property
+    def loss0(self):
+        return self._losses0()[0]
+
+    @property
+    def ex0(self):
+        return self._losses0()[1]
 
 
 _CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")

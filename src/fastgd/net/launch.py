@@ -18,13 +18,12 @@ for any thread count and however the chunk table is cut.
 from __future__ import annotations
 
 import sys
-import threading
 
 import numpy as np
 
 from fastgd.engine import executors as X
 from fastgd.engine import grid as G
-from fastgd.engine import table
+from fastgd.engine import helper, table
 from fastgd.engine.notice import first_compile
 from fastgd.net.adaptive import _Optim, _precond_diag, _precond_sharpness
 from fastgd.net.model import _top_eig
@@ -161,60 +160,28 @@ table.register("net", "sgd", _cpu)
 
 
 _NOTICE = "fastgd: compiling the two-layer network kernels, first run only (cached on disk)..."
-_HELPERS = {}  # kernel key -> the process compiling that kernel (_precompile)
-_HELPERS_LOCK = threading.Lock()
-#: seconds a sweep waits for the process that compiles its training kernel before it
-#: compiles the kernel itself
-HELPER_WAIT = 300.0
 
 
 def _precompile(spec, M, threads):
     """Before a sweep's initial curvature: where its training kernel is cold (its first
     call on this machine, :func:`fastgd.engine.notice.first_compile`), the one-line
     notice on stderr and, for a sweep on ``threads`` >= 2 threads of this process (0:
-    another engine runs it) with two CPUs, a Python process that compiles that kernel
-    into Numba's disk cache (a one-step run of the same spec on a tiny network,
-    :func:`_compile_child`) while this one compiles and runs the Lanczos kernels;
-    :func:`_launch` waits for it, then loads the kernel from the cache (the same machine
-    code; a cold ``fastgd net phase`` 15.2-16.4 -> 12.1-12.9 s on a loaded 2-core VM).
-    ``FASTGD_PRECOMPILE=0`` turns the helper off.  Returns the process, or None."""
-    import os
+    another engine runs it) with two CPUs, a helper process
+    (:mod:`fastgd.engine.helper`) that compiles that kernel into Numba's disk cache (a
+    one-step run of the same spec on a tiny network, :func:`_compile_child`) while this
+    one compiles and runs the Lanczos kernels; :func:`_launch` waits for it, then loads
+    the kernel from the cache (the same machine code; a cold ``fastgd net phase``
+    15.2-16.4 -> 12.1-12.9 s on a loaded 2-core VM).  Returns the process, or None."""
     import pickle
-    import site
-    import subprocess
-    from pathlib import Path
 
     if not first_compile(select(spec, M.act)):
         return None
     print(_NOTICE, file=sys.stderr, flush=True)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    if (threads < 2 or cpus < 2 or getattr(sys, "frozen", False) or not sys.executable
-            or os.environ.get("FASTGD_PRECOMPILE", "1") in ("0", "false", "False", "no")):
+    if not helper.allowed(threads):
         return None
-    key = kernel_key(spec, M.act)
     payload = pickle.dumps((spec, M.activation, bool(M.bias), int(M.d))).hex()
-    # the same fastgd sources, hence the same cache folders: a source tree goes first on
-    # the helper's path (never a site-packages folder, whose modules would come before
-    # the standard library's); the helper stops at once where it imports another fastgd
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in site.getsitepackages() + [site.getusersitepackages()]:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from fastgd.net.launch import "
-             "_compile_child; _compile_child(sys.argv[1], sys.argv[2])", payload,
-             str(Path(__file__).resolve())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=env)
-    except OSError:
-        return None
-    with _HELPERS_LOCK:
-        _HELPERS[key] = proc
-    return proc
+    return helper.start(("net",) + kernel_key(spec, M.act), __name__, "_compile_child",
+                        payload)
 
 
 def _compile_child(payload, source):
@@ -223,13 +190,12 @@ def _compile_child(payload, source):
     curvature, so that the training kernel it compiles has the argument types of the
     sweep's; nothing where this module is not the file ``source`` (another fastgd)."""
     import dataclasses
-    import os
     import pickle
 
     from fastgd.net.contract import NetJob, net_inputs
     from fastgd.net.model import _init, _model
 
-    if not os.path.samefile(__file__, source):
+    if not helper.same_source(__file__, source):
         raise SystemExit(1)
     spec, activation, bias, d = pickle.loads(bytes.fromhex(payload))
     P = max(8, int(spec.batch))
@@ -240,25 +206,12 @@ def _compile_child(payload, source):
     run_job("precompile", NetJob(spec, inp), threads=1)
 
 
-def _await_helper(key):
-    """Wait for the process compiling kernel ``key`` (:func:`_precompile`), if any."""
-    import subprocess
-
-    with _HELPERS_LOCK:
-        proc = _HELPERS.pop(key, None)
-    if proc is not None:
-        try:
-            proc.wait(timeout=HELPER_WAIT)
-        except subprocess.TimeoutExpired:  # compile here instead; it finishes on its own
-            pass
-
-
 def _launch(spec, inputs, rows, nworkers, out):
     """Run the cells of the chunk rows into ``out`` (:func:`fastgd.engine.table.launch`)
     with NumPy's warnings off (divergence is a result); one line on stderr before the
     kernels' first compilation on this machine (unless :func:`_precompile` said it)."""
     kern = select(spec, inputs.act)
-    _await_helper(kernel_key(spec, inputs.act))
+    helper.wait(("net",) + kernel_key(spec, inputs.act))
     if first_compile(kern):
         print(_NOTICE, file=sys.stderr, flush=True)
     with np.errstate(all="ignore"):
