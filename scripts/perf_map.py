@@ -56,7 +56,9 @@ def symbols() -> dict:
 
     out = {}
     for obj in gc.get_objects():
-        if not isinstance(obj, CPUDispatcher):
+        # (type(), not isinstance: an isinstance on a weak proxy whose object is gone
+        # raises ReferenceError)
+        if not issubclass(type(obj), CPUDispatcher):
             continue
         for cres in list(obj.overloads.values()):
             lib = cres.library

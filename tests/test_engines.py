@@ -14,6 +14,7 @@ import pytest
 import fastgd as fg
 import naive
 from fastgd.engine import grid as G
+from fastgd.linear import checks as CK
 from fastgd.linear import executors as E
 from fastgd.linear import problem as PB
 
@@ -85,8 +86,8 @@ def test_run_chunks_independent_of_cutting(case):
     for blk in np.array_split(rows, 5):
         E.scatter(out, E.run_chunks(spec, blk, threads=2))
     probs = [PB.prepare("t", X, y) for X, y in _data()]
-    PB.finalize(probs, out, spec.inputs.w0, spec.spec.tol, spec.spec.T)  # as sweep() does
-    PB.fill_records(out)
+    CK.finalize(probs, out, spec.inputs.w0, spec.spec.tol, spec.spec.T)  # as sweep() does
+    CK.fill_records(out)
     got = S._assemble(ref.method, ref.lr, ref.seeds, probs,
                       out, int(ref.curve_t[1]) if ref.curve_t is not None else 1,
                       spec.n_rec, 0.0, False, {}, 1)

@@ -5,7 +5,7 @@
   which explain a refusal;
 * a block whose chunks are one run of cells is read and written as one slice
   (``linear.executors.gather`` / ``scatter``);
-* the checks of a sweep's blocks share one ``linear.problem.Checks``;
+* the checks of a sweep's blocks share one ``linear.checks.Checks``;
 * a short sweep runs as one batch.
 """
 
@@ -14,6 +14,7 @@ import pytest
 
 import fastgd as fg
 from fastgd.engine import grid as G
+from fastgd.linear import checks as CK
 from fastgd.linear import datasets as DS
 from fastgd.linear import executors as E
 from fastgd.linear import problem as PB
@@ -147,15 +148,15 @@ def test_checks_shared_equal_checks_per_block(rng):
     data = _pairs(rng, n=4, P=15, d=2)
     probs = PB.prepare_many("t", data)
     w0 = np.array([0.3, -0.2])
-    shared = PB.Checks(probs, w0)
+    shared = CK.Checks(probs, w0)
     for k in range(4):
-        alone = PB.Checks(probs, w0, np.array([k]))
+        alone = CK.Checks(probs, w0, np.array([k]))
         assert shared.ex0[k] == alone.ex0[k] and shared.loss0[k] == alone.loss0[k]
         assert np.isinf(np.delete(alone.ex0, k)).all()
     W = rng.standard_normal((9, 2))
     data_idx = np.array([3, 0, 0, 2, 1, 3, 3, 0, 2])
-    a = PB.cell_losses(probs, W, data_idx, 1, shared.stack)
-    b = PB.cell_losses(probs, W, data_idx, 1)
+    a = CK.cell_losses(probs, W, data_idx, 1, shared.stack)
+    b = CK.cell_losses(probs, W, data_idx, 1)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
 
@@ -170,9 +171,9 @@ def test_final_check_cells_equal_single_cells_and_numpy(rng, d):
     n = 37
     W = rng.standard_normal((2 * n, d)) * np.logspace(0, -3, d)
     idx = np.repeat([0, 1], n)
-    loss, excess = PB.cell_losses(probs, W, idx, 2)
+    loss, excess = CK.cell_losses(probs, W, idx, 2)
     for c in range(0, 2 * n, 3):
-        one = PB.cell_losses(probs, W[c:c + 1], idx[c:c + 1], 1)
+        one = CK.cell_losses(probs, W[c:c + 1], idx[c:c + 1], 1)
         assert one[0][0] == loss[c] and one[1][0] == excess[c]
     for c in range(2 * n):
         p = probs[idx[c]]
@@ -189,8 +190,8 @@ def test_check_segments_cover_the_cells_in_even_shares(d, sizes):
     that workers taking every n-th segment get even shares (d = 10, 256 cells: 128 + 128,
     not 192 + 64)."""
     data = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    used, order, segs = PB._segments(data, d)
-    cap = min(PB.SEGMENT_MAX, max(32, PB.SEGMENT_DOUBLES // d))
+    used, order, segs = CK._segments(data, d)
+    cap = min(CK.SEGMENT_MAX, max(32, CK.SEGMENT_DOUBLES // d))
     cap -= cap % 16
     assert used.tolist() == [k for k, n in enumerate(sizes) if n]
     np.testing.assert_array_equal(order, np.arange(data.size))

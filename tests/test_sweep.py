@@ -8,6 +8,7 @@ import pytest
 
 import fastgd as fg
 import fastgd.engine.grid as G
+import fastgd.linear.checks as CK
 import fastgd.linear.problem as PB
 import fastgd.status as ST
 from fastgd import Status
@@ -504,7 +505,7 @@ def test_fill_records_carries_the_last_value_of_stopped_cells():
     inf = np.inf
     out.rec_loss[0, 0] = [[1.0, 0.5, inf, inf], [1.0, 0.7, 0.6, inf],
                           [1.0, 2.0, inf, inf], [inf, inf, inf, inf]]
-    PB.fill_records(out)
+    CK.fill_records(out)
     np.testing.assert_array_equal(out.rec_loss[0, 0], [[1.0, 0.5, 0.5, 0.5],
                                                        [1.0, 0.7, 0.6, 0.6],
                                                        [1.0, 2.0, inf, inf],

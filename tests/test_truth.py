@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import fastgd as fg
 import naive
 from fastgd.engine import grid as G
+from fastgd.linear import checks as CK
 from fastgd.linear import problem as PB
 
 EPS = np.finfo(np.float64).eps
@@ -137,13 +138,13 @@ def spy_outputs(monkeypatch):
     """Capture the Outputs of the next sweeps / runs (their per-cell weights, which
     SweepResult does not return) after finalize."""
     seen = []
-    real = PB.finalize
+    real = CK.finalize
 
     def spy(probs, out, *a):
         real(probs, out, *a)
         seen.append(out)
 
-    monkeypatch.setattr(PB, "finalize", spy)  # runs
+    monkeypatch.setattr(CK, "finalize", spy)  # runs
     # sweeps check each block as it finishes and keep no weights unless asked: keep
     # them here, and capture the checked outputs where the result is assembled
     import sys

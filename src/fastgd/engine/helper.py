@@ -7,7 +7,7 @@ the same machine code from the cache instead of compiling it.
 Used by a first network sweep (its training kernel while this process compiles the
 Lanczos kernels, :func:`fastgd.net.launch._precompile`) and by a first linear sweep
 (the final check's kernel while this process compiles the chunk kernel,
-:func:`fastgd.linear.problem.precompile_check`).  ``FASTGD_PRECOMPILE=0`` turns helpers
+:func:`fastgd.linear.checks.precompile_check`).  ``FASTGD_PRECOMPILE=0`` turns helpers
 off.
 """
 

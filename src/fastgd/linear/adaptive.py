@@ -46,6 +46,7 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
 from fastgd.engine.blas import single_blas
+from fastgd.linear import checks as CK
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
 from fastgd.linear.result import Run, SweepInterrupted, SweepResult
@@ -381,7 +382,7 @@ def run_adaptive(f, X, y, lr, steps, *, optimizer, betas, eps, warmup, lr_init, 
     spec = AdaptiveSpec(d=prob.d, T=steps, tol=tol, blowup=blowup, **opts)
     out = AdaptiveOutputs(1, 1, 1, prob.d, n_rec=steps + 1, rec_w=record, lazy=True)
     launch(spec, linear_inputs([prob], [lr], 0.0, w0), G.make_chunks(1, 1, 1, 1), 1, out)
-    PB.finalize([prob], out, w0, tol, steps)
+    CK.finalize([prob], out, w0, tol, steps)
     st = Status(int(out.status[0, 0, 0]))
     end = {Status.CONVERGED: int(out.tol_at[0, 0, 0]),
            Status.DIVERGED: int(out.div_at[0, 0, 0])}.get(st, steps)
@@ -392,7 +393,7 @@ def run_adaptive(f, X, y, lr, steps, *, optimizer, betas, eps, warmup, lr_init, 
         diverged_at=int(out.div_at[0, 0, 0]), steps_to_tol=int(out.tol_at[0, 0, 0]),
         trajectory=out.rec_w[0, 0, 0, : end + 1] if record else None, lr=lr, method="gd",
         unit="step", excess=float(out.excess[0, 0, 0]),
-        growing=bool(PB.growing([prob], out, w0)[0, 0, 0]), optimizer=spec.optimizer,
+        growing=bool(CK.growing([prob], out, w0)[0, 0, 0]), optimizer=spec.optimizer,
         betas=(spec.beta1, spec.beta2), eps=spec.eps, frozen_at=spec.freeze if fr else None,
         frozen_v_hat=out.vhat[0, 0, 0].copy() if fr else None,
         frozen_factor=spec.factor if fr else None)
@@ -477,8 +478,8 @@ def sweep_adaptive(f, args) -> SweepResult:
                       nthreads, progress=False, desc=f"sweep {g['spec'].optimizer}")
         except G.Interrupted:
             interrupted = True
-    PB.finalize(g["probs"], out, g["w0"], g["spec"].tol, g["spec"].T)
-    PB.fill_records(out)
+    CK.finalize(g["probs"], out, g["w0"], g["spec"].tol, g["spec"].T)
+    CK.fill_records(out)
     res = _result(g, lrs, out, nthreads)
     if interrupted:
         raise SweepInterrupted(res)
@@ -557,6 +558,6 @@ def _result(g, lrs, out, nthreads):
         gd_limit=gd_lim, momentum_limit=np.full(n, np.nan),
         sgd_ms_limit=np.full(n, np.nan), sgd_as_limit=np.full(n, np.nan),
         curves=curves, curve_t=curve_t, meta=meta, names=g["names"],
-        growing=np.ascontiguousarray(PB.growing(probs, out, g["w0"]).transpose(tr)),
+        growing=np.ascontiguousarray(CK.growing(probs, out, g["w0"]).transpose(tr)),
         weights=(np.ascontiguousarray(out.w.transpose(0, 2, 1, 3)) if g["weights"]
                  else None))

@@ -25,7 +25,7 @@ from fastgd.engine.executors import concat, executor_workers, run_blocks  # noqa
 FIELDS = ("status", "w", "loss", "excess", "tol_at", "div_at", "rec_loss")
 
 #: bytes of per-cell outputs (final weights above all) one block of the local engine may
-#: hold; the finished block is checked (:func:`fastgd.linear.problem.finalize_block`),
+#: hold; the finished block is checked (:func:`fastgd.linear.checks.finalize_block`),
 #: copied into the result and dropped
 BLOCK_BYTES = 4 << 20
 
@@ -51,13 +51,13 @@ def announce_compile(kspec):
 
 def launch(kspec, inputs, rows, nworkers, out):
     """Announce a cold compilation (and compile the final check's kernel in a helper
-    process meanwhile, :func:`fastgd.linear.problem.precompile_check`), then run
+    process meanwhile, :func:`fastgd.linear.checks.precompile_check`), then run
     ``rows`` of a grid through the engine's kernel table
     (:func:`fastgd.engine.table.launch`, which finds :func:`_cpu` below, i.e.
     :func:`fastgd.linear.table.launch`) with NumPy's warnings off (divergence is a
     result)."""
     if announce_compile(kspec):
-        from fastgd.linear.problem import precompile_check
+        from fastgd.linear.checks import precompile_check
 
         precompile_check(nworkers)
     with np.errstate(all="ignore"):

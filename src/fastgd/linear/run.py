@@ -17,6 +17,7 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
 from fastgd.engine.blas import single_blas
+from fastgd.linear import checks as CK
 from fastgd.linear import problem as PB
 from fastgd.linear.result import Run
 from fastgd.status import Status
@@ -84,7 +85,7 @@ def _to_run(out, n, record, lr, method, unit, prob, w0):
                status=st, diverged_at=int(out.div_at[0, 0, 0]),
                steps_to_tol=int(out.tol_at[0, 0, 0]), trajectory=traj, lr=lr, method=method,
                unit=unit, excess=float(out.excess[0, 0, 0]),
-               growing=bool(PB.growing([prob], out, w0)[0, 0, 0]),
+               growing=bool(CK.growing([prob], out, w0)[0, 0, 0]),
                w_star=prob.wstar.copy(), loss_star=float(prob.estar))
 
 
@@ -169,7 +170,7 @@ def gd(X, y, lr, steps, *, w0=None, momentum=0.0, nesterov=False, bias=False, re
     spec = KernelSpec("gd", prob.d, steps, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov)
     _launch(prob, spec, lr, momentum, w0, out)
-    PB.finalize([prob], out, w0, tol, steps)
+    CK.finalize([prob], out, w0, tol, steps)
     return _to_run(out, steps, record, lr, "gd", "step", prob, w0)
 
 
@@ -237,5 +238,5 @@ def sgd(X, y, lr, epochs, *, batch_size=1, order=ST.DEFAULT_ORDER, seed=0, w0=No
     spec = KernelSpec("sgd", prob.d, epochs, tol, blowup, momentum=momentum != 0,
                       nesterov=nesterov, batch=batch_size, order=code, exact=exact)
     _launch(prob, spec, lr, momentum, w0, out, seed=seed)
-    PB.finalize([prob], out, w0, tol, epochs)
+    CK.finalize([prob], out, w0, tol, epochs)
     return _to_run(out, epochs, record, lr, "sgd", "epoch", prob, w0)

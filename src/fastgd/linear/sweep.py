@@ -29,6 +29,7 @@ from fastgd import validate as V
 from fastgd.engine import cost as _cost
 from fastgd.engine import grid as G
 from fastgd.engine.blas import single_blas
+from fastgd.linear import checks as CK
 from fastgd.linear import datasets as DS
 from fastgd.linear import problem as PB
 from fastgd.linear.result import SweepInterrupted, SweepResult, load  # noqa: F401
@@ -256,11 +257,11 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
 
         gpu.require(f)
     i = job.inputs  # float64 SGD inputs hold the stacked datasets the checks read
-    checks = PB.Checks(g.probs, g.w0, stack=(i.X, i.y, i.P, i.wstar)
+    checks = CK.Checks(g.probs, g.w0, stack=(i.X, i.y, i.P, i.wstar)
                        if i.X is not None and i.X.dtype == np.float64 else None)
     interrupted, counts, nthreads = _run(f, g, job, out, chunks, engine, threads,
                                          checkpoint, checks)
-    PB.fill_records(out)
+    CK.fill_records(out)
     res = _assemble(method, lrs, g.seed_list, g.probs, out, g.rec_every, g.n_rec,
                     g.momentum, g.nesterov, _spec_meta(g, args), nthreads, g.w0, checks)
     res = dataclasses.replace(res, names=g.names, lr_unit=lr_unit)
@@ -510,7 +511,7 @@ def _run(f, g, job, out, chunks, engine, threads, checkpoint, checks):
             nthreads = 1 if threads is None else V.integer(f, "threads", threads, minimum=1)
 
         def finish(block):  # each block checked against the truth of its weights
-            PB.finalize_block(g.probs, block, g.w0, g.tol, g.T, nthreads, checks)
+            CK.finalize_block(g.probs, block, g.w0, g.tol, g.T, nthreads, checks)
 
         run = E.runner(job, out, nthreads, engine, progress=g.progress,
                        desc=f"sweep {g.method}", finish=finish)
@@ -561,6 +562,6 @@ def _assemble(method, lrs, seed_list, probs, out, rec_every, n_rec, momentum, ne
         gd_limit=gd_lim, momentum_limit=mom_lim,
         sgd_ms_limit=np.full(len(probs), np.nan), sgd_as_limit=np.full(len(probs), np.nan),
         curves=curves, curve_t=curve_t, meta=meta,
-        growing=np.ascontiguousarray(PB.growing(probs, out, w0, checks).transpose(tr)),
+        growing=np.ascontiguousarray(CK.growing(probs, out, w0, checks).transpose(tr)),
         weights=(None if out.w is None
                  else np.ascontiguousarray(out.w.transpose(0, 2, 1, 3))))
