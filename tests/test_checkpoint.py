@@ -38,6 +38,9 @@ HOOKS = textwrap.dedent("""
     import os, sys
     import fastgd as fg
     from fastgd.engine import checkpoint as _ck
+    from fastgd.linear import executors as _ex
+
+    _ex.ONE_BATCH_S = 0.0  # batches however short the sweep (the batches fixture's)
 
     def pause(msg):
         print(msg, flush=True)

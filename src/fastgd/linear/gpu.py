@@ -193,7 +193,7 @@ class Runner:
         if job.spec.method == "gd":  # GD iterates in the eigenbasis of each H (as the CPU)
             from fastgd.linear.kernels import eig_basis
 
-            lam, V = eig_basis(inp.R)
+            lam, V = (inp.lam, inp.V) if inp.lam is not None else eig_basis(inp.R)
             self.head = (up(lam), up(V))
         else:
             idx, self.pair = sample_orders(job)

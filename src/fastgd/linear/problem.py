@@ -36,7 +36,8 @@ class Problem:
     wstar: min-norm least-squares minimiser; estar = E(w*); c0 = E(0) = y.y / (2P)
     (the divergence scale's floor).  ``theory``: what the sweeps computed from X alone
     and keep with the cached problem (the SGD limits of :func:`fastgd.linear.datasets.
-    _sgd_limits`, by their arguments).
+    _sgd_limits`, by their arguments; GD's eigenbasis of H,
+    :func:`fastgd.linear.contract._eigenbases`).
     """
 
     X: np.ndarray

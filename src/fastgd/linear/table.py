@@ -154,8 +154,8 @@ def launch(spec: KernelSpec, inputs: LinearInputs, chunks, nworkers, out, *, ker
     spec : KernelSpec
         The kernel and its scalar parameters.
     inputs : fastgd.linear.contract.LinearInputs
-        The arrays (GD: the eigenbasis of each H is computed here from R; SGD: the
-        eigenvalue bounds too when ``inputs.bounds`` is None).
+        The arrays (GD: the eigenbasis of each H is computed here from R when
+        ``inputs.lam`` is None; SGD: the eigenvalue bounds when ``inputs.bounds`` is).
     chunks : (n, 4) int array
         Rows of the chunk table.
     nworkers : int
@@ -187,7 +187,7 @@ def launch(spec: KernelSpec, inputs: LinearInputs, chunks, nworkers, out, *, ker
     rows = np.ascontiguousarray(chunks, dtype=np.int64).reshape(-1, 4)
     lr = i.lr.ravel()  # (n_data, n_lr) rates: the kernels read row di of the flat array
     if spec.method == "gd":
-        lam, V = linear.eig_basis(i.R)
+        lam, V = (i.lam, i.V) if i.lam is not None else linear.eig_basis(i.R)
         args = (lam, V, i.wstar, i.estar, i.c0, lr, i.beta, spec.nesterov, i.w0, spec.T,
                 spec.tol, spec.blowup, spec.renorm, rows)
     else:
