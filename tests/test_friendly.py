@@ -315,30 +315,38 @@ np.savez(sys.argv[1], status=r.status, loss=r.loss, sharpness=r.sharpness,
 """
 
 
-def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_path):
-    """A first net_sweep on an empty kernel cache says so once, and (two CPUs, two
-    threads; not under ``taskset -c 0``) a helper process compiles its training kernel
-    while it compiles the curvature's: the sweep then loads that kernel from the disk
-    cache instead of compiling it; its cells equal the same sweep's in this process bit
-    for bit."""
+def _cold_run(tmp_path, script_text, notice):
+    """Run ``script_text`` (it saves an npz with the kernel's cache ``hits`` and
+    ``misses``, ``cpus`` and ``threads``) in a fresh process on an empty kernel cache;
+    check it said ``notice`` once and that its kernel came from a helper process's
+    disk cache exactly where one could run (two CPUs, two threads); return the npz."""
     import subprocess
 
-    import fastgd.net as fn
-
-    script = tmp_path / "cold_net.py"
-    script.write_text(_COLD_NET)
+    script = tmp_path / "cold.py"
+    script.write_text(script_text)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     for var in ("NUMBA_DISABLE_JIT", "FASTGD_PRECOMPILE"):
         env.pop(var, None)
     cold = subprocess.run([sys.executable, str(script), str(tmp_path / "cold.npz")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert cold.returncode == 0, cold.stderr
-    assert [x for x in cold.stderr.splitlines() if "compiling" in x] == [
-        "fastgd: compiling the two-layer network kernels, first run only (cached on "
-        "disk)..."], cold.stderr
+    assert [x for x in cold.stderr.splitlines() if "compiling" in x] == [notice], cold.stderr
     got = np.load(tmp_path / "cold.npz")
     helped = int(got["cpus"]) >= 2 and int(got["threads"]) >= 2
     assert (int(got["hits"]), int(got["misses"])) == ((1, 0) if helped else (0, 1))
+    return got
+
+
+def test_cold_net_sweep_compiles_its_training_kernel_in_a_helper_process(tmp_path):
+    """A first net_sweep on an empty kernel cache says so once, and (two CPUs, two
+    threads; not under ``taskset -c 0``) a helper process compiles its training kernel
+    while it compiles the curvature's: the sweep then loads that kernel from the disk
+    cache instead of compiling it; its cells equal the same sweep's in this process bit
+    for bit."""
+    import fastgd.net as fn
+
+    got = _cold_run(tmp_path, _COLD_NET, "fastgd: compiling the two-layer network kernels, "
+                    "first run only (cached on disk)...")
     X = np.linspace(-1, 1, 24).reshape(12, 2)
     ref = fn.net_sweep(X, np.sin(X.sum(1)), [0.05, 0.5, 5.0], 30, width=4,
                        activation="tanh", progress=False)
@@ -362,25 +370,12 @@ np.savez(sys.argv[1], status=r.status, loss=r.final_loss, hits=sum(st.cache_hits
 
 def test_cold_linear_sweep_compiles_its_check_kernel_in_a_helper_process(tmp_path):
     """A first linear sweep on an empty kernel cache (two CPUs, so two threads by
-    default; not under ``taskset -c 0``) compiles the final check's kernel in a helper process while it
-    compiles its chunk kernel, then loads the check from the disk cache instead of
-    compiling it; its cells equal the same sweep's in this process bit for bit."""
-    import subprocess
-
-    script = tmp_path / "cold_linear.py"
-    script.write_text(_COLD_LINEAR)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    for var in ("NUMBA_DISABLE_JIT", "FASTGD_PRECOMPILE"):
-        env.pop(var, None)
-    cold = subprocess.run([sys.executable, str(script), str(tmp_path / "cold.npz")],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert cold.returncode == 0, cold.stderr
-    assert [x for x in cold.stderr.splitlines() if "compiling" in x] == [
-        "fastgd: compiling kernels for per-sample SGD at d = 2, first run only (cached on "
-        "disk, a few seconds)..."], cold.stderr
-    got = np.load(tmp_path / "cold.npz")
-    helped = int(got["cpus"]) >= 2 and int(got["threads"]) >= 2
-    assert (int(got["hits"]), int(got["misses"])) == ((1, 0) if helped else (0, 1))
+    default; not under ``taskset -c 0``) compiles the final check's kernel in a helper
+    process while it compiles its chunk kernel, then loads the check from the disk
+    cache instead of compiling it; its cells equal the same sweep's in this process bit
+    for bit."""
+    got = _cold_run(tmp_path, _COLD_LINEAR, "fastgd: compiling kernels for per-sample SGD "
+                    "at d = 2, first run only (cached on disk, a few seconds)...")
     t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
     X = np.c_[np.cos(t), 0.5 * np.sin(t)]
     ref = fg.sweep("sgd", data=[(X, X @ [1.0, -2.0])], lr=[0.05, 1.0, 20.0], epochs=20,

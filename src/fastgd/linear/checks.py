@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgd.engine import helper
-from fastgd.linear.problem import BOUNDED, CONVERGED, DIVERGED, Problem, prepare
+from fastgd.linear.problem import BOUNDED, CONVERGED, DIVERGED, Problem, padded, prepare
 from fastgd.status import GROWING_FACTOR
 
 #: relative slack of the CONVERGED check on the returned weights: the kernels' excess
@@ -33,14 +33,7 @@ def _stack(probs):
         p = probs[0]
         return (np.ascontiguousarray(p.X)[None], np.ascontiguousarray(p.y)[None],
                 np.array([p.P], dtype=np.int64), np.ascontiguousarray(p.wstar)[None])
-    Pmax = max(p.P for p in probs)
-    X = np.zeros((len(probs), Pmax, probs[0].d))
-    y = np.zeros((len(probs), Pmax))
-    for k, p in enumerate(probs):
-        X[k, : p.P] = p.X
-        y[k, : p.P] = p.y
-    return (X, y, np.array([p.P for p in probs], dtype=np.int64),
-            np.ascontiguousarray(np.stack([p.wstar for p in probs])))
+    return (*padded(probs), np.ascontiguousarray(np.stack([p.wstar for p in probs])))
 
 
 def _even(size, cap):

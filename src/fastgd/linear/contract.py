@@ -190,17 +190,11 @@ def linear_inputs(probs, lr, momentum, w0, *, seeds=None, dtype="float64") -> Li
         lam, V = _eigenbases(probs, R)
         return dataclasses.replace(inp, lam=lam, V=V)
     from fastgd.engine.grid import seed_key
+    from fastgd.linear.problem import padded
 
-    Pmax = max(p.P for p in probs)
-    Xs = np.zeros((len(probs), Pmax, probs[0].d))
-    ys = np.zeros((len(probs), Pmax))
-    for k, p in enumerate(probs):
-        Xs[k, : p.P] = p.X
-        ys[k, : p.P] = p.y
+    Xs, ys, P = padded(probs)
     keys = np.ascontiguousarray(np.stack([seed_key(s) for s in np.atleast_1d(seeds)]))
-    return dataclasses.replace(inp, X=a(Xs), y=a(ys),
-                               P=np.array([p.P for p in probs], dtype=np.int64),
-                               bounds=lam_bounds(R), keys=keys)
+    return dataclasses.replace(inp, X=a(Xs), y=a(ys), P=P, bounds=lam_bounds(R), keys=keys)
 
 
 def _eigenbases(probs, R):

@@ -387,6 +387,18 @@ def prepare_many(func, datasets, bias=False, nworkers=1) -> list[Problem]:
     return out
 
 
+def padded(probs):
+    """(X, y, P) of prepared problems as new zero-padded stacks (n, P_max, d),
+    (n, P_max) and (n,) int64 (the SGD kernels' samples, the final check's data)."""
+    Pmax = max(p.P for p in probs)
+    X = np.zeros((len(probs), Pmax, probs[0].d))
+    y = np.zeros((len(probs), Pmax))
+    for k, p in enumerate(probs):
+        X[k, : p.P] = p.X
+        y[k, : p.P] = p.y
+    return X, y, np.array([p.P for p in probs], dtype=np.int64)
+
+
 def spectra(probs):
     """(lambda_max, lambda_min) of each problem's H, from its square root R: the rows of
     R = diag(s) V^T / sqrt(P) are orthogonal and their squared norms are the eigenvalues
