@@ -15,11 +15,12 @@ lane stops early; checked from the result).
   (:mod:`fastgd.linear.problem`).  "fixed, new data" times the E = 0 sweep with that
   cache cleared first: a first sweep on new datasets.
 * **Rates**: updates performed / wall time of the whole call (fixed cost included),
-  min of :data:`ROUNDS`; fastgd and NumPy alternate within a round.  Every timed sweep
-  follows another call, as in a script's loop: after the pause that lets the NumPy
-  reference's BLAS threads stop (:func:`bench._machine.settle_blas`) an untimed sweep
-  runs first (after 0.3 s idle or busy elsewhere the VM ran the next few ms of Python
-  and kernel calls about 1.5x slower: a d = 2 sweep of 0 epochs 1.8 -> 2.9 ms).
+  min of :data:`ROUNDS`; fastgd and NumPy alternate within a round.  The timed sweeps
+  run as in a script's loop: after the pause that lets the NumPy reference's BLAS
+  threads stop (:func:`bench._machine.settle_blas`), 0.2 s of untimed sweeps first
+  (:func:`bench._machine.warm_up`: after 0.3 s idle the VM ran about a tenth of a
+  second of work up to 1.4x slower: a d = 2 sweep of 0 epochs 1.8 -> 2.9 ms, a d = 10
+  sweep of 100 epochs 40.5 -> 42-57 ms).
 * **NumPy reference**: :func:`bench._kernels_table.numpy_sgd` (one pass of whole-array
   operations per sample over all 8192 runs) timed for one epoch, plus its final check
   (the losses of every run as one batched ``X @ W^T``); E epochs cost E x the epoch
@@ -93,7 +94,7 @@ def measure_d(d: int, grid: Grid = FULL, threads: int = 2) -> list[dict]:
         t_np = min(t_np, t)
         t_np_final = min(t_np_final, _min_time(lambda W=W: numpy_final(X, y, W), 1)[0])
         M.settle_blas()  # numpy_final's threaded BLAS: its threads spin on after it
-        fg.sweep("sgd", **dict(base, epochs=0))  # untimed: out of the pause (see above)
+        M.warm_up(lambda: fg.sweep("sgd", **dict(base, epochs=10)))  # out of the pause
         for E in best:
             kw = dict(base, epochs=E)
             t, res[E] = _min_time(lambda kw=kw: fg.sweep("sgd", **kw), 1)

@@ -79,6 +79,23 @@ def cpu_ghz() -> float:
 BLAS_SPIN_S = 0.3
 
 
+#: seconds of untimed work that bring the VM back to full speed after an idle pause
+#: (:func:`warm_up`): after settle_blas's 0.3 s a d = 10 sweep of 100 epochs (40.5 ms
+#: back to back) took 42-57 ms, after 60 ms of sweeps 41-44, after 0.2 s 41-42
+WARM_UP_S = 0.2
+
+
+def warm_up(work, seconds=WARM_UP_S) -> None:
+    """Run ``work()`` (untimed) until ``seconds`` have passed: after an idle pause (such
+    as :func:`settle_blas`'s) the VM runs about a tenth of a second of work up to 1.4x
+    slower (its clock or its scheduling ramps up), which a timed call would count."""
+    import time
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        work()
+
+
 def settle_blas() -> None:
     """Wait until the BLAS threads a NumPy reference woke have stopped spinning, so that
     the fastgd call timed next has the cores to itself (fastgd holds its own BLAS to one
