@@ -263,10 +263,11 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
     # meanwhile; its initial losses then wait for the first block.  Otherwise they come
     # now: computed after the first block, this heap's next sweeps allocated their
     # set-up in fresh pages (glibc's mmap threshold; d = 100, 32 datasets, 0 epochs,
-    # 12.5-14 -> 16-19 ms)
+    # 12.5-14 -> 16-19 ms).  A checkpointed sweep says it when a block runs (it may
+    # resume every block from disk and compile nothing).
     from fastgd.linear import executors as E
 
-    if engine is not None or g.backend != "cpu" or not E.announce(
+    if engine is not None or g.backend != "cpu" or checkpoint is not None or not E.announce(
             job.spec, G.max_threads() if threads is None else threads):
         checks.ex0  # noqa: B018 - computed here
     interrupted, counts, nthreads = _run(f, g, job, out, chunks, engine, threads,
