@@ -61,105 +61,128 @@ class _Emit:
 
 
 #: vectors of lanes per call of :func:`stream4_lanes` (STREAM_VECTORS x VECTOR_BYTES //
-#: itemsize lanes: 8 float64 with 256-bit vectors): 4 samples x 2 vectors of dot
-#: products in registers (8 accumulators, 2 weight vectors, a broadcast: 11 of AVX2's 16
-#: registers); 3 vectors measured slower, 4 no faster on Zen 4
-STREAM_VECTORS = 2
+#: itemsize lanes): 4 samples x STREAM_VECTORS vectors of dot products in registers.
+#: With 16 vector registers (AVX2) 2 (8 accumulators, 2 weight vectors, a broadcast: 11
+#: registers; 3 measured slower); with 32 (AVX-512) 4: each block of samples ends in a
+#: chain of dependent operations (r_3 waits for r_0, r_1, r_2: about 27 cycles) that 4
+#: vectors' work hides better than 2 (Zen 4, 512-bit, 32 datasets x 256 rates: marginal
+#: rate at d = 10 79.5 -> 84.6 % of the ceiling, d = 30 85.7 -> 87.9 %, d = 100 73 %
+#: either way)
+STREAM_VECTORS = 4 if _wide_registers() else 2
+#: vectors of lanes per call of :func:`stream4_tail`: the lanes that do not fill a block
+#: of :func:`stream4_lanes` (a chunk of 1-31 lanes ran 1.7x slower in 32-lane blocks)
+TAIL_VECTORS = STREAM_VECTORS // 2
 
 
-@intrinsic
-def stream4_lanes(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
-    """``stream4_lanes(W, LR, Xp, Y, perm, gr, di, lo, q0)``: the streaming layout's
-    blocks of four samples (:func:`fastgd.linear.kernels_stream._block4`'s arithmetic) for
-    the samples perm[0:q0] (q0 a multiple of 4) of dataset di, lanes lo .. lo +
-    STREAM_VECTORS x (VECTOR_BYTES // itemsize) - 1 of W (d, nl) with rates LR.
+def _stream4(NV):
+    """The intrinsic of the streaming blocks for NV vectors of lanes per call
+    (:data:`stream4_lanes`, :data:`stream4_tail`)."""
+    return intrinsic(_stream4_typer(NV))
 
-    ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (one pointer, constant offsets)
-    and ``gr[q // 4]`` = the block's Gram entries (G01, G02, G03, G12, G13, G23), both
-    from :func:`fastgd.linear.kernels_stream._stream_blocks`.  Per block, for each lane: the four
-    dot products s_k = w.x_k accumulate in vector registers over the components (from 0,
-    in component order), r_k = lr ((s_k - y_k) - sum_{m<k} r_m G_mk), then
-    w_i <- w_i - r_0 x_0i - r_1 x_1i - r_2 x_2i - r_3 x_3i: _block4's operations in its
-    order, fused exactly where contraction fuses them, so the same bits (tested).
-    _block4 keeps the dot products in memory and reloads them every four components."""
-    sig = types.void(W, LR, Xp, Y, perm, gr, di, lo, q0)
-    NV = STREAM_VECTORS
 
-    def codegen(context, builder, signature, args):
-        b = builder
-        div, lov, q0v = args[6:]
-        tys = signature.args
-        Wa, LRa, Xa, Ya, Pa, Ga = (context.make_array(t)(context, b, v)
-                                   for t, v in zip(tys[:6], args[:6], strict=True))
-        e = _Emit(context, b, context.get_value_type(tys[0].dtype))
-        vt, width, size, c = e.vt, e.width, e.size, e.c
-        muladd, mulsub, loop = e.muladd, e.mulsub, e.loop
-        i64 = ir.IntType(64)
-        fty = e.fty
-        wstr = cgutils.unpack_tuple(b, Wa.strides, 2)
-        d = cgutils.unpack_tuple(b, Wa.shape, 2)[0]
-        ystr = cgutils.unpack_tuple(b, Ya.strides, 2)
-        gstr = cgutils.unpack_tuple(b, Ga.strides, 2)
+def _stream4_typer(NV):
+    """The typer of :func:`_stream4`'s intrinsic (NV vectors of lanes per call)."""
 
-        def wptr(i, v):  # lane vector v of the block in row i of W
-            lanes = b.mul(b.add(lov, c(width * v)), c(size))
-            return _at(b, Wa.data, b.add(b.mul(i, wstr[0]), lanes), vt)
+    def stream4(typingctx, W, LR, Xp, Y, perm, gr, di, lo, q0):
+        """``stream4_lanes(W, LR, Xp, Y, perm, gr, di, lo, q0)``: the streaming layout's
+        blocks of four samples (:func:`fastgd.linear.kernels_stream._block4`'s arithmetic) for
+        the samples perm[0:q0] (q0 a multiple of 4) of dataset di, lanes lo .. lo +
+        NV x (VECTOR_BYTES // itemsize) - 1 of W (d, nl) with rates LR (NV =
+        :data:`STREAM_VECTORS`; :data:`TAIL_VECTORS` for :func:`stream4_tail`).
 
-        lr = [b.load(_at(b, LRa.data, b.mul(b.add(lov, c(width * v)), c(size)), vt),
-                     align=size) for v in range(NV)]
-        zero = e.zero
-        gi = {(0, 1): 0, (0, 2): 1, (0, 3): 2, (1, 2): 3, (1, 3): 4, (2, 3): 5}
+        ``Xp[q d + 4 i + k]`` = x_i of sample perm[q + k] (one pointer, constant offsets)
+        and ``gr[q // 4]`` = the block's Gram entries (G01, G02, G03, G12, G13, G23), both
+        from :func:`fastgd.linear.kernels_stream._stream_blocks`.  Per block, for each lane: the four
+        dot products s_k = w.x_k accumulate in vector registers over the components (from 0,
+        in component order), r_k = lr ((s_k - y_k) - sum_{m<k} r_m G_mk), then
+        w_i <- w_i - r_0 x_0i - r_1 x_1i - r_2 x_2i - r_3 x_3i: _block4's operations in its
+        order, fused exactly where contraction fuses them, so the same bits (tested).
+        _block4 keeps the dot products in memory and reloads them every four components."""
+        sig = types.void(W, LR, Xp, Y, perm, gr, di, lo, q0)
 
-        def block(kb, _):  # samples perm[4 kb : 4 kb + 4]
-            q = b.mul(kb, c(4))
-            xq = b.mul(q, d)
+        def codegen(context, builder, signature, args):
+            b = builder
+            div, lov, q0v = args[6:]
+            tys = signature.args
+            Wa, LRa, Xa, Ya, Pa, Ga = (context.make_array(t)(context, b, v)
+                                       for t, v in zip(tys[:6], args[:6], strict=True))
+            e = _Emit(context, b, context.get_value_type(tys[0].dtype))
+            vt, width, size, c = e.vt, e.width, e.size, e.c
+            muladd, mulsub, loop = e.muladd, e.mulsub, e.loop
+            i64 = ir.IntType(64)
+            fty = e.fty
+            wstr = cgutils.unpack_tuple(b, Wa.strides, 2)
+            d = cgutils.unpack_tuple(b, Wa.shape, 2)[0]
+            ystr = cgutils.unpack_tuple(b, Ya.strides, 2)
+            gstr = cgutils.unpack_tuple(b, Ga.strides, 2)
 
-            def x(i, k):  # x_i of the block's sample k, in every element
-                n = b.add(xq, b.add(b.mul(i, c(4)), c(k)))
-                return _bcast(b, vt, b.load(_at(b, Xa.data, b.mul(n, c(size)), fty)))
+            def wptr(i, v):  # lane vector v of the block in row i of W
+                lanes = b.mul(b.add(lov, c(width * v)), c(size))
+                return _at(b, Wa.data, b.add(b.mul(i, wstr[0]), lanes), vt)
 
-            def dots(i, s):  # s[k NV + v] += w_i x_k,i
-                w = [b.load(wptr(i, v), align=size) for v in range(NV)]
-                out = list(s)
-                for k in range(4):
-                    xk = x(i, k)
-                    for v in range(NV):
-                        out[k * NV + v] = muladd(w[v], xk, s[k * NV + v])
-                return out
+            lr = [b.load(_at(b, LRa.data, b.mul(b.add(lov, c(width * v)), c(size)), vt),
+                         align=size) for v in range(NV)]
+            zero = e.zero
+            gi = {(0, 1): 0, (0, 2): 1, (0, 3): 2, (1, 2): 3, (1, 3): 4, (2, 3): 5}
 
-            s = loop("dots", d, [zero] * (4 * NV), dots)
-            ys = []
-            for k in range(4):
-                p = b.load(_at(b, Pa.data, b.mul(b.add(q, c(k)), c(8)), i64))
-                ys.append(_bcast(b, vt, b.load(_at(b, Ya.data, b.add(
-                    b.mul(div, ystr[0]), b.mul(p, ystr[1])), fty))))
-            g = [_bcast(b, vt, b.load(_at(b, Ga.data, b.add(b.mul(kb, gstr[0]),
-                                                            b.mul(c(j), gstr[1])), fty)))
-                 for j in range(6)]
-            r = [[None] * NV for _ in range(4)]
-            for v in range(NV):
-                for k in range(4):  # r_k = lr ((s_k - y_k) - r_0 G_0k - ... - r_k-1 G_k-1,k)
-                    t = b.fsub(s[k * NV + v], ys[k])
-                    for j in range(k):
-                        t = mulsub(r[j][v], g[gi[(j, k)]], t)
-                    r[k][v] = b.fmul(lr[v], t)
+            def block(kb, _):  # samples perm[4 kb : 4 kb + 4]
+                q = b.mul(kb, c(4))
+                xq = b.mul(q, d)
 
-            def update(i, st):  # w_i -= r_0 x_0,i, then r_1 x_1,i, ...
-                xs = [x(i, k) for k in range(4)]
-                for v in range(NV):
-                    u = b.load(wptr(i, v), align=size)
+                def x(i, k):  # x_i of the block's sample k, in every element
+                    n = b.add(xq, b.add(b.mul(i, c(4)), c(k)))
+                    return _bcast(b, vt, b.load(_at(b, Xa.data, b.mul(n, c(size)), fty)))
+
+                def dots(i, s):  # s[k NV + v] += w_i x_k,i
+                    w = [b.load(wptr(i, v), align=size) for v in range(NV)]
+                    out = list(s)
                     for k in range(4):
-                        u = mulsub(r[k][v], xs[k], u)
-                    b.store(u, wptr(i, v), align=size)
-                return st
+                        xk = x(i, k)
+                        for v in range(NV):
+                            out[k * NV + v] = muladd(w[v], xk, s[k * NV + v])
+                    return out
 
-            loop("update", d, [], update)
-            return []
+                s = loop("dots", d, [zero] * (4 * NV), dots)
+                ys = []
+                for k in range(4):
+                    p = b.load(_at(b, Pa.data, b.mul(b.add(q, c(k)), c(8)), i64))
+                    ys.append(_bcast(b, vt, b.load(_at(b, Ya.data, b.add(
+                        b.mul(div, ystr[0]), b.mul(p, ystr[1])), fty))))
+                g = [_bcast(b, vt, b.load(_at(b, Ga.data, b.add(b.mul(kb, gstr[0]),
+                                                                b.mul(c(j), gstr[1])), fty)))
+                     for j in range(6)]
+                r = [[None] * NV for _ in range(4)]
+                for v in range(NV):
+                    for k in range(4):  # r_k = lr ((s_k - y_k) - r_0 G_0k - ... - r_k-1 G_k-1,k)
+                        t = b.fsub(s[k * NV + v], ys[k])
+                        for j in range(k):
+                            t = mulsub(r[j][v], g[gi[(j, k)]], t)
+                        r[k][v] = b.fmul(lr[v], t)
 
-        loop("blocks", b.sdiv(q0v, c(4)), [], block)
-        return context.get_dummy_value()
+                def update(i, st):  # w_i -= r_0 x_0,i, then r_1 x_1,i, ...
+                    xs = [x(i, k) for k in range(4)]
+                    for v in range(NV):
+                        u = b.load(wptr(i, v), align=size)
+                        for k in range(4):
+                            u = mulsub(r[k][v], xs[k], u)
+                        b.store(u, wptr(i, v), align=size)
+                    return st
 
-    return sig, codegen
+                loop("update", d, [], update)
+                return []
+
+            loop("blocks", b.sdiv(q0v, c(4)), [], block)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return stream4
+
+
+#: the streaming blocks of STREAM_VECTORS vectors of lanes (see ``_stream4_typer``)
+stream4_lanes = _stream4(STREAM_VECTORS)
+#: the same for TAIL_VECTORS vectors: the lanes over
+stream4_tail = _stream4(TAIL_VECTORS)
 
 
 #: vectors of cells per call of :func:`check_lanes` (CHECK_VECTORS x VECTOR_BYTES //

@@ -9,7 +9,7 @@ operations in the same order either way (the same bits).  Called by
 import numpy as np
 
 from fastgd.kernels.jit import jit
-from fastgd.kernels.simd_stream import stream4_lanes
+from fastgd.kernels.simd_stream import STREAM_VECTORS, TAIL_VECTORS, stream4_lanes, stream4_tail
 
 
 @jit
@@ -43,12 +43,13 @@ def _gram4(X, di, p0, p1, p2, p3, zero):
 @jit
 def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero, pack, Xp, gr, wt, rt):
     """The epoch's blocks of four samples perm[0:q0] of dataset di for the lanes
-    ``lo`` .. ``hi - 1`` in vector blocks (:func:`.simd_stream.stream4_lanes`), the last
-    one partial where they do not fill it (its other lanes at rate 0 on zero weights,
-    never copied back: a lane's arithmetic does not depend on the others); returns
-    ``hi`` (``lo`` when hi <= lo).  The chunk kernel then needs :func:`_block4` only for
-    its plain-Numba variant (``IR=False``): one function less to compile on a cold
-    cache (0.7 s of a first d = 10 sweep's 6.5 s).
+    ``lo`` .. ``hi - 1`` in vector blocks (:func:`.simd_stream.stream4_lanes`), the lanes
+    over in narrower ones (:func:`.simd_stream.stream4_tail`), the last one partial
+    where they do not fill it (its other lanes at rate 0 on zero weights, never copied
+    back: a lane's arithmetic does not depend on the others); returns ``hi`` (``lo``
+    when hi <= lo).  The chunk kernel then needs :func:`_block4` only for its
+    plain-Numba variant (``IR=False``): one function less to compile on a cold cache
+    (0.7 s of a first d = 10 sweep's 6.5 s).
 
     With ``pack`` the samples are packed, ``Xp[q d + 4 i + k]`` = x_i of sample
     perm[q + k] (the vector code reads them from one pointer), with each block's Gram
@@ -88,19 +89,25 @@ def _stream_blocks(X, y, di, perm, q0, w, lre, lo, hi, zero, pack, Xp, gr, wt, r
             Xp[q * d + 4 * i + 1] = X[di, p1, i]
             Xp[q * d + 4 * i + 2] = X[di, p2, i]
             Xp[q * d + 4 * i + 3] = X[di, p3, i]
+    nt = np.uint64(n8 * TAIL_VECTORS // STREAM_VECTORS)  # lanes per narrow block
     lv = lo
     while lv < hi:
-        m = min(nv, hi - lv)  # lanes of this block (nv but in the last)
+        wide = lv + nv <= hi
+        nb = nv if wide else nt
+        m = min(nb, hi - lv)  # lanes of this block (nb but in the last)
         for i in range(d):
             for l in range(m):
                 wt[i, l] = w[i, lv + l]
-            for l in range(m, nv):
+            for l in range(m, nb):
                 wt[i, l] = zero
         for l in range(m):
             rt[l] = lre[lv + l]
-        for l in range(m, nv):
+        for l in range(m, nb):
             rt[l] = zero
-        stream4_lanes(wt, rt, Xp, y, perm, gr, di, np.uint64(0), q0)
+        if wide:
+            stream4_lanes(wt, rt, Xp, y, perm, gr, di, np.uint64(0), q0)
+        else:
+            stream4_tail(wt, rt, Xp, y, perm, gr, di, np.uint64(0), q0)
         for i in range(d):
             for l in range(m):
                 w[i, lv + l] = wt[i, l]
