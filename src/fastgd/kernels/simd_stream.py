@@ -71,7 +71,7 @@ class _Emit:
 STREAM_VECTORS = 4 if _wide_registers() else 2
 #: vectors of lanes per call of :func:`stream4_tail`: the lanes that do not fill a block
 #: of :func:`stream4_lanes` (a chunk of 1-31 lanes ran 1.7x slower in 32-lane blocks)
-TAIL_VECTORS = STREAM_VECTORS // 2
+TAIL_VECTORS = max(1, STREAM_VECTORS // 2)
 
 
 def _stream4(NV):
