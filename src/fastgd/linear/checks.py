@@ -195,10 +195,11 @@ class Checks:
         self.stack = _stack(probs) if stack is None else stack
         self._initial = None
 
-    def _losses0(self):
-        """(loss0, ex0), computed on first use: a sweep's first check comes after its
-        first block ran, so a cold check kernel compiles beside the chunk kernel
-        (:func:`precompile_check`) rather than before it."""
+    def initial(self):
+        """(loss0, ex0), computed on first use: :func:`fastgd.linear.sweep.sweep` asks
+        for them before its first block, unless a helper process compiles the check's
+        kernel (:func:`precompile_check`): then the first block's check computes them,
+        once the chunk kernel has compiled beside the helper."""
         if self._initial is None:
             probs, w0, used = self._args
             n = len(probs)
@@ -212,11 +213,11 @@ class Checks:
 
     @property
     def loss0(self):
-        return self._losses0()[0]
+        return self.initial()[0]
 
     @property
     def ex0(self):
-        return self._losses0()[1]
+        return self.initial()[1]
 
 
 _CHECKED = ("status", "w", "loss", "excess", "tol_at", "div_at")

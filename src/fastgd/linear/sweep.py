@@ -269,7 +269,7 @@ def sweep(method="gd", *, lr, lr_unit="absolute", data=None, condition=None, ste
 
     if engine is not None or g.backend != "cpu" or checkpoint is not None or not E.announce(
             job.spec, G.max_threads() if threads is None else threads):
-        checks.ex0  # noqa: B018 - computed here
+        checks.initial()
     interrupted, counts, nthreads = _run(f, g, job, out, chunks, engine, threads,
                                          checkpoint, checks)
     CK.fill_records(out)
