@@ -393,3 +393,35 @@ def test_one_pair_with_a_column_y_is_one_dataset(lecture):
         a = fg.sweep("gd", lr=[0.5, 3.0], data=(X, y[:, None]), steps=20, progress=False)
     b = fg.sweep("gd", lr=[0.5, 3.0], data=(X, y), steps=20, progress=False)
     assert a.shape == b.shape == (1, 2, 1) and a.equals(b)
+
+
+def test_work_registered_for_idle_time_runs_while_waiting_for_a_live_helper(tmp_path):
+    """helper.when_idle: the work runs once, in the waiting thread, when the process
+    waits for a helper that is still running (here a process that exits only once that
+    work has written its file: the evidence), and never without such a wait."""
+    import subprocess
+
+    from fastgd.engine import helper
+
+    flag = tmp_path / "idle-ran"
+    child = ("import os, sys, time\n"
+             "for _ in range(6000):\n"
+             "    if os.path.exists(sys.argv[1]): sys.exit(0)\n"
+             "    time.sleep(0.01)\n"
+             "sys.exit(1)\n")  # gives up after about a minute: the work never ran
+    ran = []
+
+    def work():
+        ran.append(True)
+        flag.write_text("x")
+
+    helper.when_idle(work)
+    helper.wait(("test", "no such helper"))  # nothing to wait for: the work waits too
+    assert not ran
+    proc = subprocess.Popen([sys.executable, "-c", child, str(flag)])
+    with helper._LOCK:
+        helper._HELPERS[("test", "idle")] = proc
+    helper.wait(("test", "idle"))
+    assert ran == [True] and proc.returncode == 0
+    helper.wait(("test", "idle"))  # once only
+    assert ran == [True] and not helper._IDLE

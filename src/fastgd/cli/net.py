@@ -275,11 +275,27 @@ def _data(cfg):
     return X, y, label
 
 
-def _figure(ncols=1, size=(7.2, 5.0), rows=False):
+def _matplotlib():
+    """matplotlib's Figure on the Agg canvas, the modules the figures below draw with."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.backends.backend_agg  # noqa: F401  (savefig's canvas)
     from matplotlib.figure import Figure
+
+    return Figure
+
+
+def _matplotlib_when_idle():
+    """Import matplotlib while this process waits for a kernel's helper, if it does (a
+    cold cache: :func:`fastgd.engine.helper.when_idle`)."""
+    from fastgd.engine import helper
+
+    helper.when_idle(_matplotlib)
+
+
+def _figure(ncols=1, size=(7.2, 5.0), rows=False):
+    Figure = _matplotlib()
 
     fig = Figure(figsize=size, layout="constrained")
     if ncols > 1 and rows:  # stacked: the first above, sharing the x axis
@@ -291,6 +307,7 @@ def _figure(ncols=1, size=(7.2, 5.0), rows=False):
 def cmd_net_phase(args):
     cfg = _config(args, PHASE)
     out = _out_path(args.out, args.format, "net_phase")
+    _matplotlib_when_idle()
     import numpy as np
 
     import fastgd.net as fn
@@ -374,6 +391,7 @@ def cmd_net_eos(args):
         cfg = _config(args, {**EOS, **EOS_ADAPTIVE})
         return _eos_adaptive(args, cfg)
     out = _out_path(args.out, args.format, "net_eos")
+    _matplotlib_when_idle()
     import numpy as np
 
     import fastgd.net as fn
@@ -414,6 +432,7 @@ def cmd_net_eos(args):
 def _eos_adaptive(args, cfg):
     """``fastgd net eos --optimizer adam``: the adaptive edge of stability."""
     out = _out_path(args.out, args.format, "net_adaptive_eos")
+    _matplotlib_when_idle()
     import numpy as np
 
     import fastgd.net as fn
@@ -461,6 +480,7 @@ def _eos_adaptive(args, cfg):
 def cmd_net_warmup(args):
     cfg = _config(args, WARMUP)
     out = _out_path(args.out, args.format, "net_warmup")
+    _matplotlib_when_idle()
     import numpy as np
 
     import fastgd.net as fn

@@ -18,6 +18,7 @@ import sys
 import threading
 
 _HELPERS = {}  # key -> the process compiling that kernel
+_IDLE = []  # work for this process while it waits for a helper (:func:`when_idle`)
 _LOCK = threading.Lock()
 #: seconds a caller waits for a helper before it compiles the kernel itself
 WAIT = 300.0
@@ -83,7 +84,39 @@ def wait(key):
     if proc is not None:
         import subprocess
 
+        if proc.poll() is None:
+            _run_idle()
         try:
             proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
+            pass
+
+
+def when_idle(fn):
+    """Run ``fn()`` (once) the next time this process waits for a helper that is still
+    compiling, in the waiting thread, instead of sleeping through the wait; a process
+    that never waits never runs it.  E.g. the network commands import matplotlib there
+    (about 0.4 s): on a cold cache the main process, done with its own kernels, waits
+    seconds for the training kernel's helper.  (A background thread at the start, as
+    the linear commands use, contended with the helper for the 2 cores: no gain.)
+
+    Examples
+    --------
+    >>> from fastgd.engine import helper
+    >>> helper.when_idle(lambda: None)
+    >>> helper.wait("no such helper")  # no helper to wait for: nothing runs
+    """
+    with _LOCK:
+        if fn not in _IDLE:  # (a command run again in one process: once)
+            _IDLE.append(fn)
+
+
+def _run_idle():
+    with _LOCK:
+        work = list(_IDLE)
+        _IDLE.clear()
+    for fn in work:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - only a head start: the real use raises it again
             pass
