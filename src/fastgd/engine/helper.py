@@ -97,8 +97,7 @@ def when_idle(fn):
     compiling, in the waiting thread, instead of sleeping through the wait; a process
     that never waits never runs it.  E.g. the network commands import matplotlib there
     (about 0.4 s): on a cold cache the main process, done with its own kernels, waits
-    seconds for the training kernel's helper.  (A background thread at the start, as
-    the linear commands use, contended with the helper for the 2 cores: no gain.)
+    seconds for the training kernel's helper.
 
     Examples
     --------
